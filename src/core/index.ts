@@ -1,0 +1,3 @@
+export * from './async.js';
+export * from './errors.js';
+export type * from './types.js';

@@ -1,0 +1,85 @@
+/** Shared shapes between bricks. Data flows one way: io → fetch → image → sink. */
+
+/** Stable failure codes carried by every failed sample (DESIGN.md §2). */
+export type FailureReason =
+  | `http_${number}`
+  | 'timeout'
+  | 'too_large'
+  | 'connection_error'
+  | 'dns_error'
+  | 'tls_error'
+  | 'too_many_redirects'
+  | 'invalid_url'
+  | 'opted_out'
+  | 'private_address'
+  | 'rate_limited'
+  | 'not_an_image'
+  | 'decode_error'
+  | 'too_small'
+  | 'area_too_large'
+  | 'aspect_ratio_too_large'
+  | 'hash_mismatch'
+  | 'encode_error';
+
+/** One row of an input url list. `index` is its position over all input files (0-based). */
+export interface UrlRow {
+  index: number;
+  url: string;
+  caption: string | null;
+  /** The columns asked for with save-additional-columns, plus the verify-hash column when set. */
+  columns: Record<string, unknown>;
+}
+
+export type FetchOutcome =
+  | {
+      ok: true;
+      bytes: Buffer;
+      /** Final URL after redirects. */
+      url: string;
+      status: number;
+      contentType: string | null;
+      attempts: number;
+    }
+  | {
+      ok: false;
+      reason: FailureReason;
+      message: string;
+      status?: number;
+      attempts: number;
+    };
+
+export type ImageFormat = 'jpg' | 'png' | 'webp';
+
+export type ImageOutcome =
+  | {
+      ok: true;
+      data: Buffer;
+      format: ImageFormat;
+      width: number;
+      height: number;
+      originalWidth: number;
+      originalHeight: number;
+    }
+  | {
+      ok: false;
+      reason: FailureReason;
+      message: string;
+      originalWidth?: number;
+      originalHeight?: number;
+    };
+
+export type SampleStatus = 'success' | 'failed_to_download' | 'failed_to_resize';
+
+/**
+ * What a sink receives for every input row, successes and failures alike.
+ * `meta` is the sample json / parquet row, in img2dataset's field order.
+ */
+export interface SampleRecord {
+  key: string;
+  status: SampleStatus;
+  meta: Record<string, unknown>;
+  /** Present only on success. */
+  image?: { data: Buffer; format: ImageFormat };
+  /** Present when a caption column was given (null caption → ""). */
+  caption?: string;
+}
