@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# The project's test command (README: `npm test`). Runs every suite and ends with one line "N passed, N failed".
+source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
+cd "$CLIPSTREAM_ROOT"
+set +e
+report="$(mktemp -d)"
+npx --no-install tsc -p tsconfig.test.json --noEmit
+typecheck=$?
+npx --no-install eslint src test bench scripts
+lint=$?
+npx --no-install vitest run --reporter=default --reporter=json --outputFile.json="$report/vitest.json" "$@"
+node scripts/summarize-tests.mjs "$report" "$typecheck" "$lint"
+status=$?
+rm -rf "$report"
+exit $status
