@@ -16,6 +16,7 @@ export type FailureReason =
   | 'not_an_image'
   | 'decode_error'
   | 'too_small'
+  | 'too_many_pixels'
   | 'area_too_large'
   | 'aspect_ratio_too_large'
   | 'hash_mismatch'

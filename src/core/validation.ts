@@ -1,0 +1,61 @@
+import type { z } from 'zod';
+import { invalidOption } from './errors.js';
+
+/**
+ * Parses untrusted options at an edge (CLI flags, spec files, HTTP bodies) and turns zod's issues into one
+ * ClipstreamError whose message names every offending field the way the user wrote it.
+ */
+export function parseOptions<S extends z.ZodType>(
+  schema: S,
+  input: unknown,
+  nameOf: (path: PropertyKey[]) => string = (path) => path.join('.'),
+): z.output<S> {
+  const result = schema.safeParse(input, { reportInput: true });
+  if (result.success) return result.data;
+  const lines = result.error.issues.map((issue) => describeIssue(issue, nameOf));
+  throw invalidOption(lines.join('\n'), { hint: 'Run the command with --help to see every option and its allowed values.' });
+}
+
+function describeIssue(issue: z.core.$ZodIssue, nameOf: (path: PropertyKey[]) => string): string {
+  const field = nameOf(issue.path);
+  const received = 'input' in issue && issue.input !== undefined ? ` but received ${show(issue.input)}` : '';
+  switch (issue.code) {
+    case 'unrecognized_keys':
+      return `Unknown option${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => nameOf([...issue.path, k])).join(', ')}`;
+    case 'custom':
+      return `${field}: ${issue.message}`;
+    case 'invalid_value':
+      return `Expected one of ${issue.values.map(show).join(', ')} for ${field}${received}`;
+    default:
+      return `${issue.message.replace(/^Invalid input: /, '')} for ${field}${received}`;
+  }
+}
+
+function show(value: unknown): string {
+  if (typeof value === 'string') return JSON.stringify(value);
+  if (typeof value === 'number' || typeof value === 'boolean' || value === null) return String(value);
+  try {
+    return JSON.stringify(value).slice(0, 80);
+  } catch {
+    return typeof value;
+  }
+}
+
+/** Accepts a JSON list (`'["license","width"]'`, as img2dataset users type it) or a comma-separated list. */
+export function parseList(value: string): string[] {
+  const trimmed = value.trim();
+  if (trimmed.startsWith('[')) {
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(trimmed);
+    } catch {
+      throw invalidOption(`Expected a JSON list or a comma-separated list but received ${JSON.stringify(value)}`);
+    }
+    if (!Array.isArray(parsed) || !parsed.every((v) => typeof v === 'string')) {
+      throw invalidOption(`Expected a list of strings but received ${JSON.stringify(value)}`);
+    }
+    return parsed.map((v) => v.trim()).filter((v) => v.length > 0);
+  }
+  if (trimmed === '') return [];
+  return trimmed.split(',').map((v) => v.trim()).filter((v) => v.length > 0);
+}
