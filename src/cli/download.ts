@@ -1,0 +1,91 @@
+import { Command, Option } from 'commander';
+import { invalidOption } from '../core/errors.js';
+import { download, type DownloadSummary } from '../download/run.js';
+import type { DownloadOptionsInput } from '../download/options.js';
+import { formatDuration, showProgress } from './progress-view.js';
+import { toBoolean, toList, toNumber } from './parse.js';
+
+/** `clipstream download`: img2dataset's options in kebab-case, mapped 1:1 onto `download()`'s options. */
+export function downloadCommand(): Command {
+  const num = (flag: string) => toNumber(`--${flag}`);
+  const bool = (flag: string) => toBoolean(`--${flag}`);
+  return new Command('download')
+    .description("Download, resize and package a url list (img2dataset's options and output layout)")
+    .requiredOption('--url-list <path>', 'url list: a file or a folder of files')
+    .option('--output-folder <dir>', 'output folder', 'images')
+    .addOption(new Option('--input-format <fmt>', 'input format').choices(['txt', 'txt.gz', 'csv', 'csv.gz', 'tsv', 'tsv.gz', 'json', 'json.gz', 'jsonl', 'jsonl.gz', 'parquet']).default('txt'))
+    .option('--url-col <name>', 'column holding the url', 'url')
+    .option('--caption-col <name>', 'column holding the caption (written as {key}.txt)')
+    .option('--save-additional-columns <list>', 'more input columns to keep, as a JSON list or comma-separated', toList('save-additional-columns'))
+    .addOption(new Option('--output-format <fmt>', 'output format').choices(['files', 'webdataset', 'parquet', 'dummy']).default('files'))
+    .option('--image-size <px>', 'target size in pixels', num('image-size'), 256)
+    .addOption(new Option('--resize-mode <mode>', 'how to resize').choices(['no', 'keep_ratio', 'keep_ratio_largest', 'center_crop', 'border']).default('border'))
+    .option('--resize-only-if-bigger [bool]', 'only downscale', bool('resize-only-if-bigger'), false)
+    .addOption(new Option('--encode-format <fmt>', 'output image format').choices(['jpg', 'png', 'webp']).default('jpg'))
+    .option('--encode-quality <q>', 'jpg/webp quality 0-100, png compression 0-9', num('encode-quality'), 95)
+    .option('--skip-reencode [bool]', 'keep the original bytes when no resize is needed and the format matches', bool('skip-reencode'), false)
+    .option('--min-image-size <px>', 'minimum shorter side of the original', num('min-image-size'), 0)
+    .option('--max-image-area <px>', 'maximum area of the original', num('max-image-area'), Infinity)
+    .option('--max-aspect-ratio <r>', 'maximum aspect ratio of the original', num('max-aspect-ratio'), Infinity)
+    .option('--number-sample-per-shard <n>', 'samples per shard', num('number-sample-per-shard'), 10_000)
+    .option('--oom-shard-count <n>', 'digits of shard names', num('oom-shard-count'), 5)
+    .option('--thread-count <n>', 'concurrent downloads per process', num('thread-count'), 256)
+    .option('--processes-count <n>', 'worker processes (threads) to use; set it to the number of cores', num('processes-count'), 1)
+    .option('--timeout <s>', 'total deadline of one request in seconds (connect + headers + body)', num('timeout'), 10)
+    .option('--retries <n>', 'retries for retryable failures (timeouts, 5xx, 429)', num('retries'), 0)
+    .addOption(new Option('--compute-hash <type>', 'hash of the original bytes').choices(['md5', 'sha256', 'sha512', 'none']).default('sha256'))
+    .option('--verify-hash <pair>', 'check the hash column, e.g. \'["sha256","sha256"]\' ([column, type])', toList('verify-hash'))
+    .addOption(new Option('--incremental-mode <mode>', 'what to do with an existing output folder').choices(['incremental', 'overwrite', 'extend']).default('incremental'))
+    .option('--user-agent-token <token>', 'added to the user agent and used for X-Robots-Tag scoping')
+    .option('--disallowed-header-directives <list>', 'X-Robots-Tag directives that opt an image out; \'[]\' disables the check', toList('disallowed-header-directives'))
+    .option('--per-host-concurrency <n>', 'concurrent requests per host', num('per-host-concurrency'), 16)
+    .option('--max-bytes <n>', 'largest response body accepted, in bytes', num('max-bytes'), 50 * 1024 * 1024)
+    .option('--allow-private-networks [bool]', 'allow private, loopback and link-local addresses (off: refused after DNS resolution)', bool('allow-private-networks'), false)
+    .option('--progress-interval <s>', 'seconds between progress lines when not on a terminal', num('progress-interval'), 10)
+    .action(async (flags: Record<string, unknown>) => {
+      const { progressInterval, verifyHash, ...rest } = flags;
+      const options: DownloadOptionsInput = { ...(rest as DownloadOptionsInput) };
+      if (verifyHash !== undefined) {
+        const pair = verifyHash as string[];
+        if (pair.length !== 2) throw invalidOption(`Expected [column, type] for --verify-hash but received ${JSON.stringify(pair)}`);
+        options.verifyHash = pair as [string, 'sha256'];
+      }
+      let stop = () => {};
+      const controller = new AbortController();
+      const onSigint = () => {
+        if (controller.signal.aborted) process.exit(130);
+        process.stderr.write('\nstopping: finishing the shards in flight (Ctrl-C again to quit now; rerun to resume)\n');
+        controller.abort();
+      };
+      process.on('SIGINT', onSigint);
+      try {
+        const summary = await download(options, {
+          signal: controller.signal,
+          onStart: (counter) => {
+            stop = showProgress(counter, { label: 'download', intervalSeconds: progressInterval as number });
+          },
+        });
+        stop();
+        printSummary(summary);
+        if (summary.failedShards.length > 0) process.exitCode = 1;
+      } finally {
+        stop();
+        process.off('SIGINT', onSigint);
+      }
+    });
+}
+
+export function printSummary(s: DownloadSummary): void {
+  const rate = s.durationSeconds > 0 ? s.count / s.durationSeconds : 0;
+  const pct = (n: number) => (s.count === 0 ? '0.0' : ((100 * n) / s.count).toFixed(1));
+  const out = [
+    `done in ${formatDuration(s.durationSeconds)}: ${s.count} samples at ${rate.toFixed(1)} samples/s into ${s.outputFolder}`,
+    `  success ${s.successes} (${pct(s.successes)}%), failed to download ${s.failedToDownload}, failed to resize ${s.failedToResize}`,
+    `  shards: ${s.shardsWritten} written, ${s.shardsSkipped} already done`,
+  ];
+  const top = Object.entries(s.reasons).slice(0, 5);
+  if (top.length > 0) out.push(`  top failure reasons: ${top.map(([r, n]) => `${r} ${n} (${pct(n)}%)`).join(', ')}`);
+  for (const f of s.failedShards) out.push(`  shard ${f.shardId} FAILED: ${f.message}`);
+  if (s.failedShards.length > 0) out.push('  rerun the same command to retry the failed shards (--incremental-mode incremental)');
+  process.stdout.write(out.join('\n') + '\n');
+}

@@ -1,0 +1,35 @@
+#!/usr/bin/env node
+import './threadpool.js';
+import { Command, CommanderError } from 'commander';
+import { isClipstreamError } from '../core/errors.js';
+import { demoCommand } from './demo.js';
+import { downloadCommand } from './download.js';
+import { normalizeFlags } from './parse.js';
+
+const program = new Command('clipstream')
+  .description('Query-driven web image datasets: download, index, and stream resized images into training')
+  .version('0.1.0')
+  .showHelpAfterError()
+  .exitOverride();
+
+program.addCommand(downloadCommand());
+program.addCommand(demoCommand());
+
+try {
+  await program.parseAsync(normalizeFlags(process.argv));
+} catch (err) {
+  process.exitCode = report(err);
+}
+
+function report(err: unknown): number {
+  if (err instanceof CommanderError) return err.exitCode; // commander already printed it (or --help / --version)
+  if (isClipstreamError(err)) {
+    process.stderr.write(`clipstream: error: ${err.message}\n`);
+    if (err.hint) process.stderr.write(`  ${err.hint}\n`);
+    return 2;
+  }
+  process.stderr.write(`clipstream: internal error: ${err instanceof Error ? err.message : String(err)}\n`);
+  if (process.env.CLIPSTREAM_DEBUG) process.stderr.write(`${(err as Error)?.stack ?? ''}\n`);
+  else process.stderr.write('  set CLIPSTREAM_DEBUG=1 for the stack trace, and please report it\n');
+  return 70;
+}

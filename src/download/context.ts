@@ -1,0 +1,47 @@
+import { createFetcher } from '../fetch/index.js';
+import type { ImageOptions } from '../image/index.js';
+import type { DownloadOptions } from './options.js';
+import type { ShardContext } from './shard.js';
+
+/** Everything one process needs to download shards, built from the validated options. Owns a fetcher. */
+export function createShardContext(o: DownloadOptions): ShardContext & { close(): Promise<void> } {
+  const fetcher = createFetcher({
+    timeoutMs: o.timeout * 1000,
+    retries: o.retries,
+    maxBytes: o.maxBytes,
+    concurrency: o.threadCount,
+    perHostConcurrency: o.perHostConcurrency,
+    userAgentToken: o.userAgentToken,
+    disallowedHeaderDirectives: o.disallowedHeaderDirectives,
+    allowPrivateNetworks: o.allowPrivateNetworks,
+  });
+  return {
+    fetcher,
+    image: imageOptions(o),
+    computeHash: o.computeHash,
+    verifyHashCol: o.verifyHash?.[0],
+    hasCaption: o.captionCol !== undefined,
+    additionalColumns: o.saveAdditionalColumns,
+    outputFolder: o.outputFolder,
+    outputFormat: o.outputFormat,
+    numberSamplePerShard: o.numberSamplePerShard,
+    oomShardCount: o.oomShardCount,
+    threadCount: o.threadCount,
+    close: () => fetcher.close(),
+  };
+}
+
+export function imageOptions(o: DownloadOptions): ImageOptions {
+  return {
+    imageSize: o.imageSize,
+    resizeMode: o.resizeMode,
+    resizeOnlyIfBigger: o.resizeOnlyIfBigger,
+    encodeFormat: o.encodeFormat,
+    encodeQuality: o.encodeQuality,
+    skipReencode: o.skipReencode,
+    minImageSize: o.minImageSize,
+    maxImageArea: o.maxImageArea,
+    maxAspectRatio: o.maxAspectRatio,
+    maxPixels: 268_402_689,
+  };
+}

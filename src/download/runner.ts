@@ -1,0 +1,101 @@
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { Worker } from 'node:worker_threads';
+import { ClipstreamError } from '../core/errors.js';
+import type { ShardStats } from '../sink/index.js';
+import { createShardContext } from './context.js';
+import type { DownloadOptions } from './options.js';
+import { addToDelta, emptyDelta, type SampleDelta } from './progress.js';
+import { downloadShard, type ShardTask } from './shard.js';
+
+/** Runs shards somewhere: in this thread, or spread over worker threads (`--processes-count`). */
+export interface ShardRunner {
+  /** How many shards may be in flight at once. */
+  readonly capacity: number;
+  run(task: ShardTask): Promise<ShardStats>;
+  close(): Promise<void>;
+}
+
+/**
+ * Two shards per process in flight: while the slow tail of one shard (timeouts, retries) drains, the next one
+ * already keeps the connections busy — img2dataset's processes idle at every shard's end.
+ */
+const SHARDS_PER_PROCESS = 2;
+
+export function createInProcessRunner(options: DownloadOptions, onDelta: (d: SampleDelta) => void): ShardRunner {
+  const ctx = createShardContext(options);
+  return {
+    capacity: SHARDS_PER_PROCESS,
+    run: (task) =>
+      downloadShard(task, ctx, (record) => {
+        const delta = emptyDelta();
+        addToDelta(delta, record);
+        onDelta(delta);
+      }),
+    close: () => ctx.close(),
+  };
+}
+
+type WorkerMessage =
+  | { type: 'delta'; delta: SampleDelta }
+  | { type: 'done'; shardId: number; stats: ShardStats }
+  | { type: 'failed'; shardId: number; message: string; code?: string };
+
+/** Worker threads, each with its own fetcher and event loop; sharp/libvips work runs on the shared thread pool. */
+export function createWorkerRunner(options: DownloadOptions, onDelta: (d: SampleDelta) => void): ShardRunner {
+  const script = workerScript();
+  const pending = new Map<number, { resolve: (s: ShardStats) => void; reject: (e: Error) => void; worker: Worker }>();
+  const load = new Map<Worker, number>();
+  const workers = Array.from({ length: options.processesCount }, () => {
+    const worker = new Worker(script, { workerData: { options } });
+    load.set(worker, 0);
+    worker.on('message', (msg: WorkerMessage) => {
+      if (msg.type === 'delta') return onDelta(msg.delta);
+      const entry = pending.get(msg.shardId);
+      if (!entry) return;
+      pending.delete(msg.shardId);
+      load.set(worker, (load.get(worker) ?? 1) - 1);
+      if (msg.type === 'done') entry.resolve(msg.stats);
+      else entry.reject(new ClipstreamError('WORKER_FAILED', `shard ${msg.shardId} failed: ${msg.message}`));
+    });
+    worker.on('error', (err) => failWorker(worker, err));
+    worker.on('exit', (code) => {
+      if (code !== 0) failWorker(worker, new Error(`worker exited with code ${code}`));
+    });
+    return worker;
+  });
+
+  function failWorker(worker: Worker, err: Error) {
+    for (const [shardId, entry] of pending) {
+      if (entry.worker !== worker) continue;
+      pending.delete(shardId);
+      entry.reject(new ClipstreamError('WORKER_FAILED', `shard ${shardId} failed: ${err.message}`, { cause: err }));
+    }
+  }
+
+  return {
+    capacity: options.processesCount * SHARDS_PER_PROCESS,
+    run(task) {
+      const worker = [...load].sort((a, b) => a[1] - b[1])[0]![0];
+      load.set(worker, (load.get(worker) ?? 0) + 1);
+      return new Promise<ShardStats>((resolve, reject) => {
+        pending.set(task.shardId, { resolve, reject, worker });
+        worker.postMessage({ type: 'shard', task });
+      });
+    },
+    async close() {
+      await Promise.all(workers.map((w) => w.terminate()));
+    },
+  };
+}
+
+/** The compiled worker next to this module; under a TypeScript test runner, the built copy in dist/. */
+function workerScript(): URL {
+  const here = new URL('./worker.js', import.meta.url);
+  if (existsSync(fileURLToPath(here))) return here;
+  const built = new URL('../../dist/download/worker.js', import.meta.url);
+  if (existsSync(fileURLToPath(built))) return built;
+  throw new ClipstreamError('INTERNAL', 'the download worker script is missing', {
+    hint: 'Build first: npm run build',
+  });
+}

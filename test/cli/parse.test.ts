@@ -1,0 +1,28 @@
+import { describe, expect, it } from 'vitest';
+import { normalizeFlags, toBoolean, toNumber } from '../../src/cli/parse.js';
+import { parseList } from '../../src/core/validation.js';
+
+describe('flag parsing', () => {
+  it('accepts a JSON list as img2dataset users type it, or a comma-separated list', () => {
+    expect(parseList('["license", "width"]')).toEqual(['license', 'width']);
+    expect(parseList('license,width')).toEqual(['license', 'width']);
+    expect(parseList('[]')).toEqual([]);
+    expect(() => parseList('["a",')).toThrow(/JSON list or a comma-separated list/);
+    expect(() => parseList('[1,2]')).toThrow(/list of strings/);
+  });
+
+  it('accepts snake_case long flags', () => {
+    expect(normalizeFlags(['node', 'cli', 'download', '--url_list', 'a_b.txt', '--image_size=64'])).toEqual([
+      'node', 'cli', 'download', '--url-list', 'a_b.txt', '--image-size=64',
+    ]);
+  });
+
+  it('parses numbers and booleans with a message naming the flag', () => {
+    expect(toNumber('--x')('12')).toBe(12);
+    expect(toNumber('--x')('inf')).toBe(Infinity);
+    expect(() => toNumber('--timeout')('ten')).toThrow(/Expected a number for --timeout but received "ten"/);
+    expect(toBoolean('--b')(undefined)).toBe(true);
+    expect(toBoolean('--b')('False')).toBe(false);
+    expect(() => toBoolean('--skip-reencode')('maybe')).toThrow(/--skip-reencode/);
+  });
+});
