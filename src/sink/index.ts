@@ -1,0 +1,12 @@
+/** Sinks: webdataset tar (shard file and stream), files, parquet, `_stats.json`, crash-safe shard layout. */
+export { listDoneShards, removePartialShards, shardPaths, PARTIAL } from './layout.js';
+export { assertKey, metaJson, sampleMembers, type SampleMember } from './members.js';
+export {
+  openShardWriter,
+  OUTPUT_FORMATS,
+  type OutputFormat,
+  type ShardWriter,
+  type ShardWriterOptions,
+} from './shard-writer.js';
+export { CappedCounter, StatsCollector, STATUS_DICT_CAP, type ShardStats, type StatsCollectorOptions } from './stats.js';
+export { createTarSampleStream, type TarSampleStream, type TarSampleStreamOptions } from './tar.js';
