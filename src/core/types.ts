@@ -13,6 +13,7 @@ export type FailureReason =
   | 'opted_out'
   | 'private_address'
   | 'rate_limited'
+  | 'aborted'
   | 'not_an_image'
   | 'decode_error'
   | 'too_small'

@@ -146,10 +146,7 @@ export async function startImageServer(opts: ImageServerOptions = {}): Promise<I
       res.writeHead(200, { 'Content-Type': 'image/jpeg' });
       const chunk = Buffer.alloc(16 * 1024, 0xab);
       while (!res.destroyed) {
-        if (!res.write(chunk)) await new Promise((resolve) => {
-          res.once('drain', resolve);
-          res.once('close', resolve);
-        });
+        if (!res.write(chunk)) await drained(res);
         else await sleep(1);
       }
       return;
@@ -164,12 +161,7 @@ export async function startImageServer(opts: ImageServerOptions = {}): Promise<I
       while (sent < total && !res.destroyed) {
         const n = Math.min(chunk.length, total - sent);
         sent += n;
-        if (!res.write(n === chunk.length ? chunk : chunk.subarray(0, n))) {
-          await new Promise((resolve) => {
-            res.once('drain', resolve);
-            res.once('close', resolve);
-          });
-        }
+        if (!res.write(n === chunk.length ? chunk : chunk.subarray(0, n))) await drained(res);
       }
       if (!res.destroyed) res.end();
       return;
@@ -350,6 +342,19 @@ function pngChunk(type: string, data: Buffer): Buffer {
 
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** Resolves when `res` can take more data or has closed (listeners removed either way). */
+function drained(res: ServerResponse): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      res.off('drain', done);
+      res.off('close', done);
+      resolve();
+    };
+    res.on('drain', done);
+    res.on('close', done);
+  });
 }
 
 /** Waits `ms`, or less if the client goes away first (so stalled routes never outlive their socket). */
