@@ -13,10 +13,13 @@ export interface AgentOptions {
   perHostConcurrency: number;
   allowPrivateNetworks: boolean;
   dns?: DnsCacheOptions;
+  /** The address classifier; replaceable only so tests can pretend loopback is public. */
+  isPrivate?: (address: string) => boolean;
 }
 
 export function createAgent(o: AgentOptions): Agent {
-  const lookup = createCachingLookup({ ...o.dns, allowPrivateNetworks: o.allowPrivateNetworks });
+  const isPrivate = o.isPrivate ?? isPrivateAddress;
+  const lookup = createCachingLookup({ ...o.dns, allowPrivateNetworks: o.allowPrivateNetworks, isPrivate });
   const base = buildConnector({ timeout: o.timeoutMs, lookup, allowH2: false });
   return new Agent({
     connections: o.perHostConcurrency,
@@ -25,24 +28,24 @@ export function createAgent(o: AgentOptions): Agent {
     headersTimeout: o.timeoutMs,
     bodyTimeout: o.timeoutMs,
     allowH2: false,
-    connect: o.allowPrivateNetworks ? base : guardConnector(base),
+    connect: o.allowPrivateNetworks ? base : guardConnector(base, isPrivate),
   });
 }
 
 type Connector = ReturnType<typeof buildConnector>;
 
 /** Refuses IP-literal hosts that are private before dialling, and any socket whose peer turned out private. */
-function guardConnector(base: Connector): Connector {
+function guardConnector(base: Connector, isPrivate: (address: string) => boolean): Connector {
   return (opts, callback) => {
     const host = opts.hostname;
-    if (isIP(host) !== 0 && isPrivateAddress(host)) {
+    if (isIP(host) !== 0 && isPrivate(host)) {
       callback(new PrivateAddressError(host, host), null);
       return;
     }
     base(opts, (err, socket) => {
       if (err !== null) return callback(err, null);
       const peer = (socket as Socket).remoteAddress;
-      if (peer === undefined || isPrivateAddress(peer)) {
+      if (peer === undefined || isPrivate(peer)) {
         socket.destroy();
         return callback(new PrivateAddressError(host, peer ?? 'unknown'), null);
       }
@@ -67,7 +70,10 @@ type Answer = { addresses: LookupAddress[]; expires: number } | { error: NodeJS.
  * small TTL cache that also shares in-flight lookups. Unless private networks are allowed, private answers are
  * dropped; a host with only private answers fails with PrivateAddressError before any connection is made.
  */
-export function createCachingLookup(o: DnsCacheOptions & { allowPrivateNetworks: boolean }): LookupFunction {
+export function createCachingLookup(
+  o: DnsCacheOptions & { allowPrivateNetworks: boolean; isPrivate?: (address: string) => boolean },
+): LookupFunction {
+  const isPrivate = o.isPrivate ?? isPrivateAddress;
   const ttlMs = o.ttlMs ?? 60_000;
   const negativeTtlMs = o.negativeTtlMs ?? 10_000;
   const maxEntries = o.maxEntries ?? 10_000;
@@ -103,7 +109,7 @@ export function createCachingLookup(o: DnsCacheOptions & { allowPrivateNetworks:
     const cb = callback as unknown as (err: NodeJS.ErrnoException | null, address: string | LookupAddress[], family?: number) => void;
     void resolve(hostname, options.family === 4 || options.family === 6 ? options.family : 0).then((answer) => {
       if ('error' in answer) return cb(answer.error, options.all ? [] : '');
-      const usable = o.allowPrivateNetworks ? answer.addresses : answer.addresses.filter((a) => !isPrivateAddress(a.address));
+      const usable = o.allowPrivateNetworks ? answer.addresses : answer.addresses.filter((a) => !isPrivate(a.address));
       if (usable.length === 0) {
         return cb(new PrivateAddressError(hostname, answer.addresses[0]?.address ?? 'none') as NodeJS.ErrnoException, options.all ? [] : '');
       }

@@ -31,8 +31,8 @@ function describe(err: unknown): string {
 export function classifyError(err: unknown, host: string): Classified {
   const all = codes(err);
   const has = (pred: (c: string) => boolean) => all.find(pred);
+  if (has((c) => c === PRIVATE_ADDRESS_CODE)) return { reason: 'private_address', message: describe(err) };
   let code: string | undefined;
-  if ((code = has((c) => c === PRIVATE_ADDRESS_CODE))) return { reason: 'private_address', message: describe(err) };
   if ((code = has((c) => TIMEOUT_CODES.has(c)))) return { reason: 'timeout', message: `Timed out (${code}): ${describe(err)}` };
   if ((code = has((c) => DNS_CODES.has(c)))) return { reason: 'dns_error', message: `DNS lookup failed for ${host} (${code})` };
   if ((code = has((c) => TLS_CODE.test(c)))) return { reason: 'tls_error', message: `TLS error (${code}): ${describe(err)}` };

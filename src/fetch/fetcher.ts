@@ -35,9 +35,16 @@ type AttemptResult =
 const ACCEPT = 'image/webp,image/png,image/jpeg,image/*;q=0.8,*/*;q=0.5';
 const REDIRECTS = new Set([301, 302, 303, 307, 308]);
 
-export function createFetcher(options: Partial<FetchOptions> = {}): Fetcher {
+/** Seams for tests only; not part of the options users set. */
+export interface FetcherInternals {
+  /** Replaces the SSRF address classifier (tests pretend 127.0.0.1 is public to follow a redirect off it). */
+  isPrivateAddress?: (address: string) => boolean;
+}
+
+export function createFetcher(options: Partial<FetchOptions> = {}, internals: FetcherInternals = {}): Fetcher {
   const o = resolveFetchOptions(options);
-  const agent = createAgent({ timeoutMs: o.timeoutMs, perHostConcurrency: o.perHostConcurrency, allowPrivateNetworks: o.allowPrivateNetworks });
+  const isPrivate = internals.isPrivateAddress ?? isPrivateAddress;
+  const agent = createAgent({ timeoutMs: o.timeoutMs, perHostConcurrency: o.perHostConcurrency, allowPrivateNetworks: o.allowPrivateNetworks, isPrivate });
   const hosts = new HostLimiter(o.perHostConcurrency);
   const slots = new Semaphore(o.concurrency);
   const headers = { 'user-agent': userAgent(o.userAgentToken), accept: ACCEPT };
@@ -46,7 +53,7 @@ export function createFetcher(options: Partial<FetchOptions> = {}): Fetcher {
     const parsed = parseHttpUrl(input);
     if (!(parsed instanceof URL)) return { ok: false, reason: 'invalid_url', message: parsed, attempts: 0 };
     const host = parsed.hostname;
-    if (!o.allowPrivateNetworks && isIP(unbracket(host)) !== 0 && isPrivateAddress(host)) {
+    if (!o.allowPrivateNetworks && isIP(unbracket(host)) !== 0 && isPrivate(unbracket(host))) {
       return { ok: false, reason: 'private_address', message: new PrivateAddressError(host, unbracket(host)).message, attempts: 0 };
     }
 
@@ -101,7 +108,7 @@ export function createFetcher(options: Partial<FetchOptions> = {}): Fetcher {
       for (let hop = 0; ; hop++) {
         const res = await agent.request({ origin: current.origin, path: current.pathname + current.search, method: 'GET', headers, signal });
         const location = REDIRECTS.has(res.statusCode) ? headerValues(res.headers.location)[0] : undefined;
-        if (location === undefined) return await readResponse(res, current, signal);
+        if (location === undefined) return await readResponse(res, current);
         await discard(res.body);
         if (hop >= o.maxRedirects) {
           return { ok: false, reason: 'too_many_redirects', message: `Too many redirects (more than ${o.maxRedirects})`, status: res.statusCode };
@@ -120,7 +127,7 @@ export function createFetcher(options: Partial<FetchOptions> = {}): Fetcher {
   }
 
   /** Status, opt-out and size checks on the headers (before any body byte is read), then the capped body read. */
-  async function readResponse(res: Dispatcher.ResponseData, url: URL, signal: AbortSignal): Promise<AttemptResult> {
+  async function readResponse(res: Dispatcher.ResponseData, url: URL): Promise<AttemptResult> {
     const { statusCode: status, body } = res;
     const fail = (reason: FailureReason, message: string, extra: { retryAfterMs?: number } = {}): AttemptResult => {
       drop(body);
@@ -148,7 +155,6 @@ export function createFetcher(options: Partial<FetchOptions> = {}): Fetcher {
     } finally {
       if (!body.readableEnded) drop(body);
     }
-    signal.throwIfAborted();
     const contentType = headerValues(res.headers['content-type'])[0] ?? null;
     return { ok: true, bytes: Buffer.concat(chunks, total), url: url.href, status, contentType };
   }

@@ -1,5 +1,5 @@
 /** HTTP for the hostile web (DESIGN.md §5). */
-export { createFetcher, type Fetcher } from './fetcher.js';
+export { createFetcher, type Fetcher, type FetcherInternals } from './fetcher.js';
 export { defaultFetchOptions, type FetchOptions } from './options.js';
 export { userAgent } from './user-agent.js';
 export { isDisallowedByRobotsTag, DEFAULT_DISALLOWED_DIRECTIVES, OPTED_OUT_MESSAGE } from './robots.js';

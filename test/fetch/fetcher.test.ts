@@ -1,6 +1,6 @@
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import sharp from 'sharp';
-import { createFetcher, OPTED_OUT_MESSAGE, type FetchOptions, type Fetcher } from '../../src/fetch/index.js';
+import { createFetcher, isPrivateAddress, OPTED_OUT_MESSAGE, type FetchOptions, type Fetcher, type FetcherInternals } from '../../src/fetch/index.js';
 import type { FetchOutcome } from '../../src/core/types.js';
 import { startImageServer, type ImageServer } from '../helpers/image-server.js';
 
@@ -207,6 +207,8 @@ describe('X-Robots-Tag opt-out', () => {
     [['otherbot: noai'], 'mytoken', 'ok'],
     [['nofollow'], undefined, 'ok'],
     [['nofollow', 'noai'], undefined, 'opted_out'],
+    [['otherbot: nofollow', 'noai'], undefined, 'opted_out'], // separate header lines stay separate
+    [['otherbot: noai', 'nofollow'], undefined, 'ok'],
   ] as const)('%j (token %s) → %s', async (tags, token, expected) => {
     const out = await fetcher({ userAgentToken: token }).fetch(robots(...tags));
     if (expected === 'ok') expect(out.ok).toBe(true);
@@ -240,14 +242,25 @@ describe('SSRF guard', () => {
     expect(server.totalRequests()).toBe(0);
   });
 
-  it('refuses a redirect hop to a private address (the check runs at every connect)', async () => {
-    // Only loopback exists here, so the "public" first hop is simulated by allowing private networks on a fetcher
-    // whose redirect target is an IP literal the guard is shown to refuse in the test above. The connect-time check
-    // itself is what both paths share; here we make sure redirects go through it.
-    const guarded = createGuarded();
-    const out = failure(await guarded.fetch(`http://localhost:${port()}/redirect/1?to=${encodeURIComponent(`http://127.0.0.1:${port()}/img/10x10.jpg`)}`));
+  // Only loopback exists here, so these tests swap the address classifier to let the first hop through, then
+  // show the guard refusing the next hop: an IP-literal hop (checked before dialling) and a hostname hop whose
+  // DNS answer has "become" private (DNS rebinding: checked at the lookup of every new connection).
+  it('refuses a redirect hop to a private IP literal', async () => {
+    const f = createGuarded({ isPrivateAddress: (ip) => ip !== '127.0.0.1' && isPrivateAddress(ip) });
+    const to = `http://[::1]:${port()}/img/10x10.jpg`;
+    const out = failure(await f.fetch(`${server.url}/redirect/1?to=${encodeURIComponent(to)}`));
     expect(out.reason).toBe('private_address');
-    expect(server.totalRequests()).toBe(0);
+    expect(server.requests.get('/redirect/1')).toBe(1);
+  });
+
+  it('refuses a redirect hop to a hostname that resolves to a private address (rebinding)', async () => {
+    const f = createGuarded({ isPrivateAddress: (ip) => server.requests.has('/redirect/1') && isPrivateAddress(ip) });
+    const to = `http://localhost:${port()}/img/10x10.jpg`;
+    const out = failure(await f.fetch(`${server.url}/redirect/1?to=${encodeURIComponent(to)}`));
+    expect(out.reason).toBe('private_address');
+    expect(out.message).toMatch(/localhost/);
+    expect(server.requests.get('/redirect/1')).toBe(1);
+    expect(server.requests.get('/img/10x10.jpg')).toBeUndefined();
   });
 
   it('allows loopback when allowPrivateNetworks is set', async () => {
@@ -255,8 +268,8 @@ describe('SSRF guard', () => {
     expect(out.ok).toBe(true);
   });
 
-  function createGuarded(): Fetcher {
-    const f = createFetcher({ allowPrivateNetworks: false, timeoutMs: 2000, retries: 2 });
+  function createGuarded(internals: FetcherInternals = {}): Fetcher {
+    const f = createFetcher({ allowPrivateNetworks: false, timeoutMs: 2000, retries: 2 }, internals);
     fetchers.push(f);
     return f;
   }

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { isClipstreamError } from '../../src/core/errors.js';
+import { classifyError } from '../../src/fetch/classify.js';
 import { backoffMs, createFetcher, isDisallowedByRobotsTag, isPrivateAddress, isRetryable, parseRetryAfter, userAgent } from '../../src/fetch/index.js';
 
 const DEFAULT = ['noai', 'noimageai', 'noindex', 'noimageindex'];
@@ -116,5 +117,28 @@ describe('options', () => {
       expect(isClipstreamError(err) && err.code).toBe('INVALID_OPTION');
       expect((err as Error).message).toBe('Expected an integer >= 1 for perHostConcurrency but received 0');
     }
+  });
+});
+
+describe('classifyError', () => {
+  const err = (code: string, message = code) => Object.assign(new Error(message), { code });
+  it.each([
+    [err('ENOTFOUND'), 'dns_error'],
+    [err('EAI_AGAIN'), 'dns_error'],
+    [err('CERT_HAS_EXPIRED'), 'tls_error'],
+    [err('ERR_TLS_CERT_ALTNAME_INVALID'), 'tls_error'],
+    [err('DEPTH_ZERO_SELF_SIGNED_CERT'), 'tls_error'],
+    [err('UND_ERR_CONNECT_TIMEOUT'), 'timeout'],
+    [new AggregateError([err('ETIMEDOUT'), err('ECONNREFUSED')]), 'timeout'],
+    [Object.assign(new Error('fetch failed'), { cause: err('ECONNRESET') }), 'connection_error'],
+    [err('ERR_CLIPSTREAM_PRIVATE_ADDRESS'), 'private_address'],
+    [err('ECONNREFUSED'), 'connection_error'],
+    ['something odd', 'connection_error'],
+  ] as const)('%s → %s', (error, reason) => {
+    expect(classifyError(error, 'example.com').reason).toBe(reason);
+  });
+
+  it('names the host and the code in DNS messages', () => {
+    expect(classifyError(err('ENOTFOUND'), 'example.com').message).toBe('DNS lookup failed for example.com (ENOTFOUND)');
   });
 });
