@@ -1,3 +1,5 @@
+import { createServer as createHttpsServer } from 'node:https';
+import type { AddressInfo } from 'node:net';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import sharp from 'sharp';
 import { createFetcher, isPrivateAddress, OPTED_OUT_MESSAGE, type FetchOptions, type Fetcher, type FetcherInternals } from '../../src/fetch/index.js';
@@ -287,6 +289,20 @@ describe('invalid input and network errors', () => {
     expect(ms).toBeLessThan(5500);
   });
 
+  it('gives tls_error for a certificate nobody vouches for', async () => {
+    const tls = createHttpsServer({ key: TEST_KEY, cert: TEST_CERT }, (_, res) => res.end('secret'));
+    await new Promise<void>((resolve) => tls.listen(0, '127.0.0.1', resolve));
+    try {
+      const { port } = tls.address() as AddressInfo;
+      const out = failure(await fetcher({ retries: 2 }).fetch(`https://127.0.0.1:${port}/a.jpg`));
+      expect(out).toMatchObject({ reason: 'tls_error', attempts: 1 });
+      expect(out.message).toMatch(/SELF_SIGNED/);
+    } finally {
+      tls.closeAllConnections();
+      await new Promise((resolve) => tls.close(resolve));
+    }
+  });
+
   it('gives connection_error for a refused connection', async () => {
     const closed = await startImageServer();
     const url = `${closed.url}/img/10x10.jpg`;
@@ -319,3 +335,21 @@ describe('concurrency limits', () => {
     return [outs, performance.now() - start];
   }
 });
+
+/** A self-signed test-only certificate for 127.0.0.1/localhost (generated once, valid for 100 years). */
+const TEST_KEY = `-----BEGIN PRIVATE KEY-----
+MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgG0DLH6i4SWc6UGu+
+OqMKaAPUkb+rmWZYZPYDGFKtHXehRANCAASZNzBktgIAmsfZlRLpzROsZStbaAtv
+JQhEvILBM/1wXfamY0CR0/zbiSxp3+1hoTOsy14iBhv1WoreHS4h9Wv8
+-----END PRIVATE KEY-----`;
+const TEST_CERT = `-----BEGIN CERTIFICATE-----
+MIIBpzCCAU2gAwIBAgIUJlPBtR16uC6PzQyeFwYt8aN+YAIwCgYIKoZIzj0EAwIw
+GjEYMBYGA1UEAwwPY2xpcHN0cmVhbS10ZXN0MCAXDTI2MTEyNTAyNDQzOVoYDzIx
+MjYxMTAxMDI0NDM5WjAaMRgwFgYDVQQDDA9jbGlwc3RyZWFtLXRlc3QwWTATBgcq
+hkjOPQIBBggqhkjOPQMBBwNCAASZNzBktgIAmsfZlRLpzROsZStbaAtvJQhEvILB
+M/1wXfamY0CR0/zbiSxp3+1hoTOsy14iBhv1WoreHS4h9Wv8o28wbTAdBgNVHQ4E
+FgQUdaVYRf//gpiOh/SpXdUuwn2ELUwwHwYDVR0jBBgwFoAUdaVYRf//gpiOh/Sp
+XdUuwn2ELUwwDwYDVR0TAQH/BAUwAwEB/zAaBgNVHREEEzARhwR/AAABgglsb2Nh
+bGhvc3QwCgYIKoZIzj0EAwIDSAAwRQIhAPKRImkDOFrg5ECZF/MWwQN+WxYJDEXZ
+IjROpgyLprVRAiBHQzLOtg1+ZIU/Jx9bdNeD5nk4XYGn7CIVvmQtSsqtIA==
+-----END CERTIFICATE-----`;
