@@ -1,4 +1,4 @@
-import sharp from 'sharp';
+import sharp, { type OverlayOptions } from 'sharp';
 
 export interface LabelledImage {
   label: string;
@@ -23,7 +23,7 @@ export async function writeContactSheet(
   const labels = [...byLabel.keys()].sort();
   const width = labelWidth + perRow * (thumb + gap) + gap;
   const height = Math.max(1, labels.length) * (thumb + gap) + gap;
-  const layers: sharp.OverlayOptions[] = [];
+  const layers: OverlayOptions[] = [];
   let count = 0;
   for (const [row, label] of labels.entries()) {
     const top = gap + row * (thumb + gap);

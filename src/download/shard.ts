@@ -1,6 +1,6 @@
 import { parallelMapUnordered } from '../core/async.js';
 import type { SampleRecord, UrlRow } from '../core/types.js';
-import { inferColumnType, type ParquetColumn } from '../io/parquet-write.js';
+import { inferColumnTypeOf, type ParquetColumn } from '../io/parquet-write.js';
 import { openShardWriter, StatsCollector, type OutputFormat, type ShardStats } from '../sink/index.js';
 import { keyFormatter, shardName } from './keys.js';
 import { downloadSample, type SampleContext } from './sample.js';
@@ -65,8 +65,7 @@ function metaColumns(rows: UrlRow[], ctx: ShardContext): ParquetColumn[] {
   const columns: ParquetColumn[] = [{ name: 'url', type: 'STRING' }];
   if (ctx.hasCaption) columns.push({ name: 'caption', type: 'STRING' });
   for (const name of ctx.additionalColumns) {
-    const sample = rows.find((r) => r.columns[name] !== null && r.columns[name] !== undefined)?.columns[name];
-    columns.push({ name, type: inferColumnType(sample) });
+    columns.push({ name, type: inferColumnTypeOf(rows.map((r) => r.columns[name])) });
   }
   columns.push(
     { name: 'key', type: 'STRING' },

@@ -20,7 +20,7 @@ export async function* readTarSamples(
   const name = typeof source === 'string' ? source : 'tar stream';
   const input = typeof source === 'string' ? createReadStream(source) : source;
   const extract = tar.extract();
-  input.on('error', (err) => extract.destroy(err));
+  input.on('error', (err: Error) => extract.destroy(err));
   input.pipe(extract);
   let current: TarSample | undefined;
   try {
