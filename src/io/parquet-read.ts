@@ -1,0 +1,112 @@
+import { open, type FileHandle } from 'node:fs/promises';
+import { parquetMetadataAsync, parquetRead, parquetSchema, type AsyncBuffer, type FileMetaData } from 'hyparquet';
+import { compressors } from 'hyparquet-compressors';
+import { inputMalformed, isClipstreamError } from '../core/errors.js';
+
+/** A parquet file opened for reading one row group at a time. Close it when done. */
+export interface ParquetFile {
+  path: string;
+  metadata: FileMetaData;
+  /** Top-level column names, in schema order. */
+  columns: string[];
+  /** Row groups in file order: first row and row count. */
+  rowGroups: { start: number; rows: number }[];
+  numRows: number;
+  /**
+   * Rows `[rowStart, rowEnd)` of the given columns as objects. Call it with ranges inside one row group so only
+   * that group's column chunks are read (hyparquet reads whole column chunks of every group the range touches).
+   */
+  readRows(columns: string[], rowStart: number, rowEnd: number): Promise<Record<string, unknown>[]>;
+  close(): Promise<void>;
+}
+
+/** An hyparquet AsyncBuffer over an open file: every slice is one positioned read, nothing else is held. */
+export function asyncBufferFromHandle(handle: FileHandle, byteLength: number): AsyncBuffer {
+  return {
+    byteLength,
+    async slice(start: number, end?: number): Promise<ArrayBuffer> {
+      const stop = Math.min(end ?? byteLength, byteLength);
+      const length = Math.max(0, stop - start);
+      const out = new ArrayBuffer(length);
+      let done = 0;
+      while (done < length) {
+        const { bytesRead } = await handle.read(new Uint8Array(out, done, length - done), 0, length - done, start + done);
+        if (bytesRead === 0) break; // the file shrank under us; hyparquet reports the short buffer
+        done += bytesRead;
+      }
+      return done === length ? out : out.slice(0, done);
+    },
+  };
+}
+
+/** Opens a parquet file and reads its footer. A file that is not parquet → INPUT_MALFORMED naming it. */
+export async function openParquet(path: string): Promise<ParquetFile> {
+  const handle = await open(path, 'r');
+  try {
+    const { size } = await handle.stat();
+    const file = asyncBufferFromHandle(handle, size);
+    let metadata: FileMetaData;
+    try {
+      metadata = await parquetMetadataAsync(file);
+    } catch (err) {
+      throw inputMalformed(`not a valid parquet file: ${path} (${(err as Error).message})`, {
+        hint: 'Check --input-format, or re-export the file.',
+        cause: err,
+      });
+    }
+    const columns = parquetSchema(metadata).children.map((c) => c.element.name);
+    const rowGroups: ParquetFile['rowGroups'] = [];
+    let start = 0;
+    for (const group of metadata.row_groups) {
+      const rows = Number(group.num_rows);
+      rowGroups.push({ start, rows });
+      start += rows;
+    }
+    return {
+      path,
+      metadata,
+      columns,
+      rowGroups,
+      numRows: start,
+      async readRows(wanted, rowStart, rowEnd) {
+        let rows: Record<string, unknown>[] = [];
+        try {
+          await parquetRead({
+            file,
+            metadata,
+            compressors,
+            columns: wanted,
+            rowStart,
+            rowEnd,
+            rowFormat: 'object',
+            onComplete: (r) => {
+              rows = r;
+            },
+          });
+        } catch (err) {
+          if (isClipstreamError(err)) throw err;
+          throw inputMalformed(`cannot read rows ${rowStart}–${rowEnd - 1} of ${path}: ${(err as Error).message}`, {
+            cause: err,
+          });
+        }
+        return rows;
+      },
+      close: () => handle.close(),
+    };
+  } catch (err) {
+    await handle.close();
+    throw err;
+  }
+}
+
+/**
+ * parquet INT64 arrives as bigint: a value that fits a double exactly becomes a number, so an int column reads the
+ * same from parquet as from csv or json (and serialises to JSON). Larger values stay bigint.
+ */
+export function naturalValue(value: unknown): unknown {
+  if (typeof value === 'bigint') {
+    return value >= BigInt(Number.MIN_SAFE_INTEGER) && value <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(value) : value;
+  }
+  if (value === undefined) return null;
+  return value;
+}
