@@ -1,0 +1,19 @@
+import { createHash } from 'node:crypto';
+import sharp from 'sharp';
+
+export { defaultImageOptions, processImage, type ImageOptions } from './process.js';
+export { planResize, type ResizeMode, type ResizePlan } from './geometry.js';
+export { sniffImageFormat, type SniffedFormat } from './sniff.js';
+
+export type HashAlgorithm = 'md5' | 'sha256' | 'sha512';
+
+/** Hex digest of the original downloaded bytes (img2dataset's compute_hash). */
+export function hashBytes(bytes: Uint8Array, algorithm: HashAlgorithm): string {
+  return createHash(algorithm).update(bytes).digest('hex');
+}
+
+/** Every image is seen once: libvips' operation cache only costs memory. */
+export function configureSharp({ threads, cache = false }: { threads?: number; cache?: boolean } = {}): void {
+  sharp.cache(cache);
+  if (threads !== undefined) sharp.concurrency(threads);
+}
