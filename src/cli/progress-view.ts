@@ -31,7 +31,13 @@ export function showProgress(counter: ProgressCounter, opts: { label: string; in
   const interval = (opts.intervalSeconds ?? 10) * 1000;
   const timer = setInterval(() => stream.write(`${opts.label} ${line(counter.snapshot())}\n`), interval);
   timer.unref();
-  return () => clearInterval(timer);
+  let stopped = false;
+  return () => {
+    if (stopped) return;
+    stopped = true;
+    clearInterval(timer);
+    stream.write(`${opts.label} ${line(counter.snapshot())}\n`);
+  };
 }
 
 function fields(s: ProgressSnapshot) {

@@ -20,7 +20,8 @@ export const reservedColumns = [
 ] as const;
 
 const positiveInt = z.number().int().min(1);
-const nonNegative = z.number().min(0);
+/** zod's number() refuses Infinity, img2dataset's default for the area and aspect limits. */
+const unlimited = z.union([z.number().min(0), z.literal(Infinity)]).default(Infinity);
 
 export const downloadOptionsSchema = z
   .object({
@@ -38,8 +39,8 @@ export const downloadOptionsSchema = z
     encodeQuality: z.number().int().min(0).max(100).default(95),
     skipReencode: z.boolean().default(false),
     minImageSize: z.number().int().min(0).default(0),
-    maxImageArea: nonNegative.default(Infinity),
-    maxAspectRatio: nonNegative.default(Infinity),
+    maxImageArea: unlimited,
+    maxAspectRatio: unlimited,
     numberSamplePerShard: positiveInt.default(10_000),
     oomShardCount: z.number().int().min(1).max(12).default(5),
     threadCount: positiveInt.max(10_000).default(256),

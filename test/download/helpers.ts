@@ -14,7 +14,7 @@ export async function writeCsv(path: string, header: string[], rows: (string | n
 
 export async function readParquetRows(path: string): Promise<Record<string, unknown>[]> {
   const file = await asyncBufferFromFile(path);
-  return (await parquetReadObjects({ file })) as Record<string, unknown>[];
+  return (await parquetReadObjects({ file, utf8: false })) as Record<string, unknown>[];
 }
 
 export async function readAllTars(folder: string): Promise<TarSample[]> {
