@@ -17,8 +17,8 @@ export function demoCommand(): Command {
         outputFolder: flags.outputFolder,
         count: flags.count,
         onStart: (p) => (stop = showProgress(p, { label: 'demo download', intervalSeconds: 2 })),
+        onDownloaded: () => stop(),
       });
-      stop();
       printSummary(result.download);
       process.stdout.write(
         [

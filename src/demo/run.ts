@@ -10,6 +10,8 @@ export interface DemoOptions {
   outputFolder: string;
   count: number;
   onStart?: (progress: ProgressCounter) => void;
+  /** The download step is over (the progress view can stop before the contact sheet is drawn). */
+  onDownloaded?: () => void;
 }
 
 export interface DemoResult {
@@ -51,6 +53,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
       },
       { onStart: (p) => options.onStart?.(p) },
     );
+    options.onDownloaded?.();
     const shards = (await readdir(join(out, 'shards'))).filter((f) => f.endsWith('.tar')).sort().map((f) => join(out, 'shards', f));
     const thumbs: { label: string; image: Buffer }[] = [];
     let colourMatches = 0;
