@@ -21,7 +21,9 @@ export function planResize(width: number, height: number, size: number, mode: Re
     const downscale = Math.min(width, height) > size;
     if (onlyIfBigger && !downscale) return { width, height };
     const resized = scaleTo(width, height, size / Math.min(width, height));
-    if (mode === 'keep_ratio') return { ...maybeResize(resized, width, height), ...resized };
+    if (mode === 'keep_ratio' || (resized.width === size && resized.height === size)) {
+      return { ...maybeResize(resized, width, height), ...resized };
+    }
     // albumentations center_crop: y1 = (h - crop_h) // 2, x1 = (w - crop_w) // 2
     const crop = {
       left: Math.floor((resized.width - size) / 2),
@@ -34,7 +36,9 @@ export function planResize(width: number, height: number, size: number, mode: Re
   const downscale = Math.max(width, height) > size;
   if (onlyIfBigger && !downscale) return { width, height };
   const resized = scaleTo(width, height, size / Math.max(width, height));
-  if (mode === 'keep_ratio_largest') return { ...maybeResize(resized, width, height), ...resized };
+  if (mode === 'keep_ratio_largest' || (resized.width === size && resized.height === size)) {
+    return { ...maybeResize(resized, width, height), ...resized };
+  }
   // albumentations PadIfNeeded: top = int((min_h - h) / 2), the rest at the bottom; same for left/right
   const top = Math.max(0, Math.trunc((size - resized.height) / 2));
   const left = Math.max(0, Math.trunc((size - resized.width) / 2));

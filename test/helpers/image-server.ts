@@ -303,7 +303,7 @@ async function exifImage(w: number, h: number, color: string, orientation: numbe
  * so one deflate block of many zero rows is repeated (each block is independent) and the Adler-32 of n zero bytes
  * is simply (n mod 65521) << 16 | 1.
  */
-function pixelBombPng(w: number, h: number): Buffer {
+export function pixelBombPng(w: number, h: number): Buffer {
   const rowBytes = 1 + Math.ceil(w / 8);
   const rowsPerBlock = 1000;
   const block = deflateRawSync(Buffer.alloc(rowBytes * rowsPerBlock), { level: 9, finishFlush: zlibConstants.Z_SYNC_FLUSH });
