@@ -71,7 +71,7 @@ export async function processImage(bytes: Buffer, o: ImageOptions): Promise<Imag
   if (plan.resize) pipeline = pipeline.resize(plan.resize.width, plan.resize.height, { fit: 'fill' });
   if (plan.crop) pipeline = pipeline.extract(plan.crop);
   if (plan.pad) pipeline = pipeline.extend({ ...plan.pad, background: WHITE });
-  pipeline = encode(pipeline.toColourspace('srgb'), o.encodeFormat, o.encodeQuality);
+  pipeline = encode(pipeline, o.encodeFormat, o.encodeQuality);
   try {
     const { data, info } = await pipeline.toBuffer({ resolveWithObject: true });
     return { ok: true, data, format: o.encodeFormat, width: info.width, height: info.height, ...sizes };
