@@ -29,40 +29,46 @@ async function successes(folder) {
   return ok;
 }
 
-const server = await startBenchServer();
-const dir = await mkdtemp(join(tmpdir(), 'clipstream-compare-'));
-try {
-  const list = join(dir, 'urls.txt');
-  await writeFile(list, Array.from({ length: count }, (_, n) => `${server.url}/img/${n}.jpg`).join('\n') + '\n');
-  const common = { size: '256', mode: 'center_crop' };
-  console.log(`compare: ${count} urls, ${processes} processes × ${threads} threads, ${shardSize} per shard, webdataset, 256 px ${common.mode}`);
+async function compare(hostile) {
+  const server = await startBenchServer({ hostile });
+  const dir = await mkdtemp(join(tmpdir(), 'clipstream-compare-'));
+  try {
+    const list = join(dir, 'urls.txt');
+    await writeFile(list, Array.from({ length: count }, (_, n) => `${server.url}/img/${n}.jpg`).join('\n') + '\n');
+    const common = { size: '256', mode: 'center_crop' };
+    console.log(`\n${hostile ? 'hostile web (+0.5% bodies trickling at 1 KB/s)' : 'clean web'}: ${count} urls, ${processes} processes × ${threads} threads, ${shardSize} per shard, webdataset, 256 px ${common.mode}`);
 
-  const theirsOut = join(dir, 'theirs');
-  const theirs = await timed(img2dataset, [
-    `--url_list=${list}`, `--output_folder=${theirsOut}`, '--output_format=webdataset', `--image_size=${common.size}`,
-    `--resize_mode=${common.mode}`, `--processes_count=${processes}`, `--thread_count=${threads}`,
-    `--number_sample_per_shard=${shardSize}`, '--timeout=10', '--retries=0', '--incremental_mode=overwrite',
-  ]);
-  if (theirs.code !== 0) throw new Error(`img2dataset failed:\n${theirs.output.slice(-2000)}`);
-  const theirsOk = await successes(theirsOut);
+    const theirsOut = join(dir, 'theirs');
+    const theirs = await timed(img2dataset, [
+      `--url_list=${list}`, `--output_folder=${theirsOut}`, '--output_format=webdataset', `--image_size=${common.size}`,
+      `--resize_mode=${common.mode}`, `--processes_count=${processes}`, `--thread_count=${threads}`,
+      `--number_sample_per_shard=${shardSize}`, '--timeout=10', '--retries=0',
+      // (fresh folders; img2dataset 1.47's overwrite mode deletes its own _tmp shards and never starts)
+    ], { env: { ...process.env, NO_ALBUMENTATIONS_UPDATE: '1' } });
+    if (theirs.code !== 0) throw new Error(`img2dataset failed:\n${theirs.output.slice(-2000)}`);
+    const theirsOk = await successes(theirsOut);
 
-  const oursOut = join(dir, 'ours');
-  const ours = await timed(process.execPath, [
-    join(root, 'dist/cli/main.js'), 'download', '--url-list', list, '--output-folder', oursOut,
-    '--output-format', 'webdataset', '--image-size', common.size, '--resize-mode', common.mode,
-    '--processes-count', processes, '--thread-count', threads, '--number-sample-per-shard', shardSize,
-    '--timeout', '10', '--retries', '0', '--incremental-mode', 'overwrite',
-    '--allow-private-networks', '--per-host-concurrency', threads, '--progress-interval', '10',
-  ]);
-  if (ours.code !== 0) throw new Error(`clipstream failed:\n${ours.output.slice(-2000)}`);
-  const oursOk = await successes(oursOut);
+    const oursOut = join(dir, 'ours');
+    const ours = await timed(process.execPath, [
+      join(root, 'dist/cli/main.js'), 'download', '--url-list', list, '--output-folder', oursOut,
+      '--output-format', 'webdataset', '--image-size', common.size, '--resize-mode', common.mode,
+      '--processes-count', processes, '--thread-count', threads, '--number-sample-per-shard', shardSize,
+      '--timeout', '10', '--retries', '0',
+      '--allow-private-networks', '--per-host-concurrency', threads, '--progress-interval', '10',
+    ]);
+    if (ours.code !== 0) throw new Error(`clipstream failed:\n${ours.output.slice(-2000)}`);
+    const oursOk = await successes(oursOut);
 
-  const theirsRate = count / theirs.seconds;
-  const oursRate = count / ours.seconds;
-  console.log(`img2dataset: ${theirsOk}/${count} ok in ${theirs.seconds.toFixed(1)} s = ${theirsRate.toFixed(1)} samples/s, peak RSS ${Math.round(theirs.peakKb / 1024)} MB (main process)`);
-  console.log(`clipstream:  ${oursOk}/${count} ok in ${ours.seconds.toFixed(1)} s = ${oursRate.toFixed(1)} samples/s, peak RSS ${Math.round(ours.peakKb / 1024)} MB`);
-  console.log(`ratio ours / img2dataset: ${(oursRate / theirsRate).toFixed(2)} (target ≥ 1.5)`);
-} finally {
-  server.stop();
-  await rm(dir, { recursive: true, force: true });
+    const theirsRate = count / theirs.seconds;
+    const oursRate = count / ours.seconds;
+    console.log(`img2dataset: ${theirsOk}/${count} ok in ${theirs.seconds.toFixed(1)} s = ${theirsRate.toFixed(1)} samples/s, peak RSS ${Math.round(theirs.peakKb / 1024)} MB (main process)`);
+    console.log(`clipstream:  ${oursOk}/${count} ok in ${ours.seconds.toFixed(1)} s = ${oursRate.toFixed(1)} samples/s, peak RSS ${Math.round(ours.peakKb / 1024)} MB`);
+    console.log(`ratio ours / img2dataset: ${(oursRate / theirsRate).toFixed(2)} (target ≥ 1.5)`);
+  } finally {
+    server.stop();
+    await rm(dir, { recursive: true, force: true });
+  }
 }
+
+await compare(false);
+if (!process.argv.includes('--clean-only')) await compare(true);

@@ -5,8 +5,9 @@ import { fileURLToPath } from 'node:url';
 export const root = fileURLToPath(new URL('../..', import.meta.url));
 
 /** Starts bench/download/server.mjs in a child process; resolves with its base URL. */
-export async function startBenchServer() {
-  const child = spawn(process.execPath, [fileURLToPath(new URL('./server.mjs', import.meta.url))], { stdio: ['ignore', 'pipe', 'inherit'] });
+export async function startBenchServer({ hostile = false } = {}) {
+  const script = fileURLToPath(new URL('./server.mjs', import.meta.url));
+  const child = spawn(process.execPath, [script, ...(hostile ? ['--hostile'] : [])], { stdio: ['ignore', 'pipe', 'inherit'] });
   const line = await new Promise((resolve, reject) => {
     createInterface({ input: child.stdout }).once('line', resolve);
     child.once('exit', (code) => reject(new Error(`bench server exited with ${code}`)));

@@ -1,3 +1,5 @@
+import { availableParallelism } from 'node:os';
+import { Semaphore } from '../core/async.js';
 import { createFetcher } from '../fetch/index.js';
 import type { ImageOptions } from '../image/index.js';
 import type { DownloadOptions } from './options.js';
@@ -18,6 +20,7 @@ export function createShardContext(o: DownloadOptions): ShardContext & { close()
   return {
     fetcher,
     image: imageOptions(o),
+    imageSlots: new Semaphore(availableParallelism() * 4),
     computeHash: o.computeHash,
     verifyHashCol: o.verifyHash?.[0],
     hasCaption: o.captionCol !== undefined,

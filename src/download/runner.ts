@@ -20,7 +20,7 @@ export interface ShardRunner {
  * Two shards per process in flight: while the slow tail of one shard (timeouts, retries) drains, the next one
  * already keeps the connections busy — img2dataset's processes idle at every shard's end.
  */
-const SHARDS_PER_PROCESS = 2;
+const SHARDS_PER_PROCESS = 4;
 
 export function createInProcessRunner(options: DownloadOptions, onDelta: (d: SampleDelta) => void): ShardRunner {
   const ctx = createShardContext(options);

@@ -1,3 +1,4 @@
+import type { Semaphore } from '../core/async.js';
 import type { FailureReason, SampleRecord, SampleStatus, UrlRow } from '../core/types.js';
 import type { Fetcher } from '../fetch/index.js';
 import { hashBytes, processImage, type HashAlgorithm, type ImageOptions } from '../image/index.js';
@@ -5,6 +6,11 @@ import { hashBytes, processImage, type HashAlgorithm, type ImageOptions } from '
 export interface SampleContext {
   fetcher: Fetcher;
   image: ImageOptions;
+  /**
+   * Bounds the images being decoded at once. libuv's thread pool also serves file writes and DNS: hundreds of
+   * queued resize jobs would starve the tar writer, which stalls the shard loop and idles the downloads.
+   */
+  imageSlots: Semaphore;
   computeHash: HashAlgorithm | 'none';
   /** Column holding the expected hash, when --verify-hash is set. */
   verifyHashCol: string | undefined;
@@ -35,7 +41,7 @@ export async function downloadSample(row: UrlRow, key: string, ctx: SampleContex
     }
   }
 
-  const image = await processImage(fetched.bytes, ctx.image);
+  const image = await ctx.imageSlots.use(() => processImage(fetched.bytes, ctx.image));
   if (!image.ok) {
     return fail('failed_to_resize', image.reason, image.message, { ow: image.originalWidth, oh: image.originalHeight });
   }
