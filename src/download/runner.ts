@@ -17,8 +17,9 @@ export interface ShardRunner {
 }
 
 /**
- * Two shards per process in flight: while the slow tail of one shard (timeouts, retries) drains, the next one
- * already keeps the connections busy — img2dataset's processes idle at every shard's end.
+ * Several shards per process in flight: while the slow tail of one shard (timeouts, retries) drains, the next
+ * ones keep the connections busy (img2dataset processes idle at every shard end). The fetcher still caps
+ * connections at --thread-count per process.
  */
 const SHARDS_PER_PROCESS = 4;
 
