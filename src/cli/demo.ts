@@ -1,4 +1,3 @@
-import { mkdir } from 'node:fs/promises';
 import { Command } from 'commander';
 import { runDemo } from '../demo/run.js';
 import { printSummary } from './download.js';
@@ -11,7 +10,6 @@ export function demoCommand(): Command {
     .option('--output-folder <dir>', 'where the demo writes everything', 'demo-output')
     .option('--count <n>', 'how many urls the demo list holds', toNumber('--count'), 300)
     .action(async (flags: { outputFolder: string; count: number }) => {
-      await mkdir(flags.outputFolder, { recursive: true });
       let stop = () => {};
       const result = await runDemo({
         outputFolder: flags.outputFolder,

@@ -4,6 +4,7 @@ import { Command, CommanderError } from 'commander';
 import { isClipstreamError } from '../core/errors.js';
 import { demoCommand } from './demo.js';
 import { downloadCommand } from './download.js';
+import { inferenceCommand } from './inference.js';
 import { normalizeFlags } from './parse.js';
 
 const program = new Command('clipstream')
@@ -13,6 +14,7 @@ const program = new Command('clipstream')
   .exitOverride();
 
 program.addCommand(downloadCommand());
+program.addCommand(inferenceCommand());
 program.addCommand(demoCommand());
 
 try {

@@ -1,4 +1,4 @@
-import { readdir, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type { ProgressCounter } from '../download/progress.js';
 import { download, type DownloadSummary } from '../download/run.js';
@@ -31,6 +31,7 @@ export interface DemoResult {
  */
 export async function runDemo(options: DemoOptions): Promise<DemoResult> {
   const out = resolve(options.outputFolder);
+  await mkdir(out, { recursive: true });
   const server = await startDemoServer();
   try {
     const urlList = join(out, 'urls.csv');

@@ -1,0 +1,33 @@
+import { Command } from 'commander';
+import { runInference } from '../inference/run.js';
+import { toNumber } from './parse.js';
+
+/** `clipstream inference`: images → clip-retrieval embedding folder, so url list → download → inference → index runs without Python. */
+export function inferenceCommand(): Command {
+  return new Command('inference')
+    .description('Embed images (webdataset tars or an image folder) with a CLIP model into a clip-retrieval embedding folder')
+    .requiredOption('--input <path>', 'a webdataset tar, a folder of tars (download output), or a folder of images')
+    .requiredOption('--output-folder <dir>', 'embedding folder to write (img_emb/, text_emb/, metadata/)')
+    .requiredOption('--model <dir>', 'CLIP model folder (ONNX export with tokenizer and preprocessor configs)')
+    .option('--allow-remote', 'allow --model to be a hub id downloaded over the network', false)
+    .option('--batch-size <n>', 'images per model call', toNumber('--batch-size'), 32)
+    .option('--partition-size <n>', 'images per output partition for image folders', toNumber('--partition-size'), 10_000)
+    .action(async (flags: { input: string; outputFolder: string; model: string; allowRemote: boolean; batchSize: number; partitionSize: number }) => {
+      const start = performance.now();
+      let last = 0;
+      const summary = await runInference({
+        ...flags,
+        onProgress: (done) => {
+          const now = performance.now();
+          if (now - last < 2000) return;
+          last = now;
+          process.stderr.write(`inference ${done} images | ${(done / ((now - start) / 1000)).toFixed(1)} images/s\n`);
+        },
+      });
+      const seconds = (performance.now() - start) / 1000;
+      process.stdout.write(
+        `done in ${seconds.toFixed(1)}s: ${summary.count} images → ${summary.partitions.length} partition(s), ${summary.dim} dims` +
+          `${summary.withText ? ', with text embeddings' : ''}, into ${summary.outputFolder}\n`,
+      );
+    });
+}

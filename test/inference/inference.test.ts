@@ -1,0 +1,59 @@
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { loadClipModel, writeColorClip } from '../../src/clip/index.js';
+import { runDemo } from '../../src/demo/run.js';
+import { openEmbeddingFolder, readEmbeddingBatches } from '../../src/io/embedding-folder.js';
+import { runInference } from '../../src/inference/run.js';
+import { tempDir } from '../helpers/tmp.js';
+
+const dot = (a: Float32Array, b: Float32Array) => a.reduce((s, v, i) => s + v * b[i]!, 0);
+
+describe('clipstream inference', () => {
+  it('download → inference writes an aligned clip-retrieval folder where the text "red" retrieves the red images', async () => {
+    const dir = await tempDir();
+    const demo = await runDemo({ outputFolder: join(dir, 'demo'), count: 60 });
+    const modelDir = await writeColorClip(join(dir, 'model'));
+    const emb = join(dir, 'emb');
+    const summary = await runInference({ input: join(dir, 'demo', 'shards'), outputFolder: emb, model: modelDir, batchSize: 8 });
+    expect(summary).toMatchObject({ count: demo.delivered, partitions: ['00000'], withText: true });
+    expect(existsSync(join(emb, 'text_emb', 'text_emb_00000.npy'))).toBe(true);
+
+    const folder = await openEmbeddingFolder(emb);
+    expect(folder.count).toBe(demo.delivered);
+    expect(folder.metadataColumns).toEqual(expect.arrayContaining(['image_path', 'url', 'caption', 'colour', 'key', 'sha256']));
+    const rows: { vector: Float32Array; text: Float32Array; meta: Record<string, unknown> }[] = [];
+    for await (const b of readEmbeddingBatches(folder, { batchRows: 16 })) {
+      b.metadata.forEach((meta, i) =>
+        rows.push({
+          vector: b.vectors.subarray(i * folder.dim, (i + 1) * folder.dim),
+          text: b.textVectors!.subarray(i * folder.dim, (i + 1) * folder.dim),
+          meta,
+        }),
+      );
+    }
+    expect(rows).toHaveLength(demo.delivered);
+    for (const r of rows) {
+      expect(Math.abs(dot(r.vector, r.vector) - 1)).toBeLessThan(0.01); // L2-normalised (float16)
+      expect(String(r.meta.image_path)).toMatch(/^00000\.tar\/\d+\.jpg$/);
+      expect(String(r.meta.caption)).toContain(String(r.meta.colour)); // caption row aligned with its image
+    }
+
+    const model = await loadClipModel(modelDir);
+    const [red] = await model.encodeText(['red']);
+    await model.close();
+    const ranked = rows.map((r) => ({ colour: r.meta.colour, score: dot(red!, r.vector) })).sort((a, b) => b.score - a.score);
+    const reds = rows.filter((r) => r.meta.colour === 'red').length;
+    expect(reds).toBeGreaterThan(3);
+    expect(ranked.slice(0, reds).every((r) => r.colour === 'red')).toBe(true);
+    expect(ranked[0]!.score).toBeGreaterThan(0.9);
+  });
+
+  it('a missing input names it', async () => {
+    const dir = await tempDir();
+    await expect(runInference({ input: join(dir, 'nope'), outputFolder: join(dir, 'o'), model: dir })).rejects.toMatchObject({
+      code: 'INPUT_NOT_FOUND',
+      message: expect.stringContaining('nope'),
+    });
+  });
+});
