@@ -17,13 +17,12 @@
  * per batch inside a large row group (clip-retrieval writes one group of up to 10^6 rows) would re-read and
  * re-decode the chunk for every batch; holding the group makes the metadata pass linear.
  */
-import { open, readdir, stat, type FileHandle } from 'node:fs/promises';
+import { readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { parquetMetadataAsync, parquetRead, parquetSchema, type AsyncBuffer, type FileMetaData } from 'hyparquet';
-import { compressors } from 'hyparquet-compressors';
 import { ClipstreamError, defineError, inputMalformed, inputNotFound, invalidOption } from '../core/errors.js';
 import { openNpy, type NpyDtype, type NpyFile } from './npy.js';
 import { formatShape } from './npy-header.js';
+import { openParquet } from './parquet-read.js';
 
 const embeddingsMisaligned = defineError('EMBEDDINGS_MISALIGNED');
 
@@ -221,7 +220,7 @@ async function mapBounded<A, B>(items: readonly A[], limit: number, fn: (item: A
 }
 
 // ---------------------------------------------------------------------------------------------------------------
-// Minimal private parquet access (footer, and one row group at a time) on hyparquet; to merge with parquet-read.ts.
+// Metadata parquet access: footer, and one row group at a time.
 
 interface MetadataParquet {
   path: string;
@@ -232,86 +231,41 @@ interface MetadataParquet {
   close(): Promise<void>;
 }
 
-function handleBuffer(handle: FileHandle, byteLength: number): AsyncBuffer {
-  return {
-    byteLength,
-    async slice(start, end) {
-      const stop = Math.min(end ?? byteLength, byteLength);
-      const out = new Uint8Array(Math.max(0, stop - start));
-      let done = 0;
-      while (done < out.length) {
-        const { bytesRead } = await handle.read(out, done, out.length - done, start + done);
-        if (bytesRead === 0) break;
-        done += bytesRead;
-      }
-      return out.buffer.slice(0, done);
-    },
-  };
-}
-
+/**
+ * The metadata parquet of one partition, on the shared reader (`openParquet`), with ONE decoded row group kept:
+ * hyparquet reads whole column chunks, so re-reading a group per batch would decode a 1M-row group ~100 times.
+ */
 async function openMetadataParquet(path: string): Promise<MetadataParquet> {
-  const handle = await open(path, 'r');
-  try {
-    const { size } = await handle.stat();
-    const file = handleBuffer(handle, size);
-    let metadata: FileMetaData;
-    try {
-      metadata = await parquetMetadataAsync(file);
-    } catch (err) {
-      throw inputMalformed(`not a valid parquet file: ${path} (${(err as Error).message})`, { cause: err });
-    }
-    const columns = parquetSchema(metadata).children.map((c) => c.element.name);
-    const groups: { start: number; end: number }[] = [];
-    let at = 0;
-    for (const group of metadata.row_groups) {
-      const n = Number(group.num_rows);
-      groups.push({ start: at, end: at + n });
-      at += n;
-    }
-    // The one decoded row group held (rows as arrays in `columns` order).
-    let cached: { index: number; rows: unknown[][] } | undefined;
-    const group = async (index: number): Promise<unknown[][]> => {
-      if (cached?.index === index) return cached.rows;
-      cached = undefined; // let the previous group go before decoding the next
-      const { start, end } = groups[index]!;
-      let rows: unknown[][] = [];
-      try {
-        await parquetRead({ file, metadata, compressors, columns, rowStart: start, rowEnd: end, onComplete: (r) => (rows = r) });
-      } catch (err) {
-        throw inputMalformed(`cannot read rows ${start}-${end} of ${path}: ${(err as Error).message}`, { cause: err });
-      }
-      cached = { index, rows };
-      return rows;
-    };
-    return {
-      path,
-      numRows: at,
-      columns,
-      async rows(start, end, wanted) {
-        const positions = wanted.map((c) => columns.indexOf(c));
-        const out: Record<string, unknown>[] = [];
-        for (let g = 0; g < groups.length && out.length < end - start; g++) {
-          const { start: gs, end: ge } = groups[g]!;
-          if (ge <= start || gs >= end || ge === gs) continue;
-          const rows = await group(g);
-          for (let r = Math.max(start, gs); r < Math.min(end, ge); r++) {
-            const row = rows[r - gs]!;
-            const record: Record<string, unknown> = {};
-            wanted.forEach((name, i) => {
-              const at = positions[i]!;
-              record[name] = at < 0 ? null : row[at] ?? null;
-            });
-            out.push(record);
-          }
+  const parquet = await openParquet(path);
+  let cached: { index: number; rows: Record<string, unknown>[] } | undefined;
+  const group = async (index: number): Promise<Record<string, unknown>[]> => {
+    if (cached?.index === index) return cached.rows;
+    cached = undefined; // let the previous group go before decoding the next
+    const { start, rows } = parquet.rowGroups[index]!;
+    const decoded = await parquet.readRows(parquet.columns, start, start + rows);
+    cached = { index, rows: decoded };
+    return decoded;
+  };
+  return {
+    path,
+    numRows: parquet.numRows,
+    columns: parquet.columns,
+    async rows(start, end, wanted) {
+      const out: Record<string, unknown>[] = [];
+      for (let g = 0; g < parquet.rowGroups.length && out.length < end - start; g++) {
+        const { start: gs, rows: n } = parquet.rowGroups[g]!;
+        const ge = gs + n;
+        if (ge <= start || gs >= end || n === 0) continue;
+        const rows = await group(g);
+        for (let r = Math.max(start, gs); r < Math.min(end, ge); r++) {
+          const row = rows[r - gs]!;
+          out.push(Object.fromEntries(wanted.map((name) => [name, row[name] ?? null])));
         }
-        return out;
-      },
-      close: () => handle.close(),
-    };
-  } catch (err) {
-    await handle.close();
-    throw err;
-  }
+      }
+      return out;
+    },
+    close: () => parquet.close(),
+  };
 }
 
 async function readParquetFooter(path: string): Promise<{ numRows: number; columns: string[] }> {
