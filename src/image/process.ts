@@ -44,9 +44,12 @@ export async function processImage(bytes: Buffer, o: ImageOptions): Promise<Imag
   const sniffed = sniffImageFormat(bytes);
   if (sniffed === null) return failure('not_an_image', 'cannot identify image file: the body is not a known image format');
 
+  // One instance for the header and the pipeline. libvips' own pixel limit is off because the header check below
+  // refuses oversized images before any pixel is decoded.
+  let pipeline = sharp(bytes, { limitInputPixels: false, failOn: 'truncated', sequentialRead: true });
   let meta: Metadata;
   try {
-    meta = await sharp(bytes, { limitInputPixels: false }).metadata();
+    meta = await pipeline.metadata();
   } catch (err) {
     return failure('decode_error', `Image decoding error: ${(err as Error).message}`);
   }
@@ -66,7 +69,7 @@ export async function processImage(bytes: Buffer, o: ImageOptions): Promise<Imag
     return { ok: true, data: bytes, format: o.encodeFormat, width: ow, height: oh, ...sizes };
   }
 
-  let pipeline = sharp(bytes, { limitInputPixels: o.maxPixels, failOn: 'truncated', sequentialRead: true }).rotate();
+  pipeline = pipeline.rotate();
   if (meta.hasAlpha) pipeline = pipeline.flatten({ background: WHITE });
   if (plan.resize) pipeline = pipeline.resize(plan.resize.width, plan.resize.height, { fit: 'fill' });
   if (plan.crop) pipeline = pipeline.extract(plan.crop);
