@@ -1,6 +1,7 @@
 import { mkdir, rm } from 'node:fs/promises';
 import { ClipstreamError, isClipstreamError } from '../core/errors.js';
 import type { UrlRow } from '../core/types.js';
+import { openParquet } from '../io/parquet-read.js';
 import { inspectUrlList, readUrlList, type UrlListOptions } from '../io/url-list.js';
 import { listDoneShards, removePartialShards } from '../sink/index.js';
 import { parseDownloadOptions, type DownloadOptions, type DownloadOptionsInput } from './options.js';
@@ -40,12 +41,12 @@ export async function download(input: DownloadOptionsInput, hooks: DownloadHooks
     captionCol: options.captionCol,
     additionalColumns: [...new Set([...options.saveAdditionalColumns, ...(options.verifyHash ? [options.verifyHash[0]] : [])])],
   };
-  await inspectUrlList(listOptions);
+  const files = await inspectUrlList(listOptions);
 
   const { skip, firstShardId } = await prepareOutputFolder(options);
   const progress = new ProgressCounter();
   hooks.onStart?.(progress, options);
-  void countRows(listOptions).then((n) => n !== undefined && progress.setInputRows(n), () => {});
+  void countRows(listOptions, files).then((n) => n !== undefined && progress.setInputRows(n), () => {});
 
   const onDelta = progress.add.bind(progress);
   const runner: ShardRunner =
@@ -133,8 +134,20 @@ async function prepareOutputFolder(o: DownloadOptions): Promise<{ skip: Set<numb
   return { skip: done, firstShardId: 0 };
 }
 
-/** Counts input rows in the background so the progress bar can show an ETA; gives up quietly on errors. */
-async function countRows(listOptions: UrlListOptions): Promise<number | undefined> {
+/**
+ * Counts input rows in the background so the progress bar can show an ETA: parquet footers say it for free, text
+ * formats are read once more (streamed). Gives up quietly on errors: the main read reports them.
+ */
+async function countRows(listOptions: UrlListOptions, files: string[]): Promise<number | undefined> {
+  if (listOptions.inputFormat === 'parquet') {
+    let total = 0;
+    for (const file of files) {
+      const parquet = await openParquet(file);
+      total += parquet.numRows;
+      await parquet.close();
+    }
+    return total;
+  }
   let n = 0;
   try {
     for await (const _ of readUrlList({ ...listOptions, additionalColumns: [], captionCol: undefined })) n++;

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ClipstreamError } from '../../src/core/errors.js';
+import type { ProgressCounter } from '../../src/download/progress.js';
 import { download } from '../../src/download/run.js';
 import { startImageServer, type ImageServer } from '../helpers/image-server.js';
 import { tempDir } from '../helpers/tmp.js';
@@ -178,12 +179,15 @@ describe('download (img2dataset-compatible job)', () => {
     expect((await readdir(out)).filter((f) => f.endsWith('.tar'))).toHaveLength(3);
   });
 
-  it('a bad URL inside a good list is a failed row; the run goes on', async () => {
+  it('a bad URL inside a good list is a failed row; the run goes on; progress learns the total for its ETA', async () => {
     const dir = await tempDir();
     const path = join(dir, 'u.txt');
     await writeFile(path, ['not a url', 'ftp://example.com/x.jpg', `${server.url}/img/20x20.jpg`].join('\n'));
-    const s = await download({ ...base, urlList: path, outputFolder: join(dir, 'o'), outputFormat: 'dummy' });
+    let counter: ProgressCounter | undefined;
+    const s = await download({ ...base, urlList: path, outputFolder: join(dir, 'o'), outputFormat: 'dummy' }, { onStart: (p) => (counter = p) });
     expect(s).toMatchObject({ count: 3, successes: 1, reasons: { invalid_url: 2 } });
+    await expect.poll(() => counter!.snapshot().total).toBe(3);
+    expect(counter!.snapshot()).toMatchObject({ done: 3, successes: 1, shardsDone: 1 });
   });
 
   describe('bad input: a clear error naming the file, nothing written', () => {
