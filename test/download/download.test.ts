@@ -1,6 +1,7 @@
 import { existsSync } from 'node:fs';
 import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { parquetWriteBuffer } from 'hyparquet-writer';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ClipstreamError } from '../../src/core/errors.js';
@@ -188,6 +189,33 @@ describe('download (img2dataset-compatible job)', () => {
     expect(s).toMatchObject({ count: 3, successes: 1, reasons: { invalid_url: 2 } });
     await expect.poll(() => counter!.snapshot().total).toBe(3);
     expect(counter!.snapshot()).toMatchObject({ done: 3, successes: 1, shardsDone: 1 });
+  });
+
+  it('reads a parquet url list and saves its additional columns with their types', async () => {
+    const dir = await tempDir();
+    const urls = [`${server.url}/img/30x20.jpg`, `${server.url}/status/404`, `${server.url}/img/20x30.png`];
+    const path = join(dir, 'u.parquet');
+    await writeFile(path, Buffer.from(parquetWriteBuffer({
+      columnData: [
+        { name: 'URL', data: urls, type: 'STRING' },
+        { name: 'TEXT', data: ['a', 'b', null], type: 'STRING' },
+        { name: 'orig_w', data: [30n, 1n, 20n], type: 'INT64' },
+      ],
+    })));
+    const out = join(dir, 'o');
+    let counter: ProgressCounter | undefined;
+    const s = await download(
+      { ...base, urlList: path, inputFormat: 'parquet', urlCol: 'URL', captionCol: 'TEXT', saveAdditionalColumns: ['orig_w'], outputFolder: out, outputFormat: 'webdataset' },
+      { onStart: (p) => (counter = p) },
+    );
+    expect(s).toMatchObject({ count: 3, successes: 2 });
+    await expect.poll(() => counter!.snapshot().total).toBe(3);
+    const rows = await readParquetRows(join(out, '00000.parquet'));
+    expect(rows.map((r) => [r.url, r.caption, Number(r.orig_w), r.status])).toEqual(
+      expect.arrayContaining([[urls[0], 'a', 30, 'success'], [urls[1], 'b', 1, 'failed_to_download'], [urls[2], null, 20, 'success']]),
+    );
+    const samples = await readAllTars(out);
+    expect(samples.map((x) => String(x.txt)).sort()).toEqual(['', 'a']); // a null caption is written as ""
   });
 
   describe('bad input: a clear error naming the file, nothing written', () => {
