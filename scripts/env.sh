@@ -22,7 +22,7 @@ if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.j
 fi
 if [ ! -f dist/.built ] || [ -n "$(find src tsconfig.json package.json -newer dist/.built -print -quit)" ]; then
   echo "clipstream: building …" >&2
-  npx --no-install tsc -p tsconfig.json >&2
+  node_modules/.bin/tsc -p tsconfig.json >&2
   touch dist/.built
 fi
 cd - >/dev/null

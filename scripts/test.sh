@@ -4,11 +4,11 @@ source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 cd "$CLIPSTREAM_ROOT"
 set +e
 report="$(mktemp -d)"
-npx --no-install tsc -p tsconfig.test.json --noEmit
+node_modules/.bin/tsc -p tsconfig.test.json --noEmit
 typecheck=$?
-npx --no-install eslint --no-error-on-unmatched-pattern src test bench scripts
+node_modules/.bin/eslint --no-error-on-unmatched-pattern src test bench scripts
 lint=$?
-npx --no-install vitest run --reporter=default --reporter=json --outputFile.json="$report/vitest.json" "$@"
+node_modules/.bin/vitest run --reporter=default --reporter=json --outputFile.json="$report/vitest.json" "$@"
 node scripts/summarize-tests.mjs "$report" "$typecheck" "$lint"
 status=$?
 rm -rf "$report"
