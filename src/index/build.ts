@@ -1,0 +1,144 @@
+import { mkdir } from 'node:fs/promises';
+import * as lancedb from '@lancedb/lancedb';
+import { Bool, Field, FixedSizeList, Float32, Float64, Int64, Schema, Utf8, type DataType } from 'apache-arrow';
+import { ClipstreamError } from '../core/errors.js';
+import { openEmbeddingFolder, readEmbeddingBatches } from '../io/embedding-folder.js';
+import { readIndexInfo, TABLE, writeIndexInfo, type ColumnType, type IndexInfo } from './info.js';
+import { measureRecall } from './recall.js';
+
+export interface BuildIndexOptions {
+  embeddings: string;
+  output: string;
+  metric?: 'ip' | 'cosine';
+  indexType?: 'auto' | 'flat' | 'ivf_pq';
+  /** Model that made the embeddings, recorded in clipstream.json when known. */
+  model?: string;
+  batchRows?: number;
+  onProgress?: (done: number, total: number) => void;
+}
+
+/**
+ * Row count from which `auto` builds IVF-PQ. Not yet measured on this machine (bench/index is still to come): a
+ * flat (exact) search over 100 k × 512 float32 is a 200 MB scan, already past the 10 ms budget on 2 cores.
+ */
+export const ANN_THRESHOLD = 100_000;
+
+/**
+ * Streams a clip-retrieval embedding folder into one LanceDB table (`id`, `vector`, `text_vector`, every metadata
+ * column) with explicit global ids, then chooses exact or IVF-PQ search and records the measured recall@10.
+ * Rerunning on a folder with new partitions appends only those.
+ */
+export async function buildIndex(o: BuildIndexOptions): Promise<IndexInfo> {
+  const folder = await openEmbeddingFolder(o.embeddings);
+  const metric = o.metric ?? 'ip';
+  const previous = await readIndexInfo(o.output);
+  if (previous && (previous.dim !== folder.dim || previous.metric !== metric)) {
+    throw new ClipstreamError(
+      'INDEX_INVALID',
+      `${o.output} holds ${previous.dim}-dimensional ${previous.metric} vectors; ${o.embeddings} has ${folder.dim} dimensions and ${metric} was asked`,
+      { hint: 'Use another --output folder, or the same --metric.' },
+    );
+  }
+  const done = new Set(previous?.partitions ?? []);
+  const todo = folder.partitions.filter((p) => !done.has(p.name));
+  await mkdir(o.output, { recursive: true });
+  const db = await lancedb.connect(o.output);
+  let table = previous ? await db.openTable(TABLE) : undefined;
+  let columns = previous?.columns;
+  let schema: Schema | undefined;
+  let imported = previous?.count ?? 0;
+  const total = imported + todo.reduce((n, p) => n + p.rows, 0);
+
+  for await (const b of readEmbeddingBatches(folder, { batchRows: o.batchRows ?? 10_000, partitions: todo.map((p) => p.name) })) {
+    columns ??= inferColumns(b.metadata, folder.metadataColumns);
+    schema ??= tableSchema(folder.dim, folder.hasText, columns);
+    const rows = b.metadata.map((meta, i) => {
+      const row: Record<string, unknown> = { id: b.ids[i], vector: normalise(b.vectors.subarray(i * folder.dim, (i + 1) * folder.dim), metric) };
+      if (folder.hasText && b.textVectors) row.text_vector = normalise(b.textVectors.subarray(i * folder.dim, (i + 1) * folder.dim), metric);
+      for (const [name, type] of Object.entries(columns!)) row[name] = cell(meta[name], type);
+      return row;
+    });
+    const data = lancedb.makeArrowTable(rows, { schema });
+    if (table) await table.add(data);
+    else table = await db.createTable(TABLE, data);
+    imported += rows.length;
+    o.onProgress?.(imported, total);
+  }
+  if (!table) throw new ClipstreamError('INDEX_INVALID', `${o.embeddings} has no rows to index`);
+
+  const useAnn = o.indexType === 'ivf_pq' || ((o.indexType ?? 'auto') === 'auto' && imported >= ANN_THRESHOLD);
+  let ann: IndexInfo['ann'] = { type: 'flat' };
+  if (useAnn) {
+    const numPartitions = Math.max(1, Math.round(Math.sqrt(imported)));
+    const numSubVectors = folder.dim % 16 === 0 ? folder.dim / 16 : folder.dim % 8 === 0 ? folder.dim / 8 : 1;
+    await table.createIndex('vector', {
+      config: lancedb.Index.ivfPq({ numPartitions, numSubVectors, distanceType: 'dot' }),
+      replace: true,
+    });
+    ann = { type: 'ivf_pq', num_partitions: numPartitions, num_sub_vectors: numSubVectors, nprobes: 20, refine_factor: 10 };
+  }
+  const recall = ann.type === 'flat' ? 1 : await measureRecall(table, ann, folder.dim);
+  const now = new Date().toISOString();
+  const info: IndexInfo = {
+    format_version: 1,
+    count: imported,
+    dim: folder.dim,
+    metric,
+    model: o.model ?? previous?.model ?? null,
+    columns: columns ?? {},
+    has_text: folder.hasText,
+    ann,
+    recall_at_10: recall,
+    partitions: [...done, ...todo.map((p) => p.name)],
+    created_at: previous?.created_at ?? now,
+    updated_at: now,
+  };
+  await writeIndexInfo(o.output, info);
+  table.close();
+  return info;
+}
+
+/** Column types from the first batch; later values that do not fit are stored as text (strings) or null. */
+function inferColumns(rows: Record<string, unknown>[], names: string[]): Record<string, ColumnType> {
+  const out: Record<string, ColumnType> = {};
+  for (const name of names) {
+    if (name === 'id' || name === 'vector' || name === 'text_vector') continue;
+    const sample = rows.map((r) => r[name]).find((v) => v !== null && v !== undefined);
+    out[name] = typeof sample === 'bigint' ? 'int64' : typeof sample === 'number' ? 'float64' : typeof sample === 'boolean' ? 'bool' : 'string';
+  }
+  return out;
+}
+
+function tableSchema(dim: number, hasText: boolean, columns: Record<string, ColumnType>): Schema {
+  const vector = () => new FixedSizeList(dim, new Field('item', new Float32(), true));
+  const arrow: Record<ColumnType, () => DataType> = { string: () => new Utf8(), float64: () => new Float64(), int64: () => new Int64(), bool: () => new Bool() };
+  return new Schema([
+    new Field('id', new Int64(), false),
+    new Field('vector', vector(), false),
+    ...(hasText ? [new Field('text_vector', vector(), true)] : []),
+    ...Object.entries(columns).map(([name, type]) => new Field(name, arrow[type](), true)),
+  ]);
+}
+
+function cell(value: unknown, type: ColumnType): unknown {
+  if (value === null || value === undefined) return null;
+  switch (type) {
+    case 'int64':
+      return typeof value === 'bigint' ? value : Number.isInteger(value) ? BigInt(value as number) : null;
+    case 'float64':
+      return typeof value === 'number' ? value : typeof value === 'bigint' ? Number(value) : null;
+    case 'bool':
+      return typeof value === 'boolean' ? value : null;
+    case 'string':
+      return typeof value === 'string' ? value : typeof value === 'object' ? JSON.stringify(value, (_k, v) => (typeof v === 'bigint' ? Number(v) : v)) : String(value);
+  }
+}
+
+/** clip-retrieval folders hold L2-normalised vectors; `cosine` renormalises anyway (float16 rounding, other tools). */
+function normalise(v: Float32Array, metric: 'ip' | 'cosine'): Float32Array {
+  const out = Float32Array.from(v);
+  if (metric === 'ip') return out;
+  const norm = Math.hypot(...out) || 1;
+  for (let i = 0; i < out.length; i++) out[i]! /= norm;
+  return out;
+}

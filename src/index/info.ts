@@ -1,0 +1,54 @@
+import { readFile, writeFile, rename } from 'node:fs/promises';
+import { join } from 'node:path';
+import { ClipstreamError } from '../core/errors.js';
+
+export type ColumnType = 'string' | 'float64' | 'int64' | 'bool';
+
+/** `clipstream.json`: what an index folder holds and how it was built (DESIGN.md §2 "Index folder"). */
+export interface IndexInfo {
+  format_version: 1;
+  count: number;
+  dim: number;
+  metric: 'ip' | 'cosine';
+  model: string | null;
+  columns: Record<string, ColumnType>;
+  has_text: boolean;
+  ann: { type: 'flat' } | { type: 'ivf_pq'; num_partitions: number; num_sub_vectors: number; nprobes: number; refine_factor: number };
+  recall_at_10: number;
+  partitions: string[];
+  created_at: string;
+  updated_at: string;
+}
+
+export const INFO_FILE = 'clipstream.json';
+export const TABLE = 'samples';
+
+export async function readIndexInfo(dir: string): Promise<IndexInfo | undefined> {
+  let text: string;
+  try {
+    text = await readFile(join(dir, INFO_FILE), 'utf8');
+  } catch {
+    return undefined;
+  }
+  try {
+    return JSON.parse(text) as IndexInfo;
+  } catch (err) {
+    throw new ClipstreamError('INDEX_INVALID', `${join(dir, INFO_FILE)} is not valid JSON`, { cause: err });
+  }
+}
+
+export async function requireIndexInfo(dir: string): Promise<IndexInfo> {
+  const info = await readIndexInfo(dir);
+  if (!info) {
+    throw new ClipstreamError('INDEX_INVALID', `${dir} is not a clipstream index (no ${INFO_FILE})`, {
+      hint: 'Build one with: clipstream index --embeddings EMBEDDING_FOLDER --output DIR',
+    });
+  }
+  return info;
+}
+
+export async function writeIndexInfo(dir: string, info: IndexInfo): Promise<void> {
+  const path = join(dir, INFO_FILE);
+  await writeFile(`${path}.partial`, JSON.stringify(info, null, 2) + '\n');
+  await rename(`${path}.partial`, path);
+}

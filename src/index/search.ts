@@ -1,0 +1,93 @@
+import * as lancedb from '@lancedb/lancedb';
+import { ClipstreamError } from '../core/errors.js';
+import { requireIndexInfo, TABLE, type IndexInfo } from './info.js';
+
+export interface SearchQuery {
+  vector: Float32Array;
+  /** Results wanted when no threshold is given. Default 10. */
+  k?: number;
+  /** Every result at or above this similarity, up to `maxResults` (not just the top k). */
+  minSimilarity?: number;
+  maxResults?: number;
+  /** SQL predicate on metadata columns, applied before ranking. */
+  where?: string;
+  /** Drop repeated urls (the best-ranked one is kept). Ids are unique by construction. */
+  dedupUrls?: boolean;
+}
+
+export interface SearchResult {
+  id: number;
+  similarity: number;
+  [column: string]: unknown;
+}
+
+export interface Index {
+  info: IndexInfo;
+  search(q: SearchQuery): Promise<SearchResult[]>;
+  /** How many rows have a similarity ≥ minSimilarity (exact). */
+  count(q: { vector: Float32Array; minSimilarity: number; where?: string }): Promise<number>;
+  close(): void;
+}
+
+const queryInvalid = (message: string, hint?: string) => new ClipstreamError('QUERY_INVALID', message, hint ? { hint } : {});
+
+export async function openIndex(dir: string): Promise<Index> {
+  const info = await requireIndexInfo(dir);
+  const db = await lancedb.connect(dir);
+  const table = await db.openTable(TABLE);
+  const metaColumns = Object.keys(info.columns);
+
+  function checkDimension(vector: Float32Array) {
+    if (vector.length !== info.dim) {
+      throw queryInvalid(`the query has ${vector.length} dimensions but the index at ${dir} has ${info.dim}`, 'Embed the query with the model that built the index.');
+    }
+  }
+
+  function vectorQuery(q: { vector: Float32Array; where?: string; minSimilarity?: number }, limit: number) {
+    let query = table.vectorSearch(q.vector).column('vector').distanceType('dot').limit(limit);
+    if (info.ann.type === 'ivf_pq') query = query.nprobes(info.ann.nprobes).refineFactor(info.ann.refine_factor);
+    // LanceDB's dot distance is 1 - dot: similarity ≥ s ⇔ distance ≤ 1 - s.
+    if (q.minSimilarity !== undefined) query = query.distanceRange(undefined, 1 - q.minSimilarity + 1e-6);
+    if (q.where) query = query.where(q.where);
+    return query;
+  }
+
+  async function run(q: SearchQuery & { columns?: string[] }, limit: number) {
+    checkDimension(q.vector);
+    try {
+      return await vectorQuery(q, limit).select(q.columns ?? ['id', ...metaColumns]).toArray();
+    } catch (err) {
+      const message = (err as Error).message;
+      if (q.where && /field|column|parse|sql|syntax/i.test(message)) {
+        throw queryInvalid(`the predicate ${JSON.stringify(q.where)} cannot be applied: ${message.replace(/^.*?(lance error: )?/, '')}`,
+          `Columns of this index: ${metaColumns.join(', ')}`);
+      }
+      throw err;
+    }
+  }
+
+  return {
+    info,
+    async search(q) {
+      const limit = q.minSimilarity !== undefined ? (q.maxResults ?? 10_000) : (q.k ?? 10);
+      const rows = await run(q, limit);
+      const seenUrls = new Set<unknown>();
+      const out: SearchResult[] = [];
+      for (const row of rows) {
+        if (q.dedupUrls && row.url != null) {
+          if (seenUrls.has(row.url)) continue;
+          seenUrls.add(row.url);
+        }
+        const result: SearchResult = { id: Number(row.id), similarity: 1 - Number(row._distance) };
+        for (const c of metaColumns) result[c] = typeof row[c] === 'bigint' ? Number(row[c]) : row[c];
+        out.push(result);
+      }
+      return out;
+    },
+    async count(q) {
+      const rows = await run({ ...q, columns: ['id'] }, info.count);
+      return rows.length;
+    },
+    close: () => table.close(),
+  };
+}
