@@ -4,6 +4,7 @@ import { Command, CommanderError } from 'commander';
 import { isClipstreamError } from '../core/errors.js';
 import { demoCommand } from './demo.js';
 import { downloadCommand } from './download.js';
+import { indexCommand, queryCommand } from './index-commands.js';
 import { inferenceCommand } from './inference.js';
 import { normalizeFlags } from './parse.js';
 
@@ -15,6 +16,8 @@ const program = new Command('clipstream')
 
 program.addCommand(downloadCommand());
 program.addCommand(inferenceCommand());
+program.addCommand(indexCommand());
+program.addCommand(queryCommand());
 program.addCommand(demoCommand());
 
 try {

@@ -13,8 +13,8 @@ export async function measureRecall(table: Table, ann: Extract<IndexInfo['ann'],
     let hits = 0;
     let total = 0;
     for (const q of queries) {
-      const exact = await table.vectorSearch(q).column('vector').distanceType('dot').bypassVectorIndex().limit(10).select(['id']).toArray();
-      const approx = await table.vectorSearch(q).column('vector').distanceType('dot').nprobes(nprobes).refineFactor(refine).limit(10).select(['id']).toArray();
+      const exact = await table.vectorSearch(q).column('vector').distanceType('dot').bypassVectorIndex().limit(10).select(['id', '_distance']).toArray();
+      const approx = await table.vectorSearch(q).column('vector').distanceType('dot').nprobes(nprobes).refineFactor(refine).limit(10).select(['id', '_distance']).toArray();
       const truth = new Set(exact.map((r) => String(r.id)));
       hits += approx.filter((r) => truth.has(String(r.id))).length;
       total += truth.size;

@@ -24,7 +24,7 @@ export interface SearchResult {
 export interface Index {
   info: IndexInfo;
   search(q: SearchQuery): Promise<SearchResult[]>;
-  /** How many rows have a similarity ≥ minSimilarity (exact). */
+  /** How many rows have a similarity ≥ minSimilarity: an exact scan, whatever the ANN index. */
   count(q: { vector: Float32Array; minSimilarity: number; where?: string }): Promise<number>;
   close(): void;
 }
@@ -43,19 +43,20 @@ export async function openIndex(dir: string): Promise<Index> {
     }
   }
 
-  function vectorQuery(q: { vector: Float32Array; where?: string; minSimilarity?: number }, limit: number) {
+  function vectorQuery(q: { vector: Float32Array; where?: string; minSimilarity?: number; exact?: boolean }, limit: number) {
     let query = table.vectorSearch(q.vector).column('vector').distanceType('dot').limit(limit);
-    if (info.ann.type === 'ivf_pq') query = query.nprobes(info.ann.nprobes).refineFactor(info.ann.refine_factor);
+    if (q.exact) query = query.bypassVectorIndex();
+    else if (info.ann.type === 'ivf_pq') query = query.nprobes(info.ann.nprobes).refineFactor(info.ann.refine_factor);
     // LanceDB's dot distance is 1 - dot: similarity ≥ s ⇔ distance ≤ 1 - s.
     if (q.minSimilarity !== undefined) query = query.distanceRange(undefined, 1 - q.minSimilarity + 1e-6);
     if (q.where) query = query.where(q.where);
     return query;
   }
 
-  async function run(q: SearchQuery & { columns?: string[] }, limit: number) {
+  async function run(q: SearchQuery & { columns?: string[]; exact?: boolean }, limit: number) {
     checkDimension(q.vector);
     try {
-      return await vectorQuery(q, limit).select(q.columns ?? ['id', ...metaColumns]).toArray();
+      return await vectorQuery(q, limit).select([...(q.columns ?? ['id', ...metaColumns]), '_distance']).toArray();
     } catch (err) {
       const message = (err as Error).message;
       if (q.where && /field|column|parse|sql|syntax/i.test(message)) {
@@ -85,7 +86,7 @@ export async function openIndex(dir: string): Promise<Index> {
       return out;
     },
     async count(q) {
-      const rows = await run({ ...q, columns: ['id'] }, info.count);
+      const rows = await run({ ...q, columns: ['id'], exact: true }, info.count);
       return rows.length;
     },
     close: () => table.close(),

@@ -1,0 +1,91 @@
+import { Command, Option } from 'commander';
+import { loadClipModel } from '../clip/index.js';
+import { invalidOption } from '../core/errors.js';
+import { buildIndex, openIndex, type SearchResult } from '../index/index.js';
+import { openNpy } from '../io/npy.js';
+import { toNumber } from './parse.js';
+
+/** `clipstream index`: a clip-retrieval embedding folder → a LanceDB index folder. */
+export function indexCommand(): Command {
+  return new Command('index')
+    .description('Import a clip-retrieval embedding folder (img_emb/, metadata/) into an index folder; rerun to append new partitions')
+    .requiredOption('--embeddings <dir>', 'embedding folder: img_emb/img_emb_{P}.npy + metadata/metadata_{P}.parquet')
+    .requiredOption('--output <dir>', 'index folder to create or extend')
+    .addOption(new Option('--metric <m>', 'similarity').choices(['ip', 'cosine']).default('ip'))
+    .addOption(new Option('--index-type <t>', 'exact search or IVF-PQ').choices(['auto', 'flat', 'ivf_pq']).default('auto'))
+    .option('--model <name>', 'the model that made the embeddings, recorded in clipstream.json')
+    .action(async (flags: { embeddings: string; output: string; metric: 'ip' | 'cosine'; indexType: 'auto' | 'flat' | 'ivf_pq'; model?: string }) => {
+      const start = performance.now();
+      let last = 0;
+      const info = await buildIndex({
+        ...flags,
+        onProgress: (done, total) => {
+          if (performance.now() - last < 1000 && done < total) return;
+          last = performance.now();
+          process.stderr.write(`index ${done}/${total} rows\n`);
+        },
+      });
+      process.stdout.write(
+        `done in ${((performance.now() - start) / 1000).toFixed(1)}s: ${info.count} rows × ${info.dim} dims in ${flags.output}, ` +
+          `${info.ann.type} search, recall@10 ${info.recall_at_10.toFixed(3)}, partitions ${info.partitions.join(', ')}\n`,
+      );
+    });
+}
+
+/** `clipstream query`: nearest neighbours of a text, an image or an embedding. */
+export function queryCommand(): Command {
+  return new Command('query')
+    .description('Search an index by text, image or embedding; prints the results best first')
+    .requiredOption('--index <dir>', 'index folder (clipstream index --output)')
+    .option('--text <text>', 'query text (needs --model)')
+    .option('--image <path>', 'query image file (needs --model)')
+    .option('--embedding-file <npy>', 'query embedding: a .npy with one row')
+    .option('--model <dir>', 'CLIP model folder to embed --text / --image')
+    .option('--num-results <k>', 'results when no --min-similarity is given', toNumber('--num-results'), 10)
+    .option('--min-similarity <s>', 'every result at or above this similarity (up to 10 000)', toNumber('--min-similarity'))
+    .option('--where <sql>', "predicate on metadata columns, e.g. \"width >= 256\"")
+    .addOption(new Option('--format <f>', 'output format').choices(['table', 'jsonl']).default('table'))
+    .action(async (flags: { index: string; text?: string; image?: string; embeddingFile?: string; model?: string; numResults: number; minSimilarity?: number; where?: string; format: 'table' | 'jsonl' }) => {
+      const kinds = [flags.text, flags.image, flags.embeddingFile].filter((v) => v !== undefined).length;
+      if (kinds !== 1) throw invalidOption('Expected exactly one of --text, --image or --embedding-file');
+      if (flags.minSimilarity !== undefined && (flags.minSimilarity < -1 || flags.minSimilarity > 1)) {
+        throw invalidOption(`Expected a similarity in [-1, 1] for --min-similarity but received ${flags.minSimilarity}`);
+      }
+      const vector = await queryVector(flags);
+      const index = await openIndex(flags.index);
+      try {
+        const results = await index.search({ vector, k: flags.numResults, minSimilarity: flags.minSimilarity, where: flags.where, dedupUrls: true });
+        process.stdout.write(flags.format === 'jsonl' ? results.map((r) => JSON.stringify(r)).join('\n') + (results.length ? '\n' : '') : table(results));
+      } finally {
+        index.close();
+      }
+    });
+}
+
+async function queryVector(flags: { text?: string; image?: string; embeddingFile?: string; model?: string }): Promise<Float32Array> {
+  if (flags.embeddingFile) {
+    const npy = await openNpy(flags.embeddingFile);
+    try {
+      if (npy.header.rowCount < 1) throw invalidOption(`${flags.embeddingFile} holds no embedding`);
+      return await npy.readRows(0, 1);
+    } finally {
+      await npy.close();
+    }
+  }
+  if (!flags.model) throw invalidOption('--text and --image need --model (the CLIP model folder that built the index)');
+  const model = await loadClipModel(flags.model);
+  try {
+    if (flags.text !== undefined) return (await model.encodeText([flags.text]))[0]!;
+    const { readFile } = await import('node:fs/promises');
+    return (await model.encodeImages([await readFile(flags.image!)]))[0]!;
+  } finally {
+    await model.close();
+  }
+}
+
+function table(results: SearchResult[]): string {
+  if (results.length === 0) return 'no results\n';
+  const show = ['url', 'caption'].filter((c) => c in results[0]!);
+  const lines = results.map((r) => [r.similarity.toFixed(4), String(r.id), ...show.map((c) => String(r[c] ?? '').slice(0, 70))].join('  '));
+  return ['similarity  id  ' + show.join('  '), ...lines].join('\n') + '\n';
+}

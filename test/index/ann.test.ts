@@ -1,0 +1,79 @@
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { buildIndex, openIndex } from '../../src/index/index.js';
+import { writeNpy } from '../../src/io/npy.js';
+import { openParquetWriter } from '../../src/io/parquet-write.js';
+import { tempDir } from '../helpers/tmp.js';
+
+/** Clustered unit vectors with known answers: 16 centres, points = centre + small noise. */
+function clustered(n: number, dim: number, seed = 1) {
+  let s = seed;
+  const rand = () => ((s = (Math.imul(s, 1103515245) + 12345) >>> 0) / 4294967296) * 2 - 1;
+  const unit = (v: Float32Array) => {
+    const norm = Math.hypot(...v);
+    return v.map((x) => x / norm);
+  };
+  const centres = Array.from({ length: 16 }, () => unit(Float32Array.from({ length: dim }, rand)));
+  const rows = Array.from({ length: n }, (_, i) => {
+    const c = centres[i % 16]!;
+    return { cluster: i % 16, vector: unit(c.map((x) => x + 0.15 * rand())) };
+  });
+  return { centres, rows };
+}
+
+async function writeFolder(root: string, parts: { cluster: number; vector: Float32Array }[][], dim: number, firstPart = 0) {
+  await mkdir(join(root, 'img_emb'), { recursive: true });
+  await mkdir(join(root, 'metadata'), { recursive: true });
+  let id = 0;
+  for (const [p, rows] of parts.entries()) {
+    const name = String(firstPart + p);
+    await writeNpy(join(root, 'img_emb', `img_emb_${name}.npy`), rows.map((r) => r.vector), dim, 'float16');
+    const w = await openParquetWriter(join(root, 'metadata', `metadata_${name}.parquet`), [
+      { name: 'url', type: 'STRING' },
+      { name: 'cluster', type: 'INT64' },
+    ]);
+    for (const r of rows) await w.writeRow({ url: `http://x/${firstPart}-${id++}.jpg`, cluster: r.cluster });
+    await w.close();
+  }
+}
+
+describe('IVF-PQ', () => {
+  it('builds an ANN index whose recall@10 against exact search is ≥ 0.95, and finds each cluster', async () => {
+    const dir = await tempDir();
+    const dim = 32;
+    const { centres, rows } = clustered(4000, dim);
+    await writeFolder(join(dir, 'emb'), [rows.slice(0, 2000), rows.slice(2000)], dim);
+    const info = await buildIndex({ embeddings: join(dir, 'emb'), output: join(dir, 'idx'), indexType: 'ivf_pq' });
+    expect(info.ann.type).toBe('ivf_pq');
+    expect(info.recall_at_10).toBeGreaterThanOrEqual(0.95);
+    const index = await openIndex(join(dir, 'idx'));
+    for (const [c, centre] of centres.entries()) {
+      const top = await index.search({ vector: centre, k: 10 });
+      expect(top.every((r) => r.cluster === c)).toBe(true);
+    }
+    // the count above a threshold equals a brute-force count
+    const t = 0.9;
+    const brute = rows.filter((r) => r.vector.reduce((s, v, i) => s + v * centres[3]![i]!, 0) >= t + 0.01).length;
+    const counted = await index.count({ vector: centres[3]!, minSimilarity: t + 0.01 });
+    expect(Math.abs(counted - brute)).toBeLessThanOrEqual(Math.ceil(brute * 0.05)); // float16 storage rounds similarities
+    index.close();
+  });
+
+  it('appends the new partitions of a folder on a rerun', async () => {
+    const dir = await tempDir();
+    const dim = 16;
+    const { rows } = clustered(300, dim, 7);
+    const emb = join(dir, 'emb');
+    await writeFolder(emb, [rows.slice(0, 100)], dim);
+    const first = await buildIndex({ embeddings: emb, output: join(dir, 'idx') });
+    expect(first).toMatchObject({ count: 100, partitions: ['0'] });
+    await writeFolder(emb, [rows.slice(100, 300)], dim, 1);
+    const second = await buildIndex({ embeddings: emb, output: join(dir, 'idx') });
+    expect(second).toMatchObject({ count: 300, partitions: ['0', '1'] });
+    const index = await openIndex(join(dir, 'idx'));
+    const all = await index.search({ vector: rows[0]!.vector, minSimilarity: -1 });
+    expect(all.map((r) => r.id).sort((a, b) => a - b)).toEqual(Array.from({ length: 300 }, (_, i) => i));
+    index.close();
+  });
+});

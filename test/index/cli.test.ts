@@ -1,0 +1,44 @@
+import { execFile } from 'node:child_process';
+import { join, resolve } from 'node:path';
+import { promisify } from 'node:util';
+import { describe, expect, it } from 'vitest';
+import { writeColorClip } from '../../src/clip/index.js';
+import { runDemo } from '../../src/demo/run.js';
+import { tempDir } from '../helpers/tmp.js';
+
+const run = promisify(execFile);
+const cli = (args: string[]) =>
+  run(process.execPath, [resolve('dist/cli/main.js'), ...args]).then(
+    (r) => ({ code: 0, ...r }),
+    (e: { code: number; stdout: string; stderr: string }) => ({ code: e.code, stdout: e.stdout, stderr: e.stderr }),
+  );
+
+describe('clipstream inference → index → query (CLI)', () => {
+  it('answers a text query with the red images, best first, as jsonl', async () => {
+    const dir = await tempDir();
+    await runDemo({ outputFolder: join(dir, 'demo'), count: 48 });
+    const model = await writeColorClip(join(dir, 'model'));
+    expect((await cli(['inference', '--input', join(dir, 'demo', 'shards'), '--output-folder', join(dir, 'emb'), '--model', model])).code).toBe(0);
+    const built = await cli(['index', '--embeddings', join(dir, 'emb'), '--output', join(dir, 'idx')]);
+    expect(built.code).toBe(0);
+    expect(built.stdout).toMatch(/rows × 64 dims .* flat search, recall@10 1\.000/);
+    const q = await cli(['query', '--index', join(dir, 'idx'), '--text', 'a red thing', '--model', model, '--num-results', '4', '--format', 'jsonl']);
+    expect(q.code).toBe(0);
+    const results = q.stdout.trim().split('\n').map((l) => JSON.parse(l) as { id: number; similarity: number; colour: string; url: string });
+    expect(results).toHaveLength(4);
+    expect(results.every((r) => r.colour === 'red' && typeof r.id === 'number' && r.url.startsWith('http'))).toBe(true);
+    expect(results.map((r) => r.similarity)).toEqual([...results.map((r) => r.similarity)].sort((a, b) => b - a));
+  });
+
+  it('bad queries get one clear line and exit code 2', async () => {
+    const dir = await tempDir();
+    const noIndex = await cli(['query', '--index', dir, '--embedding-file', join(dir, 'q.npy')]);
+    expect(noIndex.code).toBe(2);
+    expect(noIndex.stderr).toMatch(/q\.npy|not a clipstream index/);
+    const two = await cli(['query', '--index', dir, '--text', 'a', '--embedding-file', 'q.npy']);
+    expect(two.code).toBe(2);
+    expect(two.stderr).toMatch(/exactly one of --text, --image or --embedding-file/);
+    const range = await cli(['query', '--index', dir, '--text', 'a', '--min-similarity', '2']);
+    expect(range.stderr).toMatch(/\[-1, 1\] for --min-similarity but received 2/);
+  });
+});
