@@ -7,6 +7,7 @@ import { downloadCommand } from './download.js';
 import { indexCommand, queryCommand } from './index-commands.js';
 import { inferenceCommand } from './inference.js';
 import { normalizeFlags } from './parse.js';
+import { serveCommand } from './serve.js';
 
 const program = new Command('clipstream')
   .description('Query-driven web image datasets: download, index, and stream resized images into training')
@@ -18,6 +19,7 @@ program.addCommand(downloadCommand());
 program.addCommand(inferenceCommand());
 program.addCommand(indexCommand());
 program.addCommand(queryCommand());
+program.addCommand(serveCommand());
 program.addCommand(demoCommand());
 
 try {

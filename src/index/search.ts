@@ -13,6 +13,8 @@ export interface SearchQuery {
   where?: string;
   /** Drop repeated urls (the best-ranked one is kept). Ids are unique by construction. */
   dedupUrls?: boolean;
+  /** Which embeddings to search: the images' (default) or the captions' (`text_vector`, when the folder had them). */
+  column?: 'vector' | 'text_vector';
 }
 
 export interface SearchResult {
@@ -26,6 +28,8 @@ export interface Index {
   search(q: SearchQuery): Promise<SearchResult[]>;
   /** How many rows have a similarity ≥ minSimilarity: an exact scan, whatever the ANN index. */
   count(q: { vector: Float32Array; minSimilarity: number; where?: string }): Promise<number>;
+  /** Metadata rows of the given ids, in the order asked; unknown ids are left out. */
+  getByIds(ids: number[]): Promise<{ id: number; metadata: Record<string, unknown> }[]>;
   close(): void;
 }
 
@@ -43,8 +47,12 @@ export async function openIndex(dir: string): Promise<Index> {
     }
   }
 
-  function vectorQuery(q: { vector: Float32Array; where?: string; minSimilarity?: number; exact?: boolean }, limit: number) {
-    let query = table.vectorSearch(q.vector).column('vector').distanceType('dot').limit(limit);
+  function vectorQuery(q: { vector: Float32Array; where?: string; minSimilarity?: number; exact?: boolean; column?: string }, limit: number) {
+    const column = q.column ?? 'vector';
+    if (column === 'text_vector' && !info.has_text) {
+      throw queryInvalid(`the index at ${dir} has no text embeddings (its embedding folder had no text_emb/)`, 'Search the image embeddings instead.');
+    }
+    let query = table.vectorSearch(q.vector).column(column).distanceType('dot').limit(limit);
     if (q.exact) query = query.bypassVectorIndex();
     else if (info.ann.type === 'ivf_pq') query = query.nprobes(info.ann.nprobes).refineFactor(info.ann.refine_factor);
     // LanceDB's dot distance is 1 - dot: similarity ≥ s ⇔ distance ≤ 1 - s.
@@ -88,6 +96,19 @@ export async function openIndex(dir: string): Promise<Index> {
     async count(q) {
       const rows = await run({ ...q, columns: ['id'], exact: true }, info.count);
       return rows.length;
+    },
+    async getByIds(ids) {
+      const wanted = ids.filter((id) => Number.isSafeInteger(id) && id >= 0);
+      if (wanted.length === 0) return [];
+      const rows = await table.query().where(`id IN (${wanted.join(',')})`).select(['id', ...metaColumns]).toArray();
+      const byId = new Map(rows.map((r) => [Number(r.id), r]));
+      return wanted.flatMap((id) => {
+        const row = byId.get(id);
+        if (!row) return [];
+        const metadata: Record<string, unknown> = {};
+        for (const c of metaColumns) metadata[c] = typeof row[c] === 'bigint' ? Number(row[c]) : row[c];
+        return [{ id, metadata }];
+      });
     },
     close: () => table.close(),
   };

@@ -1,0 +1,111 @@
+import { mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import sharp from 'sharp';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadClipModel, writeColorClip, type ClipModel } from '../../src/clip/index.js';
+import { runDemo } from '../../src/demo/run.js';
+import { createFetcher, type Fetcher } from '../../src/fetch/index.js';
+import { buildIndex, openIndex, type Index } from '../../src/index/index.js';
+import { runInference } from '../../src/inference/run.js';
+import { clipBackServer } from '../../src/server/clip-back.js';
+import { startImageServer, type ImageServer } from '../helpers/image-server.js';
+
+let base: string;
+let close: () => Promise<void>;
+let images: ImageServer;
+let model: ClipModel;
+let index: Index;
+let fetcher: Fetcher;
+let red: number[];
+
+beforeAll(async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'clipstream-serve-'));
+  await runDemo({ outputFolder: join(dir, 'demo'), count: 60 });
+  const modelDir = await writeColorClip(join(dir, 'model'));
+  await runInference({ input: join(dir, 'demo', 'shards'), outputFolder: join(dir, 'emb'), model: modelDir });
+  await buildIndex({ embeddings: join(dir, 'emb'), output: join(dir, 'idx') });
+  index = await openIndex(join(dir, 'idx'));
+  model = await loadClipModel(modelDir);
+  red = [...(await model.encodeText(['red']))[0]!];
+  images = await startImageServer();
+  fetcher = createFetcher({ allowPrivateNetworks: true, timeoutMs: 3000 });
+  const app = clipBackServer({ indices: new Map([['demo', index]]), model, fetcher });
+  base = await app.listen({ port: 0, host: '127.0.0.1' });
+  close = async () => {
+    await app.close();
+    await fetcher.close();
+    await images.close();
+    await model.close();
+    index.close();
+  };
+});
+afterAll(() => close());
+
+/** A result row or an error body, as JSON: the tests read fields by name. */
+type Json = Record<string, unknown> & { error?: string; metadata?: Record<string, unknown> };
+
+const post = async (path: string, body: unknown): Promise<{ status: number; json: Json[] & Json }> => {
+  const res = await fetch(base + path, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+  return { status: res.status, json: (await res.json()) as Json[] & Json };
+};
+
+describe("clip back's API", () => {
+  it('GET /indices-list', async () => {
+    expect(await (await fetch(`${base}/indices-list`)).json()).toEqual(['demo']);
+  });
+
+  it('POST /knn-service by text: best first, metadata on the first num_images, ids only after', async () => {
+    const { status, json } = await post('/knn-service', { text: 'red', modality: 'image', num_images: 3, num_result_ids: 6, indice_name: 'demo' });
+    expect(status).toBe(200);
+    expect(json).toHaveLength(6);
+    expect(json.slice(0, 3).every((r: Json) => r.colour === 'red' && typeof r.url === 'string' && typeof r.id === 'number')).toBe(true);
+    expect(Object.keys(json[4]!).sort()).toEqual(['id', 'similarity']);
+    const sims = json.map((r: Json) => r.similarity);
+    expect(sims).toEqual([...sims].sort((a, b) => Number(b) - Number(a)));
+  });
+
+  it('POST /knn-service by embedding_input, base64 image and image_url', async () => {
+    const byEmbedding = await post('/knn-service', { embedding_input: red, modality: 'image', num_images: 2, indice_name: 'demo' });
+    expect(byEmbedding.json.map((r: Json) => r.colour)).toEqual(['red', 'red']);
+    const blue = await sharp({ create: { width: 40, height: 30, channels: 3, background: '#0000ff' } }).png().toBuffer();
+    const byImage = await post('/knn-service', { image: blue.toString('base64'), modality: 'image', num_images: 2, indice_name: 'demo' });
+    expect(byImage.json.map((r: Json) => r.colour)).toEqual(['blue', 'blue']);
+    const byUrl = await post('/knn-service', { image_url: `${images.url}/img/50x50.jpg?color=00ff00`, modality: 'image', num_images: 1, indice_name: 'demo' });
+    expect(byUrl.json[0]!.colour).toBe('green');
+  });
+
+  it('modality text searches the caption embeddings', async () => {
+    const { status, json } = await post('/knn-service', { text: 'yellow', modality: 'text', num_images: 2, indice_name: 'demo' });
+    expect(status).toBe(200);
+    expect(json.map((r: Json) => r.colour)).toEqual(['yellow', 'yellow']);
+  });
+
+  it('POST /metadata answers [{id, metadata}]', async () => {
+    const { json } = await post('/metadata', { indice_name: 'demo', ids: [3, 1, 999999] });
+    expect(json.map((r: Json) => r.id)).toEqual([3, 1]);
+    expect(json[0]!.metadata).toMatchObject({ url: expect.any(String), caption: expect.any(String) });
+  });
+
+  it.each([
+    [{ text: 'red', modality: 'image', indice_name: 'demo' }, /num_images/],
+    [{ text: 'red', num_images: 2, indice_name: 'nope' }, /unknown indice_name "nope".*demo/],
+    [{ embedding_input: [1, 2, 3], num_images: 2, indice_name: 'demo' }, /embedding_input has 3 dimensions but index demo has 64/],
+    [{ num_images: 2, indice_name: 'demo' }, /exactly one of text, image, image_url, embedding_input; received none/],
+    [{ text: 'red', image_url: 'http://x', num_images: 2, indice_name: 'demo' }, /received text, image_url/],
+    [{ text: 'red', num_images: 2, indice_name: 'demo', use_safety_model: true }, /use_safety_model: this server has no safety model/],
+    [{ text: 'red', num_images: 2, indice_name: 'demo', aesthetic_score: 9 }, /aesthetic_score/],
+    [{ text: 'red', num_images: 'ten', indice_name: 'demo' }, /num_images/],
+    [{ image: '', num_images: 1, indice_name: 'demo' }, /image: expected base64/],
+  ])('400 with a message naming the problem: %j', async (body, message) => {
+    const { status, json } = await post('/knn-service', body);
+    expect(status).toBe(400);
+    expect(json.error).toMatch(message);
+  });
+
+  it('GET /metrics in Prometheus format', async () => {
+    const text = await (await fetch(`${base}/metrics`)).text();
+    expect(text).toMatch(/clipstream_http_requests_total\{route="\/knn-service",status="200"\} \d+/);
+    expect(text).toMatch(/process_cpu_user_seconds_total/);
+  });
+});
