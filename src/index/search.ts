@@ -13,6 +13,11 @@ export interface SearchQuery {
   where?: string;
   /** Drop repeated urls (the best-ranked one is kept). Ids are unique by construction. */
   dedupUrls?: boolean;
+  /**
+   * Drop near-duplicates among the results: a result whose cosine with a better-ranked kept result is ≥ this
+   * (clip-retrieval uses 0.94) is left out.
+   */
+  nearDuplicate?: number;
   /** Which embeddings to search: the images' (default) or the captions' (`text_vector`, when the folder had them). */
   column?: 'vector' | 'text_vector';
 }
@@ -79,13 +84,20 @@ export async function openIndex(dir: string): Promise<Index> {
     info,
     async search(q) {
       const limit = q.minSimilarity !== undefined ? (q.maxResults ?? 10_000) : (q.k ?? 10);
-      const rows = await run(q, limit);
+      const column = q.column ?? 'vector';
+      const rows = await run({ ...q, columns: q.nearDuplicate === undefined ? undefined : ['id', ...metaColumns, column] }, limit);
       const seenUrls = new Set<unknown>();
+      const kept: Float32Array[] = [];
       const out: SearchResult[] = [];
       for (const row of rows) {
         if (q.dedupUrls && row.url != null) {
           if (seenUrls.has(row.url)) continue;
           seenUrls.add(row.url);
+        }
+        if (q.nearDuplicate !== undefined) {
+          const v = Float32Array.from(row[column] as Iterable<number>);
+          if (kept.some((k) => dot(k, v) >= q.nearDuplicate!)) continue;
+          kept.push(v);
         }
         const result: SearchResult = { id: Number(row.id), similarity: 1 - Number(row._distance) };
         for (const c of metaColumns) result[c] = typeof row[c] === 'bigint' ? Number(row[c]) : row[c];
@@ -112,4 +124,10 @@ export async function openIndex(dir: string): Promise<Index> {
     },
     close: () => table.close(),
   };
+}
+
+function dot(a: Float32Array, b: Float32Array): number {
+  let s = 0;
+  for (let i = 0; i < a.length; i++) s += a[i]! * b[i]!;
+  return s;
 }

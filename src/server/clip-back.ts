@@ -82,6 +82,7 @@ export function clipBackServer(o: ClipBackOptions): FastifyInstance {
       vector,
       k: numResultIds,
       dedupUrls: body.deduplicate,
+      nearDuplicate: body.deduplicate ? 0.94 : undefined, // clip back's threshold
       column: body.modality === 'text' ? 'text_vector' : 'vector',
     });
     return results.map((r, i) => (i < body.num_images ? r : { id: r.id, similarity: r.similarity }));

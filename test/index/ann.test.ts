@@ -60,6 +60,22 @@ describe('IVF-PQ', () => {
     index.close();
   });
 
+  it('drops repeated urls and near-duplicates, keeping the best-ranked one', async () => {
+    const dir = await tempDir();
+    const dim = 16;
+    const { rows } = clustered(64, dim, 3);
+    // rows 64..66 repeat row 0's vector under other ids and urls: near-duplicates
+    const planted = [...rows, rows[0]!, rows[0]!, rows[0]!];
+    await writeFolder(join(dir, 'emb'), [planted], dim);
+    const index = await openIndex((await buildIndex({ embeddings: join(dir, 'emb'), output: join(dir, 'idx') }), join(dir, 'idx')));
+    const plain = await index.search({ vector: rows[0]!.vector, k: 4 });
+    expect(plain.filter((r) => r.similarity > 0.999)).toHaveLength(4); // row 0 and its three copies
+    const deduped = await index.search({ vector: rows[0]!.vector, k: 4, nearDuplicate: 0.94 });
+    expect(deduped.filter((r) => r.similarity > 0.999)).toHaveLength(1);
+    expect(deduped.every((r, i) => deduped.slice(0, i).every((p) => p.id !== r.id))).toBe(true);
+    index.close();
+  });
+
   it('appends the new partitions of a folder on a rerun', async () => {
     const dir = await tempDir();
     const dim = 16;
