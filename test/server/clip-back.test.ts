@@ -75,6 +75,13 @@ describe("clip back's API", () => {
     expect(byUrl.json[0]!.colour).toBe('green');
   });
 
+  it('deduplicate drops near-duplicates (cosine ≥ 0.94): one image per colour here', async () => {
+    const { json } = await post('/knn-service', { text: 'red', modality: 'image', num_images: 4, indice_name: 'demo', deduplicate: true });
+    const colours = json.map((r: Json) => r.colour);
+    expect(colours[0]).toBe('red');
+    expect(new Set(colours).size).toBe(colours.length);
+  });
+
   it('modality text searches the caption embeddings', async () => {
     const { status, json } = await post('/knn-service', { text: 'yellow', modality: 'text', num_images: 2, indice_name: 'demo' });
     expect(status).toBe(200);
