@@ -28,14 +28,18 @@ export interface SearchResult {
   [column: string]: unknown;
 }
 
-export interface Index {
-  info: IndexInfo;
+/** What the loader needs from an index, local (LanceDB) or remote (a clip back `/knn-service`). */
+export interface SearchBackend {
   search(q: SearchQuery): Promise<SearchResult[]>;
   /** How many rows have a similarity ≥ minSimilarity: an exact scan, whatever the ANN index. */
   count(q: { vector: Float32Array; minSimilarity: number; where?: string }): Promise<number>;
   /** Metadata rows of the given ids, in the order asked; unknown ids are left out. */
   getByIds(ids: number[]): Promise<{ id: number; metadata: Record<string, unknown> }[]>;
   close(): void;
+}
+
+export interface Index extends SearchBackend {
+  info: IndexInfo;
 }
 
 const queryInvalid = (message: string, hint?: string) => new ClipstreamError('QUERY_INVALID', message, hint ? { hint } : {});

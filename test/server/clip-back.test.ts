@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadClipModel, writeColorClip, type ClipModel } from '../../src/clip/index.js';
 import { runDemo } from '../../src/demo/run.js';
 import { createFetcher, type Fetcher } from '../../src/fetch/index.js';
-import { buildIndex, openIndex, type Index } from '../../src/index/index.js';
+import { buildIndex, openIndex, openRemoteIndex, type Index } from '../../src/index/index.js';
 import { runInference } from '../../src/inference/run.js';
 import { clipBackServer } from '../../src/server/clip-back.js';
 import { startImageServer, type ImageServer } from '../helpers/image-server.js';
@@ -114,5 +114,27 @@ describe("clip back's API", () => {
     const text = await (await fetch(`${base}/metrics`)).text();
     expect(text).toMatch(/clipstream_http_requests_total\{route="\/knn-service",status="200"\} \d+/);
     expect(text).toMatch(/process_cpu_user_seconds_total/);
+  });
+});
+
+describe('remote index (the same search interface over /knn-service)', () => {
+  it('answers like the local index it serves', async () => {
+    const remote = openRemoteIndex({ url: `${base}/knn-service`, indiceName: 'demo' });
+    const vector = Float32Array.from(red);
+    const local = await index.search({ vector, k: 5 });
+    const far = await remote.search({ vector, k: 5 });
+    expect(far.map((r) => r.id)).toEqual(local.map((r) => r.id));
+    expect(far[0]!.similarity).toBeCloseTo(local[0]!.similarity, 5);
+    const above = await remote.search({ vector, minSimilarity: 0.9 });
+    expect(above.length).toBe(await index.count({ vector, minSimilarity: 0.9 }));
+    expect(await remote.getByIds([2])).toEqual(await index.getByIds([2]));
+  });
+
+  it('passes the server refusal on as QUERY_INVALID, and names an unreachable server', async () => {
+    const remote = openRemoteIndex({ url: `${base}/knn-service`, indiceName: 'demo' });
+    await expect(remote.search({ vector: new Float32Array(3) })).rejects.toMatchObject({ code: 'QUERY_INVALID', message: expect.stringContaining('3 dimensions') });
+    await expect(remote.search({ vector: new Float32Array(64), where: 'x = 1' })).rejects.toMatchObject({ code: 'QUERY_INVALID' });
+    const gone = openRemoteIndex({ url: 'http://127.0.0.1:9/knn-service', indiceName: 'demo', timeoutMs: 2000 });
+    await expect(gone.search({ vector: new Float32Array(64) })).rejects.toMatchObject({ code: 'INDEX_INVALID', message: expect.stringContaining('127.0.0.1:9') });
   });
 });

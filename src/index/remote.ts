@@ -1,0 +1,79 @@
+import { request } from 'undici';
+import { ClipstreamError } from '../core/errors.js';
+import type { SearchBackend, SearchQuery, SearchResult } from './search.js';
+
+export interface RemoteIndexOptions {
+  /** e.g. http://host:1234/knn-service (the /metadata endpoint is found next to it). */
+  url: string;
+  indiceName: string;
+  timeoutMs?: number;
+}
+
+/**
+ * The search interface over a remote clip back (`clip back`, or `clipstream serve`): queries go as
+ * `embedding_input`, thresholds are applied to the returned similarities. `where` cannot be sent over that API.
+ */
+export function openRemoteIndex(o: RemoteIndexOptions): SearchBackend {
+  const knnUrl = o.url;
+  const metadataUrl = knnUrl.replace(/\/knn-service\/?$/, '') + '/metadata';
+  const timeout = o.timeoutMs ?? 30_000;
+
+  async function post<T>(url: string, body: unknown): Promise<T> {
+    let res;
+    try {
+      res = await request(url, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify(body),
+        headersTimeout: timeout,
+        bodyTimeout: timeout,
+      });
+    } catch (err) {
+      throw new ClipstreamError('INDEX_INVALID', `cannot reach the remote index at ${url}: ${(err as Error).message}`, { cause: err });
+    }
+    const text = await res.body.text();
+    if (res.statusCode === 400) {
+      const message = (JSON.parse(text) as { error?: string }).error ?? text;
+      throw new ClipstreamError('QUERY_INVALID', `the remote index at ${url} refused the query: ${message}`);
+    }
+    if (res.statusCode !== 200) throw new ClipstreamError('INDEX_INVALID', `the remote index at ${url} answered HTTP ${res.statusCode}: ${text.slice(0, 200)}`);
+    try {
+      return JSON.parse(text) as T;
+    } catch {
+      throw new ClipstreamError('INDEX_INVALID', `the remote index at ${url} did not answer JSON`);
+    }
+  }
+
+  async function search(q: SearchQuery): Promise<SearchResult[]> {
+    if (q.where) throw new ClipstreamError('QUERY_INVALID', `where is not supported by a remote index (${knnUrl}): clip back's API has no filter`);
+    const n = q.minSimilarity !== undefined ? (q.maxResults ?? 10_000) : (q.k ?? 10);
+    const results = await post<SearchResult[]>(knnUrl, {
+      embedding_input: [...q.vector],
+      modality: q.column === 'text_vector' ? 'text' : 'image',
+      num_images: n,
+      num_result_ids: n,
+      indice_name: o.indiceName,
+      deduplicate: q.nearDuplicate !== undefined,
+      use_safety_model: false,
+      use_violence_detector: false,
+      aesthetic_score: '',
+    });
+    const seenUrls = new Set<unknown>();
+    return results.filter((r) => {
+      if (q.minSimilarity !== undefined && r.similarity < q.minSimilarity) return false;
+      if (q.dedupUrls && r.url != null) {
+        if (seenUrls.has(r.url)) return false;
+        seenUrls.add(r.url);
+      }
+      return true;
+    });
+  }
+
+  return {
+    search,
+    /** Counted from the returned results, so capped at 10 000 (the API has no count). */
+    count: async (q) => (await search({ vector: q.vector, minSimilarity: q.minSimilarity, where: q.where })).length,
+    getByIds: (ids) => post(metadataUrl, { indice_name: o.indiceName, ids }),
+    close: () => {},
+  };
+}
