@@ -1,6 +1,8 @@
 import { Command, Option } from 'commander';
 import { loadClipModel } from '../clip/index.js';
-import { invalidOption } from '../core/errors.js';
+import { readFile } from 'node:fs/promises';
+import { inputNotFound, invalidOption } from '../core/errors.js';
+import { createFetcher } from '../fetch/index.js';
 import { buildIndex, openIndex, type SearchResult } from '../index/index.js';
 import { openNpy } from '../io/npy.js';
 import { toNumber } from './parse.js';
@@ -38,7 +40,7 @@ export function queryCommand(): Command {
     .description('Search an index by text, image or embedding; prints the results best first')
     .requiredOption('--index <dir>', 'index folder (clipstream index --output)')
     .option('--text <text>', 'query text (needs --model)')
-    .option('--image <path>', 'query image file (needs --model)')
+    .option('--image <path-or-url>', 'query image: a file or an http(s) URL (needs --model)')
     .option('--embedding-file <npy>', 'query embedding: a .npy with one row')
     .option('--model <dir>', 'CLIP model folder to embed --text / --image')
     .option('--num-results <k>', 'results when no --min-similarity is given', toNumber('--num-results'), 10)
@@ -76,8 +78,7 @@ async function queryVector(flags: { text?: string; image?: string; embeddingFile
   const model = await loadClipModel(flags.model);
   try {
     if (flags.text !== undefined) return (await model.encodeText([flags.text]))[0]!;
-    const { readFile } = await import('node:fs/promises');
-    return (await model.encodeImages([await readFile(flags.image!)]))[0]!;
+    return (await model.encodeImages([await readImage(flags.image!)]))[0]!;
   } finally {
     await model.close();
   }
@@ -88,4 +89,23 @@ function table(results: SearchResult[]): string {
   const show = ['url', 'caption'].filter((c) => c in results[0]!);
   const lines = results.map((r) => [r.similarity.toFixed(4), String(r.id), ...show.map((c) => String(r[c] ?? '').slice(0, 70))].join('  '));
   return ['similarity  id  ' + show.join('  '), ...lines].join('\n') + '\n';
+}
+
+/** The user typed this location themselves, so private addresses are allowed (unlike URLs found in data). */
+async function readImage(location: string): Promise<Buffer> {
+  if (!/^https?:\/\//i.test(location)) {
+    try {
+      return await readFile(location);
+    } catch {
+      throw inputNotFound(`query image not found: ${location}`);
+    }
+  }
+  const fetcher = createFetcher({ allowPrivateNetworks: true, timeoutMs: 30_000 });
+  try {
+    const fetched = await fetcher.fetch(location);
+    if (!fetched.ok) throw inputNotFound(`query image ${location} could not be downloaded: ${fetched.reason} (${fetched.message})`);
+    return fetched.bytes;
+  } finally {
+    await fetcher.close();
+  }
 }

@@ -1,6 +1,7 @@
 import { execFile } from 'node:child_process';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
+import sharp from 'sharp';
 import { describe, expect, it } from 'vitest';
 import { writeColorClip } from '../../src/clip/index.js';
 import { runDemo } from '../../src/demo/run.js';
@@ -28,6 +29,13 @@ describe('clipstream inference → index → query (CLI)', () => {
     expect(results).toHaveLength(4);
     expect(results.every((r) => r.colour === 'red' && typeof r.id === 'number' && r.url.startsWith('http'))).toBe(true);
     expect(results.map((r) => r.similarity)).toEqual([...results.map((r) => r.similarity)].sort((a, b) => b - a));
+
+    const blue = join(dir, 'blue.png');
+    await sharp({ create: { width: 30, height: 20, channels: 3, background: '#0000ff' } }).png().toFile(blue);
+    const byImage = await cli(['query', '--index', join(dir, 'idx'), '--image', blue, '--model', model, '--num-results', '2', '--format', 'jsonl']);
+    expect(byImage.stdout.trim().split('\n').map((l) => (JSON.parse(l) as { colour: string }).colour)).toEqual(['blue', 'blue']);
+    const table = await cli(['query', '--index', join(dir, 'idx'), '--text', 'green', '--model', model, '--num-results', '2']);
+    expect(table.stdout).toMatch(/^similarity\s+id\s+url\s+caption\n0\.9\d+\s+\d+\s+http.*green/);
   });
 
   it('bad queries get one clear line and exit code 2', async () => {
