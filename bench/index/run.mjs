@@ -1,5 +1,6 @@
 // bench/index: N × 512 synthetic clustered float16 embeddings → import time, ANN build time, query p50/p99 and
-// recall@10 against exact search, in one run. Usage: node bench/index/run.mjs [--count 1000000] [--dim 512]
+// recall@10 against exact search, in one run.
+// Usage: node bench/index/run.mjs [--count 1000000] [--dim 512] [--index-type auto|flat|ivf_pq]
 import { mkdtemp, mkdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,6 +13,7 @@ const { openParquetWriter } = await import(join(root, 'dist/io/parquet-write.js'
 const count = Number(arg('count', 1_000_000));
 const dim = Number(arg('dim', 512));
 const perPartition = 100_000;
+const indexType = arg('index-type', 'auto');
 
 let seed = 42;
 const rand = () => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 4294967296) * 2 - 1;
@@ -53,6 +55,7 @@ try {
   const info = await buildIndex({
     embeddings: emb,
     output: join(dir, 'idx'),
+    indexType,
     onProgress: (done, total) => {
       if (done === total) annStart = performance.now();
     },
