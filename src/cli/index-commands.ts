@@ -5,6 +5,7 @@ import { inputNotFound, invalidOption } from '../core/errors.js';
 import { createFetcher } from '../fetch/index.js';
 import { buildIndex, openIndex, type SearchResult } from '../index/index.js';
 import { openNpy } from '../io/npy.js';
+import { countProgress } from './count-progress.js';
 import { toNumber } from './parse.js';
 
 /** `clipstream index`: a clip-retrieval embedding folder → a LanceDB index folder. */
@@ -18,15 +19,8 @@ export function indexCommand(): Command {
     .option('--model <name>', 'the model that made the embeddings, recorded in clipstream.json')
     .action(async (flags: { embeddings: string; output: string; metric: 'ip' | 'cosine'; indexType: 'auto' | 'flat' | 'ivf_pq'; model?: string }) => {
       const start = performance.now();
-      let last = 0;
-      const info = await buildIndex({
-        ...flags,
-        onProgress: (done, total) => {
-          if (performance.now() - last < 1000 && done < total) return;
-          last = performance.now();
-          process.stderr.write(`index ${done}/${total} rows\n`);
-        },
-      });
+      const progress = countProgress('index', 'rows');
+      const info = await buildIndex({ ...flags, onProgress: (done, total) => progress.update(done, total) }).finally(() => progress.stop());
       process.stdout.write(
         `done in ${((performance.now() - start) / 1000).toFixed(1)}s: ${info.count} rows × ${info.dim} dims in ${flags.output}, ` +
           `${info.ann.type} search, recall@10 ${info.recall_at_10.toFixed(3)}, partitions ${info.partitions.join(', ')}\n`,

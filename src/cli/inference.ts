@@ -1,5 +1,6 @@
 import { Command } from 'commander';
 import { runInference } from '../inference/run.js';
+import { countProgress } from './count-progress.js';
 import { toNumber } from './parse.js';
 
 /** `clipstream inference`: images → clip-retrieval embedding folder, so url list → download → inference → index runs without Python. */
@@ -14,16 +15,8 @@ export function inferenceCommand(): Command {
     .option('--partition-size <n>', 'images per output partition for image folders', toNumber('--partition-size'), 10_000)
     .action(async (flags: { input: string; outputFolder: string; model: string; allowRemote: boolean; batchSize: number; partitionSize: number }) => {
       const start = performance.now();
-      let last = 0;
-      const summary = await runInference({
-        ...flags,
-        onProgress: (done) => {
-          const now = performance.now();
-          if (now - last < 2000) return;
-          last = now;
-          process.stderr.write(`inference ${done} images | ${(done / ((now - start) / 1000)).toFixed(1)} images/s\n`);
-        },
-      });
+      const progress = countProgress('inference', 'images', { totalKnown: false });
+      const summary = await runInference({ ...flags, onProgress: (done) => progress.update(done) }).finally(() => progress.stop());
       const seconds = (performance.now() - start) / 1000;
       process.stdout.write(
         `done in ${seconds.toFixed(1)}s: ${summary.count} images → ${summary.partitions.length} partition(s), ${summary.dim} dims` +
