@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import sharp from 'sharp';
 
-export { defaultImageOptions, processImage, type ImageOptions } from './process.js';
+export { defaultImageOptions, processImage, validateImageOptions, type ImageOptions } from './process.js';
 export { planResize, type ResizeMode, type ResizePlan } from './geometry.js';
 export { sniffImageFormat, type SniffedFormat } from './sniff.js';
 

@@ -1,25 +1,35 @@
 import sharp, { type Metadata, type Sharp } from 'sharp';
+import { invalidOption } from '../core/errors.js';
 import type { FailureReason, ImageFormat, ImageOutcome } from '../core/types.js';
 import { planResize, type ResizeMode } from './geometry.js';
 import { sniffImageFormat } from './sniff.js';
 
 export interface ImageOptions {
+  /** Target size in pixels (img2dataset's image_size). */
   imageSize: number;
   resizeMode: ResizeMode;
+  /** Only downscale: an image not bigger than imageSize (per mode) is left as it is — not cropped, not padded. */
   resizeOnlyIfBigger: boolean;
   encodeFormat: ImageFormat;
   /** jpg/webp quality; for png the compression level 0–9 (img2dataset semantics). */
   encodeQuality: number;
-  /** Keep the original bytes when nothing would change but the encoding and the format already matches. */
+  /** Keep the original bytes when the pixels would not change and the format already matches. */
   skipReencode: boolean;
   /** Shorter side of the original below this → too_small. */
   minImageSize: number;
+  /** Original width × height above this → area_too_large. */
   maxImageArea: number;
+  /** max(w, h) / min(w, h) of the original above this → aspect_ratio_too_large. */
   maxAspectRatio: number;
-  /** Pixel-bomb guard: images with more pixels are refused from their header, before any decoding. */
+  /**
+   * Pixel-bomb guard (sharp's limitInputPixels, same default): an image whose header declares more pixels is
+   * refused before any pixel is decoded. The planned output is held to the same limit (a 1×16000 strip upscaled
+   * to a 256-pixel short side would otherwise be a 1-gigapixel output).
+   */
   maxPixels: number;
 }
 
+/** img2dataset's defaults (main.py), plus sharp's default pixel limit (0x3FFF × 0x3FFF). */
 export const defaultImageOptions: ImageOptions = {
   imageSize: 256,
   resizeMode: 'border',
@@ -34,29 +44,68 @@ export const defaultImageOptions: ImageOptions = {
 };
 
 const WHITE = { r: 255, g: 255, b: 255 };
+const RESIZE_MODES: readonly ResizeMode[] = ['no', 'keep_ratio', 'keep_ratio_largest', 'center_crop', 'border'];
+const FORMATS: readonly ImageFormat[] = ['jpg', 'png', 'webp'];
+
+/**
+ * Throws INVALID_OPTION ("Expected X for Y but received Z") for options sharp would refuse or that make no sense.
+ * processImage calls it (a few comparisons); callers can call it once up front to fail before any download.
+ */
+export function validateImageOptions(o: ImageOptions): void {
+  const expect = (ok: boolean, what: string, name: keyof ImageOptions) => {
+    if (!ok) throw invalidOption(`Expected ${what} for ${name} but received ${String(o[name])}`);
+  };
+  expect(Number.isInteger(o.imageSize) && o.imageSize > 0, 'a positive integer', 'imageSize');
+  expect(RESIZE_MODES.includes(o.resizeMode), `one of ${RESIZE_MODES.join(', ')}`, 'resizeMode');
+  expect(FORMATS.includes(o.encodeFormat), `one of ${FORMATS.join(', ')}`, 'encodeFormat');
+  if (o.encodeFormat === 'png') {
+    expect(Number.isInteger(o.encodeQuality) && o.encodeQuality >= 0 && o.encodeQuality <= 9, 'a compression level 0–9 (png)', 'encodeQuality');
+  } else {
+    expect(Number.isInteger(o.encodeQuality) && o.encodeQuality >= 0 && o.encodeQuality <= 100, 'an integer 0–100', 'encodeQuality');
+  }
+  expect(o.minImageSize >= 0, 'a number ≥ 0', 'minImageSize');
+  expect(o.maxImageArea > 0, 'a number > 0', 'maxImageArea');
+  expect(o.maxAspectRatio >= 1, 'a number ≥ 1', 'maxAspectRatio');
+  expect(o.maxPixels > 0, 'a number > 0', 'maxPixels');
+}
+
+/** Largest side each encoder accepts: libjpeg's JPEG_MAX_DIMENSION, WebP's 14-bit sizes, PNG's 31-bit sizes. */
+const MAX_SIDE: Record<ImageFormat, number> = { jpg: 65_500, png: 0x7fff_ffff, webp: 16_383 };
 
 /**
  * Decode → orient (EXIF) → flatten alpha on white → resize / crop / pad as img2dataset → encode, in one libvips
- * pipeline. Filters run on the original size (after EXIF orientation, so width/height mean what a viewer shows).
- * Never throws for bad bytes: returns a failure with a stable reason.
+ * pipeline over one sharp instance (the header read for the checks is not a decode).
+ *
+ * Orientation: unlike img2dataset (cv2 IMREAD_UNCHANGED ignores EXIF), the EXIF orientation is applied, so
+ * originalWidth/originalHeight and width/height are the sizes a viewer shows: a 200×100 JPEG tagged 6 is
+ * 100×200. The filters run on these oriented original sizes (min side, area and aspect ratio do not change with
+ * a 90° turn).
+ *
+ * Interpolation: sharp's lanczos3 both ways (img2dataset: cv2 area down, lanczos4 up); libvips widens the kernel
+ * when shrinking, so downscaling is anti-aliased like cv2's area, and JPEG shrink-on-load keeps it cheap.
+ *
+ * Never throws for bad bytes: returns a failure with a stable reason. Rejects (INVALID_OPTION) only for bad options.
  */
 export async function processImage(bytes: Buffer, o: ImageOptions): Promise<ImageOutcome> {
+  validateImageOptions(o);
   const sniffed = sniffImageFormat(bytes);
   if (sniffed === null) return failure('not_an_image', 'cannot identify image file: the body is not a known image format');
 
-  // One instance for the header and the pipeline. libvips' own pixel limit is off because the header check below
-  // refuses oversized images before any pixel is decoded.
-  let pipeline = sharp(bytes, { limitInputPixels: false, failOn: 'truncated', sequentialRead: true });
+  // libvips' own pixel limit is off: the header check below applies the same limit (width × height of the opened
+  // image) before any pixel is decoded, and can report the declared size. failOn 'error' makes truncated or
+  // broken data an error instead of a grey-filled image, while keeping libjpeg's warnings (trailing garbage,
+  // slightly corrupt entropy data) that browsers and cv2 decode too.
+  let pipeline = sharp(bytes, { limitInputPixels: false, failOn: 'error', sequentialRead: true });
   let meta: Metadata;
   try {
     meta = await pipeline.metadata();
   } catch (err) {
-    return failure('decode_error', `Image decoding error: ${(err as Error).message}`);
+    return failure('decode_error', `Image decoding error: ${messageOf(err)}`);
   }
   if (!meta.width || !meta.height) return failure('decode_error', 'Image decoding error: no dimensions');
-  const rotated = (meta.orientation ?? 1) >= 5;
-  const ow = rotated ? meta.height : meta.width;
-  const oh = rotated ? meta.width : meta.height;
+  const orientation = meta.orientation ?? 1;
+  const ow = orientation >= 5 ? meta.height : meta.width;
+  const oh = orientation >= 5 ? meta.width : meta.height;
   const sizes = { originalWidth: ow, originalHeight: oh };
   if (ow * oh > o.maxPixels) return failure('too_many_pixels', `image has ${ow}x${oh} pixels, over the ${o.maxPixels} pixel limit`, sizes);
   if (Math.min(ow, oh) < o.minImageSize) return failure('too_small', 'image too small', sizes);
@@ -64,12 +113,21 @@ export async function processImage(bytes: Buffer, o: ImageOptions): Promise<Imag
   if (Math.max(ow, oh) / Math.min(ow, oh) > o.maxAspectRatio) return failure('aspect_ratio_too_large', 'aspect ratio too large', sizes);
 
   const plan = planResize(ow, oh, o.imageSize, o.resizeMode, o.resizeOnlyIfBigger);
-  const untouched = !plan.resize && !plan.crop && !plan.pad && (meta.orientation ?? 1) === 1;
-  if (o.skipReencode && untouched && sniffed === o.encodeFormat) {
+  if (plan.width * plan.height > o.maxPixels) {
+    return failure('encode_error', `output of ${plan.width}x${plan.height} pixels would exceed the ${o.maxPixels} pixel limit`, sizes);
+  }
+  if (Math.max(plan.width, plan.height) > MAX_SIDE[o.encodeFormat]) {
+    return failure('encode_error', `output of ${plan.width}x${plan.height} is too large for ${o.encodeFormat} (max side ${MAX_SIDE[o.encodeFormat]})`, sizes);
+  }
+
+  // As img2dataset, alpha always forces a re-encode (it is flattened). Unlike img2dataset, an identity resize
+  // (already at the target size) keeps the bytes too: the pixels would be the same, re-encoding only loses quality.
+  const samePixels = !plan.resize && !plan.crop && !plan.pad && orientation === 1 && !meta.hasAlpha;
+  if (o.skipReencode && samePixels && sniffed === o.encodeFormat) {
     return { ok: true, data: bytes, format: o.encodeFormat, width: ow, height: oh, ...sizes };
   }
 
-  pipeline = pipeline.rotate();
+  if (orientation !== 1) pipeline = pipeline.rotate();
   if (meta.hasAlpha) pipeline = pipeline.flatten({ background: WHITE });
   if (plan.resize) pipeline = pipeline.resize(plan.resize.width, plan.resize.height, { fit: 'fill' });
   if (plan.crop) pipeline = pipeline.extract(plan.crop);
@@ -79,19 +137,28 @@ export async function processImage(bytes: Buffer, o: ImageOptions): Promise<Imag
     const { data, info } = await pipeline.toBuffer({ resolveWithObject: true });
     return { ok: true, data, format: o.encodeFormat, width: info.width, height: info.height, ...sizes };
   } catch (err) {
-    return failure('decode_error', `Image decoding error: ${(err as Error).message}`, sizes);
+    const message = messageOf(err);
+    // sharp checks the encoder's limits itself ("Processed image is too large for the WebP format"); every other
+    // failure here comes from reading the pixels.
+    if (/too large for the \w+ format/i.test(message)) return failure('encode_error', `Image encoding error: ${message}`, sizes);
+    return failure('decode_error', `Image decoding error: ${message}`, sizes);
   }
 }
 
 function encode(pipeline: Sharp, format: ImageFormat, quality: number): Sharp {
   switch (format) {
     case 'jpg':
-      return pipeline.jpeg({ quality, mozjpeg: false });
+      // cv2 takes 0–100, sharp 1–100: 0 and 1 are the same "worst quality".
+      return pipeline.jpeg({ quality: Math.max(1, quality), mozjpeg: false });
     case 'png':
       return pipeline.png({ compressionLevel: quality });
     case 'webp':
-      return pipeline.webp({ quality });
+      return pipeline.webp({ quality: Math.max(1, quality) });
   }
+}
+
+function messageOf(err: unknown): string {
+  return (err instanceof Error ? err.message : String(err)).split('\n')[0] ?? '';
 }
 
 function failure(
