@@ -1,0 +1,116 @@
+"""HTTP with the standard library: every socket operation (connect and each read) is bounded by `timeout`."""
+
+import http.client
+import json
+import random
+import socket
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+
+from .errors import StreamError, TruncatedTar
+
+USER_AGENT = "clipstream-python/0.1"
+
+
+class RetryableError(Exception):
+    """A failure worth retrying: connection refused or reset, timeout, 5xx, 429, truncated stream."""
+
+    def __init__(self, message, status=None):
+        super().__init__(message)
+        self.status = status
+
+
+def base_url(url):
+    """Accepts 'http://host:port', 'http://host:port/' or anything with a `.url` (a running `serve()`)."""
+    url = getattr(url, "url", url)
+    if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+        raise ValueError(f"Expected an http(s) URL for url but received {url!r}")
+    return url.rstrip("/")
+
+
+def partition_url(base, stream, p, partitions, epoch, state=None):
+    """`{base}/streams/{stream}/{p}.tar?partitions={P}&epoch={E}[&state=…]` (docs/streaming.md)."""
+    query = {"partitions": partitions, "epoch": epoch}
+    if state is not None:
+        query["state"] = state
+    name = urllib.parse.quote(stream, safe="")
+    return f"{base}/streams/{name}/{p}.tar?{urllib.parse.urlencode(query)}"
+
+
+def _server_message(err):
+    try:
+        body = err.read(64 * 1024).decode("utf-8", "replace")
+    except Exception:  # noqa: BLE001 - the body is only decoration for the message
+        body = ""
+    try:
+        return json.loads(body)["error"]
+    except (ValueError, KeyError, TypeError):
+        return body.strip() or err.reason
+
+
+def open_url(url, timeout):
+    """Opens url; returns the response. 4xx → StreamError with the server's message; retryable failures →
+    RetryableError."""
+    request = urllib.request.Request(url, headers={"User-Agent": USER_AGENT})
+    try:
+        return urllib.request.urlopen(request, timeout=timeout)
+    except urllib.error.HTTPError as err:
+        message = _server_message(err)
+        err.close()
+        if err.code >= 500 or err.code == 429:
+            raise RetryableError(f"HTTP {err.code}: {message}", status=err.code) from None
+        raise StreamError(f"{url}: HTTP {err.code}: {message}", url=url, status=err.code) from None
+    except (urllib.error.URLError, OSError, http.client.HTTPException) as err:
+        raise RetryableError(describe(err)) from err
+
+
+def describe(err):
+    """A short human description of a network failure."""
+    if isinstance(err, urllib.error.URLError) and not isinstance(err, urllib.error.HTTPError):
+        err = err.reason if isinstance(err.reason, BaseException) else err
+    if isinstance(err, (socket.timeout, TimeoutError)):
+        return "timed out waiting for the server"
+    if isinstance(err, http.client.IncompleteRead):
+        return "the connection closed mid-response (incomplete read)"
+    if isinstance(err, TruncatedTar):
+        return str(err)
+    return f"{type(err).__name__}: {err}"
+
+
+# What a read can raise when the server dies or stalls mid-stream.
+READ_ERRORS = (OSError, http.client.HTTPException, TruncatedTar)
+
+
+def get_json(url, timeout):
+    """GET url → parsed JSON; raises StreamError (4xx) or RetryableError."""
+    with open_url(url, timeout) as response:
+        try:
+            return json.loads(response.read())
+        except READ_ERRORS as err:
+            raise RetryableError(describe(err)) from err
+
+
+def with_retries(call, url, retries, backoff, max_backoff=30.0):
+    """call() until it does not raise RetryableError, at most retries + 1 times; then StreamError."""
+    failures = 0
+    while True:
+        try:
+            return call()
+        except RetryableError as err:
+            failures += 1
+            if failures > retries:
+                raise StreamError(f"{url}: {err} (gave up after {retries} retries)", url=url, status=err.status) from err
+            time.sleep(backoff_delay(failures, backoff, max_backoff))
+
+
+def backoff_delay(failures, backoff, max_backoff):
+    """Exponential backoff with jitter: backoff × 2^(failures-1), capped at max_backoff, times 0.5–1."""
+    return min(max_backoff, backoff * 2 ** (failures - 1)) * (0.5 + random.random() / 2)
+
+
+def list_streams(url, timeout=30.0, retries=3, backoff=0.5):
+    """`GET {url}/streams` → the server's streams (dicts with name, queries, seed)."""
+    url = base_url(url)
+    return with_retries(lambda: get_json(f"{url}/streams", timeout), f"{url}/streams", retries, backoff)["streams"]
