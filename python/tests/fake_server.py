@@ -106,7 +106,8 @@ class Handler(BaseHTTPRequestHandler):
                 self.wfile.flush()
                 self.connection.shutdown(socket.SHUT_RDWR)
                 return
-            if server.stall_after is not None and sent == server.stall_after:
+            if n == server.stall_at and server.stalls > 0:
+                server.stalls -= 1
                 time.sleep(server.stall_seconds)
                 return
             q, i = picks[n]
@@ -140,10 +141,11 @@ class FakeServer(ThreadingHTTPServer):
         self.requests = []
         self.cut_after = []  # per request: close the connection after this many samples
         self.fail_status = []  # per request: answer this status instead
-        self.stall_after = None  # hold the connection open, silent, after this many samples
+        self.stall_at = None  # hold the connection open, silent, before sending the sample at this position
+        self.stalls = 1_000_000  # … this many times
         self.stall_seconds = 30.0
         self.url = f"http://127.0.0.1:{self.server_address[1]}"
-        self.thread = threading.Thread(target=self.serve_forever, daemon=True)
+        self.thread = threading.Thread(target=self.serve_forever, args=(0.05,), daemon=True)
         self.thread.start()
 
     def close(self):
