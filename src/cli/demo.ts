@@ -1,36 +1,56 @@
 import { Command } from 'commander';
-import { runDemo } from '../demo/run.js';
-import { printSummary } from './download.js';
+import { relative } from 'node:path';
+import { runDemo, startDemoWorld } from '../demo/run.js';
+import { countProgress } from './count-progress.js';
 import { toNumber } from './parse.js';
-import { showProgress } from './progress-view.js';
+import { planTable } from './stream-commands.js';
 
 export function demoCommand(): Command {
   return new Command('demo')
-    .description('Run the main job on the embedded demo data: a local image server of generated images → download → shards + contact sheet')
+    .description('Run the main job on the embedded demo data: colour queries over a local world of generated images, streamed into webdataset shards + a contact sheet')
     .option('--output-folder <dir>', 'where the demo writes everything', 'demo-output')
-    .option('--count <n>', 'how many urls the demo list holds', toNumber('--count'), 300)
-    .action(async (flags: { outputFolder: string; count: number }) => {
-      let stop = () => {};
+    .option('--count <n>', 'images in the demo world', toNumber('--count'), 1200)
+    .option('--world <dir>', 'only build the demo world into DIR and serve its images until stopped (for notebooks and the Python tests)')
+    .action(async (flags: { outputFolder: string; count: number; world?: string }) => {
+      if (flags.world !== undefined) return serveWorld(flags.world, flags.count);
+      const progress = countProgress('demo stream', 'samples');
       const result = await runDemo({
         outputFolder: flags.outputFolder,
         count: flags.count,
-        onStart: (p) => (stop = showProgress(p, { label: 'demo download', intervalSeconds: 2 })),
-        onDownloaded: () => stop(),
-      });
-      printSummary(result.download);
+        onPlan: (plan) => process.stdout.write(`demo world: ${flags.count} images, 1 in 9 links dead, 1 in 23 not an image\n\n${planTable(plan, 1)}\n`),
+        onSample: (done, size) => progress.update(done, size),
+      }).finally(() => progress.stop());
+      const s = result.stream.stats.snapshot();
+      const rel = (p: string) => relative(process.cwd(), p) || '.';
       process.stdout.write(
         [
+          `streamed ${result.delivered} samples (${Object.entries(result.stream.byQuery).map(([k, v]) => `${k} ${v}`).join(', ')}) ` +
+            `from ${s.attempts} attempts; dead links replaced: ${s.failures} (${Object.entries(s.reasons).map(([k, v]) => `${k} ${v}`).join(', ')})`,
+          `${result.colourMatches} of ${result.delivered} images have the colour their query names.`,
           '',
-          `${result.colourMatches} of ${result.delivered} delivered images have the colour their caption names.`,
-          `url list:       ${result.urlList}`,
-          `shards:         ${result.shards.join(', ')}`,
-          `contact sheet:  ${result.contactSheet}  (one row per colour)`,
+          `spec:           ${rel(result.world.specPath)}`,
+          `shards:         ${result.shards.map(rel).join(', ')}  (+ parquet, manifest.jsonl)`,
+          `contact sheet:  ${rel(result.contactSheet)}  (one row per query)`,
           '',
-          'Read the shards in Python with webdataset:',
-          `  import webdataset as wds`,
-          `  ds = wds.WebDataset("${result.shards[0] ?? ''}").decode("pil").to_tuple("jpg", "txt")`,
+          'The same stream in PyTorch (pip install ./python):',
+          '  from clipstream import serve, ClipStreamDataset',
+          '  from torch.utils.data import DataLoader',
+          `  with serve("${rel(result.world.specPath)}") as server:   # needs: clipstream demo --world ${rel(result.world.specPath).replace(/\/spec\.yaml$/, '')} running`,
+          '      loader = DataLoader(ClipStreamDataset(server.url, decode="tensor"), batch_size=32, num_workers=2)',
+          '      for batch in loader: ...',
           '',
         ].join('\n'),
       );
     });
+}
+
+async function serveWorld(dir: string, count: number): Promise<void> {
+  const { world, server } = await startDemoWorld(dir, count);
+  process.stdout.write(`demo world ready: spec=${world.specPath} images=${server.url} index=${world.indexDir} model=${world.modelDir}\n`);
+  const stop = async () => {
+    await server.close();
+    process.exit(0);
+  };
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
 }

@@ -8,6 +8,7 @@ import { indexCommand, queryCommand } from './index-commands.js';
 import { inferenceCommand } from './inference.js';
 import { normalizeFlags } from './parse.js';
 import { serveCommand } from './serve.js';
+import { planCommand, streamCommand } from './stream-commands.js';
 
 const program = new Command('clipstream')
   .description('Query-driven web image datasets: download, index, and stream resized images into training')
@@ -19,6 +20,8 @@ program.addCommand(downloadCommand());
 program.addCommand(inferenceCommand());
 program.addCommand(indexCommand());
 program.addCommand(queryCommand());
+program.addCommand(planCommand());
+program.addCommand(streamCommand());
 program.addCommand(serveCommand());
 program.addCommand(demoCommand());
 

@@ -5,32 +5,51 @@ import { loadClipModel } from '../clip/index.js';
 import { invalidOption } from '../core/errors.js';
 import { createFetcher } from '../fetch/index.js';
 import { openIndex, type Index } from '../index/index.js';
+import { loadPlan } from '../select/index.js';
 import { clipBackServer } from '../server/clip-back.js';
+import { servedStream, type ServedStream } from '../server/streams.js';
+import { createStreamContext } from '../stream/api.js';
 import { toNumber } from './parse.js';
 
 /** `clipstream serve`: clip back's HTTP API over our indexes. Binds 127.0.0.1 unless --host says otherwise. */
 export function serveCommand(): Command {
   return new Command('serve')
-    .description("Serve indexes over clip-retrieval's back API (/indices-list, /knn-service, /metadata) and /metrics")
+    .description("Serve streams (webdataset tars per partition, see docs/streaming.md) and indexes over clip-retrieval's back API (/indices-list, /knn-service, /metadata), with /metrics")
+    .option('--spec <name=spec...>', 'a stream to serve, as NAME=SPEC_FILE_OR_PLAN_DIR (repeatable)')
     .option('--index <name=dir...>', 'an index to serve, as NAME=DIR (repeatable)')
     .option('--indices-paths <json>', "clip back's indices_paths.json: {name: dir} or {name: {indice_folder: dir}}")
     .option('--model <dir>', 'CLIP model folder to embed text and image queries')
     .option('--port <port>', 'port (0 = any free port)', toNumber('--port'), 1234)
     .option('--host <host>', 'address to bind', '127.0.0.1')
     .option('--allow-private-networks', 'let image_url queries reach private and loopback addresses', false)
-    .action(async (flags: { index?: string[]; indicesPaths?: string; model?: string; port: number; host: string; allowPrivateNetworks: boolean }) => {
-      const paths = await indexPaths(flags);
+    .action(async (flags: { spec?: string[]; index?: string[]; indicesPaths?: string; model?: string; port: number; host: string; allowPrivateNetworks: boolean }) => {
+      const streamSources = namedPairs(flags.spec ?? [], '--spec', 'NAME=SPEC');
+      const paths = await indexPaths(flags, streamSources.size > 0);
+      const streams = new Map<string, ServedStream>();
+      const contexts: { close(): Promise<void> }[] = [];
+      for (const [name, source] of streamSources) {
+        const plan = await loadPlan(source);
+        for (const w of plan.warnings) process.stderr.write(`clipstream: warning: stream ${name}: ${w}\n`);
+        const context = await createStreamContext(plan);
+        contexts.push(context);
+        streams.set(name, servedStream(plan, context));
+      }
       const indices = new Map<string, Index>();
       for (const [name, dir] of paths) indices.set(name, await openIndex(dir));
       const model = flags.model ? await loadClipModel(flags.model) : undefined;
       const fetcher = createFetcher({ allowPrivateNetworks: flags.allowPrivateNetworks, timeoutMs: 10_000, maxBytes: 20 * 1024 * 1024 });
-      const app = clipBackServer({ indices, model, fetcher });
+      const app = clipBackServer({ indices, model, fetcher, streams });
       const address = await app.listen({ port: flags.port, host: flags.host });
-      process.stdout.write(`clipstream serve: listening on ${address} with ${[...indices.keys()].join(', ')}${model ? ` and model ${model.name}` : ''}\n`);
+      const what = [...[...streams.keys()].map((n) => `stream ${n}`), ...[...indices.keys()].map((n) => `index ${n}`)].join(', ');
+      process.stdout.write(`clipstream serve: listening on ${address} with ${what}${model ? ` and model ${model.name}` : ''}\n`);
+      for (const name of streams.keys()) {
+        process.stdout.write(`  ${name}: ${address}/streams/${name}/{0..P-1}.tar?partitions=P&epoch=E  (stats: ${address}/streams/${name}/stats)\n`);
+      }
       const stop = async () => {
         await app.close();
         await fetcher.close();
         await model?.close();
+        for (const context of contexts) await context.close();
         for (const index of indices.values()) index.close();
         process.exit(0);
       };
@@ -39,13 +58,21 @@ export function serveCommand(): Command {
     });
 }
 
-async function indexPaths(flags: { index?: string[]; indicesPaths?: string }): Promise<Map<string, string>> {
+function namedPairs(values: string[], flag: string, form: string): Map<string, string> {
   const out = new Map<string, string>();
-  for (const spec of flags.index ?? []) {
-    const eq = spec.indexOf('=');
-    if (eq <= 0 || eq === spec.length - 1) throw invalidOption(`Expected NAME=DIR for --index but received ${JSON.stringify(spec)}`);
-    out.set(spec.slice(0, eq), spec.slice(eq + 1));
+  for (const value of values) {
+    const eq = value.indexOf('=');
+    if (eq <= 0 || eq === value.length - 1) throw invalidOption(`Expected ${form} for ${flag} but received ${JSON.stringify(value)}`);
+    const name = value.slice(0, eq);
+    if (!/^[A-Za-z0-9_-]{1,64}$/.test(name)) throw invalidOption(`Expected a name of letters, digits, _ or - for ${flag} but received ${JSON.stringify(name)}`);
+    if (out.has(name)) throw invalidOption(`${flag} ${name} is given twice`);
+    out.set(name, value.slice(eq + 1));
   }
+  return out;
+}
+
+async function indexPaths(flags: { index?: string[]; indicesPaths?: string }, hasStreams: boolean): Promise<Map<string, string>> {
+  const out = namedPairs(flags.index ?? [], '--index', 'NAME=DIR');
   if (flags.indicesPaths) {
     let parsed: unknown;
     try {
@@ -60,6 +87,6 @@ async function indexPaths(flags: { index?: string[]; indicesPaths?: string }): P
       out.set(name, resolve(dirname(flags.indicesPaths), dir));
     }
   }
-  if (out.size === 0) throw invalidOption('Expected at least one --index NAME=DIR or --indices-paths FILE');
+  if (out.size === 0 && !hasStreams) throw invalidOption('Expected at least one --spec NAME=SPEC, --index NAME=DIR or --indices-paths FILE');
   return out;
 }

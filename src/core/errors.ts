@@ -14,6 +14,7 @@ export type ErrorCode =
   | 'MODEL_INVALID'
   | 'INDEX_INVALID'
   | 'QUERY_INVALID'
+  | 'STREAM_EXHAUSTED'
   | 'INTERNAL';
 
 export class ClipstreamError extends Error {

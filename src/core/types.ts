@@ -84,4 +84,6 @@ export interface SampleRecord {
   image?: { data: Buffer; format: ImageFormat };
   /** Present when a caption column was given (null caption → ""). */
   caption?: string;
+  /** More members after the json, e.g. a streamed sample's resume `state`. */
+  extra?: { ext: string; data: Buffer }[];
 }

@@ -1,89 +1,95 @@
-import { mkdir, readdir, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import type { ProgressCounter } from '../download/progress.js';
-import { download, type DownloadSummary } from '../download/run.js';
+import { loadPlan, type Plan } from '../select/index.js';
+import { createStreamContext, streamToFolder, type StreamFolderSummary } from '../stream/index.js';
 import { readTarSamples } from '../io/tar-read.js';
 import { writeContactSheet } from './contact-sheet.js';
-import { demoImage, startDemoServer } from './world.js';
+import { buildDemoWorld, type DemoWorldFiles } from './world-index.js';
+import { demoImage, startDemoServer, type DemoServer } from './world.js';
 
 export interface DemoOptions {
   outputFolder: string;
+  /** Images in the demo world (every 9th link dead, every 23rd not an image). */
   count: number;
-  onStart?: (progress: ProgressCounter) => void;
-  /** The download step is over (the progress view can stop before the contact sheet is drawn). */
-  onDownloaded?: () => void;
+  /** Samples asked of each query: red, blue, green. */
+  queries?: { name: string; text: string; count: number }[];
+  onPlan?: (plan: Plan) => void;
+  onSample?: (delivered: number, size: number) => void;
 }
 
 export interface DemoResult {
   outputFolder: string;
-  urlList: string;
+  world: DemoWorldFiles;
+  plan: Plan;
+  stream: StreamFolderSummary;
   shards: string[];
   contactSheet: string;
-  download: DownloadSummary;
-  /** Delivered samples whose pixels are the colour their caption names. */
+  /** Delivered samples whose pixels have the colour their query names. */
   colourMatches: number;
   delivered: number;
 }
 
 /**
- * The demo job on the embedded demo world: generated images served on 127.0.0.1 (some links dead, some pages
- * that are not images) → `download` to webdataset shards → a contact sheet labelled by colour.
+ * The demo job: the demo world (generated images on 127.0.0.1, some links dead or not images, embedded by
+ * color-CLIP into an index) → a spec of colour queries → the streaming loader, exactly as training would use it,
+ * written to webdataset shards → a contact sheet labelled by query.
  */
 export async function runDemo(options: DemoOptions): Promise<DemoResult> {
   const out = resolve(options.outputFolder);
   await mkdir(out, { recursive: true });
   const server = await startDemoServer();
   try {
-    const urlList = join(out, 'urls.csv');
-    await writeFile(urlList, urlListCsv(server.url, options.count));
-    const summary = await download(
-      {
-        urlList,
-        inputFormat: 'csv',
-        captionCol: 'caption',
-        saveAdditionalColumns: ['colour'],
-        outputFolder: join(out, 'shards'),
-        outputFormat: 'webdataset',
-        imageSize: 128,
-        resizeMode: 'center_crop',
+    const world = await buildDemoWorld(join(out, 'world'), { serverUrl: server.url, count: options.count, queries: options.queries });
+    const plan = await loadPlan(world.specPath);
+    options.onPlan?.(plan);
+    const context = await createStreamContext(plan);
+    const shardsDir = join(out, 'shards');
+    let stream: StreamFolderSummary;
+    try {
+      await rm(shardsDir, { recursive: true, force: true });
+      stream = await streamToFolder(plan, {
+        folder: shardsDir,
+        partition: { index: 0, count: 1 },
+        epoch: 0,
+        resume: false,
         numberSamplePerShard: 100,
-        threadCount: 32,
-        timeout: 5,
-        incrementalMode: 'overwrite',
-        allowPrivateNetworks: true, // the demo world lives on 127.0.0.1
-      },
-      { onStart: (p) => options.onStart?.(p) },
-    );
-    options.onDownloaded?.();
-    const shards = (await readdir(join(out, 'shards'))).filter((f) => f.endsWith('.tar')).sort().map((f) => join(out, 'shards', f));
+        context,
+        onSample: options.onSample,
+      });
+    } finally {
+      await context.close();
+    }
+    const shards = (await readdir(shardsDir)).filter((f) => f.endsWith('.tar')).sort().map((f) => join(shardsDir, f));
     const thumbs: { label: string; image: Buffer }[] = [];
     let colourMatches = 0;
     let delivered = 0;
     for (const shard of shards) {
       for await (const sample of readTarSamples(shard)) {
-        const meta = JSON.parse(String(sample.json)) as { colour: string; url: string };
+        const meta = JSON.parse(String(sample.json)) as { query: string; id: number };
         const image = sample.jpg as Buffer;
         delivered++;
-        const id = Number(/(\d+)\.jpg$/.exec(meta.url)?.[1]);
-        if (await looksLike(image, demoImage(id).rgb)) colourMatches++;
-        thumbs.push({ label: meta.colour, image });
+        if (await looksLike(image, demoImage(meta.id).rgb) && demoImage(meta.id).colour === meta.query) colourMatches++;
+        thumbs.push({ label: meta.query, image });
       }
     }
     const contactSheet = join(out, 'contact-sheet.png');
     await writeContactSheet(contactSheet, thumbs);
-    return { outputFolder: out, urlList, shards, contactSheet, download: summary, colourMatches, delivered };
+    return { outputFolder: out, world, plan, stream, shards, contactSheet, colourMatches, delivered };
   } finally {
     await server.close();
   }
 }
 
-function urlListCsv(base: string, count: number): string {
-  const lines = ['url,caption,colour'];
-  for (let id = 0; id < count; id++) {
-    const img = demoImage(id);
-    lines.push(`${base}/images/${id}.jpg,"${img.caption}",${img.colour}`);
+/** The demo world kept alive for other programs (the Python tests, a notebook): images are served until stopped. */
+export async function startDemoWorld(dir: string, count: number): Promise<{ world: DemoWorldFiles; server: DemoServer }> {
+  const server = await startDemoServer();
+  try {
+    const world = await buildDemoWorld(resolve(dir), { serverUrl: server.url, count });
+    return { world, server };
+  } catch (err) {
+    await server.close();
+    throw err;
   }
-  return lines.join('\n') + '\n';
 }
 
 async function looksLike(image: Buffer, rgb: readonly number[]): Promise<boolean> {

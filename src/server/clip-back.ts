@@ -5,6 +5,7 @@ import type { ClipModel } from '../clip/index.js';
 import { isClipstreamError } from '../core/errors.js';
 import type { Fetcher } from '../fetch/index.js';
 import type { Index } from '../index/index.js';
+import { registerStreamRoutes, type ServedStream } from './streams.js';
 
 export interface ClipBackOptions {
   indices: Map<string, Index>;
@@ -14,6 +15,8 @@ export interface ClipBackOptions {
   fetcher: Fetcher;
   /** Upper bound on num_result_ids (clip back has none and falls over, #164 #251). */
   maxResults?: number;
+  /** Streams served as webdataset tars per partition (docs/streaming.md). */
+  streams?: Map<string, ServedStream>;
 }
 
 const knnBody = z
@@ -64,6 +67,8 @@ export function clipBackServer(o: ClipBackOptions): FastifyInstance {
     if (!index) throw new BadRequest(`unknown indice_name ${JSON.stringify(name)}; this server has: ${[...o.indices.keys()].join(', ')}`);
     return index;
   };
+
+  registerStreamRoutes(app, registry, o.streams ?? new Map());
 
   app.get('/indices-list', async () => [...o.indices.keys()]);
 

@@ -36,5 +36,6 @@ export function sampleMembers(record: SampleRecord): SampleMember[] {
   const members: SampleMember[] = [{ name: `${record.key}.${record.image.format}`, data: record.image.data }];
   if (record.caption !== undefined) members.push({ name: `${record.key}.txt`, data: Buffer.from(record.caption, 'utf8') });
   members.push({ name: `${record.key}.json`, data: metaJson(record.meta) });
+  for (const m of record.extra ?? []) members.push({ name: `${record.key}.${m.ext}`, data: m.data });
   return members;
 }

@@ -1,22 +1,24 @@
 import sharp from 'sharp';
 import { describe, expect, it } from 'vitest';
 import { runDemo } from '../../src/demo/run.js';
-import { demoImage, palette } from '../../src/demo/world.js';
 import { tempDir } from '../helpers/tmp.js';
 
 describe('clipstream demo', () => {
-  it('downloads the demo world into shards whose images have the colour their caption names, and draws a contact sheet', async () => {
+  it('streams colour queries from the demo world: exact counts, every image of its colour, dead links replaced, a contact sheet', async () => {
     const dir = await tempDir();
-    const count = 60;
-    const result = await runDemo({ outputFolder: dir, count });
-    const expectedOk = Array.from({ length: count }, (_, i) => demoImage(i)).filter((d) => d.fate === 'ok').length;
-    expect(result.download.count).toBe(count);
-    expect(result.download.successes).toBe(expectedOk);
-    expect(result.download.reasons).toMatchObject({ http_404: expect.any(Number), not_an_image: expect.any(Number) });
-    expect(result.delivered).toBe(expectedOk);
-    expect(result.colourMatches).toBe(expectedOk);
+    const result = await runDemo({
+      outputFolder: dir,
+      count: 300,
+      queries: [{ name: 'red', text: 'red', count: 30 }, { name: 'blue', text: 'blue', count: 20 }, { name: 'green', text: 'green', count: 10 }],
+    });
+    expect(result.delivered).toBe(60);
+    expect(result.stream.byQuery).toEqual({ red: 30, blue: 20, green: 10 });
+    expect(result.colourMatches).toBe(60);
+    const stats = result.stream.stats.snapshot();
+    expect(stats.failures).toBeGreaterThan(0); // 1 in 9 links is dead: some were met and replaced
+    expect(stats.attempts).toBe(60 + stats.failures);
     const sheet = await sharp(result.contactSheet).metadata();
     expect(sheet.format).toBe('png');
-    expect(sheet.height).toBeGreaterThanOrEqual(palette.length * 96);
+    expect(sheet.height).toBeGreaterThanOrEqual(3 * 96);
   });
 });

@@ -1,0 +1,124 @@
+import { Command } from 'commander';
+import { resolve } from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import { invalidOption } from '../core/errors.js';
+import { loadPlan, readSpec, resolvePlan, writePlan, type Plan } from '../select/index.js';
+import { createTarSampleStream } from '../sink/index.js';
+import { createStreamContext } from '../stream/api.js';
+import { partitionOf, quotas, streamPartition, streamToFolder, toRecord, type StreamStats } from '../stream/index.js';
+import { countProgress } from './count-progress.js';
+import { toNumber } from './parse.js';
+
+/** `clipstream plan`: resolve a spec's queries against the index and write the plan folder. */
+export function planCommand(): Command {
+  return new Command('plan')
+    .description('Resolve a spec against its index: per query, the ordered candidates that will be streamed (plan.json + candidates.parquet)')
+    .argument('<spec>', 'spec file (YAML or JSON, see docs/streaming.md)')
+    .requiredOption('--output <dir>', 'plan folder to write')
+    .option('--partitions <n>', 'show the per-partition quotas for this many partitions (world_size × num_workers)', toNumber('--partitions'), 1)
+    .action(async (specPath: string, flags: { output: string; partitions: number }) => {
+      if (!Number.isInteger(flags.partitions) || flags.partitions < 1) throw invalidOption(`Expected a positive integer for --partitions but received ${flags.partitions}`);
+      const start = performance.now();
+      const plan = await resolvePlan(await readSpec(specPath));
+      await writePlan(flags.output, plan);
+      process.stdout.write(planTable(plan, flags.partitions));
+      for (const w of plan.warnings) process.stderr.write(`clipstream: warning: ${w}\n`);
+      process.stdout.write(`plan ${plan.header.id} written to ${resolve(flags.output)} in ${((performance.now() - start) / 1000).toFixed(1)}s\n`);
+    });
+}
+
+export function planTable(plan: Plan, partitions: number): string {
+  const q = quotas(plan, partitions);
+  const rows = plan.header.queries.map((x, i) => [x.name, x.requested, x.available, x.planned, q[i]! * partitions, q[i]!].map(String));
+  const head = ['query', 'requested', 'available', 'planned', `delivered (P=${partitions})`, 'per partition'];
+  const widths = head.map((h, c) => Math.max(h.length, ...rows.map((r) => r[c]!.length)));
+  const line = (cells: string[]) => cells.map((s, c) => (c === 0 ? s.padEnd(widths[c]!) : s.padStart(widths[c]!))).join('  ');
+  const total = q.reduce((a, b) => a + b, 0);
+  return [line(head), ...rows.map(line), `total: ${total * partitions} samples, ${total} per partition`, ''].join('\n');
+}
+
+interface StreamFlags {
+  outputFolder?: string;
+  output?: string;
+  rank: number;
+  worldSize: number;
+  worker: number;
+  numWorkers: number;
+  epoch: number;
+  resume: boolean;
+  numberSamplePerShard: number;
+}
+
+/** `clipstream stream`: one partition of a spec or plan into webdataset shards, or one tar on stdout. */
+export function streamCommand(): Command {
+  return new Command('stream')
+    .description('Stream one partition of a spec or plan: download, resize, back-fill; into webdataset shards (+ parquet, manifest) or a tar on stdout')
+    .argument('<spec-or-plan>', 'spec file, or a plan folder made by `clipstream plan`')
+    .option('--output-folder <dir>', 'write shards here (one folder per partition)')
+    .option('--output <dash>', 'with "-": one webdataset tar on stdout instead')
+    .option('--rank <r>', 'this process\'s rank', toNumber('--rank'), 0)
+    .option('--world-size <w>', 'number of ranks', toNumber('--world-size'), 1)
+    .option('--worker <i>', 'data-loader worker within the rank', toNumber('--worker'), 0)
+    .option('--num-workers <n>', 'data-loader workers per rank', toNumber('--num-workers'), 1)
+    .option('--epoch <e>', 'epoch (reshuffles the interleaving)', toNumber('--epoch'), 0)
+    .option('--resume', 'complete an interrupted run in --output-folder', false)
+    .option('--number-sample-per-shard <n>', 'samples per shard', toNumber('--number-sample-per-shard'), 1000)
+    .action(async (source: string, flags: StreamFlags) => {
+      if ((flags.outputFolder === undefined) === (flags.output === undefined)) throw invalidOption('Expected exactly one of --output-folder DIR or --output -');
+      if (flags.output !== undefined && flags.output !== '-') throw invalidOption(`Expected "-" for --output but received ${JSON.stringify(flags.output)}; use --output-folder for a folder`);
+      if (!Number.isInteger(flags.numberSamplePerShard) || flags.numberSamplePerShard < 1) {
+        throw invalidOption(`Expected a positive integer for --number-sample-per-shard but received ${flags.numberSamplePerShard}`);
+      }
+      const partition = partitionOf(flags);
+      const plan = await loadPlan(source);
+      for (const w of plan.warnings) process.stderr.write(`clipstream: warning: ${w}\n`);
+      const context = await createStreamContext(plan);
+      const progress = countProgress(`stream p${partition.index}/${partition.count}`, 'samples');
+      const start = performance.now();
+      try {
+        if (flags.outputFolder !== undefined) {
+          const summary = await streamToFolder(plan, {
+            folder: flags.outputFolder,
+            partition,
+            epoch: flags.epoch,
+            resume: flags.resume,
+            numberSamplePerShard: flags.numberSamplePerShard,
+            context,
+            onSample: (done, size) => progress.update(done, size),
+          });
+          progress.stop();
+          const resumed = summary.resumedFrom ? ` (resumed at ${summary.resumedFrom})` : '';
+          process.stdout.write(`done: ${summary.delivered}/${summary.size} samples${resumed} in ${summary.shards} shard(s) in ${resolve(summary.folder)}, ` +
+            `${seconds(start)}s\n  per query: ${Object.entries(summary.byQuery).map(([k, v]) => `${k} ${v}`).join(', ')}\n${failureLine(summary.stats)}`);
+        } else {
+          const stream = streamPartition(plan, { partition, epoch: flags.epoch, context });
+          const tar = createTarSampleStream();
+          const piping = pipeline(tar.readable, process.stdout);
+          for await (const sample of stream) {
+            await tar.writeSample(toRecord(sample, true));
+            progress.update(sample.state.delivered, stream.size);
+          }
+          await tar.finish();
+          await piping;
+          progress.stop();
+          process.stderr.write(`done: ${stream.size} samples to stdout in ${seconds(start)}s\n${failureLine(stream.stats)}`);
+        }
+      } finally {
+        progress.stop();
+        await context.close();
+      }
+    });
+}
+
+function seconds(start: number): string {
+  return ((performance.now() - start) / 1000).toFixed(1);
+}
+
+function failureLine(stats: StreamStats): string {
+  const s = stats.snapshot();
+  const top = Object.entries(s.reasons).slice(0, 5).map(([k, v]) => `${k} ${v}`).join(', ');
+  return `  attempts ${s.attempts}, success rate ${s.success_rate === null ? '-' : (s.success_rate * 100).toFixed(1) + '%'}` +
+    `${s.repeats ? `, repeats ${s.repeats}` : ''}${s.cache_hits + s.cache_misses ? `, cache hits ${s.cache_hits}/${s.cache_hits + s.cache_misses}` : ''}` +
+    `${top ? `\n  failures: ${top}` : ''}\n`;
+}
+

@@ -1,0 +1,260 @@
+import { createHash } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { loadClipModel, type ClipModel } from '../clip/index.js';
+import { ClipstreamError, inputNotFound, invalidOption } from '../core/errors.js';
+import { createFetcher } from '../fetch/index.js';
+import { openIndex, openRemoteIndex, readIndexInfo, type SearchBackend, type SearchResult } from '../index/index.js';
+import { openNpy } from '../io/npy.js';
+import { shuffleInPlace, stringSeed } from './random.js';
+import { queryKind, type QueryKind, type QuerySpec, type Spec } from './spec.js';
+
+/**
+ * A plan: every query resolved against the index into an ordered list of candidates (more than asked, so dead
+ * links can be replaced), deduplicated across queries. The engine streams partitions of a plan; the plan is what
+ * makes every rank and worker agree on who delivers what without talking to each other.
+ */
+
+export interface Candidate {
+  id: number;
+  similarity: number;
+  url: string;
+  caption: string | null;
+  /** The index row's other metadata columns. */
+  metadata: Record<string, unknown>;
+}
+
+export interface PlannedQuery {
+  name: string;
+  kind: QueryKind;
+  requested: number;
+  /** Rows of the index at or above min_similarity (and matching `where`), before cross-query dedup. */
+  available: number;
+  /** Candidates kept for this query. */
+  planned: number;
+  min_similarity: number;
+  weight: number;
+}
+
+/** Identifies the index a plan was made from, so that a plan is never streamed against another one. */
+export interface IndexIdentity {
+  location: string | { url: string; indice_name: string };
+  count: number | null;
+  dim: number | null;
+  created_at: string | null;
+}
+
+export interface PlanHeader {
+  format_version: 1;
+  /** Hash of the index identity, the candidates and the seed: resume states carry it. */
+  id: string;
+  created_at: string;
+  index: IndexIdentity;
+  seed: number;
+  order: Spec['order'];
+  image: Spec['image'];
+  fetch: Spec['fetch'];
+  cache: Spec['cache'];
+  queries: PlannedQuery[];
+}
+
+export interface Plan {
+  header: PlanHeader;
+  /** Per query (same order as header.queries), the candidates in delivery order. */
+  candidates: Candidate[][];
+  /** Human-readable warnings (a query that cannot be satisfied). */
+  warnings: string[];
+}
+
+export interface ResolveOptions {
+  /** Reuse an already loaded model (the server embeds many specs with one). */
+  model?: ClipModel;
+}
+
+export async function resolvePlan(spec: Spec, opts: ResolveOptions = {}): Promise<Plan> {
+  const { backend, identity } = await openBackend(spec);
+  const needsModel = spec.queries.some((q) => q.text !== undefined || q.image !== undefined);
+  let model = opts.model;
+  const ownModel = needsModel && !model;
+  try {
+    if (ownModel) {
+      if (!spec.model) {
+        throw invalidOption('the spec has text or image queries but no model', { hint: 'Add `model: PATH` (the CLIP model folder that built the index) to the spec.' });
+      }
+      model = await loadClipModel(spec.model);
+    }
+    const perQuery: SearchResult[][] = [];
+    const available: number[] = [];
+    for (const q of spec.queries) {
+      const vector = await queryVector(q, model, identity.dim);
+      const keep = Math.ceil(q.count * spec.oversample);
+      const results = await backend.search({
+        vector,
+        minSimilarity: q.min_similarity,
+        // Room for what cross-query dedup removes.
+        maxResults: keep + Math.ceil(keep * 0.25) + 16,
+        where: q.where,
+        dedupUrls: spec.dedup.urls,
+        nearDuplicate: spec.dedup.near_duplicate ?? undefined,
+      });
+      // Ties (identical embeddings are common: re-uploads) in a stable order, so every process plans alike.
+      results.sort((a, b) => b.similarity - a.similarity || a.id - b.id);
+      perQuery.push(results);
+      available.push(await backend.count({ vector, minSimilarity: q.min_similarity, where: q.where }));
+    }
+    const owned = assignAcrossQueries(perQuery, spec);
+    const candidates = spec.queries.map((q, i) => {
+      const kept = owned[i]!.slice(0, Math.ceil(q.count * spec.oversample)).map(toCandidate);
+      if (spec.order === 'shuffle') shuffleInPlace(kept, stringSeed(`${spec.seed}:${q.name}`));
+      return kept;
+    });
+    const totalCount = spec.queries.reduce((s, q) => s + q.count, 0);
+    const queries: PlannedQuery[] = spec.queries.map((q, i) => ({
+      name: q.name,
+      kind: queryKind(q),
+      requested: q.count,
+      available: available[i]!,
+      planned: candidates[i]!.length,
+      min_similarity: q.min_similarity,
+      weight: q.weight ?? q.count / totalCount,
+    }));
+    const warnings = queries.flatMap((q) =>
+      q.planned < q.requested
+        ? [`query ${q.name}: ${q.requested} requested but only ${q.planned} candidates at similarity ≥ ${q.min_similarity}` +
+           ` (${q.available} in the index); dead links cannot all be replaced and samples will repeat` +
+           ' — lower min_similarity, relax where, or ask for fewer']
+        : [],
+    );
+    const header: PlanHeader = {
+      format_version: 1,
+      id: planId(identity, spec, candidates),
+      created_at: new Date().toISOString(),
+      index: identity,
+      seed: spec.seed,
+      order: spec.order,
+      image: spec.image,
+      fetch: spec.fetch,
+      cache: spec.cache,
+      queries,
+    };
+    return { header, candidates, warnings };
+  } finally {
+    if (ownModel) await model?.close();
+    backend.close();
+  }
+}
+
+async function openBackend(spec: Spec): Promise<{ backend: SearchBackend; identity: IndexIdentity }> {
+  if (typeof spec.index !== 'string') {
+    const backend = openRemoteIndex({ url: spec.index.url, indiceName: spec.index.indice_name });
+    return { backend, identity: { location: spec.index, count: null, dim: null, created_at: null } };
+  }
+  const info = await readIndexInfo(spec.index);
+  if (!info) {
+    throw inputNotFound(`index: ${spec.index} is not a clipstream index (no clipstream.json)`, {
+      hint: 'Point `index` at a folder made by `clipstream index`, or at {url, indice_name} of a clip back.',
+    });
+  }
+  if (!('url' in info.columns)) {
+    throw invalidOption(`index: ${spec.index} has no url column, so its rows cannot be downloaded`, {
+      hint: 'Import an embedding folder whose metadata parquet has a url column.',
+    });
+  }
+  const backend = await openIndex(spec.index);
+  return { backend, identity: { location: spec.index, count: info.count, dim: info.dim, created_at: info.created_at } };
+}
+
+async function queryVector(q: QuerySpec, model: ClipModel | undefined, dim: number | null): Promise<Float32Array> {
+  let vector: Float32Array;
+  if (q.text !== undefined) vector = (await model!.encodeText([q.text]))[0]!;
+  else if (q.image !== undefined) vector = (await model!.encodeImages([await readQueryImage(q)]))[0]!;
+  else if (q.embedding !== undefined) vector = normalise(Float32Array.from(q.embedding));
+  else vector = normalise(await readEmbeddingFile(q));
+  if (dim !== null && vector.length !== dim) {
+    throw invalidOption(`query ${q.name}: the embedding has ${vector.length} dimensions but the index has ${dim}`, {
+      hint: 'Embed queries with the model that built the index.',
+    });
+  }
+  return vector;
+}
+
+async function readEmbeddingFile(q: QuerySpec): Promise<Float32Array> {
+  const npy = await openNpy(q.embedding_file!).catch((err: unknown) => {
+    throw err instanceof ClipstreamError ? err : inputNotFound(`query ${q.name}: embedding_file not found: ${q.embedding_file}`);
+  });
+  try {
+    if (npy.header.rowCount < 1) throw invalidOption(`query ${q.name}: ${q.embedding_file} holds no embedding`);
+    return await npy.readRows(0, 1);
+  } finally {
+    await npy.close();
+  }
+}
+
+/** The user wrote this location in their own spec, so private addresses are allowed (unlike URLs in data). */
+async function readQueryImage(q: QuerySpec): Promise<Buffer> {
+  const location = q.image!;
+  if (!/^https?:\/\//i.test(location)) {
+    return readFile(location).catch(() => {
+      throw inputNotFound(`query ${q.name}: image not found: ${location}`);
+    });
+  }
+  const fetcher = createFetcher({ allowPrivateNetworks: true, timeoutMs: 30_000 });
+  try {
+    const fetched = await fetcher.fetch(location);
+    if (!fetched.ok) throw inputNotFound(`query ${q.name}: image ${location} could not be downloaded: ${fetched.reason} (${fetched.message})`);
+    return fetched.bytes;
+  } finally {
+    await fetcher.close();
+  }
+}
+
+function normalise(v: Float32Array): Float32Array {
+  let norm = 0;
+  for (const x of v) norm += x * x;
+  norm = Math.sqrt(norm);
+  if (!(norm > 0) || !Number.isFinite(norm)) throw invalidOption('a query embedding is all zeros or not finite');
+  return v.map((x) => x / norm);
+}
+
+/**
+ * A sample belongs to one query: the one where it is most similar (ties: the earlier query). With dedup.urls,
+ * the same holds for urls across queries.
+ */
+function assignAcrossQueries(perQuery: SearchResult[][], spec: Spec): SearchResult[][] {
+  const bestById = new Map<number, { query: number; similarity: number }>();
+  const bestByUrl = new Map<unknown, { query: number; similarity: number; id: number }>();
+  perQuery.forEach((results, qi) => {
+    for (const r of results) {
+      const prev = bestById.get(r.id);
+      if (!prev || r.similarity > prev.similarity) bestById.set(r.id, { query: qi, similarity: r.similarity });
+      if (spec.dedup.urls && r.url != null) {
+        const u = bestByUrl.get(r.url);
+        if (!u || r.similarity > u.similarity) bestByUrl.set(r.url, { query: qi, similarity: r.similarity, id: r.id });
+      }
+    }
+  });
+  return perQuery.map((results, qi) =>
+    results.filter((r) => {
+      if (spec.dedup.ids && bestById.get(r.id)!.query !== qi) return false;
+      if (spec.dedup.urls && r.url != null) {
+        const u = bestByUrl.get(r.url)!;
+        if (u.query !== qi || u.id !== r.id) return false;
+      }
+      return typeof r.url === 'string' && r.url.length > 0;
+    }),
+  );
+}
+
+function toCandidate(r: SearchResult): Candidate {
+  const { id, similarity, url, caption, ...metadata } = r;
+  return { id, similarity, url: String(url), caption: caption == null ? null : String(caption), metadata };
+}
+
+function planId(identity: IndexIdentity, spec: Spec, candidates: Candidate[][]): string {
+  const h = createHash('sha256');
+  h.update(JSON.stringify({ identity, seed: spec.seed, order: spec.order, image: spec.image, names: spec.queries.map((q) => [q.name, q.count]) }));
+  for (const list of candidates) {
+    h.update('|');
+    for (const c of list) h.update(`${c.id},`);
+  }
+  return h.digest('hex').slice(0, 16);
+}

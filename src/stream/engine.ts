@@ -1,0 +1,214 @@
+import { invalidOption } from '../core/errors.js';
+import type { ImageFormat } from '../core/types.js';
+import { Random, stringSeed } from '../select/random.js';
+import type { Plan } from '../select/plan.js';
+import { fetchCandidate, type CandidateContext } from './candidate.js';
+import type { StreamState } from './state.js';
+import { StreamStats } from './stats.js';
+import { StripeReader } from './stripe.js';
+
+/** Partition `index` of `count` = rank × num_workers + worker of world_size × num_workers (rank-major). */
+export interface Partition {
+  index: number;
+  count: number;
+}
+
+export function partitionOf(o: { rank: number; worldSize: number; worker: number; numWorkers: number }): Partition {
+  const { rank, worldSize, worker, numWorkers } = o;
+  for (const [name, v, min] of [['world-size', worldSize, 1], ['num-workers', numWorkers, 1], ['rank', rank, 0], ['worker', worker, 0]] as const) {
+    if (!Number.isInteger(v) || v < min) throw invalidOption(`Expected an integer ≥ ${min} for --${name} but received ${v}`);
+  }
+  if (rank >= worldSize) throw invalidOption(`rank ${rank} is outside the world: --world-size is ${worldSize}, so ranks are 0…${worldSize - 1}`);
+  if (worker >= numWorkers) throw invalidOption(`worker ${worker} is outside the world: --num-workers is ${numWorkers}, so workers are 0…${numWorkers - 1}`);
+  return { index: rank * numWorkers + worker, count: worldSize * numWorkers };
+}
+
+export function checkPartition(p: Partition): void {
+  if (!Number.isInteger(p.count) || p.count < 1 || p.count > 1_000_000) throw invalidOption(`Expected a partition count in 1…1000000 but received ${p.count}`);
+  if (!Number.isInteger(p.index) || p.index < 0 || p.index >= p.count) {
+    throw invalidOption(`partition ${p.index} is outside the world: with ${p.count} partitions they are 0…${p.count - 1}`);
+  }
+}
+
+/** Samples per query in every partition: floor(count / P). */
+export function quotas(plan: Plan, partitions: number): number[] {
+  return plan.header.queries.map((q) => Math.floor(q.requested / partitions));
+}
+
+export interface StreamSample {
+  /** `e{epoch}p{partition}s{n}`: unique in the run, no dots (webdataset groups members by it). */
+  key: string;
+  image: Buffer;
+  format: ImageFormat;
+  caption: string | null;
+  /** img2dataset's sample json + id, query, similarity, partition, epoch, repeat and the index metadata. */
+  json: Record<string, unknown>;
+  query: string;
+  repeat: boolean;
+  /** The resume state after this sample. */
+  state: StreamState;
+}
+
+export interface PartitionStreamOptions {
+  partition: Partition;
+  epoch?: number;
+  /** Resume after this state (it must come from the same plan and partition). */
+  state?: StreamState;
+  context: CandidateContext;
+  /** Shared by the partitions of one stream; a fresh one by default. */
+  stats?: StreamStats;
+  /** Attempts open ahead of the consumer, per query. Default: the fetch concurrency, at most 1024. */
+  window?: number;
+}
+
+export interface Stream extends AsyncIterable<StreamSample> {
+  /** Samples this partition delivers in the epoch. */
+  readonly size: number;
+  /** Samples still to come (size minus what the state had delivered minus what was yielded). */
+  readonly remaining: number;
+  state(): StreamState;
+  readonly stats: StreamStats;
+  /** Stops: open downloads are aborted; resolves when they have ended. */
+  close(): Promise<void>;
+}
+
+/**
+ * One partition of a plan as a stream of resized samples (DESIGN.md §4): exactly `floor(count / P)` samples per
+ * query, failures replaced from the partition's own stripe, queries interleaved by weight with a PRNG seeded by
+ * (seed, epoch, partition), a resume state after every sample. Memory is bounded by the window, not the plan.
+ */
+export function streamPartition(plan: Plan, o: PartitionStreamOptions): Stream {
+  checkPartition(o.partition);
+  const { index: p, count: P } = o.partition;
+  const epoch = o.epoch ?? 0;
+  if (!Number.isInteger(epoch) || epoch < 0) throw invalidOption(`Expected an epoch ≥ 0 but received ${epoch}`);
+  const quota = quotas(plan, P);
+  const queries = plan.header.queries;
+  const state: StreamState = o.state ? structuredClone(o.state) : {
+    v: 1,
+    plan: plan.header.id,
+    p,
+    P,
+    epoch,
+    delivered: 0,
+    rng: stringSeed(`${plan.header.seed}:${epoch}:${p}`),
+    queries: queries.map(() => ({ cursor: 0, pass: 0, delivered: 0 })),
+  };
+  checkState(state, plan, o.partition, epoch, quota);
+
+  const stats = o.stats ?? new StreamStats();
+  const abort = new AbortController();
+  const window = o.window ?? Math.min(1024, plan.header.fetch.concurrency);
+  const size = quota.reduce((a, b) => a + b, 0);
+  const readers = queries.map((q, qi) => new StripeReader(
+    q.name,
+    plan.candidates[qi]!,
+    { p, P },
+    { cursor: state.queries[qi]!.cursor, pass: state.queries[qi]!.pass, remaining: quota[qi]! - state.queries[qi]!.delivered },
+    window,
+    (c) => fetchCandidate(c.url, o.context, stats, abort.signal),
+  ));
+  const rand = new Random(state.rng);
+  let closed = false;
+
+  function pick(): number {
+    let total = 0;
+    queries.forEach((q, qi) => {
+      if (state.queries[qi]!.delivered < quota[qi]!) total += q.weight;
+    });
+    let r = rand.next() * total;
+    let last = -1;
+    for (const [qi, q] of queries.entries()) {
+      if (state.queries[qi]!.delivered >= quota[qi]!) continue;
+      last = qi;
+      r -= q.weight;
+      if (r < 0) return qi;
+    }
+    return last; // rounding at the very end of the range
+  }
+
+  async function* samples(): AsyncGenerator<StreamSample> {
+    stats.activePartitions++;
+    try {
+      while (!closed && state.delivered < size) {
+        const qi = pick();
+        const hit = await readers[qi]!.next();
+        if (closed) return;
+        const qs = state.queries[qi]!;
+        qs.cursor = hit.position + 1;
+        qs.pass = hit.pass;
+        qs.delivered++;
+        const n = state.delivered++;
+        state.rng = rand.state;
+        const repeat = hit.pass > 0;
+        stats.delivered++;
+        if (repeat) stats.repeats++;
+        stats.bytes += hit.outcome.image.length;
+        const key = `e${epoch}p${p}s${n}`;
+        const c = hit.candidate;
+        const json: Record<string, unknown> = {
+          ...c.metadata,
+          url: c.url,
+          caption: c.caption,
+          key,
+          status: 'success',
+          error_message: null,
+          width: hit.outcome.width,
+          height: hit.outcome.height,
+          original_width: hit.outcome.originalWidth,
+          original_height: hit.outcome.originalHeight,
+          sha256: hit.outcome.sha256,
+          id: c.id,
+          query: queries[qi]!.name,
+          similarity: c.similarity,
+          partition: p,
+          epoch,
+          repeat,
+        };
+        yield { key, image: hit.outcome.image, format: hit.outcome.format, caption: c.caption, json, query: queries[qi]!.name, repeat, state: structuredClone(state) };
+      }
+    } finally {
+      stats.activePartitions--;
+      await close();
+    }
+  }
+
+  async function close(): Promise<void> {
+    if (closed) return;
+    closed = true;
+    abort.abort();
+    await Promise.all(readers.map((r) => r.settle()));
+  }
+
+  const iterator = samples();
+  return {
+    size,
+    get remaining() {
+      return size - state.delivered;
+    },
+    state: () => structuredClone(state),
+    stats,
+    close: async () => {
+      await close();
+      await iterator.return(undefined);
+    },
+    [Symbol.asyncIterator]: () => iterator,
+  };
+}
+
+function checkState(state: StreamState, plan: Plan, partition: Partition, epoch: number, quota: number[]): void {
+  const refuse = (why: string) => invalidOption(`the resume state does not fit this stream: ${why}`, {
+    hint: 'Resume with the state of the same stream, partition count and epoch, or start without one.',
+  });
+  if (state.plan !== plan.header.id) throw refuse(`it was made for plan ${state.plan}, this stream's plan is ${plan.header.id}`);
+  if (state.P !== partition.count) throw refuse(`it was made for ${state.P} partitions, this run has ${partition.count}`);
+  if (state.p !== partition.index) throw refuse(`it is partition ${state.p}'s, this is partition ${partition.index}`);
+  if (state.epoch !== epoch) throw refuse(`it is for epoch ${state.epoch}, this is epoch ${epoch}`);
+  if (state.queries.length !== quota.length) throw refuse(`it has ${state.queries.length} queries, the plan has ${quota.length}`);
+  let sum = 0;
+  state.queries.forEach((q, i) => {
+    if (q.delivered > quota[i]!) throw refuse(`query ${i} delivered ${q.delivered} of a quota of ${quota[i]}`);
+    sum += q.delivered;
+  });
+  if (sum !== state.delivered) throw refuse(`delivered ${state.delivered} is not the sum over its queries (${sum})`);
+}

@@ -1,0 +1,58 @@
+import { z } from 'zod';
+import { invalidOption } from '../core/errors.js';
+
+/** The resume state of one partition (docs/streaming.md): a few integers, whatever the dataset size. */
+export interface StreamState {
+  v: 1;
+  /** The plan's id: a state is only valid for the plan it was made with. */
+  plan: string;
+  p: number;
+  P: number;
+  epoch: number;
+  delivered: number;
+  /** The interleaving PRNG's state after the last pick. */
+  rng: number;
+  queries: QueryState[];
+}
+
+export interface QueryState {
+  /** Next stripe position to try. */
+  cursor: number;
+  /** How many times the stripe was restarted (repeats). */
+  pass: number;
+  delivered: number;
+}
+
+const count = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
+const stateSchema = z
+  .object({
+    v: z.literal(1),
+    plan: z.string().regex(/^[0-9a-f]{16}$/),
+    p: count,
+    P: z.number().int().min(1).max(1_000_000),
+    epoch: count,
+    delivered: count,
+    rng: z.number().int().min(0).max(2 ** 32 - 1),
+    queries: z.array(z.object({ cursor: count, pass: count, delivered: count }).strict()).max(10_000),
+  })
+  .strict();
+
+/** Parses an untrusted state (an HTTP parameter, a file); the message says what is wrong. */
+export function parseState(input: unknown, source: string): StreamState {
+  let value = input;
+  if (typeof input === 'string') {
+    try {
+      value = JSON.parse(input);
+    } catch {
+      throw invalidOption(`${source} is not a resume state: not JSON`, { hint: 'Pass the .state member of the last sample received, unchanged.' });
+    }
+  }
+  const result = stateSchema.safeParse(value);
+  if (!result.success) {
+    const issue = result.error.issues[0]!;
+    throw invalidOption(`${source} is not a resume state: ${issue.path.join('.') || 'value'}: ${issue.message}`, {
+      hint: 'Pass the .state member of the last sample received, unchanged.',
+    });
+  }
+  return result.data as StreamState;
+}

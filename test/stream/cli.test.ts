@@ -1,0 +1,112 @@
+import { spawn } from 'node:child_process';
+import { readdir, readFile, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { describe, expect, test } from 'vitest';
+import { readTarSamples } from '../../src/io/tar-read.js';
+import { tempDir } from '../helpers/tmp.js';
+import { streamWorld } from './world.js';
+
+const CLI = join(import.meta.dirname, '../../dist/cli/main.js');
+const world = streamWorld({ counts: { red: 150, blue: 150 }, deadFraction: 0.3, latencyMs: [5, 30] });
+
+function run(args: string[], o: { killAfterMs?: number } = {}): Promise<{ code: number | null; signal: string | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString('latin1')));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    if (o.killAfterMs !== undefined) setTimeout(() => child.kill('SIGKILL'), o.killAfterMs);
+    child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr }));
+  });
+}
+
+async function folderSamples(dir: string): Promise<string[]> {
+  const ids: string[] = [];
+  for (const f of (await readdir(dir)).filter((n) => n.endsWith('.tar')).sort()) {
+    for await (const s of readTarSamples(join(dir, f))) {
+      const json = JSON.parse(String(s.json)) as { id: number; query: string };
+      ids.push(`${s.__key__ as string}:${json.query}:${json.id}`);
+    }
+  }
+  return ids;
+}
+
+describe('clipstream plan', () => {
+  test('prints requested / available / planned per query and warns when a query cannot be satisfied', async () => {
+    const w = world();
+    const dir = await tempDir();
+    const spec = await w.spec([{ name: 'red', count: 40 }, { name: 'blue', count: 500 }]);
+    const r = await run(['plan', spec, '--output', join(dir, 'plan'), '--partitions', '4']);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/red\s+40\s+150\s+120\s+40\s+10/);
+    expect(r.stdout).toMatch(/blue\s+500\s+150\s+150\s+500\s+125/);
+    expect(r.stderr).toMatch(/warning: query blue: 500 requested but only 150 candidates/);
+    expect((await stat(join(dir, 'plan', 'candidates.parquet'))).size).toBeGreaterThan(0);
+  });
+
+  test('a bad spec names the field', async () => {
+    const w = world();
+    const spec = await w.spec([{ name: 'red', count: 0 }]);
+    const r = await run(['plan', spec, '--output', join(await tempDir(), 'p')]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/queries\[0\]\.count/);
+    expect(r.stderr).not.toMatch(/at .*\.js/);
+  });
+});
+
+describe('clipstream stream', () => {
+  test('SIGKILL at a random moment, then --resume: the union is exact, no truncated tar', async () => {
+    const w = world();
+    const dir = await tempDir();
+    const plan = join(dir, 'plan');
+    expect((await run(['plan', await w.spec([{ name: 'red', count: 90 }, { name: 'blue', count: 60 }]), '--output', plan])).code).toBe(0);
+    const reference = join(dir, 'reference');
+    const ref = await run(['stream', plan, '--output-folder', reference, '--number-sample-per-shard', '20']);
+    expect(ref.code, ref.stderr).toBe(0);
+    expect(ref.stdout).toMatch(/done: 150\/150 samples in 8 shard\(s\)/);
+    const expected = await folderSamples(reference);
+    expect(expected).toHaveLength(150);
+
+    const out = join(dir, 'out');
+    const killed = await run(['stream', plan, '--output-folder', out, '--number-sample-per-shard', '20'], { killAfterMs: 700 + Math.floor(Math.random() * 800) });
+    expect(killed.signal).toBe('SIGKILL');
+    const again = await run(['stream', plan, '--output-folder', out, '--number-sample-per-shard', '20']);
+    expect(again.code).toBe(2);
+    expect(again.stderr).toMatch(/--resume/);
+    const resumed = await run(['stream', plan, '--output-folder', out, '--number-sample-per-shard', '20', '--resume']);
+    expect(resumed.code, resumed.stderr).toBe(0);
+    expect(await folderSamples(out)).toEqual(expected);
+    expect((await readdir(out)).filter((f) => f.includes('partial'))).toEqual([]);
+    const manifest = (await readFile(join(out, 'manifest.jsonl'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as { key: string });
+    expect(manifest.map((m) => m.key)).toEqual(expected.map((e) => e.split(':')[0]));
+  }, 60_000);
+
+  test('--output - writes one webdataset tar with a resume state per sample', async () => {
+    const w = world();
+    const spec = await w.spec([{ name: 'blue', count: 12 }]);
+    const child = spawn(process.execPath, [CLI, 'stream', spec, '--output', '-', '--rank', '1', '--world-size', '2'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const chunks: Buffer[] = [];
+    child.stdout.on('data', (d: Buffer) => chunks.push(d));
+    await new Promise((r) => child.on('close', r));
+    const dir = await tempDir();
+    const { writeFile } = await import('node:fs/promises');
+    await writeFile(join(dir, 'out.tar'), Buffer.concat(chunks));
+    const samples = [];
+    for await (const s of readTarSamples(join(dir, 'out.tar'))) samples.push(s);
+    expect(samples).toHaveLength(6);
+    for (const s of samples) {
+      expect(Object.keys(s).sort()).toEqual(['__key__', 'jpg', 'json', 'state', 'txt']);
+      expect(JSON.parse(String(s.json))).toMatchObject({ query: 'blue', partition: 1 });
+    }
+    expect(JSON.parse(String(samples.at(-1)!.state))).toMatchObject({ p: 1, P: 2, delivered: 6 });
+  });
+
+  test('a partition outside the world is refused with its name', async () => {
+    const w = world();
+    const spec = await w.spec([{ name: 'red', count: 4 }]);
+    const r = await run(['stream', spec, '--output', '-', '--rank', '2', '--world-size', '2']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/rank 2 is outside the world: --world-size is 2/);
+  });
+});
