@@ -9,6 +9,7 @@ typecheck=$?
 node_modules/.bin/eslint --no-error-on-unmatched-pattern src test bench scripts
 lint=$?
 node_modules/.bin/vitest run --reporter=default --reporter=json --outputFile.json="$report/vitest.json" "$@"
+bash scripts/test-python.sh "$report/pytest.txt"   # the Python client (python/tests); writes pytest's summary
 node scripts/summarize-tests.mjs "$report" "$typecheck" "$lint"
 status=$?
 rm -rf "$report"

@@ -4,6 +4,11 @@
 class ClipStreamError(RuntimeError):
     """Base class of every clipstream error."""
 
+    def __init__(self, message=""):
+        # `message=` as a keyword: torch's DataLoader re-raises a worker's exception as type(e)(message=…), so a
+        # StateError in a worker stays a StateError in the training loop.
+        super().__init__(message)
+
 
 class ServeError(ClipStreamError):
     """`clipstream serve` could not be started; the message carries the server's own error.

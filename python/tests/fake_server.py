@@ -74,7 +74,7 @@ class Handler(BaseHTTPRequestHandler):
             status = server.fail_status.pop(0)
             return self._json(status, {"error": f"injected {status}"})
         if url.path == "/streams":
-            return self._json(200, {"streams": [{"name": s.name, "queries": [], "seed": 0} for s in server.streams]})
+            return self._json(200, {"streams": [{"name": s.name, "queries": [{"name": q} for q, _ in s.counts], "seed": 0} for s in server.streams]})
         parts = url.path.split("/")
         stream = next((s for s in server.streams if len(parts) == 4 and s.name == parts[2]), None)
         if stream is None:
@@ -83,7 +83,8 @@ class Handler(BaseHTTPRequestHandler):
         epoch = int(query.get("epoch", 0))
         if parts[3] == "info":
             per = len(stream.partition(0, P, 0))
-            return self._json(200, {"partitions": P, "samples_per_partition": per, "total": per * P, "queries": []})
+            quotas = [{"name": q, "quota": count // P} for q, count in stream.counts]
+            return self._json(200, {"partitions": P, "samples_per_partition": per, "total": per * P, "queries": quotas})
         p = int(parts[3].removesuffix(".tar"))
         if not 0 <= p < P:
             return self._json(400, {"error": f"partition {p} is not in 0..{P - 1}"})

@@ -1,0 +1,248 @@
+"""End to end against the real node server (`clipstream serve` on a demo world): partitioning by worker and rank,
+exact resume, webdataset compatibility, a server killed mid-stream, serve()'s errors."""
+
+import collections
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+from torch.utils.data import DataLoader
+
+from clipstream import ClipStreamDataset, ServeError, StateError, StateTracker, StreamError, collate, serve
+from live import COUNTS, REPO
+
+STREAM = "colours"
+
+
+def samples_of(loader):
+    """Flattens batches (collate's dict of lists) or single samples into a list of per-sample dicts."""
+    out = []
+    for item in loader:
+        if isinstance(item["__key__"], list):
+            out += [dict(zip(item, values)) for values in zip(*(_rows(v) for v in item.values()))]
+        else:
+            out.append(item)
+    return out
+
+
+def _rows(value):
+    return list(value) if not isinstance(value, torch.Tensor) else list(value.unbind(0))
+
+
+def check_planned(samples, url, partitions):
+    """Exactly the plan for P partitions: the announced total, every partition its quota of every query, no
+    sample twice (repeats, flagged, excepted)."""
+    info = ClipStreamDataset(url, stream=STREAM).info(partitions)
+    assert info["total"] == sum(count // partitions for count in COUNTS.values()) * partitions
+    assert len(samples) == info["total"]
+    keys = [s["__key__"] for s in samples]
+    assert len(set(keys)) == len(keys), "a sample was delivered twice"
+    fresh = [s["json"]["id"] for s in samples if not s["json"].get("repeat")]
+    assert len(set(fresh)) == len(fresh), "an index row was delivered twice"
+    quota = {q["name"]: q["quota"] for q in info["queries"]}
+    per_partition = collections.Counter((s["json"]["partition"], s["json"]["query"]) for s in samples)
+    assert per_partition == collections.Counter({(p, q): n for p in range(partitions) for q, n in quota.items()})
+
+
+@pytest.mark.parametrize("num_workers", [0, 2, 3])
+def test_dataloader_yields_exactly_the_planned_samples(live, num_workers):
+    dataset = ClipStreamDataset(live.url, decode="tensor")
+    loader = DataLoader(dataset, batch_size=4, num_workers=num_workers, collate_fn=collate)
+    batches = list(loader)
+    assert batches[0]["image"].dtype == torch.uint8 and batches[0]["image"].shape[1:] == (3, 32, 32)
+    samples = samples_of(batches)
+    check_planned(samples, live.url, max(num_workers, 1))
+    assert all(s["caption"] for s in samples)
+    assert all(s["json"]["query"] in COUNTS for s in samples)
+
+
+def test_pil_and_raw_decoding_and_transform(live):
+    pil = next(iter(ClipStreamDataset(live.url, decode="pil")))
+    assert pil["image"].mode == "RGB" and pil["image"].size == (32, 32)
+    raw = next(iter(ClipStreamDataset(live.url, decode="raw")))
+    assert raw["image"][:2] == b"\xff\xd8" and raw["__key__"] == pil["__key__"] == "e0p0s0"
+    sized = next(iter(ClipStreamDataset(live.url, decode="tensor", transform=lambda t: t.float().mean())))
+    assert sized["image"].shape == ()
+
+
+def test_two_ranks_get_equal_counts_and_disjoint_samples(live, monkeypatch):
+    ranks = []
+    for rank in range(2):
+        monkeypatch.setenv("RANK", str(rank))
+        monkeypatch.setenv("WORLD_SIZE", "2")
+        loader = DataLoader(ClipStreamDataset(live.url), batch_size=None, num_workers=2)
+        ranks.append(samples_of(loader))
+    assert len(ranks[0]) == len(ranks[1]) > 0
+    assert {s["json"]["partition"] for s in ranks[0]} == {0, 1}
+    assert {s["json"]["partition"] for s in ranks[1]} == {2, 3}
+    assert not {s["__key__"] for s in ranks[0]} & {s["__key__"] for s in ranks[1]}
+    check_planned(ranks[0] + ranks[1], live.url, 4)
+    explicit = samples_of(DataLoader(ClipStreamDataset(live.url, rank=1, world_size=2), batch_size=None, num_workers=2))
+    assert sorted(s["__key__"] for s in explicit) == sorted(s["__key__"] for s in ranks[1])
+
+
+def test_epochs_deliver_the_same_samples_in_a_new_order(live):
+    dataset = ClipStreamDataset(live.url, decode="raw")
+    first = [(s["json"]["id"], s["__key__"]) for s in dataset]
+    assert dataset.epoch == 1  # a completed pass moves on
+    second = [(s["json"]["id"], s["__key__"]) for s in dataset]
+    assert sorted(i for i, _ in first) == sorted(i for i, _ in second)
+    assert [i for i, _ in first] != [i for i, _ in second]
+    assert second[0][1] == "e1p0s0"
+
+
+def test_state_dict_resumes_exactly_mid_epoch(live):
+    full = [s["__key__"] for s in ClipStreamDataset(live.url, decode="raw")]
+    dataset = ClipStreamDataset(live.url, decode="raw")
+    it = iter(dataset)
+    head = [next(it)["__key__"] for _ in range(17)]
+    checkpoint = json.loads(json.dumps(dataset.state_dict()))  # survives JSON (and torch.save)
+    assert checkpoint["partitions"] == 1 and json.loads(checkpoint["states"]["0"])["delivered"] == 17
+    resumed = ClipStreamDataset(live.url, decode="raw")
+    resumed.load_state_dict(checkpoint)
+    tail = [s["__key__"] for s in resumed]
+    assert head + tail == full
+
+
+@pytest.mark.parametrize("num_workers", [0, 2])
+def test_stateful_dataloader_resumes_exactly(live, num_workers):
+    stateful = pytest.importorskip("torchdata.stateful_dataloader", reason="torchdata not installed")
+
+    def loader(state=None):
+        made = stateful.StatefulDataLoader(
+            ClipStreamDataset(live.url, decode="raw"), batch_size=3, num_workers=num_workers, collate_fn=collate
+        )
+        if state is not None:
+            made.load_state_dict(state)
+        return made
+
+    full = [s["__key__"] for s in samples_of(loader())]
+    first = loader()
+    it = iter(first)
+    head = samples_of([next(it) for _ in range(5)])
+    state = first.state_dict()
+    del it, first
+    tail = samples_of(loader(state))
+    keys = [s["__key__"] for s in head + tail]
+    assert len(keys) == len(set(keys)) == len(full)
+    assert set(keys) == set(full)
+    if num_workers == 0:
+        assert keys == full
+
+
+def test_plain_dataloader_with_workers_resumes_with_a_state_tracker(live):
+    def loader(state=None):
+        dataset = ClipStreamDataset(live.url, decode="raw")
+        if state is not None:
+            dataset.load_state_dict(state)
+        return dataset, DataLoader(dataset, batch_size=4, num_workers=2, collate_fn=collate)
+
+    full = {s["__key__"] for s in samples_of(loader()[1])}
+    dataset, first = loader()
+    tracker = StateTracker(dataset)
+    head = []
+    for batch in first:
+        head += samples_of([tracker.update(batch)])
+        if len(head) >= 18:
+            break
+    state = tracker.state_dict()
+    assert state["partitions"] == 2 and set(state["states"]) == {"0", "1"}
+    tail = samples_of(loader(state)[1])
+    keys = [s["__key__"] for s in head + tail]
+    assert len(keys) == len(set(keys)) == len(full) and set(keys) == full
+
+
+def test_a_state_from_another_partition_count_is_refused(live):
+    dataset = ClipStreamDataset(live.url, decode="raw")
+    it = iter(dataset)
+    next(it)
+    state = dataset.state_dict()
+    other = ClipStreamDataset(live.url, decode="raw")
+    other.load_state_dict(state)
+    with pytest.raises(StateError, match="saved with 1 partitions .* this run reads 2"):
+        list(DataLoader(other, batch_size=None, num_workers=2))
+    with pytest.raises(StateError, match="for stream 'other', this dataset reads 'colours'"):
+        ClipStreamDataset(live.url, stream="colours").load_state_dict(dict(state, stream="other"))
+
+
+def test_webdataset_reads_the_same_urls(live):
+    wds = pytest.importorskip("webdataset")
+    urls = f"{live.url}/streams/{STREAM}/{{0..2}}.tar?partitions=3&epoch=0"
+    theirs = {s["__key__"]: s for s in wds.WebDataset(urls, shardshuffle=False, empty_check=False)}
+    ours = {s["__key__"]: s for s in samples_of(DataLoader(ClipStreamDataset(live.url, decode="raw"), batch_size=None, num_workers=3))}
+    assert len(theirs) == 60 and theirs.keys() == ours.keys()
+    for key, sample in ours.items():
+        assert json.loads(theirs[key]["json"])["id"] == sample["json"]["id"]
+        assert theirs[key]["txt"].decode() == sample["caption"]
+        assert theirs[key]["state"].decode() == sample["__state__"]
+    decoded = next(iter(wds.WebDataset(urls, shardshuffle=False, empty_check=False).decode("pil")))
+    assert decoded["jpg"].size == (32, 32)
+
+
+def test_killing_the_server_mid_stream_is_a_clear_error_not_a_hang(spec):
+    with serve(spec, name=STREAM) as server:
+        dataset = ClipStreamDataset(server.url, decode="raw", retries=2, backoff=0.2, timeout=5)
+        got = []
+        start = time.monotonic()
+        with pytest.raises(StreamError, match="gave up after 2 retries") as info:
+            for sample in dataset:
+                got.append(sample)
+                if len(got) == 10:
+                    os.killpg(server.process.pid, signal.SIGKILL)
+        assert time.monotonic() - start < 30
+    assert 10 <= len(got) < 60
+    assert "partition 0 of 1" in str(info.value)
+    assert json.loads(dataset.state_dict()["states"]["0"])["delivered"] == len(got)
+
+
+def test_a_server_restarted_mid_stream_is_resumed_transparently(spec, live):
+    full = [(s["__key__"], s["json"]["id"]) for s in ClipStreamDataset(live.url, decode="raw")]
+    first = serve(spec, name=STREAM)
+    port = int(first.url.rsplit(":", 1)[1])
+    dataset = ClipStreamDataset(first.url, decode="raw", retries=8, backoff=0.2, timeout=10)
+    got, second = [], None
+    try:
+        for sample in dataset:
+            got.append((sample["__key__"], sample["json"]["id"]))
+            if len(got) == 20:
+                first.stop()
+                second = serve(spec, port=port, name=STREAM)
+    finally:
+        first.stop()
+        if second is not None:
+            second.stop()
+    assert second is not None
+    assert got == full
+
+
+def test_serve_with_a_bad_spec_raises_the_servers_error(world, tmp_path):
+    bad = world.spec(tmp_path / "bad.yaml", counts={"red": 0})
+    with pytest.raises(ServeError) as info:
+        serve(bad, startup_timeout=60)
+    message = str(info.value)
+    assert "clipstream: error:" in message and "count" in message
+    assert info.value.returncode not in (None, 0)
+
+
+def test_serve_without_a_cli_says_how_to_get_one(monkeypatch, tmp_path):
+    monkeypatch.delenv("CLIPSTREAM_CLI", raising=False)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(ServeError, match="CLIPSTREAM_CLI"):
+        serve(tmp_path / "spec.yaml")
+
+
+def test_examples_train_trains_checkpoints_and_resumes(live, tmp_path):
+    result = subprocess.run(
+        [sys.executable, str(REPO / "examples" / "train.py"), "--url", live.url, "--steps", "4", "--batch-size", "4",
+         "--num-workers", "2", "--checkpoint", str(tmp_path / "ckpt.pt")],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "resumed from" in result.stdout
+    assert "no sample seen twice" in result.stdout
+    assert (tmp_path / "ckpt.pt").exists()

@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# The Python client's suite (python/tests, pytest), end to end against the node CLI of this checkout.
+#   scripts/test-python.sh [REPORT_FILE] [pytest args…]
+# Sets up what it needs on a fresh machine: Debian's python3-torch (apt-get, when root), a venv with the system
+# site packages (never PyPI's torch) at $CLIPSTREAM_PY_VENV (default ~/.cache/clipstream/venv-python) holding
+# pytest, webdataset and torchdata (--no-deps), and `pip install ./python`. Writes pytest's closing line to
+# REPORT_FILE (scripts/summarize-tests.mjs adds it up); a set-up failure is written there as an error, never as a
+# silent skip. Expects node and dist/ (scripts/env.sh does both).
+set -uo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+report="${1:-/dev/null}"
+shift || true
+python=/usr/bin/python3
+venv="${CLIPSTREAM_PY_VENV:-$HOME/.cache/clipstream/venv-python}"
+
+fail() {
+  echo "" >&2
+  echo "!!! python tests NOT RUN: $* !!!" >&2
+  echo "0 passed, 1 error (python tests not run: $*)" >"$report"
+  exit 1
+}
+
+has_system_torch() { [ -x "$python" ] && "$python" -c 'import torch, PIL, numpy, venv, ensurepip' >/dev/null 2>&1; }
+if ! has_system_torch; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "test-python: installing Debian's python3-torch, python3-pil, python3-venv (apt-get) …" >&2
+    export DEBIAN_FRONTEND=noninteractive
+    { apt-get install -y -q python3-torch python3-pil python3-venv >/dev/null ||
+      { apt-get update -q >/dev/null && apt-get install -y -q python3-torch python3-pil python3-venv >/dev/null; }; } ||
+      fail "apt-get install python3-torch python3-pil python3-venv failed"
+  fi
+  has_system_torch || fail "$python cannot import torch and PIL; install Debian's python3-torch python3-pil python3-venv (as root)"
+fi
+
+if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c 'import torch' >/dev/null 2>&1; then
+  rm -rf "$venv"
+  "$python" -m venv --system-site-packages "$venv" || fail "could not create the venv $venv"
+fi
+pip=("$venv/bin/python" -m pip --disable-pip-version-check --no-input -q)
+if ! "$venv/bin/python" -c 'import pytest, webdataset' >/dev/null 2>&1; then
+  echo "test-python: installing pytest and webdataset into $venv …" >&2
+  "${pip[@]}" install pytest webdataset || fail "pip install pytest webdataset failed"
+fi
+# torchdata for StatefulDataLoader, without its dependencies: it would pull PyPI's torch over Debian's.
+if ! "$venv/bin/python" -c 'import torchdata.stateful_dataloader' >/dev/null 2>&1; then
+  "${pip[@]}" install --no-deps torchdata || echo "test-python: torchdata could not be installed; its tests will be skipped" >&2
+fi
+"$venv/bin/python" -c 'import torch, sys; sys.exit("PyPI torch in the venv" if "dist-packages" not in torch.__file__ else 0)' ||
+  fail "the venv's torch is not Debian's (a dependency pulled PyPI's torch?): remove $venv"
+# Non-editable, and from a copy: the suite tests the package as pip installs it, and leaves no build/ behind.
+build="$(mktemp -d)"
+cp -r "$root/python" "$build/python"
+"${pip[@]}" install --no-build-isolation --no-deps --force-reinstall "$build/python" || { rm -rf "$build"; fail "pip install ./python failed"; }
+rm -rf "$build"
+
+export CLIPSTREAM_CLI="${CLIPSTREAM_CLI:-$(command -v node) $root/dist/cli/main.js}"
+log="$(mktemp)"
+cd "$root/python/tests"
+"$venv/bin/python" -m pytest -q -p no:cacheprovider -W ignore::UserWarning "$@" 2>&1 | tee "$log"
+status=${PIPESTATUS[0]}
+summary="$(grep -E '^=*.* in [0-9.]+s' "$log" | tail -n 1)"
+[ $status = 5 ] && summary="0 passed, 1 error (pytest collected no test)"
+[ -n "$summary" ] || summary="0 passed, 1 error (pytest ended without a summary, exit $status)"
+[ $status = 0 ] || [[ "$summary" =~ (failed|error) ]] || summary="$summary, 1 error (pytest exit $status)"
+echo "$summary" >"$report"
+rm -f "$log"
+exit $status
