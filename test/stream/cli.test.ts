@@ -60,16 +60,20 @@ describe('clipstream stream', () => {
     const w = world();
     const dir = await tempDir();
     const plan = join(dir, 'plan');
-    expect((await run(['plan', await w.spec([{ name: 'red', count: 90 }, { name: 'blue', count: 60 }]), '--output', plan])).code).toBe(0);
+    // A low concurrency makes the run last long enough to be killed in the middle.
+    const spec = await w.spec([{ name: 'red', count: 90 }, { name: 'blue', count: 60 }], { fetch: { allow_private_networks: true, concurrency: 3 } });
+    expect((await run(['plan', spec, '--output', plan])).code).toBe(0);
     const reference = join(dir, 'reference');
+    const started = performance.now();
     const ref = await run(['stream', plan, '--output-folder', reference, '--number-sample-per-shard', '20']);
+    const duration = performance.now() - started;
     expect(ref.code, ref.stderr).toBe(0);
     expect(ref.stdout).toMatch(/done: 150\/150 samples in 8 shard\(s\)/);
     const expected = await folderSamples(reference);
     expect(expected).toHaveLength(150);
 
     const out = join(dir, 'out');
-    const killed = await run(['stream', plan, '--output-folder', out, '--number-sample-per-shard', '20'], { killAfterMs: 700 + Math.floor(Math.random() * 800) });
+    const killed = await run(['stream', plan, '--output-folder', out, '--number-sample-per-shard', '20'], { killAfterMs: Math.floor(duration * (0.3 + 0.6 * Math.random())) });
     expect(killed.signal).toBe('SIGKILL');
     const again = await run(['stream', plan, '--output-folder', out, '--number-sample-per-shard', '20']);
     expect(again.code).toBe(2);

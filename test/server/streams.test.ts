@@ -1,0 +1,133 @@
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { request } from 'undici';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { createFetcher } from '../../src/fetch/index.js';
+import { readTarSamples } from '../../src/io/tar-read.js';
+import { loadPlan } from '../../src/select/index.js';
+import { clipBackServer } from '../../src/server/clip-back.js';
+import { servedStream, type ServedStream } from '../../src/server/streams.js';
+import { createStreamContext } from '../../src/stream/index.js';
+import { tempDir } from '../helpers/tmp.js';
+import { streamWorld } from '../stream/world.js';
+
+const world = streamWorld({ counts: { red: 120, blue: 120 }, deadFraction: 0.3 });
+
+let base = '';
+let close: () => Promise<void> = async () => {};
+let served: ServedStream;
+let big: ServedStream;
+
+beforeAll(async () => {
+  const w = world();
+  const plan = await loadPlan(await w.spec([{ name: 'red', count: 40 }, { name: 'blue', count: 21 }]));
+  const context = await createStreamContext(plan);
+  served = servedStream(plan, context);
+  // Uncompressed 512 px PNGs (~790 KB each): a few fill the socket buffers, so back-pressure shows.
+  const bigPlan = await loadPlan(await w.spec([{ name: 'red', count: 60 }], { image: { size: 512, resize_mode: 'border', encode_format: 'png', encode_quality: 0 } }));
+  const bigContext = await createStreamContext(bigPlan);
+  big = servedStream(bigPlan, bigContext);
+  const fetcher = createFetcher({});
+  const app = clipBackServer({ indices: new Map(), fetcher, streams: new Map([['colours', served], ['big', big]]) });
+  base = await app.listen({ port: 0, host: '127.0.0.1' });
+  close = async () => {
+    await app.close();
+    await fetcher.close();
+    await context.close();
+    await bigContext.close();
+  };
+});
+afterAll(() => close());
+
+async function tarSamples(url: string): Promise<{ headers: Record<string, unknown>; samples: Record<string, unknown>[] }> {
+  const res = await request(url);
+  expect(res.statusCode).toBe(200);
+  const body = Buffer.from(await res.body.arrayBuffer());
+  const dir = await tempDir();
+  await writeFile(join(dir, 'p.tar'), body);
+  const samples = [];
+  for await (const s of readTarSamples(join(dir, 'p.tar'))) samples.push(s as Record<string, unknown>);
+  return { headers: res.headers, samples };
+}
+
+describe('stream endpoints', () => {
+  test('GET /streams lists the stream with its queries; /info gives the partition sizes', async () => {
+    const list = (await (await request(`${base}/streams`)).body.json()) as { streams: { name: string; queries: { name: string; requested: number }[] }[] };
+    expect(list.streams.map((s) => s.name)).toEqual(['colours', 'big']);
+    expect(list.streams[0]!.queries.map((q) => [q.name, q.requested])).toEqual([['red', 40], ['blue', 21]]);
+    const info = await (await request(`${base}/streams/colours/info?partitions=4`)).body.json();
+    expect(info).toEqual({ partitions: 4, samples_per_partition: 15, total: 60, queries: [{ name: 'red', quota: 10 }, { name: 'blue', quota: 5 }] });
+  });
+
+  test('each partition is one webdataset tar; partitions are equal and disjoint; X-Clipstream-Samples says the count', async () => {
+    const ids = new Set<number>();
+    for (let p = 0; p < 3; p++) {
+      const { headers, samples } = await tarSamples(`${base}/streams/colours/${p}.tar?partitions=3`);
+      expect(headers['content-type']).toBe('application/x-tar');
+      expect(headers['x-clipstream-samples']).toBe('20');
+      expect(samples).toHaveLength(20); // floor(40/3) + floor(21/3)
+      for (const s of samples) {
+        const json = JSON.parse(String(s.json)) as { id: number; partition: number };
+        expect(json.partition).toBe(p);
+        ids.add(json.id);
+        expect(Object.keys(s).sort()).toEqual(['__key__', 'jpg', 'json', 'state', 'txt']);
+      }
+    }
+    expect(ids.size).toBe(60);
+  });
+
+  test('state= resumes after the given sample: the two halves are the whole', async () => {
+    const whole = (await tarSamples(`${base}/streams/colours/1.tar?partitions=2&epoch=3`)).samples;
+    const state = String(whole[11]!.state);
+    const rest = await tarSamples(`${base}/streams/colours/1.tar?partitions=2&epoch=3&state=${encodeURIComponent(state)}`);
+    expect(rest.headers['x-clipstream-samples']).toBe(String(whole.length - 12));
+    expect(rest.samples.map((s) => s.__key__)).toEqual(whole.slice(12).map((s) => s.__key__));
+  });
+
+  test('bad requests get 400/404 with a message, never a 500', async () => {
+    const cases: [string, number, RegExp][] = [
+      ['/streams/nope/0.tar', 404, /unknown stream "nope"; this server streams: colours/],
+      ['/streams/colours/4.tar?partitions=4', 400, /partition 4 is outside the world/],
+      ['/streams/colours/0.tar?partitions=0', 400, /partitions: expected an integer/],
+      ['/streams/colours/0.tar?partitions=abc', 400, /partitions: expected an integer/],
+      ['/streams/colours/0.tar?epoch=-1', 400, /epoch: expected an integer/],
+      ['/streams/colours/0.tar?state=%7Bnot', 400, /not a resume state: not JSON/],
+      ['/streams/colours/0.tar?state=%7B%22v%22%3A2%7D', 400, /not a resume state/],
+      ['/streams/colours/zero.tar', 404, /expected \/streams\/colours\/\{partition\}\.tar/],
+    ];
+    for (const [path, status, message] of cases) {
+      const res = await request(`${base}${path}`);
+      const body = (await res.body.json()) as { error: string };
+      expect([path, res.statusCode]).toEqual([path, status]);
+      expect(body.error).toMatch(message);
+    }
+    const sample = (await tarSamples(`${base}/streams/colours/0.tar?partitions=2`)).samples[0]!;
+    const res = await request(`${base}/streams/colours/0.tar?partitions=4&state=${encodeURIComponent(String(sample.state))}`);
+    expect(res.statusCode).toBe(400);
+    expect(((await res.body.json()) as { error: string }).error).toMatch(/made for 2 partitions, this run has 4/);
+  });
+
+  test('a reader that stops reading stops the downloads (back-pressure), and a disconnect ends the partition', async () => {
+    const res = await request(`${base}/streams/big/0.tar`);
+    expect(res.statusCode).toBe(200);
+    expect(res.headers['x-clipstream-samples']).toBe('60');
+    await new Promise((r) => setTimeout(r, 1000));
+    // Nobody reads: the partition stalls with a few samples in the socket buffers, not all 60 delivered.
+    const stalled = big.stats.delivered;
+    expect(stalled).toBeLessThan(20);
+    await new Promise((r) => setTimeout(r, 300));
+    expect(big.stats.delivered).toBe(stalled);
+    expect(big.stats.activePartitions).toBe(1);
+    res.body.destroy();
+    await new Promise((r) => setTimeout(r, 300));
+    expect(big.stats.activePartitions).toBe(0);
+  });
+
+  test('stats as JSON and Prometheus metrics per stream', async () => {
+    const stats = (await (await request(`${base}/streams/colours/stats`)).body.json()) as Record<string, unknown>;
+    expect(stats).toMatchObject({ name: 'colours', delivered: expect.any(Number), reasons: { http_404: expect.any(Number) } });
+    const metrics = await (await request(`${base}/metrics`)).body.text();
+    expect(metrics).toMatch(/clipstream_stream_samples_delivered\{stream="colours"\} \d+/);
+    expect(metrics).toMatch(/clipstream_stream_failures\{stream="colours",reason="http_404"\} \d+/);
+  });
+});
