@@ -115,7 +115,8 @@ export function parseSpec(input: unknown, source: string, baseDir: string): Spec
     spec = parseOptions(specSchema, input, fieldName);
   } catch (err) {
     if (err instanceof ClipstreamError) {
-      throw invalidOption(`${source}: ${err.message.split('\n').join(`\n${source}: `)}`, {
+      const message = err.message.replace(/^Unknown option/gm, 'Unknown field');
+      throw invalidOption(`${source}: ${message.split('\n').join(`\n${source}: `)}`, {
         hint: 'See docs/streaming.md and DESIGN.md §3 for every field of a spec and its allowed values.',
       });
     }

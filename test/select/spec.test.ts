@@ -1,0 +1,112 @@
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { describe, expect, test } from 'vitest';
+import { buildIndex } from '../../src/index/index.js';
+import { loadPlan, parseByteSize, parseSpec, readSpec, resolvePlan, writePlan } from '../../src/select/index.js';
+import { tempDir } from '../helpers/tmp.js';
+import { streamWorld } from '../stream/world.js';
+
+const base = { index: '/idx', queries: [{ name: 'cats', text: 'a cat', count: 10, min_similarity: 0.2 }] };
+const parse = (spec: unknown) => parseSpec(spec, 'spec.yaml', '/base');
+
+describe('spec validation: every error names the field', () => {
+  test.each([
+    ['unknown top-level field', { ...base, colour: 1 }, /spec\.yaml: Unknown field colour/],
+    ['unknown query field', { ...base, queries: [{ ...base.queries[0], mincount: 3 }] }, /Unknown field queries\[0\]\.mincount/],
+    ['count 0', { ...base, queries: [{ ...base.queries[0], count: 0 }] }, /queries\[0\]\.count.*received 0/],
+    ['negative count', { ...base, queries: [{ ...base.queries[0], count: -5 }] }, /queries\[0\]\.count/],
+    ['two query kinds', { ...base, queries: [{ ...base.queries[0], image: 'cat.jpg' }] }, /queries\[0\]: Expected exactly one of text, image, embedding, embedding_file but received text and image/],
+    ['no query kind', { ...base, queries: [{ name: 'x', count: 3 }] }, /queries\[0\]: Expected exactly one of/],
+    ['threshold above 1', { ...base, queries: [{ ...base.queries[0], min_similarity: 1.5 }] }, /queries\[0\]\.min_similarity.*received 1\.5/],
+    ['threshold below -1', { ...base, queries: [{ ...base.queries[0], min_similarity: -2 }] }, /queries\[0\]\.min_similarity/],
+    ['missing index', { queries: base.queries }, /index/],
+    ['no queries', { index: '/idx', queries: [] }, /queries/],
+    ['duplicate names', { ...base, queries: [base.queries[0], base.queries[0]] }, /queries\[1\]\.name: Duplicate query name "cats"/],
+    ['bad resize mode', { ...base, image: { resize_mode: 'stretch' } }, /Expected one of "no", "keep_ratio".* for image\.resize_mode but received "stretch"/],
+    ['bad cache size', { ...base, cache: { dir: '/c', max_bytes: 'lots' } }, /cache\.max_bytes/],
+    ['bad weight', { ...base, queries: [{ ...base.queries[0], weight: 0 }] }, /queries\[0\]\.weight/],
+  ])('%s', (_name, spec, message) => {
+    expect(() => parse(spec)).toThrow(message);
+  });
+
+  test('defaults, relative paths resolved against the spec folder, sizes with units', () => {
+    const spec = parse({ index: './idx', model: 'm', queries: [{ name: 'e', embedding_file: 'q.npy', count: 2 }], cache: { dir: 'c', max_bytes: '2GiB' } });
+    expect(spec.index).toBe('/base/idx');
+    expect(spec.model).toBe('/base/m');
+    expect(spec.queries[0]!.embedding_file).toBe('/base/q.npy');
+    expect(spec.queries[0]!.min_similarity).toBe(-1);
+    expect(spec.cache).toEqual({ dir: '/base/c', max_bytes: 2 * 1024 ** 3 });
+    expect(spec.image).toMatchObject({ size: 256, resize_mode: 'center_crop', encode_format: 'jpg', encode_quality: 95 });
+    expect(spec.fetch).toMatchObject({ concurrency: 256, timeout: 10, retries: 2, per_host: 16, allow_private_networks: false });
+    expect(spec.dedup).toEqual({ ids: true, urls: true, near_duplicate: null });
+    expect(parseByteSize('20GB')).toBe(20e9);
+    expect(parseByteSize('500 MiB')).toBe(500 * 1024 ** 2);
+  });
+
+  test('a file that is not YAML, or missing, says so', async () => {
+    const dir = await tempDir();
+    await writeFile(join(dir, 'bad.yaml'), 'index: [unclosed');
+    await expect(readSpec(join(dir, 'bad.yaml'))).rejects.toThrow(/bad\.yaml is not valid YAML or JSON/);
+    await expect(readSpec(join(dir, 'none.yaml'))).rejects.toThrow(/spec file not found: .*none\.yaml/);
+    await writeFile(join(dir, 'list.yaml'), '- 1\n- 2\n');
+    await expect(readSpec(join(dir, 'list.yaml'))).rejects.toThrow(/expected a mapping/);
+  });
+});
+
+const world = streamWorld({ counts: { red: 30, blue: 30 } });
+
+describe('plan', () => {
+  test('a missing index, a wrong embedding size, and text queries without a model are refused by name', async () => {
+    const w = world();
+    const dir = await tempDir();
+    await expect(resolvePlan(parse({ ...base, index: join(dir, 'none') }))).rejects.toThrow(/index: .*none is not a clipstream index/);
+    await expect(resolvePlan(parse({ index: w.indexDir, queries: [{ name: 'v', embedding: [1, 0, 0], count: 2 }] })))
+      .rejects.toThrow(/query v: the embedding has 3 dimensions but the index has 64/);
+    await expect(resolvePlan(parse({ index: w.indexDir, queries: [{ name: 'red', text: 'red', count: 2 }] })))
+      .rejects.toThrow(/text or image queries but no model/);
+  });
+
+  test('an embedding query works without a model; the plan round-trips through its folder', async () => {
+    const w = world();
+    const dir = await tempDir();
+    const red = await resolvePlan(parse({ index: w.indexDir, model: w.modelDir, queries: [{ name: 'red', text: 'red', count: 5, min_similarity: 0.9 }] }));
+    const { loadClipModel } = await import('../../src/clip/index.js');
+    const model = await loadClipModel(w.modelDir);
+    const [blue] = await model.encodeText(['blue']);
+    await model.close();
+    const byEmbedding = await resolvePlan(parse({ index: w.indexDir, queries: [{ name: 'b', embedding: [...blue!].map((x) => x * 3), count: 4, min_similarity: 0.9 }] }));
+    expect(byEmbedding.candidates[0]!.length).toBe(12);
+    expect(byEmbedding.candidates[0]!.every((c) => w.rows[c.id]!.colour === 'blue')).toBe(true);
+    expect(red.header.queries[0]).toMatchObject({ name: 'red', requested: 5, available: 30, planned: 15 });
+    expect(red.candidates[0]!.every((c) => w.rows[c.id]!.colour === 'red')).toBe(true);
+    await writePlan(join(dir, 'plan'), red);
+    const back = await loadPlan(join(dir, 'plan'));
+    expect(back.header).toEqual(red.header);
+    expect(back.candidates).toEqual(red.candidates);
+  });
+
+  test('queries do not share samples: an id goes to the query it is most similar to', async () => {
+    const w = world();
+    const plan = await resolvePlan(parse({ index: w.indexDir, model: w.modelDir, oversample: 10, queries: [
+      { name: 'any', text: 'purple', count: 60 }, // red and blue both near purple
+      { name: 'red', text: 'red', count: 30 },
+    ] }));
+    const any = new Set(plan.candidates[0]!.map((c) => c.id));
+    const red = plan.candidates[1]!.map((c) => c.id);
+    expect(red.length).toBe(30);
+    for (const id of red) expect(any.has(id)).toBe(false);
+  });
+
+  test('a plan made for another index is refused', async () => {
+    const w = world();
+    const dir = await tempDir();
+    const plan = await resolvePlan(parse({ index: w.indexDir, model: w.modelDir, queries: [{ name: 'red', text: 'red', count: 5 }] }));
+    await writePlan(join(dir, 'plan'), plan);
+    // Rebuild the index at the same path: a new creation time.
+    await buildIndex({ embeddings: join(w.dir, 'emb'), output: join(dir, 'copy') });
+    const moved = { ...plan, header: { ...plan.header, index: { ...plan.header.index, location: join(dir, 'copy') } } };
+    await writePlan(join(dir, 'plan2'), moved);
+    await expect(loadPlan(join(dir, 'plan2'))).rejects.toThrow(/was made for another index/);
+    await expect(loadPlan(join(dir, 'plan'))).resolves.toBeDefined();
+  });
+});
