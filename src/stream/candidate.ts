@@ -65,7 +65,11 @@ export async function fetchCandidate(url: string, ctx: CandidateContext, stats: 
   }
   if (ctx.cache) stats.cacheMisses++;
   const outcome = await download(url, ctx, signal);
-  if (outcome.ok || outcome.reason !== 'aborted') await ctx.cache?.put(url, outcome);
+  if (!outcome.ok && outcome.reason === 'aborted') {
+    stats.attempts--; // the reader left: not a property of the url
+    return outcome;
+  }
+  await ctx.cache?.put(url, outcome);
   count(outcome, stats);
   return outcome;
 }

@@ -4,7 +4,7 @@ import { promisify } from 'node:util';
 import sharp from 'sharp';
 import { describe, expect, it } from 'vitest';
 import { writeColorClip } from '../../src/clip/index.js';
-import { runDemo } from '../../src/demo/run.js';
+import { downloadDemoShards } from '../helpers/demo-shards.js';
 import { tempDir } from '../helpers/tmp.js';
 
 const run = promisify(execFile);
@@ -17,7 +17,7 @@ const cli = (args: string[]) =>
 describe('clipstream inference → index → query (CLI)', () => {
   it('answers a text query with the red images, best first, as jsonl', async () => {
     const dir = await tempDir();
-    await runDemo({ outputFolder: join(dir, 'demo'), count: 48 });
+    await downloadDemoShards(join(dir, 'demo'), 48);
     const model = await writeColorClip(join(dir, 'model'));
     expect((await cli(['inference', '--input', join(dir, 'demo', 'shards'), '--output-folder', join(dir, 'emb'), '--model', model])).code).toBe(0);
     const built = await cli(['index', '--embeddings', join(dir, 'emb'), '--output', join(dir, 'idx')]);

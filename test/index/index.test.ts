@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { loadClipModel, writeColorClip } from '../../src/clip/index.js';
-import { runDemo } from '../../src/demo/run.js';
+import { downloadDemoShards } from '../helpers/demo-shards.js';
 import { buildIndex, openIndex } from '../../src/index/index.js';
 import { runInference } from '../../src/inference/run.js';
 import { mkdtemp } from 'node:fs/promises';
@@ -13,7 +13,7 @@ let red: Float32Array;
 let blue: Float32Array;
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'clipstream-index-'));
-  await runDemo({ outputFolder: join(dir, 'demo'), count: 90 });
+  await downloadDemoShards(join(dir, 'demo'), 90);
   const model = await writeColorClip(join(dir, 'model'));
   await runInference({ input: join(dir, 'demo', 'shards'), outputFolder: join(dir, 'emb'), model });
   const clip = await loadClipModel(model);

@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { loadClipModel, writeColorClip } from '../../src/clip/index.js';
-import { runDemo } from '../../src/demo/run.js';
+import { downloadDemoShards } from '../helpers/demo-shards.js';
 import { openEmbeddingFolder, readEmbeddingBatches } from '../../src/io/embedding-folder.js';
 import { runInference } from '../../src/inference/run.js';
 import { tempDir } from '../helpers/tmp.js';
@@ -12,7 +12,7 @@ const dot = (a: Float32Array, b: Float32Array) => a.reduce((s, v, i) => s + v * 
 describe('clipstream inference', () => {
   it('download → inference writes an aligned clip-retrieval folder where the text "red" retrieves the red images', async () => {
     const dir = await tempDir();
-    const demo = await runDemo({ outputFolder: join(dir, 'demo'), count: 60 });
+    const demo = await downloadDemoShards(join(dir, 'demo'), 60);
     const modelDir = await writeColorClip(join(dir, 'model'));
     const emb = join(dir, 'emb');
     const summary = await runInference({ input: join(dir, 'demo', 'shards'), outputFolder: emb, model: modelDir, batchSize: 8 });

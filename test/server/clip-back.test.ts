@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadClipModel, writeColorClip, type ClipModel } from '../../src/clip/index.js';
-import { runDemo } from '../../src/demo/run.js';
+import { downloadDemoShards } from '../helpers/demo-shards.js';
 import { createFetcher, type Fetcher } from '../../src/fetch/index.js';
 import { buildIndex, openIndex, openRemoteIndex, type Index } from '../../src/index/index.js';
 import { runInference } from '../../src/inference/run.js';
@@ -21,7 +21,7 @@ let red: number[];
 
 beforeAll(async () => {
   const dir = await mkdtemp(join(tmpdir(), 'clipstream-serve-'));
-  await runDemo({ outputFolder: join(dir, 'demo'), count: 60 });
+  await downloadDemoShards(join(dir, 'demo'), 60);
   const modelDir = await writeColorClip(join(dir, 'model'));
   await runInference({ input: join(dir, 'demo', 'shards'), outputFolder: join(dir, 'emb'), model: modelDir });
   await buildIndex({ embeddings: join(dir, 'emb'), output: join(dir, 'idx') });
