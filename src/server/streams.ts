@@ -71,7 +71,8 @@ export function registerStreamRoutes(app: FastifyInstance, registry: Registry, s
       const partition = { index: Number(match[1]), count: P };
       checkPartition(partition);
       const state: StreamState | undefined = req.query.state === undefined ? undefined : parseState(req.query.state, 'state');
-      stream = streamPartition(s.plan, { partition, epoch: Number(epochRaw), state, context: s.context, stats: s.stats });
+      const infinite = req.query.infinite === '1' || req.query.infinite === 'true';
+      stream = streamPartition(s.plan, { partition, epoch: Number(epochRaw), state, context: s.context, stats: s.stats, infinite });
     } catch (err) {
       if (isClipstreamError(err)) return fail(reply, 400, err.message);
       throw err;
@@ -96,7 +97,7 @@ export function registerStreamRoutes(app: FastifyInstance, registry: Registry, s
     })();
     return reply
       .header('content-type', 'application/x-tar')
-      .header('x-clipstream-samples', String(stream.remaining))
+      .header('x-clipstream-samples', Number.isFinite(stream.remaining) ? String(stream.remaining) : 'infinite')
       .header('cache-control', 'no-store')
       .send(tar.readable);
   });

@@ -30,6 +30,8 @@ export interface OpenStreamOptions {
   epoch?: number;
   state?: StreamState;
   stats?: StreamStats;
+  /** Go on epoch after epoch, never ending (see PartitionStreamOptions.infinite). */
+  infinite?: boolean;
 }
 
 /**
@@ -41,7 +43,7 @@ export async function openStream(specOrPlan: string | Plan, o: OpenStreamOptions
   const context = await createStreamContext(plan);
   let stream: Stream;
   try {
-    stream = streamPartition(plan, { partition: o.partition ?? { index: 0, count: 1 }, epoch: o.epoch, state: o.state, stats: o.stats, context });
+    stream = streamPartition(plan, { partition: o.partition ?? { index: 0, count: 1 }, epoch: o.epoch, state: o.state, stats: o.stats, infinite: o.infinite, context });
   } catch (err) {
     await context.close();
     throw err;

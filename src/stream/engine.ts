@@ -59,6 +59,11 @@ export interface PartitionStreamOptions {
   stats?: StreamStats;
   /** Attempts open ahead of the consumer, per query. Default: the fetch concurrency, at most 1024. */
   window?: number;
+  /**
+   * Never end: after an epoch's quotas, go on with the next epoch (new interleaving, keys `e{epoch+1}…`), so the
+   * queries keep their weights for as long as training runs. The state carries the current epoch.
+   */
+  infinite?: boolean;
 }
 
 export interface Stream extends AsyncIterable<StreamSample> {
@@ -84,31 +89,34 @@ export function streamPartition(plan: Plan, o: PartitionStreamOptions): Stream {
   if (!Number.isInteger(epoch) || epoch < 0) throw invalidOption(`Expected an epoch ≥ 0 but received ${epoch}`);
   const quota = quotas(plan, P);
   const queries = plan.header.queries;
-  const state: StreamState = o.state ? structuredClone(o.state) : {
+  const fresh = (e: number): StreamState => ({
     v: 1,
     plan: plan.header.id,
     p,
     P,
-    epoch,
+    epoch: e,
     delivered: 0,
-    rng: stringSeed(`${plan.header.seed}:${epoch}:${p}`),
+    rng: stringSeed(`${plan.header.seed}:${e}:${p}`),
     queries: queries.map(() => ({ cursor: 0, pass: 0, delivered: 0 })),
-  };
-  checkState(state, plan, o.partition, epoch, quota);
+  });
+  let state: StreamState = o.state ? structuredClone(o.state) : fresh(epoch);
+  checkState(state, plan, o.partition, epoch, quota, o.infinite ?? false);
 
   const stats = o.stats ?? new StreamStats();
   const abort = new AbortController();
   const window = o.window ?? Math.min(1024, plan.header.fetch.concurrency);
   const size = quota.reduce((a, b) => a + b, 0);
-  const readers = queries.map((q, qi) => new StripeReader(
+  const readersFor = (s: StreamState) => queries.map((q, qi) => new StripeReader(
     q.name,
     plan.candidates[qi]!,
     { p, P },
-    { cursor: state.queries[qi]!.cursor, pass: state.queries[qi]!.pass, remaining: quota[qi]! - state.queries[qi]!.delivered },
+    { cursor: s.queries[qi]!.cursor, pass: s.queries[qi]!.pass, remaining: quota[qi]! - s.queries[qi]!.delivered },
     window,
     (c) => fetchCandidate(c.url, o.context, stats, abort.signal),
   ));
-  const rand = new Random(state.rng);
+  let readers = readersFor(state);
+  let rand = new Random(state.rng);
+  if (o.infinite && size === 0) throw invalidOption('an infinite stream needs at least one sample per partition: every query has fewer samples than partitions');
   let closed = false;
 
   function pick(): number {
@@ -130,7 +138,15 @@ export function streamPartition(plan: Plan, o: PartitionStreamOptions): Stream {
   async function* samples(): AsyncGenerator<StreamSample> {
     stats.activePartitions++;
     try {
-      while (!closed && state.delivered < size) {
+      for (;;) {
+        if (closed) return;
+        if (state.delivered >= size) {
+          if (!o.infinite) return;
+          await Promise.all(readers.map((r) => r.settle()));
+          state = fresh(state.epoch + 1);
+          readers = readersFor(state);
+          rand = new Random(state.rng);
+        }
         const qi = pick();
         const hit = await readers[qi]!.next();
         if (closed) return;
@@ -144,7 +160,7 @@ export function streamPartition(plan: Plan, o: PartitionStreamOptions): Stream {
         stats.delivered++;
         if (repeat) stats.repeats++;
         stats.bytes += hit.outcome.image.length;
-        const key = `e${epoch}p${p}s${n}`;
+        const key = `e${state.epoch}p${p}s${n}`;
         const c = hit.candidate;
         const json: Record<string, unknown> = {
           ...c.metadata,
@@ -162,7 +178,7 @@ export function streamPartition(plan: Plan, o: PartitionStreamOptions): Stream {
           query: queries[qi]!.name,
           similarity: c.similarity,
           partition: p,
-          epoch,
+          epoch: state.epoch,
           repeat,
         };
         yield { key, image: hit.outcome.image, format: hit.outcome.format, caption: c.caption, json, query: queries[qi]!.name, repeat, state: structuredClone(state) };
@@ -184,7 +200,7 @@ export function streamPartition(plan: Plan, o: PartitionStreamOptions): Stream {
   return {
     size,
     get remaining() {
-      return size - state.delivered;
+      return o.infinite ? Infinity : size - state.delivered;
     },
     state: () => structuredClone(state),
     stats,
@@ -196,14 +212,15 @@ export function streamPartition(plan: Plan, o: PartitionStreamOptions): Stream {
   };
 }
 
-function checkState(state: StreamState, plan: Plan, partition: Partition, epoch: number, quota: number[]): void {
+function checkState(state: StreamState, plan: Plan, partition: Partition, epoch: number, quota: number[], infinite: boolean): void {
   const refuse = (why: string) => invalidOption(`the resume state does not fit this stream: ${why}`, {
     hint: 'Resume with the state of the same stream, partition count and epoch, or start without one.',
   });
   if (state.plan !== plan.header.id) throw refuse(`it was made for plan ${state.plan}, this stream's plan is ${plan.header.id}`);
   if (state.P !== partition.count) throw refuse(`it was made for ${state.P} partitions, this run has ${partition.count}`);
   if (state.p !== partition.index) throw refuse(`it is partition ${state.p}'s, this is partition ${partition.index}`);
-  if (state.epoch !== epoch) throw refuse(`it is for epoch ${state.epoch}, this is epoch ${epoch}`);
+  // An infinite stream moves on by itself: its state may be at any later epoch.
+  if (infinite ? state.epoch < epoch : state.epoch !== epoch) throw refuse(`it is for epoch ${state.epoch}, this is epoch ${epoch}`);
   if (state.queries.length !== quota.length) throw refuse(`it has ${state.queries.length} queries, the plan has ${quota.length}`);
   let sum = 0;
   state.queries.forEach((q, i) => {

@@ -88,6 +88,24 @@ describe('a stream delivers exact counts', () => {
   });
 });
 
+describe('infinite mode', () => {
+  test('goes on epoch after epoch, each with exact quotas, and resumes across an epoch boundary', async () => {
+    const w = world();
+    const plan = await loadPlan(await w.spec([{ name: 'red', count: 6 }, { name: 'blue', count: 3 }]));
+    const stream = await openStream(plan, { infinite: true });
+    expect(stream.remaining).toBe(Infinity);
+    const samples = await drain(stream, 24);
+    expect(samples.map((s) => s.key.split('p')[0])).toEqual([...Array(9).fill('e0'), ...Array(9).fill('e1'), ...Array(6).fill('e2')]);
+    for (const epoch of [0, 1]) {
+      const inEpoch = samples.filter((s) => s.json.epoch === epoch);
+      expect(inEpoch.filter((s) => s.query === 'red')).toHaveLength(6);
+      expect(inEpoch.filter((s) => s.query === 'blue')).toHaveLength(3);
+    }
+    const resumed = await drain(await openStream(plan, { infinite: true, state: samples[7]!.state }), 16);
+    expect(resumed.map((s) => s.key)).toEqual(samples.slice(8).map((s) => s.key));
+  });
+});
+
 describe('resume', () => {
   test('the state after any sample resumes exactly: nothing twice, nothing lost', async () => {
     const w = world();
