@@ -110,3 +110,29 @@ describe('plan', () => {
     await expect(loadPlan(join(dir, 'plan'))).resolves.toBeDefined();
   });
 });
+
+describe('plan against a remote index', () => {
+  test('a clip back /knn-service answers the queries: the same candidates as the local index', async () => {
+    const w = world();
+    const { clipBackServer } = await import('../../src/server/clip-back.js');
+    const { openIndex } = await import('../../src/index/index.js');
+    const { createFetcher } = await import('../../src/fetch/index.js');
+    const index = await openIndex(w.indexDir);
+    const fetcher = createFetcher({});
+    const app = clipBackServer({ indices: new Map([['colours', index]]), fetcher });
+    const url = await app.listen({ port: 0, host: '127.0.0.1' });
+    try {
+      const queries = [{ name: 'red', text: 'red', count: 4, min_similarity: 0.9 }];
+      const remote = await resolvePlan(parse({ index: { url: `${url}/knn-service`, indice_name: 'colours' }, model: w.modelDir, queries }));
+      const local = await resolvePlan(parse({ index: w.indexDir, model: w.modelDir, queries }));
+      expect(remote.candidates[0]!.map((c) => c.id)).toEqual(local.candidates[0]!.map((c) => c.id));
+      expect(remote.header.queries[0]).toMatchObject({ available: 30, planned: 12 });
+      await expect(resolvePlan(parse({ index: { url: `${url}/knn-service`, indice_name: 'nope' }, model: w.modelDir, queries })))
+        .rejects.toThrow(/refused the query: unknown indice_name "nope"/);
+    } finally {
+      await app.close();
+      await fetcher.close();
+      index.close();
+    }
+  });
+});
