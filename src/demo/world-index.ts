@@ -60,9 +60,9 @@ export async function buildDemoWorld(dir: string, o: { serverUrl: string; count:
   await buildIndex({ embeddings, output: indexDir, model: 'color-clip' });
 
   const queries = o.queries ?? [
-    { name: 'red', text: 'red', count: 60 },
-    { name: 'blue', text: 'blue', count: 40 },
-    { name: 'green', text: 'green', count: 20 },
+    { name: 'red', text: 'red', count: 150 },
+    { name: 'blue', text: 'blue', count: 100 },
+    { name: 'green', text: 'green', count: 50 },
   ];
   const specPath = join(dir, 'spec.yaml');
   await writeFile(specPath, demoSpec(queries));
