@@ -15,6 +15,23 @@ from .state import check_state, empty_state, partition_mismatch
 from .tar import group_samples, tar_members
 
 IMAGE_EXTS = ("jpg", "jpeg", "png", "webp")
+
+
+class SampleJson(dict):
+    """A sample's json (a plain dict to use). torch's default collate keeps a batch of them as a list of dicts:
+    collating them field by field would fail on img2dataset's null fields and on keys that differ by sample."""
+
+
+def _collate_as_list(batch, *, collate_fn_map=None):
+    return list(batch)
+
+
+try:  # torch >= 1.13: the documented way to extend default_collate
+    from torch.utils.data._utils.collate import default_collate_fn_map
+
+    default_collate_fn_map[SampleJson] = _collate_as_list
+except ImportError:  # older torch: pass collate_fn=clipstream.collate
+    pass
 DECODES = ("pil", "tensor", "raw")
 
 
@@ -201,7 +218,7 @@ class ClipStreamDataset(IterableDataset):
         return {
             "image": image,
             "caption": raw.get("txt", b"").decode("utf-8"),
-            "json": json.loads(raw["json"]) if "json" in raw else {},
+            "json": SampleJson(json.loads(raw["json"]) if "json" in raw else {}),
             "__key__": raw["__key__"],
             "__state__": raw["state"].decode("utf-8"),
         }
@@ -215,9 +232,8 @@ def _to_tensor(image):
 
 
 def collate(samples):
-    """A collate_fn for DataLoader(batch_size=…): stacks tensor images, keeps everything else as lists.
-
-    torch's default_collate fails on the json dicts (img2dataset's fields include nulls)."""
+    """A collate_fn for DataLoader(batch_size=…): stacks tensor images of one shape, keeps everything else
+    (PIL images, bytes, captions, json dicts, keys, states) as lists."""
     batch = {key: [sample[key] for sample in samples] for key in samples[0]}
     images = batch["image"]
     if images and all(isinstance(i, torch.Tensor) for i in images) and len({i.shape for i in images}) == 1:

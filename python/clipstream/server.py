@@ -65,6 +65,7 @@ class Server:
         self.process = None
         self._spec_file = None
         self._lines = collections.deque(maxlen=200)
+        self._errors = collections.deque(maxlen=20)
         self._ready = threading.Event()
         self._echo = echo
         if isinstance(spec_or_plan, dict):
@@ -124,6 +125,8 @@ class Server:
         for raw in iter(pipe.readline, b""):
             line = raw.decode("utf-8", "replace").rstrip("\n")
             self._lines.append(line)
+            if not is_stdout:
+                self._errors.append(line)
             if self._echo:
                 print(line, file=sys.stderr if not is_stdout else sys.stdout, flush=True)
             if is_stdout and not self._ready.is_set():
@@ -138,8 +141,7 @@ class Server:
         if kill:
             self.stop()
         output = self.log
-        errors = [line for line in output.splitlines() if "error" in line.lower()]
-        detail = "\n".join(errors) if errors else "\n".join(output.splitlines()[-20:])
+        detail = "\n".join(self._errors) or "\n".join(output.splitlines()[-20:])
         self._cleanup()
         raise ServeError(
             f"{message}: {detail or '(no output)'}\ncommand: {shlex.join(self.args)}",

@@ -61,6 +61,17 @@ def test_dataloader_yields_exactly_the_planned_samples(live, num_workers):
     assert all(s["json"]["query"] in COUNTS for s in samples)
 
 
+def test_torch_default_collate_works(live):
+    loader = DataLoader(ClipStreamDataset(live.url, decode="tensor"), batch_size=8, num_workers=2)
+    batch = next(iter(loader))
+    assert batch["image"].shape == (8, 3, 32, 32)
+    assert isinstance(batch["json"], list) and batch["json"][0]["query"] in COUNTS  # not collated field by field
+    assert isinstance(batch["caption"], list) and isinstance(batch["__state__"][0], str)
+    tracker = StateTracker()
+    tracker.update(batch)
+    assert tracker.state_dict()["states"]["0"] == batch["__state__"][-1]
+
+
 def test_pil_and_raw_decoding_and_transform(live):
     pil = next(iter(ClipStreamDataset(live.url, decode="pil")))
     assert pil["image"].mode == "RGB" and pil["image"].size == (32, 32)
