@@ -5,11 +5,14 @@
 # site packages (never PyPI's torch) at $CLIPSTREAM_PY_VENV (default ~/.cache/clipstream/venv-python) holding
 # pytest, webdataset and torchdata (--no-deps), and `pip install ./python`. Writes pytest's closing line to
 # REPORT_FILE (scripts/summarize-tests.mjs adds it up); a set-up failure is written there as an error, never as a
-# silent skip. Expects node and dist/ (scripts/env.sh does both).
-set -uo pipefail
-root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# silent skip. Node >= 22 and dist/ come from scripts/env.sh.
 report="${1:-/dev/null}"
 shift || true
+# Pessimistic until pytest has run: a crash anywhere below still counts as a failure.
+echo "0 passed, 1 error (the python suite did not finish)" >"$report"
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+source "$root/scripts/env.sh"
+set +e -uo pipefail
 python=/usr/bin/python3
 venv="${CLIPSTREAM_PY_VENV:-$HOME/.cache/clipstream/venv-python}"
 
@@ -39,11 +42,11 @@ fi
 pip=("$venv/bin/python" -m pip --disable-pip-version-check --no-input -q)
 if ! "$venv/bin/python" -c 'import pytest, webdataset' >/dev/null 2>&1; then
   echo "test-python: installing pytest and webdataset into $venv …" >&2
-  "${pip[@]}" install pytest webdataset || fail "pip install pytest webdataset failed"
+  "${pip[@]}" install 'pytest>=7' 'webdataset==1.0.2' || fail "pip install pytest webdataset failed"
 fi
 # torchdata for StatefulDataLoader, without its dependencies: it would pull PyPI's torch over Debian's.
 if ! "$venv/bin/python" -c 'import torchdata.stateful_dataloader' >/dev/null 2>&1; then
-  "${pip[@]}" install --no-deps torchdata || echo "test-python: torchdata could not be installed; its tests will be skipped" >&2
+  "${pip[@]}" install --no-deps 'torchdata==0.11.0' || echo "test-python: torchdata could not be installed; its tests will be skipped" >&2
 fi
 "$venv/bin/python" -c 'import torch, sys; sys.exit("PyPI torch in the venv" if "dist-packages" not in torch.__file__ else 0)' ||
   fail "the venv's torch is not Debian's (a dependency pulled PyPI's torch?): remove $venv"

@@ -97,6 +97,21 @@ def test_two_ranks_get_equal_counts_and_disjoint_samples(live, monkeypatch):
     assert sorted(s["__key__"] for s in explicit) == sorted(s["__key__"] for s in ranks[1])
 
 
+def test_ranks_from_torch_distributed(live, tmp_path):
+    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE")}
+    script = os.path.join(os.path.dirname(__file__), "dist_worker.py")
+    outs = [tmp_path / f"rank{r}.json" for r in range(2)]
+    ranks = [
+        subprocess.Popen([sys.executable, script, live.url, str(tmp_path / "rendezvous"), str(r), str(outs[r])], env=env)
+        for r in range(2)
+    ]
+    assert [rank.wait(timeout=120) for rank in ranks] == [0, 0]
+    got = [json.loads(out.read_text()) for out in outs]
+    assert {p for _, p in got[0]} == {0, 1} and {p for _, p in got[1]} == {2, 3}
+    assert len(got[0]) == len(got[1]) == 28
+    assert not {k for k, _ in got[0]} & {k for k, _ in got[1]}
+
+
 def test_epochs_deliver_the_same_samples_in_a_new_order(live):
     dataset = ClipStreamDataset(live.url, decode="raw")
     first = [(s["json"]["id"], s["__key__"]) for s in dataset]
