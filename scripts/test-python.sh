@@ -13,7 +13,7 @@ echo "0 passed, 1 error (the python suite did not finish)" >"$report"
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 source "$root/scripts/env.sh"
 set +e -uo pipefail
-python=/usr/bin/python3
+python="${CLIPSTREAM_SYSTEM_PYTHON:-/usr/bin/python3}"   # Debian's, where python3-torch installs
 venv="${CLIPSTREAM_PY_VENV:-$HOME/.cache/clipstream/venv-python}"
 
 fail() {
