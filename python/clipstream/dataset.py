@@ -55,6 +55,7 @@ class ClipStreamDataset(IterableDataset):
     transform: applied to the decoded image (a torchvision transform, say), like torchvision datasets.
     epoch: the epoch to stream (each epoch interleaves the queries anew). A completed pass advances it by one,
         so persistent workers move on by themselves; `set_epoch(e)` sets it.
+    infinite: stream epoch after epoch without end (the server's `infinite=1`): train by steps, not epochs.
     rank, world_size: override torch.distributed / RANK, WORLD_SIZE.
     timeout: seconds any socket operation may wait (connect, each read), so a dead server never hangs a worker.
     retries, backoff: on a dropped or refused connection, a timeout, a 5xx or a truncated tar, reconnect up to
@@ -73,6 +74,7 @@ class ClipStreamDataset(IterableDataset):
         transform=None,
         epoch=0,
         *,
+        infinite=False,
         rank=None,
         world_size=None,
         timeout=120.0,
@@ -94,6 +96,7 @@ class ClipStreamDataset(IterableDataset):
         self.timeout, self.retries, self.backoff, self.max_backoff = timeout, retries, backoff, max_backoff
         self.stream = stream if stream is not None else self._only_stream()
         self.epoch = int(epoch)
+        self.infinite = bool(infinite)
         self._state = empty_state(self.stream, self.epoch)
 
     def _only_stream(self):
@@ -156,9 +159,14 @@ class ClipStreamDataset(IterableDataset):
     def _samples(self, p, partitions):
         key = str(p)
         epoch = self.epoch
-        for raw in self._raw_samples(p, partitions, epoch, self._state["states"].get(key)):
+        state = self._state["states"].get(key)
+        if state is not None and self.infinite:
+            epoch = json.loads(state)["epoch"]  # an infinite partition's state may be epochs ahead of the dataset's
+        for raw in self._raw_samples(p, partitions, epoch, state):
             sample = self._decode(raw)
             self._state["states"][key] = sample["__state__"]
+            if self.infinite:
+                self.epoch = self._state["epoch"] = sample["json"].get("epoch", self.epoch)
             yield sample
         # The pass is complete: the next one streams the next epoch from its start.
         self._state["states"].pop(key, None)
@@ -170,7 +178,7 @@ class ClipStreamDataset(IterableDataset):
         """Undecoded samples of partition p; reconnects with the last received state on retryable failures."""
         failures = 0
         while True:
-            url = http.partition_url(self.url, self.stream, p, partitions, epoch, state)
+            url = http.partition_url(self.url, self.stream, p, partitions, epoch, state, self.infinite)
             try:
                 with http.open_url(url, self.timeout) as response:
                     announced = response.headers.get("X-Clipstream-Samples")
@@ -185,7 +193,7 @@ class ClipStreamDataset(IterableDataset):
                             yield raw
                     except http.READ_ERRORS as err:
                         raise http.RetryableError(http.describe(err)) from err
-                    if announced is not None and received != int(announced):
+                    if announced is not None and announced.isdigit() and received != int(announced):
                         raise http.RetryableError(
                             f"the partition tar ended after {received} samples, the server announced {announced}"
                         )

@@ -30,9 +30,11 @@ def base_url(url):
     return url.rstrip("/")
 
 
-def partition_url(base, stream, p, partitions, epoch, state=None):
-    """`{base}/streams/{stream}/{p}.tar?partitions={P}&epoch={E}[&state=…]` (docs/streaming.md)."""
+def partition_url(base, stream, p, partitions, epoch, state=None, infinite=False):
+    """`{base}/streams/{stream}/{p}.tar?partitions={P}&epoch={E}[&infinite=1][&state=…]` (docs/streaming.md)."""
     query = {"partitions": partitions, "epoch": epoch}
+    if infinite:
+        query["infinite"] = 1
     if state is not None:
         query["state"] = state
     name = urllib.parse.quote(stream, safe="")

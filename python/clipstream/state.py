@@ -86,6 +86,8 @@ class StateTracker:
     def __init__(self, dataset=None):
         self.stream = getattr(dataset, "stream", None)
         self.epoch = getattr(dataset, "epoch", 0)
+        # An infinite stream's partitions cross epoch boundaries each on its own: keep them all.
+        self.infinite = getattr(dataset, "infinite", False)
         self.partitions = None
         self.states = {}
 
@@ -98,8 +100,8 @@ class StateTracker:
             states = [sample["__state__"] for sample in batch]
         for text in states:
             parsed = parse_partition_state(text)
-            if parsed["epoch"] != self.epoch:
-                self.epoch, self.states = parsed["epoch"], {}
+            if parsed["epoch"] != self.epoch and not self.infinite:
+                self.epoch, self.states = parsed["epoch"], {}  # a new epoch: the last one's states are spent
             if self.partitions is not None and parsed["P"] != self.partitions:
                 self.states = {}
             self.partitions = parsed["P"]
@@ -107,10 +109,13 @@ class StateTracker:
         return batch
 
     def state_dict(self):
+        epoch = self.epoch
+        if self.infinite and self.states:
+            epoch = min(parse_partition_state(text)["epoch"] for text in self.states.values())
         return {
             "clipstream": VERSION,
             "stream": self.stream,
-            "epoch": self.epoch,
+            "epoch": epoch,
             "partitions": self.partitions,
             "states": dict(self.states),
         }

@@ -122,6 +122,32 @@ def test_epochs_deliver_the_same_samples_in_a_new_order(live):
     assert second[0][1] == "e1p0s0"
 
 
+def test_an_infinite_stream_crosses_epochs_and_resumes_exactly(live):
+    def stream(state=None):
+        dataset = ClipStreamDataset(live.url, decode="raw", infinite=True)
+        if state is not None:
+            dataset.load_state_dict(state)
+        return dataset, DataLoader(dataset, batch_size=None, num_workers=2)
+
+    dataset, loader = stream()
+    tracker = StateTracker(dataset)
+    head = []
+    for sample in loader:
+        head.append(tracker.update(sample)["__key__"])
+        if len(head) == 70:  # past the 60 samples of epoch 0
+            break
+    state = tracker.state_dict()
+    _, resumed = stream(state)
+    tail = []
+    for sample in resumed:
+        tail.append(sample["__key__"])
+        if len(tail) == 70:
+            break
+    assert {k[:2] for k in head} == {"e0", "e1"} and set(head).isdisjoint(tail)
+    assert sorted(k for k in head + tail if k.startswith("e1")) == sorted(f"e1p{p}s{n}" for p in range(2) for n in range(30))
+    assert any(k.startswith("e2") for k in tail)
+
+
 def test_state_dict_resumes_exactly_mid_epoch(live):
     full = [s["__key__"] for s in ClipStreamDataset(live.url, decode="raw")]
     dataset = ClipStreamDataset(live.url, decode="raw")
