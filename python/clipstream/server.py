@@ -76,7 +76,7 @@ class Server:
             self.name = name or "stream"
         else:
             path = os.fspath(spec_or_plan)
-            stem = os.path.basename(path).split(".", 1)[0]
+            stem = os.path.basename(os.path.normpath(path)).split(".", 1)[0]
             self.name = name or (re.sub(r"[^A-Za-z0-9_-]+", "-", stem).strip("-") or "stream")
         self.args = cli_command() + ["serve", "--spec", f"{self.name}={path}", "--port", str(port or 0)]
         self.args += _flags(options)

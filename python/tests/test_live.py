@@ -13,7 +13,7 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from clipstream import ClipStreamDataset, ServeError, StateError, StateTracker, StreamError, collate, serve
+from clipstream import ClipStreamDataset, ServeError, StateError, StateTracker, StreamError, collate, list_streams, serve
 from live import COUNTS, REPO
 
 STREAM = "colours"
@@ -281,6 +281,18 @@ def test_serve_with_a_bad_spec_raises_the_servers_error(world, tmp_path):
     message = str(info.value)
     assert "clipstream: error:" in message and "count" in message
     assert info.value.returncode not in (None, 0)
+
+
+def test_serve_a_spec_given_as_a_dict(world):
+    import yaml
+
+    spec = yaml.safe_load(world.spec(world.dir / "as-dict.yaml").read_text())
+    with serve(spec, name="fromdict", host="127.0.0.1") as server:
+        assert [s["name"] for s in list_streams(server.url)] == ["fromdict"]
+        assert len(list(ClipStreamDataset(server.url, decode="raw"))) == 60
+        spec_file = server.args[server.args.index("--spec") + 1].split("=", 1)[1]
+        assert os.path.exists(spec_file)
+    assert server.process.poll() is not None and not os.path.exists(spec_file)
 
 
 def test_serve_without_a_cli_says_how_to_get_one(monkeypatch, tmp_path):
