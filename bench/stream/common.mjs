@@ -10,7 +10,8 @@ import { root, timed } from '../download/common.mjs';
 
 export { arg, root, timed } from '../download/common.mjs';
 
-export const cli = join(root, 'dist/cli/main.js');
+/** The CLI under test; CLIPSTREAM_BENCH_CLI points at another build (a branch's dist/cli/main.js) to compare. */
+export const cli = process.env.CLIPSTREAM_BENCH_CLI ?? join(root, 'dist/cli/main.js');
 export const cacheRoot = join(homedir(), '.cache/clipstream-bench/stream');
 
 /** bench/stream/server.mjs in a child process; resolves with its base URL once it listens. */

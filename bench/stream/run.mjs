@@ -4,8 +4,8 @@
 //   2. time to first sample: fresh `clipstream stream SPEC --output -` against a 1 M-row index (target ≤ 1 s)
 //   3. memory: RSS of the stream process over 100 k samples (target: flat, ≤ 1 GB)
 // Usage: node bench/stream/run.mjs [--only throughput,ttfs,rss]
-//   throughput: [--count 5000] [--concurrency 256] [--processes 2] [--rounds 2] [--retries 0]
-//   ttfs:       [--rows 1000000] [--dim 512] [--ttfs-count 10000] [--min-similarity -1] [--trials 3] [--no-latency]
+//   throughput: [--count 5000] [--concurrency 256] [--processes 2] [--rounds 2] [--retries 0] [--diagnose]
+//   ttfs:       [--rows 1000000] [--dim 512] [--ttfs-count 10000] [--min-similarity -1] [--trials 3] [--breakdown-trials 1] [--no-latency]
 //   rss:        [--rss-count 100000] [--rss-mode stdout|folder]
 //   both cached worlds: [--port 47611] (their urls hold the image server's port) [--rebuild]
 import { availableParallelism, cpus, totalmem } from 'node:os';
@@ -27,6 +27,7 @@ if (only.has('throughput')) {
     processes: Number(arg('processes', availableParallelism())),
     rounds: Number(arg('rounds', 2)),
     retries: Number(arg('retries', 0)),
+    diagnose: process.argv.includes('--diagnose'),
   });
   lines.push(`throughput: stream ${r.bestStream.toFixed(1)} / download ${r.bestDownload.toFixed(1)} samples/s = ${r.ratio.toFixed(2)} (target ≥ 0.95)`);
 }
@@ -38,6 +39,7 @@ if (only.has('ttfs')) {
     count: Number(arg('ttfs-count', 10_000)),
     minSimilarity: Number(arg('min-similarity', -1)),
     trials: Number(arg('trials', 3)),
+    breakdownTrials: Number(arg('breakdown-trials', 1)),
     latency: !process.argv.includes('--no-latency'),
     rebuild,
   });

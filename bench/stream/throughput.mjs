@@ -12,9 +12,9 @@ import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fate } from '../download/fate.mjs';
-import { cli, embeddingSpec, indexWithCli, mb, nearOneDirection, startImageServer, timed, writeEmbeddingFolder } from './common.mjs';
+import { cli, embeddingSpec, indexWithCli, mb, nearOneDirection, root, startImageServer, timed, writeEmbeddingFolder } from './common.mjs';
 
-export async function throughput({ count = 5000, concurrency = 256, processes = 2, shardSize = 1000, rounds = 2, retries = 0, timeout = 10 } = {}) {
+export async function throughput({ count = 5000, concurrency = 256, processes = 2, shardSize = 1000, rounds = 2, retries = 0, timeout = 10, diagnose = false } = {}) {
   const server = await startImageServer();
   const dir = await mkdtemp(join(tmpdir(), 'clipstream-bench-stream-'));
   try {
@@ -45,8 +45,7 @@ export async function throughput({ count = 5000, concurrency = 256, processes = 
       await rm(out, { recursive: true, force: true });
       return { ...run, ...stats };
     };
-    const stream = async (round, wanted) => {
-      const out = join(dir, `stream-${round}`);
+    const specFor = async (round, wanted) => {
       const spec = join(dir, `spec-${round}.json`);
       await writeFile(spec, JSON.stringify(embeddingSpec({
         index: join(dir, 'index'),
@@ -56,6 +55,11 @@ export async function throughput({ count = 5000, concurrency = 256, processes = 
         oversample: (count - 0.5) / wanted,
         fetch: { concurrency, per_host: concurrency, retries, timeout },
       })));
+      return spec;
+    };
+    const stream = async (round, wanted) => {
+      const out = join(dir, `stream-${round}`);
+      const spec = await specFor(round, wanted);
       const run = await timed(process.execPath, [cli, 'stream', spec, '--output-folder', out, '--number-sample-per-shard', String(shardSize)]);
       if (run.code !== 0) throw new Error(`stream failed:\n${run.output}`);
       const stats = await shardStats(out);
@@ -88,11 +92,34 @@ export async function throughput({ count = 5000, concurrency = 256, processes = 
     console.log(`stream samples/s:   ${bestStream.toFixed(1)} (best of ${rounds})`);
     console.log(`download samples/s: ${bestDownload.toFixed(1)} (best of ${rounds})`);
     console.log(`ratio stream/download: ${ratio.toFixed(2)} (target ≥ 0.95)`);
+    if (diagnose) await engineWindows(await specFor('diagnose', wanted), concurrency);
     return { bestStream, bestDownload, ratio, downloads, streams };
   } finally {
     server.stop();
     await rm(dir, { recursive: true, force: true });
   }
+}
+
+/**
+ * --diagnose: the engine alone through the TS API (samples consumed, no sink), at the default window (attempts open
+ * ahead of the consumer = the fetch concurrency) and at 4× it. Deliveries are in stripe order, so a slow head holds
+ * the finished attempts behind it; when they fill the window no new download starts.
+ */
+async function engineWindows(spec, concurrency) {
+  const { readSpec, resolvePlan } = await import(join(root, 'dist/select/index.js'));
+  const { streamPartition } = await import(join(root, 'dist/stream/engine.js'));
+  const { createStreamContext } = await import(join(root, 'dist/stream/api.js'));
+  const plan = await resolvePlan(await readSpec(spec));
+  const rates = [];
+  for (const window of [concurrency, 4 * concurrency]) {
+    const context = await createStreamContext(plan);
+    const start = performance.now();
+    let n = 0;
+    for await (const sample of streamPartition(plan, { partition: { index: 0, count: 1 }, context, window })) if (sample) n++;
+    rates.push(`window ${window}: ${(n / ((performance.now() - start) / 1000)).toFixed(1)}/s`);
+    await context.close();
+  }
+  console.log(`   diagnosis, engine alone (TS API, no sink, in this process): ${rates.join('; ')}`);
 }
 
 /** Successes and failure reasons summed over a folder's `*_stats.json`. */

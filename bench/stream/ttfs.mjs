@@ -10,11 +10,12 @@
 //   plan           resolvePlan in a fresh node: readSpec, open index, ANN search, the exact count, the order
 //   first download the first candidate fetched + resized alone, against the same server
 import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fate } from '../download/fate.mjs';
-import { cachedIndex, cli, embeddingSpec, indexWithCli, noise, normalise, root, startImageServer, tarWalker, timed, writeEmbeddingFolder } from './common.mjs';
+import { cachedIndex, cli, embeddingSpec, indexWithCli, mb, noise, normalise, root, startImageServer, tarWalker, timed, writeEmbeddingFolder } from './common.mjs';
 
 /**
  * CLIP-like synthetic embeddings: points of a 16-dimensional latent space (each coordinate a sum of 3 uniforms)
@@ -52,7 +53,7 @@ export async function ensureTtfsIndex({ rows, dim, port, rebuild = false }) {
   }, { rebuild });
 }
 
-export async function ttfs({ rows = 1_000_000, dim = 512, port = 47611, count = 10_000, minSimilarity = -1, trials = 3, rebuild = false, latency = true } = {}) {
+export async function ttfs({ rows = 1_000_000, dim = 512, port = 47611, count = 10_000, minSimilarity = -1, trials = 3, breakdownTrials = 1, rebuild = false, latency = true } = {}) {
   console.log(`\n== time to first sample: fresh \`clipstream stream SPEC --output -\`, ${rows} × ${dim} index, one embedding query (count ${count}, min_similarity ${minSimilarity})`);
   const index = await ensureTtfsIndex({ rows, dim, port, rebuild });
   if (!index.built) console.log(`   index from the cache (${index.dir}; built in ${Math.round(index.seconds)} s on ${index.created.slice(0, 10)})`);
@@ -70,7 +71,7 @@ export async function ttfs({ rows = 1_000_000, dim = 512, port = 47611, count = 
     const startup = [];
     for (let i = 0; i < trials; i++) startup.push((await timed(process.execPath, [cli, '--version'])).seconds);
     const plans = [];
-    for (let i = 0; i < trials; i++) plans.push(await planInFreshProcess(spec));
+    for (let i = 0; i < breakdownTrials; i++) plans.push(await planInFreshProcess(spec));
     const plan = plans.at(-1);
     const firstUrl = plan.firstUrl;
     const first = fate(Number(/\/img\/(\d+)\.jpg/.exec(firstUrl)?.[1]));
@@ -79,10 +80,11 @@ export async function ttfs({ rows = 1_000_000, dim = 512, port = 47611, count = 
     const med = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
     const ms = (s) => `${Math.round(s * 1000)} ms`;
     console.log(`   plan: ${plan.planned} candidates planned, ${plan.available} rows available; first candidate ${firstUrl.replace(/^.*\/img/, '/img')} (server: ${first.kind}${first.ms ? ` ${first.ms} ms` : ''}${first.status ? ` ${first.status}` : ''})`);
-    console.log('   breakdown (median of each, apart):');
+    console.log('   breakdown (each part apart, in its own fresh process; median):');
     console.log(`     process start (clipstream --version)   ${ms(med(startup))}`);
     console.log(`     plan resolution (fresh node)           ${ms(med(plans.map((p) => p.total)))}  = read spec + open index ${ms(med(plans.map((p) => p.open)))}, ANN search ${ms(med(plans.map((p) => p.search)))}, exact count ${ms(med(plans.map((p) => p.count)))}, rest ${ms(med(plans.map((p) => p.total - p.open - p.search - p.count)))}`);
     console.log(`     first download + resize, alone         ${ms(download)}`);
+    console.log(`   memory of the stream process at its first sample: VmRSS ${mb(med(firsts.map((f) => f.rssKb)))} (median), peak (VmHWM) ${mb(Math.max(...firsts.map((f) => f.hwmKb)))}`);
     console.log(`   time to first sample, each trial: ${firsts.map((f) => ms(f.seconds)).join(', ')} (first byte of the tar at ${firsts.map((f) => ms(f.firstByte)).join(', ')})`);
     const best = Math.min(...firsts.map((f) => f.seconds));
     console.log(`time to first sample: ${ms(med(firsts.map((f) => f.seconds)))} median, ${ms(best)} best (target ≤ 1000 ms)`);
@@ -106,8 +108,12 @@ function firstSample(spec) {
       if (done || !name.endsWith('.state')) return;
       done = true;
       const seconds = (performance.now() - start) / 1000;
+      // Memory the process needed to get here (plan resolution against the index included).
+      const status = readFileSync(`/proc/${child.pid}/status`, 'utf8');
+      const hwmKb = Number(/VmHWM:\s+(\d+)/.exec(status)?.[1] ?? 0);
+      const rssKb = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0);
       child.kill('SIGTERM');
-      child.once('close', () => resolve({ seconds, firstByte }));
+      child.once('close', () => resolve({ seconds, firstByte, hwmKb, rssKb }));
     });
     child.stdout.on('data', (chunk) => {
       firstByte ??= (performance.now() - start) / 1000;
