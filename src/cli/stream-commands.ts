@@ -29,7 +29,7 @@ export function planCommand(): Command {
 
 export function planTable(plan: Plan, partitions: number): string {
   const q = quotas(plan, partitions);
-  const rows = plan.header.queries.map((x, i) => [x.name, x.requested, x.available, x.planned, q[i]! * partitions, q[i]!].map(String));
+  const rows = plan.header.queries.map((x, i) => [x.name, x.requested, `${x.available}${x.available_more ? '+' : ''}`, x.planned, q[i]! * partitions, q[i]!].map(String));
   const head = ['query', 'requested', 'available', 'planned', `delivered (P=${partitions})`, 'per partition'];
   const widths = head.map((h, c) => Math.max(h.length, ...rows.map((r) => r[c]!.length)));
   const line = (cells: string[]) => cells.map((s, c) => (c === 0 ? s.padEnd(widths[c]!) : s.padStart(widths[c]!))).join('  ');

@@ -1,6 +1,6 @@
 import { request } from 'undici';
 import { ClipstreamError } from '../core/errors.js';
-import type { SearchBackend, SearchQuery, SearchResult } from './search.js';
+import type { SearchBackend, SearchQuery, SearchResult, SearchResults } from './search.js';
 
 export interface RemoteIndexOptions {
   /** e.g. http://host:1234/knn-service (the /metadata endpoint is found next to it). */
@@ -44,7 +44,7 @@ export function openRemoteIndex(o: RemoteIndexOptions): SearchBackend {
     }
   }
 
-  async function search(q: SearchQuery): Promise<SearchResult[]> {
+  async function search(q: SearchQuery): Promise<SearchResults> {
     if (q.where) throw new ClipstreamError('QUERY_INVALID', `where is not supported by a remote index (${knnUrl}): clip back's API has no filter`);
     const n = q.minSimilarity !== undefined ? (q.maxResults ?? 10_000) : (q.k ?? 10);
     const results = await post<SearchResult[]>(knnUrl, {
@@ -59,7 +59,9 @@ export function openRemoteIndex(o: RemoteIndexOptions): SearchBackend {
       aesthetic_score: '',
     });
     const seenUrls = new Set<unknown>();
-    return results.filter((r) => {
+    const last = results.at(-1);
+    const truncated = results.length >= n && (q.minSimilarity === undefined || (last !== undefined && last.similarity >= q.minSimilarity));
+    const kept: SearchResults = results.filter((r) => {
       if (q.minSimilarity !== undefined && r.similarity < q.minSimilarity) return false;
       if (q.dedupUrls && r.url != null) {
         if (seenUrls.has(r.url)) return false;
@@ -67,12 +69,12 @@ export function openRemoteIndex(o: RemoteIndexOptions): SearchBackend {
       }
       return true;
     });
+    kept.truncated = truncated;
+    return kept;
   }
 
   return {
     search,
-    /** Counted from the returned results, so capped at 10 000 (the API has no count). */
-    count: async (q) => (await search({ vector: q.vector, minSimilarity: q.minSimilarity, where: q.where })).length,
     getByIds: (ids) => post(metadataUrl, { indice_name: o.indiceName, ids }),
     close: () => {},
   };

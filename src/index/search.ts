@@ -28,11 +28,12 @@ export interface SearchResult {
   [column: string]: unknown;
 }
 
+/** Best first. `truncated`: the search stopped at its limit (k or maxResults) while more rows qualified. */
+export type SearchResults = SearchResult[] & { truncated?: boolean };
+
 /** What the loader needs from an index, local (LanceDB) or remote (a clip back `/knn-service`). */
 export interface SearchBackend {
-  search(q: SearchQuery): Promise<SearchResult[]>;
-  /** How many rows have a similarity ≥ minSimilarity: an exact scan, whatever the ANN index. */
-  count(q: { vector: Float32Array; minSimilarity: number; where?: string }): Promise<number>;
+  search(q: SearchQuery): Promise<SearchResults>;
   /** Metadata rows of the given ids, in the order asked; unknown ids are left out. */
   getByIds(ids: number[]): Promise<{ id: number; metadata: Record<string, unknown> }[]>;
   close(): void;
@@ -41,6 +42,13 @@ export interface SearchBackend {
 export interface Index extends SearchBackend {
   info: IndexInfo;
 }
+
+/** Similarities are float32 dot products: a row exactly at the threshold must not be lost to rounding. */
+const SLACK = 1e-6;
+/** IVF partitions are uneven: probe partitions holding about this many rows per result wanted. */
+const PROBED_ROWS_PER_RESULT = 2;
+/** Past this share of the partitions probed, an exact scan costs less than the ANN search and its refinement. */
+const MAX_PROBED_FRACTION = 0.25;
 
 const queryInvalid = (message: string, hint?: string) => new ClipstreamError('QUERY_INVALID', message, hint ? { hint } : {});
 
@@ -56,21 +64,29 @@ export async function openIndex(dir: string): Promise<Index> {
     }
   }
 
-  function vectorQuery(q: { vector: Float32Array; where?: string; minSimilarity?: number; exact?: boolean; column?: string }, limit: number) {
+  interface RunQuery extends SearchQuery {
+    columns?: string[];
+    /** Scan every row (exact similarities, distanceRange applied exactly) instead of the ANN index. */
+    exact?: boolean;
+    nprobes?: number;
+  }
+
+  function vectorQuery(q: RunQuery, limit: number) {
     const column = q.column ?? 'vector';
     if (column === 'text_vector' && !info.has_text) {
       throw queryInvalid(`the index at ${dir} has no text embeddings (its embedding folder had no text_emb/)`, 'Search the image embeddings instead.');
     }
     let query = table.vectorSearch(q.vector).column(column).distanceType('dot').limit(limit);
     if (q.exact) query = query.bypassVectorIndex();
-    else if (info.ann.type === 'ivf_pq') query = query.nprobes(info.ann.nprobes).refineFactor(info.ann.refine_factor);
-    // LanceDB's dot distance is 1 - dot: similarity ≥ s ⇔ distance ≤ 1 - s.
-    if (q.minSimilarity !== undefined) query = query.distanceRange(undefined, 1 - q.minSimilarity + 1e-6);
+    else if (info.ann.type === 'ivf_pq') query = query.nprobes(q.nprobes ?? info.ann.nprobes).refineFactor(info.ann.refine_factor);
+    // LanceDB's dot distance is 1 - dot: similarity ≥ s ⇔ distance ≤ 1 - s. Only on exact scans: through IVF-PQ the
+    // range is applied to the quantized distances before refinement, and most qualifying rows are lost.
+    if (q.minSimilarity !== undefined && (q.exact || info.ann.type === 'flat')) query = query.distanceRange(undefined, 1 - q.minSimilarity + SLACK);
     if (q.where) query = query.where(q.where);
     return query;
   }
 
-  async function run(q: SearchQuery & { columns?: string[]; exact?: boolean }, limit: number) {
+  async function run(q: RunQuery, limit: number) {
     checkDimension(q.vector);
     try {
       return await vectorQuery(q, limit).select([...(q.columns ?? ['id', ...metaColumns]), '_distance']).toArray();
@@ -84,15 +100,34 @@ export async function openIndex(dir: string): Promise<Index> {
     }
   }
 
+  /**
+   * Every row at or above `minSimilarity`, best first, up to `limit`. Through IVF-PQ first, with enough partitions
+   * probed to hold `limit` rows; when the threshold binds (fewer than `limit` rows qualify) the ANN index may have
+   * missed qualifying rows, so the answer comes from an exact scan instead — scarce candidates are the ones that matter.
+   */
+  async function aboveThreshold(q: RunQuery, minSimilarity: number, limit: number) {
+    const ann = info.ann;
+    if (ann.type === 'ivf_pq') {
+      const rowsPerPartition = info.count / ann.num_partitions;
+      const nprobes = Math.max(ann.nprobes, Math.ceil((PROBED_ROWS_PER_RESULT * limit) / rowsPerPartition));
+      if (nprobes <= ann.num_partitions * MAX_PROBED_FRACTION) {
+        const rows = await run({ ...q, nprobes }, limit);
+        if (rows.length === limit && rows.every((r) => 1 - Number(r._distance) >= minSimilarity - SLACK)) return rows;
+      }
+    }
+    return run({ ...q, exact: true }, limit);
+  }
+
   return {
     info,
     async search(q) {
-      const limit = q.minSimilarity !== undefined ? (q.maxResults ?? 10_000) : (q.k ?? 10);
       const column = q.column ?? 'vector';
-      const rows = await run({ ...q, columns: q.nearDuplicate === undefined ? undefined : ['id', ...metaColumns, column] }, limit);
+      const withColumns = { ...q, columns: q.nearDuplicate === undefined ? undefined : ['id', ...metaColumns, column] };
+      const rows = q.minSimilarity !== undefined ? await aboveThreshold(withColumns, q.minSimilarity, q.maxResults ?? 10_000) : await run(withColumns, q.k ?? 10);
       const seenUrls = new Set<unknown>();
       const kept: Float32Array[] = [];
-      const out: SearchResult[] = [];
+      const out: SearchResults = [];
+      out.truncated = rows.length >= (q.minSimilarity !== undefined ? (q.maxResults ?? 10_000) : (q.k ?? 10));
       for (const row of rows) {
         if (q.dedupUrls && row.url != null) {
           if (seenUrls.has(row.url)) continue;
@@ -108,10 +143,6 @@ export async function openIndex(dir: string): Promise<Index> {
         out.push(result);
       }
       return out;
-    },
-    async count(q) {
-      const rows = await run({ ...q, columns: ['id'], exact: true }, info.count);
-      return rows.length;
     },
     async getByIds(ids) {
       const wanted = ids.filter((id) => Number.isSafeInteger(id) && id >= 0);

@@ -27,8 +27,12 @@ export interface PlannedQuery {
   name: string;
   kind: QueryKind;
   requested: number;
-  /** Rows of the index at or above min_similarity (and matching `where`), before cross-query dedup. */
+  /**
+   * Rows of the index found at or above min_similarity (and matching `where`), before cross-query dedup. The search
+   * stops at what the plan can use, so when `available_more` is true there are more than this in the index.
+   */
   available: number;
+  available_more: boolean;
   /** Candidates kept for this query. */
   planned: number;
   min_similarity: number;
@@ -83,15 +87,16 @@ export async function resolvePlan(spec: Spec, opts: ResolveOptions = {}): Promis
       model = await loadClipModel(spec.model);
     }
     const perQuery: SearchResult[][] = [];
-    const available: number[] = [];
+    const truncated: boolean[] = [];
     for (const q of spec.queries) {
       const vector = await queryVector(q, model, identity.dim);
       const keep = Math.ceil(q.count * spec.oversample);
+      // Room for what cross-query dedup removes.
+      const maxResults = keep + Math.ceil(keep * 0.25) + 16;
       const results = await backend.search({
         vector,
         minSimilarity: q.min_similarity,
-        // Room for what cross-query dedup removes.
-        maxResults: keep + Math.ceil(keep * 0.25) + 16,
+        maxResults,
         where: q.where,
         dedupUrls: spec.dedup.urls,
         nearDuplicate: spec.dedup.near_duplicate ?? undefined,
@@ -99,7 +104,7 @@ export async function resolvePlan(spec: Spec, opts: ResolveOptions = {}): Promis
       // Ties (identical embeddings are common: re-uploads) in a stable order, so every process plans alike.
       results.sort((a, b) => b.similarity - a.similarity || a.id - b.id);
       perQuery.push(results);
-      available.push(await backend.count({ vector, minSimilarity: q.min_similarity, where: q.where }));
+      truncated.push(results.truncated === true);
     }
     const owned = assignAcrossQueries(perQuery, spec);
     const candidates = spec.queries.map((q, i) => {
@@ -112,7 +117,8 @@ export async function resolvePlan(spec: Spec, opts: ResolveOptions = {}): Promis
       name: q.name,
       kind: queryKind(q),
       requested: q.count,
-      available: available[i]!,
+      available: perQuery[i]!.length,
+      available_more: truncated[i]!,
       planned: candidates[i]!.length,
       min_similarity: q.min_similarity,
       weight: q.weight ?? q.count / totalCount,
@@ -120,7 +126,7 @@ export async function resolvePlan(spec: Spec, opts: ResolveOptions = {}): Promis
     const warnings = queries.flatMap((q) =>
       q.planned < q.requested
         ? [`query ${q.name}: ${q.requested} requested but only ${q.planned} candidates at similarity ≥ ${q.min_similarity}` +
-           ` (${q.available} in the index); dead links cannot all be replaced and samples will repeat` +
+           ` (${q.available} found in the index before dedup across queries); dead links cannot all be replaced and samples will repeat` +
            ' — lower min_similarity, relax where, or ask for fewer']
         : [],
     );

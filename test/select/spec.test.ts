@@ -77,7 +77,10 @@ describe('plan', () => {
     const byEmbedding = await resolvePlan(parse({ index: w.indexDir, queries: [{ name: 'b', embedding: [...blue!].map((x) => x * 3), count: 4, min_similarity: 0.9 }] }));
     expect(byEmbedding.candidates[0]!.length).toBe(12);
     expect(byEmbedding.candidates[0]!.every((c) => w.rows[c.id]!.colour === 'blue')).toBe(true);
-    expect(red.header.queries[0]).toMatchObject({ name: 'red', requested: 5, available: 30, planned: 15 });
+    expect(red.header.queries[0]).toMatchObject({ name: 'red', requested: 5, available: 30, available_more: false, planned: 15 });
+    // The search stops at what the plan can use (18 rows here): "18 or more available".
+    const few = await resolvePlan(parse({ index: w.indexDir, queries: [{ name: 'b', embedding: [...blue!], count: 1, min_similarity: 0.9 }], oversample: 1 }));
+    expect(few.header.queries[0]).toMatchObject({ available: 18, available_more: true, planned: 1 });
     expect(red.candidates[0]!.every((c) => w.rows[c.id]!.colour === 'red')).toBe(true);
     await writePlan(join(dir, 'plan'), red);
     const back = await loadPlan(join(dir, 'plan'));
