@@ -44,7 +44,8 @@ if (only.has('ttfs')) {
     rebuild,
   });
   const sorted = r.firsts.map((f) => f.seconds).sort((a, b) => a - b);
-  lines.push(`time to first sample: ${Math.round(sorted[Math.floor(sorted.length / 2)] * 1000)} ms median of ${sorted.length} (target ≤ 1000 ms)`);
+  const fromPlan = r.fromPlan.map((f) => f.seconds).sort((a, b) => a - b);
+  lines.push(`time to first sample: ${Math.round(sorted[Math.floor(sorted.length / 2)] * 1000)} ms median of ${sorted.length} from a spec, ${Math.round(fromPlan[Math.floor(fromPlan.length / 2)] * 1000)} ms from a plan (target ≤ 1000 ms)`);
 }
 if (only.has('rss')) {
   const r = await rss({ count: Number(arg('rss-count', 100_000)), port, mode: arg('rss-mode', 'stdout'), rebuild });

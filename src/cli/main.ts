@@ -2,13 +2,19 @@
 import './threadpool.js';
 import { Command, CommanderError } from 'commander';
 import { isClipstreamError } from '../core/errors.js';
-import { demoCommand } from './demo.js';
-import { downloadCommand } from './download.js';
-import { indexCommand, queryCommand } from './index-commands.js';
-import { inferenceCommand } from './inference.js';
 import { normalizeFlags } from './parse.js';
-import { serveCommand } from './serve.js';
-import { planCommand, streamCommand } from './stream-commands.js';
+
+/** Each command's module imports what it runs (LanceDB, sharp, fastify, …): load only the one asked for. */
+const commands: Record<string, () => Promise<Command>> = {
+  download: async () => (await import('./download.js')).downloadCommand(),
+  inference: async () => (await import('./inference.js')).inferenceCommand(),
+  index: async () => (await import('./index-commands.js')).indexCommand(),
+  query: async () => (await import('./index-commands.js')).queryCommand(),
+  plan: async () => (await import('./stream-commands.js')).planCommand(),
+  stream: async () => (await import('./stream-commands.js')).streamCommand(),
+  serve: async () => (await import('./serve.js')).serveCommand(),
+  demo: async () => (await import('./demo.js')).demoCommand(),
+};
 
 const program = new Command('clipstream')
   .description('Query-driven web image datasets: download, index, and stream resized images into training')
@@ -16,17 +22,11 @@ const program = new Command('clipstream')
   .showHelpAfterError()
   .exitOverride();
 
-program.addCommand(downloadCommand());
-program.addCommand(inferenceCommand());
-program.addCommand(indexCommand());
-program.addCommand(queryCommand());
-program.addCommand(planCommand());
-program.addCommand(streamCommand());
-program.addCommand(serveCommand());
-program.addCommand(demoCommand());
-
 try {
-  await program.parseAsync(normalizeFlags(process.argv));
+  const argv = normalizeFlags(process.argv);
+  const asked = argv[2] !== undefined && Object.hasOwn(commands, argv[2]) ? [argv[2]] : Object.keys(commands);
+  for (const name of asked) program.addCommand(await commands[name]!());
+  await program.parseAsync(argv);
 } catch (err) {
   process.exitCode = report(err);
 }

@@ -45,8 +45,8 @@ export interface Index extends SearchBackend {
 
 /** Similarities are float32 dot products: a row exactly at the threshold must not be lost to rounding. */
 const SLACK = 1e-6;
-/** IVF partitions are uneven: probe partitions holding about this many rows per result wanted. */
-const PROBED_ROWS_PER_RESULT = 2;
+/** Probe partitions holding about this many rows per result wanted (twice as many when they were too few). */
+const PROBED_ROWS_PER_RESULT = 1.25;
 /** Past this share of the partitions probed, an exact scan costs less than the ANN search and its refinement. */
 const MAX_PROBED_FRACTION = 0.25;
 
@@ -109,10 +109,12 @@ export async function openIndex(dir: string): Promise<Index> {
     const ann = info.ann;
     if (ann.type === 'ivf_pq') {
       const rowsPerPartition = info.count / ann.num_partitions;
-      const nprobes = Math.max(ann.nprobes, Math.ceil((PROBED_ROWS_PER_RESULT * limit) / rowsPerPartition));
-      if (nprobes <= ann.num_partitions * MAX_PROBED_FRACTION) {
+      let nprobes = Math.max(ann.nprobes, Math.ceil((PROBED_ROWS_PER_RESULT * limit) / rowsPerPartition));
+      while (nprobes <= ann.num_partitions * MAX_PROBED_FRACTION) {
         const rows = await run({ ...q, nprobes }, limit);
-        if (rows.length === limit && rows.every((r) => 1 - Number(r._distance) >= minSimilarity - SLACK)) return rows;
+        if (!rows.every((r) => 1 - Number(r._distance) >= minSimilarity - SLACK)) break;
+        if (rows.length === limit) return rows;
+        nprobes *= 2; // the probed partitions held fewer rows than wanted (they are uneven)
       }
     }
     return run({ ...q, exact: true }, limit);

@@ -1,7 +1,7 @@
 import { mkdir, readFile, rename, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ClipstreamError, inputMalformed } from '../core/errors.js';
-import { readIndexInfo } from '../index/index.js';
+import { readIndexInfo } from '../index/info.js';
 import { openParquet } from '../io/parquet-read.js';
 import { openParquetWriter } from '../io/parquet-write.js';
 import type { Candidate, Plan, PlanHeader } from './plan.js';
