@@ -57,7 +57,7 @@ export interface PartitionStreamOptions {
   context: CandidateContext;
   /** Shared by the partitions of one stream; a fresh one by default. */
   stats?: StreamStats;
-  /** Attempts open or ready ahead of the consumer, per query. Default: 4 × the fetch concurrency, at most 4096. */
+  /** Attempts open or ready ahead of the consumer, per query. Default: 8 × the fetch concurrency, at most 4096. */
   window?: number;
   /**
    * Never end: after an epoch's quotas, go on with the next epoch (new interleaving, keys `e{epoch+1}…`), so the
@@ -105,9 +105,9 @@ export function streamPartition(plan: Plan, o: PartitionStreamOptions): Stream {
   const stats = o.stats ?? new StreamStats();
   const abort = new AbortController();
   // Samples leave in stripe order, so one slow download holds back the ones behind it: the window is wider than
-  // the concurrency so that downloading goes on behind a slow head (window = concurrency measured 0.43 of
-  // `clipstream download`'s rate, 4 × concurrency 0.91, bench/stream --diagnose).
-  const window = o.window ?? Math.min(4096, 4 * plan.header.fetch.concurrency);
+  // the concurrency so that downloading goes on behind a slow head (bench/stream, stream ÷ download rate: window =
+  // concurrency 0.43, 4 × 0.91–0.93, 8 × 0.98). Ready samples are resized ones, a few tens of KB each.
+  const window = o.window ?? Math.min(4096, 8 * plan.header.fetch.concurrency);
   const size = quota.reduce((a, b) => a + b, 0);
   const readersFor = (s: StreamState) => queries.map((q, qi) => new StripeReader(
     q.name,

@@ -186,7 +186,7 @@ describe('cache', () => {
 describe('bounded memory', () => {
   test('a slow consumer holds the downloads ahead of it to the window', async () => {
     const w = world();
-    const fetch = { allow_private_networks: true, timeout: 5, retries: 0, concurrency: 8 };
+    const fetch = { allow_private_networks: true, timeout: 5, retries: 0, concurrency: 4 };
     const plan = await loadPlan(await w.spec([{ name: 'red', count: 120 }, { name: 'blue', count: 120 }], { fetch }));
     const stream = await openStream(plan);
     const it = stream[Symbol.asyncIterator]();
@@ -194,7 +194,7 @@ describe('bounded memory', () => {
       await it.next();
       await new Promise((r) => setTimeout(r, 100));
     }
-    // window = 4 × fetch.concurrency = 32 per query: at most 2 × 32 open or ready attempts besides the 5 consumed
+    // window = 8 × fetch.concurrency = 32 per query: at most 2 × 32 open or ready attempts besides the 5 consumed
     // (failures are replaced, so count successes).
     expect(stream.stats.successes).toBeLessThanOrEqual(5 + 64);
     await stream.close();
