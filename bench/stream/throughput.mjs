@@ -101,9 +101,9 @@ export async function throughput({ count = 5000, concurrency = 256, processes = 
 }
 
 /**
- * --diagnose: the engine alone through the TS API (samples consumed, no sink), at the default window (attempts open
- * ahead of the consumer = the fetch concurrency) and at 4× it. Deliveries are in stripe order, so a slow head holds
- * the finished attempts behind it; when they fill the window no new download starts.
+ * --diagnose: the engine alone through the TS API (samples consumed, no sink), at windows (attempts open or ready
+ * ahead of the consumer) of 1, 4 and 8 × the fetch concurrency (8 × is the default). Deliveries are in stripe order,
+ * so a slow head holds the finished attempts behind it; when they fill the window no new download starts.
  */
 async function engineWindows(spec, concurrency) {
   const { readSpec, resolvePlan } = await import(join(root, 'dist/select/index.js'));
@@ -111,7 +111,7 @@ async function engineWindows(spec, concurrency) {
   const { createStreamContext } = await import(join(root, 'dist/stream/api.js'));
   const plan = await resolvePlan(await readSpec(spec));
   const rates = [];
-  for (const window of [concurrency, 4 * concurrency]) {
+  for (const window of [concurrency, 4 * concurrency, 8 * concurrency]) {
     const context = await createStreamContext(plan);
     const start = performance.now();
     let n = 0;

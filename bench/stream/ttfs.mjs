@@ -6,7 +6,7 @@
 // `clipstream stream SPEC --output -` from spawn until the first sample's last tar member (`.state`) has arrived,
 // several times (the page cache is warm after the first: "cold" is a new process, not a cold disk). The breakdown
 // is measured apart, each piece in its own fresh process, so it adds up only roughly:
-//   process start  `clipstream --version` (node + the CLI's module graph)
+//   process start  `clipstream stream --help` (node + the stream command's module graph)
 //   plan           resolvePlan in a fresh node: readSpec, open index, the search for the candidates, the order
 //   first download the first candidate fetched + resized alone, against the same server
 import { spawn } from 'node:child_process';
@@ -75,7 +75,7 @@ export async function ttfs({ rows = 1_000_000, dim = 512, port = 47611, count = 
     const fromPlan = [];
     for (let i = 0; i < trials; i++) fromPlan.push(await firstSample(planDir));
     const startup = [];
-    for (let i = 0; i < trials; i++) startup.push((await timed(process.execPath, [cli, '--version'])).seconds);
+    for (let i = 0; i < trials; i++) startup.push((await timed(process.execPath, [cli, 'stream', '--help'])).seconds);
     const plans = [];
     for (let i = 0; i < breakdownTrials; i++) plans.push(await planInFreshProcess(spec));
     const plan = plans.at(-1);
@@ -87,7 +87,7 @@ export async function ttfs({ rows = 1_000_000, dim = 512, port = 47611, count = 
     const ms = (s) => `${Math.round(s * 1000)} ms`;
     console.log(`   plan: ${plan.planned} candidates planned, ${plan.available}${plan.availableMore ? '+' : ''} rows available; first candidate ${firstUrl.replace(/^.*\/img/, '/img')} (server: ${first.kind}${first.ms ? ` ${first.ms} ms` : ''}${first.status ? ` ${first.status}` : ''})`);
     console.log('   breakdown (each part apart, in its own fresh process; median):');
-    console.log(`     process start (clipstream --version)   ${ms(med(startup))}`);
+    console.log(`     process start (clipstream stream --help) ${ms(med(startup))}`);
     console.log(`     plan resolution (fresh node)           ${ms(med(plans.map((p) => p.total)))}  = read spec + open index ${ms(med(plans.map((p) => p.open)))}, search ${ms(med(plans.map((p) => p.search)))}, rest ${ms(med(plans.map((p) => p.total - p.open - p.search)))}`);
     console.log(`     first download + resize, alone         ${ms(download)}`);
     console.log(`   memory of the stream process at its first sample: VmRSS ${mb(med(firsts.map((f) => f.rssKb)))} (median), peak (VmHWM) ${mb(Math.max(...firsts.map((f) => f.hwmKb)))}`);

@@ -4,6 +4,7 @@ import { readFile } from 'node:fs/promises';
 import { inputNotFound, invalidOption } from '../core/errors.js';
 import { createFetcher } from '../fetch/index.js';
 import { buildIndex, openIndex, type SearchResult } from '../index/index.js';
+import { TARGET_RECALL } from '../index/recall.js';
 import { openNpy } from '../io/npy.js';
 import { countProgress } from './count-progress.js';
 import { toNumber } from './parse.js';
@@ -25,6 +26,13 @@ export function indexCommand(): Command {
         `done in ${((performance.now() - start) / 1000).toFixed(1)}s: ${info.count} rows × ${info.dim} dims in ${flags.output}, ` +
           `${info.ann.type} search, recall@10 ${info.recall_at_10.toFixed(3)}, partitions ${info.partitions.join(', ')}\n`,
       );
+      if (info.ann.type === 'ivf_pq' && info.recall_at_10 < TARGET_RECALL) {
+        process.stderr.write(
+          `clipstream: warning: on these embeddings IVF-PQ reaches recall@10 ${info.recall_at_10.toFixed(3)} at best ` +
+            `(nprobes ${info.ann.nprobes}, refine ${info.ann.refine_factor}): searches will miss neighbours\n` +
+            '  Rebuild with --index-type flat for exact search (slower: a full scan per query).\n',
+        );
+      }
     });
 }
 
