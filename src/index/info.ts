@@ -13,11 +13,31 @@ export interface IndexInfo {
   model: string | null;
   columns: Record<string, ColumnType>;
   has_text: boolean;
-  ann: { type: 'flat' } | { type: 'ivf_pq'; num_partitions: number; num_sub_vectors: number; nprobes: number; refine_factor: number };
+  /** Every image vector is unit length (IVF-HNSW-SQ needs it). Absent in indexes made before it was recorded. */
+  unit_norm?: boolean;
+  ann: { type: 'flat' } | IvfPq | IvfHnswSq;
   recall_at_10: number;
   partitions: string[];
   created_at: string;
   updated_at: string;
+}
+
+/** IVF partitions of PQ codes (32 bytes a row): for the largest tables. Searches re-rank `refine_factor` × k rows exactly. */
+export interface IvfPq {
+  type: 'ivf_pq';
+  num_partitions: number;
+  num_sub_vectors: number;
+  nprobes: number;
+  refine_factor: number;
+}
+
+/** A few IVF partitions, each an HNSW graph over 8-bit scalar-quantized vectors; results re-ranked exactly. */
+export interface IvfHnswSq {
+  type: 'ivf_hnsw_sq';
+  num_partitions: number;
+  nprobes: number;
+  /** HNSW search breadth (at least k). */
+  ef: number;
 }
 
 export const INFO_FILE = 'clipstream.json';

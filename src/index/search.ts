@@ -1,6 +1,7 @@
 import * as lancedb from '@lancedb/lancedb';
 import { ClipstreamError } from '../core/errors.js';
 import { requireIndexInfo, TABLE, type IndexInfo } from './info.js';
+import { annQuery } from './recall.js';
 
 export interface SearchQuery {
   vector: Float32Array;
@@ -76,12 +77,14 @@ export async function openIndex(dir: string): Promise<Index> {
     if (column === 'text_vector' && !info.has_text) {
       throw queryInvalid(`the index at ${dir} has no text embeddings (its embedding folder had no text_emb/)`, 'Search the image embeddings instead.');
     }
+    // Only the image vectors have an ANN index.
+    const exact = q.exact || column !== 'vector' || info.ann.type === 'flat';
     let query = table.vectorSearch(q.vector).column(column).distanceType('dot').limit(limit);
-    if (q.exact) query = query.bypassVectorIndex();
-    else if (info.ann.type === 'ivf_pq') query = query.nprobes(q.nprobes ?? info.ann.nprobes).refineFactor(info.ann.refine_factor);
-    // LanceDB's dot distance is 1 - dot: similarity ≥ s ⇔ distance ≤ 1 - s. Only on exact scans: through IVF-PQ the
-    // range is applied to the quantized distances before refinement, and most qualifying rows are lost.
-    if (q.minSimilarity !== undefined && (q.exact || info.ann.type === 'flat')) query = query.distanceRange(undefined, 1 - q.minSimilarity + SLACK);
+    if (exact) query = query.bypassVectorIndex();
+    else if (info.ann.type !== 'flat') query = annQuery(query, { ...info.ann, nprobes: q.nprobes ?? info.ann.nprobes }, limit);
+    // LanceDB's dot distance is 1 - dot: similarity ≥ s ⇔ distance ≤ 1 - s. Only on exact scans: through an ANN index
+    // the range is applied to the quantized distances before refinement, and most qualifying rows are lost.
+    if (q.minSimilarity !== undefined && exact) query = query.distanceRange(undefined, 1 - q.minSimilarity + SLACK);
     if (q.where) query = query.where(q.where);
     return query;
   }
@@ -101,13 +104,17 @@ export async function openIndex(dir: string): Promise<Index> {
   }
 
   /**
-   * Every row at or above `minSimilarity`, best first, up to `limit`. Through IVF-PQ first, with enough partitions
-   * probed to hold `limit` rows; when the threshold binds (fewer than `limit` rows qualify) the ANN index may have
-   * missed qualifying rows, so the answer comes from an exact scan instead — scarce candidates are the ones that matter.
+   * Every row at or above `minSimilarity`, best first, up to `limit`. Through the ANN index first (IVF-PQ: enough
+   * partitions probed to hold `limit` rows; HNSW: ef = limit); when the threshold binds (fewer than `limit` rows
+   * qualify) the ANN index may have missed qualifying rows, so the answer comes from an exact scan instead — scarce
+   * candidates are the ones that matter.
    */
   async function aboveThreshold(q: RunQuery, minSimilarity: number, limit: number) {
     const ann = info.ann;
-    if (ann.type === 'ivf_pq') {
+    if (ann.type === 'ivf_hnsw_sq') {
+      const rows = await run(q, limit);
+      if (rows.length === limit && rows.every((r) => 1 - Number(r._distance) >= minSimilarity - SLACK)) return rows;
+    } else if (ann.type === 'ivf_pq') {
       const rowsPerPartition = info.count / ann.num_partitions;
       let nprobes = Math.max(ann.nprobes, Math.ceil((PROBED_ROWS_PER_RESULT * limit) / rowsPerPartition));
       while (nprobes <= ann.num_partitions * MAX_PROBED_FRACTION) {

@@ -1,7 +1,8 @@
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { buildIndex, openIndex } from '../../src/index/index.js';
+import { chooseIndexType } from '../../src/index/build.js';
+import { ANN_THRESHOLD, buildIndex, HNSW_MAX_ROWS, openIndex } from '../../src/index/index.js';
 import { writeIndexInfo } from '../../src/index/info.js';
 import { writeNpy } from '../../src/io/npy.js';
 import { openParquetWriter } from '../../src/io/parquet-write.js';
@@ -39,14 +40,36 @@ async function writeFolder(root: string, parts: { cluster: number; vector: Float
   }
 }
 
-describe('IVF-PQ', () => {
+describe('index type', () => {
+  it('auto: exact search for small tables, IVF-HNSW-SQ up to HNSW_MAX_ROWS of unit vectors, IVF-PQ above; an explicit type wins', () => {
+    expect(chooseIndexType('auto', ANN_THRESHOLD - 1, true)).toBe('flat');
+    expect(chooseIndexType('auto', ANN_THRESHOLD, true)).toBe('ivf_hnsw_sq');
+    expect(chooseIndexType('auto', HNSW_MAX_ROWS, true)).toBe('ivf_hnsw_sq');
+    expect(chooseIndexType('auto', HNSW_MAX_ROWS + 1, true)).toBe('ivf_pq');
+    expect(chooseIndexType('auto', ANN_THRESHOLD, false)).toBe('ivf_pq'); // HNSW ranks by cosine: unit vectors only
+    expect(chooseIndexType('ivf_pq', 10, true)).toBe('ivf_pq');
+  });
+
+  it('refuses ivf_hnsw_sq on vectors that are not unit length under --metric ip, and records unit_norm', async () => {
+    const dir = await tempDir();
+    const { rows } = clustered(200, 16, 5);
+    await writeFolder(join(dir, 'long'), [rows.map((r) => ({ ...r, vector: r.vector.map((x) => 2 * x) }))], 16);
+    await expect(buildIndex({ embeddings: join(dir, 'long'), output: join(dir, 'idx1'), indexType: 'ivf_hnsw_sq' })).rejects.toThrow(/not unit length.*cosine/);
+    const cosine = await buildIndex({ embeddings: join(dir, 'long'), output: join(dir, 'idx2'), metric: 'cosine', indexType: 'ivf_hnsw_sq' });
+    expect(cosine).toMatchObject({ unit_norm: true, ann: { type: 'ivf_hnsw_sq' } });
+    const ip = await buildIndex({ embeddings: join(dir, 'long'), output: join(dir, 'idx3') });
+    expect(ip.unit_norm).toBe(false);
+  });
+});
+
+describe.each(['ivf_pq', 'ivf_hnsw_sq'] as const)('%s', (indexType) => {
   it('builds an ANN index whose recall@10 against exact search is ≥ 0.95, and finds each cluster', async () => {
     const dir = await tempDir();
     const dim = 32;
     const { centres, rows } = clustered(4000, dim);
     await writeFolder(join(dir, 'emb'), [rows.slice(0, 2000), rows.slice(2000)], dim);
-    const info = await buildIndex({ embeddings: join(dir, 'emb'), output: join(dir, 'idx'), indexType: 'ivf_pq' });
-    expect(info.ann.type).toBe('ivf_pq');
+    const info = await buildIndex({ embeddings: join(dir, 'emb'), output: join(dir, 'idx'), indexType });
+    expect(info.ann.type).toBe(indexType);
     expect(info.recall_at_10).toBeGreaterThanOrEqual(0.95);
     const index = await openIndex(join(dir, 'idx'));
     for (const [c, centre] of centres.entries()) {
@@ -56,21 +79,21 @@ describe('IVF-PQ', () => {
     index.close();
   });
 
-  it('finds every row above a threshold through IVF-PQ, and the best ones when fewer are wanted', async () => {
+  it('finds every row above a threshold through the ANN index, and the best ones when fewer are wanted', async () => {
     const dir = await tempDir();
     const dim = 32;
     const { centres, rows } = clustered(4000, dim);
     await writeFolder(join(dir, 'emb'), [rows], dim);
-    const info = await buildIndex({ embeddings: join(dir, 'emb'), output: join(dir, 'idx'), indexType: 'ivf_pq' });
-    // Few probes, as on a large index, so that the searches below go through the ANN index first.
-    if (info.ann.type !== 'ivf_pq') throw new Error('expected an IVF-PQ index');
-    await writeIndexInfo(join(dir, 'idx'), { ...info, ann: { ...info.ann, nprobes: 4 } });
+    const info = await buildIndex({ embeddings: join(dir, 'emb'), output: join(dir, 'idx'), indexType });
+    // A narrow search, as on a large index, so that the searches below go through the ANN index first.
+    if (info.ann.type === 'flat') throw new Error('expected an ANN index');
+    await writeIndexInfo(join(dir, 'idx'), { ...info, ann: info.ann.type === 'ivf_pq' ? { ...info.ann, nprobes: 4 } : { ...info.ann, ef: 10 } });
     const index = await openIndex(join(dir, 'idx'));
     const t = 0.88;
     const sims = rows.map((r) => r.vector.reduce((s, v, i) => s + v * centres[3]![i]!, 0));
     const brute = sims.filter((x) => x >= t).length;
     expect(brute).toBeGreaterThan(100);
-    // Room for all of them: LanceDB's distance range on IVF-PQ cuts on quantized distances and loses most; ours
+    // Room for all of them: LanceDB's distance range on an ANN index cuts on quantized distances and loses most; ours
     // sees the threshold bind and answers from an exact scan.
     const above = await index.search({ vector: centres[3]!, minSimilarity: t, maxResults: brute + 20 });
     expect(Math.abs(above.length - brute)).toBeLessThanOrEqual(Math.ceil(brute * 0.05)); // float16 storage rounds similarities
@@ -86,6 +109,9 @@ describe('IVF-PQ', () => {
     index.close();
   });
 
+});
+
+describe('search', () => {
   it('drops repeated urls and near-duplicates, keeping the best-ranked one', async () => {
     const dir = await tempDir();
     const dim = 16;
