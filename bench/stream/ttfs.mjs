@@ -42,7 +42,8 @@ function latentVectors(dim) {
 }
 
 export async function ensureTtfsIndex({ rows, dim, port, rebuild = false }) {
-  return cachedIndex(`ttfs-latent${LATENT}-${rows}x${dim}-port${port}`, async (emb, index) => {
+  // -hnsw: built since `auto` chooses IVF-HNSW-SQ at 1 M rows (the older cache entry is IVF-PQ).
+  return cachedIndex(`ttfs-latent${LATENT}-${rows}x${dim}-port${port}-hnsw`, async (emb, index) => {
     console.log(`   building the ${rows} × ${dim} index once (cached for reruns) …`);
     const t = performance.now();
     await writeEmbeddingFolder(emb, { rows, dim, urlOf: (i) => `http://127.0.0.1:${port}/img/${i}.jpg`, vectorInto: latentVectors(dim) });
