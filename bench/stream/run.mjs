@@ -6,6 +6,7 @@
 // Usage: node bench/stream/run.mjs [--only throughput,ttfs,rss]
 //   throughput: [--count 5000] [--concurrency 256] [--processes 2] [--rounds 2] [--retries 0] [--diagnose]
 //   ttfs:       [--rows 1000000] [--dim 512] [--ttfs-count 10000] [--min-similarity -1] [--trials 3] [--breakdown-trials 1] [--no-latency]
+//               [--index-type auto|ivf_hnsw_sq] (the index type of the 1 M-row index, each cached apart)
 //   rss:        [--rss-count 100000] [--rss-mode stdout|folder]
 //   both cached worlds: [--port 47611] (their urls hold the image server's port) [--rebuild]
 import { availableParallelism, cpus, totalmem } from 'node:os';
@@ -42,6 +43,7 @@ if (only.has('ttfs')) {
     breakdownTrials: Number(arg('breakdown-trials', 1)),
     latency: !process.argv.includes('--no-latency'),
     rebuild,
+    indexType: arg('index-type', 'auto'),
   });
   const sorted = r.firsts.map((f) => f.seconds).sort((a, b) => a - b);
   const fromPlan = r.fromPlan.map((f) => f.seconds).sort((a, b) => a - b);

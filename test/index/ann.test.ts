@@ -2,7 +2,7 @@ import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { chooseIndexType } from '../../src/index/build.js';
-import { ANN_THRESHOLD, buildIndex, HNSW_MAX_ROWS, openIndex } from '../../src/index/index.js';
+import { ANN_THRESHOLD, buildIndex, openIndex } from '../../src/index/index.js';
 import { writeIndexInfo } from '../../src/index/info.js';
 import { writeNpy } from '../../src/io/npy.js';
 import { openParquetWriter } from '../../src/io/parquet-write.js';
@@ -41,13 +41,11 @@ async function writeFolder(root: string, parts: { cluster: number; vector: Float
 }
 
 describe('index type', () => {
-  it('auto: exact search for small tables, IVF-HNSW-SQ up to HNSW_MAX_ROWS of unit vectors, IVF-PQ above; an explicit type wins', () => {
-    expect(chooseIndexType('auto', ANN_THRESHOLD - 1, true)).toBe('flat');
-    expect(chooseIndexType('auto', ANN_THRESHOLD, true)).toBe('ivf_hnsw_sq');
-    expect(chooseIndexType('auto', HNSW_MAX_ROWS, true)).toBe('ivf_hnsw_sq');
-    expect(chooseIndexType('auto', HNSW_MAX_ROWS + 1, true)).toBe('ivf_pq');
-    expect(chooseIndexType('auto', ANN_THRESHOLD, false)).toBe('ivf_pq'); // HNSW ranks by cosine: unit vectors only
-    expect(chooseIndexType('ivf_pq', 10, true)).toBe('ivf_pq');
+  it('auto: exact search for small tables, IVF-PQ above (HNSW is opt-in); an explicit type wins', () => {
+    expect(chooseIndexType('auto', ANN_THRESHOLD - 1)).toBe('flat');
+    expect(chooseIndexType('auto', ANN_THRESHOLD)).toBe('ivf_pq');
+    expect(chooseIndexType('ivf_hnsw_sq', 10)).toBe('ivf_hnsw_sq');
+    expect(chooseIndexType('flat', 10_000_000)).toBe('flat');
   });
 
   it('refuses ivf_hnsw_sq on vectors that are not unit length under --metric ip, and records unit_norm', async () => {
