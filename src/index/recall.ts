@@ -1,4 +1,5 @@
-import type { Table, VectorQuery } from '@lancedb/lancedb';
+import type { Table } from '@lancedb/lancedb';
+import { annQuery } from './ann.js';
 import type { IvfHnswSq, IvfPq } from './info.js';
 
 /** recall@10 the search settings must reach. */
@@ -7,21 +8,6 @@ const K = 10;
 const NPROBES = [10, 20, 30, 50, 100, 200];
 const REFINE = [2, 5, 10, 20, 40];
 const EF = [20, 40, 80, 160, 320];
-
-/**
- * The distance an ANN index is trained and searched with. LanceDB's HNSW on dot distance finds almost nothing
- * (recall@10 0.04 on clustered unit vectors), so HNSW uses cosine: it is built only on unit vectors, where
- * 1 - cosine distance is the dot product.
- */
-export const annDistance = (ann: IvfPq | IvfHnswSq) => (ann.type === 'ivf_hnsw_sq' ? 'cosine' : 'dot');
-
-/** The ANN search of `ann` with its current settings, as every search of the index runs it. */
-export function annQuery(query: VectorQuery, ann: IvfPq | IvfHnswSq, limit: number): VectorQuery {
-  query = query.distanceType(annDistance(ann));
-  if (ann.type === 'ivf_pq') return query.nprobes(ann.nprobes).refineFactor(ann.refine_factor);
-  // Refine 1: exact similarities for the rows returned (the scalar-quantized ones are off by up to a few hundredths).
-  return query.nprobes(ann.nprobes).ef(Math.max(ann.ef, limit)).refineFactor(1);
-}
 
 interface Setting {
   nprobes: number;

@@ -1,6 +1,6 @@
 import { request } from 'undici';
 import { ClipstreamError } from '../core/errors.js';
-import type { SearchBackend, SearchQuery, SearchResult, SearchResults } from './search.js';
+import { resultLimit, type SearchBackend, type SearchQuery, type SearchResult, type SearchResults } from './search.js';
 
 export interface RemoteIndexOptions {
   /** e.g. http://host:1234/knn-service (the /metadata endpoint is found next to it). */
@@ -46,7 +46,7 @@ export function openRemoteIndex(o: RemoteIndexOptions): SearchBackend {
 
   async function search(q: SearchQuery): Promise<SearchResults> {
     if (q.where) throw new ClipstreamError('QUERY_INVALID', `where is not supported by a remote index (${knnUrl}): clip back's API has no filter`);
-    const n = q.minSimilarity !== undefined ? (q.maxResults ?? 10_000) : (q.k ?? 10);
+    const n = resultLimit(q);
     const results = await post<SearchResult[]>(knnUrl, {
       embedding_input: [...q.vector],
       modality: q.column === 'text_vector' ? 'text' : 'image',

@@ -1,7 +1,7 @@
 import * as lancedb from '@lancedb/lancedb';
 import { ClipstreamError } from '../core/errors.js';
 import { requireIndexInfo, TABLE, type IndexInfo } from './info.js';
-import { annQuery } from './recall.js';
+import { annQuery } from './ann.js';
 
 export interface SearchQuery {
   vector: Float32Array;
@@ -31,6 +31,9 @@ export interface SearchResult {
 
 /** Best first. `truncated`: the search stopped at its limit (k or maxResults) while more rows qualified. */
 export type SearchResults = SearchResult[] & { truncated?: boolean };
+
+/** How many rows a search returns at most: `maxResults` (default 10 000) with a threshold, else `k` (default 10). */
+export const resultLimit = (q: SearchQuery) => (q.minSimilarity !== undefined ? (q.maxResults ?? 10_000) : (q.k ?? 10));
 
 /** What the loader needs from an index, local (LanceDB) or remote (a clip back `/knn-service`). */
 export interface SearchBackend {
@@ -111,15 +114,16 @@ export async function openIndex(dir: string): Promise<Index> {
    */
   async function aboveThreshold(q: RunQuery, minSimilarity: number, limit: number) {
     const ann = info.ann;
+    const allQualify = (rows: { _distance: unknown }[]) => rows.every((r) => 1 - Number(r._distance) >= minSimilarity - SLACK);
     if (ann.type === 'ivf_hnsw_sq') {
       const rows = await run(q, limit);
-      if (rows.length === limit && rows.every((r) => 1 - Number(r._distance) >= minSimilarity - SLACK)) return rows;
+      if (rows.length === limit && allQualify(rows)) return rows;
     } else if (ann.type === 'ivf_pq') {
       const rowsPerPartition = info.count / ann.num_partitions;
       let nprobes = Math.max(ann.nprobes, Math.ceil((PROBED_ROWS_PER_RESULT * limit) / rowsPerPartition));
       while (nprobes <= ann.num_partitions * MAX_PROBED_FRACTION) {
         const rows = await run({ ...q, nprobes }, limit);
-        if (!rows.every((r) => 1 - Number(r._distance) >= minSimilarity - SLACK)) break;
+        if (!allQualify(rows)) break;
         if (rows.length === limit) return rows;
         nprobes *= 2; // the probed partitions held fewer rows than wanted (they are uneven)
       }
@@ -132,11 +136,12 @@ export async function openIndex(dir: string): Promise<Index> {
     async search(q) {
       const column = q.column ?? 'vector';
       const withColumns = { ...q, columns: q.nearDuplicate === undefined ? undefined : ['id', ...metaColumns, column] };
-      const rows = q.minSimilarity !== undefined ? await aboveThreshold(withColumns, q.minSimilarity, q.maxResults ?? 10_000) : await run(withColumns, q.k ?? 10);
+      const limit = resultLimit(q);
+      const rows = q.minSimilarity !== undefined ? await aboveThreshold(withColumns, q.minSimilarity, limit) : await run(withColumns, limit);
       const seenUrls = new Set<unknown>();
       const kept: Float32Array[] = [];
       const out: SearchResults = [];
-      out.truncated = rows.length >= (q.minSimilarity !== undefined ? (q.maxResults ?? 10_000) : (q.k ?? 10));
+      out.truncated = rows.length >= limit;
       for (const row of rows) {
         if (q.dedupUrls && row.url != null) {
           if (seenUrls.has(row.url)) continue;

@@ -5,7 +5,7 @@ import { ClipstreamError, inputNotFound, invalidOption } from '../core/errors.js
 import { createFetcher } from '../fetch/index.js';
 import { readIndexInfo } from '../index/info.js';
 import { openRemoteIndex } from '../index/remote.js';
-import { openIndex, type SearchBackend, type SearchResult } from '../index/search.js';
+import { openIndex, type SearchBackend, type SearchResult, type SearchResults } from '../index/search.js';
 import { openNpy } from '../io/npy.js';
 import { shuffleInPlace, stringSeed } from './random.js';
 import { queryKind, type QueryKind, type QuerySpec, type Spec } from './spec.js';
@@ -88,8 +88,7 @@ export async function resolvePlan(spec: Spec, opts: ResolveOptions = {}): Promis
       }
       model = await loadClipModel(spec.model);
     }
-    const perQuery: SearchResult[][] = [];
-    const truncated: boolean[] = [];
+    const perQuery: SearchResults[] = [];
     for (const q of spec.queries) {
       const vector = await queryVector(q, model, identity.dim);
       const keep = Math.ceil(q.count * spec.oversample);
@@ -106,7 +105,6 @@ export async function resolvePlan(spec: Spec, opts: ResolveOptions = {}): Promis
       // Ties (identical embeddings are common: re-uploads) in a stable order, so every process plans alike.
       results.sort((a, b) => b.similarity - a.similarity || a.id - b.id);
       perQuery.push(results);
-      truncated.push(results.truncated === true);
     }
     const owned = assignAcrossQueries(perQuery, spec);
     const candidates = spec.queries.map((q, i) => {
@@ -120,7 +118,7 @@ export async function resolvePlan(spec: Spec, opts: ResolveOptions = {}): Promis
       kind: queryKind(q),
       requested: q.count,
       available: perQuery[i]!.length,
-      available_more: truncated[i]!,
+      available_more: perQuery[i]!.truncated === true,
       planned: candidates[i]!.length,
       min_similarity: q.min_similarity,
       weight: q.weight ?? q.count / totalCount,
