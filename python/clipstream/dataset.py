@@ -53,7 +53,7 @@ class ClipStreamDataset(IterableDataset):
     stream: the stream's name; may be omitted when the server serves exactly one.
     decode: "pil" (RGB PIL image), "tensor" (CHW uint8 tensor) or "raw" (the encoded bytes).
     transform: applied to the decoded image (a torchvision transform, say), like torchvision datasets.
-    epoch: the epoch to stream (each epoch interleaves the queries anew). A completed pass advances it by one,
+    epoch: the epoch to stream (each epoch delivers the same samples in a new order). A completed pass advances it by one,
         so persistent workers move on by themselves; `set_epoch(e)` sets it.
     infinite: stream epoch after epoch without end (the server's `infinite=1`): train by steps, not epochs.
     rank, world_size: override torch.distributed / RANK, WORLD_SIZE.

@@ -60,7 +60,7 @@ export function streamCommand(): Command {
     .option('--world-size <w>', 'number of ranks', toNumber('--world-size'), 1)
     .option('--worker <i>', 'data-loader worker within the rank', toNumber('--worker'), 0)
     .option('--num-workers <n>', 'data-loader workers per rank', toNumber('--num-workers'), 1)
-    .option('--epoch <e>', 'epoch (reshuffles the interleaving)', toNumber('--epoch'), 0)
+    .option('--epoch <e>', 'epoch: the same samples, reshuffled with (seed, epoch)', toNumber('--epoch'), 0)
     .option('--resume', 'complete an interrupted run in --output-folder', false)
     .option('--number-sample-per-shard <n>', 'samples per shard', toNumber('--number-sample-per-shard'), 1000)
     .action(async (source: string, flags: StreamFlags) => {

@@ -80,7 +80,7 @@ export interface Stream extends AsyncIterable<StreamSample> {
 /**
  * One partition of a plan as a stream of resized samples (DESIGN.md §4): exactly `floor(count / P)` samples per
  * query, failures replaced from the partition's own stripe, queries interleaved by weight with a PRNG seeded by
- * (seed, epoch, partition), a resume state after every sample. Memory is bounded by the window, not the plan.
+ * (seed, epoch, partition), each stripe's order reshuffled by epoch, a resume state after every sample. Memory is bounded by the window, not the plan.
  */
 export function streamPartition(plan: Plan, o: PartitionStreamOptions): Stream {
   checkPartition(o.partition);
@@ -90,14 +90,14 @@ export function streamPartition(plan: Plan, o: PartitionStreamOptions): Stream {
   const quota = quotas(plan, P);
   const queries = plan.header.queries;
   const fresh = (e: number): StreamState => ({
-    v: 1,
+    v: 2,
     plan: plan.header.id,
     p,
     P,
     epoch: e,
     delivered: 0,
     rng: stringSeed(`${plan.header.seed}:${e}:${p}`),
-    queries: queries.map(() => ({ cursor: 0, pass: 0, delivered: 0 })),
+    queries: queries.map(() => ({ delivered: 0, tail: 0 })),
   });
   let state: StreamState = o.state ? structuredClone(o.state) : fresh(epoch);
   checkState(state, plan, o.partition, epoch, quota, o.infinite ?? false);
@@ -109,14 +109,19 @@ export function streamPartition(plan: Plan, o: PartitionStreamOptions): Stream {
   // concurrency 0.43, 4 × 0.91–0.93, 8 × 0.98). Ready samples are resized ones, a few tens of KB each.
   const window = o.window ?? Math.min(4096, 8 * plan.header.fetch.concurrency);
   const size = quota.reduce((a, b) => a + b, 0);
-  const readersFor = (s: StreamState) => queries.map((q, qi) => new StripeReader(
-    q.name,
-    plan.candidates[qi]!,
-    { p, P },
-    { cursor: s.queries[qi]!.cursor, pass: s.queries[qi]!.pass, remaining: quota[qi]! - s.queries[qi]!.delivered },
-    window,
-    (c) => fetchCandidate(c.url, o.context, stats, abort.signal),
-  ));
+  // Epoch 0 walks the plan's order; a later epoch visits each stripe's head in an order of its own.
+  const readersFor = (s: StreamState) => queries.map((q, qi) => {
+    return new StripeReader(
+      q.name,
+      plan.candidates[qi]!,
+      { p, P },
+      quota[qi]!,
+      s.queries[qi]!,
+      s.epoch === 0 ? null : stringSeed(`${plan.header.seed}:${s.epoch}:${p}:${qi}`),
+      window,
+      (c) => fetchCandidate(c.url, o.context, stats, abort.signal),
+    );
+  });
   let readers = readersFor(state);
   let rand = new Random(state.rng);
   if (o.infinite && size === 0) throw invalidOption('an infinite stream needs at least one sample per partition: every query has fewer samples than partitions');
@@ -154,9 +159,8 @@ export function streamPartition(plan: Plan, o: PartitionStreamOptions): Stream {
         const hit = await readers[qi]!.next();
         if (closed) return;
         const qs = state.queries[qi]!;
-        qs.cursor = hit.position + 1;
-        qs.pass = hit.pass;
         qs.delivered++;
+        qs.tail = hit.tail;
         const n = state.delivered++;
         state.rng = rand.state;
         const repeat = hit.pass > 0;

@@ -3,7 +3,7 @@ import { invalidOption } from '../core/errors.js';
 
 /** The resume state of one partition (docs/streaming.md): a few integers, whatever the dataset size. */
 export interface StreamState {
-  v: 1;
+  v: 2;
   /** The plan's id: a state is only valid for the plan it was made with. */
   plan: string;
   p: number;
@@ -15,25 +15,23 @@ export interface StreamState {
   queries: QueryState[];
 }
 
+/** A query's walk over its stripe (src/stream/stripe.ts): samples delivered and tail positions used. */
 export interface QueryState {
-  /** Next stripe position to try. */
-  cursor: number;
-  /** How many times the stripe was restarted (repeats). */
-  pass: number;
   delivered: number;
+  tail: number;
 }
 
 const count = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
 const stateSchema = z
   .object({
-    v: z.literal(1),
+    v: z.literal(2, { message: 'it was made by an earlier clipstream (format 1, whose epochs did not reshuffle): start the epoch afresh' }),
     plan: z.string().regex(/^[0-9a-f]{16}$/),
     p: count,
     P: z.number().int().min(1).max(1_000_000),
     epoch: count,
     delivered: count,
     rng: z.number().int().min(0).max(2 ** 32 - 1),
-    queries: z.array(z.object({ cursor: count, pass: count, delivered: count }).strict()).max(10_000),
+    queries: z.array(z.object({ delivered: count, tail: count }).strict()).max(10_000),
   })
   .strict();
 

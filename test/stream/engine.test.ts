@@ -1,7 +1,7 @@
 import sharp from 'sharp';
 import { describe, expect, test } from 'vitest';
 import { loadPlan, resolvePlan, readSpec, type Plan } from '../../src/select/index.js';
-import { openStream, type StreamSample } from '../../src/stream/index.js';
+import { openStream, parseState, type StreamSample } from '../../src/stream/index.js';
 import { tempDir } from '../helpers/tmp.js';
 import { COLOURS, streamWorld, type Colour } from './world.js';
 
@@ -86,6 +86,23 @@ describe('a stream delivers exact counts', () => {
     expect(new Set(b)).toEqual(new Set(a));
     expect(b).not.toEqual(a);
   });
+
+  test('one query: every epoch delivers the same samples in its own order, and resumes exactly inside an epoch', async () => {
+    const w = world();
+    const plan = await loadPlan(await w.spec([{ name: 'red', count: 40 }]));
+    const run = async (epoch: number, state?: StreamSample['state']) => (await drain(await openStream(plan, { epoch, state })));
+    const [e0, e1, e2] = [await run(0), await run(1), await run(2)];
+    const ids = (samples: StreamSample[]) => samples.map((s) => s.json.id as number);
+    expect(new Set(ids(e1))).toEqual(new Set(ids(e0)));
+    expect(new Set(ids(e2))).toEqual(new Set(ids(e0)));
+    expect(ids(e1)).not.toEqual(ids(e0));
+    expect(ids(e2)).not.toEqual(ids(e1));
+    // Not a rotation: the first ten of epoch 0 are spread over epoch 1.
+    expect(Math.max(...ids(e0).slice(0, 10).map((id) => ids(e1).indexOf(id)))).toBeGreaterThan(20);
+    expect(await run(1).then(ids)).toEqual(ids(e1));
+    const tail = await run(1, e1[13]!.state);
+    expect([...ids(e1.slice(0, 14)), ...ids(tail)]).toEqual(ids(e1));
+  });
 });
 
 describe('infinite mode', () => {
@@ -132,6 +149,9 @@ describe('resume', () => {
     await expect(openStream(plan, { partition: { index: 1, count: 4 }, state })).rejects.toThrow(/2 partitions, this run has 4/);
     await expect(openStream(plan, { partition: { index: 0, count: 2 }, state })).rejects.toThrow(/partition 1's, this is partition 0/);
     await expect(openStream(plan, { partition: { index: 1, count: 2 }, epoch: 1, state })).rejects.toThrow(/epoch 0, this is epoch 1/);
+    // A state of clipstream's first format (epochs did not reshuffle then) is refused with what to do.
+    const v1 = { v: 1, plan: state.plan, p: 1, P: 2, epoch: 0, delivered: 1, rng: 1, queries: [{ cursor: 2, pass: 0, delivered: 1 }] };
+    expect(() => parseState(JSON.stringify(v1), 'state')).toThrow(/state is not a resume state: v: it was made by an earlier clipstream .*start the epoch afresh/);
   });
 });
 

@@ -1,0 +1,128 @@
+import { describe, expect, test } from 'vitest';
+import type { Candidate } from '../../src/select/plan.js';
+import type { CachedOutcome } from '../../src/stream/cache.js';
+import { StripeReader, type StripeHit } from '../../src/stream/stripe.js';
+
+// The reader takes the attempt as a function: here outcomes are a fixed table per position and latencies are
+// random, so that what is tested is the walk itself (what is visited, in which order, whatever finishes first).
+
+function candidates(n: number): Candidate[] {
+  return Array.from({ length: n }, (_, id) => ({ id, similarity: 1, url: `u${id}`, caption: null, metadata: {} }));
+}
+
+const success = (id: number): CachedOutcome => ({ ok: true, image: Buffer.from([id]), format: 'jpg', width: 1, height: 1, originalWidth: 1, originalHeight: 1, sha256: null });
+const failure: CachedOutcome = { ok: false, reason: 'http_404', message: 'dead' };
+
+interface Walk {
+  ids: number[];
+  hits: StripeHit[];
+  /** Every attempt, in launch order. */
+  attempts: number[];
+}
+
+/** Row `id` is dead when `dead(id)`; each attempt resolves after a random 0–3 ms. */
+async function walk(o: {
+  rows: number;
+  dead: (id: number) => boolean;
+  quota: number;
+  start?: { delivered: number; tail: number };
+  take?: number;
+  seed?: number | null;
+  window?: number;
+  random?: () => number;
+}): Promise<Walk> {
+  const attempts: number[] = [];
+  const random = o.random ?? Math.random;
+  const reader = new StripeReader('q', candidates(o.rows), { p: 0, P: 1 }, o.quota, o.start ?? { delivered: 0, tail: 0 }, o.seed ?? null, o.window ?? 8, async (c) => {
+    attempts.push(c.id);
+    await new Promise((r) => setTimeout(r, Math.floor(random() * 4)));
+    return o.dead(c.id) ? failure : success(c.id);
+  });
+  const hits: StripeHit[] = [];
+  const take = o.take ?? o.quota - (o.start?.delivered ?? 0);
+  for (let i = 0; i < take; i++) hits.push(await reader.next());
+  await reader.settle();
+  return { ids: hits.map((h) => h.candidate.id), hits, attempts };
+}
+
+const every3rd = (id: number) => id % 3 === 1;
+
+describe('the stripe walk', () => {
+  test('delivers the head, each failed slot replaced by the next tail success, whatever the window and the timing', async () => {
+    // 40 rows, quota 20: head 0…19 (7 dead), tail 20… (dead every third).
+    const expected: number[] = [];
+    let tail = 20;
+    for (let slot = 0; slot < 20; slot++) {
+      if (!every3rd(slot)) {
+        expected.push(slot);
+        continue;
+      }
+      while (every3rd(tail)) tail++;
+      expected.push(tail++);
+    }
+    for (const window of [1, 3, 8, 64]) {
+      const w = await walk({ rows: 40, dead: every3rd, quota: 20, window });
+      expect(w.ids).toEqual(expected);
+      // Visited: the head and the shortest tail prefix that makes up for its failures, each once.
+      expect([...w.attempts].sort((a, b) => a - b)).toEqual(Array.from({ length: tail }, (_, i) => i));
+      expect(w.hits.every((h) => h.pass === 0)).toBe(true);
+    }
+  });
+
+  test('a seeded head order: the same samples in another order, the same order for the same seed', async () => {
+    const plain = await walk({ rows: 60, dead: every3rd, quota: 30 });
+    const a = await walk({ rows: 60, dead: every3rd, quota: 30, seed: 11 });
+    const b = await walk({ rows: 60, dead: every3rd, quota: 30, seed: 11, window: 2 });
+    const c = await walk({ rows: 60, dead: every3rd, quota: 30, seed: 12 });
+    expect(new Set(a.ids)).toEqual(new Set(plain.ids));
+    expect(new Set(c.ids)).toEqual(new Set(plain.ids));
+    expect(new Set([...a.attempts])).toEqual(new Set([...plain.attempts]));
+    expect(b.ids).toEqual(a.ids);
+    expect(a.ids).not.toEqual(plain.ids);
+    expect(c.ids).not.toEqual(a.ids);
+    // A real shuffle, not a rotation: the head's first ten in stripe order are spread over the epoch.
+    const firstTen = plain.ids.slice(0, 10).map((id) => a.ids.indexOf(id));
+    expect(Math.max(...firstTen)).toBeGreaterThan(15);
+  });
+
+  test('resuming from the state after any sample delivers exactly the rest of the uninterrupted walk', async () => {
+    for (const seed of [null, 5]) {
+      const full = await walk({ rows: 50, dead: every3rd, quota: 25, seed });
+      for (const cut of [1, 4, 12, 24]) {
+        const hit = full.hits[cut - 1]!;
+        const rest = await walk({ rows: 50, dead: every3rd, quota: 25, seed, start: { delivered: cut, tail: hit.tail }, window: 3 });
+        expect([...full.ids.slice(0, cut), ...rest.ids]).toEqual(full.ids);
+        // Nothing before the cut is visited again.
+        for (const id of rest.attempts) expect(full.ids.slice(0, cut)).not.toContain(id);
+      }
+    }
+  });
+
+  test('a stripe that runs dry repeats its successes, flagged as later passes', async () => {
+    // 10 rows, 4 dead, quota 15: 6 first deliveries, then repeats.
+    const dead = (id: number) => id % 5 === 1 || id % 5 === 3;
+    const w = await walk({ rows: 10, dead, quota: 15, seed: 3 });
+    const fresh = w.hits.filter((h) => h.pass === 0).map((h) => h.candidate.id);
+    const repeats = w.hits.filter((h) => h.pass > 0).map((h) => h.candidate.id);
+    expect(new Set(fresh)).toEqual(new Set([0, 2, 4, 5, 7, 9]));
+    expect(fresh).toHaveLength(6);
+    expect(repeats).toEqual([0, 2, 4, 5, 7, 9, 0, 2, 4]);
+  });
+
+  test('no success anywhere in the stripe: STREAM_EXHAUSTED after one walk, not a hang', async () => {
+    const attempts: number[] = [];
+    const reader = new StripeReader('q', candidates(6), { p: 0, P: 1 }, 4, { delivered: 0, tail: 0 }, 9, 8, async (c) => {
+      attempts.push(c.id);
+      return failure;
+    });
+    await expect(reader.next()).rejects.toMatchObject({ code: 'STREAM_EXHAUSTED', message: expect.stringMatching(/none of the 6 candidates/) });
+    await reader.settle();
+    expect(attempts.length).toBeLessThanOrEqual(6 + 8);
+  });
+
+  test('a state that does not fit the stripe is refused', () => {
+    const make = (start: { delivered: number; tail: number }) => new StripeReader('q', candidates(0), { p: 0, P: 1 }, 4, start, null, 8, async () => failure);
+    expect(() => make({ delivered: 5, tail: 0 })).toThrow(/does not fit query q's stripe/);
+    expect(() => make({ delivered: 0, tail: 2 })).toThrow(/does not fit/);
+  });
+});
