@@ -15,11 +15,16 @@ export interface AgentOptions {
   dns?: DnsCacheOptions;
   /** The address classifier; replaceable only so tests can pretend loopback is public. */
   isPrivate?: (address: string) => boolean;
+  /** dns.lookup; replaceable only so tests can make the resolver fail. */
+  dnsLookup?: DnsLookup;
 }
+
+/** The shape of dns.lookup with `all: true` that the caching lookup calls. */
+export type DnsLookup = (hostname: string, options: { all: true; family: number }, callback: (err: NodeJS.ErrnoException | null, addresses: LookupAddress[]) => void) => void;
 
 export function createAgent(o: AgentOptions): Agent {
   const isPrivate = o.isPrivate ?? isPrivateAddress;
-  const lookup = createCachingLookup({ ...o.dns, allowPrivateNetworks: o.allowPrivateNetworks, isPrivate });
+  const lookup = createCachingLookup({ ...o.dns, allowPrivateNetworks: o.allowPrivateNetworks, isPrivate, dnsLookup: o.dnsLookup });
   const base = buildConnector({ timeout: o.timeoutMs, lookup, allowH2: false });
   return new Agent({
     connections: o.perHostConcurrency,
@@ -71,9 +76,10 @@ type Answer = { addresses: LookupAddress[]; expires: number } | { error: NodeJS.
  * dropped; a host with only private answers fails with PrivateAddressError before any connection is made.
  */
 export function createCachingLookup(
-  o: DnsCacheOptions & { allowPrivateNetworks: boolean; isPrivate?: (address: string) => boolean },
+  o: DnsCacheOptions & { allowPrivateNetworks: boolean; isPrivate?: (address: string) => boolean; dnsLookup?: DnsLookup },
 ): LookupFunction {
   const isPrivate = o.isPrivate ?? isPrivateAddress;
+  const systemLookup: DnsLookup = o.dnsLookup ?? ((hostname, options, callback) => dnsLookup(hostname, options, callback));
   const ttlMs = o.ttlMs ?? 60_000;
   const negativeTtlMs = o.negativeTtlMs ?? 10_000;
   const maxEntries = o.maxEntries ?? 10_000;
@@ -87,7 +93,7 @@ export function createCachingLookup(
     let inFlight = pending.get(key);
     if (!inFlight) {
       inFlight = new Promise<Answer>((done) => {
-        dnsLookup(hostname, { all: true, family }, (error, addresses) => {
+        systemLookup(hostname, { all: true, family }, (error, addresses) => {
           const answer: Answer = error
             ? { error, expires: Date.now() + (error.code === 'ENOTFOUND' ? negativeTtlMs : 0) }
             : { addresses, expires: Date.now() + ttlMs };

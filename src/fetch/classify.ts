@@ -5,6 +5,8 @@ import { PRIVATE_ADDRESS_CODE } from './ssrf.js';
 export interface Classified {
   reason: FailureReason;
   message: string;
+  /** A failure of the moment that another attempt may not meet (a resolver that did not answer: EAI_AGAIN). */
+  transient?: true;
 }
 
 const TIMEOUT_CODES = new Set(['UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'ETIMEDOUT', 'ESOCKETTIMEDOUT']);
@@ -34,7 +36,10 @@ export function classifyError(err: unknown, host: string): Classified {
   if (has((c) => c === PRIVATE_ADDRESS_CODE)) return { reason: 'private_address', message: describe(err) };
   let code: string | undefined;
   if ((code = has((c) => TIMEOUT_CODES.has(c)))) return { reason: 'timeout', message: `Timed out (${code}): ${describe(err)}` };
-  if ((code = has((c) => DNS_CODES.has(c)))) return { reason: 'dns_error', message: `DNS lookup failed for ${host} (${code})` };
+  if ((code = has((c) => DNS_CODES.has(c)))) {
+    // EAI_AGAIN is "temporary failure in name resolution": an overloaded resolver, common on big crawls.
+    return { reason: 'dns_error', message: `DNS lookup failed for ${host} (${code})`, ...(code === 'EAI_AGAIN' ? { transient: true as const } : {}) };
+  }
   if ((code = has((c) => TLS_CODE.test(c)))) return { reason: 'tls_error', message: `TLS error (${code}): ${describe(err)}` };
   const first = all[0];
   return { reason: 'connection_error', message: `Connection error${first ? ` (${first})` : ''}: ${describe(err)}` };

@@ -10,7 +10,7 @@ import { isIP } from 'node:net';
 import type { Dispatcher } from 'undici';
 import { Semaphore } from '../core/async.js';
 import type { FailureReason, FetchOutcome } from '../core/types.js';
-import { createAgent } from './agent.js';
+import { createAgent, type DnsLookup } from './agent.js';
 import { classifyError } from './classify.js';
 import { acquireAbortable, HostLimiter, sleep } from './limits.js';
 import { resolveFetchOptions, type FetchOptions } from './options.js';
@@ -30,7 +30,7 @@ type Failure = Extract<FetchOutcome, { ok: false }>;
 /** One attempt's result: an outcome without the attempt count, plus the server's Retry-After and final host. */
 type AttemptResult =
   | (Omit<Extract<FetchOutcome, { ok: true }>, 'attempts'>)
-  | (Omit<Failure, 'attempts'> & { retryAfterMs?: number; host?: string });
+  | (Omit<Failure, 'attempts'> & { retryAfterMs?: number; host?: string; transient?: true });
 
 const ACCEPT = 'image/webp,image/png,image/jpeg,image/*;q=0.8,*/*;q=0.5';
 const REDIRECTS = new Set([301, 302, 303, 307, 308]);
@@ -39,12 +39,14 @@ const REDIRECTS = new Set([301, 302, 303, 307, 308]);
 export interface FetcherInternals {
   /** Replaces the SSRF address classifier (tests pretend 127.0.0.1 is public to follow a redirect off it). */
   isPrivateAddress?: (address: string) => boolean;
+  /** Replaces dns.lookup (tests make a resolver fail now and then: EAI_AGAIN cannot be had from a real one here). */
+  dnsLookup?: DnsLookup;
 }
 
 export function createFetcher(options: Partial<FetchOptions> = {}, internals: FetcherInternals = {}): Fetcher {
   const o = resolveFetchOptions(options);
   const isPrivate = internals.isPrivateAddress ?? isPrivateAddress;
-  const agent = createAgent({ timeoutMs: o.timeoutMs, perHostConcurrency: o.perHostConcurrency, allowPrivateNetworks: o.allowPrivateNetworks, isPrivate });
+  const agent = createAgent({ timeoutMs: o.timeoutMs, perHostConcurrency: o.perHostConcurrency, allowPrivateNetworks: o.allowPrivateNetworks, isPrivate, dnsLookup: internals.dnsLookup });
   const hosts = new HostLimiter(o.perHostConcurrency);
   const slots = new Semaphore(o.concurrency);
   const headers = { 'user-agent': userAgent(o.userAgentToken), accept: ACCEPT };
@@ -77,7 +79,7 @@ export function createFetcher(options: Partial<FetchOptions> = {}, internals: Fe
       if (r.ok) return { ...r, attempts };
       if (signal?.aborted) return aborted(attempts);
 
-      const { retryAfterMs, host: failedHost, ...failure } = r;
+      const { retryAfterMs, host: failedHost, transient, ...failure } = r;
       const status = failure.status;
       if (status === 429 || (status !== undefined && status >= 500 && retryAfterMs !== undefined)) {
         const wait = retryAfterMs ?? backoffMs(attempts);
@@ -87,7 +89,7 @@ export function createFetcher(options: Partial<FetchOptions> = {}, internals: Fe
           return status === 429 ? { ...failure, reason: 'rate_limited', message: why, attempts } : { ...failure, message: why, attempts };
         }
       }
-      if (attempts > o.retries || !isRetryable(failure.reason, status)) {
+      if (attempts > o.retries || !isRetryable(failure.reason, status, transient)) {
         return status === 429 ? { ...failure, reason: 'rate_limited', attempts } : { ...failure, attempts };
       }
       try {

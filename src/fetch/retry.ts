@@ -1,9 +1,12 @@
 /** Which failures are worth another attempt, and how long to wait before it. */
 import type { FailureReason } from '../core/types.js';
 
-/** Timeouts, connection errors, 5xx and 429 are retried; everything else (404, opted_out, too_large…) is final. */
-export function isRetryable(reason: FailureReason, status?: number): boolean {
-  if (reason === 'timeout' || reason === 'connection_error') return true;
+/**
+ * Timeouts, connection errors, temporary DNS failures, 5xx and 429 are retried; everything else (404, a host that
+ * does not exist, opted_out, too_large…) is final.
+ */
+export function isRetryable(reason: FailureReason, status?: number, transient = false): boolean {
+  if (reason === 'timeout' || reason === 'connection_error' || transient) return true;
   if (status === 429) return true;
   return status !== undefined && status >= 500 && status <= 599;
 }

@@ -289,6 +289,28 @@ describe('invalid input and network errors', () => {
     expect(ms).toBeLessThan(5500);
   });
 
+  it('retries a resolver that did not answer (EAI_AGAIN), never a host that does not exist (ENOTFOUND)', async () => {
+    // No resolver here fails "temporarily" on demand, so the lookup is replaced: the first call for each host
+    // fails with that host's code, later calls answer 127.0.0.1.
+    const calls = new Map<string, number>();
+    const dnsLookup: FetcherInternals['dnsLookup'] = (hostname, _options, callback) => {
+      const n = (calls.get(hostname) ?? 0) + 1;
+      calls.set(hostname, n);
+      const code = hostname.startsWith('busy') ? 'EAI_AGAIN' : 'ENOTFOUND';
+      if (n === 1 || code === 'ENOTFOUND') return setImmediate(() => callback(Object.assign(new Error(`getaddrinfo ${code} ${hostname}`), { code }), []));
+      setImmediate(() => callback(null, [{ address: '127.0.0.1', family: 4 }]));
+    };
+    const f = createFetcher({ allowPrivateNetworks: true, timeoutMs: 3000, retries: 2 }, { dnsLookup });
+    fetchers.push(f);
+    const port = new URL(server.url).port;
+    const busy = await f.fetch(`http://busy.example:${port}/img/8x8.jpg`);
+    expect(busy).toMatchObject({ ok: true, attempts: 2 });
+    const gone = failure(await f.fetch(`http://gone.example:${port}/img/8x8.jpg`));
+    expect(gone).toMatchObject({ reason: 'dns_error', attempts: 1 });
+    expect(gone.message).toBe('DNS lookup failed for gone.example (ENOTFOUND)');
+    expect(calls.get('gone.example')).toBe(1);
+  });
+
   it('gives tls_error for a certificate nobody vouches for', async () => {
     const tls = createHttpsServer({ key: TEST_KEY, cert: TEST_CERT }, (_, res) => res.end('secret'));
     await new Promise<void>((resolve) => tls.listen(0, '127.0.0.1', resolve));

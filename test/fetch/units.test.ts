@@ -86,6 +86,7 @@ describe('retry policy', () => {
     expect(isRetryable('http_429', 429)).toBe(true);
     expect(isRetryable('http_404', 404)).toBe(false);
     expect(isRetryable('dns_error')).toBe(false);
+    expect(isRetryable('dns_error', undefined, true)).toBe(true); // EAI_AGAIN
     expect(isRetryable('too_large', 200)).toBe(false);
     expect(isRetryable('opted_out', 200)).toBe(false);
   });
