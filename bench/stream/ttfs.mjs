@@ -6,8 +6,8 @@
 // `clipstream stream SPEC --output -` from spawn until the first sample's last tar member (`.state`) has arrived,
 // several times (the page cache is warm after the first: "cold" is a new process, not a cold disk). The breakdown
 // is measured apart, each piece in its own fresh process, so it adds up only roughly:
-//   process start  `clipstream stream --help` (node + the stream command's module graph)
-//   plan           resolvePlan in a fresh node: readSpec, open index, the search for the candidates, the order
+//   process start  node + the modules of the stream path, compile cache on
+//   plan           openPlan in a fresh node: to its first block (what the stream waits for), to the whole plan
 //   first download the first candidate fetched + resized alone, against the same server
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -75,8 +75,11 @@ export async function ttfs({ rows = 1_000_000, dim = 512, port = 47611, count = 
     if (planned.code !== 0) throw new Error(`clipstream plan failed:\n${planned.output}`);
     const fromPlan = [];
     for (let i = 0; i < trials; i++) fromPlan.push(await firstSample(planDir));
+    // Process start: node and the modules a stream loads (from a spec: all of them), compile cache on as in the CLI.
+    const modules = ['dist/cli/stream-commands.js', 'dist/select/plan-file.js', 'dist/select/plan.js', 'dist/stream/engine.js', 'dist/stream/api.js', 'dist/stream/record.js', 'dist/sink/tar.js'];
+    const load = `(await import('node:module')).enableCompileCache(); ${modules.map((m) => `await import(${JSON.stringify(join(root, m))});`).join(' ')}`;
     const startup = [];
-    for (let i = 0; i < trials; i++) startup.push((await timed(process.execPath, [cli, 'stream', '--help'])).seconds);
+    for (let i = 0; i < trials; i++) startup.push((await timed(process.execPath, ['--input-type=module', '-e', load])).seconds);
     const plans = [];
     for (let i = 0; i < breakdownTrials; i++) plans.push(await planInFreshProcess(spec));
     const plan = plans.at(-1);
@@ -88,8 +91,8 @@ export async function ttfs({ rows = 1_000_000, dim = 512, port = 47611, count = 
     const ms = (s) => `${Math.round(s * 1000)} ms`;
     console.log(`   plan: ${plan.planned} candidates planned, ${plan.available}${plan.availableMore ? '+' : ''} rows available; first candidate ${firstUrl.replace(/^.*\/img/, '/img')} (server: ${first.kind}${first.ms ? ` ${first.ms} ms` : ''}${first.status ? ` ${first.status}` : ''})`);
     console.log('   breakdown (each part apart, in its own fresh process; median):');
-    console.log(`     process start (clipstream stream --help) ${ms(med(startup))}`);
-    console.log(`     plan resolution (fresh node)           ${ms(med(plans.map((p) => p.total)))}  = read spec + open index ${ms(med(plans.map((p) => p.open)))}, search ${ms(med(plans.map((p) => p.search)))}, rest ${ms(med(plans.map((p) => p.total - p.open - p.search)))}`);
+    console.log(`     process start (node + the stream path's modules) ${ms(med(startup))}`);
+    console.log(`     plan, first block (what a stream waits for) ${ms(med(plans.map((p) => p.first)))}; whole plan ${ms(med(plans.map((p) => p.total)))} (the long search alone: read spec + open index ${ms(med(plans.map((p) => p.open)))}, search ${ms(med(plans.map((p) => p.search)))})`);
     console.log(`     first download + resize, alone         ${ms(download)}`);
     console.log(`   memory of the stream process at its first sample: VmRSS ${mb(med(firsts.map((f) => f.rssKb)))} (median), peak (VmHWM) ${mb(Math.max(...firsts.map((f) => f.hwmKb)))}`);
     console.log(`   time to first sample, each trial: ${firsts.map((f) => ms(f.seconds)).join(', ')} (first byte of the tar at ${firsts.map((f) => ms(f.firstByte)).join(', ')})`);
@@ -134,16 +137,22 @@ function firstSample(spec) {
 }
 
 /**
- * Plan resolution in fresh node processes: one times resolvePlan whole (cold), another its index calls apart, in
- * the order resolvePlan makes them (open the index, the search for the candidates).
+ * Plan resolution in fresh node processes (compile cache on, as the CLI has it): one times openPlan until the first
+ * block (what a stream waits for) and until the whole plan, another the index calls of the long search apart (open
+ * the index, the search for all the candidates).
  */
 async function planInFreshProcess(spec) {
   const whole = `
-    const { readSpec, resolvePlan } = await import(${JSON.stringify(join(root, 'dist/select/index.js'))});
+    (await import('node:module')).enableCompileCache();
+    const { readSpec } = await import(${JSON.stringify(join(root, 'dist/select/spec.js'))});
+    const { openPlan } = await import(${JSON.stringify(join(root, 'dist/select/plan.js'))});
     const t = performance.now();
-    const plan = await resolvePlan(await readSpec(${JSON.stringify(spec)}));
-    process.stdout.write(JSON.stringify({ total: (performance.now() - t) / 1000, planned: plan.header.queries[0].planned,
-      available: plan.header.queries[0].available, availableMore: plan.header.queries[0].available_more, firstUrl: plan.candidates[0][0].url }));
+    const plan = await openPlan(await readSpec(${JSON.stringify(spec)}));
+    const first = (performance.now() - t) / 1000;
+    const firstUrl = plan.candidates[0][0].url;
+    await plan.pending;
+    process.stdout.write(JSON.stringify({ first, total: (performance.now() - t) / 1000, planned: plan.header.queries[0].planned,
+      available: plan.header.queries[0].available, availableMore: plan.header.queries[0].available_more, firstUrl }));
   `;
   const parts = `
     const { openIndex } = await import(${JSON.stringify(join(root, 'dist/index/index.js'))});

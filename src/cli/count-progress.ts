@@ -1,4 +1,7 @@
-import cliProgress from 'cli-progress';
+import { createRequire } from 'node:module';
+
+// cli-progress (16 modules) is loaded only for a terminal.
+const loadCliProgress = () => createRequire(import.meta.url)('cli-progress') as typeof import('cli-progress');
 
 /**
  * Progress of a job counted in items (rows, images): a bar with an ETA on a TTY when the total is known, a running
@@ -11,6 +14,7 @@ export function countProgress(label: string, unit: string, { intervalSeconds = 5
     const format = totalKnown
       ? `${label} {bar} {value}/{total} ${unit} | {rate} ${unit}/s | ETA {eta_formatted}`
       : `${label} {value} ${unit} | {rate} ${unit}/s`;
+    const cliProgress = loadCliProgress();
     const bar = new cliProgress.SingleBar({ format, stream: process.stderr, hideCursor: true, fps: 5 }, cliProgress.Presets.shades_classic);
     let started = false;
     return {

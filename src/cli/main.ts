@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-import './threadpool.js';
+import './boot.js';
 import { Command, CommanderError } from 'commander';
 import { isClipstreamError } from '../core/errors.js';
 import { normalizeFlags } from './parse.js';

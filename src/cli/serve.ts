@@ -29,6 +29,7 @@ export function serveCommand(): Command {
       const contexts: { close(): Promise<void> }[] = [];
       for (const [name, source] of streamSources) {
         const plan = await loadPlan(source);
+        await plan.pending; // /streams lists what each plan holds
         for (const w of plan.warnings) process.stderr.write(`clipstream: warning: stream ${name}: ${w}\n`);
         const context = await createStreamContext(plan);
         contexts.push(context);

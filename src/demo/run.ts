@@ -41,6 +41,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
   try {
     const world = await buildDemoWorld(join(out, 'world'), { serverUrl: server.url, count: options.count, queries: options.queries });
     const plan = await loadPlan(world.specPath);
+    await plan.pending;
     options.onPlan?.(plan);
     const context = await createStreamContext(plan);
     const shardsDir = join(out, 'shards');

@@ -1,6 +1,7 @@
 import { open, rm, type FileHandle } from 'node:fs/promises';
 import { ByteWriter, ParquetWriter, schemaFromColumnData } from 'hyparquet-writer';
 import { ClipstreamError } from '../core/errors.js';
+import { jsonReplacer } from './json-value.js';
 
 /**
  * Streaming parquet writer on hyparquet-writer: rows are buffered column-wise up to `rowGroupSize`, then encoded
@@ -152,20 +153,6 @@ function stringify(value: unknown): string {
   return String(value);
 }
 
-/** JSON.stringify replacer for values JSON has no literal for: bigint → number when exact, else text; bytes → base64. */
-export function jsonReplacer(this: unknown, _key: string, value: unknown): unknown {
-  if (typeof value === 'bigint') {
-    const n = Number(value);
-    return BigInt(n) === value ? n : value.toString();
-  }
-  if (value !== null && typeof value === 'object' && (value as { type?: unknown }).type === 'Buffer') {
-    // Buffer#toJSON already ran: { type: 'Buffer', data: [...] }
-    const data = (value as { data?: unknown }).data;
-    if (Array.isArray(data)) return Buffer.from(data as number[]).toString('base64');
-  }
-  if (value instanceof Uint8Array) return Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString('base64');
-  return value;
-}
 
 /** A value hyparquet's JSON column encoder can serialise (it does not know bigint or bytes). */
 function toJsonValue(value: unknown): unknown {

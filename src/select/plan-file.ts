@@ -2,20 +2,23 @@ import { mkdir, readFile, rename, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ClipstreamError, inputMalformed } from '../core/errors.js';
 import { readIndexInfo } from '../index/info.js';
-import { openParquet } from '../io/parquet-read.js';
-import { openParquetWriter } from '../io/parquet-write.js';
-import type { Candidate, Plan, PlanHeader } from './plan.js';
-import { resolvePlan } from './plan.js';
+import type { Candidate, Plan, PlanHeader, ResolveOptions } from './plan.js';
 import { readSpec } from './spec.js';
+
+// Loaded when used: a stream from a spec needs no parquet, a stream from a plan folder no LanceDB.
+const parquetRead = () => import('../io/parquet-read.js');
+const parquetWrite = () => import('../io/parquet-write.js');
+const planning = () => import('./plan.js');
 
 /** A plan folder: `plan.json` (the header) + `candidates.parquet` (query, position, id, similarity, url, caption, metadata). */
 export const PLAN_FILE = 'plan.json';
 export const CANDIDATES_FILE = 'candidates.parquet';
 
 export async function writePlan(dir: string, plan: Plan): Promise<void> {
+  await plan.pending;
   await mkdir(dir, { recursive: true });
   const partial = join(dir, `${CANDIDATES_FILE}.partial`);
-  const writer = await openParquetWriter(partial, [
+  const writer = await (await parquetWrite()).openParquetWriter(partial, [
     { name: 'query', type: 'STRING' },
     { name: 'position', type: 'INT64' },
     { name: 'id', type: 'INT64' },
@@ -63,7 +66,7 @@ export async function readPlan(dir: string): Promise<Plan> {
   }
   const byName = new Map(header.queries.map((q, i) => [q.name, i]));
   const candidates: Candidate[][] = header.queries.map(() => []);
-  const file = await openParquet(join(dir, CANDIDATES_FILE));
+  const file = await (await parquetRead()).openParquet(join(dir, CANDIDATES_FILE));
   try {
     for (const group of file.rowGroups) {
       const rows = await file.readRows(['query', 'position', 'id', 'similarity', 'url', 'caption', 'metadata'], group.start, group.start + group.rows);
@@ -95,11 +98,12 @@ export async function readPlan(dir: string): Promise<Plan> {
 }
 
 /**
- * A plan folder is read (and checked against its index when that is a local folder); a spec file is resolved.
+ * A plan folder is read (and checked against its index when that is a local folder); a spec file is resolved,
+ * progressively: the plan comes back with every query's first block and `pending` set (see `openPlan`).
  * A plan made for another index — rebuilt or extended since — is refused.
  */
-export async function loadPlan(specOrPlan: string): Promise<Plan> {
-  if (!(await isPlanDir(specOrPlan))) return resolvePlan(await readSpec(specOrPlan));
+export async function loadPlan(specOrPlan: string, opts: Pick<ResolveOptions, 'whileSearching'> = {}): Promise<Plan> {
+  if (!(await isPlanDir(specOrPlan))) return (await planning()).openPlan(await readSpec(specOrPlan), opts);
   const plan = await readPlan(specOrPlan);
   const { location, count, dim, created_at } = plan.header.index;
   if (typeof location === 'string') {

@@ -69,33 +69,53 @@ export interface Plan {
   candidates: Candidate[][];
   /** Human-readable warnings (a query that cannot be satisfied). */
   warnings: string[];
+  /**
+   * Set while the plan is still being resolved (`openPlan`): every query's first block is in `candidates`, the
+   * rest is appended when this settles, and `header.queries` (available, planned) and `warnings` are final then.
+   * It is removed once it has resolved; it rejects if the search failed.
+   */
+  pending?: Promise<void>;
 }
 
 export interface ResolveOptions {
   /** Reuse an already loaded model (the server embeds many specs with one). */
   model?: ClipModel;
+  /** Rows of each query's first block; FIRST_BLOCK by default (tests make it small). */
+  firstBlock?: number;
+  /**
+   * Called once the first search is under way (LanceDB searches on its own threads): the moment to do other
+   * start-up work on this one, such as loading the modules that will stream the plan.
+   */
+  whileSearching?: () => void;
 }
 
+/**
+ * Each query's candidates come in two blocks: its best FIRST_BLOCK rows (a quick search: a stream can start on
+ * them), then the rest of what the plan keeps (the long search, running while the first samples download). Each
+ * block is deduplicated across queries and ordered on its own, and the second leaves out what the first holds.
+ */
+export const FIRST_BLOCK = 512;
+
+/** The whole plan: every block resolved. */
 export async function resolvePlan(spec: Spec, opts: ResolveOptions = {}): Promise<Plan> {
+  const plan = await openPlan(spec, opts);
+  await plan.pending;
+  return plan;
+}
+
+/** The plan as soon as every query's first block is known; the rest arrives through `plan.pending`. */
+export async function openPlan(spec: Spec, opts: ResolveOptions = {}): Promise<Plan> {
   const { backend, identity } = await openBackend(spec);
-  const needsModel = spec.queries.some((q) => q.text !== undefined || q.image !== undefined);
-  let model = opts.model;
-  const ownModel = needsModel && !model;
+  let handedOver = false;
   try {
-    if (ownModel) {
-      if (!spec.model) {
-        throw invalidOption('the spec has text or image queries but no model', { hint: 'Add `model: PATH` (the CLIP model folder that built the index) to the spec.' });
-      }
-      model = await loadClipModel(spec.model);
-    }
-    const perQuery: SearchResults[] = [];
-    for (const q of spec.queries) {
-      const vector = await queryVector(q, model, identity.dim);
-      const keep = Math.ceil(q.count * spec.oversample);
-      // Room for what cross-query dedup removes.
-      const maxResults = keep + Math.ceil(keep * 0.25) + 16;
+    const vectors = await queryVectors(spec, opts.model, identity.dim);
+    const keep = spec.queries.map((q) => Math.ceil(q.count * spec.oversample));
+    // Room for what cross-query dedup removes.
+    const limits = keep.map((k) => k + Math.ceil(k * 0.25) + 16);
+    const search = async (qi: number, maxResults: number) => {
+      const q = spec.queries[qi]!;
       const results = await backend.search({
-        vector,
+        vector: vectors[qi]!,
         minSimilarity: q.min_similarity,
         maxResults,
         where: q.where,
@@ -104,35 +124,20 @@ export async function resolvePlan(spec: Spec, opts: ResolveOptions = {}): Promis
       });
       // Ties (identical embeddings are common: re-uploads) in a stable order, so every process plans alike.
       results.sort((a, b) => b.similarity - a.similarity || a.id - b.id);
-      perQuery.push(results);
+      return results;
+    };
+    const first: SearchResults[] = [];
+    const firstBlock = opts.firstBlock ?? FIRST_BLOCK;
+    for (const qi of spec.queries.keys()) {
+      const searching = search(qi, Math.min(firstBlock, limits[qi]!));
+      if (qi === 0) opts.whileSearching?.();
+      first.push(await searching);
     }
-    const owned = assignAcrossQueries(perQuery, spec);
-    const candidates = spec.queries.map((q, i) => {
-      const kept = owned[i]!.slice(0, Math.ceil(q.count * spec.oversample)).map(toCandidate);
-      if (spec.order === 'shuffle') shuffleInPlace(kept, stringSeed(`${spec.seed}:${q.name}`));
-      return kept;
-    });
-    const totalCount = spec.queries.reduce((s, q) => s + q.count, 0);
-    const queries: PlannedQuery[] = spec.queries.map((q, i) => ({
-      name: q.name,
-      kind: queryKind(q),
-      requested: q.count,
-      available: perQuery[i]!.length,
-      available_more: perQuery[i]!.truncated === true,
-      planned: candidates[i]!.length,
-      min_similarity: q.min_similarity,
-      weight: q.weight ?? q.count / totalCount,
-    }));
-    const warnings = queries.flatMap((q) =>
-      q.planned < q.requested
-        ? [`query ${q.name}: ${q.requested} requested but only ${q.planned} candidates at similarity ≥ ${q.min_similarity}` +
-           ` (${q.available} found in the index before dedup across queries); dead links cannot all be replaced and samples will repeat` +
-           ' — lower min_similarity, relax where, or ask for fewer']
-        : [],
-    );
+    const candidates = assignAcrossQueries(first, spec).map((owned, qi) => ordered(owned.slice(0, keep[qi]), spec, qi, 0));
+    const totalCount = spec.queries.reduce((sum, q) => sum + q.count, 0);
     const header: PlanHeader = {
       format_version: 1,
-      id: planId(identity, spec, candidates),
+      id: planId(identity, spec, vectors, firstBlock),
       created_at: new Date().toISOString(),
       index: identity,
       seed: spec.seed,
@@ -140,12 +145,89 @@ export async function resolvePlan(spec: Spec, opts: ResolveOptions = {}): Promis
       image: spec.image,
       fetch: spec.fetch,
       cache: spec.cache,
-      queries,
+      queries: spec.queries.map((q, qi) => ({
+        name: q.name,
+        kind: queryKind(q),
+        requested: q.count,
+        available: first[qi]!.length,
+        available_more: first[qi]!.truncated === true,
+        planned: candidates[qi]!.length,
+        min_similarity: q.min_similarity,
+        weight: q.weight ?? q.count / totalCount,
+      })),
     };
-    return { header, candidates, warnings };
+    const plan: Plan = { header, candidates, warnings: [] };
+    // A query needs its long search when its quick one stopped at its limit with fewer candidates than it keeps.
+    const more = [...spec.queries.keys()].filter((qi) => first[qi]!.truncated === true && candidates[qi]!.length < keep[qi]!);
+    if (more.length === 0) {
+      plan.warnings = warningsOf(header.queries);
+      return plan;
+    }
+    const rest = (async () => {
+      try {
+        const known = new Set(first.flat().map((r) => r.id));
+        const knownUrls = new Set(spec.dedup.urls ? first.flat().flatMap((r) => (r.url == null ? [] : [r.url])) : []);
+        const full = new Map<number, SearchResults>();
+        for (const qi of more) full.set(qi, await search(qi, limits[qi]!));
+        const second = spec.queries.map((_, qi) => (full.get(qi) ?? []).filter((r) => !known.has(r.id) && !(r.url != null && knownUrls.has(r.url))));
+        assignAcrossQueries(second, spec).forEach((owned, qi) => {
+          const list = candidates[qi]!;
+          list.push(...ordered(owned.slice(0, keep[qi]! - list.length), spec, qi, 1));
+          const results = full.get(qi);
+          const q = header.queries[qi]!;
+          if (results) Object.assign(q, { available: results.length, available_more: results.truncated === true });
+          q.planned = list.length;
+        });
+        plan.warnings.push(...warningsOf(header.queries));
+        delete plan.pending;
+      } finally {
+        backend.close();
+      }
+    })();
+    rest.catch(() => {}); // observed by whoever awaits plan.pending
+    plan.pending = rest;
+    handedOver = true;
+    return plan;
+  } finally {
+    if (!handedOver) backend.close();
+  }
+}
+
+/** One block of a query's candidates in delivery order: a seeded shuffle (per query and block) or by similarity. */
+function ordered(results: SearchResult[], spec: Spec, qi: number, block: number): Candidate[] {
+  const list = results.map(toCandidate);
+  const name = spec.queries[qi]!.name;
+  if (spec.order === 'shuffle') shuffleInPlace(list, stringSeed(block === 0 ? `${spec.seed}:${name}` : `${spec.seed}:${name}:${block}`));
+  return list;
+}
+
+function warningsOf(queries: PlannedQuery[]): string[] {
+  return queries.flatMap((q) =>
+    q.planned < q.requested
+      ? [`query ${q.name}: ${q.requested} requested but only ${q.planned} candidates at similarity ≥ ${q.min_similarity}` +
+         ` (${q.available} found in the index before dedup across queries); dead links cannot all be replaced and samples will repeat` +
+         ' — lower min_similarity, relax where, or ask for fewer']
+      : [],
+  );
+}
+
+/** Every query's embedding (the model is loaded only for text and image queries, and closed after). */
+async function queryVectors(spec: Spec, given: ClipModel | undefined, dim: number | null): Promise<Float32Array[]> {
+  const needsModel = spec.queries.some((q) => q.text !== undefined || q.image !== undefined);
+  let model = given;
+  const ownModel = needsModel && !model;
+  try {
+    if (ownModel) {
+      if (!spec.model) {
+        throw invalidOption('the spec has text or image queries but no model', { hint: 'Add `model: PATH` (the CLIP model folder that built the index) to the spec.' });
+      }
+      model = await loadClipModel(spec.model);
+    }
+    const vectors: Float32Array[] = [];
+    for (const q of spec.queries) vectors.push(await queryVector(q, model, dim));
+    return vectors;
   } finally {
     if (ownModel) await model?.close();
-    backend.close();
   }
 }
 
@@ -255,12 +337,15 @@ function toCandidate(r: SearchResult): Candidate {
   return { id, similarity, url: String(url), caption: caption == null ? null : String(caption), metadata };
 }
 
-function planId(identity: IndexIdentity, spec: Spec, candidates: Candidate[][]): string {
+/**
+ * What the candidates depend on — the index, the query vectors and every field that selects or orders — so that a
+ * stream can carry the id before the long search has ended. Searches are deterministic: the same inputs give the
+ * same candidates in every process.
+ */
+function planId(identity: IndexIdentity, spec: Spec, vectors: Float32Array[], firstBlock: number): string {
   const h = createHash('sha256');
-  h.update(JSON.stringify({ identity, seed: spec.seed, order: spec.order, image: spec.image, names: spec.queries.map((q) => [q.name, q.count]) }));
-  for (const list of candidates) {
-    h.update('|');
-    for (const c of list) h.update(`${c.id},`);
-  }
+  const queries = spec.queries.map((q) => [q.name, q.count, q.min_similarity, q.where ?? null, q.weight ?? null]);
+  h.update(JSON.stringify({ identity, seed: spec.seed, order: spec.order, oversample: spec.oversample, dedup: spec.dedup, image: spec.image, queries, firstBlock }));
+  for (const v of vectors) h.update(new Uint8Array(v.buffer, v.byteOffset, v.byteLength));
   return h.digest('hex').slice(0, 16);
 }

@@ -1,6 +1,6 @@
 import { ClipstreamError } from '../core/errors.js';
 import type { SampleRecord } from '../core/types.js';
-import { jsonReplacer } from '../io/parquet-write.js';
+import { jsonReplacer } from '../io/json-value.js';
 
 /** One file of a sample: a tar member or a file in a shard folder. */
 export interface SampleMember {

@@ -2,7 +2,8 @@ import { loadPlan } from '../select/plan-file.js';
 import type { Plan } from '../select/plan.js';
 import { openSampleCache } from './cache.js';
 import { cacheNamespace, createFetcherFor, defaultImageSlots, imageOptionsOf, type CandidateContext } from './candidate.js';
-import { streamPartition, type Partition, type Stream } from './engine.js';
+import { streamPartition, type Stream } from './engine.js';
+import type { Partition } from './partition.js';
 import type { StreamState } from './state.js';
 import type { StreamStats } from './stats.js';
 

@@ -1,39 +1,12 @@
 import { invalidOption } from '../core/errors.js';
+import { checkPartition, quotas, type Partition } from './partition.js';
 import type { ImageFormat } from '../core/types.js';
 import { Random, stringSeed } from '../select/random.js';
 import type { Plan } from '../select/plan.js';
 import { fetchCandidate, type CandidateContext } from './candidate.js';
 import type { StreamState } from './state.js';
 import { StreamStats } from './stats.js';
-import { StripeReader } from './stripe.js';
-
-/** Partition `index` of `count` = rank × num_workers + worker of world_size × num_workers (rank-major). */
-export interface Partition {
-  index: number;
-  count: number;
-}
-
-export function partitionOf(o: { rank: number; worldSize: number; worker: number; numWorkers: number }): Partition {
-  const { rank, worldSize, worker, numWorkers } = o;
-  for (const [name, v, min] of [['world-size', worldSize, 1], ['num-workers', numWorkers, 1], ['rank', rank, 0], ['worker', worker, 0]] as const) {
-    if (!Number.isInteger(v) || v < min) throw invalidOption(`Expected an integer ≥ ${min} for --${name} but received ${v}`);
-  }
-  if (rank >= worldSize) throw invalidOption(`rank ${rank} is outside the world: --world-size is ${worldSize}, so ranks are 0…${worldSize - 1}`);
-  if (worker >= numWorkers) throw invalidOption(`worker ${worker} is outside the world: --num-workers is ${numWorkers}, so workers are 0…${numWorkers - 1}`);
-  return { index: rank * numWorkers + worker, count: worldSize * numWorkers };
-}
-
-export function checkPartition(p: Partition): void {
-  if (!Number.isInteger(p.count) || p.count < 1 || p.count > 1_000_000) throw invalidOption(`Expected a partition count in 1…1000000 but received ${p.count}`);
-  if (!Number.isInteger(p.index) || p.index < 0 || p.index >= p.count) {
-    throw invalidOption(`partition ${p.index} is outside the world: with ${p.count} partitions they are 0…${p.count - 1}`);
-  }
-}
-
-/** Samples per query in every partition: floor(count / P). */
-export function quotas(plan: Plan, partitions: number): number[] {
-  return plan.header.queries.map((q) => Math.floor(q.requested / partitions));
-}
+import { Stripe, StripeReader } from './stripe.js';
 
 export interface StreamSample {
   /** `e{epoch}p{partition}s{n}`: unique in the run, no dots (webdataset groups members by it). */
@@ -110,18 +83,15 @@ export function streamPartition(plan: Plan, o: PartitionStreamOptions): Stream {
   const window = o.window ?? Math.min(4096, 8 * plan.header.fetch.concurrency);
   const size = quota.reduce((a, b) => a + b, 0);
   // Epoch 0 walks the plan's order; a later epoch visits each stripe's head in an order of its own.
-  const readersFor = (s: StreamState) => queries.map((q, qi) => {
-    return new StripeReader(
-      q.name,
-      plan.candidates[qi]!,
-      { p, P },
-      quota[qi]!,
-      s.queries[qi]!,
-      s.epoch === 0 ? null : stringSeed(`${plan.header.seed}:${s.epoch}:${p}:${qi}`),
-      window,
-      (c) => fetchCandidate(c.url, o.context, stats, abort.signal),
-    );
-  });
+  const readersFor = (s: StreamState) => queries.map((q, qi) => new StripeReader(
+    q.name,
+    new Stripe(plan.candidates[qi]!, p, P, plan),
+    quota[qi]!,
+    s.queries[qi]!,
+    s.epoch === 0 ? null : stringSeed(`${plan.header.seed}:${s.epoch}:${p}:${qi}`),
+    window,
+    (c) => fetchCandidate(c.url, o.context, stats, abort.signal),
+  ));
   let readers = readersFor(state);
   let rand = new Random(state.rng);
   if (o.infinite && size === 0) throw invalidOption('an infinite stream needs at least one sample per partition: every query has fewer samples than partitions');

@@ -1,13 +1,14 @@
 import { mkdir, open, readFile, rename, truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ClipstreamError } from '../core/errors.js';
-import type { SampleRecord } from '../core/types.js';
 import type { ParquetColumn } from '../io/parquet-write.js';
 import { inferColumnTypeOf } from '../io/parquet-write.js';
 import type { Plan } from '../select/plan.js';
 import { openShardWriter, removePartialShards, StatsCollector } from '../sink/index.js';
 import type { CandidateContext } from './candidate.js';
-import { streamPartition, type Partition, type StreamSample } from './engine.js';
+import { streamPartition } from './engine.js';
+import type { Partition } from './partition.js';
+import { toRecord } from './record.js';
 import { parseState, type StreamState } from './state.js';
 import type { StreamStats } from './stats.js';
 
@@ -150,17 +151,6 @@ export async function streamToFolder(plan: Plan, o: StreamFolderOptions): Promis
   };
 }
 
-/** A streamed sample as a sink record; `withState` adds the `.state` member (HTTP and stdout streams). */
-export function toRecord(sample: StreamSample, withState: boolean): SampleRecord {
-  return {
-    key: sample.key,
-    status: 'success',
-    meta: sample.json,
-    image: { data: sample.image, format: sample.format },
-    caption: sample.caption ?? '',
-    extra: withState ? [{ ext: 'state', data: Buffer.from(JSON.stringify(sample.state)) }] : undefined,
-  };
-}
 
 const FIXED: ParquetColumn[] = [
   { name: 'url', type: 'STRING' }, { name: 'caption', type: 'STRING' }, { name: 'key', type: 'STRING' },

@@ -1,6 +1,8 @@
 /** The streaming engine: plan partitions → resized samples, back-filled, resumable, cached. */
 export { openStream, createStreamContext, type OpenStreamOptions } from './api.js';
-export { streamPartition, partitionOf, checkPartition, quotas, type Partition, type Stream, type StreamSample } from './engine.js';
-export { streamToFolder, toRecord, type StreamFolderSummary } from './folder.js';
+export { streamPartition, type Stream, type StreamSample } from './engine.js';
+export { partitionOf, checkPartition, quotas, type Partition } from './partition.js';
+export { streamToFolder, type StreamFolderSummary } from './folder.js';
+export { toRecord } from './record.js';
 export { parseState, type StreamState } from './state.js';
 export { StreamStats, type StreamStatsSnapshot } from './stats.js';

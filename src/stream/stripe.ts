@@ -12,6 +12,37 @@ export interface StripeHit {
   tail: number;
 }
 
+/**
+ * Partition `p`'s stripe of one query's candidates: positions 0, 1, 2… are candidates p, p + P, p + 2P…. The list
+ * may still be growing: while `pending` is set, a plan is being resolved and more candidates will be appended.
+ */
+export class Stripe {
+  constructor(
+    private readonly list: Candidate[],
+    private readonly p: number,
+    private readonly P: number,
+    private readonly plan: { pending?: Promise<void> },
+  ) {}
+
+  /** Positions known so far (all of them once `complete`). */
+  get known(): number {
+    return this.list.length > this.p ? Math.floor((this.list.length - 1 - this.p) / this.P) + 1 : 0;
+  }
+
+  get complete(): boolean {
+    return this.plan.pending === undefined;
+  }
+
+  at(position: number): Candidate {
+    return this.list[this.p + position * this.P]!;
+  }
+
+  /** Settles when the plan is complete; rejects with the plan's error if its resolution failed. */
+  grown(): Promise<void> {
+    return this.plan.pending ?? Promise.resolve();
+  }
+}
+
 interface Attempt {
   position: number;
   pass: number;
@@ -19,10 +50,10 @@ interface Attempt {
 }
 
 /**
- * One query's stripe in one partition: candidates `p, p + P, p + 2P, …` of the plan; `next()` gives the next
- * sample. Delivery d < min(quota, length) is *slot* d: head position `order[d]` (epoch 0: stripe order, later
- * epochs: a permutation seeded by the epoch). When it fails, the slot takes the next success of the *tail* — the
- * positions after the head in stripe order, then the whole stripe again, flagged as repeats — in slot order.
+ * One query's stripe in one partition; `next()` gives the next sample. Delivery d < min(quota, length) is *slot*
+ * d: head position `order[d]` (epoch 0: stripe order; later epochs: a permutation seeded by the epoch). When it
+ * fails, the slot takes the next success of the *tail* — the positions after the head in stripe order, then the
+ * whole stripe again, flagged as repeats — in slot order.
  *
  * Whatever the order and whatever finishes first, slot d's sample depends only on the outcomes, so the state
  * after a sample is two integers (delivered, tail used) and a resumed stream delivers exactly what the
@@ -30,70 +61,98 @@ interface Attempt {
  * for its failures, so every epoch delivers the same samples in its own order and a cache serves a later epoch
  * without a single request. Attempts run ahead of the consumer up to `window`: head slots in order, and one tail
  * position per failure as soon as the failure is known (never more: nothing is downloaded that is not needed).
+ *
+ * A fresh epoch-0 walk starts on the candidates known so far (the first block of a plan being resolved); an
+ * epoch's order and a resumed walk need the head, so they wait until the stripe holds the quota or is complete.
  */
 export class StripeReader {
-  private readonly stripe: Candidate[];
-  private readonly headLength: number;
-  private readonly order: Uint32Array | null;
   private readonly heads: Attempt[] = [];
   private readonly tails: Attempt[] = [];
+  /** min(quota, stripe length), once known. */
+  private headLength: number | null = null;
+  private order: Uint32Array | null = null;
+  /** Head slots launched; null until the walk can start (a resumed or reordered walk needs the head). */
+  private headLaunched: number | null;
   private delivered: number;
-  private headLaunched: number;
   private tailUsed: number;
   private tailLaunched: number;
   /** Tail positions known to be needed and not launched yet: one per failure seen, plus deliveries past the head. */
-  private owed: number;
+  private owed = 0;
+  /** The current slot's head failed: it is being filled from the tail. */
+  private inChain = false;
   /** Visits since the last success, in delivery order: a whole stripe's worth means nothing can succeed. */
   private failuresInARow = 0;
   private closed = false;
 
   constructor(
     private readonly query: string,
-    candidates: Candidate[],
-    partition: { p: number; P: number },
+    private readonly stripe: Stripe,
     private readonly quota: number,
     start: { delivered: number; tail: number },
     /** Seeds the head's order (null: stripe order). */
-    shuffleSeed: number | null,
+    private readonly shuffleSeed: number | null,
     private readonly window: number,
     private readonly attempt: (c: Candidate) => Promise<CachedOutcome>,
   ) {
-    this.stripe = [];
-    for (let i = partition.p; i < candidates.length; i += partition.P) this.stripe.push(candidates[i]!);
-    this.headLength = Math.min(quota, this.stripe.length);
-    this.order = shuffleSeed === null ? null : permutation(this.headLength, shuffleSeed);
-    if (start.delivered > quota || (this.stripe.length === 0 && start.tail > 0)) {
-      throw new ClipstreamError('INVALID_OPTION', `the resume state (delivered ${start.delivered}, tail ${start.tail}) does not fit query ${query}'s stripe (${this.stripe.length} candidates, quota ${quota})`);
+    if (start.delivered > quota || (stripe.complete && stripe.known === 0 && start.tail > 0)) {
+      throw new ClipstreamError('INVALID_OPTION', `the resume state (delivered ${start.delivered}, tail ${start.tail}) does not fit query ${query}'s stripe (${stripe.known} candidates, quota ${quota})`);
     }
     this.delivered = start.delivered;
-    this.headLaunched = Math.min(start.delivered, this.headLength);
     this.tailUsed = this.tailLaunched = start.tail;
-    this.owed = Math.max(0, quota - start.delivered - (this.headLength - this.headLaunched));
+    this.headLaunched = start.delivered === 0 && shuffleSeed === null ? 0 : null;
+    this.determineHead();
+    if (!stripe.complete) {
+      stripe.grown().then(
+        () => this.fill(),
+        () => {}, // next() sees the plan's error
+      );
+    }
     this.fill();
-  }
-
-  get length(): number {
-    return this.stripe.length;
   }
 
   async next(): Promise<StripeHit> {
     if (this.delivered >= this.quota) throw new ClipstreamError('INTERNAL', `query ${this.query}: read past its quota`);
-    if (this.stripe.length === 0) throw this.exhausted();
-    if (this.delivered < this.headLength) {
-      if (this.heads.length === 0) this.launchHead();
-      const slot = this.heads.shift()!;
-      const outcome = await slot.result;
-      this.fill();
-      if (outcome.ok) return this.hit(slot, outcome);
-      this.failed();
-    }
     for (;;) {
-      if (this.tails.length === 0) this.launchTail(); // the window is full of ready samples: one more is fine
-      const next = this.tails.shift()!;
-      const outcome = await next.result;
+      if (this.stripe.complete && this.stripe.known === 0) throw this.exhausted();
+      this.determineHead();
+      if (!this.inChain) {
+        const headSlot = this.headLength !== null ? this.delivered < this.headLength : this.headLaunched !== null && this.delivered < this.stripe.known ? true : null;
+        if (headSlot === null) {
+          await this.waitForCandidates();
+          continue;
+        }
+        if (headSlot) {
+          if (this.heads.length === 0) {
+            if (!this.canLaunchHead()) {
+              await this.waitForCandidates();
+              continue;
+            }
+            this.launchHead();
+          }
+          const slot = this.heads.shift()!;
+          const outcome = await slot.result;
+          this.fill();
+          if (outcome.ok) return this.hit(slot, outcome);
+          this.failed();
+          this.inChain = true;
+        }
+      }
+      if (this.tails.length === 0) {
+        const next = this.tailAt(this.tailLaunched);
+        if (!next) {
+          await this.waitForCandidates();
+          continue;
+        }
+        this.launchTail(next); // the window may be full of ready samples: one more is fine
+      }
+      const tail = this.tails.shift()!;
+      const outcome = await tail.result;
       this.tailUsed++;
       this.fill();
-      if (outcome.ok) return this.hit(next, outcome);
+      if (outcome.ok) {
+        this.inChain = false;
+        return this.hit(tail, outcome);
+      }
       this.failed();
     }
   }
@@ -104,45 +163,77 @@ export class StripeReader {
     await Promise.allSettled([...this.heads, ...this.tails].map((a) => a.result));
   }
 
+  private async waitForCandidates(): Promise<void> {
+    await this.stripe.grown();
+    this.fill();
+  }
+
+  /** Once the stripe holds the quota (or is complete), the head is known: its order and what it cannot cover. */
+  private determineHead(): void {
+    if (this.headLength !== null) return;
+    const { known, complete } = this.stripe;
+    if (known < this.quota && !complete) return;
+    this.headLength = Math.min(this.quota, known);
+    if (this.shuffleSeed !== null) this.order = permutation(this.headLength, this.shuffleSeed);
+    this.headLaunched ??= Math.min(this.delivered, this.headLength);
+    // Deliveries past the head (a stripe shorter than the quota) come from the tail: repeats.
+    this.owed += Math.max(0, this.quota - Math.max(this.headLength, this.delivered));
+  }
+
+  private canLaunchHead(): boolean {
+    if (this.headLaunched === null) return false;
+    if (this.headLength !== null) return this.headLaunched < this.headLength;
+    return this.headLaunched < Math.min(this.quota, this.stripe.known); // a fresh walk in stripe order
+  }
+
+  /** Tail index k: the positions after the head (the first walk), then whole passes over the stripe (repeats). */
+  private tailAt(k: number): { position: number; pass: number } | null {
+    if (this.headLength === null) return null;
+    const known = this.stripe.known;
+    if (this.headLength + k < known) return { position: this.headLength + k, pass: 0 };
+    if (!this.stripe.complete || known === 0) return null;
+    const r = k - (known - this.headLength);
+    return { position: r % known, pass: 1 + Math.floor(r / known) };
+  }
+
   private hit(a: Attempt, outcome: Extract<CachedOutcome, { ok: true }>): StripeHit {
     this.delivered++;
     this.failuresInARow = 0;
-    return { candidate: this.stripe[a.position]!, outcome, pass: a.pass, tail: this.tailUsed };
+    return { candidate: this.stripe.at(a.position), outcome, pass: a.pass, tail: this.tailUsed };
   }
 
   private failed(): void {
-    if (++this.failuresInARow >= this.stripe.length) throw this.exhausted();
+    this.failuresInARow++;
+    if (this.stripe.complete && this.failuresInARow >= this.stripe.known) throw this.exhausted();
   }
 
   private fill(): void {
-    if (this.stripe.length === 0) return;
+    this.determineHead();
     // Replacements first, so that a failed slot's sample is on its way before the consumer reaches it; repeats
     // (past the first walk) last, so that a url is not downloaded twice at once.
-    const firstWalk = this.stripe.length - this.headLength;
     while (!this.closed && this.heads.length + this.tails.length < this.window) {
-      const headLeft = this.headLaunched < this.headLength;
-      if (this.owed > 0 && (this.tailLaunched < firstWalk || !headLeft)) this.launchTail();
+      const headLeft = this.canLaunchHead();
+      const tail = this.owed > 0 ? this.tailAt(this.tailLaunched) : null;
+      if (tail && (tail.pass === 0 || !headLeft)) this.launchTail(tail);
       else if (headLeft) this.launchHead();
       else break;
     }
   }
 
   private launchHead(): void {
-    const slot = this.headLaunched++;
+    const slot = this.headLaunched!;
+    this.headLaunched = slot + 1;
     this.heads.push(this.launch(this.order ? this.order[slot]! : slot, 0));
   }
 
-  private launchTail(): void {
-    const k = this.tailLaunched++;
+  private launchTail(at: { position: number; pass: number }): void {
+    this.tailLaunched++;
     if (this.owed > 0) this.owed--;
-    // Tail index k: the positions after the head (the first walk), then whole passes over the stripe (repeats).
-    const first = this.stripe.length - this.headLength;
-    if (k < first) this.tails.push(this.launch(this.headLength + k, 0));
-    else this.tails.push(this.launch((k - first) % this.stripe.length, 1 + Math.floor((k - first) / this.stripe.length)));
+    this.tails.push(this.launch(at.position, at.pass));
   }
 
   private launch(position: number, pass: number): Attempt {
-    const result = this.attempt(this.stripe[position]!);
+    const result = this.attempt(this.stripe.at(position));
     result.then(
       (outcome) => {
         if (outcome.ok || this.closed) return;
@@ -157,9 +248,9 @@ export class StripeReader {
   private exhausted(): ClipstreamError {
     return new ClipstreamError(
       'STREAM_EXHAUSTED',
-      this.stripe.length === 0
+      this.stripe.known === 0
         ? `query ${this.query} has no candidate in this partition, so it cannot deliver its quota`
-        : `query ${this.query}: none of the ${this.stripe.length} candidates of this partition could be downloaded, so it cannot deliver its quota`,
+        : `query ${this.query}: none of the ${this.stripe.known} candidates of this partition could be downloaded, so it cannot deliver its quota`,
       { hint: 'Lower min_similarity, raise oversample, or use fewer partitions; `clipstream plan` shows what is available.' },
     );
   }

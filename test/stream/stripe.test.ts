@@ -1,7 +1,7 @@
 import { describe, expect, test } from 'vitest';
 import type { Candidate } from '../../src/select/plan.js';
 import type { CachedOutcome } from '../../src/stream/cache.js';
-import { StripeReader, type StripeHit } from '../../src/stream/stripe.js';
+import { Stripe, StripeReader, type StripeHit } from '../../src/stream/stripe.js';
 
 // The reader takes the attempt as a function: here outcomes are a fixed table per position and latencies are
 // random, so that what is tested is the walk itself (what is visited, in which order, whatever finishes first).
@@ -9,6 +9,9 @@ import { StripeReader, type StripeHit } from '../../src/stream/stripe.js';
 function candidates(n: number): Candidate[] {
   return Array.from({ length: n }, (_, id) => ({ id, similarity: 1, url: `u${id}`, caption: null, metadata: {} }));
 }
+
+/** The whole list as partition 0 of 1, complete. */
+const stripeOf = (list: Candidate[], plan: { pending?: Promise<void> } = {}) => new Stripe(list, 0, 1, plan);
 
 const success = (id: number): CachedOutcome => ({ ok: true, image: Buffer.from([id]), format: 'jpg', width: 1, height: 1, originalWidth: 1, originalHeight: 1, sha256: null });
 const failure: CachedOutcome = { ok: false, reason: 'http_404', message: 'dead' };
@@ -33,7 +36,7 @@ async function walk(o: {
 }): Promise<Walk> {
   const attempts: number[] = [];
   const random = o.random ?? Math.random;
-  const reader = new StripeReader('q', candidates(o.rows), { p: 0, P: 1 }, o.quota, o.start ?? { delivered: 0, tail: 0 }, o.seed ?? null, o.window ?? 8, async (c) => {
+  const reader = new StripeReader('q', stripeOf(candidates(o.rows)), o.quota, o.start ?? { delivered: 0, tail: 0 }, o.seed ?? null, o.window ?? 8, async (c) => {
     attempts.push(c.id);
     await new Promise((r) => setTimeout(r, Math.floor(random() * 4)));
     return o.dead(c.id) ? failure : success(c.id);
@@ -111,7 +114,7 @@ describe('the stripe walk', () => {
 
   test('no success anywhere in the stripe: STREAM_EXHAUSTED after one walk, not a hang', async () => {
     const attempts: number[] = [];
-    const reader = new StripeReader('q', candidates(6), { p: 0, P: 1 }, 4, { delivered: 0, tail: 0 }, 9, 8, async (c) => {
+    const reader = new StripeReader('q', stripeOf(candidates(6)), 4, { delivered: 0, tail: 0 }, 9, 8, async (c) => {
       attempts.push(c.id);
       return failure;
     });
@@ -121,7 +124,7 @@ describe('the stripe walk', () => {
   });
 
   test('a state that does not fit the stripe is refused', () => {
-    const make = (start: { delivered: number; tail: number }) => new StripeReader('q', candidates(0), { p: 0, P: 1 }, 4, start, null, 8, async () => failure);
+    const make = (start: { delivered: number; tail: number }) => new StripeReader('q', stripeOf(candidates(0)), 4, start, null, 8, async () => failure);
     expect(() => make({ delivered: 5, tail: 0 })).toThrow(/does not fit query q's stripe/);
     expect(() => make({ delivered: 0, tail: 2 })).toThrow(/does not fit/);
   });
