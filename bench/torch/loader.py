@@ -125,17 +125,23 @@ def loader_pass(url, stream, epoch, workers, batch_size, decode):
     return samples, time.perf_counter() - start, first
 
 
-def decode_cost(url, stream, n=300):
+def decode_cost(url, stream, encode_format, n=300):
     """One core's seconds per sample for decode="tensor"'s work, on the stream's own images."""
+    from clipstream.dataset import _npy_image
     from clipstream.tar import group_samples, tar_members
 
     with urllib.request.urlopen(f"{url}/streams/{stream}/0.tar?partitions=1&epoch=0", timeout=120) as r:
         images = []
         for sample in group_samples(tar_members(r.read)):
-            images.append(sample["jpg"])
+            images.append(sample[encode_format])
             if len(images) >= n:
                 break
     start = time.perf_counter()
+    if encode_format == "npy":
+        for data in images:
+            height, width, pixels = _npy_image(data, "bench")
+            torch.frombuffer(bytearray(pixels), dtype=torch.uint8).view(height, width, 3).permute(2, 0, 1).contiguous()
+        return (time.perf_counter() - start) / len(images), statistics.mean(len(i) for i in images)
     for data in images:
         with Image.open(io.BytesIO(data)) as opened:
             image = opened.convert("RGB")
@@ -149,6 +155,7 @@ def main():
     parser.add_argument("--spec", required=True, help="the spec with the cache on")
     parser.add_argument("--spec-nocache", help="the same spec without a cache: the network-bound comparison")
     parser.add_argument("--urls", type=int, required=True)
+    parser.add_argument("--encode-format", default="jpg", choices=["jpg", "npy"])
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--rounds", type=int, default=3)
@@ -168,7 +175,7 @@ def main():
         total = info["total"]
         print(
             f"stream: {total} samples per epoch ({info['samples_per_partition']} per partition, P = {P}) from "
-            f"{args.urls} urls of the bench server (256 px center_crop jpg, ~2.5 % dead links back-filled)"
+            f"{args.urls} urls of the bench server (256 px center_crop {args.encode_format}, ~2.5 % dead links back-filled)"
         )
         n, s, b = raw_pass(url, stream, P, 0)
         print(f"  warm-up, epoch 0 (downloads, fills the cache): {n} samples in {s:.1f} s ({n / s:.0f}/s), {b / n / 1024:.1f} KB/sample of tar")
@@ -193,7 +200,7 @@ def main():
         c0, k0 = cpu_seconds(pid), client_cpu()
         m, t, first = loader_pass(url, stream, epoch, args.workers, args.batch_size, "raw")
         raw_loader = (m / t, cpu_seconds(pid) - c0, client_cpu() - k0, m)
-        per_sample, jpeg_bytes = decode_cost(url, stream)
+        per_sample, image_bytes = decode_cost(url, stream, args.encode_format)
 
     # -- no cache: the server downloads every sample, as on a first epoch ---------------------------------------------
     network = []
@@ -218,7 +225,8 @@ def main():
     print(f"    DataLoader, decode=raw     server {ms(raw_loader, 1):.2f} ms, client {ms(raw_loader, 2):.2f} ms; "
           f"{raw_loader[0]:.0f} samples/s = {raw_loader[0] / best_raw[0]:.2f} of the raw readers")
     print(f"    decode=tensor's own work, one core: {1000 * per_sample:.2f} ms/sample "
-          f"(PIL decode of a {jpeg_bytes / 1024:.0f} KB 256 px JPEG → RGB → CHW uint8 tensor)")
+          + (f"(header of a {image_bytes / 1024:.0f} KB 256 px .npy, copy → CHW uint8 tensor)" if args.encode_format == "npy"
+             else f"(PIL decode of a {image_bytes / 1024:.0f} KB 256 px JPEG → RGB → CHW uint8 tensor)"))
     if network:
         raw_n, loader_n = max(x[0] for x in network), max(x[1] for x in network)
         print(f"no cache: loader {loader_n:.0f}/s ÷ server {raw_n:.0f}/s = {loader_n / raw_n:.2f} (the server downloading sets the pace)")

@@ -3,7 +3,8 @@
 // This wrapper builds the world (bench/download's image server and url mix, an index whose rows are those urls, a
 // spec with the cache on and the same spec without it) and runs bench/torch/loader.py in the venv of scripts/test-python.sh against the
 // checkout's python/ package. Usage:
-//   node bench/torch/run.mjs [--count 5000] [--batch-size 64] [--rounds 3] [--workers 2] [--network-rounds 1]
+//   node bench/torch/run.mjs [--count 5000] [--batch-size 64] [--rounds 3] [--workers 2] [--network-rounds 1] [--encode-format jpg|npy]
+// --encode-format npy: the server sends the resized pixels (HWC uint8 .npy), so neither side encodes or decodes.
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -13,6 +14,7 @@ import { fate } from '../download/fate.mjs';
 import { arg, cli, embeddingSpec, indexWithCli, nearOneDirection, root, startImageServer, writeEmbeddingFolder } from '../stream/common.mjs';
 
 const count = Number(arg('count', 5000));
+const encodeFormat = arg('encode-format', 'jpg');
 const venv = process.env.CLIPSTREAM_PY_VENV ?? join(homedir(), '.cache/clipstream/venv-python');
 const python = join(venv, 'bin/python');
 if (!existsSync(python)) {
@@ -37,6 +39,7 @@ try {
       embedding: [1, ...new Array(dim - 1).fill(0)],
       count: wanted,
       oversample: (count - 0.5) / wanted,
+      image: { encode_format: encodeFormat },
       fetch: { concurrency: 256, per_host: 256, retries: 0 },
       cache,
     }))).then(() => path);
@@ -45,7 +48,7 @@ try {
   const uncached = await spec('uncached', { dir: null });
   const passOn = ['batch-size', 'rounds', 'workers', 'network-rounds'].flatMap((f) => (arg(f, undefined) === undefined ? [] : [`--${f}`, arg(f)]));
   const code = await new Promise((resolve) => {
-    const child = spawn(python, [join(root, 'bench/torch/loader.py'), '--spec', cached, '--spec-nocache', uncached, '--urls', String(count), ...passOn], {
+    const child = spawn(python, [join(root, 'bench/torch/loader.py'), '--spec', cached, '--spec-nocache', uncached, '--urls', String(count), '--encode-format', encodeFormat, ...passOn], {
       stdio: 'inherit',
       env: {
         ...process.env,

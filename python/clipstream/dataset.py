@@ -3,6 +3,7 @@
 import io
 import json
 import os
+import re
 import time
 import urllib.parse
 
@@ -14,7 +15,7 @@ from .errors import StateError, StreamError
 from .state import check_state, empty_state, partition_mismatch
 from .tar import group_samples, tar_members
 
-IMAGE_EXTS = ("jpg", "jpeg", "png", "webp")
+IMAGE_EXTS = ("jpg", "jpeg", "png", "webp", "npy")
 
 
 class SampleJson(dict):
@@ -51,7 +52,8 @@ class ClipStreamDataset(IterableDataset):
 
     url: the server (`http://127.0.0.1:PORT`, or the object `serve()` returns).
     stream: the stream's name; may be omitted when the server serves exactly one.
-    decode: "pil" (RGB PIL image), "tensor" (CHW uint8 tensor) or "raw" (the encoded bytes).
+    decode: "pil" (RGB PIL image), "tensor" (CHW uint8 tensor) or "raw" (the encoded bytes). With the spec's
+        `image.encode_format: npy` the server sends the resized pixels themselves and nothing is decoded here.
     transform: applied to the decoded image (a torchvision transform, say), like torchvision datasets.
     epoch: the epoch to stream (each epoch delivers the same samples in a new order). A completed pass advances it by one,
         so persistent workers move on by themselves; `set_epoch(e)` sets it.
@@ -214,7 +216,15 @@ class ClipStreamDataset(IterableDataset):
         if ext is None:
             raise StreamError(f"sample {raw['__key__']} has no image member (members: {sorted(raw)})")
         image = raw[ext]
-        if self.decode != "raw":
+        if ext == "npy" and self.decode != "raw":
+            height, width, pixels = _npy_image(image, raw["__key__"])
+            if self.decode == "tensor":
+                image = torch.frombuffer(bytearray(pixels), dtype=torch.uint8).view(height, width, 3).permute(2, 0, 1)
+            else:
+                from PIL import Image
+
+                image = Image.frombytes("RGB", (width, height), bytes(pixels))
+        elif self.decode != "raw":
             from PIL import Image
 
             opened = Image.open(io.BytesIO(image))
@@ -231,6 +241,34 @@ class ClipStreamDataset(IterableDataset):
             "__key__": raw["__key__"],
             "__state__": raw["state"].decode("utf-8"),
         }
+
+
+# The header clipstream writes for an (h, w, 3) uint8 array (what np.save writes, spare spaces included).
+_NPY_IMAGE_HEADER = re.compile(rb"\{'descr': '\|u1', 'fortran_order': False, 'shape': \((\d{1,6}), (\d{1,6}), 3\), \} *\n")
+
+
+def _npy_image(data, key):
+    """An `encode_format: npy` image — the server's resized pixels, HWC uint8 RGB, nothing to decode — as
+    (height, width, pixel bytes). clipstream's own header is matched directly (np.load takes ~10 × longer: 0.23 ms
+    for 256 px); any other .npy goes through np.load, which refuses pickles. Anything but an (h, w, 3) uint8 array
+    is refused: the bytes are untrusted."""
+    if data[:8] == b"\x93NUMPY\x01\x00" and len(data) >= 10:
+        end = 10 + int.from_bytes(data[8:10], "little")
+        match = _NPY_IMAGE_HEADER.fullmatch(data, 10, end)
+        if match:
+            height, width = int(match[1]), int(match[2])
+            if len(data) - end != height * width * 3:
+                raise StreamError(f"sample {key}: its .npy member holds {len(data) - end} bytes of pixels, not {height}×{width}×3")
+            return height, width, memoryview(data)[end:]
+    import numpy as np
+
+    try:
+        array = np.load(io.BytesIO(data), allow_pickle=False)
+    except (ValueError, EOFError, OSError) as err:
+        raise StreamError(f"sample {key}: its .npy member is not a numpy array ({err})") from err
+    if array.dtype != np.uint8 or array.ndim != 3 or array.shape[2] != 3:
+        raise StreamError(f"sample {key}: expected an (h, w, 3) uint8 image in its .npy member but found {array.dtype} {array.shape}")
+    return array.shape[0], array.shape[1], memoryview(np.ascontiguousarray(array)).cast("B")
 
 
 def _to_tensor(image):

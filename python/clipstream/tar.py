@@ -105,7 +105,7 @@ def split_key(name):
     return (match.group(1), match.group(2)) if match else None
 
 
-def group_samples(members, complete_on="state", required=("jpg", "jpeg", "png", "webp")):
+def group_samples(members, complete_on="state", required=("jpg", "jpeg", "png", "webp", "npy")):
     """Groups (name, bytes) members into samples {"__key__": key, ext: bytes, …} as webdataset does.
 
     A sample is complete when the next key starts or the archive ends. clipstream writes `KEY.state` as the last

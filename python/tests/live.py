@@ -61,13 +61,13 @@ class DemoWorld:
         match = re.search(r"images=(\S+)", next(l for l in self.output if l.startswith("demo world ready:")))
         self.images_url = match.group(1) if match else None
 
-    def spec(self, path, counts=COUNTS, size=32, **extra):
+    def spec(self, path, counts=COUNTS, size=32, encode_format="jpg", **extra):
         lines = [f"index: {self.dir / 'index'}", f"model: {self.dir / 'model'}", "queries:"]
         for name, count in counts.items():
             lines += [f"  - {{name: {name}, text: {name}, count: {count}, min_similarity: 0.9}}"]
         lines += [
             "seed: 0",
-            f"image: {{size: {size}, resize_mode: center_crop, encode_format: jpg, encode_quality: 90}}",
+            f"image: {{size: {size}, resize_mode: center_crop, encode_format: {encode_format}, encode_quality: 90}}",
             "fetch: {concurrency: 32, timeout: 5, retries: 1, allow_private_networks: true}",
         ]
         lines += [f"{key}: {value}" for key, value in extra.items()]

@@ -81,6 +81,36 @@ def test_pil_and_raw_decoding_and_transform(live):
     assert sized["image"].shape == ()
 
 
+def test_npy_images_need_no_decoding_and_webdataset_reads_them(world):
+    spec = world.spec(world.dir / "npy.yaml", encode_format="npy")
+    with serve(spec, name="pixels") as server:
+        loader = DataLoader(ClipStreamDataset(server.url, decode="tensor"), batch_size=6, num_workers=2, collate_fn=collate)
+        samples = samples_of(loader)
+        assert len(samples) == 60
+        colour = {"red": 0, "green": 1, "blue": 2}
+        for s in samples:
+            image = s["image"]
+            assert image.dtype == torch.uint8 and image.shape == (3, 32, 32)
+            means = image.float().mean(dim=(1, 2))
+            assert int(means.argmax()) == colour[s["json"]["query"]], (s["json"]["query"], means.tolist())
+        pil = next(iter(ClipStreamDataset(server.url, decode="pil")))
+        assert pil["image"].mode == "RGB" and pil["image"].size == (32, 32)
+        raw = next(iter(ClipStreamDataset(server.url, decode="raw")))
+        assert raw["image"][:6] == b"\x93NUMPY" and len(raw["image"]) == 128 + 32 * 32 * 3
+        assert torch.equal(torch.from_numpy(_np_load(raw["image"])).permute(2, 0, 1), samples_of([next(iter(ClipStreamDataset(server.url, decode="tensor")))])[0]["image"])
+        wds = pytest.importorskip("webdataset")
+        decoded = next(iter(wds.WebDataset(f"{server.url}/streams/pixels/{{0..1}}.tar?partitions=2", shardshuffle=False, empty_check=False).decode()))
+        assert decoded["npy"].shape == (32, 32, 3) and str(decoded["npy"].dtype) == "uint8"
+
+
+def _np_load(data):
+    import io
+
+    import numpy as np
+
+    return np.load(io.BytesIO(data), allow_pickle=False)
+
+
 def test_two_ranks_get_equal_counts_and_disjoint_samples(live, monkeypatch):
     ranks = []
     for rank in range(2):

@@ -50,7 +50,12 @@ export type FetchOutcome =
       attempts: number;
     };
 
-export type ImageFormat = 'jpg' | 'png' | 'webp';
+/**
+ * Output image formats: img2dataset's three, and `npy`: the resized pixels as a numpy array (HWC uint8 RGB), for a
+ * trainer on the same machine, which then decodes nothing (and the server encodes nothing); 6–7 × the bytes of a jpg.
+ */
+export const IMAGE_FORMATS = ['jpg', 'png', 'webp', 'npy'] as const;
+export type ImageFormat = (typeof IMAGE_FORMATS)[number];
 
 export type ImageOutcome =
   | {

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { IMAGE_FORMATS } from '../core/types.js';
 import { parseOptions } from '../core/validation.js';
 
 /**
@@ -9,7 +10,6 @@ import { parseOptions } from '../core/validation.js';
 const inputFormats = ['txt', 'txt.gz', 'csv', 'csv.gz', 'tsv', 'tsv.gz', 'json', 'json.gz', 'jsonl', 'jsonl.gz', 'parquet'] as const;
 const outputFormats = ['files', 'webdataset', 'parquet', 'dummy'] as const;
 const resizeModes = ['no', 'keep_ratio', 'keep_ratio_largest', 'center_crop', 'border'] as const;
-const encodeFormats = ['jpg', 'png', 'webp'] as const;
 const hashes = ['md5', 'sha256', 'sha512', 'none'] as const;
 const incrementalModes = ['incremental', 'overwrite', 'extend'] as const;
 
@@ -35,7 +35,7 @@ export const downloadOptionsSchema = z
     imageSize: positiveInt.default(256),
     resizeMode: z.enum(resizeModes).default('border'),
     resizeOnlyIfBigger: z.boolean().default(false),
-    encodeFormat: z.enum(encodeFormats).default('jpg'),
+    encodeFormat: z.enum(IMAGE_FORMATS).default('jpg'),
     encodeQuality: z.number().int().min(0).max(100).default(95),
     skipReencode: z.boolean().default(false),
     minImageSize: z.number().int().min(0).default(0),

@@ -4,6 +4,7 @@ import sharp from 'sharp';
 export { defaultImageOptions, processImage, validateImageOptions, type ImageOptions } from './process.js';
 export { planResize, type ResizeMode, type ResizePlan } from './geometry.js';
 export { sniffImageFormat, type SniffedFormat } from './sniff.js';
+export { readNpyImage, type NpyPixels } from './npy-image.js';
 
 export type HashAlgorithm = 'md5' | 'sha256' | 'sha512';
 

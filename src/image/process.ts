@@ -1,6 +1,7 @@
 import sharp, { type Metadata, type Sharp } from 'sharp';
 import { invalidOption } from '../core/errors.js';
-import type { FailureReason, ImageFormat, ImageOutcome } from '../core/types.js';
+import { IMAGE_FORMATS, type FailureReason, type ImageFormat, type ImageOutcome } from '../core/types.js';
+import { encodeNpyHeader } from '../io/npy-header.js';
 import { planResize, type ResizeMode } from './geometry.js';
 import { sniffImageFormat } from './sniff.js';
 
@@ -45,7 +46,6 @@ export const defaultImageOptions: ImageOptions = {
 
 const WHITE = { r: 255, g: 255, b: 255 };
 const RESIZE_MODES: readonly ResizeMode[] = ['no', 'keep_ratio', 'keep_ratio_largest', 'center_crop', 'border'];
-const FORMATS: readonly ImageFormat[] = ['jpg', 'png', 'webp'];
 
 /**
  * Throws INVALID_OPTION ("Expected X for Y but received Z") for options sharp would refuse or that make no sense.
@@ -57,7 +57,7 @@ export function validateImageOptions(o: ImageOptions): void {
   };
   expect(Number.isInteger(o.imageSize) && o.imageSize > 0, 'a positive integer', 'imageSize');
   expect(RESIZE_MODES.includes(o.resizeMode), `one of ${RESIZE_MODES.join(', ')}`, 'resizeMode');
-  expect(FORMATS.includes(o.encodeFormat), `one of ${FORMATS.join(', ')}`, 'encodeFormat');
+  expect(IMAGE_FORMATS.includes(o.encodeFormat), `one of ${IMAGE_FORMATS.join(', ')}`, 'encodeFormat');
   if (o.encodeFormat === 'png') {
     expect(Number.isInteger(o.encodeQuality) && o.encodeQuality >= 0 && o.encodeQuality <= 9, 'a compression level 0–9 (png)', 'encodeQuality');
   } else {
@@ -70,7 +70,7 @@ export function validateImageOptions(o: ImageOptions): void {
 }
 
 /** Largest side each encoder accepts: libjpeg's JPEG_MAX_DIMENSION, WebP's 14-bit sizes, PNG's 31-bit sizes. */
-const MAX_SIDE: Record<ImageFormat, number> = { jpg: 65_500, png: 0x7fff_ffff, webp: 16_383 };
+const MAX_SIDE: Record<ImageFormat, number> = { jpg: 65_500, png: 0x7fff_ffff, webp: 16_383, npy: 0x7fff_ffff };
 
 /**
  * Decode → orient (EXIF) → flatten alpha on white → resize / crop / pad as img2dataset → encode, in one libvips
@@ -80,6 +80,8 @@ const MAX_SIDE: Record<ImageFormat, number> = { jpg: 65_500, png: 0x7fff_ffff, w
  * originalWidth/originalHeight and width/height are the sizes a viewer shows: a 200×100 JPEG tagged 6 is
  * 100×200. The filters run on these oriented original sizes (min side, area and aspect ratio do not change with
  * a 90° turn).
+ *
+ * Formats: jpg, png, webp as img2dataset; npy is the pixels themselves (HWC uint8 RGB), `encode_quality` unused.
  *
  * Interpolation: sharp's lanczos3 both ways (img2dataset: cv2 area down, lanczos4 up); libvips widens the kernel
  * when shrinking, so downscaling is anti-aliased like cv2's area, and JPEG shrink-on-load keeps it cheap.
@@ -135,7 +137,8 @@ export async function processImage(bytes: Buffer, o: ImageOptions): Promise<Imag
   pipeline = encode(pipeline, o.encodeFormat, o.encodeQuality);
   try {
     const { data, info } = await pipeline.toBuffer({ resolveWithObject: true });
-    return { ok: true, data, format: o.encodeFormat, width: info.width, height: info.height, ...sizes };
+    const encoded = o.encodeFormat === 'npy' ? withNpyHeader(data, info.height, info.width, info.channels) : data;
+    return { ok: true, data: encoded, format: o.encodeFormat, width: info.width, height: info.height, ...sizes };
   } catch (err) {
     const message = messageOf(err);
     // sharp checks the encoder's limits itself ("Processed image is too large for the WebP format"); every other
@@ -154,7 +157,16 @@ function encode(pipeline: Sharp, format: ImageFormat, quality: number): Sharp {
       return pipeline.png({ compressionLevel: quality });
     case 'webp':
       return pipeline.webp({ quality: Math.max(1, quality) });
+    case 'npy':
+      // Three 8-bit channels whatever came in (grey, CMYK, 16-bit): the array numpy and torch users expect.
+      return pipeline.toColourspace('srgb').raw({ depth: 'uchar' });
   }
+}
+
+/** Raw HWC uint8 pixels as a .npy file (what `np.save` writes for an `(h, w, 3)` uint8 array). */
+function withNpyHeader(pixels: Buffer, height: number, width: number, channels: number): Buffer {
+  const header = encodeNpyHeader([height, width, channels], 'uint8');
+  return Buffer.concat([header, pixels], header.length + pixels.length);
 }
 
 function messageOf(err: unknown): string {

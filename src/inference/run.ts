@@ -1,7 +1,9 @@
 import { readdir, stat, mkdir, readFile } from 'node:fs/promises';
 import { basename, extname, join, relative } from 'node:path';
 import { batch } from '../core/async.js';
-import { inputNotFound } from '../core/errors.js';
+import sharp from 'sharp';
+import { inputMalformed, inputNotFound } from '../core/errors.js';
+import { readNpyImage } from '../image/index.js';
 import { loadClipModel, type ClipModel } from '../clip/index.js';
 import { writeNpy } from '../io/npy.js';
 import { inferColumnTypeOf, openParquetWriter, type ParquetColumn } from '../io/parquet-write.js';
@@ -137,12 +139,13 @@ function tarPartitionName(path: string, position: number): string {
 
 async function* tarItems(path: string): AsyncGenerator<Item> {
   for await (const sample of readTarSamples(path)) {
-    const imageKey = ['jpg', 'jpeg', 'png', 'webp'].find((ext) => sample[ext] !== undefined);
+    const imageKey = ['jpg', 'jpeg', 'png', 'webp', 'npy'].find((ext) => sample[ext] !== undefined);
     if (!imageKey) continue;
+    const image = imageKey === 'npy' ? await npyAsPng(sample.npy as Buffer, `${basename(path)}/${sample.__key__}.npy`) : (sample[imageKey] as Buffer);
     const json = sample.json ? (JSON.parse(String(sample.json)) as Record<string, unknown>) : {};
     const caption = sample.txt !== undefined ? String(sample.txt) : typeof json.caption === 'string' ? json.caption : null;
     yield {
-      image: sample[imageKey] as Buffer,
+      image,
       caption,
       meta: { image_path: `${basename(path)}/${sample.__key__}.${imageKey}`, ...json, caption },
     };
@@ -165,4 +168,11 @@ async function walk(dir: string): Promise<string[]> {
     else if (entry.isFile()) out.push(path);
   }
   return out;
+}
+
+/** The encoders read encoded images: an npy sample (`--encode-format npy`) becomes a lossless PNG of its pixels. */
+async function npyAsPng(bytes: Buffer, name: string): Promise<Buffer> {
+  const image = readNpyImage(bytes);
+  if (!image) throw inputMalformed(`${name} is not an (h, w, 3) uint8 .npy image`, { hint: 'npy members are what clipstream writes with --encode-format npy.' });
+  return sharp(image.pixels, { raw: { width: image.width, height: image.height, channels: 3 } }).png({ compressionLevel: 0 }).toBuffer();
 }

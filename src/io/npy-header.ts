@@ -201,8 +201,8 @@ function printable(bytes: Uint8Array): string {
  * spaces (so the row count can be rewritten in place), space padding to a 64-byte boundary and `\n`. Version 1.0
  * unless the header needs more than 65 535 bytes.
  */
-export function encodeNpyHeader(shape: readonly number[], dtype: NpyDtype): Uint8Array {
-  const descr = dtype === 'float16' ? '<f2' : '<f4';
+export function encodeNpyHeader(shape: readonly number[], dtype: NpyDtype | 'uint8'): Uint8Array {
+  const descr = { float16: '<f2', float32: '<f4', uint8: '|u1' }[dtype];
   let dict = `{'descr': '${descr}', 'fortran_order': False, 'shape': ${formatShape(shape)}, }`;
   if (shape.length > 0) dict += ' '.repeat(Math.max(0, GROWTH_AXIS_MAX_DIGITS - String(shape[0]).length));
   for (const version of [1, 2] as const) {

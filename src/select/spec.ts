@@ -2,6 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { z } from 'zod';
 import { ClipstreamError, inputNotFound, invalidOption } from '../core/errors.js';
+import { IMAGE_FORMATS } from '../core/types.js';
 import { parseOptions } from '../core/validation.js';
 
 /** The spec file (DESIGN.md §3): what to stream. Parsed and validated here, once; inside, trusted. */
@@ -62,7 +63,7 @@ export const specSchema = z
         size: z.number().int().min(1).max(16384).default(256),
         resize_mode: z.enum(['no', 'keep_ratio', 'keep_ratio_largest', 'center_crop', 'border']).default('center_crop'),
         resize_only_if_bigger: z.boolean().default(false),
-        encode_format: z.enum(['jpg', 'png', 'webp']).default('jpg'),
+        encode_format: z.enum(IMAGE_FORMATS).default('jpg'),
         encode_quality: z.number().int().min(0).max(100).default(95),
         min_image_size: z.number().int().min(0).default(0),
         max_image_area: z.number().positive().nullable().default(null),

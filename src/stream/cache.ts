@@ -2,7 +2,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, readdir, readFile, rename, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ClipstreamError, invalidOption } from '../core/errors.js';
-import type { FailureReason, ImageFormat } from '../core/types.js';
+import { IMAGE_FORMATS, type FailureReason, type ImageFormat } from '../core/types.js';
 
 /**
  * The on-disk cache of resized samples: one file per url under `dir/<namespace>/<2 hex>/<sha256(url)>.bin`, so
@@ -32,7 +32,6 @@ export interface SampleCache {
 
 const MAGIC = Buffer.from('CSC1');
 const HEADER = 12; // magic (4) + json length + image length (uint32 BE each): a truncated file is detected
-const FORMATS: readonly string[] = ['jpg', 'png', 'webp'];
 
 /** Failures that will fail again: worth remembering. Timeouts, 5xx, 429 and network errors may not. */
 export function isCacheableFailure(reason: FailureReason): boolean {
@@ -177,7 +176,7 @@ function decode(data: Buffer): CachedOutcome | undefined {
     return { ok: false, reason: meta.reason as FailureReason, message: meta.message };
   }
   const ints = [meta.width, meta.height, meta.originalWidth, meta.originalHeight];
-  if (meta.ok !== true || !FORMATS.includes(meta.format as string) || !ints.every((v) => Number.isInteger(v) && (v as number) > 0) || image.length === 0) return undefined;
+  if (meta.ok !== true || !(IMAGE_FORMATS as readonly unknown[]).includes(meta.format) || !ints.every((v) => Number.isInteger(v) && (v as number) > 0) || image.length === 0) return undefined;
   if (meta.sha256 !== null && (typeof meta.sha256 !== 'string' || !/^[0-9a-f]{64}$/.test(meta.sha256))) return undefined;
   return {
     ok: true,

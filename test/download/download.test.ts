@@ -7,6 +7,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ClipstreamError } from '../../src/core/errors.js';
 import type { ProgressCounter } from '../../src/download/progress.js';
 import { download } from '../../src/download/run.js';
+import { readNpyImage } from '../../src/image/index.js';
+import { runInference } from '../../src/inference/run.js';
+import { writeColorClip } from '../../src/clip/index.js';
 import { startImageServer, type ImageServer } from '../helpers/image-server.js';
 import { tempDir } from '../helpers/tmp.js';
 import { readAllTars, readParquetRows, readStats, sha256, writeCsv } from './helpers.js';
@@ -45,6 +48,24 @@ async function mixedList(dir: string) {
 }
 
 describe('download (img2dataset-compatible job)', () => {
+  it('--encode-format npy: {key}.npy members of the resized pixels, which inference reads as images', async () => {
+    const dir = await tempDir();
+    const { path, good } = await mixedList(dir);
+    const out = join(dir, 'out');
+    await download({ ...base, urlList: path, inputFormat: 'csv', captionCol: 'text', outputFolder: out, outputFormat: 'webdataset', imageSize: 16, resizeMode: 'center_crop', encodeFormat: 'npy' });
+    const samples = await readAllTars(out);
+    expect(samples).toHaveLength(good.length);
+    for (const s of samples) {
+      const image = readNpyImage(s.npy as Buffer)!;
+      expect([image.width, image.height]).toEqual([16, 16]);
+      const colour = good[JSON.parse(String(s.json)).caption.match(/caption (\d)/)[1]]![2];
+      expect([...image.pixels.subarray(0, 3)].map((v) => Math.round(v / 255) * 255)).toEqual([0, 2, 4].map((i) => parseInt(colour.slice(i, i + 2), 16)));
+    }
+    const emb = join(dir, 'emb');
+    const summary = await runInference({ input: out, outputFolder: emb, model: await writeColorClip(join(dir, 'model')), batchSize: 4 });
+    expect(summary.count).toBe(good.length);
+  });
+
   it('writes webdataset shards, a parquet row per input and stats, with img2dataset fields', async () => {
     const dir = await tempDir();
     const { path, rows } = await mixedList(dir);

@@ -1,7 +1,7 @@
 import sharp from 'sharp';
 import { describe, expect, it } from 'vitest';
 import { isClipstreamError } from '../../src/core/errors.js';
-import { defaultImageOptions, processImage, sniffImageFormat } from '../../src/image/index.js';
+import { defaultImageOptions, processImage, readNpyImage, sniffImageFormat } from '../../src/image/index.js';
 import { pixelBombPng } from '../helpers/image-server.js';
 import { noise, ok, pixels, run, solid, withJpegSize, withPngSize } from './fixtures.js';
 
@@ -37,6 +37,46 @@ describe('encoding', () => {
   it.each(['jpeg', 'png', 'webp', 'gif', 'tiff'] as const)('reads %s input', async (format) => {
     const out = ok(await run(await solid(40, 20, format), { imageSize: 16, resizeMode: 'keep_ratio' }));
     expect([out.width, out.height, sniffImageFormat(out.data)]).toEqual([32, 16, 'jpg']);
+  });
+});
+
+describe('npy output: the pixels themselves', () => {
+  it('writes numpy\'s (h, w, 3) uint8 array, with the pixels a lossless png of the same pipeline has', async () => {
+    const src = await sharp(noise(90, 60), { raw: { width: 90, height: 60, channels: 3 } }).jpeg().toBuffer();
+    const out = ok(await run(src, { imageSize: 32, resizeMode: 'center_crop', encodeFormat: 'npy' }));
+    expect([out.format, out.width, out.height]).toEqual(['npy', 32, 32]);
+    const header = out.data.subarray(0, 128).toString('latin1');
+    expect(header.startsWith('\x93NUMPY\x01\x00')).toBe(true);
+    expect(header).toContain("{'descr': '|u1', 'fortran_order': False, 'shape': (32, 32, 3), }");
+    const image = readNpyImage(out.data)!;
+    expect(out.data.length - image.pixels.length).toBe(128); // the data starts on a 64-byte boundary
+    expect([image.width, image.height, image.pixels.length]).toEqual([32, 32, 32 * 32 * 3]);
+    const png = ok(await run(src, { imageSize: 32, resizeMode: 'center_crop', encodeFormat: 'png', encodeQuality: 0 }));
+    expect(image.pixels.equals(await sharp(png.data).raw().toBuffer())).toBe(true);
+  });
+
+  it('three channels whatever comes in: grey, and alpha flattened on white', async () => {
+    const grey = await sharp({ create: { width: 40, height: 40, channels: 3, background: '#404040' } }).toColourspace('b-w').png().toBuffer();
+    expect((await sharp(grey).metadata()).channels).toBe(1);
+    const g = readNpyImage(ok(await run(grey, { imageSize: 8, resizeMode: 'center_crop', encodeFormat: 'npy' })).data)!;
+    expect([...g.pixels.subarray(0, 3)]).toEqual([0x40, 0x40, 0x40]);
+    const halfRed = await sharp({ create: { width: 40, height: 40, channels: 4, background: { r: 255, g: 0, b: 0, alpha: 0.5 } } }).png().toBuffer();
+    const r = readNpyImage(ok(await run(halfRed, { imageSize: 8, resizeMode: 'center_crop', encodeFormat: 'npy' })).data)!;
+    const [red, green, blue] = r.pixels.subarray(0, 3);
+    expect(red).toBe(255);
+    expect(Math.abs(green! - 128)).toBeLessThanOrEqual(1);
+    expect(green).toBe(blue);
+  });
+
+  it('readNpyImage refuses what is not such an array', async () => {
+    const good = ok(await run(await solid(20, 20), { imageSize: 8, resizeMode: 'center_crop', encodeFormat: 'npy' })).data;
+    expect(readNpyImage(good)).not.toBeNull();
+    expect(readNpyImage(good.subarray(0, good.length - 1))).toBeNull(); // truncated
+    expect(readNpyImage(Buffer.from('not an array at all'))).toBeNull();
+    const floats = Buffer.from(good.toString('latin1').replace("'|u1'", "'<f4'"), 'latin1');
+    expect(readNpyImage(floats)).toBeNull();
+    const grey = Buffer.from(good.toString('latin1').replace('(8, 8, 3)', '(8, 24, 1)'), 'latin1');
+    expect(readNpyImage(grey)).toBeNull();
   });
 });
 

@@ -2,6 +2,7 @@ import sharp from 'sharp';
 import { describe, expect, test } from 'vitest';
 import { loadPlan, resolvePlan, readSpec, type Plan } from '../../src/select/index.js';
 import { openStream, parseState, type StreamSample } from '../../src/stream/index.js';
+import { readNpyImage } from '../../src/image/index.js';
 import { tempDir } from '../helpers/tmp.js';
 import { COLOURS, streamWorld, type Colour } from './world.js';
 
@@ -200,6 +201,27 @@ describe('cache', () => {
     expect(second).toHaveLength(60);
     expect(new Set(second.map((s) => s.json.id))).toEqual(new Set(first.map((s) => s.json.id)));
     expect(stream.stats.snapshot().cache_misses).toBe(0);
+  });
+});
+
+describe('npy samples', () => {
+  test('encode_format npy: the pixels of the right colour, served again from the cache without a request', async () => {
+    const w = world();
+    const cacheDir = await tempDir();
+    const plan = await loadPlan(await w.spec([{ name: 'blue', count: 12 }], { image: { size: 16, resize_mode: 'center_crop', encode_format: 'npy' }, cache: { dir: cacheDir, max_bytes: '50MB' } }));
+    const first = await drain(await openStream(plan));
+    const blue = [0, 2, 4].map((i) => parseInt(COLOURS.blue.slice(i, i + 2), 16));
+    for (const s of first) {
+      expect(s.format).toBe('npy');
+      const image = readNpyImage(s.image)!;
+      expect([image.width, image.height, s.json.width, s.json.height]).toEqual([16, 16, 16, 16]);
+      for (const [c, v] of [...image.pixels.subarray(0, 3)].entries()) expect(Math.abs(v - blue[c]!)).toBeLessThanOrEqual(8);
+    }
+    const before = w.server.totalRequests();
+    const again = await drain(await openStream(plan, { epoch: 1 }));
+    expect(w.server.totalRequests()).toBe(before);
+    const byId = new Map(first.map((s) => [s.json.id, s.image]));
+    for (const s of again) expect(s.image.equals(byId.get(s.json.id)!)).toBe(true);
   });
 });
 
