@@ -164,7 +164,7 @@ async function walk(dir: string): Promise<string[]> {
   const out: string[] = [];
   for (const entry of await readdir(dir, { withFileTypes: true })) {
     const path = join(dir, entry.name);
-    if (entry.isDirectory()) out.push(...(await walk(path)));
+    if (entry.isDirectory()) for (const file of await walk(path)) out.push(file); // push(...files) overflows at ~10⁵
     else if (entry.isFile()) out.push(path);
   }
   return out;

@@ -172,7 +172,7 @@ export async function openPlan(spec: Spec, opts: ResolveOptions = {}): Promise<P
         const second = spec.queries.map((_, qi) => (full.get(qi) ?? []).filter((r) => !known.has(r.id) && !(r.url != null && knownUrls.has(r.url))));
         assignAcrossQueries(second, spec).forEach((owned, qi) => {
           const list = candidates[qi]!;
-          list.push(...ordered(owned.slice(0, keep[qi]! - list.length), spec, qi, 1));
+          for (const c of ordered(owned.slice(0, keep[qi]! - list.length), spec, qi, 1)) list.push(c); // push(...list) overflows at ~10⁵
           const results = full.get(qi);
           const q = header.queries[qi]!;
           if (results) Object.assign(q, { available: results.length, available_more: results.truncated === true });
