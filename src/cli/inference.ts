@@ -22,5 +22,9 @@ export function inferenceCommand(): Command {
         `done in ${seconds.toFixed(1)}s: ${summary.count} images → ${summary.partitions.length} partition(s), ${summary.dim} dims` +
           `${summary.withText ? ', with text embeddings' : ''}, into ${summary.outputFolder}\n`,
       );
+      if (summary.skipped.length > 0) {
+        const shown = summary.skipped.slice(0, 5).join(', ');
+        process.stderr.write(`clipstream: warning: ${summary.skipped.length} image(s) do not decode and were left out: ${shown}${summary.skipped.length > 5 ? ', …' : ''}\n`);
+      }
     });
 }

@@ -18,8 +18,10 @@ export interface ClipModel {
   readonly name: string;
   /** One L2-normalised embedding per text, in order. */
   encodeText(texts: string[]): Promise<Float32Array[]>;
-  /** One L2-normalised embedding per encoded image (jpg/png/webp/… bytes), in order. */
+  /** One L2-normalised embedding per encoded image (jpg/png/webp/… bytes), in order; rejects if one does not decode. */
   encodeImages(images: Buffer[]): Promise<Float32Array[]>;
+  /** The same, with null for an image that does not decode (a folder of images from anywhere has some). */
+  tryEncodeImages(images: Buffer[]): Promise<(Float32Array | null)[]>;
   /** Releases the ONNX sessions; the model cannot be used afterwards. */
   close(): Promise<void>;
 }
@@ -228,13 +230,26 @@ export async function loadClipModel(modelDirOrHubId: string, opts: LoadClipOptio
     return normalisedRows(embeds, batch.length, 'text_embeds');
   };
 
-  const runImages = async (batch: Buffer[], offset: number): Promise<Float32Array[]> => {
-    const images = await Promise.all(batch.map((b, i) => decodeImage(RawImage, b, offset + i)));
+  /** Embeds the images that decode; one that does not is null, or rejects the batch when `strict`. */
+  const runImages = async (batch: Buffer[], offset: number, strict: boolean): Promise<(Float32Array | null)[]> => {
+    const decoded = await Promise.allSettled(batch.map((b, i) => decodeImage(RawImage, b, offset + i)));
+    const failed = decoded.find((d) => d.status === 'rejected');
+    if (strict && failed) throw failed.reason;
+    const images = decoded.flatMap((d) => (d.status === 'fulfilled' ? [d.value] : []));
+    if (images.length === 0) return batch.map(() => null);
     const { pixel_values } = (await processor(images)) as { pixel_values: Tensor };
     const out = (await visionModel({ pixel_values })) as Record<string, Tensor>;
     const embeds = out.image_embeds;
     if (embeds === undefined) throw modelInvalid(`Expected output image_embeds from ${source} vision model`, { hint: LAYOUT_HINT });
-    return normalisedRows(embeds, batch.length, 'image_embeds');
+    const rows = normalisedRows(embeds, images.length, 'image_embeds');
+    let next = 0;
+    return decoded.map((d) => (d.status === 'fulfilled' ? rows[next++]! : null));
+  };
+  const encodeImages = async (images: Buffer[], strict: boolean): Promise<(Float32Array | null)[]> => {
+    ensureOpen();
+    const out: (Float32Array | null)[] = [];
+    for (const [k, batch] of chunks(images, batchSize).entries()) out.push(...(await runImages(batch, k * batchSize, strict)));
+    return out;
   };
 
   let dim: number;
@@ -264,12 +279,8 @@ export async function loadClipModel(modelDirOrHubId: string, opts: LoadClipOptio
       for (const batch of chunks(texts, batchSize)) out.push(...(await runText(batch)));
       return out;
     },
-    async encodeImages(images) {
-      ensureOpen();
-      const out: Float32Array[] = [];
-      for (const [k, batch] of chunks(images, batchSize).entries()) out.push(...(await runImages(batch, k * batchSize)));
-      return out;
-    },
+    encodeImages: (images) => encodeImages(images, true) as Promise<Float32Array[]>,
+    tryEncodeImages: (images) => encodeImages(images, false),
     async close() {
       if (closed) return;
       closed = true;

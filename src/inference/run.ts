@@ -28,6 +28,8 @@ export interface InferenceSummary {
   count: number;
   dim: number;
   withText: boolean;
+  /** image_path of every image left out because it does not decode. */
+  skipped: string[];
 }
 
 interface Item {
@@ -56,6 +58,7 @@ export async function runInference(o: InferenceOptions): Promise<InferenceSummar
   await Promise.all(dirs.map((d) => mkdir(d, { recursive: true })));
   let count = 0;
   let withText = false;
+  const skipped: string[] = [];
   try {
     for (const partition of partitions) {
       const result = await embedPartition(partition, model, o, () => {
@@ -63,11 +66,12 @@ export async function runInference(o: InferenceOptions): Promise<InferenceSummar
         o.onProgress?.(count);
       });
       withText ||= result.withText;
+      skipped.push(...result.skipped);
     }
   } finally {
     await model.close();
   }
-  return { outputFolder: o.outputFolder, partitions: partitions.map((p) => p.name), count, dim: model.dim, withText };
+  return { outputFolder: o.outputFolder, partitions: partitions.map((p) => p.name), count, dim: model.dim, withText, skipped };
 }
 
 /**
@@ -79,12 +83,18 @@ async function embedPartition(p: Partition, model: ClipModel, o: InferenceOption
   const textRows: Float32Array[] = [];
   const metas: Record<string, unknown>[] = [];
   let anyCaption = false;
-  for await (const group of batch(p.items, o.batchSize ?? 32)) {
-    const vectors = await model.encodeImages(group.map((g) => g.image));
+  const skipped: string[] = [];
+  for await (const items of batch(p.items, o.batchSize ?? 32)) {
+    const vectors = await model.tryEncodeImages(items.map((g) => g.image));
+    // An image that does not decode is left out, with its row: the three files stay aligned.
+    const group = items.filter((g, i) => {
+      if (vectors[i] === null) skipped.push(String(g.meta.image_path));
+      return vectors[i] !== null;
+    });
     const captions = group.map((g) => g.caption ?? '');
     anyCaption ||= group.some((g) => g.caption !== null);
     const texts = await model.encodeText(captions);
-    imageRows.push(...vectors);
+    for (const v of vectors) if (v !== null) imageRows.push(v);
     textRows.push(...texts);
     for (const g of group) {
       metas.push(g.meta);
@@ -94,7 +104,7 @@ async function embedPartition(p: Partition, model: ClipModel, o: InferenceOption
   await writeNpy(join(o.outputFolder, 'img_emb', `img_emb_${p.name}.npy`), imageRows, model.dim, 'float16');
   if (anyCaption) await writeNpy(join(o.outputFolder, 'text_emb', `text_emb_${p.name}.npy`), textRows, model.dim, 'float16');
   await writeMetadata(join(o.outputFolder, 'metadata', `metadata_${p.name}.parquet`), metas);
-  return { withText: anyCaption };
+  return { withText: anyCaption, skipped };
 }
 
 async function writeMetadata(path: string, rows: Record<string, unknown>[]): Promise<void> {

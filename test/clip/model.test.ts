@@ -105,6 +105,12 @@ describe('loadClipModel on color-CLIP', () => {
       code: 'INPUT_MALFORMED',
       message: expect.stringMatching(/^Expected an encoded image for images\[1\] but it does not decode/),
     });
+    // tryEncodeImages: null in its place, the others embedded as alone.
+    const tried = await model.tryEncodeImages([rgba, Buffer.from('<html>not an image</html>'), deep]);
+    expect(tried[1]).toBeNull();
+    expect([...tried[0]!]).toEqual([...rgbaEmb!]);
+    expect([...tried[2]!]).toEqual([...deepEmb!]);
+    expect(await model.tryEncodeImages([Buffer.from('x')])).toEqual([null]);
   });
 });
 

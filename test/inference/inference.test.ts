@@ -1,4 +1,5 @@
 import { existsSync } from 'node:fs';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { loadClipModel, writeColorClip } from '../../src/clip/index.js';
@@ -6,6 +7,7 @@ import { downloadDemoShards } from '../helpers/demo-shards.js';
 import { openEmbeddingFolder, readEmbeddingBatches } from '../../src/io/embedding-folder.js';
 import { runInference } from '../../src/inference/run.js';
 import { tempDir } from '../helpers/tmp.js';
+import { solidImage } from '../clip/helpers.js';
 
 const dot = (a: Float32Array, b: Float32Array) => a.reduce((s, v, i) => s + v * b[i]!, 0);
 
@@ -47,6 +49,28 @@ describe('clipstream inference', () => {
     expect(reds).toBeGreaterThan(3);
     expect(ranked.slice(0, reds).every((r) => r.colour === 'red')).toBe(true);
     expect(ranked[0]!.score).toBeGreaterThan(0.9);
+  });
+
+  it('an image folder with broken files: those are left out and named, the rest stays aligned', async () => {
+    const dir = await tempDir();
+    const images = join(dir, 'images');
+    await mkdir(images);
+    const red = await solidImage([220, 30, 30], 'jpeg');
+    await writeFile(join(images, 'a.jpg'), red);
+    await writeFile(join(images, 'a.txt'), 'a red square');
+    await writeFile(join(images, 'b.png'), await solidImage([30, 60, 210], 'png'));
+    await writeFile(join(images, 'c.jpg'), red.subarray(0, Math.floor(red.length / 2))); // truncated
+    await writeFile(join(images, 'd.jpg'), 'not an image at all');
+    await writeFile(join(images, 'e.webp'), await solidImage([30, 170, 60], 'webp'));
+    const emb = join(dir, 'emb');
+    const summary = await runInference({ input: images, outputFolder: emb, model: await writeColorClip(join(dir, 'model')), batchSize: 2 });
+    expect(summary.count).toBe(3);
+    expect(summary.skipped.sort()).toEqual(['c.jpg', 'd.jpg']);
+    const folder = await openEmbeddingFolder(emb);
+    expect(folder.count).toBe(3);
+    const paths: unknown[] = [];
+    for await (const b of readEmbeddingBatches(folder, { batchRows: 8 })) paths.push(...b.metadata.map((m) => m.image_path));
+    expect(paths).toEqual(['a.jpg', 'b.png', 'e.webp']);
   });
 
   it('a missing input names it', async () => {
