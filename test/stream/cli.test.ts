@@ -9,15 +9,26 @@ import { streamWorld } from './world.js';
 const CLI = join(import.meta.dirname, '../../dist/cli/main.js');
 const world = streamWorld({ counts: { red: 150, blue: 150 }, deadFraction: 0.3, latencyMs: [5, 30] });
 
-function run(args: string[], o: { killAfterMs?: number } = {}): Promise<{ code: number | null; signal: string | null; stdout: string; stderr: string }> {
+/** Runs the CLI; with `killWhen`, SIGKILLs it `killDelayMs` after the condition (polled every 10 ms) first holds. */
+function run(args: string[], o: { killWhen?: () => Promise<boolean>; killDelayMs?: number } = {}): Promise<{ code: number | null; signal: string | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
     const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString('latin1')));
     child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    if (o.killAfterMs !== undefined) setTimeout(() => child.kill('SIGKILL'), o.killAfterMs);
-    child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr }));
+    let poll: NodeJS.Timeout | undefined;
+    if (o.killWhen) {
+      const check = async () => {
+        if (await o.killWhen!()) setTimeout(() => child.kill('SIGKILL'), o.killDelayMs ?? 0);
+        else poll = setTimeout(() => void check(), 10);
+      };
+      void check();
+    }
+    child.on('close', (code, signal) => {
+      clearTimeout(poll);
+      resolve({ code, signal, stdout, stderr });
+    });
   });
 }
 
@@ -73,8 +84,15 @@ describe('clipstream stream', () => {
     expect(expected).toHaveLength(150);
 
     const out = join(dir, 'out');
-    const killed = await run(['stream', plan, '--output-folder', out, '--number-sample-per-shard', '20'], { killAfterMs: Math.floor(duration * (0.3 + 0.6 * Math.random())) });
-    expect(killed.signal).toBe('SIGKILL');
+    // A random moment: after 1 to 5 of the 8 shards are complete, plus up to a shard's time (from the reference run),
+    // so always before the end whatever this run's start-up costs.
+    const shards = 1 + Math.floor(Math.random() * 5);
+    const shardsDone = async () => {
+      const progress = await readFile(join(out, '_stream.json'), 'utf8').then((t) => JSON.parse(t) as { shards: number }, () => ({ shards: 0 }));
+      return progress.shards >= shards;
+    };
+    const killed = await run(['stream', plan, '--output-folder', out, '--number-sample-per-shard', '20'], { killWhen: shardsDone, killDelayMs: Math.floor(Math.random() * (duration / 8)) });
+    expect(killed.signal, `not killed: ${killed.stdout}`).toBe('SIGKILL');
     const again = await run(['stream', plan, '--output-folder', out, '--number-sample-per-shard', '20']);
     expect(again.code).toBe(2);
     expect(again.stderr).toMatch(/--resume/);
