@@ -34,6 +34,12 @@ if ! has_system_torch; then
   fi
   has_system_torch || fail "$python cannot import torch and PIL; install Debian's python3-torch python3-pil python3-venv (as root)"
 fi
+# torchvision is optional for the client (its JPEG decoder is faster than PIL's); with it, both paths are tested.
+if ! "$python" -c 'import torchvision' >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+  echo "test-python: installing Debian's python3-torchvision (apt-get) …" >&2
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q python3-torchvision >/dev/null ||
+    echo "test-python: python3-torchvision could not be installed; its tests will be skipped" >&2
+fi
 
 if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c 'import torch' >/dev/null 2>&1; then
   rm -rf "$venv"

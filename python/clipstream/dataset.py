@@ -93,6 +93,8 @@ class ClipStreamDataset(IterableDataset):
             raise ValueError(f"Expected 0 <= rank < world_size but received rank={rank}, world_size={world_size}")
         self.url = http.base_url(url)
         self.decode = decode
+        if decode == "tensor":
+            _jpeg_to_tensor()  # imported here, once: forked DataLoader workers inherit it (each would take ~0.3 s)
         self.transform = transform
         self.rank, self.world_size = rank, world_size
         self.timeout, self.retries, self.backoff, self.max_backoff = timeout, retries, backoff, max_backoff
@@ -224,6 +226,8 @@ class ClipStreamDataset(IterableDataset):
                 from PIL import Image
 
                 image = Image.frombytes("RGB", (width, height), bytes(pixels))
+        elif self.decode == "tensor" and image[:3] == b"\xff\xd8\xff" and (jpeg := _jpeg_to_tensor()) is not None:
+            image = jpeg(image)
         elif self.decode != "raw":
             from PIL import Image
 
@@ -269,6 +273,31 @@ def _npy_image(data, key):
     if array.dtype != np.uint8 or array.ndim != 3 or array.shape[2] != 3:
         raise StreamError(f"sample {key}: expected an (h, w, 3) uint8 image in its .npy member but found {array.dtype} {array.shape}")
     return array.shape[0], array.shape[1], memoryview(np.ascontiguousarray(array)).cast("B")
+
+
+_jpeg_decoder = []
+
+
+def _jpeg_to_tensor():
+    """torchvision's decode_jpeg when torchvision is installed (libjpeg-turbo straight into an RGB tensor: ~20 % less
+    CPU than PIL, bench/torch), else None. Looked up once per process (importing torchvision takes ~0.3 s)."""
+    if not _jpeg_decoder:
+        try:
+            from torchvision.io import ImageReadMode, decode_jpeg
+        except ImportError:
+            _jpeg_decoder.append(None)
+        else:
+            def decode(data):
+                try:
+                    return decode_jpeg(torch.frombuffer(bytearray(data), dtype=torch.uint8), mode=ImageReadMode.RGB)
+                except RuntimeError:  # what libjpeg-turbo refuses (CMYK, say), PIL may read
+                    from PIL import Image
+
+                    with Image.open(io.BytesIO(data)) as opened:
+                        return _to_tensor(opened.convert("RGB"))
+
+            _jpeg_decoder.append(decode)
+    return _jpeg_decoder[0]
 
 
 def _to_tensor(image):

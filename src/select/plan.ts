@@ -130,6 +130,7 @@ export async function openPlan(spec: Spec, opts: ResolveOptions = {}): Promise<P
     const firstBlock = opts.firstBlock ?? FIRST_BLOCK;
     for (const qi of spec.queries.keys()) {
       const searching = search(qi, Math.min(firstBlock, limits[qi]!));
+      searching.catch(() => {}); // awaited below, also if the hook throws
       if (qi === 0) opts.whileSearching?.();
       first.push(await searching);
     }
@@ -137,7 +138,7 @@ export async function openPlan(spec: Spec, opts: ResolveOptions = {}): Promise<P
     const totalCount = spec.queries.reduce((sum, q) => sum + q.count, 0);
     const header: PlanHeader = {
       format_version: 1,
-      id: planId(identity, spec, vectors, firstBlock),
+      id: planId(identity, spec, vectors, firstBlock, candidates),
       created_at: new Date().toISOString(),
       index: identity,
       seed: spec.seed,
@@ -157,19 +158,24 @@ export async function openPlan(spec: Spec, opts: ResolveOptions = {}): Promise<P
       })),
     };
     const plan: Plan = { header, candidates, warnings: [] };
-    // A query needs its long search when its quick one stopped at its limit with fewer candidates than it keeps.
-    const more = [...spec.queries.keys()].filter((qi) => first[qi]!.truncated === true && candidates[qi]!.length < keep[qi]!);
+    // A query needs its long search when its quick one stopped short of both its limit and what it keeps.
+    const more = [...spec.queries.keys()].filter((qi) => first[qi]!.truncated === true && limits[qi]! > firstBlock && candidates[qi]!.length < keep[qi]!);
     if (more.length === 0) {
       plan.warnings = warningsOf(header.queries);
       return plan;
     }
     const rest = (async () => {
       try {
-        const known = new Set(first.flat().map((r) => r.id));
+        // The second block leaves out the first blocks' rows: every query's with dedup.ids, else the query's own.
+        const idsOf = (results: SearchResult[]) => new Set(results.map((r) => r.id));
+        const allIds = idsOf(first.flat());
         const knownUrls = new Set(spec.dedup.urls ? first.flat().flatMap((r) => (r.url == null ? [] : [r.url])) : []);
         const full = new Map<number, SearchResults>();
         for (const qi of more) full.set(qi, await search(qi, limits[qi]!));
-        const second = spec.queries.map((_, qi) => (full.get(qi) ?? []).filter((r) => !known.has(r.id) && !(r.url != null && knownUrls.has(r.url))));
+        const second = spec.queries.map((_, qi) => {
+          const known = spec.dedup.ids ? allIds : idsOf(first[qi]!);
+          return (full.get(qi) ?? []).filter((r) => !known.has(r.id) && !(r.url != null && knownUrls.has(r.url)));
+        });
         assignAcrossQueries(second, spec).forEach((owned, qi) => {
           const list = candidates[qi]!;
           for (const c of ordered(owned.slice(0, keep[qi]! - list.length), spec, qi, 1)) list.push(c); // push(...list) overflows at ~10⁵
@@ -338,14 +344,15 @@ function toCandidate(r: SearchResult): Candidate {
 }
 
 /**
- * What the candidates depend on — the index, the query vectors and every field that selects or orders — so that a
- * stream can carry the id before the long search has ended. Searches are deterministic: the same inputs give the
- * same candidates in every process.
+ * What the candidates depend on — the index, the query vectors and every field that selects or orders — and the
+ * first blocks themselves (a remote index has no identity of its own), so that a stream can carry the id before
+ * the long search has ended. Searches are deterministic: the same inputs give the same candidates in every process.
  */
-function planId(identity: IndexIdentity, spec: Spec, vectors: Float32Array[], firstBlock: number): string {
+function planId(identity: IndexIdentity, spec: Spec, vectors: Float32Array[], firstBlock: number, firstBlocks: Candidate[][]): string {
   const h = createHash('sha256');
   const queries = spec.queries.map((q) => [q.name, q.count, q.min_similarity, q.where ?? null, q.weight ?? null]);
   h.update(JSON.stringify({ identity, seed: spec.seed, order: spec.order, oversample: spec.oversample, dedup: spec.dedup, image: spec.image, queries, firstBlock }));
   for (const v of vectors) h.update(new Uint8Array(v.buffer, v.byteOffset, v.byteLength));
+  for (const list of firstBlocks) h.update(`|${list.map((c) => c.id).join(',')}`);
   return h.digest('hex').slice(0, 16);
 }

@@ -17,6 +17,9 @@ export interface StripeHit {
  * may still be growing: while `pending` is set, a plan is being resolved and more candidates will be appended.
  */
 export class Stripe {
+  /** `pending` has resolved (a plan may keep the settled promise: completion must not depend on its removal). */
+  private settled = false;
+
   constructor(
     private readonly list: Candidate[],
     private readonly p: number,
@@ -30,7 +33,7 @@ export class Stripe {
   }
 
   get complete(): boolean {
-    return this.plan.pending === undefined;
+    return this.settled || this.plan.pending === undefined;
   }
 
   at(position: number): Candidate {
@@ -38,8 +41,9 @@ export class Stripe {
   }
 
   /** Settles when the plan is complete; rejects with the plan's error if its resolution failed. */
-  grown(): Promise<void> {
-    return this.plan.pending ?? Promise.resolve();
+  async grown(): Promise<void> {
+    await this.plan.pending;
+    this.settled = true;
   }
 }
 
@@ -80,8 +84,13 @@ export class StripeReader {
   private owed = 0;
   /** The current slot's head failed: it is being filled from the tail. */
   private inChain = false;
-  /** Visits since the last success, in delivery order: a whole stripe's worth means nothing can succeed. */
-  private failuresInARow = 0;
+  /**
+   * Distinct positions that failed since the last success: all of them means nothing can succeed. `failedSince[i]`
+   * is the success count when position i last failed (stamps instead of a set cleared at every success).
+   */
+  private failedSince: Uint32Array | null = null;
+  private successes = 0;
+  private failedPositions = 0;
   private closed = false;
 
   constructor(
@@ -133,8 +142,8 @@ export class StripeReader {
           const outcome = await slot.result;
           this.fill();
           if (outcome.ok) return this.hit(slot, outcome);
-          this.failed();
           this.inChain = true;
+          this.failed(slot.position);
         }
       }
       if (this.tails.length === 0) {
@@ -153,7 +162,7 @@ export class StripeReader {
         this.inChain = false;
         return this.hit(tail, outcome);
       }
-      this.failed();
+      this.failed(tail.position);
     }
   }
 
@@ -198,13 +207,19 @@ export class StripeReader {
 
   private hit(a: Attempt, outcome: Extract<CachedOutcome, { ok: true }>): StripeHit {
     this.delivered++;
-    this.failuresInARow = 0;
+    this.successes++;
+    this.failedPositions = 0;
     return { candidate: this.stripe.at(a.position), outcome, pass: a.pass, tail: this.tailUsed };
   }
 
-  private failed(): void {
-    this.failuresInARow++;
-    if (this.stripe.complete && this.failuresInARow >= this.stripe.known) throw this.exhausted();
+  private failed(position: number): void {
+    if (!this.stripe.complete) return; // more candidates are coming
+    const known = this.stripe.known;
+    if (this.failedSince === null || this.failedSince.length < known) this.failedSince = new Uint32Array(known).fill(0xffffffff);
+    if (this.failedSince[position] !== this.successes) {
+      this.failedSince[position] = this.successes;
+      if (++this.failedPositions >= known) throw this.exhausted();
+    }
   }
 
   private fill(): void {

@@ -75,6 +75,17 @@ describe('a plan in two blocks', () => {
     expect(plan.warnings.join('\n')).toMatch(/query b: 40 requested but only 0 candidates/);
   });
 
+  test("without dedup, a row of one query's first block stays in another query's second block", async () => {
+    const w = world();
+    // b's first block is blue; its long search (391 rows of 400) reaches the reds of a's first block.
+    const queries = [{ name: 'a', text: 'red', count: 5 }, { name: 'b', text: 'blue', count: 100, min_similarity: -1, where: "colour <> 'green'" }];
+    const [a, b] = ids(await resolvePlan(await readSpec(await w.spec(queries, { dedup: { ids: false, urls: false } })), { firstBlock: FIRST }));
+    expect(a).toHaveLength(15);
+    for (const id of a) expect(b).toContain(id);
+    const [a2, b2] = ids(await resolvePlan(await readSpec(await w.spec(queries)), { firstBlock: FIRST }));
+    for (const id of a2) expect(b2).not.toContain(id);
+  });
+
   test('a query its first block covers needs no long search', async () => {
     const w = world();
     const spec = await readSpec(await w.spec([{ name: 'green', count: 5 }]));

@@ -112,6 +112,16 @@ describe('the stripe walk', () => {
     expect(repeats).toEqual([0, 2, 4, 5, 7, 9, 0, 2, 4]);
   });
 
+  test('a stripe with one good candidate among dead ones delivers it, however the walk wraps', async () => {
+    for (const [rows, quota, deadIds] of [[2, 2, [0]], [3, 3, [0, 1]], [4, 2, [0, 1, 3]], [5, 9, [0, 1, 2, 4]]] as const) {
+      const dead = new Set<number>(deadIds);
+      const w = await walk({ rows, dead: (id) => dead.has(id), quota, seed: 4 });
+      const good = [...Array(rows).keys()].filter((id) => !dead.has(id));
+      expect(w.ids).toHaveLength(quota);
+      for (const id of w.ids) expect(good).toContain(id);
+    }
+  });
+
   test('no success anywhere in the stripe: STREAM_EXHAUSTED after one walk, not a hang', async () => {
     const attempts: number[] = [];
     const reader = new StripeReader('q', stripeOf(candidates(6)), 4, { delivered: 0, tail: 0 }, 9, 8, async (c) => {
@@ -120,7 +130,16 @@ describe('the stripe walk', () => {
     });
     await expect(reader.next()).rejects.toMatchObject({ code: 'STREAM_EXHAUSTED', message: expect.stringMatching(/none of the 6 candidates/) });
     await reader.settle();
-    expect(attempts.length).toBeLessThanOrEqual(6 + 8);
+    // Every position failed once since the last success (a repeat pass may revisit some first), plus the window.
+    expect(attempts.length).toBeLessThanOrEqual(2 * 6 + 8);
+  });
+
+  test('a plan that keeps its settled pending promise is complete all the same (no spin)', async () => {
+    const plan = { pending: Promise.resolve() };
+    const reader = new StripeReader('q', stripeOf(candidates(3), plan), 5, { delivered: 0, tail: 0 }, null, 8, async (c) => success(c.id));
+    const ids: number[] = [];
+    for (let i = 0; i < 5; i++) ids.push((await reader.next()).candidate.id);
+    expect(ids).toEqual([0, 1, 2, 0, 1]);
   });
 
   test('a state that does not fit the stripe is refused', () => {

@@ -1,0 +1,49 @@
+"""decode="tensor" of JPEG members: torchvision's decoder when installed, PIL's otherwise; the same pixels."""
+
+import io
+
+import pytest
+import torch
+from PIL import Image
+
+from clipstream import dataset
+
+
+def jpeg(mode="RGB", size=(40, 30)):
+    image = Image.new(mode, size)
+    image.putdata([((x * 7) % 256, (x * 3) % 256, (x * 11) % 256)[: len(mode)] if mode != "L" else (x * 5) % 256 for x in range(size[0] * size[1])])
+    buffer = io.BytesIO()
+    image.save(buffer, "JPEG", quality=90)
+    return buffer.getvalue()
+
+
+def pil_tensor(data):
+    with Image.open(io.BytesIO(data)) as opened:
+        return dataset._to_tensor(opened.convert("RGB"))
+
+
+@pytest.mark.parametrize("mode", ["RGB", "L", "CMYK"])
+def test_torchvision_decodes_what_pil_decodes(mode):
+    pytest.importorskip("torchvision")
+    dataset._jpeg_decoder.clear()
+    decode = dataset._jpeg_to_tensor()
+    assert decode is not None
+    data = jpeg(mode)
+    ours, pils = decode(data), pil_tensor(data)
+    assert ours.shape == pils.shape == (3, 30, 40) and ours.dtype == torch.uint8
+    assert (ours.int() - pils.int()).abs().max() <= 2  # both are libjpeg-turbo; CMYK goes through PIL
+
+
+def test_without_torchvision_pil_decodes(monkeypatch):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_torchvision(name, *args, **kwargs):
+        if name.startswith("torchvision"):
+            raise ImportError("no torchvision here")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_torchvision)
+    monkeypatch.setattr(dataset, "_jpeg_decoder", [])
+    assert dataset._jpeg_to_tensor() is None
