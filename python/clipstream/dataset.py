@@ -260,19 +260,35 @@ def _npy_image(data, key):
         end = 10 + int.from_bytes(data[8:10], "little")
         match = _NPY_IMAGE_HEADER.fullmatch(data, 10, end)
         if match:
-            height, width = int(match[1]), int(match[2])
-            if len(data) - end != height * width * 3:
-                raise StreamError(f"sample {key}: its .npy member holds {len(data) - end} bytes of pixels, not {height}×{width}×3")
-            return height, width, memoryview(data)[end:]
-    import numpy as np
+            return _checked(key, int(match[1]), int(match[2]), False, data, end)
+    # Another writer's header: numpy reads it, but the array is not made from it before the size is checked (np.load
+    # would allocate whatever a header declares).
+    from numpy.lib import format as npy_format
 
+    stream = io.BytesIO(data)
     try:
-        array = np.load(io.BytesIO(data), allow_pickle=False)
-    except (ValueError, EOFError, OSError) as err:
+        version = npy_format.read_magic(stream)
+        read_header = {(1, 0): npy_format.read_array_header_1_0, (2, 0): npy_format.read_array_header_2_0}.get(version)
+        if read_header is None:
+            raise ValueError(f"format version {version[0]}.{version[1]}")
+        shape, fortran, dtype = read_header(stream)
+    except (ValueError, EOFError, OSError, SyntaxError) as err:
         raise StreamError(f"sample {key}: its .npy member is not a numpy array ({err})") from err
-    if array.dtype != np.uint8 or array.ndim != 3 or array.shape[2] != 3:
-        raise StreamError(f"sample {key}: expected an (h, w, 3) uint8 image in its .npy member but found {array.dtype} {array.shape}")
-    return array.shape[0], array.shape[1], memoryview(np.ascontiguousarray(array)).cast("B")
+    if dtype.str != "|u1" or len(shape) != 3 or shape[2] != 3:
+        raise StreamError(f"sample {key}: expected an (h, w, 3) uint8 image in its .npy member but found {dtype} {shape}")
+    return _checked(key, shape[0], shape[1], fortran, data, stream.tell())
+
+
+def _checked(key, height, width, fortran, data, offset):
+    if height < 1 or width < 1 or len(data) - offset != height * width * 3:
+        raise StreamError(f"sample {key}: its .npy member holds {len(data) - offset} bytes of pixels, not {height}×{width}×3")
+    pixels = memoryview(data)[offset:]
+    if fortran:
+        import numpy as np
+
+        array = np.frombuffer(pixels, dtype=np.uint8).reshape((height, width, 3), order="F")
+        pixels = memoryview(np.ascontiguousarray(array)).cast("B")
+    return height, width, pixels
 
 
 _jpeg_decoder = []

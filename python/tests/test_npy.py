@@ -15,6 +15,12 @@ def saved(array, **kwargs):
     return buffer.getvalue()
 
 
+def huge_header():
+    header = b"{'shape': (10000000, 10000000, 3), 'fortran_order': False, 'descr': '|u1', }"
+    header += b" " * (63 - (10 + len(header)) % 64) + b"\n"
+    return b"\x93NUMPY\x01\x00" + len(header).to_bytes(2, "little") + header + bytes(100)
+
+
 def pixels_of(data):
     height, width, pixels = _npy_image(data, "k")
     return np.frombuffer(pixels, dtype=np.uint8).reshape(height, width, 3)
@@ -37,8 +43,11 @@ def test_other_valid_layouts_go_through_np_load():
         (saved(np.zeros((4, 5), dtype=np.uint8)), "uint8 image"),
         (saved(np.zeros((4, 5, 4), dtype=np.uint8)), "uint8 image"),
         (saved(np.zeros((4, 5, 3), dtype=np.uint8))[:-1], "bytes of pixels"),
-        (saved(np.array([{"a": 1}], dtype=object), allow_pickle=True), "not a numpy array"),
+        (saved(np.array([{"a": 1}], dtype=object), allow_pickle=True), "uint8 image"),  # never unpickled
         (b"\xff\xd8\xff not an array", "not a numpy array"),
+        (saved(np.zeros((0, 5, 3), dtype=np.uint8)), "bytes of pixels"),
+        # A header that declares 273 TiB (keys reordered, so not clipstream's own): refused, nothing allocated.
+        (huge_header(), "bytes of pixels"),
     ],
 )
 def test_anything_else_is_refused_with_the_sample_key(data, message):

@@ -1,5 +1,5 @@
 // Imported first by the CLI entry, for what must be set before anything else loads.
-import { enableCompileCache } from 'node:module';
+import * as nodeModule from 'node:module';
 import { availableParallelism } from 'node:os';
 
 // libuv's pool serves DNS lookups, file I/O and every sharp/libvips job, and its size is fixed when first used.
@@ -8,5 +8,5 @@ process.env.UV_THREADPOOL_SIZE ??= String(Math.max(8, availableParallelism() * 2
 
 // V8's code cache on disk (os.tmpdir()/node-compile-cache): the modules a command loads (LanceDB's and Arrow's
 // bindings, undici, zod, sharp) compile once per installed version, not at every start (stream --help: 0.67 →
-// 0.50 s). NODE_DISABLE_COMPILE_CACHE=1 turns it off.
-enableCompileCache();
+// 0.50 s). NODE_DISABLE_COMPILE_CACHE=1 turns it off. Node 22.1+ (engines says 22): looked up, not imported by name.
+if ('enableCompileCache' in nodeModule) nodeModule.enableCompileCache();

@@ -2,7 +2,7 @@ import { readdir, stat, mkdir, readFile } from 'node:fs/promises';
 import { basename, extname, join, relative } from 'node:path';
 import { batch } from '../core/async.js';
 import sharp from 'sharp';
-import { inputMalformed, inputNotFound } from '../core/errors.js';
+import { inputNotFound } from '../core/errors.js';
 import { readNpyImage } from '../image/index.js';
 import { loadClipModel, type ClipModel } from '../clip/index.js';
 import { writeNpy } from '../io/npy.js';
@@ -33,7 +33,8 @@ export interface InferenceSummary {
 }
 
 interface Item {
-  image: Buffer;
+  /** Encoded bytes; null for an npy member that is not an image (left out like any image that does not decode). */
+  image: Buffer | null;
   caption: string | null;
   meta: Record<string, unknown>;
 }
@@ -85,7 +86,7 @@ async function embedPartition(p: Partition, model: ClipModel, o: InferenceOption
   let anyCaption = false;
   const skipped: string[] = [];
   for await (const items of batch(p.items, o.batchSize ?? 32)) {
-    const vectors = await model.tryEncodeImages(items.map((g) => g.image));
+    const vectors = await model.tryEncodeImages(items.map((g) => g.image ?? Buffer.alloc(0)));
     // An image that does not decode is left out, with its row: the three files stay aligned.
     const group = items.filter((g, i) => {
       if (vectors[i] === null) skipped.push(String(g.meta.image_path));
@@ -151,7 +152,7 @@ async function* tarItems(path: string): AsyncGenerator<Item> {
   for await (const sample of readTarSamples(path)) {
     const imageKey = ['jpg', 'jpeg', 'png', 'webp', 'npy'].find((ext) => sample[ext] !== undefined);
     if (!imageKey) continue;
-    const image = imageKey === 'npy' ? await npyAsPng(sample.npy as Buffer, `${basename(path)}/${sample.__key__}.npy`) : (sample[imageKey] as Buffer);
+    const image = imageKey === 'npy' ? await npyAsPng(sample.npy as Buffer) : (sample[imageKey] as Buffer);
     const json = sample.json ? (JSON.parse(String(sample.json)) as Record<string, unknown>) : {};
     const caption = sample.txt !== undefined ? String(sample.txt) : typeof json.caption === 'string' ? json.caption : null;
     yield {
@@ -181,8 +182,8 @@ async function walk(dir: string): Promise<string[]> {
 }
 
 /** The encoders read encoded images: an npy sample (`--encode-format npy`) becomes a lossless PNG of its pixels. */
-async function npyAsPng(bytes: Buffer, name: string): Promise<Buffer> {
+async function npyAsPng(bytes: Buffer): Promise<Buffer | null> {
   const image = readNpyImage(bytes);
-  if (!image) throw inputMalformed(`${name} is not an (h, w, 3) uint8 .npy image`, { hint: 'npy members are what clipstream writes with --encode-format npy.' });
+  if (!image) return null;
   return sharp(image.pixels, { raw: { width: image.width, height: image.height, channels: 3 } }).png({ compressionLevel: 0 }).toBuffer();
 }

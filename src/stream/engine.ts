@@ -77,10 +77,7 @@ export function streamPartition(plan: Plan, o: PartitionStreamOptions): Stream {
 
   const stats = o.stats ?? new StreamStats();
   const abort = new AbortController();
-  // Samples leave in stripe order, so one slow download holds back the ones behind it: the window is wider than
-  // the concurrency so that downloading goes on behind a slow head (bench/stream, stream ÷ download rate: window =
-  // concurrency 0.43, 4 × 0.91–0.93, 8 × 0.98). Ready samples are resized ones, a few tens of KB each.
-  const window = o.window ?? Math.min(4096, 8 * plan.header.fetch.concurrency);
+  const window = o.window ?? defaultWindow(plan);
   const size = quota.reduce((a, b) => a + b, 0);
   // Epoch 0 walks the plan's order; a later epoch visits each stripe's head in an order of its own.
   const readersFor = (s: StreamState) => queries.map((q, qi) => new StripeReader(
@@ -187,6 +184,24 @@ export function streamPartition(plan: Plan, o: PartitionStreamOptions): Stream {
     },
     [Symbol.asyncIterator]: () => iterator,
   };
+}
+
+/** Bytes of ready samples a partition may hold ahead of its consumer, over all its queries. */
+const READY_BYTES = 256 * 1024 * 1024;
+
+/**
+ * Attempts open or ready ahead of the consumer, per query. Samples leave in stripe order, so one slow download
+ * holds back the ones behind it: the window is wider than the concurrency so that downloading goes on behind a slow
+ * head (bench/stream, stream ÷ download rate: window = concurrency 0.43, 4 × 0.91–0.93, 8 × 0.98). Ready samples
+ * are resized ones: ~30 KB of 256 px jpg, but 196 KB of 256 px npy, so the window also keeps within READY_BYTES.
+ */
+export function defaultWindow(plan: Plan): number {
+  const { size, resize_mode, encode_format } = plan.header.image;
+  // What one resized sample may weigh: raw pixels for npy, ~0.5 byte a pixel for q95 jpg; no resize: unknown sizes.
+  const side = resize_mode === 'no' ? Math.max(size, 1024) : resize_mode === 'keep_ratio' ? 2 * size : size;
+  const sampleBytes = side * size * (encode_format === 'npy' ? 3 : 0.5);
+  const byBytes = Math.floor(READY_BYTES / plan.header.queries.length / sampleBytes);
+  return Math.max(16, Math.min(4096, 8 * plan.header.fetch.concurrency, byBytes));
 }
 
 function checkState(state: StreamState, plan: Plan, partition: Partition, epoch: number, quota: number[], infinite: boolean): void {

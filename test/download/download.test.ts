@@ -1,4 +1,6 @@
-import { existsSync } from 'node:fs';
+import { createWriteStream, existsSync } from 'node:fs';
+import { pipeline } from 'node:stream/promises';
+import { createTarSampleStream } from '../../src/sink/index.js';
 import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parquetWriteBuffer } from 'hyparquet-writer';
@@ -61,9 +63,16 @@ describe('download (img2dataset-compatible job)', () => {
       const colour = good[JSON.parse(String(s.json)).caption.match(/caption (\d)/)[1]]![2];
       expect([...image.pixels.subarray(0, 3)].map((v) => Math.round(v / 255) * 255)).toEqual([0, 2, 4].map((i) => parseInt(colour.slice(i, i + 2), 16)));
     }
+    // One more tar whose npy member is not an image: left out and named, not fatal.
+    const tar = createTarSampleStream();
+    const written = pipeline(tar.readable, createWriteStream(join(out, '00099.tar')));
+    await tar.writeSample({ key: 'broken', status: 'success', meta: { caption: 'broken' }, image: { data: Buffer.from('not pixels'), format: 'npy' } });
+    await tar.finish();
+    await written;
     const emb = join(dir, 'emb');
     const summary = await runInference({ input: out, outputFolder: emb, model: await writeColorClip(join(dir, 'model')), batchSize: 4 });
     expect(summary.count).toBe(good.length);
+    expect(summary.skipped).toEqual(['00099.tar/broken.npy']);
   });
 
   it('writes webdataset shards, a parquet row per input and stats, with img2dataset fields', async () => {

@@ -2,6 +2,7 @@ import sharp from 'sharp';
 import { describe, expect, test } from 'vitest';
 import { loadPlan, resolvePlan, readSpec, type Plan } from '../../src/select/index.js';
 import { openStream, parseState, type StreamSample } from '../../src/stream/index.js';
+import { defaultWindow } from '../../src/stream/engine.js';
 import { readNpyImage } from '../../src/image/index.js';
 import { tempDir } from '../helpers/tmp.js';
 import { COLOURS, streamWorld, type Colour } from './world.js';
@@ -226,6 +227,17 @@ describe('npy samples', () => {
 });
 
 describe('bounded memory', () => {
+  test('the window keeps ready samples within 256 MB a partition: 196 KB npy samples get fewer than 30 KB jpgs', () => {
+    const plan = (encode_format: string, size: number, queries: number, resize_mode = 'center_crop') =>
+      ({ header: { image: { size, resize_mode, encode_format }, fetch: { concurrency: 256 }, queries: Array(queries).fill({}) } }) as unknown as Plan;
+    expect(defaultWindow(plan('jpg', 256, 1))).toBe(2048); // 8 × concurrency
+    expect(defaultWindow(plan('npy', 256, 1))).toBe(1365); // 256 MiB / (256 × 256 × 3)
+    expect(defaultWindow(plan('npy', 256, 3))).toBe(455);
+    expect(defaultWindow(plan('npy', 256, 1, 'keep_ratio'))).toBe(682); // the long side may be twice the short one
+    expect(defaultWindow(plan('npy', 4096, 1))).toBe(16); // at least 16
+  });
+
+
   test('a slow consumer holds the downloads ahead of it to the window', async () => {
     const w = world();
     const fetch = { allow_private_networks: true, timeout: 5, retries: 0, concurrency: 4 };

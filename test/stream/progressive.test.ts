@@ -81,9 +81,9 @@ describe('a plan in two blocks', () => {
     const queries = [{ name: 'a', text: 'red', count: 5 }, { name: 'b', text: 'blue', count: 100, min_similarity: -1, where: "colour <> 'green'" }];
     const [a, b] = ids(await resolvePlan(await readSpec(await w.spec(queries, { dedup: { ids: false, urls: false } })), { firstBlock: FIRST }));
     expect(a).toHaveLength(15);
-    for (const id of a) expect(b).toContain(id);
+    for (const id of a!) expect(b).toContain(id);
     const [a2, b2] = ids(await resolvePlan(await readSpec(await w.spec(queries)), { firstBlock: FIRST }));
-    for (const id of a2) expect(b2).not.toContain(id);
+    for (const id of a2!) expect(b2).not.toContain(id);
   });
 
   test('a query its first block covers needs no long search', async () => {
