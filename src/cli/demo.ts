@@ -13,13 +13,17 @@ export function demoCommand(): Command {
     .option('--world <dir>', 'only build the demo world into DIR and serve its images until stopped (for notebooks and the Python tests)')
     .action(async (flags: { outputFolder: string; count: number; world?: string }) => {
       if (flags.world !== undefined) return serveWorld(flags.world, flags.count);
-      const progress = countProgress('demo stream', 'samples');
+      // Started with the stream, so that its rate does not count the world's build.
+      let progress: ReturnType<typeof countProgress> | undefined;
       const result = await runDemo({
         outputFolder: flags.outputFolder,
         count: flags.count,
-        onPlan: (plan) => process.stdout.write(`demo world: ${flags.count} images, 1 in 9 links dead, 1 in 23 not an image\n\n${planTable(plan, 1)}\n`),
-        onSample: (done, size) => progress.update(done, size),
-      }).finally(() => progress.stop());
+        onPlan: (plan) => {
+          process.stdout.write(`demo world: ${flags.count} images, 1 in 9 links dead, 1 in 23 not an image\n\n${planTable(plan, 1)}\n`);
+          progress = countProgress('demo stream', 'samples');
+        },
+        onSample: (done, size) => progress?.update(done, size),
+      }).finally(() => progress?.stop());
       const s = result.stream.stats.snapshot();
       const rel = (p: string) => relative(process.cwd(), p) || '.';
       process.stdout.write(
