@@ -37,7 +37,8 @@ fi
 # torchvision is optional for the client (its JPEG decoder is faster than PIL's); with it, both paths are tested.
 if ! "$python" -c 'import torchvision' >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   echo "test-python: installing Debian's python3-torchvision (apt-get) …" >&2
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -q python3-torchvision >/dev/null ||
+  { DEBIAN_FRONTEND=noninteractive apt-get install -y -q python3-torchvision >/dev/null ||
+    { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q python3-torchvision >/dev/null; }; } ||
     echo "test-python: python3-torchvision could not be installed; its tests will be skipped" >&2
 fi
 
