@@ -13,7 +13,6 @@ sample (PIL → RGB → CHW uint8 tensor, as decode="tensor" does).
 """
 
 import argparse
-import io
 import os
 import platform
 import statistics
@@ -22,7 +21,6 @@ import time
 import urllib.request
 
 import torch
-from PIL import Image
 from torch.utils.data import DataLoader
 
 import clipstream
@@ -126,28 +124,20 @@ def loader_pass(url, stream, epoch, workers, batch_size, decode):
 
 
 def decode_cost(url, stream, encode_format, n=300):
-    """One core's seconds per sample for decode="tensor"'s work, on the stream's own images."""
-    from clipstream.dataset import _npy_image
+    """One core's seconds per sample for decode="tensor"'s own work (the dataset's _decode), on the stream's images."""
     from clipstream.tar import group_samples, tar_members
 
     with urllib.request.urlopen(f"{url}/streams/{stream}/0.tar?partitions=1&epoch=0", timeout=120) as r:
-        images = []
+        samples = []
         for sample in group_samples(tar_members(r.read)):
-            images.append(sample[encode_format])
-            if len(images) >= n:
+            samples.append(sample)
+            if len(samples) >= n:
                 break
+    dataset = ClipStreamDataset(url, stream=stream, decode="tensor")
     start = time.perf_counter()
-    if encode_format == "npy":
-        for data in images:
-            height, width, pixels = _npy_image(data, "bench")
-            torch.frombuffer(bytearray(pixels), dtype=torch.uint8).view(height, width, 3).permute(2, 0, 1).contiguous()
-        return (time.perf_counter() - start) / len(images), statistics.mean(len(i) for i in images)
-    for data in images:
-        with Image.open(io.BytesIO(data)) as opened:
-            image = opened.convert("RGB")
-        width, height = image.size
-        torch.frombuffer(bytearray(image.tobytes()), dtype=torch.uint8).view(height, width, 3).permute(2, 0, 1).contiguous()
-    return (time.perf_counter() - start) / len(images), statistics.mean(len(i) for i in images)
+    for sample in samples:
+        dataset._decode(sample)
+    return (time.perf_counter() - start) / len(samples), statistics.mean(len(s[encode_format]) for s in samples)
 
 
 def main():
@@ -225,8 +215,8 @@ def main():
     print(f"    DataLoader, decode=raw     server {ms(raw_loader, 1):.2f} ms, client {ms(raw_loader, 2):.2f} ms; "
           f"{raw_loader[0]:.0f} samples/s = {raw_loader[0] / best_raw[0]:.2f} of the raw readers")
     print(f"    decode=tensor's own work, one core: {1000 * per_sample:.2f} ms/sample "
-          + (f"(header of a {image_bytes / 1024:.0f} KB 256 px .npy, copy → CHW uint8 tensor)" if args.encode_format == "npy"
-             else f"(PIL decode of a {image_bytes / 1024:.0f} KB 256 px JPEG → RGB → CHW uint8 tensor)"))
+          + (f"(header of a {image_bytes / 1024:.0f} KB 256 px .npy, copy → CHW uint8 tensor view)" if args.encode_format == "npy"
+             else f"({'torchvision' if clipstream.dataset._jpeg_to_tensor() else 'PIL'} decode of a {image_bytes / 1024:.0f} KB 256 px JPEG → CHW uint8 tensor)"))
     if network:
         raw_n, loader_n = max(x[0] for x in network), max(x[1] for x in network)
         print(f"no cache: loader {loader_n:.0f}/s ÷ server {raw_n:.0f}/s = {loader_n / raw_n:.2f} (the server downloading sets the pace)")

@@ -1,5 +1,6 @@
 """ClipStreamDataset: a torch IterableDataset over `clipstream serve`'s partition tars (docs/streaming.md)."""
 
+import functools
 import io
 import json
 import os
@@ -291,29 +292,25 @@ def _checked(key, height, width, fortran, data, offset):
     return height, width, pixels
 
 
-_jpeg_decoder = []
-
-
+@functools.cache
 def _jpeg_to_tensor():
     """torchvision's decode_jpeg when torchvision is installed (libjpeg-turbo straight into an RGB tensor: ~20 % less
     CPU than PIL, bench/torch), else None. Looked up once per process (importing torchvision takes ~0.3 s)."""
-    if not _jpeg_decoder:
+    try:
+        from torchvision.io import ImageReadMode, decode_jpeg
+    except ImportError:
+        return None
+
+    def decode(data):
         try:
-            from torchvision.io import ImageReadMode, decode_jpeg
-        except ImportError:
-            _jpeg_decoder.append(None)
-        else:
-            def decode(data):
-                try:
-                    return decode_jpeg(torch.frombuffer(bytearray(data), dtype=torch.uint8), mode=ImageReadMode.RGB)
-                except RuntimeError:  # what libjpeg-turbo refuses (CMYK, say), PIL may read
-                    from PIL import Image
+            return decode_jpeg(torch.frombuffer(bytearray(data), dtype=torch.uint8), mode=ImageReadMode.RGB)
+        except RuntimeError:  # what libjpeg-turbo refuses (CMYK, say), PIL may read
+            from PIL import Image
 
-                    with Image.open(io.BytesIO(data)) as opened:
-                        return _to_tensor(opened.convert("RGB"))
+            with Image.open(io.BytesIO(data)) as opened:
+                return _to_tensor(opened.convert("RGB"))
 
-            _jpeg_decoder.append(decode)
-    return _jpeg_decoder[0]
+    return decode
 
 
 def _to_tensor(image):

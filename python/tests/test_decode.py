@@ -25,7 +25,7 @@ def pil_tensor(data):
 @pytest.mark.parametrize("mode", ["RGB", "L", "CMYK"])
 def test_torchvision_decodes_what_pil_decodes(mode):
     pytest.importorskip("torchvision")
-    dataset._jpeg_decoder.clear()
+    dataset._jpeg_to_tensor.cache_clear()
     decode = dataset._jpeg_to_tensor()
     assert decode is not None
     data = jpeg(mode)
@@ -45,5 +45,11 @@ def test_without_torchvision_pil_decodes(monkeypatch):
         return real_import(name, *args, **kwargs)
 
     monkeypatch.setattr(builtins, "__import__", no_torchvision)
-    monkeypatch.setattr(dataset, "_jpeg_decoder", [])
-    assert dataset._jpeg_to_tensor() is None
+    dataset._jpeg_to_tensor.cache_clear()
+    try:
+        assert dataset._jpeg_to_tensor() is None
+        data = jpeg()
+        sample = dataset.ClipStreamDataset("http://127.0.0.1:9", stream="s", decode="tensor")._decode({"__key__": "k", "jpg": data, "state": b"{}"})
+        assert torch.equal(sample["image"], pil_tensor(data))
+    finally:
+        dataset._jpeg_to_tensor.cache_clear()

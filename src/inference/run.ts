@@ -86,6 +86,7 @@ async function embedPartition(p: Partition, model: ClipModel, o: InferenceOption
   let anyCaption = false;
   const skipped: string[] = [];
   for await (const items of batch(p.items, o.batchSize ?? 32)) {
+    // An npy member that is not an image goes in as no bytes: it does not decode either.
     const vectors = await model.tryEncodeImages(items.map((g) => g.image ?? Buffer.alloc(0)));
     // An image that does not decode is left out, with its row: the three files stay aligned.
     const group = items.filter((g, i) => {

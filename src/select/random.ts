@@ -29,8 +29,8 @@ export function stringSeed(text: string): number {
   return h >>> 0;
 }
 
-/** Fisher–Yates with a seeded generator. */
-export function shuffleInPlace<T>(items: T[], seed: number): T[] {
+/** Fisher–Yates with a seeded generator, on an array or a typed array. */
+export function shuffleInPlace<L extends { length: number; [i: number]: unknown }>(items: L, seed: number): L {
   const rand = new Random(seed);
   for (let i = items.length - 1; i > 0; i--) {
     const j = Math.floor(rand.next() * (i + 1));

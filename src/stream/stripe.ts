@@ -1,5 +1,5 @@
 import { ClipstreamError } from '../core/errors.js';
-import { Random } from '../select/random.js';
+import { shuffleInPlace } from '../select/random.js';
 import type { Candidate } from '../select/plan.js';
 import type { CachedOutcome } from './cache.js';
 
@@ -125,7 +125,7 @@ export class StripeReader {
       if (this.stripe.complete && this.stripe.known === 0) throw this.exhausted();
       this.determineHead();
       if (!this.inChain) {
-        const headSlot = this.headLength !== null ? this.delivered < this.headLength : this.headLaunched !== null && this.delivered < this.stripe.known ? true : null;
+        const headSlot = this.currentSlotIsHead();
         if (headSlot === null) {
           await this.waitForCandidates();
           continue;
@@ -170,6 +170,13 @@ export class StripeReader {
   async settle(): Promise<void> {
     this.closed = true;
     await Promise.allSettled([...this.heads, ...this.tails].map((a) => a.result));
+  }
+
+  /** Whether delivery `delivered` is a head slot; null while that depends on candidates not known yet. */
+  private currentSlotIsHead(): boolean | null {
+    if (this.headLength !== null) return this.delivered < this.headLength;
+    // A fresh walk in stripe order before the head is known: a known position is a head slot.
+    return this.headLaunched !== null && this.delivered < this.stripe.known ? true : null;
   }
 
   private async waitForCandidates(): Promise<void> {
@@ -271,16 +278,9 @@ export class StripeReader {
   }
 }
 
-/** A seeded permutation of 0…n-1 (Fisher–Yates): 4 bytes per head position. */
+/** A seeded permutation of 0…n-1: 4 bytes per head position. */
 function permutation(n: number, seed: number): Uint32Array {
   const order = new Uint32Array(n);
   for (let i = 0; i < n; i++) order[i] = i;
-  const rand = new Random(seed);
-  for (let i = n - 1; i > 0; i--) {
-    const j = Math.floor(rand.next() * (i + 1));
-    const t = order[i]!;
-    order[i] = order[j]!;
-    order[j] = t;
-  }
-  return order;
+  return shuffleInPlace(order, seed);
 }
