@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 
@@ -13,10 +14,25 @@ export async function startBenchServer({ hostile = false } = {}) {
     child.once('exit', (code) => reject(new Error(`bench server exited with ${code}`)));
   });
   const { port, meanBytes } = JSON.parse(line);
-  return { url: `http://127.0.0.1:${port}`, meanBytes, stop: () => child.kill('SIGTERM') };
+  return { url: `http://127.0.0.1:${port}`, meanBytes, cpuSeconds: () => cpuSecondsOf(child.pid), stop: () => child.kill('SIGTERM') };
 }
 
-/** Runs a command, returns wall seconds and peak RSS (KB) read from /proc while it runs. */
+/** utime + stime of a live process (all its threads), in seconds; 0 once it is gone. */
+export function cpuSecondsOf(pid) {
+  try {
+    // fields after the command's closing parenthesis: state is field 3, utime 14, stime 15
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
+  } catch {
+    return 0;
+  }
+}
+const CLOCK_TICKS = 100;
+
+/**
+ * Runs a command, returns wall seconds, peak RSS (KB) and CPU seconds (all threads), read from /proc every 100 ms
+ * while it runs (the last 100 ms of CPU may be missed).
+ */
 export function timed(cmd, args, opts = {}) {
   return new Promise((resolve, reject) => {
     const start = performance.now();
@@ -25,7 +41,9 @@ export function timed(cmd, args, opts = {}) {
     child.stdout.on('data', (d) => (out += d));
     child.stderr.on('data', (d) => (out += d));
     let peakKb = 0;
+    let cpuSeconds = 0;
     const poll = setInterval(async () => {
+      cpuSeconds = Math.max(cpuSeconds, cpuSecondsOf(child.pid));
       try {
         const { readFile } = await import('node:fs/promises');
         const status = await readFile(`/proc/${child.pid}/status`, 'utf8');
@@ -38,7 +56,7 @@ export function timed(cmd, args, opts = {}) {
     child.on('error', reject);
     child.on('close', (code) => {
       clearInterval(poll);
-      resolve({ code, seconds: (performance.now() - start) / 1000, output: out, peakKb });
+      resolve({ code, seconds: (performance.now() - start) / 1000, output: out, peakKb, cpuSeconds });
     });
   });
 }

@@ -3,6 +3,7 @@ import { invalidOption } from '../core/errors.js';
 import { IMAGE_FORMATS, type FailureReason, type ImageFormat, type ImageOutcome } from '../core/types.js';
 import { encodeNpyHeader } from '../io/npy-header.js';
 import { planResize, type ResizeMode } from './geometry.js';
+import { readJpegHeader } from './jpeg-header.js';
 import { sniffImageFormat } from './sniff.js';
 
 export interface ImageOptions {
@@ -74,7 +75,8 @@ const MAX_SIDE: Record<ImageFormat, number> = { jpg: 65_500, png: 0x7fff_ffff, w
 
 /**
  * Decode → orient (EXIF) → flatten alpha on white → resize / crop / pad as img2dataset → encode, in one libvips
- * pipeline over one sharp instance (the header read for the checks is not a decode).
+ * pipeline over one sharp instance (the header read for the checks is not a decode; for a JPEG it is our own
+ * marker walk, which saves a libvips pass, with libvips' header read as the fallback).
  *
  * Orientation: unlike img2dataset (cv2 IMREAD_UNCHANGED ignores EXIF), the EXIF orientation is applied, so
  * originalWidth/originalHeight and width/height are the sizes a viewer shows: a 200×100 JPEG tagged 6 is
@@ -98,11 +100,16 @@ export async function processImage(bytes: Buffer, o: ImageOptions): Promise<Imag
   // broken data an error instead of a grey-filled image, while keeping libjpeg's warnings (trailing garbage,
   // slightly corrupt entropy data) that browsers and cv2 decode too.
   let pipeline = sharp(bytes, { limitInputPixels: false, failOn: 'error', sequentialRead: true });
-  let meta: Metadata;
-  try {
-    meta = await pipeline.metadata();
-  } catch (err) {
-    return failure('decode_error', `Image decoding error: ${messageOf(err)}`);
+  let meta: Pick<Metadata, 'width' | 'height' | 'orientation' | 'hasAlpha'>;
+  const jpeg = sniffed === 'jpg' ? readJpegHeader(bytes) : null;
+  if (jpeg) {
+    meta = { width: jpeg.width, height: jpeg.height, orientation: jpeg.orientation, hasAlpha: false };
+  } else {
+    try {
+      meta = await pipeline.metadata();
+    } catch (err) {
+      return failure('decode_error', `Image decoding error: ${messageOf(err)}`);
+    }
   }
   if (!meta.width || !meta.height) return failure('decode_error', 'Image decoding error: no dimensions');
   const orientation = meta.orientation ?? 1;

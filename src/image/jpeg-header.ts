@@ -1,0 +1,107 @@
+/** What processImage needs from a JPEG before decoding it: its stored size and its EXIF orientation. */
+export interface JpegHeader {
+  width: number;
+  height: number;
+  /** EXIF orientation 1–8; 1 when there is no EXIF or no valid tag (as libvips). */
+  orientation: number;
+}
+
+/**
+ * Reads the frame size and the EXIF orientation from a JPEG's markers, without decoding anything: it saves
+ * processImage a second pass through libvips (sharp's metadata() costs as much CPU as the resize's own header
+ * read). Returns null for anything it does not fully understand (no SOI, a truncated or inconsistent segment,
+ * no frame header before the scan, a zero size, two EXIF blocks): the caller then asks libvips, which also
+ * produces the decode error message.
+ *
+ * Walks the segments up to the first SOS, as libjpeg's jpeg_read_header does; all lengths are bounds-checked
+ * against the buffer, so hostile bytes cost at most one pass over the headers.
+ */
+export function readJpegHeader(bytes: Uint8Array): JpegHeader | null {
+  if (bytes.length < 4 || bytes[0] !== 0xff || bytes[1] !== 0xd8) return null;
+  let size: { width: number; height: number } | undefined;
+  let orientation: number | undefined;
+  let exifBlocks = 0;
+  let i = 2;
+  while (i + 1 < bytes.length) {
+    if (bytes[i] !== 0xff) return null;
+    const marker = bytes[i + 1]!;
+    if (marker === 0xff) {
+      i += 1; // fill byte before a marker
+      continue;
+    }
+    if (marker === 0x01 || (marker >= 0xd0 && marker <= 0xd7)) {
+      i += 2; // TEM and RSTn stand alone
+      continue;
+    }
+    if (marker === 0xd8 || marker === 0xd9) return null; // a second SOI or an EOI before any scan
+    if (i + 3 >= bytes.length) return null;
+    const length = (bytes[i + 2]! << 8) | bytes[i + 3]!;
+    if (length < 2 || i + 2 + length > bytes.length) return null;
+    const body = i + 4;
+    const bodyLength = length - 2;
+    if (marker === 0xda) break; // SOS: the entropy-coded data starts; every header has been seen
+    if (isStartOfFrame(marker)) {
+      if (size !== undefined || bodyLength < 6) return null;
+      const height = (bytes[body + 1]! << 8) | bytes[body + 2]!;
+      const width = (bytes[body + 3]! << 8) | bytes[body + 4]!;
+      if (width === 0 || height === 0) return null; // height 0 = defined later by a DNL marker: let libvips decide
+      size = { width, height };
+    } else if (marker === 0xe1 && isExif(bytes, body, bodyLength)) {
+      exifBlocks += 1;
+      if (exifBlocks > 1) return null;
+      const tag = exifOrientation(bytes, body + 6, bodyLength - 6);
+      if (tag === 'unknown') return null;
+      orientation = tag;
+    }
+    i += 2 + length;
+  }
+  if (size === undefined) return null;
+  return { ...size, orientation: orientation ?? 1 };
+}
+
+/** SOF0–SOF15 except DHT (C4), JPG (C8) and DAC (CC), which share the range. */
+function isStartOfFrame(marker: number): boolean {
+  return marker >= 0xc0 && marker <= 0xcf && marker !== 0xc4 && marker !== 0xc8 && marker !== 0xcc;
+}
+
+function isExif(bytes: Uint8Array, body: number, length: number): boolean {
+  // "Exif\0\0"
+  return (
+    length >= 6 &&
+    bytes[body] === 0x45 &&
+    bytes[body + 1] === 0x78 &&
+    bytes[body + 2] === 0x69 &&
+    bytes[body + 3] === 0x66 &&
+    bytes[body + 4] === 0 &&
+    bytes[body + 5] === 0
+  );
+}
+
+/**
+ * The Orientation tag (0x0112) of IFD0 in a TIFF structure at [start, start + length); undefined when absent or
+ * out of 1–8 (libvips then treats the image as upright); 'unknown' when stored in a form other than one SHORT or
+ * LONG (libexif converts more forms than we want to mirror).
+ */
+function exifOrientation(bytes: Uint8Array, start: number, length: number): number | undefined | 'unknown' {
+  if (length < 8) return undefined;
+  const little = bytes[start] === 0x49 && bytes[start + 1] === 0x49;
+  const big = bytes[start] === 0x4d && bytes[start + 1] === 0x4d;
+  if (!little && !big) return undefined;
+  const u16 = (at: number) => (little ? bytes[start + at]! | (bytes[start + at + 1]! << 8) : (bytes[start + at]! << 8) | bytes[start + at + 1]!);
+  const u32 = (at: number) => (little ? u16(at) + u16(at + 2) * 0x10000 : u16(at) * 0x10000 + u16(at + 2));
+  if (u16(2) !== 42) return undefined;
+  const ifd = u32(4);
+  if (ifd < 8 || ifd + 2 > length) return undefined;
+  const entries = u16(ifd);
+  for (let e = 0; e < entries; e++) {
+    const entry = ifd + 2 + e * 12;
+    if (entry + 12 > length) return undefined;
+    if (u16(entry) !== 0x0112) continue;
+    // one SHORT or one LONG: the value sits in the value field itself
+    const type = u16(entry + 2);
+    if ((type !== 3 && type !== 4) || u32(entry + 4) !== 1) return 'unknown';
+    const value = type === 3 ? u16(entry + 8) : u32(entry + 8);
+    return value >= 1 && value <= 8 ? value : undefined;
+  }
+  return undefined;
+}

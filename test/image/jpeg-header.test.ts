@@ -1,0 +1,117 @@
+import sharp from 'sharp';
+import { describe, expect, it } from 'vitest';
+import { readJpegHeader } from '../../src/image/jpeg-header.js';
+import { bands, noise, ok, run } from './fixtures.js';
+
+const jpeg = (width: number, height: number, o: sharp.JpegOptions = {}) =>
+  sharp(noise(width, height), { raw: { width, height, channels: 3 } }).jpeg(o).toBuffer();
+
+/** An APP1 Exif segment holding a TIFF IFD0 with one Orientation entry, in either byte order. */
+function exifSegment(orientation: number, byteOrder: 'II' | 'MM', { type = 3, count = 1 } = {}): Buffer {
+  const tiff = Buffer.alloc(8 + 2 + 12 + 4);
+  const le = byteOrder === 'II';
+  const u16 = (v: number, at: number) => (le ? tiff.writeUInt16LE(v, at) : tiff.writeUInt16BE(v, at));
+  const u32 = (v: number, at: number) => (le ? tiff.writeUInt32LE(v, at) : tiff.writeUInt32BE(v, at));
+  tiff.write(byteOrder, 0, 'latin1');
+  u16(42, 2);
+  u32(8, 4); // IFD0 right after the header
+  u16(1, 8); // one entry
+  u16(0x0112, 10);
+  u16(type, 12);
+  u32(count, 14);
+  u16(orientation, 18);
+  u32(0, 22); // no next IFD
+  const body = Buffer.concat([Buffer.from('Exif\0\0', 'latin1'), tiff]);
+  const head = Buffer.from([0xff, 0xe1, 0, 0]);
+  head.writeUInt16BE(body.length + 2, 2);
+  return Buffer.concat([head, body]);
+}
+
+const withSegment = (file: Buffer, segment: Buffer) => Buffer.concat([file.subarray(0, 2), segment, file.subarray(2)]);
+
+describe('readJpegHeader', () => {
+  it('reads the size libvips reads, for baseline, progressive, grey, CMYK and 4:4:4 files', async () => {
+    const files = [
+      await jpeg(641, 479),
+      await jpeg(17, 3000, { progressive: true }),
+      await sharp(noise(120, 80), { raw: { width: 120, height: 80, channels: 3 } }).greyscale().jpeg().toBuffer(),
+      await sharp(noise(90, 60), { raw: { width: 90, height: 60, channels: 3 } }).toColourspace('cmyk').jpeg().toBuffer(),
+      await jpeg(33, 65, { chromaSubsampling: '4:4:4', quality: 100 }),
+    ];
+    for (const file of files) {
+      const meta = await sharp(file).metadata();
+      expect(readJpegHeader(file)).toEqual({ width: meta.width, height: meta.height, orientation: 1 });
+    }
+  });
+
+  it('reads every EXIF orientation sharp writes, and both TIFF byte orders', async () => {
+    const base = await jpeg(40, 30);
+    for (let orientation = 1; orientation <= 8; orientation++) {
+      const tagged = await sharp(base).withMetadata({ orientation }).jpeg().toBuffer();
+      expect((await sharp(tagged).metadata()).orientation).toBe(orientation);
+      expect(readJpegHeader(tagged)).toEqual({ width: 40, height: 30, orientation });
+      for (const order of ['II', 'MM'] as const) {
+        const ours = withSegment(base, exifSegment(orientation, order));
+        expect((await sharp(ours).metadata()).orientation, `${order} ${orientation}`).toBe(orientation);
+        expect(readJpegHeader(ours)).toEqual({ width: 40, height: 30, orientation });
+      }
+    }
+  });
+
+  it('reads a LONG tag, treats a value out of range as upright, as libvips does, and leaves other forms to it', async () => {
+    const base = await jpeg(40, 30);
+    const long = withSegment(base, exifSegment(6, 'II', { type: 4 }));
+    expect((await sharp(long).metadata()).orientation).toBe(6);
+    expect(readJpegHeader(long)?.orientation).toBe(6);
+    for (const segment of [exifSegment(9, 'II'), exifSegment(0, 'MM')]) {
+      const file = withSegment(base, segment);
+      expect((await sharp(file).metadata()).orientation ?? 1).toBe(1);
+      expect(readJpegHeader(file)?.orientation).toBe(1);
+    }
+    expect(readJpegHeader(withSegment(base, exifSegment(6, 'MM', { type: 5 })))).toBeNull();
+    expect(readJpegHeader(withSegment(base, exifSegment(6, 'MM', { count: 2 })))).toBeNull();
+  });
+
+  it('gives up (null) on what it does not fully understand, so that libvips decides', async () => {
+    const file = await jpeg(64, 48);
+    expect(readJpegHeader(Buffer.from('not a jpeg at all'))).toBeNull();
+    expect(readJpegHeader(file.subarray(0, 100))).toBeNull(); // cut before the frame header
+    const twoExif = withSegment(withSegment(file, exifSegment(6, 'II')), exifSegment(3, 'MM'));
+    expect(readJpegHeader(twoExif)).toBeNull();
+    const zeroHeight = Buffer.from(file);
+    const sof = zeroHeight.indexOf(Buffer.from([0xff, 0xc0]));
+    zeroHeight.writeUInt16BE(0, sof + 5);
+    expect(readJpegHeader(zeroHeight)).toBeNull();
+    const badLength = Buffer.from(file);
+    badLength.writeUInt16BE(1, 4); // the first segment claims a length below its own length field
+    expect(readJpegHeader(badLength)).toBeNull();
+  });
+
+  it('never throws on damaged bytes, and agrees with libvips whenever both read a header', async () => {
+    const file = withSegment(await jpeg(80, 60), exifSegment(6, 'MM'));
+    let seed = 12345;
+    const random = () => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 2 ** 32);
+    let compared = 0;
+    for (let trial = 0; trial < 600; trial++) {
+      const damaged = Buffer.from(file.subarray(0, random() < 0.5 ? file.length : 2 + Math.floor(random() * file.length)));
+      for (let k = 0; k < 3; k++) damaged[2 + Math.floor(random() * 700)] = Math.floor(random() * 256);
+      const ours = readJpegHeader(damaged);
+      if (ours === null) continue;
+      const theirs = await sharp(damaged).metadata().catch(() => null);
+      if (theirs === null) continue; // libvips refuses it: processImage fails it as decode_error at decode time
+      compared++;
+      expect(ours, `trial ${trial}`).toEqual({ width: theirs.width, height: theirs.height, orientation: theirs.orientation ?? 1 });
+    }
+    expect(compared).toBeGreaterThan(100);
+  });
+
+  it('gives processImage the sizes and orientation it used to get from libvips', async () => {
+    const tagged = await bands(200, 100, [[100, [255, 0, 0]], [200, [0, 0, 255]]]).jpeg().withMetadata({ orientation: 6 }).toBuffer();
+    const out = ok(await run(tagged, { imageSize: 50, resizeMode: 'keep_ratio' }));
+    expect([out.originalWidth, out.originalHeight, out.width, out.height]).toEqual([100, 200, 50, 100]);
+    // bytes the marker walk gives up on still get libvips' verdict
+    const cut = await run((await jpeg(64, 48)).subarray(0, 100));
+    expect(cut.ok).toBe(false);
+    if (!cut.ok) expect(cut.reason).toBe('decode_error');
+  });
+});
