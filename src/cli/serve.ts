@@ -28,9 +28,12 @@ export function serveCommand(): Command {
       const streams = new Map<string, ServedStream>();
       const contexts: { close(): Promise<void> }[] = [];
       for (const [name, source] of streamSources) {
+        // From a spec, the stream is served from each query's first block on while the long search runs (as
+        // `clipstream stream`); its warnings, and a failure of the long search, are told when it ends.
         const plan = await loadPlan(source);
-        await plan.pending; // /streams lists what each plan holds
-        for (const w of plan.warnings) process.stderr.write(`clipstream: warning: stream ${name}: ${w}\n`);
+        const warn = () => plan.warnings.forEach((w) => process.stderr.write(`clipstream: warning: stream ${name}: ${w}\n`));
+        if (plan.pending) plan.pending.then(warn, (err: unknown) => process.stderr.write(`clipstream: error: stream ${name}: ${err instanceof Error ? err.message : String(err)}\n`));
+        else warn();
         const context = await createStreamContext(plan);
         contexts.push(context);
         streams.set(name, servedStream(plan, context));

@@ -4,7 +4,7 @@ import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { createFetcher } from '../../src/fetch/index.js';
 import { readTarSamples } from '../../src/io/tar-read.js';
-import { loadPlan } from '../../src/select/index.js';
+import { loadPlan, type Plan } from '../../src/select/index.js';
 import { clipBackServer } from '../../src/server/clip-back.js';
 import { servedStream, type ServedStream } from '../../src/server/streams.js';
 import { createStreamContext } from '../../src/stream/index.js';
@@ -129,5 +129,62 @@ describe('stream endpoints', () => {
     const metrics = await (await request(`${base}/metrics`)).body.text();
     expect(metrics).toMatch(/clipstream_stream_samples_delivered\{stream="colours"\} \d+/);
     expect(metrics).toMatch(/clipstream_stream_failures\{stream="colours",reason="http_404"\} \d+/);
+  });
+});
+
+describe('a stream served while its plan is still being resolved', () => {
+  test('serves the first block at once and the rest when the long search ends', async () => {
+    const w = world();
+    const full = await loadPlan(await w.spec([{ name: 'red', count: 40 }], { seed: 5 }));
+    await full.pending;
+    // The first block: 10 live links (epoch 0 walks the stripe in order, so they come first); the rest, dead
+    // links included, arrives on release().
+    const reds = full.candidates[0]!;
+    const live = reds.filter((c) => !c.url.includes('/status/'));
+    const ordered = [...live.slice(0, 10), ...reds.filter((c) => !live.slice(0, 10).includes(c))];
+    const plan: Plan = { header: full.header, candidates: [ordered.slice(0, 10)], warnings: [] };
+    let release!: () => void;
+    plan.pending = new Promise<void>((resolve) => {
+      release = () => {
+        plan.candidates[0]!.push(...ordered.slice(10));
+        plan.warnings.push('found late');
+        delete plan.pending;
+        resolve();
+      };
+    });
+    const context = await createStreamContext(plan);
+    const growing = servedStream(plan, context);
+    const fetcher = createFetcher({});
+    const app = clipBackServer({ indices: new Map(), fetcher, streams: new Map([['growing', growing]]) });
+    const url = await app.listen({ port: 0, host: '127.0.0.1' });
+    try {
+      const res = await request(`${url}/streams/growing/0.tar`);
+      expect(res.statusCode).toBe(200);
+      expect(res.headers['x-clipstream-samples']).toBe('40');
+      const chunks: Buffer[] = [];
+      const reading = (async () => {
+        for await (const chunk of res.body) chunks.push(chunk as Buffer);
+      })();
+      for (let waited = 0; growing.stats.delivered < 10 && waited < 10_000; waited += 50) await new Promise((r) => setTimeout(r, 50));
+      expect(growing.stats.delivered).toBe(10); // the whole first block, and no more before the long search ends
+      expect(plan.pending).toBeInstanceOf(Promise);
+      const listed = (await (await request(`${url}/streams`)).body.json()) as { streams: { warnings: string[] }[] };
+      expect(listed.streams[0]!.warnings).toEqual([]);
+      release();
+      await reading;
+      const dir = await tempDir();
+      await writeFile(join(dir, 'p.tar'), Buffer.concat(chunks));
+      const ids: number[] = [];
+      for await (const s of readTarSamples(join(dir, 'p.tar'))) ids.push((JSON.parse(String((s as Record<string, unknown>).json)) as { id: number }).id);
+      expect(ids).toHaveLength(40);
+      expect(ids.slice(0, 10)).toEqual(live.slice(0, 10).map((c) => c.id));
+      expect(new Set(ids).size).toBe(40);
+      const after = (await (await request(`${url}/streams`)).body.json()) as { streams: { warnings: string[] }[] };
+      expect(after.streams[0]!.warnings).toEqual(['found late']);
+    } finally {
+      await app.close();
+      await fetcher.close();
+      await context.close();
+    }
   });
 });
