@@ -69,7 +69,8 @@ async function inMemoryCeiling(n) {
   const work = async () => {
     while (next < n) {
       const i = next++;
-      await sharp(images[i % images.length]).resize(256, 256, { fit: 'cover' }).jpeg({ quality: 95 }).toBuffer();
+      // the download's filter: its default downscale_interpolation (area) is libvips' cubic
+      await sharp(images[i % images.length]).resize(256, 256, { fit: 'cover', kernel: 'cubic' }).jpeg({ quality: 95 }).toBuffer();
     }
   };
   await Promise.all(Array.from({ length: availableParallelism() * 2 }, work));

@@ -3,6 +3,7 @@ import { invalidOption } from '../core/errors.js';
 import { IMAGE_FORMATS } from '../core/types.js';
 import { download, type DownloadSummary } from '../download/run.js';
 import type { DownloadOptionsInput } from '../download/options.js';
+import { INTERPOLATION_NAMES } from '../image/interpolation.js';
 import { formatDuration, showProgress } from './progress-view.js';
 import { toBoolean, toList, toNumber } from './parse.js';
 
@@ -22,6 +23,8 @@ export function downloadCommand(): Command {
     .option('--image-size <px>', 'target size in pixels', num('image-size'), 256)
     .addOption(new Option('--resize-mode <mode>', 'how to resize').choices(['no', 'keep_ratio', 'keep_ratio_largest', 'center_crop', 'border']).default('border'))
     .option('--resize-only-if-bigger [bool]', 'only downscale', bool('resize-only-if-bigger'), false)
+    .addOption(new Option('--upscale-interpolation <name>', 'filter when enlarging (cv2 names)').choices([...INTERPOLATION_NAMES]).default('lanczos'))
+    .addOption(new Option('--downscale-interpolation <name>', 'filter when shrinking (cv2 names)').choices([...INTERPOLATION_NAMES]).default('area'))
     .addOption(new Option('--encode-format <fmt>', 'output image format').choices([...IMAGE_FORMATS]).default('jpg'))
     .option('--encode-quality <q>', 'jpg/webp quality 0-100, png compression 0-9', num('encode-quality'), 95)
     .option('--skip-reencode [bool]', 'keep the original bytes when no resize is needed and the format matches', bool('skip-reencode'), false)

@@ -39,6 +39,8 @@ export function imageOptions(o: DownloadOptions): ImageOptions {
     imageSize: o.imageSize,
     resizeMode: o.resizeMode,
     resizeOnlyIfBigger: o.resizeOnlyIfBigger,
+    downscaleInterpolation: o.downscaleInterpolation,
+    upscaleInterpolation: o.upscaleInterpolation,
     encodeFormat: o.encodeFormat,
     encodeQuality: o.encodeQuality,
     skipReencode: o.skipReencode,

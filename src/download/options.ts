@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { IMAGE_FORMATS } from '../core/types.js';
+import { interpolationSchema } from '../image/interpolation.js';
 import { parseOptions } from '../core/validation.js';
 
 /**
@@ -35,6 +36,8 @@ export const downloadOptionsSchema = z
     imageSize: positiveInt.default(256),
     resizeMode: z.enum(resizeModes).default('border'),
     resizeOnlyIfBigger: z.boolean().default(false),
+    upscaleInterpolation: interpolationSchema.default('lanczos'),
+    downscaleInterpolation: interpolationSchema.default('area'),
     encodeFormat: z.enum(IMAGE_FORMATS).default('jpg'),
     encodeQuality: z.number().int().min(0).max(100).default(95),
     skipReencode: z.boolean().default(false),

@@ -4,6 +4,7 @@ import { z } from 'zod';
 import { ClipstreamError, inputNotFound, invalidOption } from '../core/errors.js';
 import { IMAGE_FORMATS } from '../core/types.js';
 import { parseOptions } from '../core/validation.js';
+import { interpolationSchema } from '../image/interpolation.js';
 
 /** The spec file (DESIGN.md §3): what to stream. Parsed and validated here, once; inside, trusted. */
 
@@ -63,6 +64,8 @@ export const specSchema = z
         size: z.number().int().min(1).max(16384).default(256),
         resize_mode: z.enum(['no', 'keep_ratio', 'keep_ratio_largest', 'center_crop', 'border']).default('center_crop'),
         resize_only_if_bigger: z.boolean().default(false),
+        upscale_interpolation: interpolationSchema.default('lanczos'),
+        downscale_interpolation: interpolationSchema.default('area'),
         encode_format: z.enum(IMAGE_FORMATS).default('jpg'),
         encode_quality: z.number().int().min(0).max(100).default(95),
         min_image_size: z.number().int().min(0).default(0),

@@ -14,6 +14,8 @@ describe('download options', () => {
       imageSize: 256,
       resizeMode: 'border',
       resizeOnlyIfBigger: false,
+      upscaleInterpolation: 'lanczos',
+      downscaleInterpolation: 'area',
       encodeFormat: 'jpg',
       encodeQuality: 95,
       numberSamplePerShard: 10_000,
@@ -28,6 +30,13 @@ describe('download options', () => {
       maxImageArea: Infinity,
     });
     expect(o.captionCol).toBeUndefined();
+  });
+
+  it("takes img2dataset's interpolation names and their aliases, and refuses others naming the option", () => {
+    const o = parseDownloadOptions({ urlList: 'u.txt', upscaleInterpolation: 'bicubic', downscaleInterpolation: 'bilinear' });
+    expect([o.upscaleInterpolation, o.downscaleInterpolation]).toEqual(['cubic', 'linear']);
+    expect(parseDownloadOptions({ urlList: 'u.txt', upscaleInterpolation: 'lanczos4' }).upscaleInterpolation).toBe('lanczos');
+    expect(() => parseDownloadOptions({ urlList: 'u.txt', downscaleInterpolation: 'box' })).toThrow(/--downscale-interpolation.*box|box.*--downscale-interpolation/);
   });
 
   const bad: [string, Record<string, unknown>, RegExp][] = [

@@ -194,3 +194,48 @@ describe('pixels', () => {
     expectColour((await pixels(g.data)).at(8, 0), WHITE, 1);
   });
 });
+
+describe("img2dataset's interpolation options", () => {
+  // 8×8 cells of two colours: a filter that mixes neighbours makes colours that are in neither cell.
+  const checker = (cells: number, cell: number) => {
+    const side = cells * cell;
+    const data = Buffer.alloc(side * side * 3);
+    for (let y = 0; y < side; y++) for (let x = 0; x < side; x++) data.set(((x / cell) ^ (y / cell)) & 1 ? [255, 0, 0] : [0, 0, 255], (y * side + x) * 3);
+    return sharp(data, { raw: { width: side, height: side, channels: 3 } }).png().toBuffer();
+  };
+  const mixedPixels = async (png: Buffer) => {
+    const { data } = await sharp(png).removeAlpha().raw().toBuffer({ resolveWithObject: true });
+    let mixed = 0;
+    for (let i = 0; i < data.length; i += 3) if (!((data[i] === 255 && data[i + 2] === 0) || (data[i] === 0 && data[i + 2] === 255))) mixed++;
+    return mixed;
+  };
+  const at = (o: Parameters<typeof run>[1]) => ({ imageSize: 64, resizeMode: 'keep_ratio' as const, encodeFormat: 'png' as const, encodeQuality: 0, ...o });
+
+  it('upscale_interpolation applies when enlarging, downscale_interpolation when shrinking', async () => {
+    const small = await checker(4, 4); // 16×16 → 64×64
+    const big = await checker(16, 16); // 256×256 → 64×64
+    const up = (upscaleInterpolation: 'nearest' | 'lanczos', downscaleInterpolation: 'nearest' | 'area') => run(small, at({ upscaleInterpolation, downscaleInterpolation }));
+    const down = (upscaleInterpolation: 'nearest' | 'lanczos', downscaleInterpolation: 'nearest' | 'area') => run(big, at({ upscaleInterpolation, downscaleInterpolation }));
+    expect(await mixedPixels(ok(await up('nearest', 'area')).data)).toBe(0);
+    expect(await mixedPixels(ok(await up('lanczos', 'nearest')).data)).toBeGreaterThan(100);
+    expect(await mixedPixels(ok(await down('lanczos', 'nearest')).data)).toBe(0);
+    expect(await mixedPixels(ok(await down('nearest', 'area')).data)).toBeGreaterThan(100);
+  });
+
+  it('the default (area) gives the pixels of a plain box average, within a few levels', async () => {
+    // 2× down: cv2's INTER_AREA is then exactly the mean of each 2×2 block
+    const data = Buffer.alloc(128 * 128 * 3);
+    for (let i = 0; i < data.length; i++) data[i] = (Math.imul(i >> 4, 2654435761) >>> 24) & 255;
+    const src = await sharp(data, { raw: { width: 128, height: 128, channels: 3 } }).blur(2).png().toBuffer();
+    const { data: pix } = await sharp(src).raw().toBuffer({ resolveWithObject: true });
+    const out = await pixels(ok(await run(src, at({}))).data); // the default: area
+    let worst = 0;
+    for (let y = 0; y < 64; y++) {
+      for (let x = 0; x < 64; x++) {
+        const box = [0, 1, 2].map((c) => ([0, 1].flatMap((dy) => [0, 1].map((dx) => pix[((2 * y + dy) * 128 + 2 * x + dx) * 3 + c]!)).reduce((a, b) => a + b, 0)) / 4);
+        out.at(x, y).forEach((v, c) => (worst = Math.max(worst, Math.abs(v - box[c]!))));
+      }
+    }
+    expect(worst).toBeLessThanOrEqual(4); // linear: 7.75, nearest: 20
+  });
+});

@@ -23,6 +23,7 @@ describe('spec validation: every error names the field', () => {
     ['no queries', { index: '/idx', queries: [] }, /queries/],
     ['duplicate names', { ...base, queries: [base.queries[0], base.queries[0]] }, /queries\[1\]\.name: Duplicate query name "cats"/],
     ['bad resize mode', { ...base, image: { resize_mode: 'stretch' } }, /Expected one of "no", "keep_ratio".* for image\.resize_mode but received "stretch"/],
+    ['bad interpolation', { ...base, image: { upscale_interpolation: 'box' } }, /Expected one of "nearest".* for image\.upscale_interpolation but received "box"/],
     ['bad cache size', { ...base, cache: { dir: '/c', max_bytes: 'lots' } }, /cache\.max_bytes/],
     ['bad weight', { ...base, queries: [{ ...base.queries[0], weight: 0 }] }, /queries\[0\]\.weight/],
   ])('%s', (_name, spec, message) => {
@@ -36,7 +37,9 @@ describe('spec validation: every error names the field', () => {
     expect(spec.queries[0]!.embedding_file).toBe('/base/q.npy');
     expect(spec.queries[0]!.min_similarity).toBe(-1);
     expect(spec.cache).toEqual({ dir: '/base/c', max_bytes: 2 * 1024 ** 3 });
-    expect(spec.image).toMatchObject({ size: 256, resize_mode: 'center_crop', encode_format: 'jpg', encode_quality: 95 });
+    expect(spec.image).toMatchObject({ size: 256, resize_mode: 'center_crop', encode_format: 'jpg', encode_quality: 95, upscale_interpolation: 'lanczos', downscale_interpolation: 'area' });
+    const cubic = parse({ index: './idx', queries: [{ name: 'e', embedding_file: 'q.npy', count: 2 }], image: { downscale_interpolation: 'bicubic' } });
+    expect(cubic.image.downscale_interpolation).toBe('cubic');
     expect(spec.fetch).toMatchObject({ concurrency: 256, timeout: 10, retries: 2, per_host: 16, allow_private_networks: false });
     expect(spec.dedup).toEqual({ ids: true, urls: true, near_duplicate: null });
     expect(parseByteSize('20GB')).toBe(20e9);
