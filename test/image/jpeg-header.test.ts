@@ -1,9 +1,9 @@
-import sharp from 'sharp';
+import sharp, { type JpegOptions } from 'sharp';
 import { describe, expect, it } from 'vitest';
 import { readJpegHeader } from '../../src/image/jpeg-header.js';
 import { bands, noise, ok, run } from './fixtures.js';
 
-const jpeg = (width: number, height: number, o: sharp.JpegOptions = {}) =>
+const jpeg = (width: number, height: number, o: JpegOptions = {}) =>
   sharp(noise(width, height), { raw: { width, height, channels: 3 } }).jpeg(o).toBuffer();
 
 /** An APP1 Exif segment holding a TIFF IFD0 with one Orientation entry, in either byte order. */
