@@ -21,7 +21,8 @@ export async function startBenchServer({ hostile = false } = {}) {
 export function cpuSecondsOf(pid) {
   try {
     // fields after the command's closing parenthesis: state is field 3, utime 14, stime 15
-    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
     return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
   } catch {
     return 0;

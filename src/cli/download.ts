@@ -11,6 +11,8 @@ import { toBoolean, toList, toNumber } from './parse.js';
 export function downloadCommand(): Command {
   const num = (flag: string) => toNumber(`--${flag}`);
   const bool = (flag: string) => toBoolean(`--${flag}`);
+  // img2dataset lowercases its interpolation names; the option schema checks them
+  const lower = (value: string) => value.toLowerCase();
   return new Command('download')
     .description("Download, resize and package a url list (img2dataset's options and output layout)")
     .requiredOption('--url-list <path>', 'url list: a file or a folder of files')
@@ -23,8 +25,8 @@ export function downloadCommand(): Command {
     .option('--image-size <px>', 'target size in pixels', num('image-size'), 256)
     .addOption(new Option('--resize-mode <mode>', 'how to resize').choices(['no', 'keep_ratio', 'keep_ratio_largest', 'center_crop', 'border']).default('border'))
     .option('--resize-only-if-bigger [bool]', 'only downscale', bool('resize-only-if-bigger'), false)
-    .addOption(new Option('--upscale-interpolation <name>', 'filter when enlarging (cv2 names)').choices([...INTERPOLATION_NAMES]).default('lanczos'))
-    .addOption(new Option('--downscale-interpolation <name>', 'filter when shrinking (cv2 names)').choices([...INTERPOLATION_NAMES]).default('area'))
+    .addOption(new Option('--upscale-interpolation <name>', 'filter when enlarging (cv2 names)').choices([...INTERPOLATION_NAMES]).argParser(lower).default('lanczos'))
+    .addOption(new Option('--downscale-interpolation <name>', 'filter when shrinking (cv2 names)').choices([...INTERPOLATION_NAMES]).argParser(lower).default('area'))
     .addOption(new Option('--encode-format <fmt>', 'output image format').choices([...IMAGE_FORMATS]).default('jpg'))
     .option('--encode-quality <q>', 'jpg/webp quality 0-100, png compression 0-9', num('encode-quality'), 95)
     .option('--skip-reencode [bool]', 'keep the original bytes when no resize is needed and the format matches', bool('skip-reencode'), false)

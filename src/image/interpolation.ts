@@ -15,7 +15,9 @@ export function interpolationNamed(name: string): Interpolation | undefined {
   return (INTERPOLATIONS as readonly string[]).includes(name) ? (name as Interpolation) : INTERPOLATION_ALIASES[name];
 }
 
-/** For option schemas (download flags, spec files): any spelling in, the one name out. */
+/** For option schemas (download flags, spec files): any spelling in any case (img2dataset lowercases), the one name out. */
 export const interpolationSchema = z
-  .enum(INTERPOLATION_NAMES as [string, ...string[]])
+  .string()
+  .transform((name) => name.toLowerCase())
+  .pipe(z.enum(INTERPOLATION_NAMES as [string, ...string[]]))
   .transform((name): Interpolation => interpolationNamed(name)!);

@@ -6,15 +6,20 @@ export interface JpegHeader {
   orientation: number;
 }
 
+/** libjpeg's JPEG_MAX_DIMENSION: a larger side is an error there. */
+const MAX_SIDE = 65_500;
+
 /**
  * Reads the frame size and the EXIF orientation from a JPEG's markers, without decoding anything: it saves
  * processImage a second pass through libvips (sharp's metadata() costs as much CPU as the resize's own header
- * read). Returns null for anything it does not fully understand (no SOI, a truncated or inconsistent segment,
- * no frame header before the scan, a zero size, two EXIF blocks): the caller then asks libvips, which also
- * produces the decode error message.
+ * read). Returns null for anything it does not fully understand (no SOI, a marker libjpeg would not step over
+ * the same way, a truncated or inconsistent segment, no scan, a frame header libjpeg would refuse, two EXIF
+ * blocks): the caller then asks libvips, which also produces the decode error message.
  *
- * Walks the segments up to the first SOS, as libjpeg's jpeg_read_header does; all lengths are bounds-checked
- * against the buffer, so hostile bytes cost at most one pass over the headers.
+ * Walks the segments up to the first SOS as libjpeg's read_markers does, and only over the markers it accepts
+ * there: a walk that stepped over a marker libjpeg scans past could read another frame header than the one
+ * decoded (and the pixel limit would check the wrong size). All lengths are bounds-checked against the buffer,
+ * so hostile bytes cost at most one pass over the headers.
  */
 export function readJpegHeader(bytes: Uint8Array): JpegHeader | null {
   if (bytes.length < 4 || bytes[0] !== 0xff || bytes[1] !== 0xd8) return null;
@@ -22,19 +27,14 @@ export function readJpegHeader(bytes: Uint8Array): JpegHeader | null {
   let orientation: number | undefined;
   let exifBlocks = 0;
   let i = 2;
-  while (i + 1 < bytes.length) {
-    if (bytes[i] !== 0xff) return null;
+  for (;;) {
+    if (i + 3 >= bytes.length || bytes[i] !== 0xff) return null; // no scan (truncated), or not at a marker
     const marker = bytes[i + 1]!;
     if (marker === 0xff) {
       i += 1; // fill byte before a marker
       continue;
     }
-    if (marker === 0x01 || (marker >= 0xd0 && marker <= 0xd7)) {
-      i += 2; // TEM and RSTn stand alone
-      continue;
-    }
-    if (marker === 0xd8 || marker === 0xd9) return null; // a second SOI or an EOI before any scan
-    if (i + 3 >= bytes.length) return null;
+    if (!isHeaderSegment(marker)) return null;
     const length = (bytes[i + 2]! << 8) | bytes[i + 3]!;
     if (length < 2 || i + 2 + length > bytes.length) return null;
     const body = i + 4;
@@ -44,7 +44,11 @@ export function readJpegHeader(bytes: Uint8Array): JpegHeader | null {
       if (size !== undefined || bodyLength < 6) return null;
       const height = (bytes[body + 1]! << 8) | bytes[body + 2]!;
       const width = (bytes[body + 3]! << 8) | bytes[body + 4]!;
-      if (width === 0 || height === 0) return null; // height 0 = defined later by a DNL marker: let libvips decide
+      const components = bytes[body + 5]!;
+      // libjpeg: "Bogus marker length" unless the length matches the component count
+      if (components === 0 || bodyLength !== 6 + 3 * components) return null;
+      // height 0 = defined later by a DNL marker
+      if (width === 0 || height === 0 || width > MAX_SIDE || height > MAX_SIDE) return null;
       size = { width, height };
     } else if (marker === 0xe1 && isExif(bytes, body, bodyLength)) {
       exifBlocks += 1;
@@ -59,9 +63,24 @@ export function readJpegHeader(bytes: Uint8Array): JpegHeader | null {
   return { ...size, orientation: orientation ?? 1 };
 }
 
-/** SOF0–SOF15 except DHT (C4), JPG (C8) and DAC (CC), which share the range. */
+/**
+ * The segments libjpeg's read_markers steps over by their length before the first scan: SOF0–3 and SOF9–11
+ * (the frame types it decodes), DHT, DAC, DQT, DRI, DNL, APPn, COM, and SOS itself.
+ */
+function isHeaderSegment(marker: number): boolean {
+  return (
+    isStartOfFrame(marker) ||
+    marker === 0xc4 || // DHT
+    marker === 0xcc || // DAC
+    (marker >= 0xda && marker <= 0xdd) || // SOS, DQT, DNL, DRI
+    (marker >= 0xe0 && marker <= 0xef) || // APPn
+    marker === 0xfe // COM
+  );
+}
+
+/** The frame headers libjpeg decodes: baseline, extended, progressive, lossless (C0–C3), arithmetic (C9–CB). */
 function isStartOfFrame(marker: number): boolean {
-  return marker >= 0xc0 && marker <= 0xcf && marker !== 0xc4 && marker !== 0xc8 && marker !== 0xcc;
+  return (marker >= 0xc0 && marker <= 0xc3) || (marker >= 0xc9 && marker <= 0xcb);
 }
 
 function isExif(bytes: Uint8Array, body: number, length: number): boolean {

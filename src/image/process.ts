@@ -119,13 +119,14 @@ export async function processImage(bytes: Buffer, o: ImageOptions): Promise<Imag
   const sniffed = sniffImageFormat(bytes);
   if (sniffed === null) return failure('not_an_image', 'cannot identify image file: the body is not a known image format');
 
-  // libvips' own pixel limit is off: the header check below applies the same limit (width × height of the opened
-  // image) before any pixel is decoded, and can report the declared size. failOn 'error' makes truncated or
-  // broken data an error instead of a grey-filled image, while keeping libjpeg's warnings (trailing garbage,
-  // slightly corrupt entropy data) that browsers and cv2 decode too.
-  let pipeline = sharp(bytes, { limitInputPixels: false, failOn: 'error', sequentialRead: true });
-  let meta: Pick<Metadata, 'width' | 'height' | 'orientation' | 'hasAlpha'>;
+  // The header check below applies the pixel limit (width × height of the opened image) before any pixel is
+  // decoded, and can report the declared size; libvips' own limit is off when libvips read that header, and on as
+  // a second guard when our JPEG walk did (the size libvips reads is the one it decodes). failOn 'error' makes
+  // truncated or broken data an error instead of a grey-filled image, while keeping libjpeg's warnings (trailing
+  // garbage, slightly corrupt entropy data) that browsers and cv2 decode too.
   const jpeg = sniffed === 'jpg' ? readJpegHeader(bytes) : null;
+  let pipeline = sharp(bytes, { limitInputPixels: jpeg ? o.maxPixels : false, failOn: 'error', sequentialRead: true });
+  let meta: Pick<Metadata, 'width' | 'height' | 'orientation' | 'hasAlpha'>;
   if (jpeg) {
     meta = { width: jpeg.width, height: jpeg.height, orientation: jpeg.orientation, hasAlpha: false };
   } else {
@@ -157,6 +158,14 @@ export async function processImage(bytes: Buffer, o: ImageOptions): Promise<Imag
   // (already at the target size) keeps the bytes too: the pixels would be the same, re-encoding only loses quality.
   const samePixels = !plan.resize && !plan.crop && !plan.pad && orientation === 1 && !meta.hasAlpha;
   if (o.skipReencode && samePixels && sniffed === o.encodeFormat) {
+    // Kept without a decode: bytes whose header only our walk has read get libvips' header check first.
+    if (jpeg) {
+      try {
+        await pipeline.metadata();
+      } catch (err) {
+        return failure('decode_error', `Image decoding error: ${messageOf(err)}`, sizes);
+      }
+    }
     return { ok: true, data: bytes, format: o.encodeFormat, width: ow, height: oh, ...sizes };
   }
 

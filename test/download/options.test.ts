@@ -35,7 +35,7 @@ describe('download options', () => {
   it("takes img2dataset's interpolation names and their aliases, and refuses others naming the option", () => {
     const o = parseDownloadOptions({ urlList: 'u.txt', upscaleInterpolation: 'bicubic', downscaleInterpolation: 'bilinear' });
     expect([o.upscaleInterpolation, o.downscaleInterpolation]).toEqual(['cubic', 'linear']);
-    expect(parseDownloadOptions({ urlList: 'u.txt', upscaleInterpolation: 'lanczos4' }).upscaleInterpolation).toBe('lanczos');
+    expect(parseDownloadOptions({ urlList: 'u.txt', upscaleInterpolation: 'LANCZOS4' }).upscaleInterpolation).toBe('lanczos');
     expect(() => parseDownloadOptions({ urlList: 'u.txt', downscaleInterpolation: 'box' })).toThrow(/--downscale-interpolation.*box|box.*--downscale-interpolation/);
   });
 

@@ -87,6 +87,47 @@ describe('readJpegHeader', () => {
     expect(readJpegHeader(badLength)).toBeNull();
   });
 
+  it('gives up where libjpeg would read another frame header than a segment walk would (FF 00, odd markers)', async () => {
+    // SOI, then FF 00 with a "length" covering the real 3000×2000 SOF and an APP3 header whose content is a fake
+    // 10×10 SOF: libjpeg drops FF 00 and scans on to the next marker, so it decodes the 3000×2000 frame.
+    const real = await jpeg(3000, 2000);
+    const sofAt = real.indexOf(Buffer.from([0xff, 0xc0]));
+    const sof = real.subarray(sofAt, sofAt + 2 + real.readUInt16BE(sofAt + 2));
+    const fake = Buffer.from(sof);
+    fake.writeUInt16BE(10, 5);
+    fake.writeUInt16BE(10, 7);
+    const app3 = Buffer.from([0xff, 0xe3, 0, 0]);
+    app3.writeUInt16BE(2 + fake.length, 2);
+    const ff00 = Buffer.from([0xff, 0x00, 0, 0]);
+    ff00.writeUInt16BE(2 + sof.length + app3.length, 2);
+    const rest = Buffer.concat([real.subarray(2, sofAt), real.subarray(sofAt + sof.length)]);
+    const tricked = Buffer.concat([real.subarray(0, 2), ff00, sof, app3, fake, rest]);
+    expect((await sharp(tricked).metadata()).width).toBe(3000); // what libvips decodes
+    expect(readJpegHeader(tricked)).toBeNull();
+    const bomb = await run(tricked, { maxPixels: 1000, resizeMode: 'no' });
+    expect(bomb.ok ? 'ok' : bomb.reason).toBe('too_many_pixels');
+    // SOF5 (hierarchical, which libjpeg refuses) and a standalone TEM before the frame: left to libvips too
+    for (const marker of [0xc5, 0x01]) {
+      const odd = Buffer.concat([real.subarray(0, 2), Buffer.from([0xff, marker, 0, 2]), real.subarray(2)]);
+      expect(readJpegHeader(odd), `marker ${marker.toString(16)}`).toBeNull();
+    }
+  });
+
+  it('gives up on a file that ends before its scan, and on a frame header libjpeg refuses', async () => {
+    const file = await jpeg(64, 48, { quality: 50 });
+    const sos = file.indexOf(Buffer.from([0xff, 0xda]));
+    expect(readJpegHeader(file.subarray(0, sos))).toBeNull();
+    const kept = await run(file.subarray(0, sos), { imageSize: 64, resizeMode: 'no', skipReencode: true });
+    expect(kept.ok).toBe(false);
+    const sofAt = file.indexOf(Buffer.from([0xff, 0xc0]));
+    const bogus = Buffer.from(file);
+    bogus[sofAt + 9] = 2; // 2 components in a segment sized for 3
+    expect(readJpegHeader(bogus)).toBeNull();
+    const wide = Buffer.from(file);
+    wide.writeUInt16BE(65_501, sofAt + 7);
+    expect(readJpegHeader(wide)).toBeNull();
+  });
+
   it('never throws on damaged bytes, and agrees with libvips whenever both read a header', async () => {
     const file = withSegment(await jpeg(80, 60), exifSegment(6, 'MM'));
     let seed = 12345;
@@ -98,7 +139,12 @@ describe('readJpegHeader', () => {
       const ours = readJpegHeader(damaged);
       if (ours === null) continue;
       const theirs = await sharp(damaged).metadata().catch(() => null);
-      if (theirs === null) continue; // libvips refuses it: processImage fails it as decode_error at decode time
+      if (theirs === null) {
+        // libvips refuses the header (a bad table, say) that our walk accepts: the image must still fail
+        const outcome = await run(damaged, { imageSize: 16, resizeMode: 'center_crop' });
+        expect(outcome.ok, `trial ${trial}`).toBe(false);
+        continue;
+      }
       compared++;
       expect(ours, `trial ${trial}`).toEqual({ width: theirs.width, height: theirs.height, orientation: theirs.orientation ?? 1 });
     }
