@@ -5,7 +5,7 @@ import { download, type DownloadSummary } from '../download/run.js';
 import type { DownloadOptionsInput } from '../download/options.js';
 import { INTERPOLATION_NAMES } from '../image/interpolation.js';
 import { formatDuration, showProgress } from './progress-view.js';
-import { toBoolean, toList, toNumber } from './parse.js';
+import { toBoolean, toList, toLocalPath, toNumber } from './parse.js';
 
 /** `clipstream download`: img2dataset's options in kebab-case, mapped 1:1 onto `download()`'s options. */
 export function downloadCommand(): Command {
@@ -15,8 +15,8 @@ export function downloadCommand(): Command {
   const lower = (value: string) => value.toLowerCase();
   return new Command('download')
     .description("Download, resize and package a url list (img2dataset's options and output layout)")
-    .requiredOption('--url-list <path>', 'url list: a file or a folder of files')
-    .option('--output-folder <dir>', 'output folder', 'images')
+    .requiredOption('--url-list <path>', 'url list: a file or a folder of files', toLocalPath('--url-list'))
+    .option('--output-folder <dir>', 'output folder', toLocalPath('--output-folder'), 'images')
     .addOption(new Option('--input-format <fmt>', 'input format').choices(['txt', 'txt.gz', 'csv', 'csv.gz', 'tsv', 'tsv.gz', 'json', 'json.gz', 'jsonl', 'jsonl.gz', 'parquet']).default('txt'))
     .option('--url-col <name>', 'column holding the url', 'url')
     .option('--caption-col <name>', 'column holding the caption (written as {key}.txt)')

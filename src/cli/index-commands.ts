@@ -7,14 +7,14 @@ import { buildIndex, openIndex, type IndexType, type SearchResult } from '../ind
 import { TARGET_RECALL } from '../index/recall.js';
 import { openNpy } from '../io/npy.js';
 import { countProgress } from './count-progress.js';
-import { toNumber } from './parse.js';
+import { toLocalPath, toNumber } from './parse.js';
 
 /** `clipstream index`: a clip-retrieval embedding folder → a LanceDB index folder. */
 export function indexCommand(): Command {
   return new Command('index')
     .description('Import a clip-retrieval embedding folder (img_emb/, metadata/) into an index folder; rerun to append new partitions')
-    .requiredOption('--embeddings <dir>', 'embedding folder: img_emb/img_emb_{P}.npy + metadata/metadata_{P}.parquet')
-    .requiredOption('--output <dir>', 'index folder to create or extend')
+    .requiredOption('--embeddings <dir>', 'embedding folder: img_emb/img_emb_{P}.npy + metadata/metadata_{P}.parquet', toLocalPath('--embeddings'))
+    .requiredOption('--output <dir>', 'index folder to create or extend', toLocalPath('--output'))
     .addOption(new Option('--metric <m>', 'similarity').choices(['ip', 'cosine']).default('ip'))
     .addOption(
       new Option('--index-type <t>', 'auto: exact below 30 000 rows, IVF-PQ above; ivf_hnsw_sq: 5 × faster queries for a long-running serve, but loads its whole graph at open')

@@ -1,14 +1,14 @@
 import { Command } from 'commander';
 import { runInference } from '../inference/run.js';
 import { countProgress } from './count-progress.js';
-import { toNumber } from './parse.js';
+import { toLocalPath, toNumber } from './parse.js';
 
 /** `clipstream inference`: images → clip-retrieval embedding folder, so url list → download → inference → index runs without Python. */
 export function inferenceCommand(): Command {
   return new Command('inference')
     .description('Embed images (webdataset tars or an image folder) with a CLIP model into a clip-retrieval embedding folder')
-    .requiredOption('--input <path>', 'a webdataset tar, a folder of tars (download output), or a folder of images')
-    .requiredOption('--output-folder <dir>', 'embedding folder to write (img_emb/, text_emb/, metadata/)')
+    .requiredOption('--input <path>', 'a webdataset tar, a folder of tars (download output), or a folder of images', toLocalPath('--input'))
+    .requiredOption('--output-folder <dir>', 'embedding folder to write (img_emb/, text_emb/, metadata/)', toLocalPath('--output-folder'))
     .requiredOption('--model <dir>', 'CLIP model folder (ONNX export with tokenizer and preprocessor configs)')
     .option('--allow-remote', 'allow --model to be a hub id downloaded over the network', false)
     .option('--batch-size <n>', 'images per model call', toNumber('--batch-size'), 32)

@@ -1,3 +1,4 @@
+import { fileURLToPath } from 'node:url';
 import { invalidOption } from '../core/errors.js';
 import { parseList } from '../core/validation.js';
 
@@ -35,4 +36,20 @@ export function normalizeFlags(argv: string[]): string[] {
     const name = eq === -1 ? arg : arg.slice(0, eq);
     return name.replaceAll('_', '-') + (eq === -1 ? '' : arg.slice(eq));
   });
+}
+
+/**
+ * img2dataset and clip-retrieval take fsspec URLs (s3://, gs://, hf://…) for their folders; we read and write
+ * local paths only. Without this check `s3://bucket/out` would quietly become a local folder named `s3:`.
+ */
+export function toLocalPath(flag: string) {
+  return (value: string): string => {
+    const scheme = /^([a-z][a-z0-9+.-]*):\/\//i.exec(value)?.[1];
+    if (scheme !== undefined && !/^file$/i.test(scheme)) {
+      throw invalidOption(
+        `Expected a local path for ${flag} but received ${JSON.stringify(value)}: ${scheme}:// paths are not supported (mount the bucket, e.g. with s3fs or gcsfuse, or copy to and from a local folder)`,
+      );
+    }
+    return scheme === undefined ? value : fileURLToPath(value);
+  };
 }

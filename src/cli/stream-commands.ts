@@ -6,7 +6,7 @@ import type { Plan } from '../select/plan.js';
 import { partitionOf, quotas } from '../stream/partition.js';
 import type { StreamStats } from '../stream/stats.js';
 import { countProgress } from './count-progress.js';
-import { toNumber } from './parse.js';
+import { toLocalPath, toNumber } from './parse.js';
 
 // The commands' work loads when it runs (`--help` needs none of it): LanceDB for a spec, undici and sharp for the
 // downloads, each ~50–100 ms to load.
@@ -18,7 +18,7 @@ export function planCommand(): Command {
   return new Command('plan')
     .description('Resolve a spec against its index: per query, the ordered candidates that will be streamed (plan.json + candidates.parquet)')
     .argument('<spec>', 'spec file (YAML or JSON, see docs/streaming.md)')
-    .requiredOption('--output <dir>', 'plan folder to write')
+    .requiredOption('--output <dir>', 'plan folder to write', toLocalPath('--output'))
     .option('--partitions <n>', 'show the per-partition quotas for this many partitions (world_size × num_workers)', toNumber('--partitions'), 1)
     .action(async (specPath: string, flags: { output: string; partitions: number }) => {
       if (!Number.isInteger(flags.partitions) || flags.partitions < 1) throw invalidOption(`Expected a positive integer for --partitions but received ${flags.partitions}`);
@@ -59,7 +59,7 @@ export function streamCommand(): Command {
   return new Command('stream')
     .description('Stream one partition of a spec or plan: download, resize, back-fill; into webdataset shards (+ parquet, manifest) or a tar on stdout')
     .argument('<spec-or-plan>', 'spec file, or a plan folder made by `clipstream plan`')
-    .option('--output-folder <dir>', 'write shards here (one folder per partition)')
+    .option('--output-folder <dir>', 'write shards here (one folder per partition)', toLocalPath('--output-folder'))
     .option('--output <dash>', 'with "-": one webdataset tar on stdout instead')
     .option('--rank <r>', 'this process\'s rank', toNumber('--rank'), 0)
     .option('--world-size <w>', 'number of ranks', toNumber('--world-size'), 1)

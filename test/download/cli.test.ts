@@ -10,9 +10,9 @@ import { readAllTars, readParquetRows } from './helpers.js';
 /** These tests run the built CLI as a user would (npm test builds first). */
 const cli = resolve('dist/cli/main.js');
 
-function run(args: string[], opts: { killAfter?: (out: string) => boolean } = {}) {
+function run(args: string[], opts: { killAfter?: (out: string) => boolean; cwd?: string } = {}) {
   return new Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }>((done) => {
-    const child = spawn(process.execPath, [cli, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [cli, ...args], { stdio: ['ignore', 'pipe', 'pipe'], cwd: opts.cwd });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d) => (stdout += d));
@@ -42,6 +42,21 @@ async function urlList(dir: string, n: number) {
 const common = ['--output-format', 'webdataset', '--image-size', '32', '--allow-private-networks', '--progress-interval', '0.2'];
 
 describe('clipstream download (CLI)', () => {
+  it('refuses an fsspec URL (s3://, gs://…) for a folder or list instead of writing a local folder named "s3:"', async () => {
+    const dir = await tempDir();
+    const list = await urlList(dir, 1);
+    const out = await run(['download', '--url-list', list, '--output-folder', 's3://bucket/out', ...common], { cwd: dir });
+    expect(out.code).not.toBe(0);
+    expect(out.stderr).toMatch(/Expected a local path for --output-folder but received "s3:\/\/bucket\/out": s3:\/\/ paths are not supported/);
+    expect(await readdir(dir)).toEqual(['urls.txt']);
+    const remoteList = await run(['download', '--url-list', 'gs://bucket/urls.parquet', '--output-folder', join(dir, 'o')], { cwd: dir });
+    expect(remoteList.code).not.toBe(0);
+    expect(remoteList.stderr).toMatch(/local path for --url-list/);
+    const fileUrl = await run(['download', '--url-list', `file://${list}`, '--output-folder', join(dir, 'o'), ...common], { cwd: dir });
+    expect(fileUrl.code).toBe(0);
+    expect(fileUrl.stdout).toMatch(/success 1 /);
+  });
+
   it('after SIGKILL, rerunning in incremental mode finishes with no shard lost or duplicated and no truncated tar', async () => {
     const dir = await tempDir();
     const list = await urlList(dir, 60);
