@@ -10,14 +10,9 @@ export const INTERPOLATION_ALIASES: Readonly<Record<string, Interpolation>> = { 
 /** Every spelling an interpolation option accepts. */
 export const INTERPOLATION_NAMES: readonly string[] = [...INTERPOLATIONS, ...Object.keys(INTERPOLATION_ALIASES)];
 
-/** A spelling folded into its one name; undefined for an unknown one. */
-export function interpolationNamed(name: string): Interpolation | undefined {
-  return (INTERPOLATIONS as readonly string[]).includes(name) ? (name as Interpolation) : INTERPOLATION_ALIASES[name];
-}
-
 /** For option schemas (download flags, spec files): any spelling in any case (img2dataset lowercases), the one name out. */
 export const interpolationSchema = z
   .string()
   .transform((name) => name.toLowerCase())
   .pipe(z.enum(INTERPOLATION_NAMES as [string, ...string[]]))
-  .transform((name): Interpolation => interpolationNamed(name)!);
+  .transform((name): Interpolation => INTERPOLATION_ALIASES[name] ?? (name as Interpolation));

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { ClipstreamError, inputMalformed } from '../core/errors.js';
 import { readIndexInfo } from '../index/info.js';
 import type { Candidate, Plan, PlanHeader, ResolveOptions } from './plan.js';
-import { readSpec } from './spec.js';
+import { imageSpecSchema, readSpec } from './spec.js';
 
 // Loaded when used: a stream from a spec needs no parquet, a stream from a plan folder no LanceDB.
 const parquetRead = () => import('../io/parquet-read.js');
@@ -64,6 +64,10 @@ export async function readPlan(dir: string): Promise<Plan> {
   if (header.format_version !== 1 || !Array.isArray(header.queries) || typeof header.id !== 'string') {
     throw inputMalformed(`${join(dir, PLAN_FILE)} is not a plan of format_version 1`);
   }
+  // A plan written before an image option existed gets its default (the stored id stays the plan's id).
+  const image = imageSpecSchema.safeParse(header.image ?? {});
+  if (!image.success) throw inputMalformed(`${join(dir, PLAN_FILE)} has an unusable image block: ${image.error.issues[0]?.message ?? 'invalid'}`);
+  header.image = image.data;
   const byName = new Map(header.queries.map((q, i) => [q.name, i]));
   const candidates: Candidate[][] = header.queries.map(() => []);
   const file = await (await parquetRead()).openParquet(join(dir, CANDIDATES_FILE));

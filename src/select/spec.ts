@@ -44,6 +44,22 @@ const querySchema = z
 
 const remoteIndex = z.object({ url: z.string().url(), indice_name: z.string().min(1) }).strict();
 
+/** A spec's `image:` block; also what a plan folder's header is read with (an older one lacks newer keys). */
+export const imageSpecSchema = z
+  .object({
+    size: z.number().int().min(1).max(16384).default(256),
+    resize_mode: z.enum(['no', 'keep_ratio', 'keep_ratio_largest', 'center_crop', 'border']).default('center_crop'),
+    resize_only_if_bigger: z.boolean().default(false),
+    upscale_interpolation: interpolationSchema.default('lanczos'),
+    downscale_interpolation: interpolationSchema.default('area'),
+    encode_format: z.enum(IMAGE_FORMATS).default('jpg'),
+    encode_quality: z.number().int().min(0).max(100).default(95),
+    min_image_size: z.number().int().min(0).default(0),
+    max_image_area: z.number().positive().nullable().default(null),
+    max_aspect_ratio: z.number().positive().nullable().default(null),
+  })
+  .strict();
+
 export const specSchema = z
   .object({
     index: z.union([z.string().min(1), remoteIndex]),
@@ -59,21 +75,7 @@ export const specSchema = z
     order: z.enum(['shuffle', 'similarity']).default('shuffle'),
     /** Candidates kept per requested sample, to back-fill dead links. */
     oversample: z.number().min(1).max(100).default(3),
-    image: z
-      .object({
-        size: z.number().int().min(1).max(16384).default(256),
-        resize_mode: z.enum(['no', 'keep_ratio', 'keep_ratio_largest', 'center_crop', 'border']).default('center_crop'),
-        resize_only_if_bigger: z.boolean().default(false),
-        upscale_interpolation: interpolationSchema.default('lanczos'),
-        downscale_interpolation: interpolationSchema.default('area'),
-        encode_format: z.enum(IMAGE_FORMATS).default('jpg'),
-        encode_quality: z.number().int().min(0).max(100).default(95),
-        min_image_size: z.number().int().min(0).default(0),
-        max_image_area: z.number().positive().nullable().default(null),
-        max_aspect_ratio: z.number().positive().nullable().default(null),
-      })
-      .strict()
-      .prefault({}),
+    image: imageSpecSchema.prefault({}),
     fetch: z
       .object({
         concurrency: z.number().int().min(1).max(10_000).default(256),

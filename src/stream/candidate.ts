@@ -22,9 +22,8 @@ export function imageOptionsOf(image: PlanHeader['image']): ImageOptions {
     imageSize: image.size,
     resizeMode: image.resize_mode,
     resizeOnlyIfBigger: image.resize_only_if_bigger,
-    // plan folders written before these options have none: img2dataset's defaults
-    downscaleInterpolation: image.downscale_interpolation ?? 'area',
-    upscaleInterpolation: image.upscale_interpolation ?? 'lanczos',
+    downscaleInterpolation: image.downscale_interpolation,
+    upscaleInterpolation: image.upscale_interpolation,
     encodeFormat: image.encode_format,
     encodeQuality: image.encode_quality,
     skipReencode: false,

@@ -1,4 +1,4 @@
-import { writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
 import { buildIndex } from '../../src/index/index.js';
@@ -89,6 +89,17 @@ describe('plan', () => {
     const back = await loadPlan(join(dir, 'plan'));
     expect(back.header).toEqual(red.header);
     expect(back.candidates).toEqual(red.candidates);
+    // a plan folder written before the interpolation options: read with img2dataset's defaults, same id
+    const planJson = join(dir, 'plan', 'plan.json');
+    const stored = JSON.parse(await readFile(planJson, 'utf8')) as { id: string; image: Record<string, unknown> };
+    delete stored.image.upscale_interpolation;
+    delete stored.image.downscale_interpolation;
+    await writeFile(planJson, JSON.stringify(stored));
+    const older = await loadPlan(join(dir, 'plan'));
+    expect(older.header.id).toBe(red.header.id);
+    expect([older.header.image.upscale_interpolation, older.header.image.downscale_interpolation]).toEqual(['lanczos', 'area']);
+    await writeFile(planJson, JSON.stringify({ ...stored, image: { ...stored.image, resize_mode: 'stretch' } }));
+    await expect(loadPlan(join(dir, 'plan'))).rejects.toThrow(/plan\.json has an unusable image block/);
   });
 
   test('queries do not share samples: an id goes to the query it is most similar to', async () => {
