@@ -5,11 +5,12 @@ import { loadClipModel } from '../clip/index.js';
 import { invalidOption } from '../core/errors.js';
 import { createFetcher } from '../fetch/index.js';
 import { openIndex, type Index } from '../index/index.js';
-import { loadPlan } from '../select/index.js';
+import { loadPlan, type Plan } from '../select/index.js';
 import { clipBackServer } from '../server/clip-back.js';
 import { servedStream, type ServedStream } from '../server/streams.js';
 import { createStreamContext } from '../stream/api.js';
 import { toNumber } from './parse.js';
+import { warnWhenResolved } from './plan-warnings.js';
 
 /** `clipstream serve`: clip back's HTTP API over our indexes. Binds 127.0.0.1 unless --host says otherwise. */
 export function serveCommand(): Command {
@@ -28,15 +29,9 @@ export function serveCommand(): Command {
       const streams = new Map<string, ServedStream>();
       const contexts: { close(): Promise<void> }[] = [];
       for (const [name, source] of streamSources) {
-        // From a spec, the stream is served from each query's first block on while the long search runs (as
-        // `clipstream stream`); its warnings, and a failure of the long search, are told when it ends.
-        const plan = await loadPlan(source);
-        const warn = () => plan.warnings.forEach((w) => process.stderr.write(`clipstream: warning: stream ${name}: ${w}\n`));
-        if (plan.pending) plan.pending.then(warn, (err: unknown) => process.stderr.write(`clipstream: error: stream ${name}: ${err instanceof Error ? err.message : String(err)}\n`));
-        else warn();
-        const context = await createStreamContext(plan);
+        const { stream, context } = await openServedStream(name, await loadPlan(source));
         contexts.push(context);
-        streams.set(name, servedStream(plan, context));
+        streams.set(name, stream);
       }
       const indices = new Map<string, Index>();
       for (const [name, dir] of paths) indices.set(name, await openIndex(dir));
@@ -60,6 +55,18 @@ export function serveCommand(): Command {
       process.once('SIGINT', stop);
       process.once('SIGTERM', stop);
     });
+}
+
+/**
+ * A stream to serve. From a spec it is served from each query's first block on while the long search runs (as
+ * `clipstream stream`); its warnings, and a failure of the long search, are told when it ends.
+ */
+export async function openServedStream(name: string, plan: Plan): Promise<{ stream: ServedStream; context: { close(): Promise<void> } }> {
+  warnWhenResolved(plan, `stream ${name}: `, (err) => {
+    process.stderr.write(`clipstream: error: stream ${name}: ${err instanceof Error ? err.message : String(err)}\n`);
+  });
+  const context = await createStreamContext(plan);
+  return { stream: servedStream(plan, context), context };
 }
 
 function namedPairs(values: string[], flag: string, form: string): Map<string, string> {

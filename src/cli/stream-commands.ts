@@ -7,6 +7,7 @@ import { partitionOf, quotas } from '../stream/partition.js';
 import type { StreamStats } from '../stream/stats.js';
 import { countProgress } from './count-progress.js';
 import { toLocalPath, toNumber } from './parse.js';
+import { warnWhenResolved } from './plan-warnings.js';
 
 // The commands' work loads when it runs (`--help` needs none of it): LanceDB for a spec, undici and sharp for the
 // downloads, each ~50–100 ms to load.
@@ -27,7 +28,7 @@ export function planCommand(): Command {
       const plan = await resolvePlan(await readSpec(specPath));
       await writePlan(flags.output, plan);
       process.stdout.write(planTable(plan, flags.partitions));
-      for (const w of plan.warnings) process.stderr.write(`clipstream: warning: ${w}\n`);
+      warnWhenResolved(plan, '');
       process.stdout.write(`plan ${plan.header.id} written to ${resolve(flags.output)} in ${((performance.now() - start) / 1000).toFixed(1)}s\n`);
     });
 }
@@ -81,9 +82,7 @@ export function streamCommand(): Command {
       const plan = await loadPlan(source, { whileSearching: () => (loading = engine()).catch(() => {}) });
       const [{ streamPartition }, { createStreamContext }, { toRecord }, { createTarSampleStream }] = await (loading ?? engine());
       // From a spec, streaming starts on each query's first block while the long search runs.
-      const warn = () => plan.warnings.forEach((w) => process.stderr.write(`clipstream: warning: ${w}\n`));
-      if (plan.pending) plan.pending.then(warn, () => {});
-      else warn();
+      warnWhenResolved(plan, '');
       const context = await createStreamContext(plan);
       const progress = countProgress(`stream p${partition.index}/${partition.count}`, 'samples');
       const start = performance.now();

@@ -1,7 +1,8 @@
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { request } from 'undici';
-import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { afterAll, beforeAll, describe, expect, test, vi } from 'vitest';
+import { openServedStream } from '../../src/cli/serve.js';
 import { createFetcher } from '../../src/fetch/index.js';
 import { readTarSamples } from '../../src/io/tar-read.js';
 import { loadPlan, type Plan } from '../../src/select/index.js';
@@ -133,27 +134,61 @@ describe('stream endpoints', () => {
 });
 
 describe('a stream served while its plan is still being resolved', () => {
-  test('serves the first block at once and the rest when the long search ends', async () => {
+  /**
+   * A complete plan made to look half-resolved: its first block is 10 live links (epoch 0 walks the stripe in
+   * order, so they come first); the rest, dead links included, arrives on release(), or the search fails on fail().
+   */
+  async function growingPlan() {
     const w = world();
     const full = await loadPlan(await w.spec([{ name: 'red', count: 40 }], { seed: 5 }));
     await full.pending;
-    // The first block: 10 live links (epoch 0 walks the stripe in order, so they come first); the rest, dead
-    // links included, arrives on release().
     const reds = full.candidates[0]!;
-    const live = reds.filter((c) => !c.url.includes('/status/'));
-    const ordered = [...live.slice(0, 10), ...reds.filter((c) => !live.slice(0, 10).includes(c))];
+    const live = reds.filter((c) => !c.url.includes('/status/')).slice(0, 10);
+    const ordered = [...live, ...reds.filter((c) => !live.includes(c))];
     const plan: Plan = { header: full.header, candidates: [ordered.slice(0, 10)], warnings: [] };
     let release!: () => void;
-    plan.pending = new Promise<void>((resolve) => {
+    let fail!: (err: Error) => void;
+    plan.pending = new Promise<void>((resolve, reject) => {
       release = () => {
         plan.candidates[0]!.push(...ordered.slice(10));
         plan.warnings.push('found late');
         delete plan.pending;
         resolve();
       };
+      fail = reject;
     });
-    const context = await createStreamContext(plan);
-    const growing = servedStream(plan, context);
+    plan.pending.catch(() => {});
+    return { plan, live, release, fail };
+  }
+
+  test("serve opens the stream without waiting for the long search, and tells its warnings or its failure when it ends", async () => {
+    const stderr = vi.spyOn(process.stderr, 'write').mockImplementation(() => true);
+    try {
+      const told = () => stderr.mock.calls.map((c) => String(c[0])).join('');
+      const ok = await growingPlan();
+      const opened = await Promise.race([openServedStream('g', ok.plan), new Promise<null>((r) => setTimeout(() => r(null), 5000))]);
+      expect(opened).not.toBeNull(); // returned while the plan is still pending
+      expect(ok.plan.pending).toBeInstanceOf(Promise);
+      expect(told()).not.toMatch(/found late/);
+      ok.release();
+      await new Promise((r) => setImmediate(r));
+      expect(told()).toMatch(/clipstream: warning: stream g: found late\n/);
+      await opened!.context.close();
+
+      const bad = await growingPlan();
+      const failing = await openServedStream('b', bad.plan);
+      bad.fail(new Error('the index went away'));
+      await new Promise((r) => setImmediate(r));
+      expect(told()).toMatch(/clipstream: error: stream b: the index went away\n/);
+      await failing.context.close();
+    } finally {
+      stderr.mockRestore();
+    }
+  });
+
+  test('serves the first block at once and the rest when the long search ends', async () => {
+    const { plan, live, release } = await growingPlan();
+    const { stream: growing, context } = await openServedStream('growing', plan);
     const fetcher = createFetcher({});
     const app = clipBackServer({ indices: new Map(), fetcher, streams: new Map([['growing', growing]]) });
     const url = await app.listen({ port: 0, host: '127.0.0.1' });
@@ -177,7 +212,7 @@ describe('a stream served while its plan is still being resolved', () => {
       const ids: number[] = [];
       for await (const s of readTarSamples(join(dir, 'p.tar'))) ids.push((JSON.parse(String((s as Record<string, unknown>).json)) as { id: number }).id);
       expect(ids).toHaveLength(40);
-      expect(ids.slice(0, 10)).toEqual(live.slice(0, 10).map((c) => c.id));
+      expect(ids.slice(0, 10)).toEqual(live.map((c) => c.id));
       expect(new Set(ids).size).toBe(40);
       const after = (await (await request(`${url}/streams`)).body.json()) as { streams: { warnings: string[] }[] };
       expect(after.streams[0]!.warnings).toEqual(['found late']);
