@@ -11,7 +11,7 @@ import { toBoolean, toList, toLocalPath, toNumber } from './parse.js';
 export function downloadCommand(): Command {
   const num = (flag: string) => toNumber(`--${flag}`);
   const bool = (flag: string) => toBoolean(`--${flag}`);
-  // img2dataset lowercases its interpolation names; the option schema checks them
+  // replaces commander's case-sensitive choices check (img2dataset lowercases); the option schema checks the name
   const lower = (value: string) => value.toLowerCase();
   return new Command('download')
     .description("Download, resize and package a url list (img2dataset's options and output layout)")
