@@ -69,8 +69,11 @@ async function inMemoryCeiling(n) {
   const work = async () => {
     while (next < n) {
       const i = next++;
-      // the download's filter: its default downscale_interpolation (area) is libvips' cubic
-      await sharp(images[i % images.length]).resize(256, 256, { fit: 'cover', kernel: 'cubic' }).jpeg({ quality: 95 }).toBuffer();
+      // the download's filter (its default downscale_interpolation, area, is libvips' cubic) and encoder settings
+      await sharp(images[i % images.length])
+        .resize(256, 256, { fit: 'cover', kernel: 'cubic' })
+        .jpeg({ quality: 95, mozjpeg: false, optimiseCoding: false })
+        .toBuffer();
     }
   };
   await Promise.all(Array.from({ length: availableParallelism() * 2 }, work));

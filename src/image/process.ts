@@ -197,8 +197,10 @@ export async function processImage(bytes: Buffer, o: ImageOptions): Promise<Imag
 function encode(pipeline: Sharp, format: ImageFormat, quality: number): Sharp {
   switch (format) {
     case 'jpg':
-      // cv2 takes 0–100, sharp 1–100: 0 and 1 are the same "worst quality".
-      return pipeline.jpeg({ quality: Math.max(1, quality), mozjpeg: false });
+      // cv2 takes 0–100, sharp 1–100: 0 and 1 are the same "worst quality". Huffman tables as cv2 (libjpeg's
+      // defaults) writes them: optimised tables would save ~5 % of the bytes of a 256 px image for ~1 ms of CPU,
+      // a tenth of the image's whole decode + resize + encode (bench/README.md).
+      return pipeline.jpeg({ quality: Math.max(1, quality), mozjpeg: false, optimiseCoding: false });
     case 'png':
       return pipeline.png({ compressionLevel: quality });
     case 'webp':

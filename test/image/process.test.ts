@@ -34,6 +34,17 @@ describe('encoding', () => {
     }
   });
 
+  it("jpg is written with libjpeg's standard Huffman tables, as cv2 writes it (no optimised second pass)", async () => {
+    const src = await sharp(noise(128, 128), { raw: { width: 128, height: 128, channels: 3 } }).png().toBuffer();
+    const out = ok(await run(src, { resizeMode: 'no', encodeFormat: 'jpg', encodeQuality: 95 }));
+    // ITU T.81 Annex K.3: the luminance DC table's code counts; an optimised table is built from the image's own
+    // symbol statistics and differs for a noisy image
+    const standardLuminanceDc = [0, 1, 5, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0];
+    expect(huffmanTables(out.data)).toContainEqual({ tableClassAndId: 0x00, counts: standardLuminanceDc });
+    const optimised = await sharp(src).jpeg({ quality: 95, optimiseCoding: true }).toBuffer();
+    expect(huffmanTables(optimised)).not.toContainEqual({ tableClassAndId: 0x00, counts: standardLuminanceDc });
+  });
+
   it.each(['jpeg', 'png', 'webp', 'gif', 'tiff'] as const)('reads %s input', async (format) => {
     const out = ok(await run(await solid(40, 20, format), { imageSize: 16, resizeMode: 'keep_ratio' }));
     expect([out.width, out.height, sniffImageFormat(out.data)]).toEqual([32, 16, 'jpg']);
@@ -214,3 +225,21 @@ describe('many at once', () => {
     expect(px.channels).toBe(3);
   });
 });
+
+/** The DHT tables of a JPEG: class and id byte and the 16 code counts of each. */
+function huffmanTables(jpeg: Buffer): { tableClassAndId: number; counts: number[] }[] {
+  const tables: { tableClassAndId: number; counts: number[] }[] = [];
+  let at = 2;
+  while (at + 4 <= jpeg.length && jpeg[at] === 0xff && jpeg[at + 1] !== 0xda) {
+    const length = jpeg.readUInt16BE(at + 2);
+    if (jpeg[at + 1] === 0xc4) {
+      for (let t = at + 4; t < at + 2 + length; ) {
+        const counts = [...jpeg.subarray(t + 1, t + 17)];
+        tables.push({ tableClassAndId: jpeg[t]!, counts });
+        t += 17 + counts.reduce((a, b) => a + b, 0);
+      }
+    }
+    at += 2 + length;
+  }
+  return tables;
+}
