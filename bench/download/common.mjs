@@ -32,12 +32,13 @@ const CLOCK_TICKS = 100;
 
 /**
  * Runs a command, returns wall seconds, peak RSS (KB) and CPU seconds (all threads), read from /proc every 100 ms
- * while it runs (the last 100 ms of CPU may be missed).
+ * while it runs (the last 100 ms of CPU may be missed). `rssOfChild`: peak RSS of the command's first child.
  */
 export function timed(cmd, args, opts = {}) {
+  const { rssOfChild = false, ...spawnOpts } = opts;
   return new Promise((resolve, reject) => {
     const start = performance.now();
-    const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], ...opts });
+    const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], ...spawnOpts });
     let out = '';
     child.stdout.on('data', (d) => (out += d));
     child.stderr.on('data', (d) => (out += d));
@@ -47,7 +48,9 @@ export function timed(cmd, args, opts = {}) {
       cpuSeconds = Math.max(cpuSeconds, cpuSecondsOf(child.pid));
       try {
         const { readFile } = await import('node:fs/promises');
-        const status = await readFile(`/proc/${child.pid}/status`, 'utf8');
+        // rssOfChild: the command is a wrapper (bash for `times`); the peak that matters is its child's
+        const pid = rssOfChild ? (await readFile(`/proc/${child.pid}/task/${child.pid}/children`, 'utf8')).split(' ')[0] : child.pid;
+        const status = await readFile(`/proc/${pid}/status`, 'utf8');
         const hwm = Number(/VmHWM:\s+(\d+)/.exec(status)?.[1] ?? 0);
         peakKb = Math.max(peakKb, hwm);
       } catch {
