@@ -1,6 +1,5 @@
-import { fileURLToPath } from 'node:url';
 import { invalidOption } from '../core/errors.js';
-import { parseList } from '../core/validation.js';
+import { localPathOf, parseList } from '../core/validation.js';
 
 /** Flag value parsers for commander. They only convert text; zod validates ranges and choices afterwards. */
 
@@ -43,13 +42,5 @@ export function normalizeFlags(argv: string[]): string[] {
  * local paths only. Without this check `s3://bucket/out` would quietly become a local folder named `s3:`.
  */
 export function toLocalPath(flag: string) {
-  return (value: string): string => {
-    const scheme = /^([a-z][a-z0-9+.-]*):\/\//i.exec(value)?.[1];
-    if (scheme !== undefined && !/^file$/i.test(scheme)) {
-      throw invalidOption(
-        `Expected a local path for ${flag} but received ${JSON.stringify(value)}: ${scheme}:// paths are not supported (mount the bucket, e.g. with s3fs or gcsfuse, or copy to and from a local folder)`,
-      );
-    }
-    return scheme === undefined ? value : fileURLToPath(value);
-  };
+  return (value: string): string => localPathOf(value, flag);
 }

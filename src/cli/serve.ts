@@ -3,13 +3,14 @@ import { dirname, resolve } from 'node:path';
 import { Command } from 'commander';
 import { loadClipModel } from '../clip/index.js';
 import { invalidOption } from '../core/errors.js';
+import { localPathOf } from '../core/validation.js';
 import { createFetcher } from '../fetch/index.js';
 import { openIndex, type Index } from '../index/index.js';
 import { loadPlan, type Plan } from '../select/index.js';
 import { clipBackServer } from '../server/clip-back.js';
 import { servedStream, type ServedStream } from '../server/streams.js';
 import { createStreamContext } from '../stream/api.js';
-import { toNumber } from './parse.js';
+import { toLocalPath, toNumber } from './parse.js';
 import { warnWhenResolved } from './plan-warnings.js';
 
 /** `clipstream serve`: clip back's HTTP API over our indexes. Binds 127.0.0.1 unless --host says otherwise. */
@@ -18,8 +19,8 @@ export function serveCommand(): Command {
     .description("Serve streams (webdataset tars per partition, see docs/streaming.md) and indexes over clip-retrieval's back API (/indices-list, /knn-service, /metadata), with /metrics")
     .option('--spec <name=spec...>', 'a stream to serve, as NAME=SPEC_FILE_OR_PLAN_DIR (repeatable)')
     .option('--index <name=dir...>', 'an index to serve, as NAME=DIR (repeatable)')
-    .option('--indices-paths <json>', "clip back's indices_paths.json: {name: dir} or {name: {indice_folder: dir}}")
-    .option('--model <dir>', 'CLIP model folder to embed text and image queries')
+    .option('--indices-paths <json>', "clip back's indices_paths.json: {name: dir} or {name: {indice_folder: dir}}", toLocalPath('--indices-paths'))
+    .option('--model <dir>', 'CLIP model folder to embed text and image queries', toLocalPath('--model'))
     .option('--port <port>', 'port (0 = any free port)', toNumber('--port'), 1234)
     .option('--host <host>', 'address to bind', '127.0.0.1')
     .option('--allow-private-networks', 'let image_url queries reach private and loopback addresses', false)
@@ -77,7 +78,7 @@ function namedPairs(values: string[], flag: string, form: string): Map<string, s
     const name = value.slice(0, eq);
     if (!/^[A-Za-z0-9_-]{1,64}$/.test(name)) throw invalidOption(`Expected a name of letters, digits, _ or - for ${flag} but received ${JSON.stringify(name)}`);
     if (out.has(name)) throw invalidOption(`${flag} ${name} is given twice`);
-    out.set(name, value.slice(eq + 1));
+    out.set(name, localPathOf(value.slice(eq + 1), `${flag} ${name}`));
   }
   return out;
 }
@@ -95,7 +96,7 @@ async function indexPaths(flags: { index?: string[]; indicesPaths?: string }, ha
     for (const [name, value] of Object.entries(parsed)) {
       const dir = typeof value === 'string' ? value : (value as { indice_folder?: unknown })?.indice_folder;
       if (typeof dir !== 'string') throw invalidOption(`${flags.indicesPaths}: index ${name} has no folder (a string or {indice_folder})`);
-      out.set(name, resolve(dirname(flags.indicesPaths), dir));
+      out.set(name, resolve(dirname(flags.indicesPaths), localPathOf(dir, `index ${name} in ${flags.indicesPaths}`)));
     }
   }
   if (out.size === 0 && !hasStreams) throw invalidOption('Expected at least one --spec NAME=SPEC, --index NAME=DIR or --indices-paths FILE');

@@ -18,7 +18,7 @@ const engine = () => Promise.all([import('../stream/engine.js'), import('../stre
 export function planCommand(): Command {
   return new Command('plan')
     .description('Resolve a spec against its index: per query, the ordered candidates that will be streamed (plan.json + candidates.parquet)')
-    .argument('<spec>', 'spec file (YAML or JSON, see docs/streaming.md)')
+    .argument('<spec>', 'spec file (YAML or JSON, see docs/streaming.md)', toLocalPath('<spec>'))
     .requiredOption('--output <dir>', 'plan folder to write', toLocalPath('--output'))
     .option('--partitions <n>', 'show the per-partition quotas for this many partitions (world_size × num_workers)', toNumber('--partitions'), 1)
     .action(async (specPath: string, flags: { output: string; partitions: number }) => {
@@ -59,7 +59,7 @@ interface StreamFlags {
 export function streamCommand(): Command {
   return new Command('stream')
     .description('Stream one partition of a spec or plan: download, resize, back-fill; into webdataset shards (+ parquet, manifest) or a tar on stdout')
-    .argument('<spec-or-plan>', 'spec file, or a plan folder made by `clipstream plan`')
+    .argument('<spec-or-plan>', 'spec file, or a plan folder made by `clipstream plan`', toLocalPath('<spec-or-plan>'))
     .option('--output-folder <dir>', 'write shards here (one folder per partition)', toLocalPath('--output-folder'))
     .option('--output <dash>', 'with "-": one webdataset tar on stdout instead')
     .option('--rank <r>', 'this process\'s rank', toNumber('--rank'), 0)

@@ -1,3 +1,4 @@
+import { fileURLToPath } from 'node:url';
 import type { z } from 'zod';
 import { invalidOption } from './errors.js';
 
@@ -58,4 +59,18 @@ export function parseList(value: string): string[] {
   }
   if (trimmed === '') return [];
   return trimmed.split(',').map((v) => v.trim()).filter((v) => v.length > 0);
+}
+
+/**
+ * A local path from a path or a `file://` URL; any other `scheme://` (fsspec's s3://, gs://, hf://… as img2dataset
+ * users type them) is refused with a message naming `what` (the flag or spec field): taken as a path, it would
+ * read or write a local folder named "s3:".
+ */
+export function localPathOf(value: string, what: string): string {
+  const scheme = /^([a-z][a-z0-9+.-]*):\/\//i.exec(value)?.[1];
+  if (scheme === undefined) return value;
+  if (/^file$/i.test(scheme)) return fileURLToPath(value);
+  throw invalidOption(
+    `Expected a local path for ${what} but received ${JSON.stringify(value)}: ${scheme}:// paths are not supported (mount the bucket, e.g. with s3fs or gcsfuse, or copy to and from a local folder)`,
+  );
 }

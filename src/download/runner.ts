@@ -102,8 +102,9 @@ export function createWorkerRunner(options: DownloadOptions, onDelta: (d: Sample
  */
 function roomierWorkerHeaps(): void {
   const flag = '--initial-old-space-size';
-  if ([...process.execArgv, process.env.NODE_OPTIONS ?? ''].some((a) => a.includes(flag))) return;
-  setFlagsFromString(`${flag}=128`);
+  // V8 reads a flag with '-' or '_' between its words
+  const given = [...process.execArgv, process.env.NODE_OPTIONS ?? ''].some((a) => a.replaceAll('_', '-').includes(flag));
+  if (!given) setFlagsFromString(`${flag}=128`);
 }
 
 /** The compiled worker next to this module; under a TypeScript test runner, the built copy in dist/. */

@@ -3,7 +3,7 @@ import { dirname, isAbsolute, resolve } from 'node:path';
 import { z } from 'zod';
 import { ClipstreamError, inputNotFound, invalidOption } from '../core/errors.js';
 import { IMAGE_FORMATS } from '../core/types.js';
-import { parseOptions } from '../core/validation.js';
+import { localPathOf, parseOptions } from '../core/validation.js';
 import { interpolationSchema } from '../image/interpolation.js';
 
 /** The spec file (DESIGN.md §3): what to stream. Parsed and validated here, once; inside, trusted. */
@@ -127,14 +127,19 @@ export function parseSpec(input: unknown, source: string, baseDir: string): Spec
     }
     throw err;
   }
-  const at = (p: string) => (isAbsolute(p) || /^https?:\/\//i.test(p) ? p : resolve(baseDir, p));
-  if (typeof spec.index === 'string') spec.index = at(spec.index);
-  if (spec.model) spec.model = at(spec.model);
-  if (spec.cache.dir) spec.cache.dir = at(spec.cache.dir);
-  for (const q of spec.queries) {
-    if (q.image) q.image = at(q.image);
-    if (q.embedding_file) q.embedding_file = at(q.embedding_file);
-  }
+  // paths are relative to the spec's folder; http(s) URLs stay as they are, other schemes are refused
+  const at = (p: string, field: string) => {
+    if (/^https?:\/\//i.test(p)) return p;
+    const local = localPathOf(p, `${field} in ${source}`);
+    return isAbsolute(local) ? local : resolve(baseDir, local);
+  };
+  if (typeof spec.index === 'string') spec.index = at(spec.index, 'index');
+  if (spec.model) spec.model = at(spec.model, 'model');
+  if (spec.cache.dir) spec.cache.dir = at(spec.cache.dir, 'cache.dir');
+  spec.queries.forEach((q, i) => {
+    if (q.image) q.image = at(q.image, `queries[${i}].image`);
+    if (q.embedding_file) q.embedding_file = at(q.embedding_file, `queries[${i}].embedding_file`);
+  });
   return spec;
 }
 

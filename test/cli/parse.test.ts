@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { normalizeFlags, toBoolean, toNumber } from '../../src/cli/parse.js';
+import { normalizeFlags, toBoolean, toLocalPath, toNumber } from '../../src/cli/parse.js';
 import { parseList } from '../../src/core/validation.js';
 
 describe('flag parsing', () => {
@@ -24,5 +24,12 @@ describe('flag parsing', () => {
     expect(toBoolean('--b')(undefined)).toBe(true);
     expect(toBoolean('--b')('False')).toBe(false);
     expect(() => toBoolean('--skip-reencode')('maybe')).toThrow(/--skip-reencode/);
+  });
+
+  it('folder and file flags take local paths or file:// URLs; other schemes are refused naming the flag', () => {
+    expect(toLocalPath('--index')('./idx')).toBe('./idx');
+    expect(toLocalPath('--index')('file:///data/idx')).toBe('/data/idx');
+    expect(() => toLocalPath('--index')('s3://bucket/idx')).toThrow(/Expected a local path for --index but received "s3:\/\/bucket\/idx": s3:\/\/ paths are not supported \(mount the bucket/);
+    expect(() => toLocalPath('<spec>')('HF://org/spec.yaml')).toThrow(/for <spec>.*HF:\/\/ paths are not supported/);
   });
 });
