@@ -130,7 +130,7 @@ export function streamPartition(plan: Plan, o: PartitionStreamOptions): Stream {
         qs.tail = hit.tail;
         const n = state.delivered++;
         state.rng = rand.state;
-        const repeat = hit.pass > 0;
+        const { repeat } = hit;
         stats.delivered++;
         if (repeat) stats.repeats++;
         stats.bytes += hit.outcome.image.length;

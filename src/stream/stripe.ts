@@ -6,8 +6,13 @@ import type { CachedOutcome } from './cache.js';
 export interface StripeHit {
   candidate: Candidate;
   outcome: Extract<CachedOutcome, { ok: true }>;
-  /** 0 for a first delivery, ≥ 1 for a repeat (the stripe ran dry and is walked again). */
+  /** 0 for the walk's first pass over the stripe, ≥ 1 once it ran dry and is walked again. */
   pass: number;
+  /**
+   * This candidate was delivered before in this walk. Not the same as pass ≥ 1: in a shuffled epoch a repeat pass
+   * may reach a candidate before its own head slot does, and then the head slot's delivery is the repeat.
+   */
+  repeat: boolean;
   /** Tail positions used so far: with the count delivered, all a resume state needs. */
   tail: number;
 }
@@ -75,6 +80,8 @@ export class StripeReader {
   /** min(quota, stripe length), once known. */
   private headLength: number | null = null;
   private order: Uint32Array | null = null;
+  /** order's inverse (position → head slot), made when a repeat pass needs it. */
+  private slots: Uint32Array | null = null;
   /** Head slots launched; null until the walk can start (a resumed or reordered walk needs the head). */
   private headLaunched: number | null;
   private delivered: number;
@@ -141,7 +148,7 @@ export class StripeReader {
           const slot = this.heads.shift()!;
           const outcome = await slot.result;
           this.fill();
-          if (outcome.ok) return this.hit(slot, outcome);
+          if (outcome.ok) return this.hit(slot, outcome, false);
           this.inChain = true;
           this.failed(slot.position);
         }
@@ -160,7 +167,7 @@ export class StripeReader {
       this.fill();
       if (outcome.ok) {
         this.inChain = false;
-        return this.hit(tail, outcome);
+        return this.hit(tail, outcome, true);
       }
       this.failed(tail.position);
     }
@@ -212,11 +219,32 @@ export class StripeReader {
     return { position: r % known, pass: 1 + Math.floor(r / known) };
   }
 
-  private hit(a: Attempt, outcome: Extract<CachedOutcome, { ok: true }>): StripeHit {
+  private hit(a: Attempt, outcome: Extract<CachedOutcome, { ok: true }>, fromTail: boolean): StripeHit {
+    const repeat = this.isRepeat(a, fromTail);
     this.delivered++;
     this.successes++;
     this.failedPositions = 0;
-    return { candidate: this.stripe.at(a.position), outcome, pass: a.pass, tail: this.tailUsed };
+    return { candidate: this.stripe.at(a.position), outcome, pass: a.pass, repeat, tail: this.tailUsed };
+  }
+
+  /**
+   * Whether delivery `delivered` repeats an earlier one, from the walk's position alone (delivered, tail used), so
+   * that a resumed walk flags as the interrupted one would. It assumes that a position delivered once would be
+   * again: a url that failed and then succeeded on a later visit may be flagged as a repeat of itself.
+   */
+  private isRepeat(a: Attempt, fromTail: boolean): boolean {
+    const headLength = this.headLength;
+    // (a head slot delivered before the head is known: a fresh walk on a growing stripe, which has no repeat pass)
+    if (headLength === null) return false;
+    if (a.pass === 0) {
+      if (fromTail) return false; // past the head: a first visit
+      // A head slot whose candidate an earlier replacement already took from the first repeat pass.
+      return this.stripe.complete && this.stripe.known - headLength + a.position < this.tailUsed;
+    }
+    if (a.pass > 1 || a.position >= headLength) return true;
+    if (this.order) this.slots ??= inverse(this.order);
+    const slot = this.slots ? this.slots[a.position]! : a.position;
+    return slot < this.delivered; // its head slot came first (the current slot's own retry does not)
   }
 
   private failed(position: number): void {
@@ -283,4 +311,10 @@ function permutation(n: number, seed: number): Uint32Array {
   const order = new Uint32Array(n);
   for (let i = 0; i < n; i++) order[i] = i;
   return shuffleInPlace(order, seed);
+}
+
+function inverse(order: Uint32Array): Uint32Array {
+  const out = new Uint32Array(order.length);
+  order.forEach((position, slot) => (out[position] = slot));
+  return out;
 }

@@ -112,6 +112,29 @@ describe('the stripe walk', () => {
     expect(repeats).toEqual([0, 2, 4, 5, 7, 9, 0, 2, 4]);
   });
 
+  test('repeat flags the second and later copies of a candidate, never the first, in every order and on resume', async () => {
+    // Short stripes (quota over the stripe) with dead rows: replacements come from the repeat pass, which in a
+    // shuffled epoch reaches candidates before their own head slots do.
+    const dead = (id: number) => id % 5 === 1 || id % 5 === 3;
+    let earlyRepeatPass = 0;
+    for (const seed of [null, 1, 2, 3, 4, 5, 6, 7]) {
+      for (const [rows, quota] of [[10, 15], [12, 12], [20, 30], [7, 20]] as const) {
+        const w = await walk({ rows, dead, quota, seed, window: seed === null ? 4 : seed });
+        const seen = new Set<number>();
+        for (const h of w.hits) {
+          expect(h.repeat).toBe(seen.has(h.candidate.id));
+          if (h.pass > 0 && !seen.has(h.candidate.id)) earlyRepeatPass++;
+          seen.add(h.candidate.id);
+        }
+        // a resumed walk flags as the interrupted one did
+        const cut = Math.floor(quota / 2);
+        const rest = await walk({ rows, dead, quota, seed, start: { delivered: cut, tail: w.hits[cut - 1]!.tail } });
+        expect(rest.hits.map((h) => [h.candidate.id, h.repeat])).toEqual(w.hits.slice(cut).map((h) => [h.candidate.id, h.repeat]));
+      }
+    }
+    expect(earlyRepeatPass).toBeGreaterThan(0); // the case that pass > 0 got wrong did occur
+  });
+
   test('a stripe with one good candidate among dead ones delivers it, however the walk wraps', async () => {
     for (const [rows, quota, deadIds] of [[2, 2, [0]], [3, 3, [0, 1]], [4, 2, [0, 1, 3]], [5, 9, [0, 1, 2, 4]]] as const) {
       const dead = new Set<number>(deadIds);
