@@ -2,8 +2,8 @@
 // same local server and the same options; prints ours ÷ theirs in samples/s, and each one's CPU per sample.
 // Usage: node bench/compare-img2dataset/run.mjs [--count 5000] [--threads 128] [--processes 2] [--rounds 2]
 //        [--hostile-rounds 1] [--clean-only]
-// Rounds alternate (theirs, ours, theirs, ours …) and each round's ratio is of two neighbouring runs: this host's
-// speed drifts by tens of % over minutes, more than the difference being measured.
+// Each round's ratio is of two neighbouring runs, in alternating order (theirs then ours, ours then theirs …), and
+// the median is reported: this host's speed drifts by tens of % over minutes, more than the difference measured.
 import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
@@ -31,9 +31,10 @@ if (!existsSync(img2dataset)) {
  * img2dataset's are child processes) from bash's `times`.
  */
 async function timedWithChildren(cmd, args, opts) {
-  const script = '"$@"; code=$?; times >&2; exit $code';
+  // (LC_NUMERIC=C: `times` prints the locale's decimal separator)
+  const script = '"$@"; code=$?; LC_NUMERIC=C; times >&2; exit $code';
   const run = await timed('bash', ['-c', script, 'bash', cmd, ...args], { ...opts, rssOfChild: true });
-  const clock = [...run.output.matchAll(/(\d+)m([\d.]+)s/g)].map((m) => Number(m[1]) * 60 + Number(m[2]));
+  const clock = [...run.stderr.matchAll(/(\d+)m([\d.]+)s/g)].map((m) => Number(m[1]) * 60 + Number(m[2]));
   // `times` prints the shell's user and system time, then its children's: the last two figures
   const cpuSeconds = clock.length >= 2 ? clock.at(-2) + clock.at(-1) : NaN;
   return { ...run, cpuSeconds };
@@ -58,28 +59,44 @@ async function compare(hostile, roundCount) {
 
     const ratios = [];
     for (let round = 1; round <= roundCount; round++) {
-      const theirsOut = join(dir, `theirs-${round}`);
-      const theirs = await timedWithChildren(img2dataset, [
-        `--url_list=${list}`, `--output_folder=${theirsOut}`, '--output_format=webdataset', `--image_size=${common.size}`,
-        `--resize_mode=${common.mode}`, `--processes_count=${processes}`, `--thread_count=${threads}`,
-        `--number_sample_per_shard=${shardSize}`, '--timeout=10', '--retries=0',
-        // (fresh folders; img2dataset 1.47's overwrite mode deletes its own _tmp shards and never starts)
-      ], { env: { ...process.env, NO_ALBUMENTATIONS_UPDATE: '1' } });
-      if (theirs.code !== 0) throw new Error(`img2dataset failed:\n${theirs.output.slice(-2000)}`);
-      const theirsOk = await successes(theirsOut);
-      await rm(theirsOut, { recursive: true, force: true });
-
-      const oursOut = join(dir, `ours-${round}`);
-      const ours = await timedWithChildren(process.execPath, [
-        join(root, 'dist/cli/main.js'), 'download', '--url-list', list, '--output-folder', oursOut,
-        '--output-format', 'webdataset', '--image-size', common.size, '--resize-mode', common.mode,
-        '--processes-count', processes, '--thread-count', threads, '--number-sample-per-shard', shardSize,
-        '--timeout', '10', '--retries', '0',
-        '--allow-private-networks', '--per-host-concurrency', threads, '--progress-interval', '10',
-      ]);
-      if (ours.code !== 0) throw new Error(`clipstream failed:\n${ours.output.slice(-2000)}`);
-      const oursOk = await successes(oursOut);
-      await rm(oursOut, { recursive: true, force: true });
+      const runTheirs = async () => {
+        const out = join(dir, `theirs-${round}`);
+        const run = await timedWithChildren(img2dataset, [
+          `--url_list=${list}`, `--output_folder=${out}`, '--output_format=webdataset', `--image_size=${common.size}`,
+          `--resize_mode=${common.mode}`, `--processes_count=${processes}`, `--thread_count=${threads}`,
+          `--number_sample_per_shard=${shardSize}`, '--timeout=10', '--retries=0',
+          // (fresh folders; img2dataset 1.47's overwrite mode deletes its own _tmp shards and never starts)
+        ], { env: { ...process.env, NO_ALBUMENTATIONS_UPDATE: '1' } });
+        if (run.code !== 0) throw new Error(`img2dataset failed:\n${run.output.slice(-2000)}`);
+        const ok = await successes(out);
+        await rm(out, { recursive: true, force: true });
+        return { run, ok };
+      };
+      const runOurs = async () => {
+        const out = join(dir, `ours-${round}`);
+        const run = await timedWithChildren(process.execPath, [
+          join(root, 'dist/cli/main.js'), 'download', '--url-list', list, '--output-folder', out,
+          '--output-format', 'webdataset', '--image-size', common.size, '--resize-mode', common.mode,
+          '--processes-count', processes, '--thread-count', threads, '--number-sample-per-shard', shardSize,
+          '--timeout', '10', '--retries', '0',
+          '--allow-private-networks', '--per-host-concurrency', threads, '--progress-interval', '10',
+        ]);
+        if (run.code !== 0) throw new Error(`clipstream failed:\n${run.output.slice(-2000)}`);
+        const ok = await successes(out);
+        await rm(out, { recursive: true, force: true });
+        return { run, ok };
+      };
+      // theirs, ours, then ours, theirs …: a steady drift of the host's speed favours neither
+      let theirsRound, oursRound;
+      if (round % 2 === 1) {
+        theirsRound = await runTheirs();
+        oursRound = await runOurs();
+      } else {
+        oursRound = await runOurs();
+        theirsRound = await runTheirs();
+      }
+      const { run: theirs, ok: theirsOk } = theirsRound;
+      const { run: ours, ok: oursOk } = oursRound;
 
       const theirsRate = count / theirs.seconds;
       const oursRate = count / ours.seconds;
@@ -90,7 +107,8 @@ async function compare(hostile, roundCount) {
       ratios.push(oursRate / theirsRate);
     }
     const sorted = [...ratios].sort((a, b) => a - b);
-    const median = sorted[Math.floor((sorted.length - 1) / 2)];
+    const mid = sorted.length / 2;
+    const median = sorted.length % 2 === 1 ? sorted[Math.floor(mid)] : (sorted[mid - 1] + sorted[mid]) / 2;
     console.log(`ratio ours / img2dataset: ${median.toFixed(2)} (median of rounds ${ratios.map((r) => r.toFixed(2)).join(', ')}; target ≥ 1.5)`);
   } finally {
     server.stop();

@@ -40,8 +40,12 @@ export function timed(cmd, args, opts = {}) {
     const start = performance.now();
     const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], ...spawnOpts });
     let out = '';
+    let stderr = '';
     child.stdout.on('data', (d) => (out += d));
-    child.stderr.on('data', (d) => (out += d));
+    child.stderr.on('data', (d) => {
+      out += d;
+      stderr += d;
+    });
     let peakKb = 0;
     let cpuSeconds = 0;
     const poll = setInterval(async () => {
@@ -60,7 +64,7 @@ export function timed(cmd, args, opts = {}) {
     child.on('error', reject);
     child.on('close', (code) => {
       clearInterval(poll);
-      resolve({ code, seconds: (performance.now() - start) / 1000, output: out, peakKb, cpuSeconds });
+      resolve({ code, seconds: (performance.now() - start) / 1000, output: out, stderr, peakKb, cpuSeconds });
     });
   });
 }

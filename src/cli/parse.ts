@@ -41,6 +41,6 @@ export function normalizeFlags(argv: string[]): string[] {
  * img2dataset and clip-retrieval take fsspec URLs (s3://, gs://, hf://…) for their folders; we read and write
  * local paths only. Without this check `s3://bucket/out` would quietly become a local folder named `s3:`.
  */
-export function toLocalPath(flag: string) {
-  return (value: string): string => localPathOf(value, flag);
+export function toLocalPath(flag: string, options: { urls?: boolean } = {}) {
+  return (value: string): string => localPathOf(value, flag, options);
 }

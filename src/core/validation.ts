@@ -64,13 +64,20 @@ export function parseList(value: string): string[] {
 /**
  * A local path from a path or a `file://` URL; any other `scheme://` (fsspec's s3://, gs://, hf://… as img2dataset
  * users type them) is refused with a message naming `what` (the flag or spec field): taken as a path, it would
- * read or write a local folder named "s3:".
+ * read or write a local folder named "s3:". `urls`: the input may also be read over http(s), which stays a URL.
  */
-export function localPathOf(value: string, what: string): string {
-  const scheme = /^([a-z][a-z0-9+.-]*):\/\//i.exec(value)?.[1];
-  if (scheme === undefined) return value;
-  if (/^file$/i.test(scheme)) return fileURLToPath(value);
+export function localPathOf(value: string, what: string, { urls = false } = {}): string {
+  const scheme = /^([a-z][a-z0-9+.-]*):\/\//i.exec(value)?.[1]?.toLowerCase();
+  if (scheme === undefined || (urls && (scheme === 'http' || scheme === 'https'))) return value;
+  if (scheme === 'file') {
+    try {
+      return fileURLToPath(value);
+    } catch (err) {
+      throw invalidOption(`Expected a local path for ${what} but received ${JSON.stringify(value)}: ${(err as Error).message} (a file URL is file:///absolute/path)`);
+    }
+  }
+  const accepted = urls ? 'only local paths and http(s) URLs are' : `${scheme}:// paths are not`;
   throw invalidOption(
-    `Expected a local path for ${what} but received ${JSON.stringify(value)}: ${scheme}:// paths are not supported (mount the bucket, e.g. with s3fs or gcsfuse, or copy to and from a local folder)`,
+    `Expected a local path${urls ? ' or an http(s) URL' : ''} for ${what} but received ${JSON.stringify(value)}: ${accepted} supported (mount the bucket, e.g. with s3fs or gcsfuse, or copy to and from a local folder)`,
   );
 }

@@ -127,18 +127,18 @@ export function parseSpec(input: unknown, source: string, baseDir: string): Spec
     }
     throw err;
   }
-  // paths are relative to the spec's folder; http(s) URLs stay as they are, other schemes are refused
-  const at = (p: string, field: string) => {
-    if (/^https?:\/\//i.test(p)) return p;
-    const local = localPathOf(p, `${field} in ${source}`);
-    return isAbsolute(local) ? local : resolve(baseDir, local);
+  // Paths are relative to the spec's folder. A query's image and embedding file may also be http(s) URLs; any
+  // other scheme is refused.
+  const at = (p: string, field: string, urls = false) => {
+    const local = localPathOf(p, `${field} in ${source}`, { urls });
+    return isAbsolute(local) || /^https?:\/\//i.test(local) ? local : resolve(baseDir, local);
   };
   if (typeof spec.index === 'string') spec.index = at(spec.index, 'index');
   if (spec.model) spec.model = at(spec.model, 'model');
   if (spec.cache.dir) spec.cache.dir = at(spec.cache.dir, 'cache.dir');
   spec.queries.forEach((q, i) => {
-    if (q.image) q.image = at(q.image, `queries[${i}].image`);
-    if (q.embedding_file) q.embedding_file = at(q.embedding_file, `queries[${i}].embedding_file`);
+    if (q.image) q.image = at(q.image, `queries[${i}].image`, true);
+    if (q.embedding_file) q.embedding_file = at(q.embedding_file, `queries[${i}].embedding_file`, true);
   });
   return spec;
 }

@@ -148,7 +148,7 @@ export class StripeReader {
           const slot = this.heads.shift()!;
           const outcome = await slot.result;
           this.fill();
-          if (outcome.ok) return this.hit(slot, outcome, false);
+          if (outcome.ok) return this.hit(slot, outcome);
           this.inChain = true;
           this.failed(slot.position);
         }
@@ -167,7 +167,7 @@ export class StripeReader {
       this.fill();
       if (outcome.ok) {
         this.inChain = false;
-        return this.hit(tail, outcome, true);
+        return this.hit(tail, outcome);
       }
       this.failed(tail.position);
     }
@@ -219,8 +219,8 @@ export class StripeReader {
     return { position: r % known, pass: 1 + Math.floor(r / known) };
   }
 
-  private hit(a: Attempt, outcome: Extract<CachedOutcome, { ok: true }>, fromTail: boolean): StripeHit {
-    const repeat = this.isRepeat(a, fromTail);
+  private hit(a: Attempt, outcome: Extract<CachedOutcome, { ok: true }>): StripeHit {
+    const repeat = this.isRepeat(a);
     this.delivered++;
     this.successes++;
     this.failedPositions = 0;
@@ -232,20 +232,22 @@ export class StripeReader {
    * that a resumed walk flags as the interrupted one would. It assumes that a position delivered once would be
    * again: a url that failed and then succeeded on a later visit may be flagged as a repeat of itself.
    */
-  private isRepeat(a: Attempt, fromTail: boolean): boolean {
+  private isRepeat(a: Attempt): boolean {
     const headLength = this.headLength;
     // (a head slot delivered before the head is known: a fresh walk on a growing stripe, which has no repeat pass)
     if (headLength === null) return false;
     if (a.pass === 0) {
-      if (fromTail) return false; // past the head: a first visit
-      // A head slot whose candidate an earlier replacement already took from the first repeat pass.
-      return this.stripe.complete && this.stripe.known - headLength + a.position < this.tailUsed;
+      // A head slot: a repeat if an earlier replacement took its candidate from the first repeat pass (tail index
+      // known - headLength + position, never reached while the stripe grows). Past the head, a first visit: its
+      // tail index is position - headLength, always below that.
+      return this.stripe.known - headLength + a.position < this.tailUsed;
     }
     if (a.pass > 1 || a.position >= headLength) return true;
     if (this.order) this.slots ??= inverse(this.order);
     const slot = this.slots ? this.slots[a.position]! : a.position;
     return slot < this.delivered; // its head slot came first (the current slot's own retry does not)
   }
+
 
   private failed(position: number): void {
     if (!this.stripe.complete) return; // more candidates are coming

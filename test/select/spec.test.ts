@@ -49,8 +49,10 @@ describe('spec validation: every error names the field', () => {
   test('paths: fsspec URLs are refused naming the field, file:// URLs are paths, http(s) stays a URL', () => {
     expect(() => parse({ ...base, index: 's3://bucket/idx' })).toThrow(/Expected a local path for index in spec\.yaml but received "s3:\/\/bucket\/idx": s3:\/\/ paths are not supported/);
     expect(() => parse({ ...base, cache: { dir: 'gs://b/cache' } })).toThrow(/for cache\.dir in spec\.yaml/);
+    expect(() => parse({ ...base, cache: { dir: 'https://host/cache' } })).toThrow(/for cache\.dir in spec\.yaml.*https:\/\/ paths are not supported/);
+    expect(() => parse({ ...base, index: 'file://relative/idx' })).toThrow(/for index in spec\.yaml.*file:\/\/\/absolute\/path/);
     expect(() => parse({ ...base, model: 'hf://openai/clip' })).toThrow(/for model in spec\.yaml/);
-    expect(() => parse({ ...base, queries: [{ name: 'q', image: 's3://b/cat.jpg', count: 1 }] })).toThrow(/for queries\[0\]\.image in spec\.yaml/);
+    expect(() => parse({ ...base, queries: [{ name: 'q', image: 's3://b/cat.jpg', count: 1 }] })).toThrow(/local path or an http\(s\) URL for queries\[0\]\.image in spec\.yaml/);
     expect(() => parse({ ...base, queries: [{ name: 'q', embedding_file: 'gs://b/q.npy', count: 1 }] })).toThrow(/for queries\[0\]\.embedding_file/);
     const spec = parse({ index: 'file:///data/idx', cache: { dir: 'file:///tmp/c' }, queries: [{ name: 'q', image: 'https://example.com/cat.jpg', count: 1 }] });
     expect([spec.index, spec.cache.dir, spec.queries[0]!.image]).toEqual(['/data/idx', '/tmp/c', 'https://example.com/cat.jpg']);

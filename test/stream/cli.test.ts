@@ -64,6 +64,28 @@ describe('clipstream plan', () => {
     expect(r.stderr).toMatch(/queries\[0\]\.count/);
     expect(r.stderr).not.toMatch(/at .*\.js/);
   });
+
+  test('every command refuses an fsspec URL for a spec, plan or index, naming the argument or flag', async () => {
+    const out = join(await tempDir(), 'p');
+    const cases: [string[], RegExp][] = [
+      [['plan', 'gs://bucket/spec.yaml', '--output', out], /local path for <spec> but received "gs:\/\/bucket\/spec\.yaml"/],
+      [['stream', 's3://bucket/plan', '--output', '-'], /local path for <spec-or-plan>/],
+      [['serve', '--spec', 'train=s3://bucket/spec.yaml', '--port', '0'], /local path for --spec train/],
+      [['serve', '--index', 'laion=hf://org/index', '--port', '0'], /local path for --index laion/],
+      [['query', '--index', 's3://bucket/index', '--embedding-file', 'q.npy'], /local path for --index/],
+      [['query', '--index', 'idx', '--embedding-file', 'gs://b/q.npy'], /local path or an http\(s\) URL for --embedding-file/],
+      [['plan', 'file://relative/spec.yaml', '--output', out], /local path for <spec>.*file:\/\/\/absolute\/path/],
+    ];
+    for (const [args, message] of cases) {
+      const r = await run(args);
+      expect(r.code, args.join(' ')).toBe(2);
+      expect(r.stderr).toMatch(message);
+    }
+    // an http(s) embedding file is read over HTTP: not refused as a path (the missing index fails first)
+    const r = await run(['query', '--index', join(out, 'none'), '--embedding-file', 'https://example.com/q.npy']);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).not.toMatch(/local path/);
+  });
 });
 
 describe('clipstream stream', () => {

@@ -115,10 +115,15 @@ describe('the stripe walk', () => {
   test('repeat flags the second and later copies of a candidate, never the first, in every order and on resume', async () => {
     // Short stripes (quota over the stripe) with dead rows: replacements come from the repeat pass, which in a
     // shuffled epoch reaches candidates before their own head slots do.
-    const dead = (id: number) => id % 5 === 1 || id % 5 === 3;
+    const shapes = [
+      { dead: (id: number) => id % 5 === 1 || id % 5 === 3, sizes: [[10, 15], [12, 12], [20, 30], [7, 20], [9, 6], [40, 20]] },
+      // rows > quota with few survivors: the failures use up the tail, wrap into the repeat pass and reach the tail
+      // positions again (alive: 0 and 5)
+      { dead: (id: number) => id !== 0 && id !== 5, sizes: [[7, 5], [8, 6]] },
+    ] as const;
     let earlyRepeatPass = 0;
     for (const seed of [null, 1, 2, 3, 4, 5, 6, 7]) {
-      for (const [rows, quota] of [[10, 15], [12, 12], [20, 30], [7, 20]] as const) {
+      for (const { dead, sizes } of shapes) for (const [rows, quota] of sizes) {
         const w = await walk({ rows, dead, quota, seed, window: seed === null ? 4 : seed });
         const seen = new Set<number>();
         for (const h of w.hits) {
