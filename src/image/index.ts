@@ -2,7 +2,6 @@ import { createHash } from 'node:crypto';
 import sharp from 'sharp';
 
 export { defaultImageOptions, processImage, validateImageOptions, type ImageOptions } from './process.js';
-export { INTERPOLATION_NAMES, INTERPOLATIONS, type Interpolation } from './interpolation.js';
 export { planResize, type ResizeMode, type ResizePlan } from './geometry.js';
 export { sniffImageFormat, type SniffedFormat } from './sniff.js';
 export { readNpyImage, type NpyPixels } from './npy-image.js';

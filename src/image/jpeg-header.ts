@@ -6,15 +6,15 @@ export interface JpegHeader {
   orientation: number;
 }
 
-/** libjpeg's JPEG_MAX_DIMENSION: a larger side is an error there. */
-const MAX_SIDE = 65_500;
+/** libjpeg's JPEG_MAX_DIMENSION: a larger side is an error there, reading or writing. */
+export const JPEG_MAX_DIMENSION = 65_500;
 
 /**
  * Reads the frame size and the EXIF orientation from a JPEG's markers, without decoding anything: it saves
  * processImage a second pass through libvips (sharp's metadata() costs as much CPU as the resize's own header
  * read). Returns null for anything it does not fully understand (no SOI, a marker libjpeg would not step over
  * the same way, a truncated or inconsistent segment, no scan, a frame header libjpeg would refuse, two EXIF
- * blocks): the caller then asks libvips, which also produces the decode error message.
+ * blocks, an EXIF block libexif may read otherwise): the caller then asks libvips, which also produces the decode error message.
  *
  * Walks the segments up to the first SOS as libjpeg's read_markers does, and only over the markers it accepts
  * there: a walk that stepped over a marker libjpeg scans past could read another frame header than the one
@@ -48,11 +48,12 @@ export function readJpegHeader(bytes: Uint8Array): JpegHeader | null {
       // libjpeg: "Bogus marker length" unless the length matches the component count
       if (components === 0 || bodyLength !== 6 + 3 * components) return null;
       // height 0 = defined later by a DNL marker
-      if (width === 0 || height === 0 || width > MAX_SIDE || height > MAX_SIDE) return null;
+      if (width === 0 || height === 0 || width > JPEG_MAX_DIMENSION || height > JPEG_MAX_DIMENSION) return null;
       size = { width, height };
     } else if (marker === 0xe1 && isExif(bytes, body, bodyLength)) {
       exifBlocks += 1;
-      if (exifBlocks > 1) return null;
+      // libvips takes the first APP1 that starts "Exif" as the EXIF block, whatever follows those 4 bytes
+      if (exifBlocks > 1 || bytes[body + 4] !== 0 || bytes[body + 5] !== 0) return null;
       const tag = exifOrientation(bytes, body + 6, bodyLength - 6);
       if (tag === 'unknown') return null;
       orientation = tag;
@@ -83,17 +84,9 @@ function isStartOfFrame(marker: number): boolean {
   return (marker >= 0xc0 && marker <= 0xc3) || (marker >= 0xc9 && marker <= 0xcb);
 }
 
+/** An APP1 body that starts "Exif" (the EXIF header proper is "Exif\0\0"). */
 function isExif(bytes: Uint8Array, body: number, length: number): boolean {
-  // "Exif\0\0"
-  return (
-    length >= 6 &&
-    bytes[body] === 0x45 &&
-    bytes[body + 1] === 0x78 &&
-    bytes[body + 2] === 0x69 &&
-    bytes[body + 3] === 0x66 &&
-    bytes[body + 4] === 0 &&
-    bytes[body + 5] === 0
-  );
+  return length >= 6 && bytes[body] === 0x45 && bytes[body + 1] === 0x78 && bytes[body + 2] === 0x69 && bytes[body + 3] === 0x66;
 }
 
 /**
@@ -110,7 +103,8 @@ function exifOrientation(bytes: Uint8Array, start: number, length: number): numb
   const u32 = (at: number) => (little ? u16(at) + u16(at + 2) * 0x10000 : u16(at) * 0x10000 + u16(at + 2));
   if (u16(2) !== 42) return undefined;
   const ifd = u32(4);
-  if (ifd < 8 || ifd + 2 > length) return undefined;
+  if (ifd + 2 > length) return undefined;
+  if (ifd < 8) return 'unknown'; // overlaps the TIFF header, which libexif reads all the same
   const entries = u16(ifd);
   for (let e = 0; e < entries; e++) {
     const entry = ifd + 2 + e * 12;
@@ -120,6 +114,7 @@ function exifOrientation(bytes: Uint8Array, start: number, length: number): numb
     const type = u16(entry + 2);
     if ((type !== 3 && type !== 4) || u32(entry + 4) !== 1) return 'unknown';
     const value = type === 3 ? u16(entry + 8) : u32(entry + 8);
+    if (value > 0xffff) return 'unknown'; // libexif turns a LONG orientation into a SHORT (its low 16 bits)
     return value >= 1 && value <= 8 ? value : undefined;
   }
   return undefined;

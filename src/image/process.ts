@@ -4,7 +4,7 @@ import { IMAGE_FORMATS, type FailureReason, type ImageFormat, type ImageOutcome 
 import { encodeNpyHeader } from '../io/npy-header.js';
 import { planResize, type ResizeMode } from './geometry.js';
 import { INTERPOLATIONS, type Interpolation } from './interpolation.js';
-import { readJpegHeader } from './jpeg-header.js';
+import { JPEG_MAX_DIMENSION, readJpegHeader } from './jpeg-header.js';
 import { sniffImageFormat } from './sniff.js';
 
 export interface ImageOptions {
@@ -95,7 +95,7 @@ export function validateImageOptions(o: ImageOptions): void {
 }
 
 /** Largest side each encoder accepts: libjpeg's JPEG_MAX_DIMENSION, WebP's 14-bit sizes, PNG's 31-bit sizes. */
-const MAX_SIDE: Record<ImageFormat, number> = { jpg: 65_500, png: 0x7fff_ffff, webp: 16_383, npy: 0x7fff_ffff };
+const MAX_SIDE: Record<ImageFormat, number> = { jpg: JPEG_MAX_DIMENSION, png: 0x7fff_ffff, webp: 16_383, npy: 0x7fff_ffff };
 
 /**
  * Decode → orient (EXIF) → flatten alpha on white → resize / crop / pad as img2dataset → encode, in one libvips
@@ -190,6 +190,9 @@ export async function processImage(bytes: Buffer, o: ImageOptions): Promise<Imag
     // sharp checks the encoder's limits itself ("Processed image is too large for the WebP format"); every other
     // failure here comes from reading the pixels.
     if (/too large for the \w+ format/i.test(message)) return failure('encode_error', `Image encoding error: ${message}`, sizes);
+    // libvips' own pixel limit, the second guard when our JPEG walk read the header ("Input image exceeds pixel
+    // limit"): it fires only if libvips decodes another frame size than the walk read
+    if (/exceeds pixel limit/i.test(message)) return failure('too_many_pixels', `image over the ${o.maxPixels} pixel limit (${message})`, sizes);
     return failure('decode_error', `Image decoding error: ${message}`, sizes);
   }
 }

@@ -1,5 +1,5 @@
 import sharp, { type JpegOptions } from 'sharp';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { readJpegHeader } from '../../src/image/jpeg-header.js';
 import { bands, noise, ok, run } from './fixtures.js';
 
@@ -70,6 +70,25 @@ describe('readJpegHeader', () => {
     }
     expect(readJpegHeader(withSegment(base, exifSegment(6, 'MM', { type: 5 })))).toBeNull();
     expect(readJpegHeader(withSegment(base, exifSegment(6, 'MM', { count: 2 })))).toBeNull();
+  });
+
+  it('leaves to libvips the EXIF blocks libexif may read otherwise, so that the sizes follow the rotation applied', async () => {
+    const base = await jpeg(40, 30);
+    // a LONG orientation over 16 bits (libexif keeps its low 16 bits: 0x00010006 is 6 there)
+    const long = exifSegment(6, 'II', { type: 4 });
+    long[4 + 6 + 20] = 1;
+    // a first APP1 that starts "Exif" without the two NULs, then a proper one tagged 6
+    const junk = Buffer.concat([Buffer.from([0xff, 0xe1, 0, 24]), Buffer.from('ExifXX', 'latin1'), Buffer.alloc(16)]);
+    // IFD0 at offset 4, inside the TIFF header
+    const overlapping = exifSegment(6, 'MM');
+    overlapping.writeUInt32BE(4, 4 + 6 + 4);
+    const files = [withSegment(base, long), withSegment(withSegment(base, exifSegment(6, 'II')), junk), withSegment(base, overlapping)];
+    for (const file of files) {
+      expect(readJpegHeader(file)).toBeNull();
+      const turned = ((await sharp(file).metadata()).orientation ?? 1) >= 5;
+      const out = ok(await run(file, { resizeMode: 'no' }));
+      expect([out.originalWidth, out.originalHeight, out.width, out.height]).toEqual(turned ? [30, 40, 30, 40] : [40, 30, 40, 30]);
+    }
   });
 
   it('gives up (null) on what it does not fully understand, so that libvips decides', async () => {
@@ -159,5 +178,17 @@ describe('readJpegHeader', () => {
     const cut = await run((await jpeg(64, 48)).subarray(0, 100));
     expect(cut.ok).toBe(false);
     if (!cut.ok) expect(cut.reason).toBe('decode_error');
+  });
+
+  it('spares a plain JPEG the libvips header pass (the point of the walk), and not a PNG', async () => {
+    const metadata = vi.spyOn(sharp.prototype, 'metadata');
+    try {
+      ok(await run(await jpeg(64, 48), { imageSize: 32 }));
+      expect(metadata).not.toHaveBeenCalled();
+      ok(await run(await sharp(noise(64, 48), { raw: { width: 64, height: 48, channels: 3 } }).png().toBuffer(), { imageSize: 32 }));
+      expect(metadata).toHaveBeenCalledTimes(1);
+    } finally {
+      metadata.mockRestore();
+    }
   });
 });

@@ -106,6 +106,16 @@ describe('skip_reencode', () => {
     expect(ok(await run(square, { imageSize: 64, resizeMode: 'border', skipReencode: true })).data).toBe(square);
   });
 
+  it('does not keep bytes whose header libvips refuses, even when our marker walk read a size from them', async () => {
+    const jpeg = await solid(40, 30, 'jpeg');
+    const broken = Buffer.from(jpeg);
+    let at = 2;
+    while (broken[at + 1] !== 0xdb) at += 2 + broken.readUInt16BE(at + 2);
+    broken[at + 4] = 0x05; // a quantisation table numbered 5: libjpeg's "Bogus DQT index"; the walk steps over DQT
+    const out = await run(broken, { resizeMode: 'no', skipReencode: true });
+    expect(out).toMatchObject({ ok: false, reason: 'decode_error', message: expect.stringMatching(/Bogus DQT index/) });
+  });
+
   it('re-encodes when resized, when the format differs, with alpha, with an EXIF rotation, or when off', async () => {
     const jpeg = await solid(300, 200, 'jpeg');
     const resized = ok(await run(jpeg, { imageSize: 64, resizeMode: 'keep_ratio', skipReencode: true }));
