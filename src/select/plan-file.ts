@@ -1,6 +1,7 @@
 import { mkdir, readFile, rename, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ClipstreamError, inputMalformed } from '../core/errors.js';
+import { parseOptions } from '../core/validation.js';
 import { readIndexInfo } from '../index/info.js';
 import type { Candidate, Plan, PlanHeader, ResolveOptions } from './plan.js';
 import { imageSpecSchema, readSpec } from './spec.js';
@@ -65,9 +66,11 @@ export async function readPlan(dir: string): Promise<Plan> {
     throw inputMalformed(`${join(dir, PLAN_FILE)} is not a plan of format_version 1`);
   }
   // A plan written before an image option existed gets its default (the stored id stays the plan's id).
-  const image = imageSpecSchema.safeParse(header.image ?? {});
-  if (!image.success) throw inputMalformed(`${join(dir, PLAN_FILE)} has an unusable image block: ${image.error.issues[0]?.message ?? 'invalid'}`);
-  header.image = image.data;
+  try {
+    header.image = parseOptions(imageSpecSchema, header.image ?? {}, (path) => ['image', ...path].join('.'));
+  } catch (err) {
+    throw inputMalformed(`${join(dir, PLAN_FILE)} has an unusable image block: ${(err as Error).message}`);
+  }
   const byName = new Map(header.queries.map((q, i) => [q.name, i]));
   const candidates: Candidate[][] = header.queries.map(() => []);
   const file = await (await parquetRead()).openParquet(join(dir, CANDIDATES_FILE));

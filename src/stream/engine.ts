@@ -30,7 +30,7 @@ export interface PartitionStreamOptions {
   context: CandidateContext;
   /** Shared by the partitions of one stream; a fresh one by default. */
   stats?: StreamStats;
-  /** Attempts open or ready ahead of the consumer, per query. Default: 8 × the fetch concurrency, at most 4096. */
+  /** Attempts open or ready ahead of the consumer, per query. Default: `defaultWindow(plan)`. */
   window?: number;
   /**
    * Never end: after an epoch's quotas, go on with the next epoch (new interleaving, keys `e{epoch+1}…`), so the
@@ -188,6 +188,7 @@ export function streamPartition(plan: Plan, o: PartitionStreamOptions): Stream {
 
 /** Bytes of ready samples a partition may hold ahead of its consumer, over all its queries. */
 const READY_BYTES = 256 * 1024 * 1024;
+const BYTES_PER_PIXEL: Record<ImageFormat, number> = { npy: 3, png: 2, jpg: 0.5, webp: 0.5 };
 
 /**
  * Attempts open or ready ahead of the consumer, per query. Samples leave in stripe order, so one slow download
@@ -197,9 +198,10 @@ const READY_BYTES = 256 * 1024 * 1024;
  */
 export function defaultWindow(plan: Plan): number {
   const { size, resize_mode, encode_format } = plan.header.image;
-  // What one resized sample may weigh: raw pixels for npy, ~0.5 byte a pixel for q95 jpg; no resize: unknown sizes.
+  // What one resized sample may weigh: raw pixels for npy, ~2 bytes a pixel for a lossless png of a photo, ~0.5
+  // for q95 jpg or webp; no resize: unknown sizes.
   const side = resize_mode === 'no' ? Math.max(size, 1024) : resize_mode === 'keep_ratio' ? 2 * size : size;
-  const sampleBytes = side * size * (encode_format === 'npy' ? 3 : 0.5);
+  const sampleBytes = side * size * BYTES_PER_PIXEL[encode_format];
   const byBytes = Math.floor(READY_BYTES / plan.header.queries.length / sampleBytes);
   return Math.max(16, Math.min(4096, 8 * plan.header.fetch.concurrency, byBytes));
 }

@@ -93,10 +93,9 @@ export class StripeReader {
   private inChain = false;
   /**
    * Distinct positions that failed since the last success: all of them means nothing can succeed. `failedSince[i]`
-   * is the success count when position i last failed (stamps instead of a set cleared at every success).
+   * is the delivered count when position i last failed (stamps instead of a set cleared at every success).
    */
   private failedSince: Uint32Array | null = null;
-  private successes = 0;
   private failedPositions = 0;
   private closed = false;
 
@@ -222,7 +221,6 @@ export class StripeReader {
   private hit(a: Attempt, outcome: Extract<CachedOutcome, { ok: true }>): StripeHit {
     const repeat = this.isRepeat(a);
     this.delivered++;
-    this.successes++;
     this.failedPositions = 0;
     return { candidate: this.stripe.at(a.position), outcome, pass: a.pass, repeat, tail: this.tailUsed };
   }
@@ -248,13 +246,12 @@ export class StripeReader {
     return slot < this.delivered; // its head slot came first (the current slot's own retry does not)
   }
 
-
   private failed(position: number): void {
     if (!this.stripe.complete) return; // more candidates are coming
-    const known = this.stripe.known;
-    if (this.failedSince === null || this.failedSince.length < known) this.failedSince = new Uint32Array(known).fill(0xffffffff);
-    if (this.failedSince[position] !== this.successes) {
-      this.failedSince[position] = this.successes;
+    const known = this.stripe.known; // final once the stripe is complete
+    this.failedSince ??= new Uint32Array(known).fill(0xffffffff);
+    if (this.failedSince[position] !== this.delivered) {
+      this.failedSince[position] = this.delivered;
       if (++this.failedPositions >= known) throw this.exhausted();
     }
   }

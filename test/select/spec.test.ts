@@ -69,6 +69,8 @@ describe('spec validation: every error names the field', () => {
 });
 
 const world = streamWorld({ counts: { red: 30, blue: 30 } });
+// the same colours with other rows (another remote index behind the same url and name)
+const otherWorld = streamWorld({ counts: { blue: 30, red: 30 } }); // interleaved the other way: red rows have odd ids
 
 describe('plan', () => {
   test('a missing index, a wrong embedding size, and text queries without a model are refused by name', async () => {
@@ -111,7 +113,7 @@ describe('plan', () => {
     expect(older.header.id).toBe(red.header.id);
     expect([older.header.image.upscale_interpolation, older.header.image.downscale_interpolation]).toEqual(['lanczos', 'area']);
     await writeFile(planJson, JSON.stringify({ ...stored, image: { ...stored.image, resize_mode: 'stretch' } }));
-    await expect(loadPlan(join(dir, 'plan'))).rejects.toThrow(/plan\.json has an unusable image block/);
+    await expect(loadPlan(join(dir, 'plan'))).rejects.toThrow(/plan\.json has an unusable image block: Expected one of .* for image\.resize_mode but received "stretch"/);
   });
 
   test('queries do not share samples: an id goes to the query it is most similar to', async () => {
@@ -148,7 +150,8 @@ describe('plan against a remote index', () => {
     const { createFetcher } = await import('../../src/fetch/index.js');
     const index = await openIndex(w.indexDir);
     const fetcher = createFetcher({});
-    const app = clipBackServer({ indices: new Map([['colours', index]]), fetcher });
+    const indices = new Map([['colours', index]]);
+    const app = clipBackServer({ indices, fetcher });
     const url = await app.listen({ port: 0, host: '127.0.0.1' });
     try {
       const queries = [{ name: 'red', text: 'red', count: 4, min_similarity: 0.9 }];
@@ -158,6 +161,19 @@ describe('plan against a remote index', () => {
       expect(remote.header.queries[0]).toMatchObject({ available: 30, planned: 12 });
       await expect(resolvePlan(parse({ index: { url: `${url}/knn-service`, indice_name: 'nope' }, model: w.modelDir, queries })))
         .rejects.toThrow(/refused the query: unknown indice_name "nope"/);
+      // The same url and name with other rows behind them: a remote index has no identity of its own, so the plan
+      // id follows the rows of the first blocks.
+      const other = await openIndex(otherWorld().indexDir);
+      try {
+        indices.set('colours', other);
+        const changed = await resolvePlan(parse({ index: { url: `${url}/knn-service`, indice_name: 'colours' }, model: w.modelDir, queries }));
+        expect(changed.header.id).not.toBe(remote.header.id);
+        indices.set('colours', index);
+        const again = await resolvePlan(parse({ index: { url: `${url}/knn-service`, indice_name: 'colours' }, model: w.modelDir, queries }));
+        expect(again.header.id).toBe(remote.header.id);
+      } finally {
+        other.close();
+      }
     } finally {
       await app.close();
       await fetcher.close();

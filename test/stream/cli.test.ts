@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { readdir, readFile, stat } from 'node:fs/promises';
+import { readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
 import { readTarSamples } from '../../src/io/tar-read.js';
@@ -67,6 +67,8 @@ describe('clipstream plan', () => {
 
   test('every command refuses an fsspec URL for a spec, plan or index, naming the argument or flag', async () => {
     const out = join(await tempDir(), 'p');
+    const indicesPaths = join(await tempDir(), 'indices.json');
+    await writeFile(indicesPaths, JSON.stringify({ laion: { indice_folder: 's3://bucket/laion' } }));
     const cases: [string[], RegExp][] = [
       [['plan', 'gs://bucket/spec.yaml', '--output', out], /local path for <spec> but received "gs:\/\/bucket\/spec\.yaml"/],
       [['stream', 's3://bucket/plan', '--output', '-'], /local path for <spec-or-plan>/],
@@ -75,6 +77,9 @@ describe('clipstream plan', () => {
       [['query', '--index', 's3://bucket/index', '--embedding-file', 'q.npy'], /local path for --index/],
       [['query', '--index', 'idx', '--embedding-file', 'gs://b/q.npy'], /local path or an http\(s\) URL for --embedding-file/],
       [['plan', 'file://relative/spec.yaml', '--output', out], /local path for <spec>.*file:\/\/\/absolute\/path/],
+      [['plan', 'spec.yaml', '--output', 's3://bucket/plan'], /local path for --output/],
+      [['stream', 'spec.yaml', '--output-folder', 'gs://bucket/shards'], /local path for --output-folder/],
+      [['serve', '--indices-paths', indicesPaths, '--port', '0'], /local path for index laion in .*indices\.json/],
     ];
     for (const [args, message] of cases) {
       const r = await run(args);

@@ -235,8 +235,8 @@ describe('bounded memory', () => {
     expect(defaultWindow(plan('npy', 256, 3))).toBe(455);
     expect(defaultWindow(plan('npy', 256, 1, 'keep_ratio'))).toBe(682); // the long side may be twice the short one
     expect(defaultWindow(plan('npy', 4096, 1))).toBe(16); // at least 16
+    expect(defaultWindow(plan('png', 512, 1))).toBe(512); // 256 MiB / (512 × 512 × 2): a lossless png of a photo
   });
-
 
   test('a slow consumer holds the downloads ahead of it to the window', async () => {
     const w = world();

@@ -93,6 +93,14 @@ describe('a plan in two blocks', () => {
     expect(plan.pending).toBeUndefined();
     expect(plan.candidates[0]).toHaveLength(15);
   });
+
+  test('nor does one whose limit the first block already reached, even when dedup left it short', async () => {
+    // count 1: keep 3, limit 3 + 1 + 16 = 20 = the first block; the second query loses its rows to the first
+    const w = world();
+    const spec = await readSpec(await w.spec([{ name: 'a', text: 'red', count: 1 }, { name: 'b', text: 'red', count: 1 }]));
+    const plan = await openPlan(spec, { firstBlock: FIRST });
+    expect(plan.pending).toBeUndefined();
+  });
 });
 
 describe('streaming a plan whose long search is still running', () => {
