@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The Python client's suite (python/tests, pytest), end to end against the node CLI of this checkout.
 #   scripts/test-python.sh [REPORT_FILE] [pytest args…]
-# Sets up what it needs on a fresh machine: Debian's python3-torch (apt-get, when root), a venv with the system
+# Sets up what it needs on a fresh machine: Debian's python3-torch and python3-torchvision (apt-get, when root;
+# torchvision is optional), a venv with the system
 # site packages (never PyPI's torch) at $CLIPSTREAM_PY_VENV (default ~/.cache/clipstream/venv-python) holding
 # pytest, webdataset and torchdata (--no-deps), and `pip install ./python`. Writes pytest's closing line to
 # REPORT_FILE (scripts/summarize-tests.mjs adds it up); a set-up failure is written there as an error, never as a
@@ -23,23 +24,24 @@ fail() {
   exit 1
 }
 
+can_apt() { [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; }
+# Debian packages, as root: the package lists are refreshed only when an install from the current ones fails.
+apt_install() {
+  echo "test-python: installing Debian's $* (apt-get) …" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get install -y -q "$@" >/dev/null || { apt-get update -q >/dev/null && apt-get install -y -q "$@" >/dev/null; }
+}
+
 has_system_torch() { [ -x "$python" ] && "$python" -c 'import torch, PIL, numpy, venv, ensurepip' >/dev/null 2>&1; }
 if ! has_system_torch; then
-  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-    echo "test-python: installing Debian's python3-torch, python3-pil, python3-venv (apt-get) …" >&2
-    export DEBIAN_FRONTEND=noninteractive
-    { apt-get install -y -q python3-torch python3-pil python3-venv >/dev/null ||
-      { apt-get update -q >/dev/null && apt-get install -y -q python3-torch python3-pil python3-venv >/dev/null; }; } ||
-      fail "apt-get install python3-torch python3-pil python3-venv failed"
+  if can_apt; then
+    apt_install python3-torch python3-pil python3-venv || fail "apt-get install python3-torch python3-pil python3-venv failed"
   fi
   has_system_torch || fail "$python cannot import torch and PIL; install Debian's python3-torch python3-pil python3-venv (as root)"
 fi
 # torchvision is optional for the client (its JPEG decoder is faster than PIL's); with it, both paths are tested.
-if ! "$python" -c 'import torchvision' >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-  echo "test-python: installing Debian's python3-torchvision (apt-get) …" >&2
-  { DEBIAN_FRONTEND=noninteractive apt-get install -y -q python3-torchvision >/dev/null ||
-    { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q python3-torchvision >/dev/null; }; } ||
-    echo "test-python: python3-torchvision could not be installed; its tests will be skipped" >&2
+if ! "$python" -c 'import torchvision' >/dev/null 2>&1 && can_apt; then
+  apt_install python3-torchvision || echo "test-python: python3-torchvision could not be installed; its tests will be skipped" >&2
 fi
 
 if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c 'import torch' >/dev/null 2>&1; then

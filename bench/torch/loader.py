@@ -9,7 +9,7 @@ server answers from its disk cache and the network is out of the picture):
           of the batches, from iter() (workers start) to the end
 Prints both and loader ÷ raw (best of the rounds each). Then, to say what limited it: the loader with
 decode="raw", the CPU seconds of the server and of the client processes per phase, and one core's cost to decode a
-sample (PIL → RGB → CHW uint8 tensor, as decode="tensor" does).
+sample into a CHW uint8 tensor as decode="tensor" does (torchvision's decode_jpeg when installed, else PIL).
 """
 
 import argparse

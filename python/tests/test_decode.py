@@ -18,8 +18,48 @@ def jpeg(mode="RGB", size=(40, 30)):
 
 
 def pil_tensor(data):
-    with Image.open(io.BytesIO(data)) as opened:
-        return dataset._to_tensor(opened.convert("RGB"))
+    return dataset._to_tensor(dataset._pil_rgb(data))
+
+
+def png():
+    buffer = io.BytesIO()
+    Image.new("RGB", (40, 30), (10, 20, 30)).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def decoded(data, member="jpg"):
+    ds = dataset.ClipStreamDataset("http://127.0.0.1:9", stream="s", decode="tensor")
+    return ds._decode({"__key__": "k", member: data, "state": b"{}"})["image"]
+
+
+def test_tensor_decoding_sends_jpegs_to_the_jpeg_decoder_and_the_rest_to_pil(monkeypatch):
+    seen = []
+
+    def recording(data):
+        seen.append(bytes(data[:3]))
+        return pil_tensor(data)
+
+    dataset._jpeg_to_tensor.cache_clear()
+    monkeypatch.setattr(dataset, "_jpeg_to_tensor", lambda: recording)
+    assert torch.equal(decoded(jpeg()), pil_tensor(jpeg()))
+    assert seen == [b"\xff\xd8\xff"]
+    assert decoded(png(), "png").shape == (3, 30, 40)
+    assert seen == [b"\xff\xd8\xff"]  # the png did not go to the JPEG decoder
+
+
+def test_what_torchvision_refuses_is_decoded_by_pil(monkeypatch):
+    torchvision_io = pytest.importorskip("torchvision.io")
+
+    def refusing(*args, **kwargs):
+        raise RuntimeError("Unsupported color conversion request")
+
+    monkeypatch.setattr(torchvision_io, "decode_jpeg", refusing)
+    dataset._jpeg_to_tensor.cache_clear()
+    try:
+        data = jpeg()
+        assert torch.equal(dataset._jpeg_to_tensor()(data), pil_tensor(data))
+    finally:
+        dataset._jpeg_to_tensor.cache_clear()
 
 
 @pytest.mark.parametrize("mode", ["RGB", "L", "CMYK"])

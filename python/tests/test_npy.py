@@ -31,7 +31,7 @@ def test_np_save_of_an_hwc_uint8_array_reads_back_exactly():
     assert np.array_equal(pixels_of(saved(array)), array)
 
 
-def test_other_valid_layouts_go_through_np_load():
+def test_other_valid_layouts_are_read_with_numpys_header_reader():
     array = np.arange(6 * 7 * 3, dtype=np.uint8).reshape(6, 7, 3)
     assert np.array_equal(pixels_of(saved(np.asfortranarray(array))), array)
 
