@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 import './boot.js';
 import { Command, CommanderError } from 'commander';
-import { isClipstreamError } from '../core/errors.js';
+import { ERROR_CATALOGUE, isClipstreamError } from '../core/errors.js';
 import { normalizeFlags } from './parse.js';
 
 /** Each command's module imports what it runs (LanceDB, sharp, fastify, …): load only the one asked for. */
@@ -25,21 +25,23 @@ const program = new Command('clipstream')
 try {
   const argv = normalizeFlags(process.argv);
   const asked = argv[2] !== undefined && Object.hasOwn(commands, argv[2]) ? [argv[2]] : Object.keys(commands);
-  for (const name of asked) program.addCommand(await commands[name]!());
+  // addCommand does not pass exitOverride on (commander would exit 1 itself): copy it, so usage errors exit 2
+  for (const name of asked) program.addCommand((await commands[name]!()).copyInheritedSettings(program));
   await program.parseAsync(argv);
 } catch (err) {
   process.exitCode = report(err);
 }
 
 function report(err: unknown): number {
-  if (err instanceof CommanderError) return err.exitCode; // commander already printed it (or --help / --version)
-  if (isClipstreamError(err)) {
+  // commander already printed it; its argument errors exit 1, ours (as every usage error here) 2
+  if (err instanceof CommanderError) return err.exitCode === 0 ? 0 : ERROR_CATALOGUE.INVALID_OPTION.exit;
+  if (isClipstreamError(err) && err.kind !== 'bug') {
     process.stderr.write(`clipstream: error: ${err.message}\n`);
     if (err.hint) process.stderr.write(`  ${err.hint}\n`);
-    return 2;
+    return err.exitCode;
   }
   process.stderr.write(`clipstream: internal error: ${err instanceof Error ? err.message : String(err)}\n`);
   if (process.env.CLIPSTREAM_DEBUG) process.stderr.write(`${(err as Error)?.stack ?? ''}\n`);
-  else process.stderr.write('  set CLIPSTREAM_DEBUG=1 for the stack trace, and please report it\n');
-  return 70;
+  else process.stderr.write('  this is a bug in clipstream: please report it (set CLIPSTREAM_DEBUG=1 for the stack trace)\n');
+  return ERROR_CATALOGUE.INTERNAL.exit;
 }
