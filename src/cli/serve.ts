@@ -1,13 +1,14 @@
 import { readFile } from 'node:fs/promises';
+import * as net from 'node:net';
 import { dirname, resolve } from 'node:path';
 import { Command } from 'commander';
 import { loadClipModel } from '../clip/index.js';
-import { invalidOption } from '../core/errors.js';
+import { invalidOption, portInUse } from '../core/errors.js';
 import { localPathOf } from '../core/validation.js';
 import { createFetcher } from '../fetch/index.js';
 import { openIndex, type Index } from '../index/index.js';
 import { loadPlan, type Plan } from '../select/index.js';
-import { clipBackServer } from '../server/clip-back.js';
+import { createServer } from '../server/app.js';
 import { servedStream, type ServedStream } from '../server/streams.js';
 import { createStreamContext } from '../stream/api.js';
 import { toLocalPath, toNumber } from './parse.js';
@@ -26,6 +27,7 @@ export function serveCommand(): Command {
     .option('--allow-private-networks', 'let image_url queries reach private and loopback addresses', false)
     .action(async (flags: { spec?: string[]; index?: string[]; indicesPaths?: string; model?: string; port: number; host: string; allowPrivateNetworks: boolean }) => {
       const streamSources = namedPairs(flags.spec ?? [], '--spec', 'NAME=SPEC');
+      await checkPortFree(flags.port, flags.host); // before plans and indexes are opened, which may take minutes
       const paths = await indexPaths(flags, streamSources.size > 0);
       const streams = new Map<string, ServedStream>();
       const contexts: { close(): Promise<void> }[] = [];
@@ -38,8 +40,8 @@ export function serveCommand(): Command {
       for (const [name, dir] of paths) indices.set(name, await openIndex(dir));
       const model = flags.model ? await loadClipModel(flags.model) : undefined;
       const fetcher = createFetcher({ allowPrivateNetworks: flags.allowPrivateNetworks, timeoutMs: 10_000, maxBytes: 20 * 1024 * 1024 });
-      const app = clipBackServer({ indices, model, fetcher, streams });
-      const address = await app.listen({ port: flags.port, host: flags.host });
+      const app = createServer({ indices, model, fetcher, streams });
+      const address = await listen(app, flags.port, flags.host);
       const what = [...[...streams.keys()].map((n) => `stream ${n}`), ...[...indices.keys()].map((n) => `index ${n}`)].join(', ');
       process.stdout.write(`clipstream serve: listening on ${address} with ${what}${model ? ` and model ${model.name}` : ''}\n`);
       for (const name of streams.keys()) {
@@ -69,6 +71,46 @@ export async function openServedStream(name: string, plan: Plan): Promise<{ stre
   const context = await createStreamContext(plan);
   return { stream: servedStream(plan, context), context };
 }
+
+/** Fails fast on a port in use or an address not of this machine (listen() checks again at the end). */
+async function checkPortFree(port: number, host: string): Promise<void> {
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw invalidOption(`Expected a port in 0…65535 for --port but received ${port}`);
+  if (port === 0) return;
+  const probe = net.createServer();
+  try {
+    await new Promise<void>((resolve, reject) => {
+      probe.once('error', reject);
+      probe.listen({ port, host, exclusive: true }, resolve);
+    });
+  } catch (err) {
+    throw listenError(err, port, host);
+  } finally {
+    probe.close();
+  }
+}
+
+function listenError(err: unknown, port: number, host: string): unknown {
+  const code = (err as NodeJS.ErrnoException).code;
+  if (code === 'EADDRINUSE') return portInUse(`port ${port} on ${host} is in use`, { hint: 'Choose another --port, or --port 0 for any free port.' });
+  if (code === 'EADDRNOTAVAIL' || code === 'ENOTFOUND' || code === 'EACCES') {
+    return invalidOption(`cannot listen on ${host}:${port} (${code})`, { hint: 'Check --host (an address of this machine) and --port (above 1023 unless root).' });
+  }
+  return err;
+}
+
+async function listen(app: ReturnType<typeof createServer>, port: number, host: string): Promise<string> {
+  try {
+    const address = await app.listen({ port, host });
+    if (!isLoopback(host)) {
+      process.stderr.write(`clipstream: warning: listening on ${host}, reachable from other machines: this server has no authentication, anyone who can reach it can query the indexes and start downloads through it\n`);
+    }
+    return address;
+  } catch (err) {
+    throw listenError(err, port, host);
+  }
+}
+
+const isLoopback = (host: string) => host === 'localhost' || host === '::1' || /^127\./.test(host);
 
 function namedPairs(values: string[], flag: string, form: string): Map<string, string> {
   const out = new Map<string, string>();
