@@ -4,7 +4,7 @@
 # Sets up what it needs on a fresh machine: Debian's python3-torch and python3-torchvision (apt-get, when root;
 # torchvision is optional), a venv with the system
 # site packages (never PyPI's torch) at $CLIPSTREAM_PY_VENV (default ~/.cache/clipstream/venv-python) holding
-# pytest, webdataset and torchdata (--no-deps), and `pip install ./python`. Writes pytest's closing line to
+# pytest, webdataset, torchdata and clip-retrieval (both --no-deps), and `pip install ./python`. Writes pytest's closing line to
 # REPORT_FILE (scripts/summarize-tests.mjs adds it up); a set-up failure is written there as an error, never as a
 # silent skip. Node >= 22 and dist/ come from scripts/env.sh.
 report="${1:-/dev/null}"
@@ -52,6 +52,13 @@ pip=("$venv/bin/python" -m pip --disable-pip-version-check --no-input -q)
 if ! "$venv/bin/python" -c 'import pytest, webdataset' >/dev/null 2>&1; then
   echo "test-python: installing pytest and webdataset into $venv …" >&2
   "${pip[@]}" install 'pytest>=7' 'webdataset==1.0.2' || fail "pip install pytest webdataset failed"
+fi
+# The real clients our users hold, to test against: clip-retrieval's ClipClient (its clip_client module needs only
+# requests; --no-deps keeps its torch, faiss and flask out).
+if ! "$venv/bin/python" -c 'import requests, importlib.metadata as m; assert m.version("clip-retrieval") == "2.45.0"' >/dev/null 2>&1; then
+  echo "test-python: installing clip-retrieval 2.45.0 (without its dependencies) and requests into $venv …" >&2
+  "${pip[@]}" install 'requests>=2.28,<3' || fail "pip install requests failed"
+  "${pip[@]}" install --no-deps 'clip-retrieval==2.45.0' || fail "pip install clip-retrieval failed"
 fi
 # torchdata for StatefulDataLoader, without its dependencies: it would pull PyPI's torch over Debian's.
 if ! "$venv/bin/python" -c 'import torchdata.stateful_dataloader' >/dev/null 2>&1; then

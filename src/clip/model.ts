@@ -125,6 +125,12 @@ function normalisedRows(t: Tensor, expectedRows: number, output: string): Float3
   return rows;
 }
 
+/**
+ * Sides above this are shrunk (shortest side to it) while decoding: CLIP's processor resizes to ~224 px anyway, and
+ * raw pixels of a 10 000 × 10 000 photo would hold 300 MB per image. Smaller images are decoded as they are.
+ */
+const DECODE_SIDE = 1024;
+
 /** Decodes encoded image bytes into an RGB RawImage with sharp; a bad image names its index. */
 async function decodeImage(
   RawImage: typeof import('@huggingface/transformers').RawImage,
@@ -132,7 +138,12 @@ async function decodeImage(
   index: number,
 ): Promise<InstanceType<typeof import('@huggingface/transformers').RawImage>> {
   try {
-    const { data, info } = await sharp(bytes).removeAlpha().toColourspace('srgb').raw().toBuffer({ resolveWithObject: true });
+    const { data, info } = await sharp(bytes)
+      .resize({ width: DECODE_SIDE, height: DECODE_SIDE, fit: 'outside', withoutEnlargement: true })
+      .removeAlpha()
+      .toColourspace('srgb')
+      .raw()
+      .toBuffer({ resolveWithObject: true });
     if (info.channels !== 3) throw new Error(`decoded to ${info.channels} channels`);
     return new RawImage(new Uint8ClampedArray(data.buffer, data.byteOffset, data.length), info.width, info.height, 3);
   } catch (cause) {

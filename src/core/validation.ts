@@ -1,6 +1,6 @@
 import { fileURLToPath } from 'node:url';
 import type { z } from 'zod';
-import { invalidOption } from './errors.js';
+import { invalidOption, queryInvalid } from './errors.js';
 
 /**
  * Parses untrusted options at an edge (CLI flags, spec files, HTTP bodies) and turns zod's issues into one
@@ -10,11 +10,12 @@ export function parseOptions<S extends z.ZodType>(
   schema: S,
   input: unknown,
   nameOf: (path: PropertyKey[]) => string = (path) => path.join('.'),
+  hint = 'Run the command with --help to see every option and its allowed values.',
 ): z.output<S> {
   const result = schema.safeParse(input, { reportInput: true });
   if (result.success) return result.data;
   const lines = result.error.issues.map((issue) => describeIssue(issue, nameOf));
-  throw invalidOption(lines.join('\n'), { hint: 'Run the command with --help to see every option and its allowed values.' });
+  throw invalidOption(lines.join('\n'), { hint });
 }
 
 function describeIssue(issue: z.core.$ZodIssue, nameOf: (path: PropertyKey[]) => string): string {
@@ -80,4 +81,22 @@ export function localPathOf(value: string, what: string, { urls = false } = {}):
   throw invalidOption(
     `Expected a local path${urls ? ' or an http(s) URL' : ''} for ${what} but received ${JSON.stringify(value)}: ${accepted} supported (mount the bucket, e.g. with s3fs or gcsfuse, or copy to and from a local folder)`,
   );
+}
+
+/** No CLIP model has more dimensions than this; a bigger "embedding" is a mistake, not a query. */
+export const MAX_QUERY_DIM = 65_536;
+
+/**
+ * A query embedding's values must all be finite (JSON from Python carries NaN and Infinity; a .npy may hold them):
+ * the one check and message for the spec, `query`, and `/knn-service`.
+ */
+export function requireFinite(values: ArrayLike<number>, what: string): void {
+  for (let i = 0; i < values.length; i++) {
+    const v = values[i]!;
+    if (!Number.isFinite(v)) {
+      throw queryInvalid(`${what}: expected finite numbers but value ${i} is ${String(v)}`, {
+        hint: 'An embedding with NaN or infinite values matches nothing: recompute it (check the model\'s output and the normalisation).',
+      });
+    }
+  }
 }

@@ -1,140 +1,150 @@
-import Fastify, { type FastifyInstance } from 'fastify';
-import { Counter, Registry, collectDefaultMetrics } from 'prom-client';
+import type { FastifyInstance } from 'fastify';
+import sharp, { type Metadata } from 'sharp';
 import { z } from 'zod';
-import type { ClipModel } from '../clip/index.js';
-import { isClipstreamError } from '../core/errors.js';
-import type { Fetcher } from '../fetch/index.js';
+import { queryInvalid, serverBusy } from '../core/errors.js';
+import { parseOptions, requireFinite } from '../core/validation.js';
 import type { Index } from '../index/index.js';
-import { registerStreamRoutes, type ServedStream } from './streams.js';
+import type { ServerContext } from './app.js';
 
-export interface ClipBackOptions {
-  indices: Map<string, Index>;
-  /** Embeds `text` / `image` / `image_url` queries; without it only `embedding_input` is accepted. */
-  model?: ClipModel;
-  /** Downloads `image_url` queries (with the SSRF guard of src/fetch). */
-  fetcher: Fetcher;
-  /** Upper bound on num_result_ids (clip back has none and falls over, #164 #251). */
-  maxResults?: number;
-  /** Streams served as webdataset tars per partition (docs/streaming.md). */
-  streams?: Map<string, ServedStream>;
-}
+/** Absent fields: ClipClient sends every query field, with null for the unused ones. */
+const nullish = <S extends z.ZodType>(schema: S) => schema.nullish().transform((v) => v ?? undefined);
+/** clip back runs int() / float() on these, so numbers may come as strings (clip-front sends "9"). */
+const intLike = z.union([z.number().int(), z.string().regex(/^\s*-?\d+\s*$/).transform(Number)]);
 
 const knnBody = z
   .object({
     indice_name: z.string(),
-    modality: z.enum(['image', 'text']).default('image'),
-    num_images: z.number().int().min(1),
-    num_result_ids: z.number().int().min(1).optional(),
-    text: z.string().optional(),
-    image: z.string().optional(),
-    image_url: z.string().optional(),
-    embedding_input: z.array(z.number()).optional(),
-    deduplicate: z.boolean().default(false),
-    use_safety_model: z.boolean().default(false),
-    use_violence_detector: z.boolean().default(false),
-    use_mclip: z.boolean().default(false),
-    aesthetic_score: z.union([z.number().int().min(0).max(9), z.literal('')]).optional(),
-    aesthetic_weight: z.number().optional(),
+    modality: nullish(z.enum(['image', 'text'])).default('image'),
+    num_images: intLike.pipe(z.number().int().min(1)),
+    num_result_ids: nullish(intLike.pipe(z.number().int().min(1))),
+    text: nullish(z.string()),
+    image: nullish(z.string()),
+    image_url: nullish(z.string()),
+    // any number: NaN and infinities get the one message every query embedding gets (requireFinite)
+    embedding_input: nullish(z.array(z.custom<number>((v) => typeof v === 'number', 'Expected a number'))),
+    deduplicate: nullish(z.boolean()).default(false),
+    use_safety_model: nullish(z.boolean()).default(false),
+    use_violence_detector: nullish(z.boolean()).default(false),
+    use_mclip: nullish(z.boolean()).default(false),
+    aesthetic_score: nullish(z.union([z.number(), z.string()])),
+    aesthetic_weight: nullish(z.union([z.number(), z.string()])),
   })
   .passthrough();
+type KnnBody = z.output<typeof knnBody>;
+const BODY_HINT = "clip back's fields: see docs/server.md";
 
 const metadataBody = z.object({ indice_name: z.string(), ids: z.array(z.number().int()) });
 
-class BadRequest extends Error {}
+/** Options clip back skips when it has not loaded what they need, as we do: they are reported, not refused. */
+const SKIPPED = [
+  ['use_safety_model', (b: KnnBody) => b.use_safety_model === true, 'no safety model'],
+  ['use_violence_detector', (b: KnnBody) => b.use_violence_detector === true, 'no violence detector'],
+  ['aesthetic_score', (b: KnnBody) => b.aesthetic_score !== undefined && b.aesthetic_score !== '', 'no aesthetic embeddings'],
+] as const;
 
 /**
  * clip-retrieval's back (`clip back` 2.45) wire format: GET /indices-list, POST /knn-service, POST /metadata, with
- * its field names and response shapes. Bad bodies get a 400 naming the field (clip back answers 500); options we
- * cannot honour get a 400 saying so rather than silently returning something else.
+ * its field names and response shapes, as its own client (ClipClient) and front send them. Bad bodies get a 400
+ * naming the field (clip back answers 500). A safety model, violence detector or aesthetic embeddings asked for
+ * are skipped, as clip back skips what it has not loaded; the `x-clipstream-skipped` header and the log say so.
  */
-export function clipBackServer(o: ClipBackOptions): FastifyInstance {
-  const app = Fastify({ logger: false, bodyLimit: 32 * 1024 * 1024 });
-  const registry = new Registry();
-  collectDefaultMetrics({ register: registry });
-  const requests = new Counter({ name: 'clipstream_http_requests_total', help: 'HTTP requests by route and status', labelNames: ['route', 'status'], registers: [registry] });
-  app.addHook('onResponse', async (req, reply) => {
-    requests.inc({ route: req.routeOptions.url ?? 'unknown', status: String(reply.statusCode) });
-  });
-  app.setErrorHandler((err, _req, reply) => {
-    if (err instanceof BadRequest || isClipstreamError(err) || (err as { statusCode?: number }).statusCode === 400) {
-      return reply.code(400).send({ error: (err as Error).message });
-    }
-    return reply.code(500).send({ error: 'internal error' });
-  });
-
-  const indexNamed = (name: string) => {
-    const index = o.indices.get(name);
-    if (!index) throw new BadRequest(`unknown indice_name ${JSON.stringify(name)}; this server has: ${[...o.indices.keys()].join(', ')}`);
+export function registerClipBackRoutes(app: FastifyInstance, ctx: ServerContext): void {
+  const { limits } = ctx;
+  const indexNamed = (name: string): Index => {
+    const index = ctx.indices.get(name);
+    if (!index) throw queryInvalid(`unknown indice_name ${JSON.stringify(name)}; this server has: ${[...ctx.indices.keys()].join(', ') || 'no index'}`);
     return index;
   };
+  let heavy = 0;
+  /** Bounds the requests that search, embed or read metadata at once; beyond it, 503 + Retry-After. */
+  const bounded = async <T>(work: () => Promise<T>): Promise<T> => {
+    if (heavy >= limits.heavyRequests) throw serverBusy(`${heavy} search requests are running, the most this server takes at once`, { hint: 'Retry after a second.' });
+    heavy++;
+    try {
+      return await work();
+    } finally {
+      heavy--;
+    }
+  };
 
-  registerStreamRoutes(app, registry, o.streams ?? new Map());
+  app.get('/indices-list', async () => [...ctx.indices.keys()]);
 
-  app.get('/indices-list', async () => [...o.indices.keys()]);
-
-  app.post('/knn-service', async (req) => {
-    const body = parse(knnBody, req.body);
+  app.post('/knn-service', async (req, reply) => {
+    const body = parseOptions(knnBody, req.body ?? {}, undefined, BODY_HINT);
     const index = indexNamed(body.indice_name);
-    if (body.use_safety_model) throw new BadRequest('use_safety_model: this server has no safety model data; send use_safety_model: false');
-    if (body.use_violence_detector) throw new BadRequest('use_violence_detector: this server has no violence detector; send use_violence_detector: false');
-    if (body.aesthetic_score !== undefined && body.aesthetic_score !== '') throw new BadRequest('aesthetic_score: this server has no aesthetic embeddings; send aesthetic_score: ""');
-    if (body.use_mclip) throw new BadRequest('use_mclip: this server has no multilingual CLIP; send use_mclip: false');
-    const queries = (['text', 'image', 'image_url', 'embedding_input'] as const).filter((k) => body[k] !== undefined);
-    if (queries.length !== 1) throw new BadRequest(`expected exactly one of text, image, image_url, embedding_input; received ${queries.length === 0 ? 'none' : queries.join(', ')}`);
-    const numResultIds = Math.min(Math.max(body.num_result_ids ?? body.num_images, body.num_images), o.maxResults ?? 10_000);
-    const vector = await queryVector(body, index.info.dim);
-    const results = await index.search({
-      vector,
-      k: numResultIds,
-      dedupUrls: body.deduplicate,
-      nearDuplicate: body.deduplicate ? 0.94 : undefined, // clip back's threshold
-      column: body.modality === 'text' ? 'text_vector' : 'vector',
+    const skipped = SKIPPED.filter(([, asked]) => asked(body));
+    if (skipped.length > 0) {
+      void reply.header('x-clipstream-skipped', skipped.map(([name]) => name).join(', '));
+      for (const [name, , why] of skipped) ctx.logOnce(`/knn-service: ${name} asked for and skipped: this server has ${why} (clip back skips it too when not loaded)`);
+    }
+    // clip back takes an empty text as no text (clip-front sends one with an image query)
+    const queries = (['text', 'image', 'image_url', 'embedding_input'] as const).filter((k) => body[k] !== undefined && !(k === 'text' && body.text === ''));
+    if (queries.length !== 1) throw queryInvalid(`expected exactly one of text, image, image_url, embedding_input; received ${queries.length === 0 ? 'none' : queries.join(', ')}`);
+    if (body.use_mclip && body.text !== undefined) throw queryInvalid('use_mclip: this server has no multilingual CLIP; send use_mclip: false (ClipClient\'s default)');
+    const numResultIds = Math.max(body.num_result_ids ?? body.num_images, body.num_images);
+    if (numResultIds > limits.results) {
+      throw queryInvalid(`num_images / num_result_ids: at most ${limits.results} results per request, asked for ${numResultIds}`, { hint: 'Page with /metadata, or use `clipstream plan` for large result sets.' });
+    }
+    return bounded(async () => {
+      const vector = await queryVector(body, index);
+      const results = await index.search({
+        vector,
+        k: numResultIds,
+        dedupUrls: body.deduplicate,
+        nearDuplicate: body.deduplicate ? 0.94 : undefined, // clip back's threshold
+        column: body.modality === 'text' ? 'text_vector' : 'vector',
+      });
+      return results.map((r, i) => (i < body.num_images ? r : { id: r.id, similarity: r.similarity }));
     });
-    return results.map((r, i) => (i < body.num_images ? r : { id: r.id, similarity: r.similarity }));
   });
 
   app.post('/metadata', async (req) => {
-    const body = parse(metadataBody, req.body);
-    return indexNamed(body.indice_name).getByIds(body.ids);
+    const body = parseOptions(metadataBody, req.body ?? {}, undefined, BODY_HINT);
+    const index = indexNamed(body.indice_name);
+    if (body.ids.length > limits.metadataIds) throw queryInvalid(`ids: at most ${limits.metadataIds} per request, received ${body.ids.length}`, { hint: 'Split the ids over several requests.' });
+    return bounded(() => index.getByIds(body.ids));
   });
 
-  app.get('/metrics', async (_req, reply) => {
-    reply.type(registry.contentType);
-    return registry.metrics();
-  });
-
-  async function queryVector(body: z.output<typeof knnBody>, dim: number): Promise<Float32Array> {
+  async function queryVector(body: KnnBody, index: Index): Promise<Float32Array> {
+    const dim = index.info.dim;
     if (body.embedding_input) {
+      requireFinite(body.embedding_input, 'embedding_input');
       if (body.embedding_input.length !== dim) {
-        throw new BadRequest(`embedding_input has ${body.embedding_input.length} dimensions but index ${body.indice_name} has ${dim}`);
+        throw queryInvalid(`embedding_input has ${body.embedding_input.length} dimensions but index ${body.indice_name} has ${dim}`, { hint: 'Embed the query with the model that built the index.' });
       }
       return Float32Array.from(body.embedding_input);
     }
-    if (!o.model) throw new BadRequest('this server was started without --model: send embedding_input, or restart it with a CLIP model');
-    if (body.text !== undefined) return (await o.model.encodeText([body.text]))[0]!;
+    if (!ctx.model) throw queryInvalid('this server was started without --model: send embedding_input, or restart it with a CLIP model');
+    if (body.text) return (await ctx.model.encodeText([body.text]))[0]!;
+    const field = body.image !== undefined ? 'image' : 'image_url';
     let bytes: Buffer;
     if (body.image !== undefined) {
       bytes = Buffer.from(body.image, 'base64');
-      if (bytes.length === 0) throw new BadRequest('image: expected base64-encoded image bytes');
+      if (bytes.length === 0) throw queryInvalid('image: expected base64-encoded image bytes');
     } else {
-      const fetched = await o.fetcher.fetch(body.image_url!);
-      if (!fetched.ok) throw new BadRequest(`image_url could not be downloaded: ${fetched.reason} (${fetched.message})`);
+      const fetched = await ctx.fetcher.fetch(body.image_url!);
+      if (!fetched.ok) throw queryInvalid(`image_url could not be downloaded: ${fetched.reason} (${fetched.message})`);
       bytes = fetched.bytes;
     }
+    await checkImageHeader(bytes, field);
     try {
-      return (await o.model.encodeImages([bytes]))[0]!;
+      return (await ctx.model.encodeImages([bytes]))[0]!;
     } catch (err) {
-      throw new BadRequest(`${body.image !== undefined ? 'image' : 'image_url'}: not a decodable image (${(err as Error).message})`);
+      throw queryInvalid(`${field}: not a decodable image (${(err as Error).message})`);
     }
   }
 
-  return app;
-}
-
-function parse<S extends z.ZodType>(schema: S, body: unknown): z.output<S> {
-  const result = schema.safeParse(body ?? {});
-  if (result.success) return result.data;
-  const issue = result.error.issues[0]!;
-  const field = issue.path.join('.') || 'body';
-  throw new BadRequest(`${field}: ${issue.message}`);
+  /** The pixel limit, from the header, before anything is decoded: a 748 KB PNG can declare 16000 × 16000. */
+  async function checkImageHeader(bytes: Buffer, field: string): Promise<void> {
+    let meta: Metadata;
+    try {
+      meta = await sharp(bytes, { limitInputPixels: false }).metadata();
+    } catch (err) {
+      throw queryInvalid(`${field}: not a decodable image (${(err as Error).message})`);
+    }
+    const pixels = (meta.width ?? 0) * (meta.height ?? 0) * Math.max(1, meta.pages ?? 1);
+    if (pixels > limits.queryImagePixels) {
+      throw queryInvalid(`${field}: the image is ${meta.width} × ${meta.height}${(meta.pages ?? 1) > 1 ? ` × ${meta.pages} frames` : ''}, over the ${limits.queryImagePixels} pixels a query image may have`, { hint: 'Send a smaller image: CLIP sees 224 × 224 pixels anyway.' });
+    }
+  }
 }

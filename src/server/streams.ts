@@ -1,10 +1,11 @@
-import type { FastifyInstance, FastifyReply } from 'fastify';
-import { Gauge, type Registry } from 'prom-client';
-import { isClipstreamError } from '../core/errors.js';
+import type { FastifyInstance } from 'fastify';
+import { Gauge } from 'prom-client';
+import { invalidOption, notFound } from '../core/errors.js';
 import type { Plan } from '../select/index.js';
-import { createTarSampleStream } from '../sink/index.js';
 import type { CandidateContext } from '../stream/candidate.js';
-import { checkPartition, parseState, quotas, streamPartition, StreamStats, toRecord, type StreamState } from '../stream/index.js';
+import { checkPartition, MAX_PARTITIONS, parseState, quotas, streamPartition, StreamStats, type StreamState } from '../stream/index.js';
+import { partitionTar } from '../stream/tar-writer.js';
+import type { ServerContext } from './app.js';
 
 /** A stream served over HTTP: its plan, the fetcher/cache its partitions share, and its live stats. */
 export interface ServedStream {
@@ -17,97 +18,110 @@ export function servedStream(plan: Plan, context: CandidateContext): ServedStrea
   return { plan, context, stats: new StreamStats() };
 }
 
-const MAX_PARTITIONS = 100_000;
+/**
+ * How long a partition request waits for its first sample before the tar starts: a partition that fails at once
+ * (no candidate, every host refused) gets an HTTP error with the reasons instead of an empty tar.
+ */
+const FIRST_SAMPLE_WAIT_MS = 2000;
+
+type Query = Record<string, string | undefined>;
+
+function partitionsOf(query: Query): number {
+  const raw = query.partitions ?? '1';
+  const n = Number(raw);
+  if (!/^\d+$/.test(raw) || n < 1 || n > MAX_PARTITIONS) throw invalidOption(`partitions: expected an integer in 1…${MAX_PARTITIONS} but received ${JSON.stringify(raw)}`);
+  return n;
+}
+
+function epochOf(query: Query): number {
+  const raw = query.epoch ?? '0';
+  if (!/^\d{1,9}$/.test(raw)) throw invalidOption(`epoch: expected an integer ≥ 0 but received ${JSON.stringify(raw)}`);
+  return Number(raw);
+}
 
 /**
  * The stream endpoints of docs/streaming.md: one webdataset tar per partition, chunked and back-pressured (the
  * engine awaits the tar stream, which awaits the socket), with resume state as a parameter; live stats; metrics.
+ * A partition that fails after its tar started ends with `__error__.json` (see stream/tar-writer.ts); the log
+ * says so either way.
  */
-export function registerStreamRoutes(app: FastifyInstance, registry: Registry, streams: Map<string, ServedStream>): void {
-  const fail = (reply: FastifyReply, status: number, error: string) => reply.code(status).send({ error });
-  const named = (name: string, reply: FastifyReply): ServedStream | undefined => {
+export function registerStreamRoutes(app: FastifyInstance, ctx: ServerContext): void {
+  const streams = ctx.streams ?? new Map<string, ServedStream>();
+  const streamNamed = (name: string): ServedStream => {
     const s = streams.get(name);
-    if (!s) void fail(reply, 404, `unknown stream ${JSON.stringify(name)}; this server streams: ${[...streams.keys()].join(', ') || 'nothing'}`);
+    if (!s) throw notFound(`unknown stream ${JSON.stringify(name)}; this server streams: ${[...streams.keys()].join(', ') || 'nothing'}`);
     return s;
-  };
-  const partitionsOf = (query: Record<string, string | undefined>): number | string => {
-    const raw = query.partitions ?? '1';
-    const n = Number(raw);
-    if (!/^\d+$/.test(raw) || n < 1 || n > MAX_PARTITIONS) return `partitions: expected an integer in 1…${MAX_PARTITIONS} but received ${JSON.stringify(raw)}`;
-    return n;
   };
 
   app.get('/streams', async () => ({
     streams: [...streams].map(([name, s]) => ({ name, id: s.plan.header.id, seed: s.plan.header.seed, queries: s.plan.header.queries, warnings: s.plan.warnings })),
   }));
 
-  app.get<{ Params: { name: string }; Querystring: Record<string, string> }>('/streams/:name/info', async (req, reply) => {
-    const s = named(req.params.name, reply);
-    if (!s) return reply;
+  app.get<{ Params: { name: string }; Querystring: Query }>('/streams/:name/info', async (req) => {
+    const s = streamNamed(req.params.name);
     const P = partitionsOf(req.query);
-    if (typeof P === 'string') return fail(reply, 400, P);
     const q = quotas(s.plan, P);
     const per = q.reduce((a, b) => a + b, 0);
     return { partitions: P, samples_per_partition: per, total: per * P, queries: s.plan.header.queries.map((x, i) => ({ name: x.name, quota: q[i] })) };
   });
 
-  app.get<{ Params: { name: string } }>('/streams/:name/stats', async (req, reply) => {
-    const s = named(req.params.name, reply);
-    if (!s) return reply;
+  app.get<{ Params: { name: string } }>('/streams/:name/stats', async (req) => {
+    const s = streamNamed(req.params.name);
     return { name: req.params.name, ...s.stats.snapshot(), cache: s.context.cache?.stats() ?? null };
   });
 
-  app.get<{ Params: { name: string; file: string }; Querystring: Record<string, string> }>('/streams/:name/:file', async (req, reply) => {
-    const s = named(req.params.name, reply);
-    if (!s) return reply;
+  app.get<{ Params: { name: string; file: string }; Querystring: Query }>('/streams/:name/:file', async (req, reply) => {
+    const name = req.params.name;
+    const s = streamNamed(name);
     const match = /^(\d{1,6})\.tar$/.exec(req.params.file);
-    if (!match) return fail(reply, 404, `expected /streams/${req.params.name}/{partition}.tar but received ${req.params.file}`);
-    const P = partitionsOf(req.query);
-    if (typeof P === 'string') return fail(reply, 400, P);
-    const epochRaw = req.query.epoch ?? '0';
-    if (!/^\d{1,9}$/.test(epochRaw)) return fail(reply, 400, `epoch: expected an integer ≥ 0 but received ${JSON.stringify(epochRaw)}`);
-    let stream;
-    try {
-      const partition = { index: Number(match[1]), count: P };
-      checkPartition(partition);
-      const state: StreamState | undefined = req.query.state === undefined ? undefined : parseState(req.query.state, 'state');
-      const infinite = req.query.infinite === '1' || req.query.infinite === 'true';
-      stream = streamPartition(s.plan, { partition, epoch: Number(epochRaw), state, context: s.context, stats: s.stats, infinite });
-    } catch (err) {
-      if (isClipstreamError(err)) return fail(reply, 400, err.message);
-      throw err;
-    }
-    const tar = createTarSampleStream();
-    const stopped = () => {
+    if (!match) throw notFound(`expected /streams/${name}/{partition}.tar but received ${req.params.file}`);
+    const partition = { index: Number(match[1]), count: partitionsOf(req.query) };
+    checkPartition(partition);
+    const state: StreamState | undefined = req.query.state === undefined ? undefined : parseState(req.query.state, 'state');
+    const infinite = req.query.infinite === '1' || req.query.infinite === 'true';
+    const stream = streamPartition(s.plan, { partition, epoch: epochOf(req.query), state, context: s.context, stats: s.stats, infinite });
+    const what = `stream ${name} partition ${partition.index} of ${partition.count}`;
+    const announced = Number.isFinite(stream.remaining) ? String(stream.remaining) : 'infinite'; // before the first sample is taken
+    let left = false;
+    const onClose = () => {
+      left = true;
       void stream.close();
     };
-    req.raw.once('close', stopped);
-    void (async () => {
-      try {
-        for await (const sample of stream) await tar.writeSample(toRecord(sample, true));
-        await tar.finish();
-      } catch (err) {
-        // Cut the response without the end-of-archive blocks: the reader sees a truncated tar, not a short one.
-        tar.destroy(err as Error);
-        req.log.warn({ err }, 'stream failed');
-        reply.raw.destroy();
-      } finally {
-        req.raw.off('close', stopped);
-      }
-    })();
+    req.raw.once('close', onClose);
+    let tar;
+    try {
+      tar = await partitionTar(stream, {
+        firstSampleWaitMs: FIRST_SAMPLE_WAIT_MS,
+        onError: (err) => left || ctx.log(`${what} failed: ${describe(err)}`),
+      });
+    } catch (err) {
+      req.raw.off('close', onClose);
+      ctx.log(`${what} could not start: ${describe(err)}`);
+      throw err;
+    }
+    void tar.done.catch(() => {}).finally(() => req.raw.off('close', onClose));
     return reply
       .header('content-type', 'application/x-tar')
-      .header('x-clipstream-samples', Number.isFinite(stream.remaining) ? String(stream.remaining) : 'infinite')
+      .header('x-clipstream-samples', announced)
       .header('cache-control', 'no-store')
       .send(tar.readable);
   });
 
+  registerStreamMetrics(ctx, streams);
+}
+
+function describe(err: unknown): string {
+  const e = err as { code?: string; message?: string; hint?: string };
+  return `${e.code ? `${e.code}: ` : ''}${e.message ?? String(err)}${e.hint ? ` (${e.hint})` : ''}`;
+}
+
+function registerStreamMetrics(ctx: ServerContext, streams: Map<string, ServedStream>): void {
   const gauge = (name: string, help: string, read: (s: ServedStream) => number) =>
     new Gauge({
       name,
       help,
       labelNames: ['stream'],
-      registers: [registry],
+      registers: [ctx.registry],
       collect() {
         for (const [stream, s] of streams) this.set({ stream }, read(s));
       },
@@ -124,7 +138,7 @@ export function registerStreamRoutes(app: FastifyInstance, registry: Registry, s
     name: 'clipstream_stream_failures',
     help: 'Failed attempts by reason',
     labelNames: ['stream', 'reason'],
-    registers: [registry],
+    registers: [ctx.registry],
     collect() {
       for (const [stream, s] of streams) for (const [reason, n] of s.stats.reasons) this.set({ stream, reason }, n);
     },

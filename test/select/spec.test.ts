@@ -145,13 +145,13 @@ describe('plan', () => {
 describe('plan against a remote index', () => {
   test('a clip back /knn-service answers the queries: the same candidates as the local index', async () => {
     const w = world();
-    const { clipBackServer } = await import('../../src/server/clip-back.js');
+    const { createServer } = await import('../../src/server/app.js');
     const { openIndex } = await import('../../src/index/index.js');
     const { createFetcher } = await import('../../src/fetch/index.js');
     const index = await openIndex(w.indexDir);
     const fetcher = createFetcher({});
     const indices = new Map([['colours', index]]);
-    const app = clipBackServer({ indices, fetcher });
+    const app = createServer({ indices, fetcher });
     const url = await app.listen({ port: 0, host: '127.0.0.1' });
     try {
       const queries = [{ name: 'red', text: 'red', count: 4, min_similarity: 0.9 }];

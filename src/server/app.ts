@@ -1,0 +1,123 @@
+import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
+import { Counter, Registry, collectDefaultMetrics } from 'prom-client';
+import type { ClipModel } from '../clip/index.js';
+import { inputMalformed, isClipstreamError, type ClipstreamError } from '../core/errors.js';
+import type { Fetcher } from '../fetch/index.js';
+import type { Index } from '../index/index.js';
+import { registerClipBackRoutes } from './clip-back.js';
+import { publicMessage } from './public-message.js';
+import { registerStreamRoutes, type ServedStream } from './streams.js';
+
+export interface ServerLimits {
+  /** Largest request body, in bytes (base64 images in /knn-service): beyond it, 413. */
+  bodyBytes: number;
+  /** /knn-service and /metadata requests running at once: beyond it, 503 with Retry-After. */
+  heavyRequests: number;
+  /** Ids one /metadata request may ask for (clip-front asks for 40 at a time). */
+  metadataIds: number;
+  /** Results one /knn-service request may ask for (num_images, num_result_ids). */
+  results: number;
+  /** Pixels of a query image (image, image_url), checked from its header before it is decoded. */
+  queryImagePixels: number;
+}
+
+export const DEFAULT_LIMITS: ServerLimits = {
+  bodyBytes: 32 * 1024 * 1024,
+  heavyRequests: 8,
+  metadataIds: 10_000,
+  results: 10_000,
+  queryImagePixels: 100_000_000,
+};
+
+export interface ServerOptions {
+  indices: Map<string, Index>;
+  /** Embeds `text` / `image` / `image_url` queries; without it only `embedding_input` is accepted. */
+  model?: ClipModel;
+  /** Downloads `image_url` queries (with the SSRF guard of src/fetch). */
+  fetcher: Fetcher;
+  /** Streams served as webdataset tars per partition (docs/streaming.md). */
+  streams?: Map<string, ServedStream>;
+  limits?: Partial<ServerLimits>;
+  /** Where the server tells what it did not do or what failed; default: stderr. */
+  log?: (line: string) => void;
+}
+
+/** What the routes share: the options with every default filled in, and the app's log. */
+export interface ServerContext extends Omit<ServerOptions, 'limits' | 'log'> {
+  limits: ServerLimits;
+  log: (line: string) => void;
+  /** Logs a line once per server (what a request asked for and was skipped, …). */
+  logOnce: (line: string) => void;
+  registry: Registry;
+}
+
+/**
+ * `clipstream serve`'s HTTP app: clip back's API, the stream routes, /metrics. Bodies are JSON whatever their
+ * Content-Type (clip back reads them with `get_json(force=True)`; ClipClient sends none). Every error goes through
+ * one handler that takes the HTTP status from the error catalogue; a bug is a 500 that says "please report".
+ */
+export function createServer(o: ServerOptions): FastifyInstance {
+  const limits = { ...DEFAULT_LIMITS, ...o.limits };
+  const log = o.log ?? ((line: string) => process.stderr.write(`clipstream serve: ${line}\n`));
+  const logged = new Set<string>();
+  const registry = new Registry();
+  const ctx: ServerContext = { ...o, limits, log, registry, logOnce: (line) => !logged.has(line) && logged.add(line) && log(line) };
+
+  const app = Fastify({ logger: false, bodyLimit: limits.bodyBytes });
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('*', { parseAs: 'buffer' }, (_req, body, done) => {
+    try {
+      done(null, parseJsonBody(body as Buffer));
+    } catch (err) {
+      done(err as Error, undefined);
+    }
+  });
+
+  collectDefaultMetrics({ register: registry });
+  const requests = new Counter({ name: 'clipstream_http_requests_total', help: 'HTTP requests by route and status', labelNames: ['route', 'status'], registers: [registry] });
+  app.addHook('onResponse', async (req, reply) => {
+    requests.inc({ route: req.routeOptions.url ?? 'unknown', status: String(reply.statusCode) });
+  });
+  app.setErrorHandler((err: FastifyError | ClipstreamError, req, reply) => {
+    const { status, body } = errorReply(err);
+    if (status >= 500) log(`${req.method} ${req.url.split('?')[0]}: ${status === 500 ? 'internal error: ' : ''}${(err as Error).message}${status === 500 && err.stack ? `\n${err.stack}` : ''}`);
+    if (isClipstreamError(err) && err.code === 'SERVER_BUSY') void reply.header('retry-after', '1');
+    return reply.code(status).send(body);
+  });
+  app.get('/metrics', async (_req, reply) => {
+    reply.type(registry.contentType);
+    return registry.metrics();
+  });
+
+  registerClipBackRoutes(app, ctx);
+  registerStreamRoutes(app, ctx);
+  return app;
+}
+
+/** JSON.parse with messages for what Python's json.dumps writes and JSON does not allow (NaN, Infinity). */
+function parseJsonBody(body: Buffer): unknown {
+  if (body.length === 0) return undefined;
+  const text = body.toString('utf8');
+  try {
+    return JSON.parse(text);
+  } catch (err) {
+    if (/(?<![\w"])-?(NaN|Infinity)(?![\w"])/.test(text)) {
+      throw inputMalformed('the body holds NaN or Infinity (Python\'s json.dumps writes them; JSON has no such numbers)', {
+        hint: 'An embedding with NaN or infinite values matches nothing: recompute it.',
+      });
+    }
+    throw inputMalformed(`the body is not JSON: ${(err as Error).message}`);
+  }
+}
+
+/** The status and JSON body for an error: ours from the catalogue, fastify's 4xx as they are, the rest a 500. */
+export function errorReply(err: FastifyError | ClipstreamError): { status: number; body: { error: string; code: string; hint?: string } } {
+  if (isClipstreamError(err) && err.kind !== 'bug') {
+    return { status: err.statusCode, body: { error: publicMessage(err.message), code: err.code, ...(err.hint ? { hint: publicMessage(err.hint) } : {}) } };
+  }
+  const status = (err as FastifyError).statusCode;
+  if (!isClipstreamError(err) && status !== undefined && status >= 400 && status < 500) {
+    return { status, body: { error: publicMessage(err.message), code: (err as FastifyError).code ?? 'BAD_REQUEST' } };
+  }
+  return { status: 500, body: { error: 'internal error: this is a bug in clipstream, please report it (the server log has the details)', code: 'INTERNAL' } };
+}
