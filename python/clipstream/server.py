@@ -22,18 +22,84 @@ _LIVE = weakref.WeakSet()
 
 
 def cli_command():
-    """The clipstream command: $CLIPSTREAM_CLI (split like a shell would, e.g. `node /path/dist/cli/main.js`),
-    else `clipstream` on PATH."""
+    """The clipstream command, the first of: $CLIPSTREAM_CLI (split like a shell would, e.g.
+    `node /path/dist/cli/main.js`); `clipstream` on PATH (`npm install -g clipstream`); `node_modules/.bin/clipstream`
+    in the working directory or a parent (`npm install clipstream`); the `clipstream` script of the checkout holding
+    the working directory or this package (it sets itself up on first use: Node 24, npm ci, build)."""
     configured = os.environ.get("CLIPSTREAM_CLI", "").strip()
     if configured:
         return shlex.split(configured)
-    found = shutil.which("clipstream")
+    found = shutil.which("clipstream") or _local_cli()
     if found is None:
         raise ServeError(
-            "the clipstream CLI was not found: put `clipstream` on PATH or set CLIPSTREAM_CLI "
+            "the clipstream CLI was not found: run Python from a clipstream checkout (or a project with "
+            "`npm install clipstream`), put `clipstream` on PATH, or set CLIPSTREAM_CLI "
             "(e.g. CLIPSTREAM_CLI='node /path/to/clipstream/dist/cli/main.js')"
         )
     return [found]
+
+
+def _local_cli():
+    here = os.path.dirname(os.path.abspath(__file__))
+    for start in (os.getcwd(), here):
+        folder = start
+        while True:
+            for candidate in (os.path.join(folder, "node_modules", ".bin", "clipstream"), os.path.join(folder, "clipstream")):
+                if os.path.isfile(candidate) and os.access(candidate, os.X_OK) and _is_clipstream(candidate):
+                    return candidate
+            parent = os.path.dirname(folder)
+            if parent == folder:
+                break
+            folder = parent
+    return None
+
+
+def _is_clipstream(path):
+    """The checkout's script sits beside a package.json named clipstream; npm's bin links are trusted by name."""
+    if os.sep + "node_modules" + os.sep in path:
+        return True
+    try:
+        with open(os.path.join(os.path.dirname(path), "package.json"), encoding="utf-8") as f:
+            return json.load(f).get("name") == "clipstream"
+    except (OSError, ValueError):
+        return False
+
+
+def _plain_spec(spec):
+    """A spec dict as JSON values: a query's `embedding` may be a numpy array or a torch tensor, of shape (d,) or
+    (1, d) as users save them; (n, d) with n > 1 and non-finite values are refused here, as the CLI refuses them."""
+    queries = spec.get("queries")
+    if not isinstance(queries, (list, tuple)):
+        return spec
+    plain = []
+    for i, query in enumerate(queries):
+        if isinstance(query, dict) and query.get("embedding") is not None:
+            query = {**query, "embedding": _embedding_list(query["embedding"], f"queries[{i}].embedding")}
+        plain.append(query)
+    return {**spec, "queries": plain}
+
+
+def _embedding_list(value, what):
+    if hasattr(value, "detach"):  # a torch tensor
+        value = value.detach().cpu().numpy()
+    shape = getattr(value, "shape", None)
+    if shape is not None:
+        if len(shape) == 2 and shape[0] == 1:
+            value = value[0]
+        elif len(shape) != 1:
+            raise ServeError(
+                f"{what}: shape {tuple(shape)} holds {shape[0] if shape else 0} embeddings; a query is one "
+                "embedding, shape (d,) or (1, d): give each as its own query"
+            )
+        value = value.tolist()
+    values = list(value)
+    for j, v in enumerate(values):
+        if not isinstance(v, (int, float)):
+            raise ServeError(f"{what}: expected numbers but value {j} is {v!r}")
+        if v != v or v in (float("inf"), float("-inf")):
+            shown = "NaN" if v != v else ("Infinity" if v > 0 else "-Infinity")
+            raise ServeError(f"{what}: expected finite numbers but value {j} is {shown}")
+    return [float(v) for v in values]
 
 
 def _flags(options):
@@ -69,9 +135,10 @@ class Server:
         self._ready = threading.Event()
         self._echo = echo
         if isinstance(spec_or_plan, dict):
+            text = json.dumps(_plain_spec(spec_or_plan), allow_nan=False)
             handle, self._spec_file = tempfile.mkstemp(prefix="clipstream-spec-", suffix=".json")
             with os.fdopen(handle, "w") as out:
-                json.dump(spec_or_plan, out)
+                out.write(text)
             path = self._spec_file
             self.name = name or "stream"
         else:

@@ -1,11 +1,9 @@
 import { Command, Option } from 'commander';
 import { loadClipModel } from '../clip/index.js';
-import { readFile } from 'node:fs/promises';
-import { inputNotFound, invalidOption } from '../core/errors.js';
-import { createFetcher } from '../fetch/index.js';
+import { invalidOption } from '../core/errors.js';
 import { buildIndex, openIndex, type IndexType, type SearchResult } from '../index/index.js';
 import { TARGET_RECALL } from '../index/recall.js';
-import { openNpy } from '../io/npy.js';
+import { embedQuery, needsModel } from '../select/query-embedding.js';
 import { countProgress } from './count-progress.js';
 import { toLocalPath, toNumber } from './parse.js';
 
@@ -72,20 +70,13 @@ export function queryCommand(): Command {
 }
 
 async function queryVector(flags: { text?: string; image?: string; embeddingFile?: string; model?: string }): Promise<Float32Array> {
-  if (flags.embeddingFile) {
-    const npy = await openNpy(flags.embeddingFile);
-    try {
-      if (npy.header.rowCount < 1) throw invalidOption(`${flags.embeddingFile} holds no embedding`);
-      return await npy.readRows(0, 1);
-    } finally {
-      await npy.close();
-    }
-  }
+  const source = { text: flags.text, image: flags.image, embedding_file: flags.embeddingFile };
+  const what = flags.text !== undefined ? '--text' : flags.image !== undefined ? '--image' : '--embedding-file';
+  if (!needsModel(source)) return embedQuery(source, undefined, what);
   if (!flags.model) throw invalidOption('--text and --image need --model (the CLIP model folder that built the index)');
   const model = await loadClipModel(flags.model);
   try {
-    if (flags.text !== undefined) return (await model.encodeText([flags.text]))[0]!;
-    return (await model.encodeImages([await readImage(flags.image!)]))[0]!;
+    return await embedQuery(source, model, what);
   } finally {
     await model.close();
   }
@@ -98,21 +89,3 @@ function table(results: SearchResult[]): string {
   return ['similarity  id  ' + show.join('  '), ...lines].join('\n') + '\n';
 }
 
-/** The user typed this location themselves, so private addresses are allowed (unlike URLs found in data). */
-async function readImage(location: string): Promise<Buffer> {
-  if (!/^https?:\/\//i.test(location)) {
-    try {
-      return await readFile(location);
-    } catch {
-      throw inputNotFound(`query image not found: ${location}`);
-    }
-  }
-  const fetcher = createFetcher({ allowPrivateNetworks: true, timeoutMs: 30_000 });
-  try {
-    const fetched = await fetcher.fetch(location);
-    if (!fetched.ok) throw inputNotFound(`query image ${location} could not be downloaded: ${fetched.reason} (${fetched.message})`);
-    return fetched.bytes;
-  } finally {
-    await fetcher.close();
-  }
-}

@@ -24,7 +24,7 @@ import {
 import { isHttpUrl, openFileSource, openHttpSource, type ByteSource, type HttpSourceOptions } from './npy-source.js';
 
 export type { NpyDtype, NpyHeader } from './npy-header.js';
-export { parseNpyHeader, encodeNpyHeader, parsePythonLiteral } from './npy-header.js';
+export { parseNpyHeader, encodeNpyHeader, parsePythonLiteral, formatShape } from './npy-header.js';
 export {
   float16BitsToFloat32,
   float32ToFloat16Bits,

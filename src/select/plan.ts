@@ -1,12 +1,10 @@
 import { createHash } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
 import { loadClipModel, type ClipModel } from '../clip/index.js';
-import { ClipstreamError, inputNotFound, invalidOption } from '../core/errors.js';
-import { createFetcher } from '../fetch/index.js';
+import { inputNotFound, invalidOption, queryInvalid } from '../core/errors.js';
 import { readIndexInfo } from '../index/info.js';
 import { openRemoteIndex } from '../index/remote.js';
 import { openIndex, type SearchBackend, type SearchResult, type SearchResults } from '../index/search.js';
-import { openNpy } from '../io/npy.js';
+import { embedQuery, needsModel } from './query-embedding.js';
 import { shuffleInPlace, stringSeed } from './random.js';
 import { queryKind, type QueryKind, type QuerySpec, type Spec } from './spec.js';
 
@@ -219,9 +217,9 @@ function warningsOf(queries: PlannedQuery[]): string[] {
 
 /** Every query's embedding (the model is loaded only for text and image queries, and closed after). */
 async function queryVectors(spec: Spec, given: ClipModel | undefined, dim: number | null): Promise<Float32Array[]> {
-  const needsModel = spec.queries.some((q) => q.text !== undefined || q.image !== undefined);
+  const modelNeeded = spec.queries.some(needsModel);
   let model = given;
-  const ownModel = needsModel && !model;
+  const ownModel = modelNeeded && !model;
   try {
     if (ownModel) {
       if (!spec.model) {
@@ -258,55 +256,13 @@ async function openBackend(spec: Spec): Promise<{ backend: SearchBackend; identi
 }
 
 async function queryVector(q: QuerySpec, model: ClipModel | undefined, dim: number | null): Promise<Float32Array> {
-  let vector: Float32Array;
-  if (q.text !== undefined) vector = (await model!.encodeText([q.text]))[0]!;
-  else if (q.image !== undefined) vector = (await model!.encodeImages([await readQueryImage(q)]))[0]!;
-  else if (q.embedding !== undefined) vector = normalise(Float32Array.from(q.embedding));
-  else vector = normalise(await readEmbeddingFile(q));
+  const vector = await embedQuery(q, model, `query ${q.name}`);
   if (dim !== null && vector.length !== dim) {
-    throw invalidOption(`query ${q.name}: the embedding has ${vector.length} dimensions but the index has ${dim}`, {
+    throw queryInvalid(`query ${q.name}: the embedding has ${vector.length} dimensions but the index has ${dim}`, {
       hint: 'Embed queries with the model that built the index.',
     });
   }
   return vector;
-}
-
-async function readEmbeddingFile(q: QuerySpec): Promise<Float32Array> {
-  const npy = await openNpy(q.embedding_file!).catch((err: unknown) => {
-    throw err instanceof ClipstreamError ? err : inputNotFound(`query ${q.name}: embedding_file not found: ${q.embedding_file}`);
-  });
-  try {
-    if (npy.header.rowCount < 1) throw invalidOption(`query ${q.name}: ${q.embedding_file} holds no embedding`);
-    return await npy.readRows(0, 1);
-  } finally {
-    await npy.close();
-  }
-}
-
-/** The user wrote this location in their own spec, so private addresses are allowed (unlike URLs in data). */
-async function readQueryImage(q: QuerySpec): Promise<Buffer> {
-  const location = q.image!;
-  if (!/^https?:\/\//i.test(location)) {
-    return readFile(location).catch(() => {
-      throw inputNotFound(`query ${q.name}: image not found: ${location}`);
-    });
-  }
-  const fetcher = createFetcher({ allowPrivateNetworks: true, timeoutMs: 30_000 });
-  try {
-    const fetched = await fetcher.fetch(location);
-    if (!fetched.ok) throw inputNotFound(`query ${q.name}: image ${location} could not be downloaded: ${fetched.reason} (${fetched.message})`);
-    return fetched.bytes;
-  } finally {
-    await fetcher.close();
-  }
-}
-
-function normalise(v: Float32Array): Float32Array {
-  let norm = 0;
-  for (const x of v) norm += x * x;
-  norm = Math.sqrt(norm);
-  if (!(norm > 0) || !Number.isFinite(norm)) throw invalidOption('a query embedding is all zeros or not finite');
-  return v.map((x) => x / norm);
 }
 
 /**

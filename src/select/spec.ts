@@ -3,7 +3,7 @@ import { dirname, isAbsolute, resolve } from 'node:path';
 import { z } from 'zod';
 import { ClipstreamError, inputNotFound, invalidOption } from '../core/errors.js';
 import { IMAGE_FORMATS } from '../core/types.js';
-import { localPathOf, parseOptions } from '../core/validation.js';
+import { localPathOf, MAX_QUERY_DIM, parseOptions } from '../core/validation.js';
 import { interpolationSchema } from '../image/interpolation.js';
 
 /** The spec file (DESIGN.md §3): what to stream. Parsed and validated here, once; inside, trusted. */
@@ -21,7 +21,8 @@ const querySchema = z
     name: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'Expected a name of letters, digits, _ or - (1–64 characters)'),
     text: z.string().min(1).optional(),
     image: z.string().min(1).optional(),
-    embedding: z.array(z.number()).min(1).optional(),
+    // any number here: NaN and infinities are refused where every query embedding is checked (one message)
+    embedding: z.array(z.custom<number>((v) => typeof v === 'number', 'Expected a number')).min(1).max(MAX_QUERY_DIM).optional(),
     embedding_file: z.string().min(1).optional(),
     count: z.number().int().min(1),
     min_similarity: z.number().min(-1).max(1).default(-1),
