@@ -14,7 +14,7 @@ from torch.utils.data import IterableDataset, get_worker_info
 from . import http
 from .errors import StateError, StreamError
 from .state import check_state, empty_state, partition_mismatch
-from .tar import group_samples, tar_members
+from .tar import ERROR_KEY, group_samples, tar_members
 
 IMAGE_EXTS = ("jpg", "jpeg", "png", "webp", "npy")
 
@@ -190,6 +190,8 @@ class ClipStreamDataset(IterableDataset):
                     received = 0
                     try:
                         for raw in group_samples(tar_members(response.read)):
+                            if raw["__key__"] == ERROR_KEY:
+                                raise self._server_failure(raw, url, p, partitions)
                             if "state" not in raw:
                                 raise StreamError(f"{url}: sample {raw['__key__']} has no .state member", url=url)
                             received += 1
@@ -213,6 +215,18 @@ class ClipStreamDataset(IterableDataset):
                         status=err.status,
                     ) from err
                 time.sleep(http.backoff_delay(failures, self.backoff, self.max_backoff))
+
+    def _server_failure(self, raw, url, p, partitions):
+        """The StreamError for a partition the server ended with `__error__.json` (not retried: it said why)."""
+        try:
+            message, code = http.server_error(json.loads(raw.get("json", b"")))
+        except ValueError:
+            message, code = None, None
+        return StreamError(
+            f"stream {self.stream!r} partition {p} of {partitions} failed on the server: {message or 'no reason given'}",
+            url=url,
+            code=code,
+        )
 
     def _decode(self, raw):
         ext = next((e for e in IMAGE_EXTS if e in raw), None)

@@ -1,4 +1,4 @@
-"""The exceptions clipstream raises. Callers branch on the class (and `code`), never on the message."""
+"""The exceptions clipstream raises. Callers branch on the class (and a StreamError's `code`), never on the message."""
 
 
 class ClipStreamError(RuntimeError):
@@ -23,13 +23,16 @@ class ServeError(ClipStreamError):
 
 
 class StreamError(ClipStreamError):
-    """A partition could not be read: the server refused the request (`status` 4xx, not retried) or it stayed
-    unreachable or kept failing after every retry (`status` None or 5xx). `url` is the last URL tried."""
+    """A partition could not be read: the server refused the request (`status` 4xx, not retried), said the
+    partition cannot deliver (`code` STREAM_EXHAUSTED: every candidate failed, the message names the reasons), or
+    it stayed unreachable or kept failing after every retry (`status` None or 5xx). `url` is the last URL tried;
+    `code` is the server's error code when it sent one (see docs/server.md), else None."""
 
-    def __init__(self, message, url=None, status=None):
+    def __init__(self, message, url=None, status=None, code=None):
         super().__init__(message)
         self.url = url
         self.status = status
+        self.code = code
 
 
 class StateError(ClipStreamError, ValueError):

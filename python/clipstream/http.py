@@ -41,15 +41,28 @@ def partition_url(base, stream, p, partitions, epoch, state=None, infinite=False
     return f"{base}/streams/{name}/{p}.tar?{urllib.parse.urlencode(query)}"
 
 
+# Server error codes that retrying cannot change: the partition's candidates all failed.
+FINAL_CODES = frozenset({"STREAM_EXHAUSTED"})
+
+
+def server_error(body):
+    """(message, code) from a clipstream error body {"error", "code", "hint"}; the hint follows the message."""
+    if isinstance(body, dict) and isinstance(body.get("error"), str):
+        hint = body.get("hint")
+        return (f"{body['error']}; {hint}" if hint else body["error"]), body.get("code")
+    return None, None
+
+
 def _server_message(err):
     try:
         body = err.read(64 * 1024).decode("utf-8", "replace")
     except Exception:  # noqa: BLE001 - the body is only decoration for the message
         body = ""
     try:
-        return json.loads(body)["error"]
-    except (ValueError, KeyError, TypeError):
-        return body.strip() or err.reason
+        message, code = server_error(json.loads(body))
+    except ValueError:
+        message, code = None, None
+    return message or body.strip() or err.reason, code
 
 
 def open_url(url, timeout):
@@ -59,11 +72,11 @@ def open_url(url, timeout):
     try:
         return urllib.request.urlopen(request, timeout=timeout)
     except urllib.error.HTTPError as err:
-        message = _server_message(err)
+        message, code = _server_message(err)
         err.close()
-        if err.code >= 500 or err.code == 429:
+        if (err.code >= 500 or err.code == 429) and code not in FINAL_CODES:
             raise RetryableError(f"HTTP {err.code}: {message}", status=err.code) from None
-        raise StreamError(f"{url}: HTTP {err.code}: {message}", url=url, status=err.code) from None
+        raise StreamError(f"{url}: HTTP {err.code}: {message}", url=url, status=err.code, code=code) from None
     except (urllib.error.URLError, OSError, http.client.HTTPException) as err:
         raise RetryableError(describe(err)) from err
 

@@ -99,6 +99,10 @@ def tar_members(read):
             long_name = pax_path = None
 
 
+# The member a failed stream ends with (`__error__.json`), before the server cuts the tar.
+ERROR_KEY = "__error__"
+
+
 def split_key(name):
     """'dir/e0p3s17.jpg' → ('dir/e0p3s17', 'jpg'), as webdataset groups members; None for a name without a dot."""
     match = _KEY_EXT.match(name)
@@ -120,6 +124,9 @@ def group_samples(members, complete_on="state", required=("jpg", "jpeg", "png", 
         if parts is None:
             continue
         key, ext = parts
+        if key == ERROR_KEY:  # the server's last word on a failed stream: raised by the reader at once
+            yield {"__key__": key, ext: data}
+            continue
         if key == done:
             raise TarFormatError(f"tar member {name!r} comes after its sample's .{complete_on} member")
         if current is not None and current["__key__"] != key:

@@ -4,6 +4,7 @@ exact resume, webdataset compatibility, a server killed mid-stream, serve()'s er
 import collections
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -328,8 +329,53 @@ def test_serve_a_spec_given_as_a_dict(world):
 def test_serve_without_a_cli_says_how_to_get_one(monkeypatch, tmp_path):
     monkeypatch.delenv("CLIPSTREAM_CLI", raising=False)
     monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.chdir(tmp_path)  # outside the checkout (the installed package is outside it too)
     with pytest.raises(ServeError, match="CLIPSTREAM_CLI"):
         serve(tmp_path / "spec.yaml")
+
+
+def test_serve_finds_the_checkouts_cli_without_environment_variables(monkeypatch):
+    from clipstream.server import cli_command
+
+    monkeypatch.delenv("CLIPSTREAM_CLI", raising=False)
+    monkeypatch.setenv("PATH", "/usr/bin:/bin")
+    monkeypatch.chdir(REPO / "python" / "tests")
+    assert cli_command() == [str(REPO / "clipstream")]
+
+
+def test_a_stream_whose_hosts_are_all_refused_raises_the_reasons_at_once(world):
+    import yaml
+
+    spec = yaml.safe_load(world.spec(world.dir / "private.yaml").read_text())
+    spec["fetch"]["allow_private_networks"] = False
+    with serve(spec, name="private") as server:
+        started = time.monotonic()
+        with pytest.raises(StreamError) as info:
+            list(ClipStreamDataset(server.url, decode="raw", retries=3))
+        assert time.monotonic() - started < 10, "an exhausted partition must not be retried"
+        assert info.value.code == "STREAM_EXHAUSTED"
+        message = str(info.value)
+        assert re.search(r"private_address \d+", message), message
+        assert "allow_private_networks: true" in message
+        assert re.search(r"could not start: STREAM_EXHAUSTED", server.log)
+
+
+def test_serve_takes_query_embeddings_as_numpy_arrays(world):
+    import numpy as np
+    import yaml
+
+    rows = np.load(world.dir / "embeddings" / "img_emb" / "img_emb_0.npy").astype(np.float32)
+    spec = yaml.safe_load(world.spec(world.dir / "by-embedding.yaml").read_text())
+    for vector in (rows[0], rows[:1]):  # np.save(path, vector) and a (1, d) row
+        spec["queries"] = [{"name": "like0", "embedding": vector, "count": 4, "min_similarity": 0.99}]
+        with serve(spec, name="byembedding") as server:
+            samples = list(ClipStreamDataset(server.url, decode="raw"))
+        assert len(samples) == 4
+        assert len({s["json"]["colour"] for s in samples}) == 1
+    for bad, message in ((rows[:3], r"shape \(3, \d+\) holds 3 embeddings"), (np.full(rows.shape[1], np.nan), "value 0 is NaN")):
+        spec["queries"] = [{"name": "bad", "embedding": bad, "count": 4}]
+        with pytest.raises(ServeError, match=message):
+            serve(spec)
 
 
 def test_examples_train_trains_checkpoints_and_resumes(live, tmp_path):

@@ -12,7 +12,7 @@ import { warnWhenResolved } from './plan-warnings.js';
 // The commands' work loads when it runs (`--help` needs none of it): LanceDB for a spec, undici and sharp for the
 // downloads, each ~50–100 ms to load.
 const planning = () => Promise.all([import('../select/plan.js'), import('../select/plan-file.js'), import('../select/spec.js')]);
-const engine = () => Promise.all([import('../stream/engine.js'), import('../stream/api.js'), import('../stream/record.js'), import('../sink/tar.js')]);
+const engine = () => Promise.all([import('../stream/engine.js'), import('../stream/api.js'), import('../stream/tar-writer.js')]);
 
 /** `clipstream plan`: resolve a spec's queries against the index and write the plan folder. */
 export function planCommand(): Command {
@@ -80,7 +80,7 @@ export function streamCommand(): Command {
       // The engine's modules load while the index searches (time to the first sample of a spec: −0.1 s).
       let loading: ReturnType<typeof engine> | undefined;
       const plan = await loadPlan(source, { whileSearching: () => (loading = engine()).catch(() => {}) });
-      const [{ streamPartition }, { createStreamContext }, { toRecord }, { createTarSampleStream }] = await (loading ?? engine());
+      const [{ streamPartition }, { createStreamContext }, { partitionTar }] = await (loading ?? engine());
       // From a spec, streaming starts on each query's first block while the long search runs.
       warnWhenResolved(plan, '');
       const context = await createStreamContext(plan);
@@ -104,13 +104,9 @@ export function streamCommand(): Command {
             `${seconds(start)}s\n  per query: ${Object.entries(summary.byQuery).map(([k, v]) => `${k} ${v}`).join(', ')}\n${failureLine(summary.stats)}`);
         } else {
           const stream = streamPartition(plan, { partition, epoch: flags.epoch, context });
-          const tar = createTarSampleStream();
+          const tar = await partitionTar(stream, { onSample: (sample) => progress.update(sample.state.delivered, stream.size) });
           const piping = pipeline(tar.readable, process.stdout);
-          for await (const sample of stream) {
-            await tar.writeSample(toRecord(sample, true));
-            progress.update(sample.state.delivered, stream.size);
-          }
-          await tar.finish();
+          await tar.done;
           await piping;
           progress.stop();
           process.stderr.write(`done: ${stream.size} samples to stdout in ${seconds(start)}s\n${failureLine(stream.stats)}`);

@@ -2,7 +2,7 @@ import { Readable } from 'node:stream';
 import tar from 'tar-stream';
 import { ClipstreamError } from '../core/errors.js';
 import type { SampleRecord } from '../core/types.js';
-import { sampleMembers } from './members.js';
+import { sampleMembers, type SampleMember } from './members.js';
 
 export interface TarSampleStreamOptions {
   /** mtime of every member. Default: the time the stream was created (one value for the whole archive). */
@@ -22,6 +22,11 @@ export interface TarSampleStream {
   writeSample(record: SampleRecord): Promise<void>;
   /** Writes the end-of-archive blocks; resolves once everything is handed to `readable`. */
   finish(): Promise<void>;
+  /**
+   * Ends the archive with one last member and WITHOUT the end-of-archive blocks, so tar readers see it as cut
+   * short: how a stream that failed says why (its `__error__.json`) and still reads as incomplete.
+   */
+  cut(last: SampleMember): Promise<void>;
   /** Stops the archive; pending and later `writeSample` calls reject. */
   destroy(err?: Error): void;
   /** Tar bytes handed to `readable` so far. */
@@ -38,6 +43,8 @@ export function createTarSampleStream({ mtime = new Date(), highWaterMark = 64 *
   let bytesWritten = 0;
   let finishing: Promise<void> | undefined;
   let failure: Error | undefined;
+  /** cut(): tar-stream's finalize pushes its 1024 zero bytes (END_OF_TAR) as one chunk; it is left out. */
+  let dropEndOfArchive = false;
 
   const readable = new Readable({
     highWaterMark,
@@ -52,6 +59,7 @@ export function createTarSampleStream({ mtime = new Date(), highWaterMark = 64 *
   });
   pack.on('data', (data: unknown) => {
     const chunk = data as Buffer;
+    if (dropEndOfArchive && chunk.length === 1024 && chunk.every((b) => b === 0)) return;
     bytesWritten += chunk.length;
     if (!readable.push(chunk)) pack.pause();
   });
@@ -96,6 +104,18 @@ export function createTarSampleStream({ mtime = new Date(), highWaterMark = 64 *
       finishing ??= (() => {
         pack.finalize();
         return ended;
+      })();
+      return finishing;
+    },
+    async cut(last) {
+      if (failure) throw failure;
+      if (finishing) throw new ClipstreamError('INTERNAL', 'cut after finish on a tar sample stream');
+      const written = entry(last.name, last.data);
+      finishing = (async () => {
+        await written;
+        dropEndOfArchive = true;
+        pack.finalize();
+        await ended;
       })();
       return finishing;
     },

@@ -17,8 +17,11 @@ export function partitionOf(o: { rank: number; worldSize: number; worker: number
   return { index: rank * numWorkers + worker, count: worldSize * numWorkers };
 }
 
+/** Most partitions a run may have (world_size × num_workers): the one limit for flags, URLs and resume states. */
+export const MAX_PARTITIONS = 1_000_000;
+
 export function checkPartition(p: Partition): void {
-  if (!Number.isInteger(p.count) || p.count < 1 || p.count > 1_000_000) throw invalidOption(`Expected a partition count in 1…1000000 but received ${p.count}`);
+  if (!Number.isInteger(p.count) || p.count < 1 || p.count > MAX_PARTITIONS) throw invalidOption(`Expected a partition count in 1…${MAX_PARTITIONS} but received ${p.count}`);
   if (!Number.isInteger(p.index) || p.index < 0 || p.index >= p.count) {
     throw invalidOption(`partition ${p.index} is outside the world: with ${p.count} partitions they are 0…${p.count - 1}`);
   }

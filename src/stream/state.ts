@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { invalidOption } from '../core/errors.js';
+import { MAX_PARTITIONS } from './partition.js';
 
 /** The resume state of one partition (docs/streaming.md): a few integers, whatever the dataset size. */
 export interface StreamState {
@@ -27,7 +28,7 @@ const stateSchema = z
     v: z.literal(2, { message: 'it was made by an earlier clipstream (format 1, whose epochs did not reshuffle): start the epoch afresh' }),
     plan: z.string().regex(/^[0-9a-f]{16}$/),
     p: count,
-    P: z.number().int().min(1).max(1_000_000),
+    P: z.number().int().min(1).max(MAX_PARTITIONS),
     epoch: count,
     delivered: count,
     rng: z.number().int().min(0).max(2 ** 32 - 1),

@@ -1,4 +1,5 @@
-import { ClipstreamError } from '../core/errors.js';
+import { ClipstreamError, streamExhausted } from '../core/errors.js';
+import { formatReasons, hintForReasons } from '../core/failure-hints.js';
 import { shuffleInPlace } from '../select/random.js';
 import type { Candidate } from '../select/plan.js';
 import type { CachedOutcome } from './cache.js';
@@ -97,6 +98,8 @@ export class StripeReader {
    */
   private failedSince: Uint32Array | null = null;
   private failedPositions = 0;
+  /** Failure reason → count, for the message when nothing can succeed. Bounded: reasons are stable codes. */
+  private readonly reasons = new Map<string, number>();
   private closed = false;
 
   constructor(
@@ -286,6 +289,7 @@ export class StripeReader {
     result.then(
       (outcome) => {
         if (outcome.ok || this.closed) return;
+        if (this.reasons.size < 50 || this.reasons.has(outcome.reason)) this.reasons.set(outcome.reason, (this.reasons.get(outcome.reason) ?? 0) + 1);
         this.owed++;
         this.fill();
       },
@@ -295,12 +299,14 @@ export class StripeReader {
   }
 
   private exhausted(): ClipstreamError {
-    return new ClipstreamError(
-      'STREAM_EXHAUSTED',
-      this.stripe.known === 0
-        ? `query ${this.query} has no candidate in this partition, so it cannot deliver its quota`
-        : `query ${this.query}: none of the ${this.stripe.known} candidates of this partition could be downloaded, so it cannot deliver its quota`,
-      { hint: 'Lower min_similarity, raise oversample, or use fewer partitions; `clipstream plan` shows what is available.' },
+    if (this.stripe.known === 0) {
+      return streamExhausted(`query ${this.query} has no candidate in this partition, so it cannot deliver its quota`, {
+        hint: 'Lower min_similarity, raise oversample, or use fewer partitions; `clipstream plan` shows what is available.',
+      });
+    }
+    return streamExhausted(
+      `query ${this.query}: none of the ${this.stripe.known} candidates of this partition could be downloaded (${formatReasons(this.reasons)}), so it cannot deliver its quota`,
+      { hint: hintForReasons(this.reasons, 'spec') ?? 'Lower min_similarity, raise oversample, or use fewer partitions; `clipstream plan` shows what is available.' },
     );
   }
 }

@@ -6,9 +6,10 @@ import { openServedStream } from '../../src/cli/serve.js';
 import { createFetcher } from '../../src/fetch/index.js';
 import { readTarSamples } from '../../src/io/tar-read.js';
 import { loadPlan, type Plan } from '../../src/select/index.js';
-import { clipBackServer } from '../../src/server/clip-back.js';
+import { createServer } from '../../src/server/app.js';
 import { servedStream, type ServedStream } from '../../src/server/streams.js';
 import { createStreamContext } from '../../src/stream/index.js';
+import { ClipstreamError } from '../../src/core/errors.js';
 import { tempDir } from '../helpers/tmp.js';
 import { streamWorld } from '../stream/world.js';
 
@@ -29,7 +30,7 @@ beforeAll(async () => {
   const bigContext = await createStreamContext(bigPlan);
   big = servedStream(bigPlan, bigContext);
   const fetcher = createFetcher({});
-  const app = clipBackServer({ indices: new Map(), fetcher, streams: new Map([['colours', served], ['big', big]]) });
+  const app = createServer({ indices: new Map(), fetcher, streams: new Map([['colours', served], ['big', big]]) });
   base = await app.listen({ port: 0, host: '127.0.0.1' });
   close = async () => {
     await app.close();
@@ -133,6 +134,31 @@ describe('stream endpoints', () => {
   });
 });
 
+describe('a stream that cannot deliver says why', () => {
+  test('every host refused (private addresses): an HTTP error with the reasons and the hint, and a log line', async () => {
+    const w = world();
+    const plan = await loadPlan(await w.spec([{ name: 'red', count: 10 }], { fetch: { allow_private_networks: false, timeout: 5, retries: 0, concurrency: 32 } }));
+    const context = await createStreamContext(plan);
+    const logs: string[] = [];
+    const fetcher = createFetcher({});
+    const app = createServer({ indices: new Map(), fetcher, streams: new Map([['private', servedStream(plan, context)]]), log: (l) => logs.push(l) });
+    const url = await app.listen({ port: 0, host: '127.0.0.1' });
+    try {
+      const res = await request(`${url}/streams/private/0.tar`);
+      expect(res.statusCode).toBe(502);
+      const body = (await res.body.json()) as { code: string; error: string; hint: string };
+      expect(body.code).toBe('STREAM_EXHAUSTED');
+      expect(body.error).toMatch(/query red: none of the \d+ candidates of this partition could be downloaded \(private_address \d+\)/);
+      expect(body.hint).toMatch(/allow_private_networks: true/);
+      expect(logs.join('\n')).toMatch(/stream private partition 0 of 1 could not start: STREAM_EXHAUSTED: query red/);
+    } finally {
+      await app.close();
+      await fetcher.close();
+      await context.close();
+    }
+  });
+});
+
 describe('a stream served while its plan is still being resolved', () => {
   /**
    * A complete plan made to look half-resolved: its first block is 10 live links (epoch 0 walks the stripe in
@@ -186,11 +212,43 @@ describe('a stream served while its plan is still being resolved', () => {
     }
   });
 
+  test('a long search that fails after the first block: the tar ends with __error__.json and no end blocks; logged', async () => {
+    const { plan, fail } = await growingPlan();
+    const { stream: failing, context } = await openServedStream('failing', plan);
+    const fetcher = createFetcher({});
+    const logs: string[] = [];
+    const app = createServer({ indices: new Map(), fetcher, streams: new Map([['failing', failing]]), log: (l) => logs.push(l) });
+    const url = await app.listen({ port: 0, host: '127.0.0.1' });
+    try {
+      const res = await request(`${url}/streams/failing/0.tar`);
+      expect(res.statusCode).toBe(200);
+      const chunks: Buffer[] = [];
+      const reading = (async () => {
+        for await (const chunk of res.body) chunks.push(chunk as Buffer);
+      })();
+      for (let waited = 0; failing.stats.delivered < 10 && waited < 10_000; waited += 50) await new Promise((r) => setTimeout(r, 50));
+      fail(new ClipstreamError('INDEX_INVALID', 'the index went away'));
+      await reading.catch(() => {});
+      const body = Buffer.concat(chunks);
+      const names = tarNames(body);
+      expect(names.filter((n) => n.endsWith('.jpg'))).toHaveLength(10);
+      expect(names.at(-1)).toBe('__error__.json');
+      const last = JSON.parse(tarMember(body, '__error__.json')) as { code: string; error: string };
+      expect(last).toMatchObject({ code: 'INDEX_INVALID', error: 'the index went away' });
+      expect(body.subarray(-1024).every((b) => b === 0)).toBe(false); // no end-of-archive blocks: readers see it cut short
+      expect(logs.join('\n')).toMatch(/stream failing partition 0 of 1 failed: INDEX_INVALID: the index went away/);
+    } finally {
+      await app.close();
+      await fetcher.close();
+      await context.close();
+    }
+  });
+
   test('serves the first block at once and the rest when the long search ends', async () => {
     const { plan, live, release } = await growingPlan();
     const { stream: growing, context } = await openServedStream('growing', plan);
     const fetcher = createFetcher({});
-    const app = clipBackServer({ indices: new Map(), fetcher, streams: new Map([['growing', growing]]) });
+    const app = createServer({ indices: new Map(), fetcher, streams: new Map([['growing', growing]]) });
     const url = await app.listen({ port: 0, host: '127.0.0.1' });
     try {
       const res = await request(`${url}/streams/growing/0.tar`);
@@ -223,3 +281,26 @@ describe('a stream served while its plan is still being resolved', () => {
     }
   });
 });
+
+/** Member names of a tar in a buffer (ustar headers, 512-byte blocks), stopping at the first zero block. */
+function tarNames(tar: Buffer): string[] {
+  const names: string[] = [];
+  for (let at = 0; at + 512 <= tar.length; ) {
+    const header = tar.subarray(at, at + 512);
+    if (header.every((b) => b === 0)) break;
+    names.push(header.subarray(0, 100).toString('utf8').replace(/\0.*$/s, ''));
+    const size = parseInt(header.subarray(124, 136).toString('ascii').replace(/\0.*$/s, '').trim(), 8);
+    at += 512 + Math.ceil(size / 512) * 512;
+  }
+  return names;
+}
+
+function tarMember(tar: Buffer, name: string): string {
+  for (let at = 0; at + 512 <= tar.length; ) {
+    const header = tar.subarray(at, at + 512);
+    const size = parseInt(header.subarray(124, 136).toString('ascii').replace(/\0.*$/s, '').trim(), 8);
+    if (header.subarray(0, 100).toString('utf8').replace(/\0.*$/s, '') === name) return tar.subarray(at + 512, at + 512 + size).toString('utf8');
+    at += 512 + Math.ceil(size / 512) * 512;
+  }
+  throw new Error(`no member ${name}`);
+}
