@@ -1,4 +1,4 @@
-// Writes color-CLIP, the tiny generated CLIP-format test model (DESIGN.md §7), to a folder:
+// Writes color-CLIP, the tiny generated CLIP-format test model , to a folder:
 //   node scripts/make-color-clip.mjs <out-dir> [--dim 64] [--image-size 32]
 // It runs the built library (dist/clip/color-clip.js): build first with `npm run build` (scripts/env.sh does it).
 import { existsSync } from 'node:fs';

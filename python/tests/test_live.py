@@ -15,7 +15,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from clipstream import ClipStreamDataset, ServeError, StateError, StateTracker, StreamError, collate, list_streams, serve
-from live import COUNTS, REPO
+from live import COUNTS, REPO, cli_command
 
 STREAM = "colours"
 
@@ -388,3 +388,17 @@ def test_examples_train_trains_checkpoints_and_resumes(live, tmp_path):
     assert "resumed from" in result.stdout
     assert "no sample seen twice" in result.stdout
     assert (tmp_path / "ckpt.pt").exists()
+
+
+def test_the_demos_python_lines_run_while_the_world_is_served(world):
+    """`clipstream demo` ends by printing how to train on its stream from Python; with `demo --world DIR` serving
+    (the world fixture runs exactly that), those lines run as printed."""
+    script = f"import('{REPO / 'dist' / 'cli' / 'demo.js'}').then((m) => console.log(m.pythonLines({json.dumps(str(world.dir))}).join('\\n')))"
+    node = cli_command()[0]  # CLIPSTREAM_CLI is "NODE dist/cli/main.js" in the test script
+    printed = subprocess.run([node, "--input-type=module", "-e", script], capture_output=True, text=True, check=True).stdout
+    assert f"./clipstream demo --world {world.dir}" in printed
+    code = "\n".join(line[2:] for line in printed.splitlines() if line.startswith("  ") and not line.startswith("  ./clipstream"))
+    code = code.replace("for batch in loader: ...", "batches = list(loader)")
+    scope = {}
+    exec(code, scope)  # noqa: S102 - the printed lines, as a user pastes them
+    assert sum(len(b["image"]) for b in scope["batches"]) == 300  # the demo spec: red 150, blue 100, green 50

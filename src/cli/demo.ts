@@ -1,5 +1,5 @@
 import { Command } from 'commander';
-import { relative } from 'node:path';
+import { dirname, relative } from 'node:path';
 import { runDemo, startDemoWorld } from '../demo/run.js';
 import { countProgress } from './count-progress.js';
 import { toNumber } from './parse.js';
@@ -36,16 +36,27 @@ export function demoCommand(): Command {
           `shards:         ${result.shards.map(rel).join(', ')}  (+ parquet, manifest.jsonl)`,
           `contact sheet:  ${rel(result.contactSheet)}  (one row per query)`,
           '',
-          'The same stream in PyTorch (pip install ./python):',
-          '  from clipstream import serve, ClipStreamDataset',
-          '  from torch.utils.data import DataLoader',
-          `  with serve("${rel(result.world.specPath)}") as server:   # needs: clipstream demo --world ${rel(result.world.specPath).replace(/\/spec\.yaml$/, '')} running`,
-          '      loader = DataLoader(ClipStreamDataset(server.url, decode="tensor"), batch_size=32, num_workers=2)',
-          '      for batch in loader: ...',
-          '',
+          ...pythonLines(rel(dirname(result.world.specPath))),
         ].join('\n'),
       );
     });
+}
+
+/**
+ * How to train on the demo stream from Python. The demo's image server stops with the demo, so the lines start
+ * with the command that serves the world again (same folder, same spec, the spec rewritten for the new server).
+ */
+export function pythonLines(worldDir: string): string[] {
+  return [
+    'The same stream in PyTorch: the demo\'s images were served only while it ran; serve them again with',
+    `  ./clipstream demo --world ${worldDir}        # leave it running (Ctrl-C stops it), then in Python (pip install ./python):`,
+    '  from clipstream import serve, ClipStreamDataset',
+    '  from torch.utils.data import DataLoader',
+    `  with serve("${worldDir}/spec.yaml") as server:`,
+    '      loader = DataLoader(ClipStreamDataset(server.url, decode="tensor"), batch_size=32, num_workers=2)',
+    '      for batch in loader: ...',
+    '',
+  ];
 }
 
 async function serveWorld(dir: string, count: number): Promise<void> {

@@ -1,5 +1,5 @@
 /**
- * color-CLIP: a tiny CLIP-format model generated from code (DESIGN.md §7), so tests and the demo run a real
+ * color-CLIP: a tiny CLIP-format model generated from code, so tests and the demo run a real
  * CLIP code path (transformers.js + onnxruntime-node) without downloading weights.
  *
  * The folder has the layout of a Xenova/clip-* export: config.json, preprocessor_config.json, tokenizer.json,

@@ -1,6 +1,6 @@
 /** Shared shapes between bricks. Data flows one way: io → fetch → image → sink. */
 
-/** Stable failure codes carried by every failed sample (DESIGN.md §2). */
+/** Stable failure codes carried by every failed sample: users and stats files branch on them, so they never change. */
 export type FailureReason =
   | `http_${number}`
   | 'timeout'

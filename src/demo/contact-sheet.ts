@@ -7,20 +7,20 @@ export interface LabelledImage {
 
 /**
  * A PNG grid of thumbnails, one row per label, the label written at the start of the row: a person sees at a
- * glance that "red" gave red.
+ * glance that "red" gave red. Rows follow `order` (the spec's queries), then any other label as first met.
  */
 export async function writeContactSheet(
   path: string,
   images: LabelledImage[],
-  { thumb = 96, perRow = 8, gap = 6, labelWidth = 140 } = {},
-): Promise<{ rows: number; thumbnails: number }> {
+  { thumb = 96, perRow = 8, gap = 6, labelWidth = 140, order = [] as string[] } = {},
+): Promise<{ rows: number; labels: string[]; thumbnails: number }> {
   const byLabel = new Map<string, Buffer[]>();
   for (const { label, image } of images) {
     const list = byLabel.get(label) ?? [];
     if (list.length < perRow) list.push(image);
     byLabel.set(label, list);
   }
-  const labels = [...byLabel.keys()].sort();
+  const labels = [...new Set([...order.filter((l) => byLabel.has(l)), ...byLabel.keys()])];
   const width = labelWidth + perRow * (thumb + gap) + gap;
   const height = Math.max(1, labels.length) * (thumb + gap) + gap;
   const layers: OverlayOptions[] = [];
@@ -35,7 +35,7 @@ export async function writeContactSheet(
     }
   }
   await sharp({ create: { width, height, channels: 3, background: '#ffffff' } }).composite(layers).png().toFile(path);
-  return { rows: labels.length, thumbnails: count };
+  return { rows: labels.length, labels, thumbnails: count };
 }
 
 function labelImage(label: string, width: number, height: number): Buffer {

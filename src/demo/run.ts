@@ -24,6 +24,8 @@ export interface DemoResult {
   stream: StreamFolderSummary;
   shards: string[];
   contactSheet: string;
+  /** The contact sheet's row labels, top to bottom: the spec's queries in order. */
+  contactSheetRows: string[];
   /** Delivered samples whose pixels have the colour their query names. */
   colourMatches: number;
   delivered: number;
@@ -74,8 +76,8 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
       }
     }
     const contactSheet = join(out, 'contact-sheet.png');
-    await writeContactSheet(contactSheet, thumbs);
-    return { outputFolder: out, world, plan, stream, shards, contactSheet, colourMatches, delivered };
+    const sheet = await writeContactSheet(contactSheet, thumbs, { order: plan.header.queries.map((q) => q.name) });
+    return { outputFolder: out, world, plan, stream, shards, contactSheet, contactSheetRows: sheet.labels, colourMatches, delivered };
   } finally {
     await server.close();
   }

@@ -1,4 +1,4 @@
-/** HTTP for the hostile web (DESIGN.md §5). */
+/** HTTP for the hostile web: deadlines, byte caps, classified retries, 429 cool-downs, opt-outs, the SSRF guard. */
 export { createFetcher, type Fetcher, type FetcherInternals } from './fetcher.js';
 export { defaultFetchOptions, type FetchOptions } from './options.js';
 export { userAgent } from './user-agent.js';

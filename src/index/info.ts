@@ -4,7 +4,7 @@ import { ClipstreamError } from '../core/errors.js';
 
 export type ColumnType = 'string' | 'float64' | 'int64' | 'bool';
 
-/** `clipstream.json`: what an index folder holds and how it was built (DESIGN.md §2 "Index folder"). */
+/** `clipstream.json`: what an index folder holds and how it was built. */
 export interface IndexInfo {
   format_version: 1;
   count: number;

@@ -1,5 +1,5 @@
 /**
- * clip-retrieval "embedding folders" (DESIGN §2): `img_emb/img_emb_{P}.npy`, optional `text_emb/text_emb_{P}.npy`,
+ * clip-retrieval "embedding folders": `img_emb/img_emb_{P}.npy`, optional `text_emb/text_emb_{P}.npy`,
  * `metadata/metadata_{P}.parquet`. Row r of the P files is one sample.
  *
  * Order and ids: partitions are taken in **lexicographic order of their file names** (plain code-unit comparison,
@@ -99,7 +99,7 @@ export async function openEmbeddingFolder(root: string): Promise<EmbeddingFolder
     throw err;
   }
   const images = await listPartitions(join(root, 'img_emb'), 'img_emb', '.npy');
-  if (!images) throw inputNotFound(`no img_emb/ folder in ${root}: ${LAYOUT}`, { hint: 'Run clip-retrieval inference with enable_image=True, or point at its output folder.' });
+  if (!images) throw inputNotFound(`no img_emb/ folder in ${root}: ${LAYOUT}`, { hint: 'Make one with `clipstream inference --input SHARDS --output-folder DIR --model MODEL` (or clip-retrieval inference with enable_image=True), or point at such a folder.' });
   if (images.size === 0) throw inputNotFound(`img_emb/ in ${root} holds no img_emb_{P}.npy files: ${LAYOUT}`);
   const metadata = await listPartitions(join(root, 'metadata'), 'metadata', '.parquet');
   if (!metadata) throw inputNotFound(`no metadata/ folder in ${root}: every img_emb/img_emb_{P}.npy needs metadata/metadata_{P}.parquet`);

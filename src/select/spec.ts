@@ -6,7 +6,7 @@ import { IMAGE_FORMATS } from '../core/types.js';
 import { localPathOf, MAX_QUERY_DIM, parseOptions } from '../core/validation.js';
 import { interpolationSchema } from '../image/interpolation.js';
 
-/** The spec file (DESIGN.md §3): what to stream. Parsed and validated here, once; inside, trusted. */
+/** The spec file (docs/spec.md): what to stream. Parsed and validated here, once; inside, trusted. */
 
 const QUERY_KINDS = ['text', 'image', 'embedding', 'embedding_file'] as const;
 export type QueryKind = (typeof QUERY_KINDS)[number];
@@ -123,7 +123,7 @@ export function parseSpec(input: unknown, source: string, baseDir: string): Spec
     if (err instanceof ClipstreamError) {
       const message = err.message.replace(/^Unknown option/gm, 'Unknown field');
       throw invalidOption(`${source}: ${message.split('\n').join(`\n${source}: `)}`, {
-        hint: 'See docs/streaming.md and DESIGN.md §3 for every field of a spec and its allowed values.',
+        hint: 'docs/spec.md lists every field of a spec, its default and its allowed values.',
       });
     }
     throw err;

@@ -51,7 +51,7 @@ export interface Stream extends AsyncIterable<StreamSample> {
 }
 
 /**
- * One partition of a plan as a stream of resized samples (DESIGN.md §4): exactly `floor(count / P)` samples per
+ * One partition of a plan as a stream of resized samples (docs/streaming.md): exactly `floor(count / P)` samples per
  * query, failures replaced from the partition's own stripe, queries interleaved by weight with a PRNG seeded by
  * (seed, epoch, partition), each stripe's order reshuffled by epoch, a resume state after every sample. Memory is bounded by the window, not the plan.
  */

@@ -20,5 +20,6 @@ describe('clipstream demo', () => {
     const sheet = await sharp(result.contactSheet).metadata();
     expect(sheet.format).toBe('png');
     expect(sheet.height).toBeGreaterThanOrEqual(3 * 96);
+    expect(result.contactSheetRows).toEqual(['red', 'blue', 'green']); // the spec's order (they were sorted: blue, green, red)
   });
 });

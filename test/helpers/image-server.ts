@@ -1,5 +1,5 @@
 /**
- * The test image server (DESIGN.md §7): a real node:http server on 127.0.0.1, port 0, serving generated images of
+ * The test image server: a real node:http server on 127.0.0.1, port 0, serving generated images of
  * known size/colour/format and every fault the web throws at a downloader. Images are made with sharp on first use
  * and cached in memory. Reused by the fetch, download, stream tests and the benchmarks.
  *
