@@ -1,6 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, readdir, readFile, rename, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { Semaphore } from '../core/async.js';
 import { ClipstreamError, invalidOption } from '../core/errors.js';
 import { IMAGE_FORMATS, type FailureReason, type ImageFormat } from '../core/types.js';
 
@@ -31,6 +32,8 @@ export interface SampleCache {
 }
 
 const MAGIC = Buffer.from('CSC1');
+/** Cache files read or written at once (per cache, i.e. per served stream). */
+const FILES_AT_ONCE = 64;
 const HEADER = 12; // magic (4) + json length + image length (uint32 BE each): a truncated file is detected
 
 /** Failures that will fail again: worth remembering. Timeouts, 5xx, 429 and network errors may not. */
@@ -103,14 +106,19 @@ export async function openSampleCache(o: { dir: string; maxBytes: number; namesp
     }
   }
 
+  // Every partition's window reads ahead (hundreds of attempts each): bound the files open at once, or a server
+  // with a warm cache and a few readers held 800 fds (bench/soak), past a default `ulimit -n` of 1024.
+  const files = new Semaphore(FILES_AT_ONCE);
+
   return {
     async get(url) {
       const path = pathOf(url);
       let data: Buffer;
       try {
-        data = await readFile(path);
-      } catch {
-        if (entries.has(path)) await forget(path);
+        data = await files.use(() => readFile(path));
+      } catch (err) {
+        // only a file that is gone is forgotten: EMFILE or EIO must not delete a good entry
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT' && entries.has(path)) await forget(path);
         counters.misses++;
         return undefined;
       }
@@ -134,7 +142,7 @@ export async function openSampleCache(o: { dir: string; maxBytes: number; namesp
       const tmp = `${path}.tmp-${randomBytes(6).toString('hex')}`;
       try {
         await mkdir(join(path, '..'), { recursive: true });
-        await writeFile(tmp, data);
+        await files.use(() => writeFile(tmp, data));
         await rename(tmp, path);
       } catch {
         await rm(tmp, { force: true }).catch(() => {});
