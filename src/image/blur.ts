@@ -84,6 +84,11 @@ export async function blurBoxes(image: RawImage, boxes: readonly BlurBox[]): Pro
   return { ...image, data: out };
 }
 
+/** Whether any box covers a pixel of a width × height image (else blurBoxes changes nothing). */
+export function blursAnything(boxes: readonly BlurBox[] | undefined, width: number, height: number): boolean {
+  return boxes !== undefined && maskRects(boxes, width, height).rects.length > 0;
+}
+
 interface Rect {
   x0: number;
   y0: number;
@@ -112,10 +117,10 @@ export function maskRects(boxes: readonly BlurBox[], width: number, height: numb
   return { rects, longestSide };
 }
 
-/** blurrer.py: σ = 0.1 × the longest box side, kernel 2·ceil(σ)+1, at least 3. */
+/** blurrer.py: σ = 0.1 × the longest box side, kernel 2·ceil(σ)+1, at least 3 (at most sharp's 1001: a 5000 px box). */
 export function kernelSize(longestSide: number): number {
   const k = Math.max(3, Math.trunc(2 * Math.ceil(0.1 * longestSide) + 1));
-  return k % 2 === 0 ? k + 1 : k;
+  return Math.min(MAX_KERNEL, k % 2 === 0 ? k + 1 : k);
 }
 
 /** cv2.getGaussianKernel(k, 0): fixed binomial kernels up to 7 taps, else σ = 0.3·((k−1)/2 − 1) + 0.8. */
@@ -132,15 +137,29 @@ export function gaussianKernel(k: number): number[] {
   return weights.map((w) => w / sum);
 }
 
-/** Two 1-D libvips convolutions (rows, then columns). Integer weights: libvips' fast 8-bit path. */
+/** sharp's largest kernel side. */
+const MAX_KERNEL = 1001;
+
+/**
+ * Two 1-D libvips convolutions (rows, then columns). sharp takes kernels of 3 to 1001 taps a side, so a 1-D
+ * kernel is the middle row (column) of a k×3 (3×k) one: libvips skips the zero weights. Integer weights keep
+ * libvips on its fast 8-bit path.
+ */
 async function convolveSeparable(image: RawImage, kernel: number[]): Promise<RawImage> {
+  const k = kernel.length;
   const weights = kernel.map((w) => Math.round(w * 65_536));
   const scale = weights.reduce((a, b) => a + b, 0);
+  const zeros = new Array<number>(k).fill(0);
+  const rows = [...zeros, ...weights, ...zeros];
+  const columns = weights.flatMap((w) => [0, w, 0]);
   const pass = async (input: RawImage, horizontal: boolean): Promise<RawImage> => {
-    const { data } = await sharp(input.data, { raw: { width: input.width, height: input.height, channels: input.channels } })
-      .convolve({ width: horizontal ? weights.length : 1, height: horizontal ? 1 : weights.length, kernel: weights, scale })
+    const { data, info } = await sharp(input.data, { raw: { width: input.width, height: input.height, channels: input.channels } })
+      .convolve({ width: horizontal ? k : 3, height: horizontal ? 3 : k, kernel: horizontal ? rows : columns, scale })
+      // sharp writes a one-band image as sRGB unless told otherwise
+      .toColourspace(input.channels === 1 ? 'b-w' : 'srgb')
       .raw()
       .toBuffer({ resolveWithObject: true });
+    if (info.channels !== input.channels) throw new Error(`blur: ${input.channels} bands in, ${info.channels} out`);
     return { ...input, data };
   };
   return pass(await pass(image, true), false);

@@ -5,7 +5,7 @@ import { encodeNpyHeader } from '../io/npy-header.js';
 import { planResize, type ResizeMode } from './geometry.js';
 import { INTERPOLATIONS, type Interpolation } from './interpolation.js';
 import { JPEG_MAX_DIMENSION, readJpegHeader, type JpegHeader } from './jpeg-header.js';
-import { blurBoxes, type BlurBox } from './blur.js';
+import { blurBoxes, blursAnything, type BlurBox } from './blur.js';
 import { withJfif } from './jfif.js';
 import { sniffImageFormat, type SniffedFormat } from './sniff.js';
 
@@ -139,8 +139,9 @@ export async function processImage(bytes: Buffer, o: ImageOptions, extras: Image
 
   // As img2dataset, alpha always forces a re-encode (it is flattened). Unlike img2dataset, an identity resize
   // (already at the target size) keeps the bytes too: the pixels would be the same, re-encoding only loses quality.
-  // Boxes to blur always force a re-encode (img2dataset would keep the unblurred bytes here).
-  const samePixels = !plan.resize && !plan.crop && !plan.pad && orientation === 1 && !meta.hasAlpha && !extras.blur?.length;
+  // Boxes to blur force a re-encode (img2dataset would keep the unblurred bytes here).
+  const blur = blursAnything(extras.blur, plan.resize?.width ?? ow, plan.resize?.height ?? oh) ? extras.blur : undefined;
+  const samePixels = !plan.resize && !plan.crop && !plan.pad && orientation === 1 && !meta.hasAlpha && !blur;
   if (o.skipReencode && samePixels && sniffed === o.encodeFormat) {
     // Kept without a decode: bytes whose header only our walk has read get libvips' header check first.
     if (jpeg) {
@@ -164,7 +165,7 @@ export async function processImage(bytes: Buffer, o: ImageOptions, extras: Image
   }
   try {
     // img2dataset blurs after the resize, before the crop or the padding
-    if (extras.blur?.length) pipeline = await blurred(pipeline, extras.blur);
+    if (blur) pipeline = await blurred(pipeline, blur);
     if (plan.crop) pipeline = pipeline.extract(plan.crop);
     if (plan.pad) pipeline = pipeline.extend({ ...plan.pad, background: WHITE });
     const { data, info } = await encode(pipeline, o.encodeFormat, o.encodeQuality).toBuffer({ resolveWithObject: true });
