@@ -48,7 +48,7 @@ export async function download(input: DownloadOptionsInput, hooks: DownloadHooks
     inputFormat: options.inputFormat,
     urlCol: options.urlCol,
     captionCol: options.captionCol,
-    additionalColumns: [...new Set([...options.saveAdditionalColumns, ...(options.verifyHash ? [options.verifyHash[0]] : [])])],
+    additionalColumns: [...new Set([...options.saveAdditionalColumns, ...[options.bboxCol, options.verifyHash?.[0]].filter((c) => c !== undefined)])],
   };
   const files = await inspectUrlList(listOptions);
 
