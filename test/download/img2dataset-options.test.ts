@@ -36,18 +36,18 @@ describe("img2dataset's field order: sample json and shard parquet", () => {
     const path = await writeCsv(join(dir, 'u.csv'), ['url', 'text', 'license', 'faces', 'h'], [[url, 'a cat', 'cc-by', '[]', 'f'.repeat(64)]]);
     const out = join(dir, 'o');
     await download({ ...base, urlList: path, outputFolder: out, inputFormat: 'csv', captionCol: 'text', saveAdditionalColumns: ['license'], bboxCol: 'faces' });
-    const [{ meta }] = await metas(out);
-    expect(Object.keys(meta!)).toEqual(['license', 'faces', 'caption', 'url', ...OUTCOME, 'exif', 'sha256', 'reason']);
+    const { meta } = (await metas(out))[0]!;
+    expect(Object.keys(meta)).toEqual(['license', 'faces', 'caption', 'url', ...OUTCOME, 'exif', 'sha256', 'reason']);
     const parquet = await readParquet(join(out, '00000.parquet'));
-    expect(parquet.columns.map((c) => c.name)).toEqual(Object.keys(meta!));
+    expect(parquet.columns.map((c) => c.name)).toEqual(Object.keys(meta));
 
     // with --verify-hash img2dataset's parquet has the hash where its reader put the verify column: before url
     const verified = join(dir, 'v');
     const bytes = new Uint8Array(await (await fetch(url)).arrayBuffer());
     const listed = await writeCsv(join(dir, 'v.csv'), ['url', 'text', 'h'], [[url, 'a cat', sha256(bytes)]]);
     await download({ ...base, urlList: listed, outputFolder: verified, inputFormat: 'csv', captionCol: 'text', verifyHash: ['h', 'sha256'] });
-    const [{ meta: vmeta }] = await metas(verified);
-    expect(Object.keys(vmeta!)).toEqual(['caption', 'url', ...OUTCOME, 'exif', 'sha256', 'reason']);
+    const { meta: vmeta } = (await metas(verified))[0]!;
+    expect(Object.keys(vmeta)).toEqual(['caption', 'url', ...OUTCOME, 'exif', 'sha256', 'reason']);
     expect((await readParquet(join(verified, '00000.parquet'))).columns.map((c) => c.name)).toEqual([
       'caption', 'sha256', 'url', ...OUTCOME, 'exif', 'reason',
     ]);
@@ -59,8 +59,8 @@ describe("img2dataset's field order: sample json and shard parquet", () => {
     await writeFile(path, `${server.url}/img/20x20.jpg\n`);
     const out = join(dir, 'o');
     await download({ ...base, urlList: path, outputFolder: out, extractExif: false, computeHash: 'none' });
-    const [{ meta }] = await metas(out);
-    expect(Object.keys(meta!)).toEqual(['url', ...OUTCOME, 'reason']);
+    const { meta } = (await metas(out))[0]!;
+    expect(Object.keys(meta)).toEqual(['url', ...OUTCOME, 'reason']);
     expect((await readParquet(join(out, '00000.parquet'))).columns.map((c) => c.name)).toEqual(['url', ...OUTCOME, 'reason']);
   });
 });
@@ -72,10 +72,10 @@ describe('--extract-exif (default on)', () => {
     await writeFile(path, [`${server.url}/exif/60x40.jpg?orientation=6`, `${server.url}/status/404`].join('\n'));
     const out = join(dir, 'o');
     await download({ ...base, urlList: path, outputFolder: out });
-    const [{ meta }] = await metas(out);
-    expect(JSON.parse(meta!.exif as string)).toMatchObject({ 'Image Orientation': 'Rotated 90 CW' });
+    const { meta } = (await metas(out))[0]!;
+    expect(JSON.parse(meta.exif as string)).toMatchObject({ 'Image Orientation': 'Rotated 90 CW' });
     const rows = (await readParquet(join(out, '00000.parquet'))).rows;
-    expect(rows.find((r) => r.status === 'success')!.exif).toBe(meta!.exif);
+    expect(rows.find((r) => r.status === 'success')!.exif).toBe(meta.exif);
     expect(rows.find((r) => r.status !== 'success')!.exif).toBeNull();
   });
 });
@@ -117,9 +117,9 @@ describe('--disable-all-reencoding', () => {
     const out = join(dir, 'o');
     const summary = await download({ ...base, urlList: path, outputFolder: out, disableAllReencoding: true });
     expect(summary).toMatchObject({ successes: 1, failedToResize: 1, reasons: { not_an_image: 1 } });
-    const [{ sample, meta }] = await metas(out);
+    const { sample, meta } = (await metas(out))[0]!;
     // img2dataset names the member after --encode-format whatever the bytes are
-    expect(Buffer.compare(sample!.jpg as Buffer, Buffer.from(await (await fetch(png)).arrayBuffer()))).toBe(0);
+    expect(Buffer.compare(sample.jpg as Buffer, Buffer.from(await (await fetch(png)).arrayBuffer()))).toBe(0);
     expect(meta).toMatchObject({ width: null, height: null, original_width: null, original_height: null, exif: '{}', status: 'success' });
   });
 });
