@@ -63,23 +63,39 @@ export interface RawImage {
  * cv2's σ for that size — and the blurred mask mixes blurred into original pixels, so the edges are feathered.
  * Pixels further than the kernel's radius from every grown box keep their exact values (img2dataset's float
  * round trip truncates some of them by one level; here they are not touched). The convolutions run in libvips,
- * separably (two 1-D passes), with edges replicated where cv2 reflects them.
+ * separably (two 1-D passes), over the boxes' surroundings only, with edges replicated where cv2 reflects them
+ * (at the image's edges; inside it the region is wide enough for the result to be the whole image's).
  * Returns the image unchanged when no box covers a pixel.
  */
 export async function blurBoxes(image: RawImage, boxes: readonly BlurBox[]): Promise<RawImage> {
-  const { width, height } = image;
+  const { width, height, channels: c } = image;
   const { rects, longestSide } = maskRects(boxes, width, height);
   if (rects.length === 0) return image;
   const kernel = gaussianKernel(kernelSize(longestSide));
-  const mask = Buffer.alloc(width * height);
-  for (const r of rects) for (let y = r.y0; y < r.y1; y++) mask.fill(255, y * width + r.x0, y * width + r.x1);
-  const [blurred, feather] = await Promise.all([convolveSeparable(image, kernel), convolveSeparable({ data: mask, width, height, channels: 1 }, kernel)]);
+  // Only the region within two kernel radii of the boxes is convolved: the mask's blur reaches one radius out,
+  // and the image's blur there reads one more.
+  const reach = kernel.length - 1;
+  const x0 = Math.max(0, Math.min(...rects.map((r) => r.x0)) - reach);
+  const y0 = Math.max(0, Math.min(...rects.map((r) => r.y0)) - reach);
+  const w = Math.min(width, Math.max(...rects.map((r) => r.x1)) + reach) - x0;
+  const h = Math.min(height, Math.max(...rects.map((r) => r.y1)) + reach) - y0;
+  const region = Buffer.alloc(w * h * c);
+  for (let y = 0; y < h; y++) image.data.copy(region, y * w * c, ((y0 + y) * width + x0) * c, ((y0 + y) * width + x0 + w) * c);
+  const mask = Buffer.alloc(w * h);
+  for (const r of rects) for (let y = r.y0; y < r.y1; y++) mask.fill(255, (y - y0) * w + r.x0 - x0, (y - y0) * w + r.x1 - x0);
+  const [blurred, feather] = await Promise.all([
+    convolveSeparable({ data: region, width: w, height: h, channels: c }, kernel),
+    convolveSeparable({ data: mask, width: w, height: h, channels: 1 }, kernel),
+  ]);
   const out = Buffer.from(image.data);
-  const c = image.channels;
-  for (let p = 0; p < width * height; p++) {
-    const m = feather.data[p]!;
-    if (m === 0) continue;
-    for (let i = p * c; i < p * c + c; i++) out[i] = Math.round(out[i]! + ((blurred.data[i]! - out[i]!) * m) / 255);
+  for (let y = 0; y < h; y++) {
+    for (let x = 0; x < w; x++) {
+      const m = feather.data[y * w + x]!;
+      if (m === 0) continue;
+      const at = ((y0 + y) * width + x0 + x) * c;
+      const from = (y * w + x) * c;
+      for (let i = 0; i < c; i++) out[at + i] = Math.round(out[at + i]! + ((blurred.data[from + i]! - out[at + i]!) * m) / 255);
+    }
   }
   return { ...image, data: out };
 }
