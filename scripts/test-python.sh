@@ -4,8 +4,7 @@
 # Sets up what it needs on a fresh machine: Debian's python3-torch and python3-torchvision (apt-get, when root;
 # torchvision is optional), a venv with the system
 # site packages (never PyPI's torch) at $CLIPSTREAM_PY_VENV (default ~/.cache/clipstream/venv-python) holding
-# pytest, webdataset, torchdata, img2dataset and exifread-nocycle (the last three --no-deps, pinned), and
-# `pip install ./python`. Writes pytest's closing line to
+# pytest, webdataset and torchdata (--no-deps), and `pip install ./python`. Writes pytest's closing line to
 # REPORT_FILE (scripts/summarize-tests.mjs adds it up); a set-up failure is written there as an error, never as a
 # silent skip. Node >= 22 and dist/ come from scripts/env.sh.
 report="${1:-/dev/null}"
@@ -54,15 +53,15 @@ if ! "$venv/bin/python" -c 'import pytest, webdataset' >/dev/null 2>&1; then
   echo "test-python: installing pytest and webdataset into $venv …" >&2
   "${pip[@]}" install 'pytest>=7' 'webdataset==1.0.2' || fail "pip install pytest webdataset failed"
 fi
+# torchdata for StatefulDataLoader, without its dependencies: it would pull PyPI's torch over Debian's.
+if ! "$venv/bin/python" -c 'import torchdata.stateful_dataloader' >/dev/null 2>&1; then
+  "${pip[@]}" install --no-deps 'torchdata==0.11.0' || echo "test-python: torchdata could not be installed; its tests will be skipped" >&2
+fi
 # img2dataset itself, only to be read: test_img2dataset_compat.py lists its download() options from its source and
 # compares our exif field with exifread's (the version img2dataset pins). No dependencies: nothing imports img2dataset.
 if ! "$venv/bin/python" -c 'import importlib.metadata as m, exifread, sys; sys.exit(m.version("img2dataset") != "1.47.0")' >/dev/null 2>&1; then
   echo "test-python: installing img2dataset 1.47.0 and exifread-nocycle 3.0.1 (no dependencies) into $venv …" >&2
   "${pip[@]}" install --no-deps 'img2dataset==1.47.0' 'exifread-nocycle==3.0.1' || fail "pip install img2dataset exifread-nocycle failed"
-fi
-# torchdata for StatefulDataLoader, without its dependencies: it would pull PyPI's torch over Debian's.
-if ! "$venv/bin/python" -c 'import torchdata.stateful_dataloader' >/dev/null 2>&1; then
-  "${pip[@]}" install --no-deps 'torchdata==0.11.0' || echo "test-python: torchdata could not be installed; its tests will be skipped" >&2
 fi
 "$venv/bin/python" -c 'import torch, sys; sys.exit("PyPI torch in the venv" if "dist-packages" not in torch.__file__ else 0)' ||
   fail "the venv's torch is not Debian's (a dependency pulled PyPI's torch?): remove $venv"
