@@ -92,7 +92,7 @@ function jpegExif(bytes: Uint8Array): { start: number } | null {
       windowEnd = Math.min(bytes.length, windowStart + JPEG_SEARCH_WINDOW);
     }
     if (marker === 0xdb || at + 8 > windowEnd) return false;
-    if (marker === 0xe1 && isExif(bytes, body, Math.max(length, 4))) {
+    if (marker === 0xe1 && isExif(bytes, body, length)) {
       found = body + 6;
       return false;
     }
