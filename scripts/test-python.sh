@@ -64,6 +64,12 @@ fi
 if ! "$venv/bin/python" -c 'import torchdata.stateful_dataloader' >/dev/null 2>&1; then
   "${pip[@]}" install --no-deps 'torchdata==0.11.0' || echo "test-python: torchdata could not be installed; its tests will be skipped" >&2
 fi
+# img2dataset itself, only to be read: test_img2dataset_compat.py lists its download() options from its source and
+# compares our exif field with exifread's (the version img2dataset pins). No dependencies: nothing imports img2dataset.
+if ! "$venv/bin/python" -c 'import importlib.metadata as m, exifread, sys; sys.exit(m.version("img2dataset") != "1.47.0")' >/dev/null 2>&1; then
+  echo "test-python: installing img2dataset 1.47.0 and exifread-nocycle 3.0.1 (no dependencies) into $venv …" >&2
+  "${pip[@]}" install --no-deps 'img2dataset==1.47.0' 'exifread-nocycle==3.0.1' || fail "pip install img2dataset exifread-nocycle failed"
+fi
 "$venv/bin/python" -c 'import torch, sys; sys.exit("PyPI torch in the venv" if "dist-packages" not in torch.__file__ else 0)' ||
   fail "the venv's torch is not Debian's (a dependency pulled PyPI's torch?): remove $venv"
 # Non-editable, and from a copy: the suite tests the package as pip installs it, and leaves no build/ behind.

@@ -2,7 +2,7 @@ import { Command, Option } from 'commander';
 import { invalidOption } from '../core/errors.js';
 import { IMAGE_FORMATS } from '../core/types.js';
 import { download, type DownloadSummary } from '../download/run.js';
-import type { DownloadOptionsInput } from '../download/options.js';
+import { downloadNotices, type DownloadOptionsInput } from '../download/options.js';
 import { INTERPOLATION_NAMES } from '../image/interpolation.js';
 import { formatDuration, showProgress } from './progress-view.js';
 import { toBoolean, toList, toLocalPath, toNumber } from './parse.js';
@@ -20,6 +20,7 @@ export function downloadCommand(): Command {
     .addOption(new Option('--input-format <fmt>', 'input format').choices(['txt', 'txt.gz', 'csv', 'csv.gz', 'tsv', 'tsv.gz', 'json', 'json.gz', 'jsonl', 'jsonl.gz', 'parquet']).default('txt'))
     .option('--url-col <name>', 'column holding the url', 'url')
     .option('--caption-col <name>', 'column holding the caption (written as {key}.txt)')
+    .option('--bbox-col <name>', 'column of boxes [[x_min,y_min,x_max,y_max],…] in [0,1] to blur (faces); saved with the additional columns')
     .option('--save-additional-columns <list>', 'more input columns to keep, as a JSON list or comma-separated', toList('save-additional-columns'))
     .addOption(new Option('--output-format <fmt>', 'output format').choices(['files', 'webdataset', 'parquet', 'dummy']).default('files'))
     .option('--image-size <px>', 'target size in pixels', num('image-size'), 256)
@@ -30,6 +31,7 @@ export function downloadCommand(): Command {
     .addOption(new Option('--encode-format <fmt>', 'output image format').choices([...IMAGE_FORMATS]).default('jpg'))
     .option('--encode-quality <q>', 'jpg/webp quality 0-100, png compression 0-9', num('encode-quality'), 95)
     .option('--skip-reencode [bool]', 'keep the original bytes when no resize is needed and the format matches', bool('skip-reencode'), false)
+    .option('--disable-all-reencoding [bool]', 'write the downloaded bytes as they are: no decode, resize, filter or blur; sizes are null (for benchmarks)', bool('disable-all-reencoding'), false)
     .option('--min-image-size <px>', 'minimum shorter side of the original', num('min-image-size'), 0)
     .option('--max-image-area <px>', 'maximum area of the original', num('max-image-area'), Infinity)
     .option('--max-aspect-ratio <r>', 'maximum aspect ratio of the original', num('max-aspect-ratio'), Infinity)
@@ -39,9 +41,15 @@ export function downloadCommand(): Command {
     .option('--processes-count <n>', 'worker processes (threads) to use; set it to the number of cores', num('processes-count'), 1)
     .option('--timeout <s>', 'total deadline of one request in seconds (connect + headers + body)', num('timeout'), 10)
     .option('--retries <n>', 'retries for retryable failures (timeouts, 5xx, 429)', num('retries'), 0)
-    .addOption(new Option('--compute-hash <type>', 'hash of the original bytes').choices(['md5', 'sha256', 'sha512', 'none']).default('sha256'))
+    .addOption(new Option('--compute-hash <type>', 'hash of the original bytes').choices(['md5', 'sha256', 'sha512', 'none']).argParser(lower).default('sha256'))
+    .option('--extract-exif [bool]', 'the original image\'s EXIF tags as a JSON string in the exif field (exifread\'s names)', bool('extract-exif'), true)
     .option('--verify-hash <pair>', 'check the hash column, e.g. \'["sha256","sha256"]\' ([column, type])', toList('verify-hash'))
     .addOption(new Option('--incremental-mode <mode>', 'what to do with an existing output folder').choices(['incremental', 'overwrite', 'extend']).default('incremental'))
+    .option('--max-shard-retry <n>', 'times the failed shards run again at the end of the job', num('max-shard-retry'), 1)
+    .option('--distributor <name>', 'multiprocessing: shards on --processes-count worker threads (pyspark and ray are not available)', 'multiprocessing')
+    .option('--subjob-size <n>', 'accepted for img2dataset compatibility; no effect here (it sizes pyspark batches)', num('subjob-size'), 1000)
+    .option('--enable-wandb [bool]', 'accepted; ignored: clipstream does not log to Weights & Biases (progress is printed, counts are in {shard}_stats.json)', bool('enable-wandb'), false)
+    .option('--wandb-project <name>', 'accepted with --enable-wandb; ignored', 'img2dataset')
     .option('--user-agent-token <token>', 'added to the user agent and used for X-Robots-Tag scoping')
     .option('--disallowed-header-directives <list>', 'X-Robots-Tag directives that opt an image out; \'[]\' disables the check', toList('disallowed-header-directives'))
     .option('--per-host-concurrency <n>', 'concurrent requests per host', num('per-host-concurrency'), 16)
@@ -67,13 +75,16 @@ export function downloadCommand(): Command {
       try {
         const summary = await download(options, {
           signal: controller.signal,
-          onStart: (counter) => {
+          onStart: (counter, parsed) => {
+            for (const notice of downloadNotices(parsed)) process.stderr.write(`clipstream: ${notice}\n`);
             stop = showProgress(counter, { label: 'download', intervalSeconds: progressInterval as number });
           },
+          onShardRetry: (round, shards) => process.stderr.write(`\nretrying ${shards} failed shard${shards > 1 ? 's' : ''}, round ${round}\n`),
         });
         stop();
         printSummary(summary);
-        if (summary.failedShards.length > 0) process.exitCode = 1;
+        // img2dataset exits 0 whatever happened; a job that saved nothing or left shards failed is a failure
+        if (summary.failedShards.length > 0 || summary.noSuccessHint !== undefined) process.exitCode = 1;
       } finally {
         stop();
         process.off('SIGINT', onSigint);
@@ -92,6 +103,10 @@ export function printSummary(s: DownloadSummary): void {
   const top = Object.entries(s.reasons).slice(0, 5);
   if (top.length > 0) out.push(`  top failure reasons: ${top.map(([r, n]) => `${r} ${n} (${pct(n)}%)`).join(', ')}`);
   for (const f of s.failedShards) out.push(`  shard ${f.shardId} FAILED: ${f.message}`);
-  if (s.failedShards.length > 0) out.push('  rerun the same command to retry the failed shards (--incremental-mode incremental)');
+  if (s.failedShards.length > 0) {
+    const retried = s.shardRetryRounds > 0 ? `retried ${s.shardRetryRounds} time${s.shardRetryRounds > 1 ? 's' : ''} (--max-shard-retry); ` : '';
+    out.push(`  ${retried}rerun the same command to retry the failed shards (--incremental-mode incremental)`);
+  }
+  if (s.noSuccessHint !== undefined) out.push(`  ${s.noSuccessHint}`);
   process.stdout.write(out.join('\n') + '\n');
 }

@@ -21,6 +21,7 @@ export type FailureReason =
   | 'area_too_large'
   | 'aspect_ratio_too_large'
   | 'hash_mismatch'
+  | 'invalid_bbox'
   | 'encode_error';
 
 /** One row of an input url list. `index` is its position over all input files (0-based). */

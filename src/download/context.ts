@@ -2,6 +2,7 @@ import { availableParallelism } from 'node:os';
 import { Semaphore } from '../core/async.js';
 import { createFetcher } from '../fetch/index.js';
 import type { ImageOptions } from '../image/index.js';
+import { metaFields, metaLayout } from './columns.js';
 import type { DownloadOptions } from './options.js';
 import type { ShardContext } from './shard.js';
 
@@ -17,6 +18,7 @@ export function createShardContext(o: DownloadOptions): ShardContext & { close()
     disallowedHeaderDirectives: o.disallowedHeaderDirectives,
     allowPrivateNetworks: o.allowPrivateNetworks,
   });
+  const layout = metaLayout(o);
   return {
     fetcher,
     image: imageOptions(o),
@@ -24,7 +26,11 @@ export function createShardContext(o: DownloadOptions): ShardContext & { close()
     computeHash: o.computeHash,
     verifyHashCol: o.verifyHash?.[0],
     hasCaption: o.captionCol !== undefined,
-    additionalColumns: o.saveAdditionalColumns,
+    layout,
+    fields: metaFields(layout),
+    extractExif: o.extractExif,
+    bboxCol: o.bboxCol,
+    disableAllReencoding: o.disableAllReencoding,
     outputFolder: o.outputFolder,
     outputFormat: o.outputFormat,
     numberSamplePerShard: o.numberSamplePerShard,

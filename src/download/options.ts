@@ -13,6 +13,17 @@ const outputFormats = ['files', 'webdataset', 'parquet', 'dummy'] as const;
 const resizeModes = ['no', 'keep_ratio', 'keep_ratio_largest', 'center_crop', 'border'] as const;
 const hashes = ['md5', 'sha256', 'sha512', 'none'] as const;
 const incrementalModes = ['incremental', 'overwrite', 'extend'] as const;
+const textFormats: readonly string[] = ['txt', 'txt.gz'];
+
+/**
+ * Where shards run. img2dataset's multiprocessing is our worker threads (--processes-count); its pyspark and ray
+ * are not here. A list, so a queue distributor for many machines is one more entry.
+ */
+export const DISTRIBUTORS = ['multiprocessing'] as const;
+const OTHER_DISTRIBUTORS: Record<string, string> = {
+  pyspark: 'pyspark is not available here',
+  ray: 'ray is not available here',
+};
 
 /** Names img2dataset reserves for its own columns; an additional column may not use them. */
 export const reservedColumns = [
@@ -24,13 +35,15 @@ const positiveInt = z.number().int().min(1);
 /** zod's number() refuses Infinity, img2dataset's default for the area and aspect limits. */
 const unlimited = z.union([z.number().min(0), z.literal(Infinity)]).default(Infinity);
 
-export const downloadOptionsSchema = z
+const baseShape = z
   .object({
     urlList: z.string().min(1),
     outputFolder: z.string().min(1).default('images'),
     inputFormat: z.enum(inputFormats).default('txt'),
     urlCol: z.string().min(1).default('url'),
     captionCol: z.string().min(1).optional(),
+    /** Column of face boxes `[[x_min, y_min, x_max, y_max], …]` in [0, 1] to blur (img2dataset's bbox_col). */
+    bboxCol: z.string().min(1).optional(),
     saveAdditionalColumns: z.array(z.string().min(1)).default([]),
     outputFormat: z.enum(outputFormats).default('files'),
     imageSize: positiveInt.default(256),
@@ -41,6 +54,8 @@ export const downloadOptionsSchema = z
     encodeFormat: z.enum(IMAGE_FORMATS).default('jpg'),
     encodeQuality: z.number().int().min(0).max(100).default(95),
     skipReencode: z.boolean().default(false),
+    /** Write the downloaded bytes as they are: no decode, resize, filter or blur (img2dataset: for benchmarks). */
+    disableAllReencoding: z.boolean().default(false),
     minImageSize: z.number().int().min(0).default(0),
     maxImageArea: unlimited,
     maxAspectRatio: unlimited,
@@ -52,17 +67,28 @@ export const downloadOptionsSchema = z
     timeout: z.number().positive().max(3600).default(10),
     retries: z.number().int().min(0).max(20).default(0),
     computeHash: z.enum(hashes).default('sha256'),
+    /** The original image's EXIF tags as a JSON string in the `exif` field (exifread's names, as img2dataset). */
+    extractExif: z.boolean().default(true),
     /** `[column, hash type]`, as img2dataset. */
     verifyHash: z.tuple([z.string().min(1), z.enum(['md5', 'sha256', 'sha512'])]).optional(),
     incrementalMode: z.enum(incrementalModes).default('incremental'),
+    /** How many more times shards that failed are run at the end of the job (img2dataset's retrier). */
+    maxShardRetry: z.number().int().min(0).max(100).default(1),
+    distributor: z.string().default('multiprocessing'),
+    /** img2dataset: shards per pyspark batch. Accepted; no effect here (no pyspark). */
+    subjobSize: positiveInt.default(1000),
+    /** Accepted; clipstream does not log to Weights & Biases (see downloadNotices). */
+    enableWandb: z.boolean().default(false),
+    wandbProject: z.string().min(1).default('img2dataset'),
     userAgentToken: z.string().min(1).optional(),
     disallowedHeaderDirectives: z.array(z.string()).default(['noai', 'noimageai', 'noindex', 'noimageindex']),
     perHostConcurrency: positiveInt.max(10_000).default(16),
     maxBytes: positiveInt.default(50 * 1024 * 1024),
     allowPrivateNetworks: z.boolean().default(false),
   })
-  .strict()
-  .superRefine((o, ctx) => {
+  .strict();
+
+export const downloadOptionsSchema = baseShape.superRefine((o, ctx) => {
     if (o.encodeFormat === 'png' && o.encodeQuality > 9) {
       ctx.addIssue({
         code: 'custom',
@@ -79,6 +105,7 @@ export const downloadOptionsSchema = z
         });
       }
     }
+    checkCombinations(o, ctx);
     if (o.verifyHash && o.verifyHash[1] !== o.computeHash) {
       ctx.addIssue({
         code: 'custom',
@@ -87,6 +114,29 @@ export const downloadOptionsSchema = z
       });
     }
   });
+
+type Issues = z.core.$RefinementCtx;
+type Parsed = z.output<typeof baseShape>;
+
+function checkCombinations(o: Parsed, ctx: Issues): void {
+  const issue = (path: string, message: string) => ctx.addIssue({ code: 'custom', path: [path], message });
+  if (!(DISTRIBUTORS as readonly string[]).includes(o.distributor)) {
+    const why = OTHER_DISTRIBUTORS[o.distributor] ?? `Expected one of ${DISTRIBUTORS.join(', ')} but received ${JSON.stringify(o.distributor)}`;
+    issue('distributor', `${why}: clipstream runs shards on --processes-count worker threads of one machine (--distributor multiprocessing)`);
+  }
+  if (o.bboxCol !== undefined && textFormats.includes(o.inputFormat)) {
+    issue('bboxCol', `a ${o.inputFormat} url list has only a url column; give the boxes in a csv, tsv, json, jsonl or parquet list`);
+  }
+  if (o.bboxCol !== undefined && (reservedColumns as readonly string[]).includes(o.bboxCol)) {
+    issue('bboxCol', `Column "${o.bboxCol}" is reserved for clipstream's own output; rename it in the url list`);
+  }
+  if (o.disableAllReencoding && o.bboxCol !== undefined) {
+    issue('disableAllReencoding', 'writes the downloaded bytes untouched, so --bbox-col could not blur anything; drop one of the two');
+  }
+  if (o.disableAllReencoding && o.encodeFormat === 'npy') {
+    issue('disableAllReencoding', 'keeps the downloaded bytes, and --encode-format npy needs decoded pixels; drop one of the two');
+  }
+}
 
 export type DownloadOptionsInput = z.input<typeof downloadOptionsSchema>;
 export type DownloadOptions = z.output<typeof downloadOptionsSchema>;
@@ -99,4 +149,16 @@ export function flagName(path: PropertyKey[]): string {
 
 export function parseDownloadOptions(input: unknown): DownloadOptions {
   return parseOptions(downloadOptionsSchema, input, flagName);
+}
+
+/** What the job tells the user once at start about accepted options that do nothing here. */
+export function downloadNotices(o: DownloadOptions): string[] {
+  const notices: string[] = [];
+  if (o.enableWandb) {
+    notices.push(
+      `--enable-wandb is ignored (project "${o.wandbProject}"): clipstream does not log to Weights & Biases; ` +
+        'progress is printed here, and every shard writes its counts to {shard}_stats.json',
+    );
+  }
+  return notices;
 }

@@ -3,9 +3,11 @@ import { ClipstreamError, isClipstreamError } from '../core/errors.js';
 import type { UrlRow } from '../core/types.js';
 import { openParquet } from '../io/parquet-read.js';
 import { inspectUrlList, readUrlList, type UrlListOptions } from '../io/url-list.js';
-import { listDoneShards, removePartialShards } from '../sink/index.js';
+import { listDoneShards, removePartialShards, type ShardStats } from '../sink/index.js';
+import { explainNoSuccess } from './diagnose.js';
 import { parseDownloadOptions, type DownloadOptions, type DownloadOptionsInput } from './options.js';
-import { ProgressCounter } from './progress.js';
+import { ProgressCounter, type SampleDelta } from './progress.js';
+import { retryFailedShards, type FailedShard } from './retry.js';
 import { createInProcessRunner, createWorkerRunner, type ShardRunner } from './runner.js';
 import type { ShardTask } from './shard.js';
 
@@ -13,19 +15,26 @@ export interface DownloadSummary {
   outputFolder: string;
   shardsWritten: number;
   shardsSkipped: number;
-  failedShards: { shardId: number; message: string }[];
+  /** Shards still failed after the retry rounds. */
+  failedShards: FailedShard[];
+  /** Retry rounds run over failed shards (--max-shard-retry). */
+  shardRetryRounds: number;
   count: number;
   successes: number;
   failedToDownload: number;
   failedToResize: number;
   reasons: Record<string, number>;
   durationSeconds: number;
+  /** When rows were processed and none succeeded: why, and what to do (diagnose.ts). */
+  noSuccessHint: string | undefined;
 }
 
 export interface DownloadHooks {
   /** Called once the counter exists, so a caller can render progress while the job runs. */
   onStart?: (progress: ProgressCounter, options: DownloadOptions) => void;
   signal?: AbortSignal;
+  /** Called before each retry round over failed shards. */
+  onShardRetry?: (round: number, shards: number) => void;
 }
 
 /**
@@ -39,7 +48,7 @@ export async function download(input: DownloadOptionsInput, hooks: DownloadHooks
     inputFormat: options.inputFormat,
     urlCol: options.urlCol,
     captionCol: options.captionCol,
-    additionalColumns: [...new Set([...options.saveAdditionalColumns, ...(options.verifyHash ? [options.verifyHash[0]] : [])])],
+    additionalColumns: [...new Set([...options.saveAdditionalColumns, ...[options.bboxCol, options.verifyHash?.[0]].filter((c) => c !== undefined)])],
   };
   const files = await inspectUrlList(listOptions);
 
@@ -51,13 +60,94 @@ export async function download(input: DownloadOptionsInput, hooks: DownloadHooks
   const onDelta = progress.add.bind(progress);
   const runner: ShardRunner =
     options.processesCount > 1 ? createWorkerRunner(options, onDelta) : createInProcessRunner(options, onDelta);
-  const failedShards: DownloadSummary['failedShards'] = [];
-  const inFlight = new Set<Promise<void>>();
-  let shardsWritten = 0;
+  let job: JobOutcome;
   try {
-    for await (const task of shardTasks(readUrlList(listOptions), options.numberSamplePerShard, firstShardId)) {
-      if (hooks.signal?.aborted) break;
-      if (skip.has(task.shardId)) {
+    job = await runJob(options, listOptions, runner, { progress, skip, firstShardId }, hooks);
+  } finally {
+    await runner.close();
+  }
+
+  const snap = job.completed.snapshot();
+  return {
+    outputFolder: options.outputFolder,
+    shardsWritten: job.written,
+    shardsSkipped: progress.snapshot().shardsSkipped,
+    failedShards: job.failed,
+    shardRetryRounds: job.rounds,
+    count: snap.done,
+    successes: snap.successes,
+    failedToDownload: snap.failedToDownload,
+    failedToResize: snap.failedToResize,
+    reasons: snap.reasons,
+    durationSeconds: progress.snapshot().elapsedSeconds,
+    noSuccessHint: explainNoSuccess({ count: snap.done, successes: snap.successes, reasons: snap.reasons, firstUrl: job.firstUrl }, options),
+  };
+}
+
+interface JobOutcome {
+  /** What completed shards wrote (their stats): a shard that failed and ran again counts once. */
+  completed: ProgressCounter;
+  written: number;
+  failed: FailedShard[];
+  rounds: number;
+  firstUrl: string | undefined;
+}
+
+/** The main pass over every shard, then the retry rounds over the failed ones (--max-shard-retry). */
+async function runJob(
+  options: DownloadOptions,
+  listOptions: UrlListOptions,
+  runner: ShardRunner,
+  { progress, skip, firstShardId }: { progress: ProgressCounter; skip: Set<number>; firstShardId: number },
+  hooks: DownloadHooks,
+): Promise<JobOutcome> {
+  const perShard = options.numberSamplePerShard;
+  const tasksFrom = (startIndex: number) => shardTasks(readUrlList(listOptions, startIndex), perShard, firstShardId);
+  const job: JobOutcome = { completed: new ProgressCounter(), written: 0, failed: [], rounds: 0, firstUrl: undefined };
+  const pass = async (tasks: AsyncIterable<ShardTask>) => {
+    const r = await runShards(tasks, runner, { progress, completed: job.completed }, hooks.signal, (task) => {
+      if (task.rows[0]?.index === 0) job.firstUrl = task.rows[0].url;
+      return !skip.has(task.shardId);
+    });
+    job.written += r.done.length;
+    return r;
+  };
+  const first = await pass(tasksFrom(0));
+  const retried = await retryFailedShards(
+    first.failed,
+    hooks.signal?.aborted ? 0 : options.maxShardRetry,
+    async (failed) => {
+      if (hooks.signal?.aborted) return failed;
+      // Read again from the url list (from the first failed shard's first row), not kept in memory.
+      const ids = new Set(failed.map((f) => f.shardId));
+      const r = await pass(onlyShards(tasksFrom((Math.min(...ids) - firstShardId) * perShard), ids));
+      // A shard neither done nor failed again was not reached (stopped): it stays failed as it was.
+      const again = new Map(r.failed.map((f) => [f.shardId, f]));
+      return failed.filter((f) => !r.done.includes(f.shardId)).map((f) => again.get(f.shardId) ?? f);
+    },
+    hooks.onShardRetry,
+  );
+  return { ...job, failed: retried.failed, rounds: retried.rounds };
+}
+
+/**
+ * Runs shard tasks, `runner.capacity` at a time; `wanted` says which to run (the others are skipped shards).
+ * Shards already started are complete units: they finish (or fail) before this returns, even on an abort.
+ */
+async function runShards(
+  tasks: AsyncIterable<ShardTask>,
+  runner: ShardRunner,
+  { progress, completed }: { progress: ProgressCounter; completed: ProgressCounter },
+  signal: AbortSignal | undefined,
+  wanted: (task: ShardTask) => boolean,
+): Promise<{ done: number[]; failed: FailedShard[] }> {
+  const failed: FailedShard[] = [];
+  const inFlight = new Set<Promise<void>>();
+  const done: number[] = [];
+  try {
+    for await (const task of tasks) {
+      if (signal?.aborted) break;
+      if (!wanted(task)) {
         progress.shardSkipped(task.rows.length);
         continue;
       }
@@ -65,36 +155,39 @@ export async function download(input: DownloadOptionsInput, hooks: DownloadHooks
       const job: Promise<void> = runner
         .run(task)
         .then(
-          () => {
-            shardsWritten++;
+          (stats) => {
+            done.push(task.shardId);
             progress.shardDone();
+            completed.add(deltaOf(stats));
           },
           (err: unknown) => {
-            failedShards.push({ shardId: task.shardId, message: err instanceof Error ? err.message : String(err) });
+            failed.push({ shardId: task.shardId, message: err instanceof Error ? err.message : String(err) });
           },
         )
         .finally(() => inFlight.delete(job));
       inFlight.add(job);
     }
   } finally {
-    // Shards already started are complete units: let them finish (or fail) before reporting or rethrowing.
     await Promise.all(inFlight);
-    await runner.close();
   }
+  return { done, failed: failed.sort((a, b) => a.shardId - b.shardId) };
+}
 
-  const snap = progress.snapshot();
+function deltaOf(stats: ShardStats): SampleDelta {
   return {
-    outputFolder: options.outputFolder,
-    shardsWritten,
-    shardsSkipped: snap.shardsSkipped,
-    failedShards,
-    count: snap.done,
-    successes: snap.successes,
-    failedToDownload: snap.failedToDownload,
-    failedToResize: snap.failedToResize,
-    reasons: snap.reasons,
-    durationSeconds: snap.elapsedSeconds,
+    successes: stats.successes,
+    failedToDownload: stats.failed_to_download,
+    failedToResize: stats.failed_to_resize,
+    reasons: stats.reason_dict,
   };
+}
+
+async function* onlyShards(tasks: AsyncIterable<ShardTask>, ids: ReadonlySet<number>): AsyncGenerator<ShardTask> {
+  const last = Math.max(...ids);
+  for await (const task of tasks) {
+    if (ids.has(task.shardId)) yield task;
+    if (task.shardId >= last) return;
+  }
 }
 
 /** Consecutive rows grouped into shards; shards may span input files (img2dataset #170), ids are stable. */

@@ -1,7 +1,7 @@
 import type { Semaphore } from '../core/async.js';
-import type { FailureReason, SampleRecord, SampleStatus, UrlRow } from '../core/types.js';
+import type { FailureReason, ImageFormat, ImageOutcome, SampleRecord, SampleStatus, UrlRow } from '../core/types.js';
 import type { Fetcher } from '../fetch/index.js';
-import { hashBytes, processImage, type HashAlgorithm, type ImageOptions } from '../image/index.js';
+import { exifJson, hashBytes, parseBlurBoxes, processImage, sniffImageFormat, type HashAlgorithm, type ImageOptions } from '../image/index.js';
 
 export interface SampleContext {
   fetcher: Fetcher;
@@ -16,78 +16,99 @@ export interface SampleContext {
   verifyHashCol: string | undefined;
   /** Whether a caption column was given: then every success gets a `.txt` (a null caption is ""). */
   hasCaption: boolean;
-  /** The additional columns to copy into the json / parquet, in order. */
-  additionalColumns: string[];
+  /** The sample json's fields in order (columns.ts metaFields). */
+  fields: string[];
+  /** Fill the `exif` field from the original bytes. */
+  extractExif: boolean;
+  /** Column of boxes to blur (--bbox-col). */
+  bboxCol: string | undefined;
+  /** Keep the downloaded bytes as they are (--disable-all-reencoding). */
+  disableAllReencoding: boolean;
 }
 
 /**
  * One input row → one record, success or failure. Never throws for anything the web or the image can do:
  * a failure is a record with `status`, `error_message` and a stable `reason` (img2dataset's contract).
- * `meta` keeps img2dataset's field order: input columns, key, status, error_message, (reason), sizes, hash.
  */
 export async function downloadSample(row: UrlRow, key: string, ctx: SampleContext): Promise<SampleRecord> {
-  const base = inputColumns(row, ctx);
-  const fail = (status: SampleStatus, reason: FailureReason, message: string, sizes?: { ow?: number; oh?: number }) =>
-    record(key, base, ctx, { status, reason, message, originalWidth: sizes?.ow, originalHeight: sizes?.oh });
-
+  const done = (o: Outcome) => record(key, row, ctx.fields, o);
   const fetched = await ctx.fetcher.fetch(row.url);
-  if (!fetched.ok) return fail('failed_to_download', fetched.reason, fetched.message);
+  if (!fetched.ok) return done({ status: 'failed_to_download', reason: fetched.reason, message: fetched.message });
 
   const hash = ctx.computeHash === 'none' ? undefined : hashBytes(fetched.bytes, ctx.computeHash);
   if (ctx.verifyHashCol !== undefined) {
     const expected = row.columns[ctx.verifyHashCol];
     if (typeof expected === 'string' && expected.length > 0 && expected.toLowerCase() !== hash) {
-      return fail('failed_to_download', 'hash_mismatch', 'hash mismatch');
+      return done({ status: 'failed_to_download', reason: 'hash_mismatch', message: 'hash mismatch' });
     }
   }
 
-  const image = await ctx.imageSlots.use(() => processImage(fetched.bytes, ctx.image));
+  const image = await encodedImage(fetched.bytes, row, ctx);
   if (!image.ok) {
-    return fail('failed_to_resize', image.reason, image.message, { ow: image.originalWidth, oh: image.originalHeight });
+    return done({ status: 'failed_to_resize', reason: image.reason, message: image.message, originalWidth: image.originalWidth, originalHeight: image.originalHeight });
   }
-  const out = record(key, base, ctx, {
+  const out = done({
     status: 'success',
     width: image.width,
     height: image.height,
     originalWidth: image.originalWidth,
     originalHeight: image.originalHeight,
     hash,
+    exif: ctx.extractExif ? exifJson(fetched.bytes) : undefined,
   });
   out.image = { data: image.data, format: image.format };
   if (ctx.hasCaption) out.caption = row.caption ?? '';
   return out;
 }
 
-function inputColumns(row: UrlRow, ctx: SampleContext): Record<string, unknown> {
-  const meta: Record<string, unknown> = { url: row.url };
-  if (ctx.hasCaption) meta.caption = row.caption;
-  for (const col of ctx.additionalColumns) meta[col] = row.columns[col] ?? null;
-  return meta;
+/** The image to store: the bytes as downloaded (--disable-all-reencoding, sizes unknown), or processed. */
+type Encoded =
+  | ImageOutcome
+  | { ok: true; data: Buffer; format: ImageFormat; width?: undefined; height?: undefined; originalWidth?: undefined; originalHeight?: undefined };
+
+async function encodedImage(bytes: Buffer, row: UrlRow, ctx: SampleContext): Promise<Encoded> {
+  if (ctx.disableAllReencoding) {
+    // img2dataset stores these bytes under the encode format's extension with no check at all; a look at the magic
+    // bytes (no decode) keeps error pages out of the dataset.
+    if (sniffImageFormat(bytes) === null) return { ok: false, reason: 'not_an_image', message: 'cannot identify image file: the body is not a known image format' };
+    return { ok: true, data: bytes, format: ctx.image.encodeFormat };
+  }
+  const boxes = ctx.bboxCol === undefined ? undefined : parseBlurBoxes(row.columns[ctx.bboxCol]);
+  if (boxes !== undefined && !boxes.ok) return { ok: false, reason: 'invalid_bbox', message: `${ctx.bboxCol}: ${boxes.message}` };
+  return ctx.imageSlots.use(() => processImage(bytes, ctx.image, { blur: boxes?.boxes }));
 }
 
 interface Outcome {
   status: SampleStatus;
   reason?: FailureReason;
   message?: string;
-  width?: number;
-  height?: number;
+  width?: number | undefined;
+  height?: number | undefined;
   originalWidth?: number | undefined;
   originalHeight?: number | undefined;
   hash?: string | undefined;
+  exif?: string | null | undefined;
 }
 
-function record(key: string, base: Record<string, unknown>, ctx: SampleContext, o: Outcome): SampleRecord {
-  const meta: Record<string, unknown> = {
-    ...base,
+/** The meta in `fields` order: input columns from the row, img2dataset's outcome fields, our reason. */
+function record(key: string, row: UrlRow, fields: readonly string[], o: Outcome): SampleRecord {
+  const known: Record<string, unknown> = {
+    url: row.url,
+    caption: row.caption,
     key,
     status: o.status,
-    error_message: o.message ?? null,
-    reason: o.reason ?? null,
-    width: o.width ?? null,
-    height: o.height ?? null,
-    original_width: o.originalWidth ?? null,
-    original_height: o.originalHeight ?? null,
+    error_message: o.message,
+    width: o.width,
+    height: o.height,
+    original_width: o.originalWidth,
+    original_height: o.originalHeight,
+    exif: o.exif,
+    md5: o.hash,
+    sha256: o.hash,
+    sha512: o.hash,
+    reason: o.reason,
   };
-  if (ctx.computeHash !== 'none') meta[ctx.computeHash] = o.hash ?? null;
+  const meta: Record<string, unknown> = {};
+  for (const name of fields) meta[name] = (Object.hasOwn(known, name) ? known[name] : row.columns[name]) ?? null;
   return { key, status: o.status, meta };
 }

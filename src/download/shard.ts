@@ -1,7 +1,7 @@
 import { parallelMapUnordered } from '../core/async.js';
 import type { SampleRecord, UrlRow } from '../core/types.js';
-import { inferColumnTypeOf, type ParquetColumn } from '../io/parquet-write.js';
 import { openShardWriter, StatsCollector, type OutputFormat, type ShardStats } from '../sink/index.js';
+import { metaColumns, type MetaLayout } from './columns.js';
 import { keyFormatter, shardName } from './keys.js';
 import { downloadSample, type SampleContext } from './sample.js';
 
@@ -17,6 +17,8 @@ export interface ShardContext extends SampleContext {
   oomShardCount: number;
   /** How many samples of one shard are fetched and processed at once (img2dataset's thread_count). */
   threadCount: number;
+  /** The json / parquet fields (columns.ts). */
+  layout: MetaLayout;
 }
 
 /**
@@ -36,7 +38,7 @@ export async function downloadShard(
     shardName: shardName(task.shardId, ctx.oomShardCount),
     outputFormat: ctx.outputFormat,
     encodeFormat: ctx.image.encodeFormat,
-    metaColumns: metaColumns(task.rows, ctx),
+    metaColumns: metaColumns(ctx.layout, task.rows),
   });
   const stats = new StatsCollector();
   try {
@@ -58,25 +60,4 @@ export async function downloadShard(
     await writer.abort();
     throw err;
   }
-}
-
-/** The parquet schema of a shard's metadata, in img2dataset's column order plus our `reason`. */
-function metaColumns(rows: UrlRow[], ctx: ShardContext): ParquetColumn[] {
-  const columns: ParquetColumn[] = [{ name: 'url', type: 'STRING' }];
-  if (ctx.hasCaption) columns.push({ name: 'caption', type: 'STRING' });
-  for (const name of ctx.additionalColumns) {
-    columns.push({ name, type: inferColumnTypeOf(rows.map((r) => r.columns[name])) });
-  }
-  columns.push(
-    { name: 'key', type: 'STRING' },
-    { name: 'status', type: 'STRING' },
-    { name: 'error_message', type: 'STRING' },
-    { name: 'reason', type: 'STRING' },
-    { name: 'width', type: 'INT32' },
-    { name: 'height', type: 'INT32' },
-    { name: 'original_width', type: 'INT32' },
-    { name: 'original_height', type: 'INT32' },
-  );
-  if (ctx.computeHash !== 'none') columns.push({ name: ctx.computeHash, type: 'STRING' });
-  return columns;
 }

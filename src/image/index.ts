@@ -1,7 +1,9 @@
 import { createHash } from 'node:crypto';
 import sharp from 'sharp';
 
-export { defaultImageOptions, processImage, validateImageOptions, type ImageOptions } from './process.js';
+export { defaultImageOptions, processImage, validateImageOptions, type ImageExtras, type ImageOptions } from './process.js';
+export { blurBoxes, parseBlurBoxes, type BlurBox } from './blur.js';
+export { exifJson } from './exif.js';
 export { planResize, type ResizeMode, type ResizePlan } from './geometry.js';
 export { sniffImageFormat, type SniffedFormat } from './sniff.js';
 export { readNpyImage, type NpyPixels } from './npy-image.js';

@@ -22,46 +22,70 @@ export const JPEG_MAX_DIMENSION = 65_500;
  * so hostile bytes cost at most one pass over the headers.
  */
 export function readJpegHeader(bytes: Uint8Array): JpegHeader | null {
-  if (bytes.length < 4 || bytes[0] !== 0xff || bytes[1] !== 0xd8) return null;
   let size: { width: number; height: number } | undefined;
   let orientation: number | undefined;
   let exifBlocks = 0;
+  let bad = false;
+  const refuse = () => {
+    bad = true;
+    return false;
+  };
+  const end = walkJpegSegments(bytes, ({ marker, body, length }) => {
+    if (isStartOfFrame(marker)) {
+      if (size !== undefined || length < 6) return refuse();
+      const height = (bytes[body + 1]! << 8) | bytes[body + 2]!;
+      const width = (bytes[body + 3]! << 8) | bytes[body + 4]!;
+      const components = bytes[body + 5]!;
+      // libjpeg: "Bogus marker length" unless the length matches the component count
+      if (components === 0 || length !== 6 + 3 * components) return refuse();
+      // height 0 = defined later by a DNL marker
+      if (width === 0 || height === 0 || width > JPEG_MAX_DIMENSION || height > JPEG_MAX_DIMENSION) return refuse();
+      size = { width, height };
+    } else if (marker === 0xe1 && isExif(bytes, body, length)) {
+      exifBlocks += 1;
+      // libvips takes the first APP1 that starts "Exif" as the EXIF block, whatever follows those 4 bytes
+      if (exifBlocks > 1 || bytes[body + 4] !== 0 || bytes[body + 5] !== 0) return refuse();
+      const tag = exifOrientation(bytes, body + 6, length - 6);
+      if (tag === 'unknown') return refuse();
+      orientation = tag;
+    }
+    return true;
+  });
+  if (bad || end !== 'scan' || size === undefined) return null;
+  return { ...size, orientation: orientation ?? 1 };
+}
+
+/** One marker segment: `body` is the offset of its first byte after the length field, `length` its byte count. */
+export interface JpegSegment {
+  marker: number;
+  body: number;
+  length: number;
+}
+
+/**
+ * Walks a JPEG's marker segments from SOI up to the first SOS (the scan, not visited), as libjpeg's read_markers
+ * does and only over the markers it accepts there; every length is checked against the buffer, so hostile bytes
+ * cost at most one pass over the headers. `visit` returns false to stop early. Ends with 'scan' at the SOS,
+ * 'stopped' when the visitor stopped, 'broken' at anything else (no SOI, a marker libjpeg would not step over the
+ * same way, a truncated segment, no scan).
+ */
+export function walkJpegSegments(bytes: Uint8Array, visit: (segment: JpegSegment) => boolean): 'scan' | 'stopped' | 'broken' {
+  if (bytes.length < 4 || bytes[0] !== 0xff || bytes[1] !== 0xd8) return 'broken';
   let i = 2;
   for (;;) {
-    if (i + 3 >= bytes.length || bytes[i] !== 0xff) return null; // no scan (truncated), or not at a marker
+    if (i + 3 >= bytes.length || bytes[i] !== 0xff) return 'broken'; // no scan (truncated), or not at a marker
     const marker = bytes[i + 1]!;
     if (marker === 0xff) {
       i += 1; // fill byte before a marker
       continue;
     }
-    if (!isHeaderSegment(marker)) return null;
+    if (!isHeaderSegment(marker)) return 'broken';
     const length = (bytes[i + 2]! << 8) | bytes[i + 3]!;
-    if (length < 2 || i + 2 + length > bytes.length) return null;
-    const body = i + 4;
-    const bodyLength = length - 2;
-    if (marker === 0xda) break; // SOS: the entropy-coded data starts; every header has been seen
-    if (isStartOfFrame(marker)) {
-      if (size !== undefined || bodyLength < 6) return null;
-      const height = (bytes[body + 1]! << 8) | bytes[body + 2]!;
-      const width = (bytes[body + 3]! << 8) | bytes[body + 4]!;
-      const components = bytes[body + 5]!;
-      // libjpeg: "Bogus marker length" unless the length matches the component count
-      if (components === 0 || bodyLength !== 6 + 3 * components) return null;
-      // height 0 = defined later by a DNL marker
-      if (width === 0 || height === 0 || width > JPEG_MAX_DIMENSION || height > JPEG_MAX_DIMENSION) return null;
-      size = { width, height };
-    } else if (marker === 0xe1 && isExif(bytes, body, bodyLength)) {
-      exifBlocks += 1;
-      // libvips takes the first APP1 that starts "Exif" as the EXIF block, whatever follows those 4 bytes
-      if (exifBlocks > 1 || bytes[body + 4] !== 0 || bytes[body + 5] !== 0) return null;
-      const tag = exifOrientation(bytes, body + 6, bodyLength - 6);
-      if (tag === 'unknown') return null;
-      orientation = tag;
-    }
+    if (length < 2 || i + 2 + length > bytes.length) return 'broken';
+    if (marker === 0xda) return 'scan'; // SOS: the entropy-coded data starts; every header has been seen
+    if (!visit({ marker, body: i + 4, length: length - 2 })) return 'stopped';
     i += 2 + length;
   }
-  if (size === undefined) return null;
-  return { ...size, orientation: orientation ?? 1 };
 }
 
 /**
@@ -85,7 +109,7 @@ function isStartOfFrame(marker: number): boolean {
 }
 
 /** An APP1 body that starts "Exif" (the EXIF header proper is "Exif\0\0"). */
-function isExif(bytes: Uint8Array, body: number, length: number): boolean {
+export function isExif(bytes: Uint8Array, body: number, length: number): boolean {
   return length >= 6 && bytes[body] === 0x45 && bytes[body + 1] === 0x78 && bytes[body + 2] === 0x69 && bytes[body + 3] === 0x66;
 }
 

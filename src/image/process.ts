@@ -4,8 +4,10 @@ import { IMAGE_FORMATS, type FailureReason, type ImageFormat, type ImageOutcome 
 import { encodeNpyHeader } from '../io/npy-header.js';
 import { planResize, type ResizeMode } from './geometry.js';
 import { INTERPOLATIONS, type Interpolation } from './interpolation.js';
-import { JPEG_MAX_DIMENSION, readJpegHeader } from './jpeg-header.js';
-import { sniffImageFormat } from './sniff.js';
+import { JPEG_MAX_DIMENSION, readJpegHeader, type JpegHeader } from './jpeg-header.js';
+import { blurBoxes, blursAnything, type BlurBox } from './blur.js';
+import { withJfif } from './jfif.js';
+import { sniffImageFormat, type SniffedFormat } from './sniff.js';
 
 export interface ImageOptions {
   /** Target size in pixels (img2dataset's image_size). */
@@ -97,6 +99,11 @@ export function validateImageOptions(o: ImageOptions): void {
 /** Largest side each encoder accepts: libjpeg's JPEG_MAX_DIMENSION, WebP's 14-bit sizes, PNG's 31-bit sizes. */
 const MAX_SIDE: Record<ImageFormat, number> = { jpg: JPEG_MAX_DIMENSION, png: 0x7fff_ffff, webp: 16_383, npy: 0x7fff_ffff };
 
+export interface ImageExtras {
+  /** Regions to blur (img2dataset's bbox_col), relative to the resized image before its crop or padding. */
+  blur?: readonly BlurBox[] | undefined;
+}
+
 /**
  * Decode → orient (EXIF) → flatten alpha on white → resize / crop / pad as img2dataset → encode, in one libvips
  * pipeline over one sharp instance (the header read for the checks is not a decode; for a JPEG it is our own
@@ -114,37 +121,13 @@ const MAX_SIDE: Record<ImageFormat, number> = { jpg: JPEG_MAX_DIMENSION, png: 0x
  *
  * Never throws for bad bytes: returns a failure with a stable reason. Rejects (INVALID_OPTION) only for bad options.
  */
-export async function processImage(bytes: Buffer, o: ImageOptions): Promise<ImageOutcome> {
+export async function processImage(bytes: Buffer, o: ImageOptions, extras: ImageExtras = {}): Promise<ImageOutcome> {
   validateImageOptions(o);
-  const sniffed = sniffImageFormat(bytes);
-  if (sniffed === null) return failure('not_an_image', 'cannot identify image file: the body is not a known image format');
-
-  // The header check below applies the pixel limit (width × height of the opened image) before any pixel is
-  // decoded, and can report the declared size; libvips' own limit is off when libvips read that header, and on as
-  // a second guard when our JPEG walk did (the size libvips reads is the one it decodes). failOn 'error' makes
-  // truncated or broken data an error instead of a grey-filled image, while keeping libjpeg's warnings (trailing
-  // garbage, slightly corrupt entropy data) that browsers and cv2 decode too.
-  const jpeg = sniffed === 'jpg' ? readJpegHeader(bytes) : null;
-  let pipeline = sharp(bytes, { limitInputPixels: jpeg ? o.maxPixels : false, failOn: 'error', sequentialRead: true });
-  let meta: Pick<Metadata, 'width' | 'height' | 'orientation' | 'hasAlpha'>;
-  if (jpeg) {
-    meta = { width: jpeg.width, height: jpeg.height, orientation: jpeg.orientation, hasAlpha: false };
-  } else {
-    try {
-      meta = await pipeline.metadata();
-    } catch (err) {
-      return failure('decode_error', `Image decoding error: ${messageOf(err)}`);
-    }
-  }
-  if (!meta.width || !meta.height) return failure('decode_error', 'Image decoding error: no dimensions');
-  const orientation = meta.orientation ?? 1;
-  const ow = orientation >= 5 ? meta.height : meta.width;
-  const oh = orientation >= 5 ? meta.width : meta.height;
-  const sizes = { originalWidth: ow, originalHeight: oh };
-  if (ow * oh > o.maxPixels) return failure('too_many_pixels', `image has ${ow}x${oh} pixels, over the ${o.maxPixels} pixel limit`, sizes);
-  if (Math.min(ow, oh) < o.minImageSize) return failure('too_small', 'image too small', sizes);
-  if (ow * oh > o.maxImageArea) return failure('area_too_large', 'image area too large', sizes);
-  if (Math.max(ow, oh) / Math.min(ow, oh) > o.maxAspectRatio) return failure('aspect_ratio_too_large', 'aspect ratio too large', sizes);
+  const opened = await openImage(bytes, o);
+  if (!opened.ok) return opened.failure;
+  const { jpeg, sniffed, meta, orientation, sizes } = opened;
+  let { pipeline } = opened;
+  const { originalWidth: ow, originalHeight: oh } = sizes;
 
   const plan = planResize(ow, oh, o.imageSize, o.resizeMode, o.resizeOnlyIfBigger);
   if (plan.width * plan.height > o.maxPixels) {
@@ -156,7 +139,9 @@ export async function processImage(bytes: Buffer, o: ImageOptions): Promise<Imag
 
   // As img2dataset, alpha always forces a re-encode (it is flattened). Unlike img2dataset, an identity resize
   // (already at the target size) keeps the bytes too: the pixels would be the same, re-encoding only loses quality.
-  const samePixels = !plan.resize && !plan.crop && !plan.pad && orientation === 1 && !meta.hasAlpha;
+  // Boxes to blur force a re-encode (img2dataset would keep the unblurred bytes here).
+  const blur = blursAnything(extras.blur, plan.resize?.width ?? ow, plan.resize?.height ?? oh) ? extras.blur : undefined;
+  const samePixels = !plan.resize && !plan.crop && !plan.pad && orientation === 1 && !meta.hasAlpha && !blur;
   if (o.skipReencode && samePixels && sniffed === o.encodeFormat) {
     // Kept without a decode: bytes whose header only our walk has read get libvips' header check first.
     if (jpeg) {
@@ -178,23 +163,88 @@ export async function processImage(bytes: Buffer, o: ImageOptions): Promise<Imag
     const kernel = KERNELS[shrinks ? o.downscaleInterpolation : o.upscaleInterpolation];
     pipeline = pipeline.resize(plan.resize.width, plan.resize.height, { fit: 'fill', kernel });
   }
-  if (plan.crop) pipeline = pipeline.extract(plan.crop);
-  if (plan.pad) pipeline = pipeline.extend({ ...plan.pad, background: WHITE });
-  pipeline = encode(pipeline, o.encodeFormat, o.encodeQuality);
   try {
-    const { data, info } = await pipeline.toBuffer({ resolveWithObject: true });
-    const encoded = o.encodeFormat === 'npy' ? withNpyHeader(data, info.height, info.width, info.channels) : data;
-    return { ok: true, data: encoded, format: o.encodeFormat, width: info.width, height: info.height, ...sizes };
+    // img2dataset blurs after the resize, before the crop or the padding
+    if (blur) pipeline = await blurred(pipeline, blur);
+    if (plan.crop) pipeline = pipeline.extract(plan.crop);
+    if (plan.pad) pipeline = pipeline.extend({ ...plan.pad, background: WHITE });
+    const { data, info } = await encode(pipeline, o.encodeFormat, o.encodeQuality).toBuffer({ resolveWithObject: true });
+    return { ok: true, data: finish(data, info, o.encodeFormat), format: o.encodeFormat, width: info.width, height: info.height, ...sizes };
   } catch (err) {
-    const message = messageOf(err);
-    // sharp checks the encoder's limits itself ("Processed image is too large for the WebP format"); every other
-    // failure here comes from reading the pixels.
-    if (/too large for the \w+ format/i.test(message)) return failure('encode_error', `Image encoding error: ${message}`, sizes);
-    // libvips' own pixel limit, the second guard when our JPEG walk read the header ("Input image exceeds pixel
-    // limit"): it fires only if libvips decodes another frame size than the walk read
-    if (/exceeds pixel limit/i.test(message)) return failure('too_many_pixels', `image over the ${o.maxPixels} pixel limit (${message})`, sizes);
-    return failure('decode_error', `Image decoding error: ${message}`, sizes);
+    return renderFailure(err, o, sizes);
   }
+}
+
+type Opened =
+  | { ok: false; failure: ImageOutcome }
+  | {
+      ok: true;
+      pipeline: Sharp;
+      jpeg: JpegHeader | null;
+      sniffed: SniffedFormat;
+      meta: Pick<Metadata, 'width' | 'height' | 'orientation' | 'hasAlpha'>;
+      orientation: number;
+      sizes: { originalWidth: number; originalHeight: number };
+    };
+
+/** Identifies the bytes, reads the header (no decode) and applies the pixel limit and the size filters. */
+async function openImage(bytes: Buffer, o: ImageOptions): Promise<Opened> {
+  const refused = (...args: Parameters<typeof failure>): Opened => ({ ok: false, failure: failure(...args) });
+  const sniffed = sniffImageFormat(bytes);
+  if (sniffed === null) return refused('not_an_image', 'cannot identify image file: the body is not a known image format');
+
+  // The header check below applies the pixel limit (width × height of the opened image) before any pixel is
+  // decoded, and can report the declared size; libvips' own limit is off when libvips read that header, and on as
+  // a second guard when our JPEG walk did (the size libvips reads is the one it decodes). failOn 'error' makes
+  // truncated or broken data an error instead of a grey-filled image, while keeping libjpeg's warnings (trailing
+  // garbage, slightly corrupt entropy data) that browsers and cv2 decode too.
+  const jpeg = sniffed === 'jpg' ? readJpegHeader(bytes) : null;
+  const pipeline = sharp(bytes, { limitInputPixels: jpeg ? o.maxPixels : false, failOn: 'error', sequentialRead: true });
+  let meta: Pick<Metadata, 'width' | 'height' | 'orientation' | 'hasAlpha'>;
+  if (jpeg) {
+    meta = { width: jpeg.width, height: jpeg.height, orientation: jpeg.orientation, hasAlpha: false };
+  } else {
+    try {
+      meta = await pipeline.metadata();
+    } catch (err) {
+      return refused('decode_error', `Image decoding error: ${messageOf(err)}`);
+    }
+  }
+  if (!meta.width || !meta.height) return refused('decode_error', 'Image decoding error: no dimensions');
+  const orientation = meta.orientation ?? 1;
+  const ow = orientation >= 5 ? meta.height : meta.width;
+  const oh = orientation >= 5 ? meta.width : meta.height;
+  const sizes = { originalWidth: ow, originalHeight: oh };
+  if (ow * oh > o.maxPixels) return refused('too_many_pixels', `image has ${ow}x${oh} pixels, over the ${o.maxPixels} pixel limit`, sizes);
+  if (Math.min(ow, oh) < o.minImageSize) return refused('too_small', 'image too small', sizes);
+  if (ow * oh > o.maxImageArea) return refused('area_too_large', 'image area too large', sizes);
+  if (Math.max(ow, oh) / Math.min(ow, oh) > o.maxAspectRatio) return refused('aspect_ratio_too_large', 'aspect ratio too large', sizes);
+  return { ok: true, pipeline, jpeg, sniffed, meta, orientation, sizes };
+}
+
+/** The pipeline so far as 8-bit sRGB pixels, blurred in the boxes, as a new pipeline. */
+async function blurred(pipeline: Sharp, boxes: readonly BlurBox[]): Promise<Sharp> {
+  const { data, info } = await pipeline.toColourspace('srgb').raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true });
+  const image = await blurBoxes({ data, width: info.width, height: info.height, channels: info.channels as 3 }, boxes);
+  return sharp(image.data, { raw: { width: image.width, height: image.height, channels: image.channels } });
+}
+
+/** npy gets its header; a JPEG gets the JFIF segment cv2 (img2dataset) writes and libvips does not. */
+function finish(data: Buffer, info: { width: number; height: number; channels: number }, format: ImageFormat): Buffer {
+  if (format === 'npy') return withNpyHeader(data, info.height, info.width, info.channels);
+  if (format === 'jpg') return withJfif(data);
+  return data;
+}
+
+function renderFailure(err: unknown, o: ImageOptions, sizes: { originalWidth: number; originalHeight: number }): ImageOutcome {
+  const message = messageOf(err);
+  // sharp checks the encoder's limits itself ("Processed image is too large for the WebP format"); every other
+  // failure here comes from reading the pixels.
+  if (/too large for the \w+ format/i.test(message)) return failure('encode_error', `Image encoding error: ${message}`, sizes);
+  // libvips' own pixel limit, the second guard when our JPEG walk read the header ("Input image exceeds pixel
+  // limit"): it fires only if libvips decodes another frame size than the walk read
+  if (/exceeds pixel limit/i.test(message)) return failure('too_many_pixels', `image over the ${o.maxPixels} pixel limit (${message})`, sizes);
+  return failure('decode_error', `Image decoding error: ${message}`, sizes);
 }
 
 function encode(pipeline: Sharp, format: ImageFormat, quality: number): Sharp {

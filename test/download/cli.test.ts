@@ -121,6 +121,38 @@ describe('clipstream download (CLI)', () => {
     expect(existsSync(out)).toBe(false);
   });
 
+  it('nothing saved: exit 1 and a hint from the most common failure (private addresses, a header read as a url)', async () => {
+    const dir = await tempDir();
+    const list = await urlList(dir, 2);
+    const refused = await run(['download', '--url-list', list, '--output-folder', join(dir, 'a'), '--output-format', 'dummy']);
+    expect(refused.code).toBe(1);
+    expect(refused.stdout).toMatch(/no sample was saved: the most common failure is private_address \(2 of 2\).*add --allow-private-networks/);
+    const csv = join(dir, 'list.txt');
+    await writeFile(csv, `url,caption\n${server.url}/img/20x20.jpg,a square\n`);
+    const header = await run(['download', '--url-list', csv, '--output-folder', join(dir, 'b'), ...common]);
+    expect(header.code).toBe(1);
+    expect(header.stdout).toMatch(/the first row, "url,caption", looks like a csv header or row read as a url: --input-format txt reads every line as one url\. Use --input-format csv/);
+    const fine = await run(['download', '--url-list', csv, '--input-format', 'csv', '--output-folder', join(dir, 'c'), ...common]);
+    expect(fine.code).toBe(0);
+    expect(fine.stdout).not.toMatch(/no sample was saved/);
+  });
+
+  it("img2dataset's other options: snake_case, wandb said to be ignored, other distributors refused", async () => {
+    const dir = await tempDir();
+    const list = await urlList(dir, 2);
+    const out = join(dir, 'o');
+    const r = await run(['download', '--url_list', list, '--output_folder', out, '--extract_exif=False', '--enable_wandb', 'True',
+      '--wandb_project', 'p', '--subjob_size', '10', '--max_shard_retry', '3', '--distributor', 'multiprocessing', '--compute_hash', 'None', ...common]);
+    expect(r.code).toBe(0);
+    expect(r.stderr).toMatch(/--enable-wandb is ignored \(project "p"\)/);
+    const json = JSON.parse(String((await readAllTars(out))[0]!.json)) as Record<string, unknown>;
+    expect(Object.keys(json)).not.toContain('exif');
+    expect(Object.keys(json)).not.toContain('sha256');
+    const spark = await run(['download', '--url-list', list, '--output-folder', join(dir, 'p'), '--distributor', 'pyspark']);
+    expect(spark.code).toBe(2);
+    expect(spark.stderr).toMatch(/--distributor: pyspark is not available here/);
+  });
+
   it('a bad option value names the flag', async () => {
     const r = await run(['download', '--url-list', 'x.txt', '--resize-mode', 'stretch']);
     expect(r.code).not.toBe(0);

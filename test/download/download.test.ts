@@ -103,10 +103,12 @@ describe('download (img2dataset-compatible job)', () => {
     for (const s of samples) {
       const meta = JSON.parse(String(s.json));
       const row = rows[Number(meta.n)]!;
+      // img2dataset's order (its reader's columns: additional, caption, url; then downloader.py's meta), our reason last
       expect(Object.keys(meta)).toEqual([
-        'url', 'caption', 'license', 'n', 'key', 'status', 'error_message', 'reason',
-        'width', 'height', 'original_width', 'original_height', 'sha256',
+        'license', 'n', 'caption', 'url', 'key', 'status', 'error_message',
+        'width', 'height', 'original_width', 'original_height', 'exif', 'sha256', 'reason',
       ]);
+      expect(meta.exif).toBe('{}'); // the test server's JPEGs carry no EXIF: exifread gives {}
       expect(meta).toMatchObject({ url: row[0], caption: row[1], license: 'cc-by', key: s.__key__, status: 'success', width: 64, height: 64 });
       expect(String(s.txt)).toBe(row[1]);
       const original = await (await fetch(meta.url)).arrayBuffer();

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { ClipstreamError } from '../../src/core/errors.js';
 import { keyFormatter, shardName } from '../../src/download/keys.js';
-import { parseDownloadOptions } from '../../src/download/options.js';
+import { downloadNotices, parseDownloadOptions } from '../../src/download/options.js';
 
 describe('download options', () => {
   it("has img2dataset's defaults", () => {
@@ -28,7 +28,15 @@ describe('download options', () => {
       disallowedHeaderDirectives: ['noai', 'noimageai', 'noindex', 'noimageindex'],
       allowPrivateNetworks: false,
       maxImageArea: Infinity,
+      extractExif: true,
+      maxShardRetry: 1,
+      distributor: 'multiprocessing',
+      subjobSize: 1000,
+      disableAllReencoding: false,
+      enableWandb: false,
+      wandbProject: 'img2dataset',
     });
+    expect(o.bboxCol).toBeUndefined();
     expect(o.captionCol).toBeUndefined();
   });
 
@@ -47,6 +55,13 @@ describe('download options', () => {
     ['a non-integer shard size', { numberSamplePerShard: 1.5 }, /--number-sample-per-shard/],
     ['an unknown option', { threads: 3 }, /Unknown option --threads/],
     ['zero processes', { processesCount: 0 }, /--processes-count/],
+    ['the pyspark distributor', { distributor: 'pyspark' }, /--distributor: pyspark is not available here: clipstream runs shards on --processes-count worker threads/],
+    ['an unknown distributor', { distributor: 'dask' }, /--distributor: Expected one of multiprocessing but received "dask"/],
+    ['a bbox column in a txt list', { bboxCol: 'faces' }, /--bbox-col: a txt url list has only a url column/],
+    ['a reserved bbox column', { inputFormat: 'csv', bboxCol: 'exif' }, /--bbox-col: Column "exif" is reserved/],
+    ['blur without decoding', { inputFormat: 'csv', bboxCol: 'faces', disableAllReencoding: true }, /--disable-all-reencoding: .*--bbox-col could not blur/],
+    ['npy without decoding', { encodeFormat: 'npy', disableAllReencoding: true }, /--disable-all-reencoding: .*--encode-format npy needs decoded pixels/],
+    ['a negative max shard retry', { maxShardRetry: -1 }, /--max-shard-retry/],
   ];
   it.each(bad)('refuses %s with a message naming the flag', (_name, extra, message) => {
     try {
@@ -57,6 +72,15 @@ describe('download options', () => {
       expect((err as ClipstreamError).code).toBe('INVALID_OPTION');
       expect((err as Error).message).toMatch(message);
     }
+  });
+});
+
+describe('download notices', () => {
+  it('says once that --enable-wandb is ignored and where progress goes instead; nothing otherwise', () => {
+    expect(downloadNotices(parseDownloadOptions({ urlList: 'u.txt', subjobSize: 7 }))).toEqual([]);
+    const [notice, ...rest] = downloadNotices(parseDownloadOptions({ urlList: 'u.txt', enableWandb: true, wandbProject: 'mine' }));
+    expect(rest).toEqual([]);
+    expect(notice).toMatch(/--enable-wandb is ignored \(project "mine"\): clipstream does not log to Weights & Biases; progress is printed here.*_stats\.json/);
   });
 });
 

@@ -4,7 +4,8 @@
  * and cached in memory. Reused by the fetch, download, stream tests and the benchmarks.
  *
  * Routes:
- *   /img/{W}x{H}.{jpg|jpeg|png|webp}?color=rrggbb[&gradient=1][&alpha=1]   exact size/format/colour
+ *   /img/{W}x{H}.{jpg|jpeg|png|webp}?color=rrggbb[&gradient=1][&alpha=1][&checker=N]   exact size/format/colour
+ *                                                                      (checker: N-pixel squares alternating with white)
  *   /exif/{W}x{H}.jpg?orientation=6                                        JPEG with an EXIF orientation tag
  *   /status/{code}                                                         that status, small text body
  *   /ratelimit/{id}?fail=N&retry_after=S                                   429 + Retry-After: S for the first N, then an image
@@ -99,8 +100,9 @@ export async function startImageServer(opts: ImageServerOptions = {}): Promise<I
       const color = parseColor(q.get('color'));
       const gradient = q.get('gradient') === '1';
       const alpha = q.get('alpha') === '1' && format !== 'jpg';
-      const key = `img:${w}x${h}.${format}:${color}:${gradient}:${alpha}`;
-      return image(res, format, await cached(key, () => solidImage(w, h, format, color, gradient, alpha)));
+      const checker = num('checker', 0);
+      const key = `img:${w}x${h}.${format}:${color}:${gradient}:${alpha}:${checker}`;
+      return image(res, format, await cached(key, () => solidImage(w, h, format, color, gradient, alpha, checker)));
     }
     if ((m = path.match(/^\/exif\/(\d+)x(\d+)\.jpg$/))) {
       const [w, h] = [Number(m[1]), Number(m[2])];
@@ -270,9 +272,9 @@ function rgb(color: string): [number, number, number] {
 
 /**
  * A solid image of `color`; `gradient` fades it to black from left to right; `alpha` makes the left half fully
- * transparent (PNG/WebP only).
+ * transparent (PNG/WebP only); `checker` > 0 turns every other `checker`-pixel square white (detail to blur).
  */
-async function solidImage(w: number, h: number, format: Format, color: string, gradient: boolean, alpha: boolean): Promise<Buffer> {
+async function solidImage(w: number, h: number, format: Format, color: string, gradient: boolean, alpha: boolean, checker = 0): Promise<Buffer> {
   const [r, g, b] = rgb(color);
   const channels = alpha ? 4 : 3;
   const raw = Buffer.alloc(w * h * channels);
@@ -281,7 +283,8 @@ async function solidImage(w: number, h: number, format: Format, color: string, g
     const px = [Math.round(r * k), Math.round(g * k), Math.round(b * k), alpha && x < w / 2 ? 0 : 255];
     for (let y = 0; y < h; y++) {
       const o = (y * w + x) * channels;
-      for (let c = 0; c < channels; c++) raw[o + c] = px[c]!;
+      const white = checker > 0 && (Math.floor(x / checker) + Math.floor(y / checker)) % 2 === 1;
+      for (let c = 0; c < channels; c++) raw[o + c] = white && c < 3 ? 255 : px[c]!;
     }
   }
   const img = sharp(raw, { raw: { width: w, height: h, channels } });
