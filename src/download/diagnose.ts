@@ -1,3 +1,4 @@
+import { hintForReason } from '../core/failure-hints.js';
 import type { DownloadOptions } from './options.js';
 
 /** What a job that saved nothing knows about why. */
@@ -26,22 +27,9 @@ export function explainNoSuccess(f: NoSuccessFacts, o: Pick<DownloadOptions, 'in
       `read as a url: --input-format ${o.inputFormat} reads every line as one url. Use --input-format ${format}${o.inputFormat.endsWith('.gz') ? '.gz' : ''} (and --url-col / --caption-col)`
     );
   }
-  const advice = ADVICE[reason] ?? (reason.startsWith('http_') ? ADVICE.http : undefined);
+  const advice = hintForReason(reason, 'cli');
   return `no sample was saved: the most common failure is ${reason} (${share})${advice ? `; ${advice}` : ''}`;
 }
-
-const ADVICE: Record<string, string> = {
-  private_address:
-    'the urls resolve to private, loopback or link-local addresses, which are refused by default; if you mean to download from your own network (a local server, a test), add --allow-private-networks',
-  invalid_url: 'the url column holds no http(s) urls: check --input-format and --url-col',
-  dns_error: 'host names do not resolve: check the network and the DNS resolver of this machine',
-  connection_error: 'connections fail: check the network (a proxy? a firewall?)',
-  timeout: 'requests time out: check the network, or raise --timeout',
-  tls_error: 'TLS handshakes fail: check the system clock and certificates',
-  opted_out: 'the servers opt these images out with X-Robots-Tag (see --disallowed-header-directives)',
-  not_an_image: 'the urls return pages, not images: check that the url column points at image files',
-  http: 'the servers answer with errors: see the error_message column of the shard parquet files',
-};
 
 /** txt reads every line as a url: a first line such as `url`, `url,caption` or `url\tcaption` is a header. */
 function headerLike(firstUrl: string | undefined, inputFormat: string): 'csv' | 'tsv' | undefined {
