@@ -182,7 +182,9 @@ async function planInFreshProcess(spec) {
 
 /** One fetch + resize of `url` with the stream's own code (fetcher, image options), in this process. */
 async function firstDownloadAlone(url) {
-  const { createFetcherFor, imageOptionsOf, defaultImageSlots, fetchCandidate } = await import(join(root, 'dist/stream/candidate.js'));
+  const { createFetcherFor, fetchCandidate } = await import(join(root, 'dist/stream/candidate.js'));
+  const { imageOptionsOfSpec: imageOptionsOf } = await import(join(root, 'dist/image/index.js'));
+  const { defaultImageSlots } = await import(join(root, 'dist/sample/fetch-image.js'));
   const { StreamStats } = await import(join(root, 'dist/stream/stats.js'));
   const { specSchema } = await import(join(root, 'dist/select/spec.js'));
   const spec = specSchema.parse({ index: 'x', queries: [{ name: 'q', embedding: [1], count: 1 }], fetch: { allow_private_networks: true } });

@@ -1,7 +1,6 @@
-import { availableParallelism } from 'node:os';
-import { Semaphore } from '../core/async.js';
 import { createFetcher } from '../fetch/index.js';
-import type { ImageOptions } from '../image/index.js';
+import { defaultImageSlots } from '../sample/fetch-image.js';
+import { imageOptionsOf } from '../image/index.js';
 import { metaFields, metaLayout } from './columns.js';
 import type { DownloadOptions } from './options.js';
 import type { ShardContext } from './shard.js';
@@ -21,8 +20,8 @@ export function createShardContext(o: DownloadOptions): ShardContext & { close()
   const layout = metaLayout(o);
   return {
     fetcher,
-    image: imageOptions(o),
-    imageSlots: new Semaphore(availableParallelism() * 4),
+    image: imageOptionsOf(o),
+    imageSlots: defaultImageSlots(),
     computeHash: o.computeHash,
     verifyHashCol: o.verifyHash?.[0],
     hasCaption: o.captionCol !== undefined,
@@ -40,19 +39,3 @@ export function createShardContext(o: DownloadOptions): ShardContext & { close()
   };
 }
 
-export function imageOptions(o: DownloadOptions): ImageOptions {
-  return {
-    imageSize: o.imageSize,
-    resizeMode: o.resizeMode,
-    resizeOnlyIfBigger: o.resizeOnlyIfBigger,
-    downscaleInterpolation: o.downscaleInterpolation,
-    upscaleInterpolation: o.upscaleInterpolation,
-    encodeFormat: o.encodeFormat,
-    encodeQuality: o.encodeQuality,
-    skipReencode: o.skipReencode,
-    minImageSize: o.minImageSize,
-    maxImageArea: o.maxImageArea,
-    maxAspectRatio: o.maxAspectRatio,
-    maxPixels: 268_402_689,
-  };
-}

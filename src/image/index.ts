@@ -1,7 +1,8 @@
 import { createHash } from 'node:crypto';
 import sharp from 'sharp';
 
-export { defaultImageOptions, processImage, validateImageOptions, type ImageExtras, type ImageOptions } from './process.js';
+export { processImage, type ImageExtras } from './process.js';
+export { defaultImageOptions, imageOptionsOf, imageOptionsOfSpec, MAX_INPUT_PIXELS, validateImageOptions, type ImageOptions, type ImageSpec } from './options.js';
 export { blurBoxes, parseBlurBoxes, type BlurBox } from './blur.js';
 export { exifJson } from './exif.js';
 export { planResize, type ResizeMode, type ResizePlan } from './geometry.js';

@@ -1,42 +1,13 @@
 import sharp, { type KernelEnum, type Metadata, type Sharp } from 'sharp';
-import { invalidOption } from '../core/errors.js';
-import { IMAGE_FORMATS, type FailureReason, type ImageFormat, type ImageOutcome } from '../core/types.js';
+import type { FailureReason, ImageFormat, ImageOutcome } from '../core/types.js';
 import { encodeNpyHeader } from '../io/npy-header.js';
-import { planResize, type ResizeMode } from './geometry.js';
-import { INTERPOLATIONS, type Interpolation } from './interpolation.js';
+import { planResize } from './geometry.js';
+import type { Interpolation } from './interpolation.js';
+import { validateImageOptions, type ImageOptions } from './options.js';
 import { JPEG_MAX_DIMENSION, readJpegHeader, type JpegHeader } from './jpeg-header.js';
 import { blurBoxes, blursAnything, type BlurBox } from './blur.js';
 import { withJfif } from './jfif.js';
 import { sniffImageFormat, type SniffedFormat } from './sniff.js';
-
-export interface ImageOptions {
-  /** Target size in pixels (img2dataset's image_size). */
-  imageSize: number;
-  resizeMode: ResizeMode;
-  /** Only downscale: an image not bigger than imageSize (per mode) is left as it is — not cropped, not padded. */
-  resizeOnlyIfBigger: boolean;
-  encodeFormat: ImageFormat;
-  /** jpg/webp quality; for png the compression level 0–9 (img2dataset semantics). */
-  encodeQuality: number;
-  /** Filter when the image is made smaller (img2dataset's downscale_interpolation). */
-  downscaleInterpolation: Interpolation;
-  /** Filter when the image is made bigger (img2dataset's upscale_interpolation). */
-  upscaleInterpolation: Interpolation;
-  /** Keep the original bytes when the pixels would not change and the format already matches. */
-  skipReencode: boolean;
-  /** Shorter side of the original below this → too_small. */
-  minImageSize: number;
-  /** Original width × height above this → area_too_large. */
-  maxImageArea: number;
-  /** max(w, h) / min(w, h) of the original above this → aspect_ratio_too_large. */
-  maxAspectRatio: number;
-  /**
-   * Pixel-bomb guard (sharp's limitInputPixels, same default): an image whose header declares more pixels is
-   * refused before any pixel is decoded. The planned output is held to the same limit (a 1×16000 strip upscaled
-   * to a 256-pixel short side would otherwise be a 1-gigapixel output).
-   */
-  maxPixels: number;
-}
 
 /**
  * cv2's filters in libvips. libvips widens every kernel but nearest by the shrink factor when shrinking, so all
@@ -53,49 +24,7 @@ const KERNELS: Record<Interpolation, keyof KernelEnum> = {
   lanczos: 'lanczos3',
 };
 
-/** img2dataset's defaults (main.py), plus sharp's default pixel limit (0x3FFF × 0x3FFF). */
-export const defaultImageOptions: ImageOptions = {
-  imageSize: 256,
-  resizeMode: 'border',
-  resizeOnlyIfBigger: false,
-  downscaleInterpolation: 'area',
-  upscaleInterpolation: 'lanczos',
-  encodeFormat: 'jpg',
-  encodeQuality: 95,
-  skipReencode: false,
-  minImageSize: 0,
-  maxImageArea: Infinity,
-  maxAspectRatio: Infinity,
-  maxPixels: 268_402_689,
-};
-
 const WHITE = { r: 255, g: 255, b: 255 };
-const RESIZE_MODES: readonly ResizeMode[] = ['no', 'keep_ratio', 'keep_ratio_largest', 'center_crop', 'border'];
-
-/**
- * Throws INVALID_OPTION ("Expected X for Y but received Z") for options sharp would refuse or that make no sense.
- * processImage calls it (a few comparisons); callers can call it once up front to fail before any download.
- */
-export function validateImageOptions(o: ImageOptions): void {
-  const expect = (ok: boolean, what: string, name: keyof ImageOptions) => {
-    if (!ok) throw invalidOption(`Expected ${what} for ${name} but received ${String(o[name])}`);
-  };
-  expect(Number.isInteger(o.imageSize) && o.imageSize > 0, 'a positive integer', 'imageSize');
-  expect(RESIZE_MODES.includes(o.resizeMode), `one of ${RESIZE_MODES.join(', ')}`, 'resizeMode');
-  expect(IMAGE_FORMATS.includes(o.encodeFormat), `one of ${IMAGE_FORMATS.join(', ')}`, 'encodeFormat');
-  expect(INTERPOLATIONS.includes(o.downscaleInterpolation), `one of ${INTERPOLATIONS.join(', ')}`, 'downscaleInterpolation');
-  expect(INTERPOLATIONS.includes(o.upscaleInterpolation), `one of ${INTERPOLATIONS.join(', ')}`, 'upscaleInterpolation');
-  if (o.encodeFormat === 'png') {
-    expect(Number.isInteger(o.encodeQuality) && o.encodeQuality >= 0 && o.encodeQuality <= 9, 'a compression level 0–9 (png)', 'encodeQuality');
-  } else {
-    expect(Number.isInteger(o.encodeQuality) && o.encodeQuality >= 0 && o.encodeQuality <= 100, 'an integer 0–100', 'encodeQuality');
-  }
-  expect(o.minImageSize >= 0, 'a number ≥ 0', 'minImageSize');
-  expect(o.maxImageArea > 0, 'a number > 0', 'maxImageArea');
-  expect(o.maxAspectRatio >= 1, 'a number ≥ 1', 'maxAspectRatio');
-  expect(o.maxPixels > 0, 'a number > 0', 'maxPixels');
-}
-
 /** Largest side each encoder accepts: libjpeg's JPEG_MAX_DIMENSION, WebP's 14-bit sizes, PNG's 31-bit sizes. */
 const MAX_SIDE: Record<ImageFormat, number> = { jpg: JPEG_MAX_DIMENSION, png: 0x7fff_ffff, webp: 16_383, npy: 0x7fff_ffff };
 

@@ -1,7 +1,9 @@
 import { loadPlan } from '../select/plan-file.js';
 import type { Plan } from '../select/plan.js';
 import { openSampleCache } from './cache.js';
-import { cacheNamespace, createFetcherFor, defaultImageSlots, imageOptionsOf, type CandidateContext } from './candidate.js';
+import { imageOptionsOfSpec } from '../image/index.js';
+import { defaultImageSlots } from '../sample/fetch-image.js';
+import { cacheNamespace, createFetcherFor, type CandidateContext } from './candidate.js';
 import { streamPartition, type Stream } from './engine.js';
 import type { Partition } from './partition.js';
 import type { StreamState } from './state.js';
@@ -9,7 +11,7 @@ import type { StreamStats } from './stats.js';
 
 /** The fetcher, image options, image slots and cache a plan asks for; close it when every stream is done. */
 export async function createStreamContext(plan: Plan): Promise<CandidateContext & { close(): Promise<void> }> {
-  const image = imageOptionsOf(plan.header.image);
+  const image = imageOptionsOfSpec(plan.header.image);
   const { dir, max_bytes } = plan.header.cache;
   const cache = dir ? await openSampleCache({ dir, maxBytes: max_bytes, namespace: cacheNamespace(image) }) : null;
   const fetcher = createFetcherFor(plan.header.fetch);

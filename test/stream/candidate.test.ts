@@ -2,7 +2,8 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
 import { readSpec } from '../../src/select/index.js';
-import { cacheNamespace, imageOptionsOf } from '../../src/stream/candidate.js';
+import { imageOptionsOfSpec as imageOptionsOf } from '../../src/image/index.js';
+import { cacheNamespace } from '../../src/stream/candidate.js';
 import { tempDir } from '../helpers/tmp.js';
 
 describe('image options of a plan', () => {
