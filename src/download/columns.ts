@@ -1,6 +1,7 @@
 import type { UrlRow } from '../core/types.js';
 import type { HashAlgorithm } from '../image/index.js';
 import { inferColumnTypeOf, type ParquetColumn, type ParquetColumnType } from '../io/parquet-write.js';
+import { OUTCOME_COLUMNS } from '../sample/fields.js';
 import type { DownloadOptions } from './options.js';
 
 /**
@@ -19,16 +20,6 @@ export interface MetaLayout {
    */
   verifyHash: boolean;
 }
-
-const OUTCOME_COLUMNS: readonly ParquetColumn[] = [
-  { name: 'key', type: 'STRING' },
-  { name: 'status', type: 'STRING' },
-  { name: 'error_message', type: 'STRING' },
-  { name: 'width', type: 'INT32' },
-  { name: 'height', type: 'INT32' },
-  { name: 'original_width', type: 'INT32' },
-  { name: 'original_height', type: 'INT32' },
-];
 
 export function metaLayout(o: DownloadOptions): MetaLayout {
   const text = o.inputFormat === 'txt' || o.inputFormat === 'txt.gz';

@@ -3,6 +3,7 @@ import { checkPartition, quotas, type Partition } from './partition.js';
 import type { ImageFormat } from '../core/types.js';
 import { Random, stringSeed } from '../select/random.js';
 import type { Plan } from '../select/plan.js';
+import { streamedSampleJson } from '../sample/fields.js';
 import { fetchCandidate, type CandidateContext } from './candidate.js';
 import type { StreamState } from './state.js';
 import { StreamStats } from './stats.js';
@@ -136,25 +137,11 @@ export function streamPartition(plan: Plan, o: PartitionStreamOptions): Stream {
         stats.bytes += hit.outcome.image.length;
         const key = `e${state.epoch}p${p}s${n}`;
         const c = hit.candidate;
-        const json: Record<string, unknown> = {
-          ...c.metadata,
-          url: c.url,
-          caption: c.caption,
-          key,
-          status: 'success',
-          error_message: null,
-          width: hit.outcome.width,
-          height: hit.outcome.height,
-          original_width: hit.outcome.originalWidth,
-          original_height: hit.outcome.originalHeight,
-          sha256: hit.outcome.sha256,
-          id: c.id,
-          query: queries[qi]!.name,
-          similarity: c.similarity,
-          partition: p,
-          epoch: state.epoch,
-          repeat,
-        };
+        const out = hit.outcome;
+        const json = streamedSampleJson({
+          key, url: c.url, caption: c.caption, metadata: c.metadata, width: out.width, height: out.height, originalWidth: out.originalWidth,
+          originalHeight: out.originalHeight, sha256: out.sha256, id: c.id, query: queries[qi]!.name, similarity: c.similarity, partition: p, epoch: state.epoch, repeat,
+        });
         yield { key, image: hit.outcome.image, format: hit.outcome.format, caption: c.caption, json, query: queries[qi]!.name, repeat, state: structuredClone(state) };
       }
     } finally {

@@ -1,8 +1,7 @@
 import { mkdir, open, readFile, rename, truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ClipstreamError } from '../core/errors.js';
-import type { ParquetColumn } from '../io/parquet-write.js';
-import { inferColumnTypeOf } from '../io/parquet-write.js';
+import { manifestLine, streamedSampleColumns } from '../sample/fields.js';
 import type { Plan } from '../select/plan.js';
 import { openShardWriter, removePartialShards, StatsCollector } from '../sink/index.js';
 import type { CandidateContext } from './candidate.js';
@@ -88,7 +87,7 @@ export async function streamToFolder(plan: Plan, o: StreamFolderOptions): Promis
   const stream = streamPartition(plan, { partition: o.partition, epoch: o.epoch, state: progress.state ?? undefined, context: o.context, stats: o.stats });
   const resumedFrom = progress.state?.delivered ?? 0;
   const byQuery: Record<string, number> = Object.fromEntries(plan.header.queries.map((q, i) => [q.name, progress.state?.queries[i]?.delivered ?? 0]));
-  const columns = metaColumns(plan);
+  const columns = streamedSampleColumns(plan.candidates.flatMap((list) => list.slice(0, 100)));
   const iterator = stream[Symbol.asyncIterator]();
   try {
     while (!progress.done) {
@@ -106,7 +105,7 @@ export async function streamToFolder(plan: Plan, o: StreamFolderOptions): Promis
           const record = toRecord(sample, false);
           await writer.write(record);
           stats.add(record);
-          manifest.push(JSON.stringify({ key: sample.key, id: sample.json.id, url: sample.json.url, query: sample.query, similarity: sample.json.similarity, sha256: sample.json.sha256, repeat: sample.repeat, time: new Date().toISOString() }));
+          manifest.push(manifestLine(sample.json, new Date()));
           byQuery[sample.query] = (byQuery[sample.query] ?? 0) + 1;
           last = sample.state;
           n++;
@@ -151,24 +150,6 @@ export async function streamToFolder(plan: Plan, o: StreamFolderOptions): Promis
   };
 }
 
-
-const FIXED: ParquetColumn[] = [
-  { name: 'url', type: 'STRING' }, { name: 'caption', type: 'STRING' }, { name: 'key', type: 'STRING' },
-  { name: 'status', type: 'STRING' }, { name: 'error_message', type: 'STRING' },
-  { name: 'width', type: 'INT64' }, { name: 'height', type: 'INT64' },
-  { name: 'original_width', type: 'INT64' }, { name: 'original_height', type: 'INT64' },
-  { name: 'sha256', type: 'STRING' }, { name: 'id', type: 'INT64' }, { name: 'query', type: 'STRING' },
-  { name: 'similarity', type: 'DOUBLE' }, { name: 'partition', type: 'INT64' }, { name: 'epoch', type: 'INT64' },
-  { name: 'repeat', type: 'BOOLEAN' },
-];
-
-/** The shard parquet's columns: the sample json's fixed fields, then the index metadata columns. */
-function metaColumns(plan: Plan): ParquetColumn[] {
-  const fixed = new Set(FIXED.map((c) => c.name));
-  const sample = plan.candidates.flatMap((list) => list.slice(0, 100));
-  const names = [...new Set(sample.flatMap((c) => Object.keys(c.metadata)))].filter((n) => !fixed.has(n));
-  return [...FIXED, ...names.map((name) => ({ name, type: inferColumnTypeOf(sample.map((c) => c.metadata[name])) }))];
-}
 
 async function readProgress(path: string): Promise<FolderProgress | undefined> {
   let text: string;
