@@ -107,87 +107,17 @@ export async function openPlan(spec: Spec, opts: ResolveOptions = {}): Promise<P
   let handedOver = false;
   try {
     const vectors = await queryVectors(spec, opts.model, identity.dim);
-    const keep = spec.queries.map((q) => Math.ceil(q.count * spec.oversample));
-    // Room for what cross-query dedup removes.
-    const limits = keep.map((k) => k + Math.ceil(k * 0.25) + 16);
-    const search = async (qi: number, maxResults: number) => {
-      const q = spec.queries[qi]!;
-      const results = await backend.search({
-        vector: vectors[qi]!,
-        minSimilarity: q.min_similarity,
-        maxResults,
-        where: q.where,
-        dedupUrls: spec.dedup.urls,
-        nearDuplicate: spec.dedup.near_duplicate ?? undefined,
-      });
-      // Ties (identical embeddings are common: re-uploads) in a stable order, so every process plans alike.
-      results.sort((a, b) => b.similarity - a.similarity || a.id - b.id);
-      return results;
-    };
-    const first: SearchResults[] = [];
-    const firstBlock = opts.firstBlock ?? FIRST_BLOCK;
-    for (const qi of spec.queries.keys()) {
-      const searching = search(qi, Math.min(firstBlock, limits[qi]!));
-      searching.catch(() => {}); // awaited below, also if the hook throws
-      if (qi === 0) opts.whileSearching?.();
-      first.push(await searching);
-    }
-    const candidates = assignAcrossQueries(first, spec).map((owned, qi) => ordered(owned.slice(0, keep[qi]), spec, qi, 0));
-    const totalCount = spec.queries.reduce((sum, q) => sum + q.count, 0);
-    const header: PlanHeader = {
-      format_version: 1,
-      id: planId(identity, spec, vectors, firstBlock, candidates),
-      created_at: new Date().toISOString(),
-      index: identity,
-      seed: spec.seed,
-      order: spec.order,
-      image: spec.image,
-      fetch: spec.fetch,
-      cache: spec.cache,
-      queries: spec.queries.map((q, qi) => ({
-        name: q.name,
-        kind: queryKind(q),
-        requested: q.count,
-        available: first[qi]!.length,
-        available_more: first[qi]!.truncated === true,
-        planned: candidates[qi]!.length,
-        min_similarity: q.min_similarity,
-        weight: q.weight ?? q.count / totalCount,
-      })),
-    };
+    const resolver = new PlanResolver(spec, backend, vectors, opts.firstBlock ?? FIRST_BLOCK);
+    const first = await resolver.firstBlocks(opts.whileSearching);
+    const candidates = assignAcrossQueries(first, spec).map((owned, qi) => ordered(owned.slice(0, resolver.keep[qi]), spec, qi, 0));
+    const header = planHeader(spec, identity, planId(identity, spec, vectors, resolver.firstBlock, candidates), first, candidates);
     const plan: Plan = { header, candidates, warnings: [] };
-    // A query needs its long search when its quick one stopped short of both its limit and what it keeps.
-    const more = [...spec.queries.keys()].filter((qi) => first[qi]!.truncated === true && limits[qi]! > firstBlock && candidates[qi]!.length < keep[qi]!);
+    const more = resolver.queriesNeedingMore(first, candidates);
     if (more.length === 0) {
       plan.warnings = warningsOf(header.queries);
       return plan;
     }
-    const rest = (async () => {
-      try {
-        // The second block leaves out the first blocks' rows: every query's with dedup.ids, else the query's own.
-        const idsOf = (results: SearchResult[]) => new Set(results.map((r) => r.id));
-        const allIds = idsOf(first.flat());
-        const knownUrls = new Set(spec.dedup.urls ? first.flat().flatMap((r) => (r.url == null ? [] : [r.url])) : []);
-        const full = new Map<number, SearchResults>();
-        for (const qi of more) full.set(qi, await search(qi, limits[qi]!));
-        const second = spec.queries.map((_, qi) => {
-          const known = spec.dedup.ids ? allIds : idsOf(first[qi]!);
-          return (full.get(qi) ?? []).filter((r) => !known.has(r.id) && !(r.url != null && knownUrls.has(r.url)));
-        });
-        assignAcrossQueries(second, spec).forEach((owned, qi) => {
-          const list = candidates[qi]!;
-          for (const c of ordered(owned.slice(0, keep[qi]! - list.length), spec, qi, 1)) list.push(c); // push(...list) overflows at ~10⁵
-          const results = full.get(qi);
-          const q = header.queries[qi]!;
-          if (results) Object.assign(q, { available: results.length, available_more: results.truncated === true });
-          q.planned = list.length;
-        });
-        plan.warnings.push(...warningsOf(header.queries));
-        delete plan.pending;
-      } finally {
-        backend.close();
-      }
-    })();
+    const rest = resolver.rest(plan, first, more).finally(() => backend.close());
     rest.catch(() => {}); // observed by whoever awaits plan.pending
     plan.pending = rest;
     handedOver = true;
@@ -195,6 +125,109 @@ export async function openPlan(spec: Spec, opts: ResolveOptions = {}): Promise<P
   } finally {
     if (!handedOver) backend.close();
   }
+}
+
+/** The searches behind a plan: per query, what it keeps, how far it searches, its first block and the rest. */
+class PlanResolver {
+  /** Candidates kept per query: count × oversample. */
+  readonly keep: number[];
+  /** Rows searched per query: what it keeps, plus room for what cross-query dedup removes. */
+  private readonly limits: number[];
+
+  constructor(
+    private readonly spec: Spec,
+    private readonly backend: SearchBackend,
+    private readonly vectors: Float32Array[],
+    readonly firstBlock: number,
+  ) {
+    this.keep = spec.queries.map((q) => Math.ceil(q.count * spec.oversample));
+    this.limits = this.keep.map((k) => k + Math.ceil(k * 0.25) + 16);
+  }
+
+  async search(qi: number, maxResults: number): Promise<SearchResults> {
+    const q = this.spec.queries[qi]!;
+    const results = await this.backend.search({
+      vector: this.vectors[qi]!,
+      minSimilarity: q.min_similarity,
+      maxResults,
+      where: q.where,
+      dedupUrls: this.spec.dedup.urls,
+      nearDuplicate: this.spec.dedup.near_duplicate ?? undefined,
+    });
+    // Ties (identical embeddings are common: re-uploads) in a stable order, so every process plans alike.
+    results.sort((a, b) => b.similarity - a.similarity || a.id - b.id);
+    return results;
+  }
+
+  /** Every query's quick search; `whileSearching` runs once the first is under way. */
+  async firstBlocks(whileSearching?: () => void): Promise<SearchResults[]> {
+    const first: SearchResults[] = [];
+    for (const qi of this.spec.queries.keys()) {
+      const searching = this.search(qi, Math.min(this.firstBlock, this.limits[qi]!));
+      searching.catch(() => {}); // awaited below, also if the hook throws
+      if (qi === 0) whileSearching?.();
+      first.push(await searching);
+    }
+    return first;
+  }
+
+  /** A query needs its long search when its quick one stopped short of both its limit and what it keeps. */
+  queriesNeedingMore(first: SearchResults[], candidates: Candidate[][]): number[] {
+    return [...this.spec.queries.keys()].filter((qi) => first[qi]!.truncated === true && this.limits[qi]! > this.firstBlock && candidates[qi]!.length < this.keep[qi]!);
+  }
+
+  /**
+   * The long searches of `more`: the second block of each query, appended to its candidates, and the header's
+   * counts and the warnings made final. The second block leaves out the first blocks' rows: every query's with
+   * dedup.ids, else the query's own.
+   */
+  async rest(plan: Plan, first: SearchResults[], more: number[]): Promise<void> {
+    const { spec } = this;
+    const idsOf = (results: SearchResult[]) => new Set(results.map((r) => r.id));
+    const allIds = idsOf(first.flat());
+    const knownUrls = new Set(spec.dedup.urls ? first.flat().flatMap((r) => (r.url == null ? [] : [r.url])) : []);
+    const full = new Map<number, SearchResults>();
+    for (const qi of more) full.set(qi, await this.search(qi, this.limits[qi]!));
+    const second = spec.queries.map((_, qi) => {
+      const known = spec.dedup.ids ? allIds : idsOf(first[qi]!);
+      return (full.get(qi) ?? []).filter((r) => !known.has(r.id) && !(r.url != null && knownUrls.has(r.url)));
+    });
+    assignAcrossQueries(second, spec).forEach((owned, qi) => {
+      const list = plan.candidates[qi]!;
+      for (const c of ordered(owned.slice(0, this.keep[qi]! - list.length), spec, qi, 1)) list.push(c); // push(...list) overflows at ~10⁵
+      const results = full.get(qi);
+      const q = plan.header.queries[qi]!;
+      if (results) Object.assign(q, { available: results.length, available_more: results.truncated === true });
+      q.planned = list.length;
+    });
+    plan.warnings.push(...warningsOf(plan.header.queries));
+    delete plan.pending;
+  }
+}
+
+function planHeader(spec: Spec, identity: IndexIdentity, id: string, first: SearchResults[], candidates: Candidate[][]): PlanHeader {
+  const totalCount = spec.queries.reduce((sum, q) => sum + q.count, 0);
+  return {
+    format_version: 1,
+    id,
+    created_at: new Date().toISOString(),
+    index: identity,
+    seed: spec.seed,
+    order: spec.order,
+    image: spec.image,
+    fetch: spec.fetch,
+    cache: spec.cache,
+    queries: spec.queries.map((q, qi) => ({
+      name: q.name,
+      kind: queryKind(q),
+      requested: q.count,
+      available: first[qi]!.length,
+      available_more: first[qi]!.truncated === true,
+      planned: candidates[qi]!.length,
+      min_similarity: q.min_similarity,
+      weight: q.weight ?? q.count / totalCount,
+    })),
+  };
 }
 
 /** One block of a query's candidates in delivery order: a seeded shuffle (per query and block) or by similarity. */

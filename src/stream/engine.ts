@@ -7,7 +7,7 @@ import { streamedSampleJson } from '../sample/fields.js';
 import { fetchCandidate, type CandidateContext } from './candidate.js';
 import type { StreamState } from './state.js';
 import { StreamStats } from './stats.js';
-import { Stripe, StripeReader } from './stripe.js';
+import { Stripe, StripeReader, type StripeHit } from './stripe.js';
 
 export interface StreamSample {
   /** `e{epoch}p{partition}s{n}`: unique in the run, no dots (webdataset groups members by it). */
@@ -54,56 +54,132 @@ export interface Stream extends AsyncIterable<StreamSample> {
 /**
  * One partition of a plan as a stream of resized samples (docs/streaming.md): exactly `floor(count / P)` samples per
  * query, failures replaced from the partition's own stripe, queries interleaved by weight with a PRNG seeded by
- * (seed, epoch, partition), each stripe's order reshuffled by epoch, a resume state after every sample. Memory is bounded by the window, not the plan.
+ * (seed, epoch, partition), each stripe's order reshuffled by epoch, a resume state after every sample. Memory is
+ * bounded by the window of each stripe reader plus the plan's candidates, which the plan holds (docs/streaming.md).
  */
 export function streamPartition(plan: Plan, o: PartitionStreamOptions): Stream {
   checkPartition(o.partition);
-  const { index: p, count: P } = o.partition;
   const epoch = o.epoch ?? 0;
   if (!Number.isInteger(epoch) || epoch < 0) throw invalidOption(`Expected an epoch ≥ 0 but received ${epoch}`);
-  const quota = quotas(plan, P);
-  const queries = plan.header.queries;
-  const fresh = (e: number): StreamState => ({
+  const quota = quotas(plan, o.partition.count);
+  const state = o.state ? structuredClone(o.state) : freshState(plan, o.partition, epoch);
+  checkState(state, plan, o.partition, epoch, quota, o.infinite ?? false);
+  if (o.infinite && sum(quota) === 0) throw invalidOption('an infinite stream needs at least one sample per partition: every query has fewer samples than partitions');
+  return new PartitionStream(plan, o, quota, state);
+}
+
+/** The state before an epoch's first sample. */
+function freshState(plan: Plan, { index: p, count: P }: Partition, epoch: number): StreamState {
+  return {
     v: 2,
     plan: plan.header.id,
     p,
     P,
-    epoch: e,
+    epoch,
     delivered: 0,
-    rng: stringSeed(`${plan.header.seed}:${e}:${p}`),
-    queries: queries.map(() => ({ delivered: 0, tail: 0 })),
-  });
-  let state: StreamState = o.state ? structuredClone(o.state) : fresh(epoch);
-  checkState(state, plan, o.partition, epoch, quota, o.infinite ?? false);
+    rng: stringSeed(`${plan.header.seed}:${epoch}:${p}`),
+    queries: plan.header.queries.map(() => ({ delivered: 0, tail: 0 })),
+  };
+}
 
-  const stats = o.stats ?? new StreamStats();
-  const abort = new AbortController();
-  const window = o.window ?? defaultWindow(plan);
-  const size = quota.reduce((a, b) => a + b, 0);
-  // Epoch 0 walks the plan's order; a later epoch visits each stripe's head in an order of its own.
-  const readersFor = (s: StreamState) => queries.map((q, qi) => new StripeReader(
-    q.name,
-    new Stripe(plan.candidates[qi]!, p, P, plan),
-    quota[qi]!,
-    s.queries[qi]!,
-    s.epoch === 0 ? null : stringSeed(`${plan.header.seed}:${s.epoch}:${p}:${qi}`),
-    window,
-    (c) => fetchCandidate(c.url, o.context, stats, abort.signal),
-  ));
-  let readers = readersFor(state);
-  let rand = new Random(state.rng);
-  if (o.infinite && size === 0) throw invalidOption('an infinite stream needs at least one sample per partition: every query has fewer samples than partitions');
-  let closed = false;
+const sum = (xs: readonly number[]) => xs.reduce((a, b) => a + b, 0);
 
-  function pick(): number {
-    let total = 0;
-    queries.forEach((q, qi) => {
-      if (state.queries[qi]!.delivered < quota[qi]!) total += q.weight;
-    });
-    let r = rand.next() * total;
+/**
+ * The stream of one partition: the walk (one StripeReader per query), the interleaving, the state and the epoch
+ * roll-over. Invariant, checked when a state comes from outside (checkState): `state.delivered` is the sum of the
+ * queries' `delivered`; it is recomputed, never counted apart.
+ */
+class PartitionStream implements Stream {
+  readonly size: number;
+  readonly stats: StreamStats;
+  private readonly abort = new AbortController();
+  private readonly window: number;
+  private readers: StripeReader[];
+  private rand: Random;
+  private closed = false;
+  private readonly iterator: AsyncGenerator<StreamSample>;
+
+  constructor(
+    private readonly plan: Plan,
+    private readonly o: PartitionStreamOptions,
+    private readonly quota: number[],
+    private current: StreamState,
+  ) {
+    this.size = sum(quota);
+    this.stats = o.stats ?? new StreamStats();
+    this.window = o.window ?? defaultWindow(plan);
+    this.readers = this.readersFor(this.current);
+    this.rand = new Random(this.current.rng);
+    this.iterator = this.samples();
+  }
+
+  get remaining(): number {
+    return this.o.infinite ? Infinity : this.size - this.current.delivered;
+  }
+
+  state(): StreamState {
+    return structuredClone(this.current);
+  }
+
+  [Symbol.asyncIterator](): AsyncGenerator<StreamSample> {
+    return this.iterator;
+  }
+
+  async close(): Promise<void> {
+    await this.stop();
+    await this.iterator.return(undefined);
+  }
+
+  /** Epoch 0 walks the plan's order; a later epoch visits each stripe's head in an order of its own. */
+  private readersFor(s: StreamState): StripeReader[] {
+    const { index: p, count: P } = this.o.partition;
+    const seed = this.plan.header.seed;
+    return this.plan.header.queries.map((q, qi) => new StripeReader(
+      q.name,
+      new Stripe(this.plan.candidates[qi]!, p, P, this.plan),
+      this.quota[qi]!,
+      s.queries[qi]!,
+      s.epoch === 0 ? null : stringSeed(`${seed}:${s.epoch}:${p}:${qi}`),
+      this.window,
+      (c) => fetchCandidate(c.url, this.o.context, this.stats, this.abort.signal),
+    ));
+  }
+
+  private async *samples(): AsyncGenerator<StreamSample> {
+    this.stats.activePartitions++;
+    try {
+      while (!this.closed) {
+        if (this.current.delivered >= this.size) {
+          if (!this.o.infinite) return;
+          await this.nextEpoch();
+        }
+        const qi = this.pick();
+        const hit = await this.readers[qi]!.next();
+        if (this.closed) return;
+        yield this.deliver(qi, hit);
+      }
+    } finally {
+      this.stats.activePartitions--;
+      await this.stop();
+    }
+  }
+
+  /** An infinite stream's next epoch: new interleaving, new head orders, keys `e{epoch+1}…`. */
+  private async nextEpoch(): Promise<void> {
+    await Promise.all(this.readers.map((r) => r.close()));
+    this.current = freshState(this.plan, this.o.partition, this.current.epoch + 1);
+    this.readers = this.readersFor(this.current);
+    this.rand = new Random(this.current.rng);
+  }
+
+  /** The next query, by weight among those still short of their quota. */
+  private pick(): number {
+    const queries = this.plan.header.queries;
+    const open = (qi: number) => this.current.queries[qi]!.delivered < this.quota[qi]!;
+    let r = this.rand.next() * sum(queries.map((q, qi) => (open(qi) ? q.weight : 0)));
     let last = -1;
     for (const [qi, q] of queries.entries()) {
-      if (state.queries[qi]!.delivered >= quota[qi]!) continue;
+      if (!open(qi)) continue;
       last = qi;
       r -= q.weight;
       if (r < 0) return qi;
@@ -111,66 +187,34 @@ export function streamPartition(plan: Plan, o: PartitionStreamOptions): Stream {
     return last; // rounding at the very end of the range
   }
 
-  async function* samples(): AsyncGenerator<StreamSample> {
-    stats.activePartitions++;
-    try {
-      for (;;) {
-        if (closed) return;
-        if (state.delivered >= size) {
-          if (!o.infinite) return;
-          await Promise.all(readers.map((r) => r.settle()));
-          state = fresh(state.epoch + 1);
-          readers = readersFor(state);
-          rand = new Random(state.rng);
-        }
-        const qi = pick();
-        const hit = await readers[qi]!.next();
-        if (closed) return;
-        const qs = state.queries[qi]!;
-        qs.delivered++;
-        qs.tail = hit.tail;
-        const n = state.delivered++;
-        state.rng = rand.state;
-        const { repeat } = hit;
-        stats.delivered++;
-        if (repeat) stats.repeats++;
-        stats.bytes += hit.outcome.image.length;
-        const key = `e${state.epoch}p${p}s${n}`;
-        const c = hit.candidate;
-        const out = hit.outcome;
-        const json = streamedSampleJson({
-          key, url: c.url, caption: c.caption, metadata: c.metadata, width: out.width, height: out.height, originalWidth: out.originalWidth,
-          originalHeight: out.originalHeight, sha256: out.sha256, id: c.id, query: queries[qi]!.name, similarity: c.similarity, partition: p, epoch: state.epoch, repeat,
-        });
-        yield { key, image: hit.outcome.image, format: hit.outcome.format, caption: c.caption, json, query: queries[qi]!.name, repeat, state: structuredClone(state) };
-      }
-    } finally {
-      stats.activePartitions--;
-      await close();
-    }
+  /** Records the hit in the state and the stats, and makes it a sample. */
+  private deliver(qi: number, hit: StripeHit): StreamSample {
+    const state = this.current;
+    const n = state.delivered;
+    state.queries[qi] = { delivered: state.queries[qi]!.delivered + 1, tail: hit.tail };
+    state.delivered = sum(state.queries.map((q) => q.delivered));
+    state.rng = this.rand.state;
+    this.stats.delivered++;
+    if (hit.repeat) this.stats.repeats++;
+    this.stats.bytes += hit.outcome.image.length;
+    const key = `e${state.epoch}p${state.p}s${n}`;
+    const c = hit.candidate;
+    const out = hit.outcome;
+    const query = this.plan.header.queries[qi]!.name;
+    const json = streamedSampleJson({
+      key, url: c.url, caption: c.caption, metadata: c.metadata, width: out.width, height: out.height, originalWidth: out.originalWidth,
+      originalHeight: out.originalHeight, sha256: out.sha256, id: c.id, query, similarity: c.similarity, partition: state.p, epoch: state.epoch, repeat: hit.repeat,
+    });
+    return { key, image: out.image, format: out.format, caption: c.caption, json, query, repeat: hit.repeat, state: structuredClone(state) };
   }
 
-  async function close(): Promise<void> {
-    if (closed) return;
-    closed = true;
-    abort.abort();
-    await Promise.all(readers.map((r) => r.settle()));
+  /** Stops the walk: open downloads are aborted; resolves when they have ended. */
+  private async stop(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.abort.abort();
+    await Promise.all(this.readers.map((r) => r.close()));
   }
-
-  const iterator = samples();
-  return {
-    size,
-    get remaining() {
-      return o.infinite ? Infinity : size - state.delivered;
-    },
-    state: () => structuredClone(state),
-    stats,
-    close: async () => {
-      await close();
-      await iterator.return(undefined);
-    },
-    [Symbol.asyncIterator]: () => iterator,
-  };
 }
 
 /** Bytes of ready samples a partition may hold ahead of its consumer, over all its queries. */

@@ -1,11 +1,12 @@
 import { mkdir, open, readFile, rename, truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { ClipstreamError } from '../core/errors.js';
+import { outputConflict } from '../core/errors.js';
+import type { ParquetColumn } from '../io/parquet-write.js';
 import { manifestLine, streamedSampleColumns } from '../sample/fields.js';
 import type { Plan } from '../select/plan.js';
 import { openShardWriter, removePartialShards, StatsCollector } from '../sink/index.js';
 import type { CandidateContext } from './candidate.js';
-import { streamPartition } from './engine.js';
+import { streamPartition, type StreamSample } from './engine.js';
 import type { Partition } from './partition.js';
 import { toRecord } from './record.js';
 import { parseState, type StreamState } from './state.js';
@@ -59,27 +60,7 @@ export interface StreamFolderSummary {
 export async function streamToFolder(plan: Plan, o: StreamFolderOptions): Promise<StreamFolderSummary> {
   const progressPath = join(o.folder, PROGRESS_FILE);
   const manifestPath = join(o.folder, MANIFEST_FILE);
-  await mkdir(o.folder, { recursive: true });
-  const previous = await readProgress(progressPath);
-  let progress: FolderProgress;
-  if (previous) {
-    const same = previous.plan === plan.header.id && previous.partition.index === o.partition.index &&
-      previous.partition.count === o.partition.count && previous.epoch === o.epoch;
-    if (!same) {
-      throw new ClipstreamError('OUTPUT_CONFLICT', `${o.folder} holds another stream (plan ${previous.plan}, partition ${previous.partition.index} of ${previous.partition.count}, epoch ${previous.epoch})`, {
-        hint: 'Use one output folder per partition and epoch.',
-      });
-    }
-    if (!o.resume) {
-      throw new ClipstreamError('OUTPUT_CONFLICT', `${o.folder} already holds ${previous.shards} shard(s) of this stream`, {
-        hint: 'Add --resume to complete it, or choose an empty folder.',
-      });
-    }
-    progress = previous;
-  } else {
-    progress = { plan: plan.header.id, partition: o.partition, epoch: o.epoch, shards: 0, manifest_bytes: 0, state: null, done: false };
-    await writeProgress(progressPath, progress);
-  }
+  const progress = await openProgress(plan, o, progressPath);
   await removePartialShards(o.folder, new Set(Array.from({ length: progress.shards }, (_, i) => i)));
   await writeFile(manifestPath, '', { flag: 'a' });
   await truncate(manifestPath, progress.manifest_bytes);
@@ -87,69 +68,97 @@ export async function streamToFolder(plan: Plan, o: StreamFolderOptions): Promis
   const stream = streamPartition(plan, { partition: o.partition, epoch: o.epoch, state: progress.state ?? undefined, context: o.context, stats: o.stats });
   const resumedFrom = progress.state?.delivered ?? 0;
   const byQuery: Record<string, number> = Object.fromEntries(plan.header.queries.map((q, i) => [q.name, progress.state?.queries[i]?.delivered ?? 0]));
-  const columns = streamedSampleColumns(plan.candidates.flatMap((list) => list.slice(0, 100)));
-  const iterator = stream[Symbol.asyncIterator]();
+  const shard = { samples: stream[Symbol.asyncIterator](), columns: streamedSampleColumns(plan.candidates.flatMap((list) => list.slice(0, 100))) };
   try {
     while (!progress.done) {
-      const shardName = String(progress.shards).padStart(5, '0');
-      const writer = await openShardWriter({ outputFolder: o.folder, shardName, outputFormat: 'webdataset', encodeFormat: plan.header.image.encode_format, metaColumns: columns });
-      const stats = new StatsCollector();
-      const manifest: string[] = [];
-      let last: StreamState | null = progress.state;
-      let n = 0;
-      try {
-        while (n < o.numberSamplePerShard) {
-          const next = await iterator.next();
-          if (next.done) break;
-          const sample = next.value;
-          const record = toRecord(sample, false);
-          await writer.write(record);
-          stats.add(record);
-          manifest.push(manifestLine(sample.json, new Date()));
-          byQuery[sample.query] = (byQuery[sample.query] ?? 0) + 1;
-          last = sample.state;
-          n++;
-          o.onSample?.(sample.state.delivered, stream.size);
-        }
-        if (n === 0 && progress.shards > 0) {
-          await writer.abort();
-        } else {
-          await writer.close(stats.finish());
-          progress.shards++;
-        }
-      } catch (err) {
-        await writer.abort();
-        throw err;
-      }
-      if (manifest.length) {
-        const handle = await open(manifestPath, 'a');
-        try {
-          await handle.write(manifest.join('\n') + '\n');
-          await handle.sync();
-        } finally {
-          await handle.close();
-        }
-      }
-      progress.manifest_bytes += Buffer.byteLength(manifest.length ? manifest.join('\n') + '\n' : '');
-      progress.state = last;
-      progress.done = (last?.delivered ?? 0) >= stream.size;
+      const written = await writeShard(plan, o, progress, shard, (sample) => {
+        byQuery[sample.query] = (byQuery[sample.query] ?? 0) + 1;
+        o.onSample?.(sample.state.delivered, stream.size);
+      });
+      await appendManifest(manifestPath, written.manifest);
+      progress.manifest_bytes += Buffer.byteLength(written.manifest);
+      progress.state = written.last;
+      progress.done = (written.last?.delivered ?? 0) >= stream.size;
       await writeProgress(progressPath, progress);
     }
   } finally {
     await stream.close();
   }
-  return {
-    folder: o.folder,
-    delivered: progress.state?.delivered ?? 0,
-    size: stream.size,
-    shards: progress.shards,
-    resumedFrom,
-    repeats: stream.stats.repeats,
-    byQuery,
-    stats: stream.stats,
-  };
+  const delivered = progress.state?.delivered ?? 0;
+  return { folder: o.folder, delivered, size: stream.size, shards: progress.shards, resumedFrom, repeats: stream.stats.repeats, byQuery, stats: stream.stats };
 }
 
+/** The folder's progress: a new one, or the one there when it is this stream's and `resume` is asked. */
+async function openProgress(plan: Plan, o: StreamFolderOptions, path: string): Promise<FolderProgress> {
+  await mkdir(o.folder, { recursive: true });
+  const previous = await readProgress(path);
+  if (!previous) {
+    const progress: FolderProgress = { plan: plan.header.id, partition: o.partition, epoch: o.epoch, shards: 0, manifest_bytes: 0, state: null, done: false };
+    await writeProgress(path, progress);
+    return progress;
+  }
+  const same = previous.plan === plan.header.id && previous.partition.index === o.partition.index &&
+    previous.partition.count === o.partition.count && previous.epoch === o.epoch;
+  if (!same) {
+    throw outputConflict(`${o.folder} holds another stream (plan ${previous.plan}, partition ${previous.partition.index} of ${previous.partition.count}, epoch ${previous.epoch})`, {
+      hint: 'Use one output folder per partition and epoch.',
+    });
+  }
+  if (!o.resume) throw outputConflict(`${o.folder} already holds ${previous.shards} shard(s) of this stream`, { hint: 'Add --resume to complete it, or choose an empty folder.' });
+  return previous;
+}
+
+/**
+ * The next shard: up to numberSamplePerShard samples, written and renamed into place (counted in
+ * `progress.shards`), or nothing when the stream had ended. Returns its manifest lines and the state after it.
+ */
+async function writeShard(
+  plan: Plan,
+  o: StreamFolderOptions,
+  progress: FolderProgress,
+  shard: { samples: AsyncIterator<StreamSample>; columns: ParquetColumn[] },
+  onSample: (sample: StreamSample) => void,
+): Promise<{ manifest: string; last: StreamState | null }> {
+  const shardName = String(progress.shards).padStart(5, '0');
+  const writer = await openShardWriter({ outputFolder: o.folder, shardName, outputFormat: 'webdataset', encodeFormat: plan.header.image.encode_format, metaColumns: shard.columns });
+  const stats = new StatsCollector();
+  let manifest = '';
+  let last = progress.state;
+  let n = 0;
+  try {
+    for (; n < o.numberSamplePerShard; n++) {
+      const next = await shard.samples.next();
+      if (next.done) break;
+      const record = toRecord(next.value, false);
+      await writer.write(record);
+      stats.add(record);
+      manifest += manifestLine(next.value.json, new Date()) + '\n';
+      last = next.value.state;
+      onSample(next.value);
+    }
+    if (n === 0 && progress.shards > 0) {
+      await writer.abort(); // the stream had ended with the last shard
+    } else {
+      await writer.close(stats.finish());
+      progress.shards++;
+    }
+  } catch (err) {
+    await writer.abort();
+    throw err;
+  }
+  return { manifest, last };
+}
+
+async function appendManifest(path: string, lines: string): Promise<void> {
+  if (!lines) return;
+  const handle = await open(path, 'a');
+  try {
+    await handle.write(lines);
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
 
 async function readProgress(path: string): Promise<FolderProgress | undefined> {
   let text: string;
@@ -163,7 +172,7 @@ async function readProgress(path: string): Promise<FolderProgress | undefined> {
     if (p.state) p.state = parseState(p.state, path);
     return p;
   } catch (err) {
-    throw new ClipstreamError('OUTPUT_CONFLICT', `${path} is unreadable (${(err as Error).message})`, { hint: 'Remove the folder or choose another one.' });
+    throw outputConflict(`${path} is unreadable (${(err as Error).message})`, { hint: 'Remove the folder or choose another one.' });
   }
 }
 

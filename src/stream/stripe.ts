@@ -46,8 +46,8 @@ export class Stripe {
     return this.list[this.p + position * this.P]!;
   }
 
-  /** Settles when the plan is complete; rejects with the plan's error if its resolution failed. */
-  async grown(): Promise<void> {
+  /** Resolves when the plan is complete; rejects with the plan's error if its resolution failed. */
+  async whenComplete(): Promise<void> {
     await this.plan.pending;
     this.settled = true;
   }
@@ -120,7 +120,7 @@ export class StripeReader {
     this.headLaunched = start.delivered === 0 && shuffleSeed === null ? 0 : null;
     this.determineHead();
     if (!stripe.complete) {
-      stripe.grown().then(
+      stripe.whenComplete().then(
         () => this.fill(),
         () => {}, // next() sees the plan's error
       );
@@ -176,7 +176,7 @@ export class StripeReader {
   }
 
   /** Stops launching and waits for the attempts still open (after an abort they end quickly). */
-  async settle(): Promise<void> {
+  async close(): Promise<void> {
     this.closed = true;
     await Promise.allSettled([...this.heads, ...this.tails].map((a) => a.result));
   }
@@ -189,7 +189,7 @@ export class StripeReader {
   }
 
   private async waitForCandidates(): Promise<void> {
-    await this.stripe.grown();
+    await this.stripe.whenComplete();
     this.fill();
   }
 

@@ -44,7 +44,7 @@ async function walk(o: {
   const hits: StripeHit[] = [];
   const take = o.take ?? o.quota - (o.start?.delivered ?? 0);
   for (let i = 0; i < take; i++) hits.push(await reader.next());
-  await reader.settle();
+  await reader.close();
   return { ids: hits.map((h) => h.candidate.id), hits, attempts };
 }
 
@@ -157,7 +157,7 @@ describe('the stripe walk', () => {
       return failure;
     });
     await expect(reader.next()).rejects.toMatchObject({ code: 'STREAM_EXHAUSTED', message: expect.stringMatching(/none of the 6 candidates/) });
-    await reader.settle();
+    await reader.close();
     // Every position failed once since the last success (a repeat pass may revisit some first), plus the window.
     expect(attempts.length).toBeLessThanOrEqual(2 * 6 + 8);
   });
