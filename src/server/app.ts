@@ -1,7 +1,7 @@
 import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
 import { Counter, Registry, collectDefaultMetrics } from 'prom-client';
 import type { ClipModel } from '../clip/index.js';
-import { inputMalformed, isClipstreamError, type ClipstreamError } from '../core/errors.js';
+import { inputMalformed, isClipstreamError, serverBusy, type ClipstreamError } from '../core/errors.js';
 import type { Fetcher } from '../fetch/index.js';
 import type { Index } from '../index/index.js';
 import { registerClipBackRoutes } from './clip-back.js';
@@ -48,6 +48,8 @@ export interface ServerContext extends Omit<ServerOptions, 'limits' | 'log'> {
   log: (line: string) => void;
   /** Logs a line once per server (what a request asked for and was skipped, …). */
   logOnce: (line: string) => void;
+  /** Runs a request's heavy work (search, embedding, metadata, thumbnails) if a slot is free; else 503 + Retry-After. */
+  heavy: <T>(work: () => Promise<T>) => Promise<T>;
   registry: Registry;
 }
 
@@ -61,7 +63,7 @@ export function createServer(o: ServerOptions): FastifyInstance {
   const log = o.log ?? ((line: string) => process.stderr.write(`clipstream serve: ${line}\n`));
   const logged = new Set<string>();
   const registry = new Registry();
-  const ctx: ServerContext = { ...o, limits, log, registry, logOnce: (line) => !logged.has(line) && logged.add(line) && log(line) };
+  const ctx: ServerContext = { ...o, limits, log, registry, logOnce: (line) => !logged.has(line) && logged.add(line) && log(line), heavy: heavyLimiter(limits.heavyRequests) };
 
   const app = Fastify({ logger: false, bodyLimit: limits.bodyBytes });
   app.removeAllContentTypeParsers();
@@ -92,6 +94,19 @@ export function createServer(o: ServerOptions): FastifyInstance {
   registerClipBackRoutes(app, ctx);
   registerStreamRoutes(app, ctx);
   return app;
+}
+
+function heavyLimiter(max: number): ServerContext['heavy'] {
+  let running = 0;
+  return async (work) => {
+    if (running >= max) throw serverBusy(`${running} search requests are running, the most this server takes at once`, { hint: 'Retry after a second.' });
+    running++;
+    try {
+      return await work();
+    } finally {
+      running--;
+    }
+  };
 }
 
 /** JSON.parse with messages for what Python's json.dumps writes and JSON does not allow (NaN, Infinity). */
