@@ -31,22 +31,23 @@ export function createFetcherFor(fetch: PlanHeader['fetch']): Fetcher {
 
 /** One url → a resized image or a failure reason; the cache first when there is one. Never throws. */
 export async function fetchCandidate(url: string, ctx: CandidateContext, stats: StreamStats, signal?: AbortSignal): Promise<CachedOutcome> {
-  stats.attempts++;
-  const cached = await ctx.cache?.get(url);
-  if (cached) {
-    stats.cacheHits++;
-    count(cached, stats);
-    return cached;
-  }
-  if (ctx.cache) stats.cacheMisses++;
-  const outcome = await download(url, ctx, signal);
-  if (!outcome.ok && outcome.reason === 'aborted') {
-    stats.attempts--; // the reader left: not a property of the url
+  stats.inFlight++;
+  try {
+    const cached = await ctx.cache?.get(url);
+    if (cached) {
+      stats.cacheHits++;
+      count(cached, stats);
+      return cached;
+    }
+    if (ctx.cache) stats.cacheMisses++;
+    const outcome = await download(url, ctx, signal);
+    if (!outcome.ok && outcome.reason === 'aborted') return outcome; // the reader left: not a property of the url
+    await ctx.cache?.put(url, outcome);
+    count(outcome, stats);
     return outcome;
+  } finally {
+    stats.inFlight--;
   }
-  await ctx.cache?.put(url, outcome);
-  count(outcome, stats);
-  return outcome;
 }
 
 async function download(url: string, ctx: CandidateContext, signal?: AbortSignal): Promise<CachedOutcome> {

@@ -2,7 +2,10 @@
 export interface StreamStatsSnapshot {
   delivered: number;
   repeats: number;
+  /** Attempts that finished: successes + failures (cache hits included; an attempt abandoned by its reader is not one). */
   attempts: number;
+  /** Attempts under way now. */
+  in_flight: number;
   successes: number;
   failures: number;
   /** Failure reason → count. */
@@ -21,7 +24,7 @@ export interface StreamStatsSnapshot {
 export class StreamStats {
   delivered = 0;
   repeats = 0;
-  attempts = 0;
+  inFlight = 0;
   successes = 0;
   failures = 0;
   bytes = 0;
@@ -30,6 +33,11 @@ export class StreamStats {
   activePartitions = 0;
   readonly reasons = new Map<string, number>();
   private readonly start = Date.now();
+
+  /** Derived: every finished attempt ended as a success or a failure. */
+  get attempts(): number {
+    return this.successes + this.failures;
+  }
 
   fail(reason: string): void {
     this.failures++;
@@ -43,6 +51,7 @@ export class StreamStats {
       delivered: this.delivered,
       repeats: this.repeats,
       attempts: this.attempts,
+      in_flight: this.inFlight,
       successes: this.successes,
       failures: this.failures,
       reasons: Object.fromEntries([...this.reasons].sort((a, b) => b[1] - a[1])),

@@ -253,4 +253,23 @@ describe('bounded memory', () => {
     expect(stream.stats.successes).toBeLessThanOrEqual(5 + 64);
     await stream.close();
   });
+
+  test('attempts count finished attempts only: in flight apart, abandoned ones never', async () => {
+    const w = world();
+    // every download of this world waits 1-2 s: attempts are in flight when the stream is closed
+    const plan = await loadPlan(await w.spec([{ name: 'red', count: 20 }], { fetch: { allow_private_networks: true, timeout: 5, retries: 0, concurrency: 8 } }));
+    const slow = { ...plan, candidates: plan.candidates.map((list) => list.map((c) => ({ ...c, url: `${w.server.url}/slow-first-byte?ms=1500&id=${c.id}` }))) };
+    const stream = await openStream(slow);
+    const first = stream[Symbol.asyncIterator]().next();
+    await new Promise((r) => setTimeout(r, 300));
+    const during = stream.stats.snapshot();
+    expect(during.in_flight).toBeGreaterThan(0);
+    expect(during.attempts).toBe(during.successes + during.failures); // the success rate is not diluted by what is under way
+    await first;
+    await stream.close();
+    const after = stream.stats.snapshot();
+    expect(after.in_flight).toBe(0);
+    expect(after.attempts).toBe(after.successes + after.failures);
+    expect(after.success_rate).toBe(after.attempts === 0 ? null : Math.round((after.successes / after.attempts) * 10_000) / 10_000);
+  });
 });
