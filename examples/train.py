@@ -18,10 +18,9 @@ import argparse
 import contextlib
 
 import torch
+from clipstream import ClipStreamDataset, StateTracker, collate, list_streams, serve
 from torch import nn
 from torch.utils.data import DataLoader
-
-from clipstream import ClipStreamDataset, StateTracker, collate, list_streams, serve
 
 try:
     from torchdata.stateful_dataloader import StatefulDataLoader

@@ -6,7 +6,7 @@ set +e
 report="$(mktemp -d)"
 node_modules/.bin/tsc -p tsconfig.test.json --noEmit
 typecheck=$?
-node_modules/.bin/eslint --no-error-on-unmatched-pattern src test bench scripts
+bash scripts/lint.sh
 lint=$?
 node_modules/.bin/vitest run --reporter=default --reporter=json --outputFile.json="$report/vitest.json" "$@"
 bash scripts/test-python.sh "$report/pytest.txt"   # the Python client (python/tests); writes pytest's summary

@@ -8,8 +8,8 @@ torch is imported only by the dataset: `serve`, the tar reader and the errors wo
 """
 
 from .errors import ClipStreamError, ServeError, StateError, StreamError, TarFormatError, TruncatedTar
-from .server import Server, serve
 from .http import list_streams
+from .server import Server, serve
 from .state import StateTracker
 
 __version__ = "0.1.0"

@@ -1,22 +1,17 @@
 """ClipStreamDataset: a torch IterableDataset over `clipstream serve`'s partition tars (docs/streaming.md)."""
 
-import functools
-import io
 import json
 import os
-import re
-import time
 import urllib.parse
 
 import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
 from . import http
+from .decode import DECODES, IMAGE_EXTS, decode_image, jpeg_to_tensor
 from .errors import StateError, StreamError
 from .state import check_state, empty_state, partition_mismatch
 from .tar import ERROR_KEY, group_samples, tar_members
-
-IMAGE_EXTS = ("jpg", "jpeg", "png", "webp", "npy")
 
 
 class SampleJson(dict):
@@ -34,7 +29,6 @@ try:  # torch >= 1.13: the documented way to extend default_collate
     default_collate_fn_map[SampleJson] = _collate_as_list
 except ImportError:  # older torch: pass collate_fn=clipstream.collate
     pass
-DECODES = ("pil", "tensor", "raw")
 
 
 def rank_and_world_size():
@@ -95,14 +89,18 @@ class ClipStreamDataset(IterableDataset):
         self.url = http.base_url(url)
         self.decode = decode
         if decode == "tensor":
-            _jpeg_to_tensor()  # imported here, once: forked DataLoader workers inherit it (each would take ~0.3 s)
+            jpeg_to_tensor()  # imported here, once: forked DataLoader workers inherit it (each would take ~0.3 s)
         self.transform = transform
         self.rank, self.world_size = rank, world_size
         self.timeout, self.retries, self.backoff, self.max_backoff = timeout, retries, backoff, max_backoff
         self.stream = stream if stream is not None else self._only_stream()
-        self.epoch = int(epoch)
         self.infinite = bool(infinite)
-        self._state = empty_state(self.stream, self.epoch)
+        self._state = empty_state(self.stream, int(epoch))
+
+    @property
+    def epoch(self):
+        """The epoch streamed next: kept in the resume state only, so state_dict() and the dataset agree."""
+        return self._state["epoch"]
 
     def _only_stream(self):
         names = [s["name"] for s in http.list_streams(self.url, self.timeout, self.retries, self.backoff)]
@@ -130,15 +128,13 @@ class ClipStreamDataset(IterableDataset):
     def set_epoch(self, epoch):
         """Streams `epoch` next; drops resume states that belong to another epoch."""
         if int(epoch) != self.epoch:
-            self.epoch = int(epoch)
-            self._state = empty_state(self.stream, self.epoch)
+            self._state = empty_state(self.stream, int(epoch))
 
     def state_dict(self):
         """The resume state: the epoch and, per partition read so far, the server state after the last sample
         yielded. StatefulDataLoader calls it on each worker's copy; a plain DataLoader with workers needs
         StateTracker."""
-        state = dict(self._state, epoch=self.epoch, states=dict(self._state["states"]))
-        return state
+        return dict(self._state, states=dict(self._state["states"]))
 
     def load_state_dict(self, state):
         """Continues after the samples that `state` says were consumed: nothing twice, nothing lost. Sets the
@@ -148,7 +144,6 @@ class ClipStreamDataset(IterableDataset):
         if state["stream"] is not None and state["stream"] != self.stream:
             raise StateError(f"this resume state is for stream {state['stream']!r}, this dataset reads {self.stream!r}")
         state["stream"] = self.stream
-        self.epoch = state["epoch"]
         self._state = state
 
     # -- iteration ------------------------------------------------------------------------------------------------
@@ -171,17 +166,16 @@ class ClipStreamDataset(IterableDataset):
             sample = self._decode(raw)
             self._state["states"][key] = sample["__state__"]
             if self.infinite:
-                self.epoch = self._state["epoch"] = sample["json"].get("epoch", self.epoch)
+                self._state["epoch"] = sample["json"].get("epoch", self.epoch)
             yield sample
         # The pass is complete: the next one streams the next epoch from its start.
         self._state["states"].pop(key, None)
         if self.epoch == epoch:
-            self.epoch = epoch + 1
-            self._state["epoch"] = self.epoch
+            self._state["epoch"] = epoch + 1
 
     def _raw_samples(self, p, partitions, epoch, state):
         """Undecoded samples of partition p; reconnects with the last received state on retryable failures."""
-        failures = 0
+        retrier = http.Retrier(self.retries, self.backoff, self.max_backoff)
         while True:
             url = http.partition_url(self.url, self.stream, p, partitions, epoch, state, self.infinite)
             try:
@@ -195,7 +189,7 @@ class ClipStreamDataset(IterableDataset):
                             if "state" not in raw:
                                 raise StreamError(f"{url}: sample {raw['__key__']} has no .state member", url=url)
                             received += 1
-                            failures = 0
+                            retrier.progressed()
                             state = raw["state"].decode("utf-8")
                             yield raw
                     except http.READ_ERRORS as err:
@@ -206,15 +200,12 @@ class ClipStreamDataset(IterableDataset):
                         )
                 return
             except http.RetryableError as err:
-                failures += 1
-                if failures > self.retries:
-                    raise StreamError(
-                        f"stream {self.stream!r} partition {p} of {partitions} at {self.url}: {err}; gave up after "
-                        f"{self.retries} retries (resume with state_dict(), or the last sample's __state__)",
-                        url=url,
-                        status=err.status,
-                    ) from err
-                time.sleep(http.backoff_delay(failures, self.backoff, self.max_backoff))
+                retrier.failed(
+                    err,
+                    url,
+                    f"stream {self.stream!r} partition {p} of {partitions} at {self.url}: {err}; gave up after "
+                    f"{self.retries} retries (resume with state_dict(), or the last sample's __state__)",
+                )
 
     def _server_failure(self, raw, url, p, partitions):
         """The StreamError for a partition the server ended with `__error__.json` (not retried: it said why)."""
@@ -232,21 +223,7 @@ class ClipStreamDataset(IterableDataset):
         ext = next((e for e in IMAGE_EXTS if e in raw), None)
         if ext is None:
             raise StreamError(f"sample {raw['__key__']} has no image member (members: {sorted(raw)})")
-        image = raw[ext]
-        if ext == "npy" and self.decode != "raw":
-            height, width, pixels = _npy_image(image, raw["__key__"])
-            if self.decode == "tensor":
-                image = torch.frombuffer(bytearray(pixels), dtype=torch.uint8).view(height, width, 3).permute(2, 0, 1)
-            else:
-                from PIL import Image
-
-                image = Image.frombytes("RGB", (width, height), bytes(pixels))
-        elif self.decode == "tensor" and image[:3] == b"\xff\xd8\xff" and (jpeg := _jpeg_to_tensor()) is not None:
-            image = jpeg(image)
-        elif self.decode != "raw":
-            image = _pil_rgb(image)
-            if self.decode == "tensor":
-                image = _to_tensor(image)
+        image = decode_image(raw[ext], ext, self.decode, raw["__key__"])
         if self.transform is not None:
             image = self.transform(image)
         return {
@@ -256,85 +233,6 @@ class ClipStreamDataset(IterableDataset):
             "__key__": raw["__key__"],
             "__state__": raw["state"].decode("utf-8"),
         }
-
-
-# The header clipstream writes for an (h, w, 3) uint8 array (what np.save writes, spare spaces included).
-_NPY_IMAGE_HEADER = re.compile(rb"\{'descr': '\|u1', 'fortran_order': False, 'shape': \((\d{1,6}), (\d{1,6}), 3\), \} *\n")
-
-
-def _npy_image(data, key):
-    """An `encode_format: npy` image — the server's resized pixels, HWC uint8 RGB, nothing to decode — as
-    (height, width, pixel bytes). clipstream's own header is matched directly (np.load takes ~10 × longer: 0.23 ms
-    for 256 px); another writer's header is read with numpy's header reader (no pickles, no array allocated before
-    its size is checked). Anything but an (h, w, 3) uint8 array is refused: the bytes are untrusted."""
-    if data[:8] == b"\x93NUMPY\x01\x00" and len(data) >= 10:
-        end = 10 + int.from_bytes(data[8:10], "little")
-        match = _NPY_IMAGE_HEADER.fullmatch(data, 10, end)
-        if match:
-            return _checked(key, int(match[1]), int(match[2]), False, data, end)
-    # Another writer's header: numpy reads it, but the array is not made from it before the size is checked (np.load
-    # would allocate whatever a header declares).
-    from numpy.lib import format as npy_format
-
-    stream = io.BytesIO(data)
-    try:
-        version = npy_format.read_magic(stream)
-        read_header = {(1, 0): npy_format.read_array_header_1_0, (2, 0): npy_format.read_array_header_2_0}.get(version)
-        if read_header is None:
-            raise ValueError(f"format version {version[0]}.{version[1]}")
-        shape, fortran, dtype = read_header(stream)
-    except (ValueError, EOFError, OSError, SyntaxError) as err:
-        raise StreamError(f"sample {key}: its .npy member is not a numpy array ({err})") from err
-    if dtype.str != "|u1" or len(shape) != 3 or shape[2] != 3:
-        raise StreamError(f"sample {key}: expected an (h, w, 3) uint8 image in its .npy member but found {dtype} {shape}")
-    return _checked(key, shape[0], shape[1], fortran, data, stream.tell())
-
-
-def _checked(key, height, width, fortran, data, offset):
-    if height < 1 or width < 1 or len(data) - offset != height * width * 3:
-        raise StreamError(f"sample {key}: its .npy member holds {len(data) - offset} bytes of pixels, not {height}×{width}×3")
-    pixels = memoryview(data)[offset:]
-    if fortran:
-        import numpy as np
-
-        array = np.frombuffer(pixels, dtype=np.uint8).reshape((height, width, 3), order="F")
-        pixels = memoryview(np.ascontiguousarray(array)).cast("B")
-    return height, width, pixels
-
-
-@functools.cache
-def _jpeg_to_tensor():
-    """torchvision's decode_jpeg when torchvision is installed (libjpeg-turbo straight into an RGB tensor: ~14 % less
-    client CPU than PIL in bench/torch), else None. Looked up once per process (importing torchvision takes ~0.3 s)."""
-    try:
-        from torchvision.io import ImageReadMode, decode_jpeg
-    except ImportError:
-        return None
-
-    def decode(data):
-        try:
-            return decode_jpeg(torch.frombuffer(bytearray(data), dtype=torch.uint8), mode=ImageReadMode.RGB)
-        except RuntimeError:  # what libjpeg-turbo refuses (CMYK, say), PIL may read
-            return _to_tensor(_pil_rgb(data))
-
-    return decode
-
-
-def _pil_rgb(data):
-    """Encoded bytes → a decoded RGB PIL image (an RGB image is used as is: convert would copy it)."""
-    from PIL import Image
-
-    opened = Image.open(io.BytesIO(data))
-    opened.load()
-    return opened if opened.mode == "RGB" else opened.convert("RGB")
-
-
-def _to_tensor(image):
-    """RGB PIL image → CHW uint8 tensor, a CHW view of the HWC pixels as torchvision's pil_to_tensor returns (the
-    collate's stack makes the batch contiguous; a copy here cost ~10 % of the client's CPU)."""
-    width, height = image.size
-    tensor = torch.frombuffer(bytearray(image.tobytes()), dtype=torch.uint8)
-    return tensor.view(height, width, 3).permute(2, 0, 1)
 
 
 def collate(samples):

@@ -107,17 +107,34 @@ def get_json(url, timeout):
             raise RetryableError(describe(err)) from err
 
 
+class Retrier:
+    """The one retry policy of the client: up to `retries` failures in a row (progress resets the count),
+    `backoff × 2^(n-1)` seconds apart, jittered (× 0.5–1) and capped at `max_backoff`; then StreamError."""
+
+    def __init__(self, retries, backoff, max_backoff=30.0):
+        self.retries, self.backoff, self.max_backoff = retries, backoff, max_backoff
+        self.failures = 0
+
+    def progressed(self):
+        self.failures = 0
+
+    def failed(self, err, url, message=None):
+        """Sleeps before the next try, or raises StreamError (with `message`, or a default) once out of retries."""
+        self.failures += 1
+        if self.failures > self.retries:
+            text = message or f"{url}: {err} (gave up after {self.retries} retries)"
+            raise StreamError(text, url=url, status=err.status) from err
+        time.sleep(backoff_delay(self.failures, self.backoff, self.max_backoff))
+
+
 def with_retries(call, url, retries, backoff, max_backoff=30.0):
     """call() until it does not raise RetryableError, at most retries + 1 times; then StreamError."""
-    failures = 0
+    retrier = Retrier(retries, backoff, max_backoff)
     while True:
         try:
             return call()
         except RetryableError as err:
-            failures += 1
-            if failures > retries:
-                raise StreamError(f"{url}: {err} (gave up after {retries} retries)", url=url, status=err.status) from err
-            time.sleep(backoff_delay(failures, backoff, max_backoff))
+            retrier.failed(err, url)
 
 
 def backoff_delay(failures, backoff, max_backoff):

@@ -44,7 +44,10 @@ def _local_cli():
     for start in (os.getcwd(), here):
         folder = start
         while True:
-            for candidate in (os.path.join(folder, "node_modules", ".bin", "clipstream"), os.path.join(folder, "clipstream")):
+            for candidate in (
+                os.path.join(folder, "node_modules", ".bin", "clipstream"),
+                os.path.join(folder, "clipstream"),
+            ):
                 if os.path.isfile(candidate) and os.access(candidate, os.X_OK) and _is_clipstream(candidate):
                     return candidate
             parent = os.path.dirname(folder)

@@ -5,9 +5,8 @@ import json
 import sys
 
 import torch.distributed as dist
-from torch.utils.data import DataLoader
-
 from clipstream import ClipStreamDataset
+from torch.utils.data import DataLoader
 
 url, rendezvous, rank, out = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
 dist.init_process_group("gloo", init_method=f"file://{rendezvous}", rank=rank, world_size=2)

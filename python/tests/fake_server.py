@@ -74,7 +74,15 @@ class Handler(BaseHTTPRequestHandler):
             status = server.fail_status.pop(0)
             return self._json(status, {"error": f"injected {status}"})
         if url.path == "/streams":
-            return self._json(200, {"streams": [{"name": s.name, "queries": [{"name": q} for q, _ in s.counts], "seed": 0} for s in server.streams]})
+            return self._json(
+                200,
+                {
+                    "streams": [
+                        {"name": s.name, "queries": [{"name": q} for q, _ in s.counts], "seed": 0}
+                        for s in server.streams
+                    ]
+                },
+            )
         parts = url.path.split("/")
         stream = next((s for s in server.streams if len(parts) == 4 and s.name == parts[2]), None)
         if stream is None:

@@ -58,7 +58,7 @@ class DemoWorld:
                 self.stop()
                 tail = "\n".join(self.output[-30:])
                 raise RuntimeError(f"`clipstream demo --world` did not get ready:\n{tail}")
-        match = re.search(r"images=(\S+)", next(l for l in self.output if l.startswith("demo world ready:")))
+        match = re.search(r"images=(\S+)", next(line for line in self.output if line.startswith("demo world ready:")))
         self.images_url = match.group(1) if match else None
 
     def spec(self, path, counts=COUNTS, size=32, encode_format="jpg", **extra):

@@ -7,12 +7,10 @@ import importlib.util
 import re
 import subprocess
 import threading
-import time
 
 import numpy as np
 import pytest
 import requests
-
 from live import cli_command
 
 
@@ -33,9 +31,20 @@ ClipClient, Modality = clip_client.ClipClient, clip_client.Modality
 def back(world):
     """`clipstream serve --index demo=… --model …`, as a clip back user would start it."""
     process = subprocess.Popen(
-        cli_command() + ["serve", "--index", f"demo={world.dir / 'index'}", "--model", str(world.dir / "model"),
-                         "--port", "0", "--allow-private-networks"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        cli_command()
+        + [
+            "serve",
+            "--index",
+            f"demo={world.dir / 'index'}",
+            "--model",
+            str(world.dir / "model"),
+            "--port",
+            "0",
+            "--allow-private-networks",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     lines = []
     ready = threading.Event()
@@ -75,7 +84,9 @@ def test_text_query_with_clip_clients_defaults(back):
 
 def test_num_images_and_deduplicate(back):
     base, _ = back
-    many = ClipClient(url=f"{base}/knn-service", indice_name="demo", num_images=25, deduplicate=False).query(text="blue")
+    many = ClipClient(url=f"{base}/knn-service", indice_name="demo", num_images=25, deduplicate=False).query(
+        text="blue"
+    )
     assert len(many) == 25 and set(colours(many)) == {"blue"}
     deduplicated = ClipClient(url=f"{base}/knn-service", indice_name="demo", num_images=25).query(text="blue")
     # demo images of one colour are near-duplicates of each other in color-CLIP's space: dedup keeps few
@@ -107,7 +118,12 @@ def test_embedding_query(back, world):
 
 def test_metadata_of_ids_as_clip_front_pages_them(back):
     base, _ = back
-    ids = [r["id"] for r in ClipClient(url=f"{base}/knn-service", indice_name="demo", num_images=4, deduplicate=False).query(text="green")]
+    ids = [
+        r["id"]
+        for r in ClipClient(url=f"{base}/knn-service", indice_name="demo", num_images=4, deduplicate=False).query(
+            text="green"
+        )
+    ]
     answer = requests.post(f"{base}/metadata", data=f'{{"indice_name": "demo", "ids": {ids}}}', timeout=10).json()
     assert [a["id"] for a in answer] == ids
     assert all(a["metadata"]["colour"] == "green" for a in answer)
@@ -115,6 +131,8 @@ def test_metadata_of_ids_as_clip_front_pages_them(back):
 
 def test_a_bad_request_is_a_json_error_not_a_decode_error(back):
     base, _ = back
-    reply = requests.post(f"{base}/knn-service", data='{"indice_name": "nope", "num_images": 1, "text": "red"}', timeout=10)
+    reply = requests.post(
+        f"{base}/knn-service", data='{"indice_name": "nope", "num_images": 1, "text": "red"}', timeout=10
+    )
     assert reply.status_code == 400
     assert "unknown indice_name" in reply.json()["error"]

@@ -4,21 +4,25 @@ import io
 
 import pytest
 import torch
+from clipstream import dataset, decode
 from PIL import Image
-
-from clipstream import dataset
 
 
 def jpeg(mode="RGB", size=(40, 30)):
     image = Image.new(mode, size)
-    image.putdata([((x * 7) % 256, (x * 3) % 256, (x * 11) % 256)[: len(mode)] if mode != "L" else (x * 5) % 256 for x in range(size[0] * size[1])])
+    image.putdata(
+        [
+            ((x * 7) % 256, (x * 3) % 256, (x * 11) % 256)[: len(mode)] if mode != "L" else (x * 5) % 256
+            for x in range(size[0] * size[1])
+        ]
+    )
     buffer = io.BytesIO()
     image.save(buffer, "JPEG", quality=90)
     return buffer.getvalue()
 
 
 def pil_tensor(data):
-    return dataset._to_tensor(dataset._pil_rgb(data))
+    return decode.to_tensor(decode.pil_rgb(data))
 
 
 def png():
@@ -39,8 +43,8 @@ def test_tensor_decoding_sends_jpegs_to_the_jpeg_decoder_and_the_rest_to_pil(mon
         seen.append(bytes(data[:3]))
         return pil_tensor(data)
 
-    dataset._jpeg_to_tensor.cache_clear()
-    monkeypatch.setattr(dataset, "_jpeg_to_tensor", lambda: recording)
+    decode.jpeg_to_tensor.cache_clear()
+    monkeypatch.setattr(decode, "jpeg_to_tensor", lambda: recording)
     assert torch.equal(decoded(jpeg()), pil_tensor(jpeg()))
     assert seen == [b"\xff\xd8\xff"]
     assert decoded(png(), "png").shape == (3, 30, 40)
@@ -54,22 +58,22 @@ def test_what_torchvision_refuses_is_decoded_by_pil(monkeypatch):
         raise RuntimeError("Unsupported color conversion request")
 
     monkeypatch.setattr(torchvision_io, "decode_jpeg", refusing)
-    dataset._jpeg_to_tensor.cache_clear()
+    decode.jpeg_to_tensor.cache_clear()
     try:
         data = jpeg()
-        assert torch.equal(dataset._jpeg_to_tensor()(data), pil_tensor(data))
+        assert torch.equal(decode.jpeg_to_tensor()(data), pil_tensor(data))
     finally:
-        dataset._jpeg_to_tensor.cache_clear()
+        decode.jpeg_to_tensor.cache_clear()
 
 
 @pytest.mark.parametrize("mode", ["RGB", "L", "CMYK"])
 def test_torchvision_decodes_what_pil_decodes(mode):
     pytest.importorskip("torchvision")
-    dataset._jpeg_to_tensor.cache_clear()
-    decode = dataset._jpeg_to_tensor()
-    assert decode is not None
+    decode.jpeg_to_tensor.cache_clear()
+    to_tensor = decode.jpeg_to_tensor()
+    assert to_tensor is not None
     data = jpeg(mode)
-    ours, pils = decode(data), pil_tensor(data)
+    ours, pils = to_tensor(data), pil_tensor(data)
     assert ours.shape == pils.shape == (3, 30, 40) and ours.dtype == torch.uint8
     assert (ours.int() - pils.int()).abs().max() <= 2  # both are libjpeg-turbo; CMYK goes through PIL
 
@@ -85,11 +89,13 @@ def test_without_torchvision_pil_decodes(monkeypatch):
         return real_import(name, *args, **kwargs)
 
     monkeypatch.setattr(builtins, "__import__", no_torchvision)
-    dataset._jpeg_to_tensor.cache_clear()
+    decode.jpeg_to_tensor.cache_clear()
     try:
-        assert dataset._jpeg_to_tensor() is None
+        assert decode.jpeg_to_tensor() is None
         data = jpeg()
-        sample = dataset.ClipStreamDataset("http://127.0.0.1:9", stream="s", decode="tensor")._decode({"__key__": "k", "jpg": data, "state": b"{}"})
+        sample = dataset.ClipStreamDataset("http://127.0.0.1:9", stream="s", decode="tensor")._decode(
+            {"__key__": "k", "jpg": data, "state": b"{}"}
+        )
         assert torch.equal(sample["image"], pil_tensor(data))
     finally:
-        dataset._jpeg_to_tensor.cache_clear()
+        decode.jpeg_to_tensor.cache_clear()

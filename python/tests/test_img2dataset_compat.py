@@ -16,16 +16,15 @@ import threading
 from pathlib import Path
 
 import pytest
+from live import cli_command
 from PIL import Image
 from PIL.TiffImagePlugin import IFDRational
-
-from live import cli_command
 
 IMG2DATASET_VERSION = "1.47.0"
 REQUIRED = object()
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def img2dataset_parameters():
     """(name, default) of every parameter of img2dataset's download(), read from the installed package's source."""
     dist = importlib.metadata.distribution("img2dataset")
@@ -158,8 +157,18 @@ def test_exif_field_is_what_img2datasets_exifread_gives(tmp_path, served):
         names.append(f"{i}.{ext}")
     (tmp_path / "urls.csv").write_text("url,name\n" + "".join(f"{url}/{n},{n}\n" for n in names))
     result = run_cli(
-        "download", "--url-list", str(tmp_path / "urls.csv"), "--input-format", "csv", "--save-additional-columns", "name",
-        "--output-folder", str(tmp_path / "out"), "--allow-private-networks", "--image-size", "32",
+        "download",
+        "--url-list",
+        str(tmp_path / "urls.csv"),
+        "--input-format",
+        "csv",
+        "--save-additional-columns",
+        "name",
+        "--output-folder",
+        str(tmp_path / "out"),
+        "--allow-private-networks",
+        "--image-size",
+        "32",
     )
     assert result.returncode == 0, result.stderr
     compared = []

@@ -12,10 +12,18 @@ import time
 
 import pytest
 import torch
-from torch.utils.data import DataLoader
-
-from clipstream import ClipStreamDataset, ServeError, StateError, StateTracker, StreamError, collate, list_streams, serve
+from clipstream import (
+    ClipStreamDataset,
+    ServeError,
+    StateError,
+    StateTracker,
+    StreamError,
+    collate,
+    list_streams,
+    serve,
+)
 from live import COUNTS, REPO, cli_command
+from torch.utils.data import DataLoader
 
 STREAM = "colours"
 
@@ -85,7 +93,9 @@ def test_pil_and_raw_decoding_and_transform(live):
 def test_npy_images_need_no_decoding_and_webdataset_reads_them(world):
     spec = world.spec(world.dir / "npy.yaml", encode_format="npy")
     with serve(spec, name="pixels") as server:
-        loader = DataLoader(ClipStreamDataset(server.url, decode="tensor"), batch_size=6, num_workers=2, collate_fn=collate)
+        loader = DataLoader(
+            ClipStreamDataset(server.url, decode="tensor"), batch_size=6, num_workers=2, collate_fn=collate
+        )
         samples = samples_of(loader)
         assert len(samples) == 60
         colour = {"red": 0, "green": 1, "blue": 2}
@@ -98,9 +108,18 @@ def test_npy_images_need_no_decoding_and_webdataset_reads_them(world):
         assert pil["image"].mode == "RGB" and pil["image"].size == (32, 32)
         raw = next(iter(ClipStreamDataset(server.url, decode="raw")))
         assert raw["image"][:6] == b"\x93NUMPY" and len(raw["image"]) == 128 + 32 * 32 * 3
-        assert torch.equal(torch.from_numpy(_np_load(raw["image"])).permute(2, 0, 1), samples_of([next(iter(ClipStreamDataset(server.url, decode="tensor")))])[0]["image"])
+        assert torch.equal(
+            torch.from_numpy(_np_load(raw["image"])).permute(2, 0, 1),
+            samples_of([next(iter(ClipStreamDataset(server.url, decode="tensor")))])[0]["image"],
+        )
         wds = pytest.importorskip("webdataset")
-        decoded = next(iter(wds.WebDataset(f"{server.url}/streams/pixels/{{0..1}}.tar?partitions=2", shardshuffle=False, empty_check=False).decode()))
+        decoded = next(
+            iter(
+                wds.WebDataset(
+                    f"{server.url}/streams/pixels/{{0..1}}.tar?partitions=2", shardshuffle=False, empty_check=False
+                ).decode()
+            )
+        )
         assert decoded["npy"].shape == (32, 32, 3) and str(decoded["npy"].dtype) == "uint8"
 
 
@@ -133,7 +152,9 @@ def test_ranks_from_torch_distributed(live, tmp_path):
     script = os.path.join(os.path.dirname(__file__), "dist_worker.py")
     outs = [tmp_path / f"rank{r}.json" for r in range(2)]
     ranks = [
-        subprocess.Popen([sys.executable, script, live.url, str(tmp_path / "rendezvous"), str(r), str(outs[r])], env=env)
+        subprocess.Popen(
+            [sys.executable, script, live.url, str(tmp_path / "rendezvous"), str(r), str(outs[r])], env=env
+        )
         for r in range(2)
     ]
     assert [rank.wait(timeout=120) for rank in ranks] == [0, 0]
@@ -175,7 +196,9 @@ def test_an_infinite_stream_crosses_epochs_and_resumes_exactly(live):
         if len(tail) == 70:
             break
     assert {k[:2] for k in head} == {"e0", "e1"} and set(head).isdisjoint(tail)
-    assert sorted(k for k in head + tail if k.startswith("e1")) == sorted(f"e1p{p}s{n}" for p in range(2) for n in range(30))
+    assert sorted(k for k in head + tail if k.startswith("e1")) == sorted(
+        f"e1p{p}s{n}" for p in range(2) for n in range(30)
+    )
     assert any(k.startswith("e2") for k in tail)
 
 
@@ -259,7 +282,10 @@ def test_webdataset_reads_the_same_urls(live):
     wds = pytest.importorskip("webdataset")
     urls = f"{live.url}/streams/{STREAM}/{{0..2}}.tar?partitions=3&epoch=0"
     theirs = {s["__key__"]: s for s in wds.WebDataset(urls, shardshuffle=False, empty_check=False)}
-    ours = {s["__key__"]: s for s in samples_of(DataLoader(ClipStreamDataset(live.url, decode="raw"), batch_size=None, num_workers=3))}
+    ours = {
+        s["__key__"]: s
+        for s in samples_of(DataLoader(ClipStreamDataset(live.url, decode="raw"), batch_size=None, num_workers=3))
+    }
     assert len(theirs) == 60 and theirs.keys() == ours.keys()
     for key, sample in ours.items():
         assert json.loads(theirs[key]["json"])["id"] == sample["json"]["id"]
@@ -357,7 +383,10 @@ def test_a_stream_whose_hosts_are_all_refused_raises_the_reasons_at_once(world):
         message = str(info.value)
         assert re.search(r"private_address \d+", message), message
         assert "allow_private_networks: true" in message
-        assert re.search(r"could not start: STREAM_EXHAUSTED", server.log)
+        deadline = time.monotonic() + 5  # the server's stderr is read by a thread: the line may come a moment later
+        while not re.search(r"could not start: STREAM_EXHAUSTED", server.log) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert re.search(r"could not start: STREAM_EXHAUSTED", server.log), server.log
 
 
 def test_serve_takes_query_embeddings_as_numpy_arrays(world):
@@ -372,7 +401,10 @@ def test_serve_takes_query_embeddings_as_numpy_arrays(world):
             samples = list(ClipStreamDataset(server.url, decode="raw"))
         assert len(samples) == 4
         assert len({s["json"]["colour"] for s in samples}) == 1
-    for bad, message in ((rows[:3], r"shape \(3, \d+\) holds 3 embeddings"), (np.full(rows.shape[1], np.nan), "value 0 is NaN")):
+    for bad, message in (
+        (rows[:3], r"shape \(3, \d+\) holds 3 embeddings"),
+        (np.full(rows.shape[1], np.nan), "value 0 is NaN"),
+    ):
         spec["queries"] = [{"name": "bad", "embedding": bad, "count": 4}]
         with pytest.raises(ServeError, match=message):
             serve(spec)
@@ -380,9 +412,23 @@ def test_serve_takes_query_embeddings_as_numpy_arrays(world):
 
 def test_examples_train_trains_checkpoints_and_resumes(live, tmp_path):
     result = subprocess.run(
-        [sys.executable, str(REPO / "examples" / "train.py"), "--url", live.url, "--steps", "4", "--batch-size", "4",
-         "--num-workers", "2", "--checkpoint", str(tmp_path / "ckpt.pt")],
-        capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            str(REPO / "examples" / "train.py"),
+            "--url",
+            live.url,
+            "--steps",
+            "4",
+            "--batch-size",
+            "4",
+            "--num-workers",
+            "2",
+            "--checkpoint",
+            str(tmp_path / "ckpt.pt"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "resumed from" in result.stdout
@@ -395,9 +441,13 @@ def test_the_demos_python_lines_run_while_the_world_is_served(world):
     (the world fixture runs exactly that), those lines run as printed."""
     script = f"import('{REPO / 'dist' / 'cli' / 'demo.js'}').then((m) => console.log(m.pythonLines({json.dumps(str(world.dir))}).join('\\n')))"
     node = cli_command()[0]  # CLIPSTREAM_CLI is "NODE dist/cli/main.js" in the test script
-    printed = subprocess.run([node, "--input-type=module", "-e", script], capture_output=True, text=True, check=True).stdout
+    printed = subprocess.run(
+        [node, "--input-type=module", "-e", script], capture_output=True, text=True, check=True
+    ).stdout
     assert f"./clipstream demo --world {world.dir}" in printed
-    code = "\n".join(line[2:] for line in printed.splitlines() if line.startswith("  ") and not line.startswith("  ./clipstream"))
+    code = "\n".join(
+        line[2:] for line in printed.splitlines() if line.startswith("  ") and not line.startswith("  ./clipstream")
+    )
     code = code.replace("for batch in loader: ...", "batches = list(loader)")
     scope = {}
     exec(code, scope)  # noqa: S102 - the printed lines, as a user pastes them

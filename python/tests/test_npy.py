@@ -4,8 +4,7 @@ import io
 
 import numpy as np
 import pytest
-
-from clipstream.dataset import _npy_image
+from clipstream.decode import npy_image as _npy_image
 from clipstream.errors import StreamError
 
 

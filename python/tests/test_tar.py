@@ -4,7 +4,6 @@ import io
 import tarfile
 
 import pytest
-
 from clipstream.errors import TarFormatError, TruncatedTar
 from clipstream.tar import group_samples, split_key, tar_members
 

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# `npm run lint` and the test script: ESLint on the TypeScript, ruff (lint + format check) on the Python client.
+# ruff comes from PyPI, pinned, into a small venv of its own (~/.cache/clipstream/venv-tools) made on first use.
+#   scripts/lint.sh [--fix]
+set -uo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+fix=0
+[ "${1:-}" = "--fix" ] && fix=1
+status=0
+
+if [ $fix = 1 ]; then
+  node_modules/.bin/eslint --no-error-on-unmatched-pattern --fix src test bench scripts || status=1
+else
+  node_modules/.bin/eslint --no-error-on-unmatched-pattern src test bench scripts || status=1
+fi
+
+RUFF_VERSION=0.8.6
+tools="${CLIPSTREAM_TOOLS_VENV:-$HOME/.cache/clipstream/venv-tools}"
+python="${CLIPSTREAM_SYSTEM_PYTHON:-/usr/bin/python3}"
+if ! "$tools/bin/ruff" --version 2>/dev/null | grep -q "ruff $RUFF_VERSION"; then
+  echo "lint: installing ruff $RUFF_VERSION into $tools …" >&2
+  { "$python" -m venv "$tools" && "$tools/bin/python" -m pip install -q --disable-pip-version-check "ruff==$RUFF_VERSION"; } >&2 ||
+    { echo "lint: could not install ruff (python3-venv and PyPI needed)" >&2; exit 1; }
+fi
+if [ $fix = 1 ]; then
+  "$tools/bin/ruff" check --fix python examples && "$tools/bin/ruff" format python examples || status=1
+else
+  "$tools/bin/ruff" check python examples || status=1
+  "$tools/bin/ruff" format --check python examples || { echo "lint: run \`npm run lint -- --fix\` to format the Python client" >&2; status=1; }
+fi
+exit $status
