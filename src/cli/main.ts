@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 import './boot.js';
-import { Command, CommanderError } from 'commander';
-import { ERROR_CATALOGUE, isClipstreamError } from '../core/errors.js';
+import { Command } from 'commander';
+import { reportError } from './report.js';
 import { normalizeFlags } from './parse.js';
 
 /** Each command's module imports what it runs (LanceDB, sharp, fastify, …): load only the one asked for. */
@@ -29,19 +29,5 @@ try {
   for (const name of asked) program.addCommand((await commands[name]!()).copyInheritedSettings(program));
   await program.parseAsync(argv);
 } catch (err) {
-  process.exitCode = report(err);
-}
-
-function report(err: unknown): number {
-  // commander already printed it; its argument errors exit 1, ours (as every usage error here) 2
-  if (err instanceof CommanderError) return err.exitCode === 0 ? 0 : ERROR_CATALOGUE.INVALID_OPTION.exit;
-  if (isClipstreamError(err) && err.kind !== 'bug') {
-    process.stderr.write(`clipstream: error: ${err.message}\n`);
-    if (err.hint) process.stderr.write(`  ${err.hint}\n`);
-    return err.exitCode;
-  }
-  process.stderr.write(`clipstream: internal error: ${err instanceof Error ? err.message : String(err)}\n`);
-  if (process.env.CLIPSTREAM_DEBUG) process.stderr.write(`${(err as Error)?.stack ?? ''}\n`);
-  else process.stderr.write('  this is a bug in clipstream: please report it (set CLIPSTREAM_DEBUG=1 for the stack trace)\n');
-  return ERROR_CATALOGUE.INTERNAL.exit;
+  process.exitCode = reportError(err, (text) => process.stderr.write(text));
 }

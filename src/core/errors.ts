@@ -104,6 +104,28 @@ export const workerFailed = defineError('WORKER_FAILED');
 /** A broken invariant of ours, not the user's input. */
 export const internalError = defineError('INTERNAL');
 
+/** The helper of every code (the type makes a code without a helper a compile error). */
+export const ERROR_HELPERS: { [C in ErrorCode]: (message: string, options?: ErrorOptions) => ClipstreamError } = {
+  INVALID_OPTION: invalidOption,
+  INPUT_NOT_FOUND: inputNotFound,
+  INPUT_MALFORMED: inputMalformed,
+  MISSING_COLUMN: missingColumn,
+  OUTPUT_CONFLICT: outputConflict,
+  NPY_MALFORMED: npyMalformed,
+  EMBEDDINGS_MISALIGNED: embeddingsMisaligned,
+  MODEL_INVALID: modelInvalid,
+  INDEX_INVALID: indexInvalid,
+  QUERY_INVALID: queryInvalid,
+  NOT_FOUND: notFound,
+  BODY_TOO_LARGE: bodyTooLarge,
+  SERVER_BUSY: serverBusy,
+  STREAM_FAILED: streamFailed,
+  STREAM_EXHAUSTED: streamExhausted,
+  PORT_IN_USE: portInUse,
+  WORKER_FAILED: workerFailed,
+  INTERNAL: internalError,
+};
+
 export function isClipstreamError(err: unknown): err is ClipstreamError {
   return err instanceof ClipstreamError;
 }
