@@ -9,7 +9,7 @@ import { readFile, stat } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
 import type { PreTrainedTokenizer, PreTrainedModel, ImageProcessor, Tensor } from '@huggingface/transformers';
 import sharp from 'sharp';
-import { ClipstreamError, defineError, inputMalformed, invalidOption } from '../core/errors.js';
+import { ClipstreamError, defineError, inputMalformed, internalError, invalidOption } from '../core/errors.js';
 
 export interface ClipModel {
   /** Embedding size. */
@@ -230,7 +230,7 @@ export async function loadClipModel(modelDirOrHubId: string, opts: LoadClipOptio
 
   let closed = false;
   const ensureOpen = () => {
-    if (closed) throw new ClipstreamError('INTERNAL', `Expected an open CLIP model but ${source} was closed`);
+    if (closed) throw internalError(`Expected an open CLIP model but ${source} was closed`);
   };
 
   const runText = async (batch: string[]): Promise<Float32Array[]> => {

@@ -1,5 +1,5 @@
 import { mkdir, rm } from 'node:fs/promises';
-import { ClipstreamError, isClipstreamError } from '../core/errors.js';
+import { isClipstreamError, outputConflict } from '../core/errors.js';
 import type { UrlRow } from '../core/types.js';
 import { openParquet } from '../io/parquet-read.js';
 import { inspectUrlList, readUrlList, type UrlListOptions } from '../io/url-list.js';
@@ -215,7 +215,7 @@ async function prepareOutputFolder(o: DownloadOptions): Promise<{ skip: Set<numb
   try {
     await mkdir(o.outputFolder, { recursive: true });
   } catch (err) {
-    throw new ClipstreamError('OUTPUT_CONFLICT', `cannot create the output folder ${o.outputFolder}: ${(err as Error).message}`, {
+    throw outputConflict(`cannot create the output folder ${o.outputFolder}: ${(err as Error).message}`, {
       hint: 'Choose another --output-folder or fix its permissions.',
     });
   }

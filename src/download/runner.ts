@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { setFlagsFromString } from 'node:v8';
 import { Worker } from 'node:worker_threads';
-import { ClipstreamError } from '../core/errors.js';
+import { internalError, workerFailed } from '../core/errors.js';
 import type { ShardStats } from '../sink/index.js';
 import { createShardContext } from './context.js';
 import type { DownloadOptions } from './options.js';
@@ -59,7 +59,7 @@ export function createWorkerRunner(options: DownloadOptions, onDelta: (d: Sample
       pending.delete(msg.shardId);
       load.set(worker, (load.get(worker) ?? 1) - 1);
       if (msg.type === 'done') entry.resolve(msg.stats);
-      else entry.reject(new ClipstreamError('WORKER_FAILED', `shard ${msg.shardId} failed: ${msg.message}`));
+      else entry.reject(workerFailed(`shard ${msg.shardId} failed: ${msg.message}`));
     });
     worker.on('error', (err) => failWorker(worker, err));
     worker.on('exit', (code) => {
@@ -72,7 +72,7 @@ export function createWorkerRunner(options: DownloadOptions, onDelta: (d: Sample
     for (const [shardId, entry] of pending) {
       if (entry.worker !== worker) continue;
       pending.delete(shardId);
-      entry.reject(new ClipstreamError('WORKER_FAILED', `shard ${shardId} failed: ${err.message}`, { cause: err }));
+      entry.reject(workerFailed(`shard ${shardId} failed: ${err.message}`, { cause: err }));
     }
   }
 
@@ -113,7 +113,7 @@ function workerScript(): URL {
   if (existsSync(fileURLToPath(here))) return here;
   const built = new URL('../../dist/download/worker.js', import.meta.url);
   if (existsSync(fileURLToPath(built))) return built;
-  throw new ClipstreamError('INTERNAL', 'the download worker script is missing', {
+  throw internalError('the download worker script is missing', {
     hint: 'Build first: npm run build',
   });
 }

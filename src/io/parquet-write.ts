@@ -1,6 +1,6 @@
 import { open, rm, type FileHandle } from 'node:fs/promises';
 import { ByteWriter, ParquetWriter, schemaFromColumnData } from 'hyparquet-writer';
-import { ClipstreamError } from '../core/errors.js';
+import { internalError, invalidOption } from '../core/errors.js';
 import { jsonReplacer } from './json-value.js';
 
 /**
@@ -185,11 +185,11 @@ export async function openParquetWriter(
   { rowGroupSize = 1000, durable = true }: ParquetWriterOptions = {},
 ): Promise<ParquetRowWriter> {
   if (!Number.isInteger(rowGroupSize) || rowGroupSize < 1) {
-    throw new ClipstreamError('INVALID_OPTION', `Expected a positive integer for rowGroupSize but received ${rowGroupSize}`);
+    throw invalidOption(`Expected a positive integer for rowGroupSize but received ${rowGroupSize}`);
   }
   const names = new Set<string>();
   for (const c of columns) {
-    if (names.has(c.name)) throw new ClipstreamError('INVALID_OPTION', `parquet column ${c.name} is declared twice`);
+    if (names.has(c.name)) throw invalidOption(`parquet column ${c.name} is declared twice`);
     names.add(c.name);
   }
   const schema = schemaFromColumnData({
@@ -239,7 +239,7 @@ export async function openParquetWriter(
   };
 
   const assertOpen = (what: string) => {
-    if (state !== 'open') throw new ClipstreamError('INTERNAL', `parquet writer for ${path}: ${what} after ${state === 'closed' ? 'close' : 'abort'}`);
+    if (state !== 'open') throw internalError(`parquet writer for ${path}: ${what} after ${state === 'closed' ? 'close' : 'abort'}`);
     if (failure !== undefined) throw failure;
   };
 

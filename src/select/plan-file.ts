@@ -1,6 +1,6 @@
 import { mkdir, readFile, rename, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { ClipstreamError, inputMalformed } from '../core/errors.js';
+import { indexInvalid, inputMalformed } from '../core/errors.js';
 import { parseOptions } from '../core/validation.js';
 import { readIndexInfo } from '../index/info.js';
 import type { Candidate, Plan, PlanHeader, ResolveOptions } from './plan.js';
@@ -116,7 +116,7 @@ export async function loadPlan(specOrPlan: string, opts: Pick<ResolveOptions, 'w
   if (typeof location === 'string') {
     const info = await readIndexInfo(location).catch(() => undefined);
     if (info && (info.count !== count || info.dim !== dim || info.created_at !== created_at)) {
-      throw new ClipstreamError('INDEX_INVALID', `the plan ${specOrPlan} was made for another index: ${location} now has ${info.count} rows × ${info.dim} (created ${info.created_at}), the plan expects ${count} × ${dim} (created ${created_at})`, {
+      throw indexInvalid(`the plan ${specOrPlan} was made for another index: ${location} now has ${info.count} rows × ${info.dim} (created ${info.created_at}), the plan expects ${count} × ${dim} (created ${created_at})`, {
         hint: 'Make the plan again: clipstream plan SPEC --output DIR',
       });
     }

@@ -1,4 +1,4 @@
-import { ClipstreamError } from '../core/errors.js';
+import { internalError } from '../core/errors.js';
 import type { SampleRecord } from '../core/types.js';
 import { jsonReplacer } from '../io/json-value.js';
 
@@ -14,7 +14,7 @@ export interface SampleMember {
  */
 export function assertKey(key: string): void {
   if (typeof key !== 'string' || key === '' || /[./\\\0]/.test(key)) {
-    throw new ClipstreamError('INTERNAL', `Expected a sample key without dots or slashes but received ${JSON.stringify(key)}`);
+    throw internalError(`Expected a sample key without dots or slashes but received ${JSON.stringify(key)}`);
   }
 }
 
@@ -31,7 +31,7 @@ export function sampleMembers(record: SampleRecord): SampleMember[] {
   assertKey(record.key);
   if (record.status !== 'success') return [];
   if (!record.image) {
-    throw new ClipstreamError('INTERNAL', `sample ${record.key} has status success but no image`);
+    throw internalError(`sample ${record.key} has status success but no image`);
   }
   const members: SampleMember[] = [{ name: `${record.key}.${record.image.format}`, data: record.image.data }];
   if (record.caption !== undefined) members.push({ name: `${record.key}.txt`, data: Buffer.from(record.caption, 'utf8') });

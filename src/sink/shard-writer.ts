@@ -3,7 +3,7 @@ import { createWriteStream } from 'node:fs';
 import { mkdir, open, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import { ClipstreamError, invalidOption } from '../core/errors.js';
+import { internalError, invalidOption } from '../core/errors.js';
 import type { ImageFormat, SampleRecord } from '../core/types.js';
 import { openParquetWriter, type ParquetColumn, type ParquetRowWriter } from '../io/parquet-write.js';
 import { fsyncPath, renameReplacing, shardPaths } from './layout.js';
@@ -98,7 +98,7 @@ export async function openShardWriter(options: ShardWriterOptions): Promise<Shar
   let state: 'open' | 'closing' | 'closed' | 'aborted' = 'open';
   const assertOpen = (what: string) => {
     if (state !== 'open') {
-      throw new ClipstreamError('INTERNAL', `shard ${shardName}: ${what} after ${state === 'aborted' ? 'abort' : 'close'}`);
+      throw internalError(`shard ${shardName}: ${what} after ${state === 'aborted' ? 'abort' : 'close'}`);
     }
   };
 

@@ -1,6 +1,6 @@
 import { Readable } from 'node:stream';
 import tar from 'tar-stream';
-import { ClipstreamError } from '../core/errors.js';
+import { internalError } from '../core/errors.js';
 import type { SampleRecord } from '../core/types.js';
 import { sampleMembers, type SampleMember } from './members.js';
 
@@ -52,7 +52,7 @@ export function createTarSampleStream({ mtime = new Date(), highWaterMark = 64 *
       pack.resume();
     },
     destroy(err, callback) {
-      failure ??= err ?? new ClipstreamError('INTERNAL', 'tar stream destroyed');
+      failure ??= err ?? internalError('tar stream destroyed');
       pack.destroy(failure);
       callback(err);
     },
@@ -94,7 +94,7 @@ export function createTarSampleStream({ mtime = new Date(), highWaterMark = 64 *
     },
     async writeSample(record) {
       if (failure) throw failure;
-      if (finishing) throw new ClipstreamError('INTERNAL', 'writeSample after finish on a tar sample stream');
+      if (finishing) throw internalError('writeSample after finish on a tar sample stream');
       const members = sampleMembers(record);
       // Queue every member synchronously: tar-stream writes entries in queue order, so samples stay contiguous.
       await Promise.all(members.map((m) => entry(m.name, m.data)));
@@ -109,7 +109,7 @@ export function createTarSampleStream({ mtime = new Date(), highWaterMark = 64 *
     },
     async cut(last) {
       if (failure) throw failure;
-      if (finishing) throw new ClipstreamError('INTERNAL', 'cut after finish on a tar sample stream');
+      if (finishing) throw internalError('cut after finish on a tar sample stream');
       const written = entry(last.name, last.data);
       finishing = (async () => {
         await written;

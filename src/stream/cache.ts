@@ -2,7 +2,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, readdir, readFile, rename, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Semaphore } from '../core/async.js';
-import { ClipstreamError, invalidOption } from '../core/errors.js';
+import { invalidOption } from '../core/errors.js';
 import { IMAGE_FORMATS, type FailureReason, type ImageFormat } from '../core/types.js';
 
 /**
@@ -55,7 +55,7 @@ export async function openSampleCache(o: { dir: string; maxBytes: number; namesp
     await writeFile(probe, '');
     await rm(probe);
   } catch (err) {
-    throw new ClipstreamError('INVALID_OPTION', `the cache folder ${o.dir} cannot be written (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`, {
+    throw invalidOption(`the cache folder ${o.dir} cannot be written (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`, {
       hint: 'Set cache.dir in the spec to a writable folder, or null for no cache.',
     });
   }
