@@ -1,10 +1,10 @@
 import type { FastifyInstance } from 'fastify';
-import sharp, { type Metadata } from 'sharp';
 import { z } from 'zod';
-import { queryInvalid, serverBusy } from '../core/errors.js';
-import { parseOptions, requireFinite } from '../core/validation.js';
+import { queryInvalid } from '../core/errors.js';
+import { parseOptions } from '../core/validation.js';
 import type { Index } from '../index/index.js';
 import type { ServerContext } from './app.js';
+import { queryVectorOf } from './query-vector.js';
 
 /** Absent fields: ClipClient sends every query field, with null for the unused ones. */
 const nullish = <S extends z.ZodType>(schema: S) => schema.nullish().transform((v) => v ?? undefined);
@@ -55,18 +55,6 @@ export function registerClipBackRoutes(app: FastifyInstance, ctx: ServerContext)
     if (!index) throw queryInvalid(`unknown indice_name ${JSON.stringify(name)}; this server has: ${[...ctx.indices.keys()].join(', ') || 'no index'}`);
     return index;
   };
-  let heavy = 0;
-  /** Bounds the requests that search, embed or read metadata at once; beyond it, 503 + Retry-After. */
-  const bounded = async <T>(work: () => Promise<T>): Promise<T> => {
-    if (heavy >= limits.heavyRequests) throw serverBusy(`${heavy} search requests are running, the most this server takes at once`, { hint: 'Retry after a second.' });
-    heavy++;
-    try {
-      return await work();
-    } finally {
-      heavy--;
-    }
-  };
-
   app.get('/indices-list', async () => [...ctx.indices.keys()]);
 
   app.post('/knn-service', async (req, reply) => {
@@ -85,8 +73,8 @@ export function registerClipBackRoutes(app: FastifyInstance, ctx: ServerContext)
     if (numResultIds > limits.results) {
       throw queryInvalid(`num_images / num_result_ids: at most ${limits.results} results per request, asked for ${numResultIds}`, { hint: 'Page with /metadata, or use `clipstream plan` for large result sets.' });
     }
-    return bounded(async () => {
-      const vector = await queryVector(body, index);
+    return ctx.bounded(async () => {
+      const vector = await queryVectorOf({ ...body, embedding: body.embedding_input }, ctx, { dim: index.info.dim, indexName: body.indice_name, embeddingField: 'embedding_input' });
       const results = await index.search({
         vector,
         k: numResultIds,
@@ -102,49 +90,6 @@ export function registerClipBackRoutes(app: FastifyInstance, ctx: ServerContext)
     const body = parseOptions(metadataBody, req.body ?? {}, undefined, BODY_HINT);
     const index = indexNamed(body.indice_name);
     if (body.ids.length > limits.metadataIds) throw queryInvalid(`ids: at most ${limits.metadataIds} per request, received ${body.ids.length}`, { hint: 'Split the ids over several requests.' });
-    return bounded(() => index.getByIds(body.ids));
+    return ctx.bounded(() => index.getByIds(body.ids));
   });
-
-  async function queryVector(body: KnnBody, index: Index): Promise<Float32Array> {
-    const dim = index.info.dim;
-    if (body.embedding_input) {
-      requireFinite(body.embedding_input, 'embedding_input');
-      if (body.embedding_input.length !== dim) {
-        throw queryInvalid(`embedding_input has ${body.embedding_input.length} dimensions but index ${body.indice_name} has ${dim}`, { hint: 'Embed the query with the model that built the index.' });
-      }
-      return Float32Array.from(body.embedding_input);
-    }
-    if (!ctx.model) throw queryInvalid('this server was started without --model: send embedding_input, or restart it with a CLIP model');
-    if (body.text) return (await ctx.model.encodeText([body.text]))[0]!;
-    const field = body.image !== undefined ? 'image' : 'image_url';
-    let bytes: Buffer;
-    if (body.image !== undefined) {
-      bytes = Buffer.from(body.image, 'base64');
-      if (bytes.length === 0) throw queryInvalid('image: expected base64-encoded image bytes');
-    } else {
-      const fetched = await ctx.fetcher.fetch(body.image_url!);
-      if (!fetched.ok) throw queryInvalid(`image_url could not be downloaded: ${fetched.reason} (${fetched.message})`);
-      bytes = fetched.bytes;
-    }
-    await checkImageHeader(bytes, field);
-    try {
-      return (await ctx.model.encodeImages([bytes]))[0]!;
-    } catch (err) {
-      throw queryInvalid(`${field}: not a decodable image (${(err as Error).message})`);
-    }
-  }
-
-  /** The pixel limit, from the header, before anything is decoded: a 748 KB PNG can declare 16000 × 16000. */
-  async function checkImageHeader(bytes: Buffer, field: string): Promise<void> {
-    let meta: Metadata;
-    try {
-      meta = await sharp(bytes, { limitInputPixels: false }).metadata();
-    } catch (err) {
-      throw queryInvalid(`${field}: not a decodable image (${(err as Error).message})`);
-    }
-    const pixels = (meta.width ?? 0) * (meta.height ?? 0) * Math.max(1, meta.pages ?? 1);
-    if (pixels > limits.queryImagePixels) {
-      throw queryInvalid(`${field}: the image is ${meta.width} × ${meta.height}${(meta.pages ?? 1) > 1 ? ` × ${meta.pages} frames` : ''}, over the ${limits.queryImagePixels} pixels a query image may have`, { hint: 'Send a smaller image: CLIP sees 224 × 224 pixels anyway.' });
-    }
-  }
 }
