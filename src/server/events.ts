@@ -105,7 +105,8 @@ export function registerEvents(app: FastifyInstance, ctx: ServerContext): void {
   // Always on (history for a dashboard opened later); costs one read of the counters a second.
   const timer = setInterval(tick, TICK_MS);
   timer.unref();
-  app.addHook('onClose', async () => {
+  // preClose: an open event stream would otherwise keep app.close() waiting for ever
+  app.addHook('preClose', async () => {
     clearInterval(timer);
     for (const res of clients) res.end();
   });
