@@ -1,6 +1,6 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { unauthorized } from '../core/errors.js';
+import { forbidden, unauthorized } from '../core/errors.js';
 
 /** The cookie the page keeps the token in, once it was opened with `?token=`. */
 export const TOKEN_COOKIE = 'clipstream_token';
@@ -51,4 +51,24 @@ function cookie(header: string | undefined, name: string): string | undefined {
 function queryToken(url: string): string | undefined {
   const q = url.indexOf('?');
   return q < 0 ? undefined : new URLSearchParams(url.slice(q + 1)).get('token') ?? undefined;
+}
+
+/**
+ * The page's API changes things (POST /api/streams starts downloads, /api/plan takes CPU) and a browser lets any
+ * web site POST to 127.0.0.1 (a text/plain body needs no preflight, and bodies are JSON whatever their type): a POST
+ * to /api/ whose Origin is not this server is refused. Only /api/: clip-front, hosted elsewhere, calls clip back's
+ * routes across origins by design; scripts send no Origin.
+ */
+export function registerOriginCheck(app: FastifyInstance): void {
+  app.addHook('onRequest', async (req: FastifyRequest) => {
+    const origin = req.headers.origin;
+    if (req.method === 'GET' || req.method === 'HEAD' || origin === undefined || !req.url.startsWith('/api/')) return;
+    let host: string | undefined;
+    try {
+      host = new URL(origin).host;
+    } catch {
+      host = undefined;
+    }
+    if (host !== req.headers.host) throw forbidden(`a request to ${req.url.split('?')[0]} from another site (${origin}) is refused`, { hint: 'Use the page this server serves, or send the request without an Origin header (a script).' });
+  });
 }

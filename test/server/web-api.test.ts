@@ -341,6 +341,17 @@ describe('/api/events', () => {
 });
 
 describe('access', () => {
+  it('a POST to /api/ from another site is refused (a page elsewhere cannot start streams on 127.0.0.1); clip back\'s routes stay open to clip-front', async () => {
+    const host = new URL(base).host;
+    const body = { spec: { index: world.indexDir, queries: [{ name: 'a', text: 'red', count: 1 }] } };
+    const cross = await post(base, '/api/plan', body, { origin: 'https://evil.example', 'content-type': 'text/plain' });
+    expect(cross.status).toBe(403);
+    expect(cross.json.error).toContain('from another site (https://evil.example) is refused');
+    expect((await post(base, '/api/plan', body, { origin: `http://${host}` })).status).toBe(200);
+    expect((await post(base, '/knn-service', { indice_name: 'colours', text: 'red', num_images: 1 }, { origin: 'https://rom1504.github.io' })).status).toBe(200);
+  });
+
+
   const TOKEN = 'correct-horse-battery';
   let locked = '';
   beforeAll(async () => {
