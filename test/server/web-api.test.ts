@@ -89,6 +89,14 @@ describe('/api/info, /api/search', () => {
     expect(dot(stored, json.vector) / Math.sqrt(dot(stored, stored))).toBeCloseTo(1, 5);
   });
 
+  it('"more like this" on an index whose backend keeps no embeddings is a 400 that says so', async () => {
+    const { vectorsOf: _, ...withoutVectors } = index;
+    const other = await serve({ indices: new Map([['colours', withoutVectors]]) });
+    const res = await post(other, '/api/search', { index: 'colours', query: { like: 1 } });
+    expect(res.status).toBe(400);
+    expect(res.json.error).toBe('index colours cannot give a row\'s embedding ("more like this"): its backend does not keep them');
+  });
+
   it('by an uploaded image (base64, a data: URL too) and by an embedding', async () => {
     const png = await solidImage([220, 30, 30], 'png', 32, 32);
     const byImage = await post(base, '/api/search', { index: 'colours', query: { image: `data:image/png;base64,${png.toString('base64')}` }, k: 3 });

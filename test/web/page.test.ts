@@ -89,8 +89,10 @@ async function shownCount(page: Page): Promise<{ count: string; at: number }> {
 }
 
 describe('explorer', () => {
-  it('a query shows thumbnails best first, each at or above the threshold; dead links show as dead', async () => {
+  it('a query shows thumbnails best first, each at or above the threshold; dead links show as dead; nothing comes from elsewhere', async () => {
     const page = await newPage();
+    const requested: string[] = [];
+    page.on('request', (r) => requested.push(r.url()));
     await page.goto(base);
     await search(page, 'red');
     const shown = await tiles(page);
@@ -113,6 +115,7 @@ describe('explorer', () => {
     expect(above.length).toBeLessThan(shown.length);
     expect(above.every((t) => t.similarity >= at)).toBe(true);
     await screenshot(page, 'explorer');
+    expect(requested.filter((u) => !u.startsWith(`${base}/`) && !u.startsWith('blob:') && !u.startsWith('data:'))).toEqual([]); // no CDN: works offline
   });
 
   it('the slider\'s count is what `clipstream query --min-similarity` returns for the same value; the edge rows lie on each side', async () => {
