@@ -39,6 +39,13 @@ export function Explorer({ info, index, setIndex, taken, onAdd }: Props) {
   const [busy, setBusy] = useState(false);
   const [open, setOpen] = useState<Row | null>(null);
 
+  // Results, thresholds and thumbnails belong to the index they came from.
+  useEffect(() => {
+    setSearched(null);
+    setEdge(null);
+    setOpen(null);
+  }, [index]);
+
   async function ask(asked: AskedQuery) {
     setBusy(true);
     setError('');

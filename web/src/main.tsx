@@ -3,7 +3,7 @@ import { useEffect, useState } from 'preact/hooks';
 import { describeError, getJson, type ServerInfo } from './api';
 import { Dashboard } from './dashboard';
 import { Explorer } from './explorer';
-import { emptySpec, type DraftSpec } from './spec';
+import { emptySpec, type DraftQuery, type DraftSpec } from './spec';
 import { SpecBuilder } from './spec-builder';
 import './style.css';
 
@@ -42,9 +42,14 @@ function App() {
     return () => removeEventListener('hashchange', onHash);
   }, []);
 
-  const chooseIndex = (name: string) => {
-    setIndex(name);
-    if (draft.queries.length === 0 || draft.index !== name) setDraft({ ...emptySpec(name), image: draft.image });
+  // A spec has one index: the first query added from another index starts a new spec (after asking).
+  const add = (q: DraftQuery) => {
+    if (draft.queries.length > 0 && draft.index !== index) {
+      if (!confirm(`The spec holds ${draft.queries.length} queries of index ${draft.index}; a spec has one index. Start a new spec for ${index}?`)) return;
+      setDraft({ ...draft, index, queries: [q] });
+      return;
+    }
+    setDraft({ ...draft, index, queries: [...draft.queries, q] });
   };
   const tabs = info && info.indices.length === 0 ? TABS.filter((t) => t.id === 'dashboard') : TABS;
   return (
@@ -63,7 +68,7 @@ function App() {
       <main>
         {error && <p class="error" role="alert">{error}</p>}
         {info && tab === 'explorer' && index && (
-          <Explorer info={info} index={index} setIndex={chooseIndex} taken={draft.queries.map((q) => q.name)} onAdd={(q) => setDraft({ ...draft, index, queries: [...draft.queries, q] })} />
+          <Explorer info={info} index={index} setIndex={setIndex} taken={draft.queries.map((q) => q.name)} onAdd={add} />
         )}
         {info && tab === 'spec' && <SpecBuilder info={info} draft={draft} setDraft={setDraft} />}
         {tab === 'dashboard' && <Dashboard />}
