@@ -73,12 +73,7 @@ export function registerStreamRoutes(app: FastifyInstance, ctx: ServerContext): 
     return { name: req.params.name, ...s.stats.snapshot(), cache: s.context.cache?.stats() ?? null };
   });
 
-  app.get<{ Params: { name: string; key: string } }>('/streams/:name/recent/:key', async (req, reply) => {
-    const m = /^([A-Za-z0-9_]{1,64})\.(jpg|png|webp)$/.exec(req.params.key);
-    const hit = m ? streamNamed(req.params.name).progress.recentImage(m[1]!) : undefined;
-    if (!hit) throw notFound(`no recent sample ${req.params.key} in stream ${req.params.name}: only the latest samples are kept`);
-    return reply.type(`image/${hit.format === 'jpg' ? 'jpeg' : hit.format}`).header('cache-control', 'private, max-age=3600').send(hit.image);
-  });
+  registerRecentSamples(app, streamNamed);
 
   app.get<{ Params: { name: string; file: string }; Querystring: Query }>('/streams/:name/:file', async (req, reply) => {
     const name = req.params.name;
@@ -119,6 +114,16 @@ export function registerStreamRoutes(app: FastifyInstance, ctx: ServerContext): 
   });
 
   registerStreamMetrics(ctx, streams);
+}
+
+/** `/streams/NAME/recent/KEY.jpg`: one of the latest samples' images (the dashboard's strip). */
+function registerRecentSamples(app: FastifyInstance, streamNamed: (name: string) => ServedStream): void {
+  app.get<{ Params: { name: string; key: string } }>('/streams/:name/recent/:key', async (req, reply) => {
+    const m = /^([A-Za-z0-9_]{1,64})\.(jpg|png|webp)$/.exec(req.params.key);
+    const hit = m ? streamNamed(req.params.name).progress.recentImage(m[1]!) : undefined;
+    if (!hit) throw notFound(`no recent sample ${req.params.key} in stream ${req.params.name}: only the latest samples are kept`);
+    return reply.type(`image/${hit.format === 'jpg' ? 'jpeg' : hit.format}`).header('cache-control', 'private, max-age=3600').send(hit.image);
+  });
 }
 
 function describe(err: unknown): string {

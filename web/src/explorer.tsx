@@ -76,54 +76,89 @@ export function Explorer({ info, index, setIndex, taken, onAdd }: Props) {
     };
   }, [searched, threshold]);
 
-  const shown = searched?.answer.results.filter((r) => r.similarity >= threshold) ?? [];
-  const lowest = searched?.answer.results.at(-1)?.similarity ?? 0;
-  const sliderMin = Math.max(-1, Math.floor((lowest - 0.1) * 100) / 100);
   return (
     <section aria-labelledby="explorer-title">
       <h2 id="explorer-title">Explorer</h2>
-      <div class="row">
-        <label>
-          Index
-          <select value={index} onChange={(e) => setIndex(e.currentTarget.value)}>
-            {info.indices.map((i) => (
-              <option value={i.name}>{`${i.name} (${i.count.toLocaleString('en')} rows)`}</option>
-            ))}
-          </select>
-        </label>
-        <label>
-          Results
-          <input type="number" min={1} max={info.limits.results} value={k} onInput={(e) => setK(Math.max(1, Number(e.currentTarget.value) || 1))} />
-        </label>
-        <label class="grow">
-          Where (SQL on metadata)
-          <input type="text" value={where} onInput={(e) => setWhere(e.currentTarget.value)} placeholder={Object.keys(info.indices.find((i) => i.name === index)?.columns ?? {}).slice(0, 3).join(', ')} />
-        </label>
-        <label class="check">
-          <input type="checkbox" checked={nearDuplicate} onChange={(e) => setNearDuplicate(e.currentTarget.checked)} />
-          Drop near-duplicates
-        </label>
-      </div>
+      <SearchOptions info={info} index={index} setIndex={setIndex} k={k} setK={setK} where={where} setWhere={setWhere} nearDuplicate={nearDuplicate} setNearDuplicate={setNearDuplicate} />
       <QueryInput hasModel={info.model !== null} busy={busy} onAsk={(q) => void ask(q)} />
       {error && <p class="error" role="alert">{error}</p>}
-      {searched && (
-        <>
-          <Threshold value={threshold} min={sliderMin} onChange={setThreshold} edge={edge} index={index} onOpen={setOpen} />
-          <AddToSpec searched={searched} threshold={threshold} count={edge?.count} taken={taken} onAdd={onAdd} />
-          <h3>
-            {shown.length} of the best {searched.answer.results.length} results at or above {fmt(threshold)}
-          </h3>
-          <ul class="grid" aria-label="results">
-            {shown.map((r) => (
-              <li key={r.id}>
-                <Tile index={index} row={r} onOpen={setOpen} />
-              </li>
-            ))}
-          </ul>
-        </>
-      )}
+      {searched && <Results searched={searched} threshold={threshold} setThreshold={setThreshold} edge={edge} index={index} taken={taken} onAdd={onAdd} onOpen={setOpen} />}
       {open && <Details index={index} row={open} onClose={() => setOpen(null)} onMoreLikeThis={(row) => void ask({ query: { like: row.id }, label: `like-${row.id}` })} />}
     </section>
+  );
+}
+
+interface SearchOptionsProps {
+  info: ServerInfo;
+  index: string;
+  setIndex: (name: string) => void;
+  k: number;
+  setK: (k: number) => void;
+  where: string;
+  setWhere: (w: string) => void;
+  nearDuplicate: boolean;
+  setNearDuplicate: (on: boolean) => void;
+}
+
+/** Which index, how many results, the where predicate, near-duplicates. */
+function SearchOptions({ info, index, setIndex, k, setK, where, setWhere, nearDuplicate, setNearDuplicate }: SearchOptionsProps) {
+  return (
+    <div class="row">
+      <label>
+        Index
+        <select value={index} onChange={(e) => setIndex(e.currentTarget.value)}>
+          {info.indices.map((i) => (
+            <option value={i.name}>{`${i.name} (${i.count.toLocaleString('en')} rows)`}</option>
+          ))}
+        </select>
+      </label>
+      <label>
+        Results
+        <input type="number" min={1} max={info.limits.results} value={k} onInput={(e) => setK(Math.max(1, Number(e.currentTarget.value) || 1))} />
+      </label>
+      <label class="grow">
+        Where (SQL on metadata)
+        <input type="text" value={where} onInput={(e) => setWhere(e.currentTarget.value)} placeholder={Object.keys(info.indices.find((i) => i.name === index)?.columns ?? {}).slice(0, 3).join(', ')} />
+      </label>
+      <label class="check">
+        <input type="checkbox" checked={nearDuplicate} onChange={(e) => setNearDuplicate(e.currentTarget.checked)} />
+        Drop near-duplicates
+      </label>
+    </div>
+  );
+}
+
+interface ResultsProps {
+  searched: Searched;
+  threshold: number;
+  setThreshold: (t: number) => void;
+  edge: ThresholdAnswer | null;
+  index: string;
+  taken: string[];
+  onAdd: (q: DraftQuery) => void;
+  onOpen: (r: Row) => void;
+}
+
+/** The threshold with its count and edge, "add to spec", and the results at or above the threshold. */
+function Results({ searched, threshold, setThreshold, edge, index, taken, onAdd, onOpen }: ResultsProps) {
+  const shown = searched.answer.results.filter((r) => r.similarity >= threshold);
+  const lowest = searched.answer.results.at(-1)?.similarity ?? 0;
+  const sliderMin = Math.max(-1, Math.floor((lowest - 0.1) * 100) / 100);
+  return (
+    <>
+      <Threshold value={threshold} min={sliderMin} onChange={setThreshold} edge={edge} index={index} onOpen={onOpen} />
+      <AddToSpec searched={searched} threshold={threshold} count={edge?.count} taken={taken} onAdd={onAdd} />
+      <h3>
+        {shown.length} of the best {searched.answer.results.length} results at or above {fmt(threshold)}
+      </h3>
+      <ul class="grid" aria-label="results">
+        {shown.map((r) => (
+          <li key={r.id}>
+            <Tile index={index} row={r} onOpen={onOpen} />
+          </li>
+        ))}
+      </ul>
+    </>
   );
 }
 

@@ -21,8 +21,6 @@ const readAsDataUrl = (file: Blob) =>
  */
 export function QueryInput({ hasModel, busy, onAsk }: { hasModel: boolean; busy: boolean; onAsk: (q: AskedQuery) => void }) {
   const [text, setText] = useState('');
-  const [url, setUrl] = useState('');
-  const [dragging, setDragging] = useState(false);
 
   const askImage = async (file: File | undefined | null) => {
     if (!file || !file.type.startsWith('image/')) return;
@@ -61,36 +59,52 @@ export function QueryInput({ hasModel, busy, onAsk }: { hasModel: boolean; busy:
         <button type="submit" disabled={busy || !text.trim()}>Search</button>
       </form>
       <div class="row">
-        <form
-          class="row grow"
-          onSubmit={(e) => {
-            e.preventDefault();
-            if (url.trim()) onAsk({ query: { image_url: url.trim() }, label: url.trim().split('/').pop()?.replace(/\.[^.]*$/, '') || 'image' });
-          }}
-        >
-          <label class="grow">
-            Image URL
-            <input type="url" value={url} onInput={(e) => setUrl(e.currentTarget.value)} placeholder="https://…/picture.jpg" />
-          </label>
-          <button type="submit" disabled={busy || !url.trim()}>Search by URL</button>
-        </form>
-        <label
-          class={`drop ${dragging ? 'dragging' : ''}`}
-          onDragOver={(e) => {
-            e.preventDefault();
-            setDragging(true);
-          }}
-          onDragLeave={() => setDragging(false)}
-          onDrop={(e) => {
-            e.preventDefault();
-            setDragging(false);
-            void askImage(e.dataTransfer?.files[0]);
-          }}
-        >
-          Query image (choose, paste or drop)
-          <input type="file" accept="image/*" onChange={(e) => void askImage(e.currentTarget.files?.[0])} />
-        </label>
+        <UrlForm busy={busy} onAsk={onAsk} />
+        <ImageDrop onImage={(file) => void askImage(file)} />
       </div>
     </div>
+  );
+}
+
+/** An image URL the server downloads (through its SSRF guard). */
+function UrlForm({ busy, onAsk }: { busy: boolean; onAsk: (q: AskedQuery) => void }) {
+  const [url, setUrl] = useState('');
+  return (
+    <form
+      class="row grow"
+      onSubmit={(e) => {
+        e.preventDefault();
+        if (url.trim()) onAsk({ query: { image_url: url.trim() }, label: url.trim().split('/').pop()?.replace(/\.[^.]*$/, '') || 'image' });
+      }}
+    >
+      <label class="grow">
+        Image URL
+        <input type="url" value={url} onInput={(e) => setUrl(e.currentTarget.value)} placeholder="https://…/picture.jpg" />
+      </label>
+      <button type="submit" disabled={busy || !url.trim()}>Search by URL</button>
+    </form>
+  );
+}
+
+/** A file input that also takes an image dropped on it. */
+function ImageDrop({ onImage }: { onImage: (file: File | undefined | null) => void }) {
+  const [dragging, setDragging] = useState(false);
+  return (
+    <label
+      class={`drop ${dragging ? 'dragging' : ''}`}
+      onDragOver={(e) => {
+        e.preventDefault();
+        setDragging(true);
+      }}
+      onDragLeave={() => setDragging(false)}
+      onDrop={(e) => {
+        e.preventDefault();
+        setDragging(false);
+        onImage(e.dataTransfer?.files[0]);
+      }}
+    >
+      Query image (choose, paste or drop)
+      <input type="file" accept="image/*" onChange={(e) => onImage(e.currentTarget.files?.[0])} />
+    </label>
   );
 }

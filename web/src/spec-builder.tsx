@@ -20,7 +20,6 @@ export function SpecBuilder({ info, draft, setDraft }: Props) {
   const [busy, setBusy] = useState(false);
   const spec = specObject(draft, info);
   const yaml = specYaml(spec);
-  const setQuery = (i: number, q: Partial<DraftQuery>) => setDraft({ ...draft, queries: draft.queries.map((x, j) => (j === i ? { ...x, ...q } : x)) });
 
   async function run<T>(work: () => Promise<T>, then: (t: T) => void) {
     setBusy(true);
@@ -38,35 +37,8 @@ export function SpecBuilder({ info, draft, setDraft }: Props) {
     <section aria-labelledby="spec-title">
       <h2 id="spec-title">Spec</h2>
       {draft.queries.length === 0 && <p class="note">No query yet: search in the explorer, set the threshold, and "Add to spec".</p>}
-      {draft.queries.length > 0 && (
-        <table class="queries">
-          <caption>Queries of index {draft.index}</caption>
-          <thead>
-            <tr><th scope="col">name</th><th scope="col">query</th><th scope="col">count</th><th scope="col">min_similarity</th><th scope="col">weight</th><th scope="col">where</th><th scope="col"><span class="sr">remove</span></th></tr>
-          </thead>
-          <tbody>
-            {draft.queries.map((q, i) => (
-              <tr key={i}>
-                <td><input aria-label={`name of query ${i + 1}`} value={q.name} onInput={(e) => setQuery(i, { name: e.currentTarget.value })} /></td>
-                <td>{'text' in q.source ? `text: ${q.source.text}` : `embedding (${q.source.embedding.length} values)`}</td>
-                <td><input aria-label={`count of ${q.name}`} type="number" min={1} value={q.count} onInput={(e) => setQuery(i, { count: Math.max(1, Number(e.currentTarget.value) || 1) })} /></td>
-                <td><input aria-label={`min_similarity of ${q.name}`} type="number" min={-1} max={1} step={0.001} value={q.min_similarity} onInput={(e) => setQuery(i, { min_similarity: Number(e.currentTarget.value) })} /></td>
-                <td><input aria-label={`weight of ${q.name}`} type="number" min={0} step="any" value={q.weight ?? ''} placeholder="auto" onInput={(e) => setQuery(i, { weight: e.currentTarget.value ? Number(e.currentTarget.value) : undefined })} /></td>
-                <td><input aria-label={`where of ${q.name}`} value={q.where ?? ''} onInput={(e) => setQuery(i, { where: e.currentTarget.value || undefined })} /></td>
-                <td><button type="button" aria-label={`remove ${q.name}`} onClick={() => setDraft({ ...draft, queries: draft.queries.filter((_, j) => j !== i) })}>✕</button></td>
-              </tr>
-            ))}
-          </tbody>
-        </table>
-      )}
-      <fieldset class="row">
-        <legend>Images and dedup</legend>
-        <label>Image size<input type="number" min={1} max={16384} value={draft.image.size} onInput={(e) => setDraft({ ...draft, image: { ...draft.image, size: Math.max(1, Number(e.currentTarget.value) || 1) } })} /></label>
-        <label>Resize mode<select value={draft.image.resize_mode} onChange={(e) => setDraft({ ...draft, image: { ...draft.image, resize_mode: e.currentTarget.value } })}>{RESIZE_MODES.map((m) => <option value={m}>{m}</option>)}</select></label>
-        <label>Format<select value={draft.image.encode_format} onChange={(e) => setDraft({ ...draft, image: { ...draft.image, encode_format: e.currentTarget.value } })}>{ENCODE_FORMATS.map((m) => <option value={m}>{m}</option>)}</select></label>
-        <label class="check"><input type="checkbox" checked={draft.nearDuplicate} onChange={(e) => setDraft({ ...draft, nearDuplicate: e.currentTarget.checked })} />Drop near-duplicates (0.94)</label>
-        <label class="check"><input type="checkbox" checked={draft.allowPrivateNetworks} onChange={(e) => setDraft({ ...draft, allowPrivateNetworks: e.currentTarget.checked })} />Allow private networks</label>
-      </fieldset>
+      {draft.queries.length > 0 && <QueriesTable draft={draft} setDraft={setDraft} />}
+      <Settings draft={draft} setDraft={setDraft} />
       <h3>spec.yaml</h3>
       <pre class="yaml" aria-label="spec.yaml">{yaml}</pre>
       <div class="row">
@@ -81,6 +53,46 @@ export function SpecBuilder({ info, draft, setDraft }: Props) {
       {plan && <PlanTable plan={plan} />}
       {info.allow_new_streams && draft.queries.length > 0 && <StartStream spec={spec} partitions={partitions} busy={busy} run={run} />}
     </section>
+  );
+}
+
+/** The spec's queries, edited in place. */
+function QueriesTable({ draft, setDraft }: { draft: DraftSpec; setDraft: (d: DraftSpec) => void }) {
+  const setQuery = (i: number, q: Partial<DraftQuery>) => setDraft({ ...draft, queries: draft.queries.map((x, j) => (j === i ? { ...x, ...q } : x)) });
+  return (
+    <table class="queries">
+      <caption>Queries of index {draft.index}</caption>
+      <thead>
+        <tr><th scope="col">name</th><th scope="col">query</th><th scope="col">count</th><th scope="col">min_similarity</th><th scope="col">weight</th><th scope="col">where</th><th scope="col"><span class="sr">remove</span></th></tr>
+      </thead>
+      <tbody>
+        {draft.queries.map((q, i) => (
+          <tr key={i}>
+            <td><input aria-label={`name of query ${i + 1}`} value={q.name} onInput={(e) => setQuery(i, { name: e.currentTarget.value })} /></td>
+            <td>{'text' in q.source ? `text: ${q.source.text}` : `embedding (${q.source.embedding.length} values)`}</td>
+            <td><input aria-label={`count of ${q.name}`} type="number" min={1} value={q.count} onInput={(e) => setQuery(i, { count: Math.max(1, Number(e.currentTarget.value) || 1) })} /></td>
+            <td><input aria-label={`min_similarity of ${q.name}`} type="number" min={-1} max={1} step={0.001} value={q.min_similarity} onInput={(e) => setQuery(i, { min_similarity: Number(e.currentTarget.value) })} /></td>
+            <td><input aria-label={`weight of ${q.name}`} type="number" min={0} step="any" value={q.weight ?? ''} placeholder="auto" onInput={(e) => setQuery(i, { weight: e.currentTarget.value ? Number(e.currentTarget.value) : undefined })} /></td>
+            <td><input aria-label={`where of ${q.name}`} value={q.where ?? ''} onInput={(e) => setQuery(i, { where: e.currentTarget.value || undefined })} /></td>
+            <td><button type="button" aria-label={`remove ${q.name}`} onClick={() => setDraft({ ...draft, queries: draft.queries.filter((_, j) => j !== i) })}>✕</button></td>
+          </tr>
+        ))}
+      </tbody>
+    </table>
+  );
+}
+
+/** Image size, resize mode, format; near-duplicates; private networks. */
+function Settings({ draft, setDraft }: { draft: DraftSpec; setDraft: (d: DraftSpec) => void }) {
+  return (
+    <fieldset class="row">
+      <legend>Images and dedup</legend>
+      <label>Image size<input type="number" min={1} max={16384} value={draft.image.size} onInput={(e) => setDraft({ ...draft, image: { ...draft.image, size: Math.max(1, Number(e.currentTarget.value) || 1) } })} /></label>
+      <label>Resize mode<select value={draft.image.resize_mode} onChange={(e) => setDraft({ ...draft, image: { ...draft.image, resize_mode: e.currentTarget.value } })}>{RESIZE_MODES.map((m) => <option value={m}>{m}</option>)}</select></label>
+      <label>Format<select value={draft.image.encode_format} onChange={(e) => setDraft({ ...draft, image: { ...draft.image, encode_format: e.currentTarget.value } })}>{ENCODE_FORMATS.map((m) => <option value={m}>{m}</option>)}</select></label>
+      <label class="check"><input type="checkbox" checked={draft.nearDuplicate} onChange={(e) => setDraft({ ...draft, nearDuplicate: e.currentTarget.checked })} />Drop near-duplicates (0.94)</label>
+      <label class="check"><input type="checkbox" checked={draft.allowPrivateNetworks} onChange={(e) => setDraft({ ...draft, allowPrivateNetworks: e.currentTarget.checked })} />Allow private networks</label>
+    </fieldset>
   );
 }
 
