@@ -191,6 +191,17 @@ describe('/thumbs/INDEX/ID.jpg', () => {
     }
   });
 
+  it('the cache is bounded in bytes (a cache of 1 byte keeps nothing); dead links are not logged as server errors', async () => {
+    const logs: string[] = [];
+    const tiny = await serve({ limits: { thumbCacheBytes: 1 }, log: (line) => logs.push(line) });
+    const id = world.rows.findIndex((r, i) => r.fate === 'ok' && i > 100);
+    const before = world.server.totalRequests();
+    for (let i = 0; i < 2; i++) expect((await fetch(`${tiny}/thumbs/colours/${id}.jpg`)).status).toBe(200);
+    expect(world.server.totalRequests()).toBe(before + 2);
+    expect((await fetch(`${tiny}/thumbs/colours/${idOf('dead')}.jpg`)).status).toBe(502);
+    expect(logs).toEqual([]);
+  });
+
   it('urls go through the SSRF guard: a server without --allow-private-networks does not fetch 127.0.0.1', async () => {
     const guarded = createFetcher({ timeoutMs: 3000 });
     const strict = await serve({ fetcher: guarded });
