@@ -20,9 +20,11 @@ if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.j
   echo "clipstream: installing dependencies (npm ci) …" >&2
   npm ci --no-fund --no-audit --loglevel=error >&2
 fi
-if [ ! -f dist/.built ] || [ -n "$(find src tsconfig.json package.json -newer dist/.built -print -quit)" ]; then
+# The build: the TypeScript (src → dist) and the web page (web → dist/web, vite).
+if [ ! -f dist/.built ] || [ -n "$(find src web tsconfig.json package.json -newer dist/.built -print -quit)" ]; then
   echo "clipstream: building …" >&2
   node_modules/.bin/tsc -p tsconfig.json >&2
+  node_modules/.bin/vite build --config web/vite.config.ts >&2
   touch dist/.built
 fi
 cd - >/dev/null

@@ -10,9 +10,9 @@ fix=0
 status=0
 
 if [ $fix = 1 ]; then
-  node_modules/.bin/eslint --no-error-on-unmatched-pattern --fix src test bench scripts || status=1
+  node_modules/.bin/eslint --no-error-on-unmatched-pattern --fix src test bench scripts web || status=1
 else
-  node_modules/.bin/eslint --no-error-on-unmatched-pattern src test bench scripts || status=1
+  node_modules/.bin/eslint --no-error-on-unmatched-pattern src test bench scripts web || status=1
 fi
 
 RUFF_VERSION=0.8.6

@@ -4,10 +4,12 @@ source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 cd "$CLIPSTREAM_ROOT"
 set +e
 report="$(mktemp -d)"
-node_modules/.bin/tsc -p tsconfig.test.json --noEmit
+node_modules/.bin/tsc -p tsconfig.test.json --noEmit && node_modules/.bin/tsc -p web/tsconfig.json
 typecheck=$?
 bash scripts/lint.sh
 lint=$?
+# The browser tests (test/web) drive Debian's chromium: installed here when missing (never a browser download).
+bash scripts/chromium.sh
 node_modules/.bin/vitest run --reporter=default --reporter=json --outputFile.json="$report/vitest.json" "$@"
 bash scripts/test-python.sh "$report/pytest.txt"   # the Python client (python/tests); writes pytest's summary
 node scripts/summarize-tests.mjs "$report" "$typecheck" "$lint"

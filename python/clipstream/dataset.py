@@ -54,6 +54,8 @@ class ClipStreamDataset(IterableDataset):
         so persistent workers move on by themselves; `set_epoch(e)` sets it.
     infinite: stream epoch after epoch without end (the server's `infinite=1`): train by steps, not epochs.
     rank, world_size: override torch.distributed / RANK, WORLD_SIZE.
+    token: the server's token when it asks for one (`clipstream serve --token`), sent as `Authorization: Bearer`;
+        default: the token of the `serve()` passed as url, else $CLIPSTREAM_TOKEN.
     timeout: seconds any socket operation may wait (connect, each read), so a dead server never hangs a worker.
     retries, backoff: on a dropped or refused connection, a timeout, a 5xx or a truncated tar, reconnect up to
         `retries` times in a row (backoff × 2^n seconds apart, jittered), resuming after the last sample
@@ -74,6 +76,7 @@ class ClipStreamDataset(IterableDataset):
         infinite=False,
         rank=None,
         world_size=None,
+        token=None,
         timeout=120.0,
         retries=5,
         backoff=1.0,
@@ -86,6 +89,7 @@ class ClipStreamDataset(IterableDataset):
             raise ValueError("rank and world_size go together: give both or neither")
         if world_size is not None and not 0 <= rank < world_size:
             raise ValueError(f"Expected 0 <= rank < world_size but received rank={rank}, world_size={world_size}")
+        self.token = http.token_for(url, token)
         self.url = http.base_url(url)
         self.decode = decode
         if decode == "tensor":
@@ -103,7 +107,7 @@ class ClipStreamDataset(IterableDataset):
         return self._state["epoch"]
 
     def _only_stream(self):
-        names = [s["name"] for s in http.list_streams(self.url, self.timeout, self.retries, self.backoff)]
+        names = [s["name"] for s in http.list_streams(self.url, self.timeout, self.retries, self.backoff, self.token)]
         if len(names) != 1:
             served = ", ".join(names) or "none"
             raise StreamError(f"{self.url} serves {len(names)} streams ({served}): pass stream=NAME", url=self.url)
@@ -121,7 +125,7 @@ class ClipStreamDataset(IterableDataset):
     def info(self, partitions):
         """`GET /streams/NAME/info?partitions=P`: {"samples_per_partition", "total", "queries": [{name, quota}]}."""
         url = f"{self.url}/streams/{urllib.parse.quote(self.stream, safe='')}/info?partitions={int(partitions)}"
-        return http.with_retries(lambda: http.get_json(url, self.timeout), url, self.retries, self.backoff)
+        return http.with_retries(lambda: http.get_json(url, self.timeout, self.token), url, self.retries, self.backoff)
 
     # -- state ----------------------------------------------------------------------------------------------------
 
@@ -179,7 +183,7 @@ class ClipStreamDataset(IterableDataset):
         while True:
             url = http.partition_url(self.url, self.stream, p, partitions, epoch, state, self.infinite)
             try:
-                with http.open_url(url, self.timeout) as response:
+                with http.open_url(url, self.timeout, self.token) as response:
                     announced = response.headers.get("X-Clipstream-Samples")
                     received = 0
                     try:

@@ -2,6 +2,7 @@
 
 import http.client
 import json
+import os
 import random
 import socket
 import time
@@ -65,10 +66,18 @@ def _server_message(err):
     return message or body.strip() or err.reason, code
 
 
-def open_url(url, timeout):
-    """Opens url; returns the response. 4xx → StreamError with the server's message; retryable failures →
-    RetryableError."""
-    request = urllib.request.Request(url, headers={"User-Agent": USER_AGENT})
+def headers_for(token):
+    """The request headers: our user agent, and the server's token (`clipstream serve --token`) when given."""
+    headers = {"User-Agent": USER_AGENT}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    return headers
+
+
+def open_url(url, timeout, token=None):
+    """Opens url; returns the response. 4xx → StreamError with the server's message (a 401: the token is missing
+    or wrong); retryable failures → RetryableError."""
+    request = urllib.request.Request(url, headers=headers_for(token))
     try:
         return urllib.request.urlopen(request, timeout=timeout)
     except urllib.error.HTTPError as err:
@@ -98,9 +107,9 @@ def describe(err):
 READ_ERRORS = (OSError, http.client.HTTPException, TruncatedTar)
 
 
-def get_json(url, timeout):
+def get_json(url, timeout, token=None):
     """GET url → parsed JSON; raises StreamError (4xx) or RetryableError."""
-    with open_url(url, timeout) as response:
+    with open_url(url, timeout, token) as response:
         try:
             return json.loads(response.read())
         except READ_ERRORS as err:
@@ -142,7 +151,17 @@ def backoff_delay(failures, backoff, max_backoff):
     return min(max_backoff, backoff * 2 ** (failures - 1)) * (0.5 + random.random() / 2)
 
 
-def list_streams(url, timeout=30.0, retries=3, backoff=0.5):
-    """`GET {url}/streams` → the server's streams (dicts with name, queries, seed)."""
+def list_streams(url, timeout=30.0, retries=3, backoff=0.5, token=None):
+    """`GET {url}/streams` → the server's streams (dicts with name, queries, seed). token: as ClipStreamDataset's."""
+    token = token_for(url, token)
     url = base_url(url)
-    return with_retries(lambda: get_json(f"{url}/streams", timeout), f"{url}/streams", retries, backoff)["streams"]
+    return with_retries(lambda: get_json(f"{url}/streams", timeout, token), f"{url}/streams", retries, backoff)[
+        "streams"
+    ]
+
+
+def token_for(url, token=None):
+    """The token to send: the one given, else that of a running `serve()` passed as url, else $CLIPSTREAM_TOKEN."""
+    if token is not None:
+        return token or None
+    return getattr(url, "token", None) or os.environ.get("CLIPSTREAM_TOKEN") or None

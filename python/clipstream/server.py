@@ -125,11 +125,14 @@ class Server:
     """A running `clipstream serve`. Use as a context manager, or call stop(); it is stopped at interpreter exit
     in any case.
 
-    url: `http://127.0.0.1:PORT`; name: the stream's name; process: the Popen; log: its last output lines.
+    url: `http://127.0.0.1:PORT`; name: the stream's name; process: the Popen; log: its last output lines;
+    token: the server's token (None without one).
     """
 
-    def __init__(self, spec_or_plan, port=None, *, name=None, startup_timeout=300.0, echo=False, **options):
+    def __init__(self, spec_or_plan, port=None, *, name=None, startup_timeout=300.0, echo=False, token=None, **options):
         self.name = name
+        # Passed in the environment, not argv (other users of the machine can read a command line).
+        self.token = token or None
         self.url = None
         self.process = None
         self._spec_file = None
@@ -164,8 +167,10 @@ class Server:
             if threading.current_thread() is threading.main_thread():
                 kwargs["preexec_fn"] = _die_with_parent
         try:
+            env = None if self.token is None else {**os.environ, "CLIPSTREAM_TOKEN": self.token}
             self.process = subprocess.Popen(
                 self.args,
+                env=env,
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
@@ -258,6 +263,8 @@ def serve(spec_or_plan, port=None, **options):
     name: the stream's name (default: the file's stem, or "stream" for a dict).
     startup_timeout: seconds to wait for the ready line (default 300) before killing it and raising.
     echo: copy the server's output to ours.
+    token: the server asks every request for it (given to it as CLIPSTREAM_TOKEN); `ClipStreamDataset(server)` sends
+        it. Needed with `host=` other than loopback.
     Other keyword options become flags: `host="0.0.0.0"` → `--host 0.0.0.0`, `cache_dir=…` → `--cache-dir …`,
     True → a bare flag, a list → the flag repeated.
 

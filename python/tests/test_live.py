@@ -452,3 +452,21 @@ def test_the_demos_python_lines_run_while_the_world_is_served(world):
     scope = {}
     exec(code, scope)  # noqa: S102 - the printed lines, as a user pastes them
     assert sum(len(b["image"]) for b in scope["batches"]) == 300  # the demo spec: red 150, blue 100, green 50
+
+
+def test_a_server_with_a_token_is_read_with_it_and_refuses_without_it(world, monkeypatch):
+    monkeypatch.delenv("CLIPSTREAM_TOKEN", raising=False)
+    spec = world.spec(world.dir / "token.yaml", counts={"red": 6})
+    with serve(spec, name="locked", token="python-client-token") as server:
+        assert server.token == "python-client-token"
+        assert "python-client-token" not in " ".join(server.args)  # given in the environment, not on the command line
+        got = list(ClipStreamDataset(server, decode="raw"))  # the token of serve()'s server
+        assert len(got) == 6
+        assert len(list(ClipStreamDataset(server.url, stream="locked", decode="raw", token="python-client-token"))) == 6
+        assert [s["name"] for s in list_streams(server)] == ["locked"]
+        for token in (None, "a-wrong-token"):
+            with pytest.raises(StreamError) as info:
+                list(ClipStreamDataset(server.url, stream="locked", decode="raw", token=token, retries=0))
+            assert info.value.status == 401 and "token" in str(info.value)
+        monkeypatch.setenv("CLIPSTREAM_TOKEN", "python-client-token")
+        assert len(list(ClipStreamDataset(server.url, stream="locked", decode="raw"))) == 6

@@ -11,7 +11,9 @@ export function demoCommand(): Command {
     .option('--output-folder <dir>', 'where the demo writes everything', 'demo-output')
     .option('--count <n>', 'images in the demo world', toNumber('--count'), 1200)
     .option('--world <dir>', 'only build the demo world into DIR and serve its images until stopped (for notebooks and the Python tests)')
-    .action(async (flags: { outputFolder: string; count: number; world?: string }) => {
+    .option('--ui', 'after the demo, keep its world served and open the web page over its index and stream (until Ctrl-C)', false)
+    .option('--port <port>', 'with --ui: the page\'s port (0: any free port)', toNumber('--port'), 0)
+    .action(async (flags: { outputFolder: string; count: number; world?: string; ui: boolean; port: number }) => {
       if (flags.world !== undefined) return serveWorld(flags.world, flags.count);
       // Started with the stream, so that its rate does not count the world's build.
       let progress: ReturnType<typeof countProgress> | undefined;
@@ -37,8 +39,10 @@ export function demoCommand(): Command {
           `contact sheet:  ${rel(result.contactSheet)}  (one row per query)`,
           '',
           ...pythonLines(rel(dirname(result.world.specPath))),
+          flags.ui ? '' : `To look at the demo's index and stream in the browser (explorer, spec builder, dashboard): ./clipstream demo --ui\n`,
         ].join('\n'),
       );
+      if (flags.ui) await (await import('./demo-ui.js')).serveDemoUi(dirname(result.world.specPath), flags.count, flags.port);
     });
 }
 

@@ -1,6 +1,8 @@
 import { Command, Option } from 'commander';
 import { invalidOption } from '../core/errors.js';
 import { IMAGE_FORMATS } from '../core/types.js';
+import { basename } from 'node:path';
+import type { ProgressCounter } from '../download/progress.js';
 import { download, type DownloadSummary } from '../download/run.js';
 import { downloadNotices, type DownloadOptionsInput } from '../download/options.js';
 import { INTERPOLATION_NAMES } from '../image/interpolation.js';
@@ -56,8 +58,9 @@ export function downloadCommand(): Command {
     .option('--max-bytes <n>', 'largest response body accepted, in bytes', num('max-bytes'), 50 * 1024 * 1024)
     .option('--allow-private-networks [bool]', 'allow private, loopback and link-local addresses (off: refused after DNS resolution)', bool('allow-private-networks'), false)
     .option('--progress-interval <s>', 'seconds between progress lines when not on a terminal', num('progress-interval'), 10)
+    .option('--port <port>', 'serve a live dashboard of the download on http://127.0.0.1:PORT/ while it runs (0: any free port)', num('port'))
     .action(async (flags: Record<string, unknown>) => {
-      const { progressInterval, verifyHash, ...rest } = flags;
+      const { progressInterval, verifyHash, port, ...rest } = flags;
       const options: DownloadOptionsInput = { ...(rest as DownloadOptionsInput) };
       if (verifyHash !== undefined) {
         const pair = verifyHash as string[];
@@ -72,12 +75,15 @@ export function downloadCommand(): Command {
         controller.abort();
       };
       process.on('SIGINT', onSigint);
+      let counter: ProgressCounter | undefined;
+      const dashboard = port === undefined ? undefined : await startDashboard(port as number, () => counter, String(options.outputFolder ?? 'images'));
       try {
         const summary = await download(options, {
           signal: controller.signal,
-          onStart: (counter, parsed) => {
+          onStart: (c, parsed) => {
+            counter = c;
             for (const notice of downloadNotices(parsed)) process.stderr.write(`clipstream: ${notice}\n`);
-            stop = showProgress(counter, { label: 'download', intervalSeconds: progressInterval as number });
+            stop = showProgress(c, { label: 'download', intervalSeconds: progressInterval as number });
           },
           onShardRetry: (round, shards) => process.stderr.write(`\nretrying ${shards} failed shard${shards > 1 ? 's' : ''}, round ${round}\n`),
         });
@@ -88,8 +94,17 @@ export function downloadCommand(): Command {
       } finally {
         stop();
         process.off('SIGINT', onSigint);
+        await dashboard?.close();
       }
     });
+}
+
+/** The dashboard of `--port` (src/server/job-dashboard.ts), loaded only when asked for. */
+async function startDashboard(port: number, counter: () => ProgressCounter | undefined, outputFolder: string) {
+  const { downloadJob, startJobDashboard } = await import('../server/job-dashboard.js');
+  const dashboard = await startJobDashboard({ port, jobs: [downloadJob(basename(outputFolder) || 'download', counter)] });
+  process.stderr.write(`download dashboard: ${dashboard.url}/#dashboard\n`);
+  return dashboard;
 }
 
 export function printSummary(s: DownloadSummary): void {

@@ -24,9 +24,12 @@ export function serveCommand(): Command {
     .option('--model <dir>', 'CLIP model folder to embed text and image queries', toLocalPath('--model'))
     .option('--port <port>', 'port (0 = any free port)', toNumber('--port'), 1234)
     .option('--host <host>', 'address to bind', '127.0.0.1')
-    .option('--allow-private-networks', 'let image_url queries reach private and loopback addresses', false)
-    .action(async (flags: { spec?: string[]; index?: string[]; indicesPaths?: string; model?: string; port: number; host: string; allowPrivateNetworks: boolean }) => {
+    .option('--allow-private-networks', 'let image_url queries, thumbnails and streams started from the page reach private and loopback addresses', false)
+    .option('--token <token>', 'ask every request for this token (default: $CLIPSTREAM_TOKEN); required with a --host other than loopback')
+    .option('--allow-new-streams', 'let the page (POST /api/streams) start streams', false)
+    .action(async (flags: ServeFlags) => {
       const streamSources = namedPairs(flags.spec ?? [], '--spec', 'NAME=SPEC');
+      const token = tokenOf(flags);
       await checkPortFree(flags.port, flags.host); // before plans and indexes are opened, which may take minutes
       const paths = await indexPaths(flags, streamSources.size > 0);
       const streams = new Map<string, ServedStream>();
@@ -40,10 +43,12 @@ export function serveCommand(): Command {
       for (const [name, dir] of paths) indices.set(name, await openIndex(dir));
       const model = flags.model ? await loadClipModel(flags.model) : undefined;
       const fetcher = createFetcher({ allowPrivateNetworks: flags.allowPrivateNetworks, timeoutMs: 10_000, maxBytes: 20 * 1024 * 1024 });
-      const app = createServer({ indices, model, fetcher, streams });
+      const web = { indexDirs: new Map([...paths].map(([name, dir]) => [name, resolve(dir)])), modelDir: flags.model && resolve(flags.model), allowNewStreams: flags.allowNewStreams, allowPrivateNetworks: flags.allowPrivateNetworks };
+      const app = createServer({ indices, model, fetcher, streams, token, web });
       const address = await listen(app, flags.port, flags.host);
       const what = [...[...streams.keys()].map((n) => `stream ${n}`), ...[...indices.keys()].map((n) => `index ${n}`)].join(', ');
-      process.stdout.write(`clipstream serve: listening on ${address} with ${what}${model ? ` and model ${model.name}` : ''}\n`);
+      process.stdout.write(`clipstream serve: listening on ${address} with ${what || 'nothing yet'}${model ? ` and model ${model.name}` : ''}\n`);
+      process.stdout.write(`  page: ${address}/${token ? ' (open it once with ?token=TOKEN)' : ''}\n`);
       for (const name of streams.keys()) {
         process.stdout.write(`  ${name}: ${address}/streams/${name}/{0..P-1}.tar?partitions=P&epoch=E  (stats: ${address}/streams/${name}/stats)\n`);
       }
@@ -58,6 +63,30 @@ export function serveCommand(): Command {
       process.once('SIGINT', stop);
       process.once('SIGTERM', stop);
     });
+}
+
+interface ServeFlags {
+  spec?: string[];
+  index?: string[];
+  indicesPaths?: string;
+  model?: string;
+  port: number;
+  host: string;
+  allowPrivateNetworks: boolean;
+  token?: string;
+  allowNewStreams: boolean;
+}
+
+/** --token or $CLIPSTREAM_TOKEN; a server reachable from other machines must have one. */
+function tokenOf(flags: ServeFlags): string | undefined {
+  const token = flags.token ?? (process.env.CLIPSTREAM_TOKEN || undefined);
+  if (token !== undefined && !/^[\x21-\x7e]{8,256}$/.test(token)) throw invalidOption('Expected 8 to 256 printable characters without spaces for --token (or CLIPSTREAM_TOKEN)');
+  if (token === undefined && !isLoopback(flags.host)) {
+    throw invalidOption(`--host ${flags.host} makes the server reachable from other machines: it then needs a token`, {
+      hint: 'Pass --token TOKEN or set CLIPSTREAM_TOKEN (e.g. CLIPSTREAM_TOKEN=$(openssl rand -hex 16)); clients send it as "Authorization: Bearer TOKEN".',
+    });
+  }
+  return token;
 }
 
 /**
@@ -100,11 +129,7 @@ function listenError(err: unknown, port: number, host: string): unknown {
 
 async function listen(app: ReturnType<typeof createServer>, port: number, host: string): Promise<string> {
   try {
-    const address = await app.listen({ port, host });
-    if (!isLoopback(host)) {
-      process.stderr.write(`clipstream: warning: listening on ${host}, reachable from other machines: this server has no authentication, anyone who can reach it can query the indexes and start downloads through it\n`);
-    }
-    return address;
+    return await app.listen({ port, host });
   } catch (err) {
     throw listenError(err, port, host);
   }

@@ -36,11 +36,17 @@ export const ERROR_CATALOGUE = {
   /** An HTTP route's resource (a stream, an index name in a path) that this server does not have. */
   NOT_FOUND: input(404),
   BODY_TOO_LARGE: input(413),
+  /** A request without the server's token (`clipstream serve --token`). */
+  UNAUTHORIZED: input(401),
+  /** A request the server was not started to allow (a stream started from the page without --allow-new-streams). */
+  FORBIDDEN: input(403),
   /** Too many heavy requests at once: the client retries after `Retry-After`. */
   SERVER_BUSY: environment(503),
   /** A stream partition that cannot deliver: every candidate failed, or its plan failed. */
   STREAM_FAILED: environment(502),
   STREAM_EXHAUSTED: environment(502),
+  /** A row's image that could not be downloaded or decoded (a thumbnail of a dead link). */
+  IMAGE_UNAVAILABLE: environment(502),
   PORT_IN_USE: input(),
   WORKER_FAILED: environment(),
   INTERNAL: { kind: 'bug', exit: 70, http: 500 },
@@ -96,6 +102,9 @@ export const indexInvalid = defineError('INDEX_INVALID');
 export const queryInvalid = defineError('QUERY_INVALID');
 export const notFound = defineError('NOT_FOUND');
 export const bodyTooLarge = defineError('BODY_TOO_LARGE');
+export const unauthorized = defineError('UNAUTHORIZED');
+export const forbidden = defineError('FORBIDDEN');
+export const imageUnavailable = defineError('IMAGE_UNAVAILABLE');
 export const serverBusy = defineError('SERVER_BUSY');
 export const streamFailed = defineError('STREAM_FAILED');
 export const streamExhausted = defineError('STREAM_EXHAUSTED');
@@ -117,6 +126,9 @@ export const ERROR_HELPERS: { [C in ErrorCode]: (message: string, options?: Erro
   INDEX_INVALID: indexInvalid,
   QUERY_INVALID: queryInvalid,
   NOT_FOUND: notFound,
+  UNAUTHORIZED: unauthorized,
+  FORBIDDEN: forbidden,
+  IMAGE_UNAVAILABLE: imageUnavailable,
   BODY_TOO_LARGE: bodyTooLarge,
   SERVER_BUSY: serverBusy,
   STREAM_FAILED: streamFailed,

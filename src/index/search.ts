@@ -40,6 +40,11 @@ export interface SearchBackend {
   search(q: SearchQuery): Promise<SearchResults>;
   /** Metadata rows of the given ids, in the order asked; unknown ids are left out. */
   getByIds(ids: number[]): Promise<{ id: number; metadata: Record<string, unknown> }[]>;
+  /**
+   * The stored embeddings of the given ids (image embeddings by default), for "more like this"; unknown ids are
+   * left out. Optional: a backend that cannot give them (a remote clip back) leaves it undefined.
+   */
+  vectorsOf?(ids: number[], column?: 'vector' | 'text_vector'): Promise<Map<number, Float32Array>>;
   close(): void;
 }
 
@@ -170,6 +175,13 @@ export async function openIndex(dir: string): Promise<Index> {
         for (const c of metaColumns) metadata[c] = typeof row[c] === 'bigint' ? Number(row[c]) : row[c];
         return [{ id, metadata }];
       });
+    },
+    async vectorsOf(ids, column = 'vector') {
+      const wanted = ids.filter((id) => Number.isSafeInteger(id) && id >= 0);
+      if (column === 'text_vector' && !info.has_text) throw queryInvalid(`the index at ${dir} has no text embeddings`);
+      if (wanted.length === 0) return new Map();
+      const rows = await table.query().where(`id IN (${wanted.join(',')})`).select(['id', column]).toArray();
+      return new Map(rows.map((r) => [Number(r.id), Float32Array.from(r[column] as Iterable<number>)]));
     },
     close: () => table.close(),
   };

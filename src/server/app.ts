@@ -4,9 +4,14 @@ import type { ClipModel } from '../clip/index.js';
 import { inputMalformed, isClipstreamError, serverBusy, type ClipstreamError } from '../core/errors.js';
 import type { Fetcher } from '../fetch/index.js';
 import type { Index } from '../index/index.js';
+import { registerAccessCheck, registerOriginCheck } from './access.js';
 import { registerClipBackRoutes } from './clip-back.js';
+import { registerEvents } from './events.js';
+import { registerPage } from './page.js';
 import { publicMessage } from './public-message.js';
 import { registerStreamRoutes, type ServedStream } from './streams.js';
+import { registerThumbRoutes } from './thumbs.js';
+import { registerWebApi, type WebOptions } from './web-api.js';
 
 export interface ServerLimits {
   /** Largest request body, in bytes (base64 images in /knn-service): beyond it, 413. */
@@ -19,6 +24,15 @@ export interface ServerLimits {
   results: number;
   /** Pixels of a query image (image, image_url), checked from its header before it is decoded. */
   queryImagePixels: number;
+  /** Bytes of thumbnails kept in memory (/thumbs), failures included. */
+  thumbCacheBytes: number;
+  /** Thumbnails downloaded at once; more wait, and beyond `thumbQueue` waiting, 503 + Retry-After. */
+  thumbFetches: number;
+  thumbQueue: number;
+  /** Clients of /api/events at once: beyond it, 503. */
+  eventClients: number;
+  /** Streams started through POST /api/streams. */
+  startedStreams: number;
 }
 
 export const DEFAULT_LIMITS: ServerLimits = {
@@ -27,6 +41,11 @@ export const DEFAULT_LIMITS: ServerLimits = {
   metadataIds: 10_000,
   results: 10_000,
   queryImagePixels: 100_000_000,
+  thumbCacheBytes: 64 * 1024 * 1024,
+  thumbFetches: 16,
+  thumbQueue: 512,
+  eventClients: 64,
+  startedStreams: 16,
 };
 
 export interface ServerOptions {
@@ -40,6 +59,10 @@ export interface ServerOptions {
   limits?: Partial<ServerLimits>;
   /** Where the server tells what it did not do or what failed; default: stderr. */
   log?: (line: string) => void;
+  /** Asked of every request, page and API alike, when set (src/server/access.ts). */
+  token?: string;
+  /** The page's side (src/server/web-api.ts): folders, POST /api/streams, dashboards of other jobs. */
+  web?: WebOptions;
 }
 
 /** What the routes share: the options with every default filled in, and the app's log. */
@@ -48,9 +71,12 @@ export interface ServerContext extends Omit<ServerOptions, 'limits' | 'log'> {
   log: (line: string) => void;
   /** Logs a line once per server (what a request asked for and was skipped, …). */
   logOnce: (line: string) => void;
-  /** Runs a request's heavy work (search, embedding, metadata, thumbnails) if a slot is free; else 503 + Retry-After. */
-  heavy: <T>(work: () => Promise<T>) => Promise<T>;
   registry: Registry;
+  /** Runs a search, embedding or metadata read within the limit of heavy requests at once (503 beyond it). */
+  bounded: <T>(work: () => Promise<T>) => Promise<T>;
+  /** Every stream served, those started from the page included. */
+  streams: Map<string, ServedStream>;
+  web: WebOptions;
 }
 
 /**
@@ -63,7 +89,16 @@ export function createServer(o: ServerOptions): FastifyInstance {
   const log = o.log ?? ((line: string) => process.stderr.write(`clipstream serve: ${line}\n`));
   const logged = new Set<string>();
   const registry = new Registry();
-  const ctx: ServerContext = { ...o, limits, log, registry, logOnce: (line) => !logged.has(line) && logged.add(line) && log(line), heavy: heavyLimiter(limits.heavyRequests) };
+  const ctx: ServerContext = {
+    ...o,
+    limits,
+    log,
+    registry,
+    logOnce: (line) => !logged.has(line) && logged.add(line) && log(line),
+    bounded: boundedRunner(limits.heavyRequests),
+    streams: o.streams ?? new Map(),
+    web: o.web ?? {},
+  };
 
   const app = Fastify({ logger: false, bodyLimit: limits.bodyBytes });
   app.removeAllContentTypeParsers();
@@ -82,7 +117,8 @@ export function createServer(o: ServerOptions): FastifyInstance {
   });
   app.setErrorHandler((err: FastifyError | ClipstreamError, req, reply) => {
     const { status, body } = errorReply(err);
-    if (status >= 500) log(`${req.method} ${req.url.split('?')[0]}: ${status === 500 ? 'internal error: ' : ''}${(err as Error).message}${status === 500 && err.stack ? `\n${err.stack}` : ''}`);
+    // a dead link's thumbnail is the web's doing, not the server's: the page shows it, the log would drown
+    if (status >= 500 && body.code !== 'IMAGE_UNAVAILABLE') log(`${req.method} ${req.url.split('?')[0]}: ${status === 500 ? 'internal error: ' : ''}${(err as Error).message}${status === 500 && err.stack ? `\n${err.stack}` : ''}`);
     if (isClipstreamError(err) && err.code === 'SERVER_BUSY') void reply.header('retry-after', '1');
     return reply.code(status).send(body);
   });
@@ -91,12 +127,19 @@ export function createServer(o: ServerOptions): FastifyInstance {
     return registry.metrics();
   });
 
+  if (o.token !== undefined) registerAccessCheck(app, o.token);
+  registerOriginCheck(app);
   registerClipBackRoutes(app, ctx);
   registerStreamRoutes(app, ctx);
+  registerWebApi(app, ctx);
+  registerThumbRoutes(app, ctx);
+  registerEvents(app, ctx);
+  registerPage(app);
   return app;
 }
 
-function heavyLimiter(max: number): ServerContext['heavy'] {
+/** Bounds the requests that search, embed or read metadata at once; beyond it, 503 + Retry-After. */
+function boundedRunner(max: number): <T>(work: () => Promise<T>) => Promise<T> {
   let running = 0;
   return async (work) => {
     if (running >= max) throw serverBusy(`${running} search requests are running, the most this server takes at once`, { hint: 'Retry after a second.' });

@@ -1,10 +1,10 @@
 import type { FastifyInstance } from 'fastify';
-import sharp, { type Metadata } from 'sharp';
 import { z } from 'zod';
 import { queryInvalid } from '../core/errors.js';
-import { parseOptions, requireFinite } from '../core/validation.js';
+import { parseOptions } from '../core/validation.js';
 import type { Index } from '../index/index.js';
 import type { ServerContext } from './app.js';
+import { queryVectorOf } from './query-vector.js';
 
 /** Absent fields: ClipClient sends every query field, with null for the unused ones. */
 const nullish = <S extends z.ZodType>(schema: S) => schema.nullish().transform((v) => v ?? undefined);
@@ -60,9 +60,10 @@ export function registerClipBackRoutes(app: FastifyInstance, ctx: ServerContext)
       for (const [name, , why] of skipped) ctx.logOnce(`/knn-service: ${name} asked for and skipped: this server has ${why} (clip back skips it too when not loaded)`);
     }
     const numResultIds = checkKnnBody(body, ctx.limits.results);
-    return ctx.heavy(async () => {
+    return ctx.bounded(async () => {
+      const vector = await queryVectorOf({ ...body, embedding: body.embedding_input }, ctx, { dim: index.info.dim, indexName: body.indice_name, embeddingField: 'embedding_input' });
       const results = await index.search({
-        vector: await queryVector(ctx, body, index),
+        vector,
         k: numResultIds,
         dedupUrls: body.deduplicate,
         nearDuplicate: body.deduplicate ? 0.94 : undefined, // clip back's threshold
@@ -76,7 +77,7 @@ export function registerClipBackRoutes(app: FastifyInstance, ctx: ServerContext)
     const body = parseOptions(metadataBody, req.body ?? {}, undefined, BODY_HINT);
     const index = indexNamed(ctx, body.indice_name);
     if (body.ids.length > ctx.limits.metadataIds) throw queryInvalid(`ids: at most ${ctx.limits.metadataIds} per request, received ${body.ids.length}`, { hint: 'Split the ids over several requests.' });
-    return ctx.heavy(() => index.getByIds(body.ids));
+    return ctx.bounded(() => index.getByIds(body.ids));
   });
 }
 
@@ -97,47 +98,4 @@ function checkKnnBody(body: KnnBody, maxResults: number): number {
     throw queryInvalid(`num_images / num_result_ids: at most ${maxResults} results per request, asked for ${numResultIds}`, { hint: 'Page with /metadata, or use `clipstream plan` for large result sets.' });
   }
   return numResultIds;
-}
-
-async function queryVector(ctx: ServerContext, body: KnnBody, index: Index): Promise<Float32Array> {
-  const dim = index.info.dim;
-  if (body.embedding_input) {
-    requireFinite(body.embedding_input, 'embedding_input');
-    if (body.embedding_input.length !== dim) {
-      throw queryInvalid(`embedding_input has ${body.embedding_input.length} dimensions but index ${body.indice_name} has ${dim}`, { hint: 'Embed the query with the model that built the index.' });
-    }
-    return Float32Array.from(body.embedding_input);
-  }
-  if (!ctx.model) throw queryInvalid('this server was started without --model: send embedding_input, or restart it with a CLIP model');
-  if (body.text) return (await ctx.model.encodeText([body.text]))[0]!;
-  const field = body.image !== undefined ? 'image' : 'image_url';
-  let bytes: Buffer;
-  if (body.image !== undefined) {
-    bytes = Buffer.from(body.image, 'base64');
-    if (bytes.length === 0) throw queryInvalid('image: expected base64-encoded image bytes');
-  } else {
-    const fetched = await ctx.fetcher.fetch(body.image_url!);
-    if (!fetched.ok) throw queryInvalid(`image_url could not be downloaded: ${fetched.reason} (${fetched.message})`);
-    bytes = fetched.bytes;
-  }
-  await checkImageHeader(bytes, field, ctx.limits.queryImagePixels);
-  try {
-    return (await ctx.model.encodeImages([bytes]))[0]!;
-  } catch (err) {
-    throw queryInvalid(`${field}: not a decodable image (${(err as Error).message})`);
-  }
-}
-
-/** The pixel limit, from the header, before anything is decoded: a 748 KB PNG can declare 16000 × 16000. */
-async function checkImageHeader(bytes: Buffer, field: string, maxPixels: number): Promise<void> {
-  let meta: Metadata;
-  try {
-    meta = await sharp(bytes, { limitInputPixels: false }).metadata();
-  } catch (err) {
-    throw queryInvalid(`${field}: not a decodable image (${(err as Error).message})`);
-  }
-  const pixels = (meta.width ?? 0) * (meta.height ?? 0) * Math.max(1, meta.pages ?? 1);
-  if (pixels > maxPixels) {
-    throw queryInvalid(`${field}: the image is ${meta.width} × ${meta.height}${(meta.pages ?? 1) > 1 ? ` × ${meta.pages} frames` : ''}, over the ${maxPixels} pixels a query image may have`, { hint: 'Send a smaller image: CLIP sees 224 × 224 pixels anyway.' });
-  }
 }

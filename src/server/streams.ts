@@ -6,16 +6,19 @@ import type { CandidateContext } from '../stream/candidate.js';
 import { checkPartition, MAX_PARTITIONS, parseState, quotas, streamPartition, StreamStats, type StreamState } from '../stream/index.js';
 import { partitionTar } from '../stream/tar-writer.js';
 import type { ServerContext } from './app.js';
+import { StreamProgress } from './stream-progress.js';
 
 /** A stream served over HTTP: its plan, the fetcher/cache its partitions share, and its live stats. */
 export interface ServedStream {
   plan: Plan;
   context: CandidateContext;
   stats: StreamStats;
+  /** Per partition and query, and the latest samples: what the dashboard shows. */
+  progress: StreamProgress;
 }
 
 export function servedStream(plan: Plan, context: CandidateContext): ServedStream {
-  return { plan, context, stats: new StreamStats() };
+  return { plan, context, stats: new StreamStats(), progress: new StreamProgress() };
 }
 
 /**
@@ -46,7 +49,7 @@ function epochOf(query: Query): number {
  * says so either way.
  */
 export function registerStreamRoutes(app: FastifyInstance, ctx: ServerContext): void {
-  const streams = ctx.streams ?? new Map<string, ServedStream>();
+  const streams = ctx.streams;
   const streamNamed = (name: string): ServedStream => {
     const s = streams.get(name);
     if (!s) throw notFound(`unknown stream ${JSON.stringify(name)}; this server streams: ${[...streams.keys()].join(', ') || 'nothing'}`);
@@ -70,6 +73,8 @@ export function registerStreamRoutes(app: FastifyInstance, ctx: ServerContext): 
     return { name: req.params.name, ...s.stats.snapshot(), cache: s.context.cache?.stats() ?? null };
   });
 
+  registerRecentSamples(app, streamNamed);
+
   app.get<{ Params: { name: string; file: string }; Querystring: Query }>('/streams/:name/:file', async (req, reply) => {
     const name = req.params.name;
     const s = streamNamed(name);
@@ -92,6 +97,7 @@ export function registerStreamRoutes(app: FastifyInstance, ctx: ServerContext): 
     try {
       tar = await partitionTar(stream, {
         firstSampleWaitMs: FIRST_SAMPLE_WAIT_MS,
+        onSample: (sample) => s.progress.record(sample),
         onError: (err) => left || ctx.log(`${what} failed: ${describe(err)}`),
       });
     } catch (err) {
@@ -108,6 +114,16 @@ export function registerStreamRoutes(app: FastifyInstance, ctx: ServerContext): 
   });
 
   registerStreamMetrics(ctx, streams);
+}
+
+/** `/streams/NAME/recent/KEY.jpg`: one of the latest samples' images (the dashboard's strip). */
+function registerRecentSamples(app: FastifyInstance, streamNamed: (name: string) => ServedStream): void {
+  app.get<{ Params: { name: string; key: string } }>('/streams/:name/recent/:key', async (req, reply) => {
+    const m = /^([A-Za-z0-9_]{1,64})\.(jpg|png|webp)$/.exec(req.params.key);
+    const hit = m ? streamNamed(req.params.name).progress.recentImage(m[1]!) : undefined;
+    if (!hit) throw notFound(`no recent sample ${req.params.key} in stream ${req.params.name}: only the latest samples are kept`);
+    return reply.type(`image/${hit.format === 'jpg' ? 'jpeg' : hit.format}`).header('cache-control', 'private, max-age=3600').send(hit.image);
+  });
 }
 
 function describe(err: unknown): string {

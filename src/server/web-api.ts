@@ -1,0 +1,138 @@
+import type { FastifyInstance } from 'fastify';
+import { z } from 'zod';
+import { notFound, queryInvalid } from '../core/errors.js';
+import { parseOptions } from '../core/validation.js';
+import type { Index, SearchQuery, SearchResult } from '../index/search.js';
+import { normalise } from '../select/query-embedding.js';
+import type { ServerContext } from './app.js';
+import type { JobSource } from './events.js';
+import { queryVectorOf } from './query-vector.js';
+import { registerSpecRoutes } from './web-spec.js';
+
+/** What the page's side of `clipstream serve` knows beyond its indexes and streams. */
+export interface WebOptions {
+  /** Index folders by name: the page writes them into the specs it exports, as `clipstream plan` reads them. */
+  indexDirs?: Map<string, string>;
+  /** The folder of the server's model (`--model`): exported specs name it. */
+  modelDir?: string;
+  /** POST /api/streams may start streams (`clipstream serve --allow-new-streams`). */
+  allowNewStreams?: boolean;
+  /** Streams started from the page may reach private addresses (`--allow-private-networks`). */
+  allowPrivateNetworks?: boolean;
+  /** Dashboards of other jobs in this process (a `clipstream download --port`). */
+  jobs?: JobSource[];
+}
+
+const API_HINT = 'The page\'s JSON API: see docs/server.md.';
+
+/** A query of the page: exactly one of a text, an image (base64), an image URL, an embedding, or a row ("more like this"). */
+const queryShape = z
+  .object({
+    text: z.string().min(1).max(10_000).optional(),
+    image: z.string().min(1).optional(),
+    image_url: z.string().min(1).max(8192).optional(),
+    embedding: z.array(z.custom<number>((v) => typeof v === 'number', 'Expected a number')).min(1).max(65_536).optional(),
+    like: z.number().int().min(0).optional(),
+  })
+  .strict()
+  .refine((q) => Object.values(q).filter((v) => v !== undefined).length === 1, 'Expected exactly one of text, image, image_url, embedding, like');
+
+const searchShape = z
+  .object({
+    index: z.string(),
+    query: queryShape,
+    k: z.number().int().min(1).default(60),
+    where: z.string().min(1).max(10_000).optional(),
+    near_duplicate: z.boolean().default(false),
+  })
+  .strict();
+
+const thresholdShape = searchShape
+  .omit({ k: true })
+  .extend({ min_similarity: z.number().min(-1).max(1), edge: z.number().int().min(1).max(50).default(6) })
+  .strict();
+
+/** clip back's near-duplicate threshold (cosine with a better result), used by /knn-service's `deduplicate` too. */
+const NEAR_DUPLICATE = 0.94;
+
+/**
+ * The page's JSON API (docs/server.md), usable by any script: `GET /api/info`, `POST /api/search` (best rows of a
+ * query, and the query's vector), `POST /api/threshold` (how many rows lie at or above a similarity — `clipstream
+ * query --min-similarity`'s count — and the rows just above and just below it), plus the spec routes
+ * (src/server/web-spec.ts). Searches run within the heavy-request limit.
+ */
+export function registerWebApi(app: FastifyInstance, ctx: ServerContext): void {
+  const indexNamed = (name: string): Index => {
+    const index = ctx.indices.get(name);
+    if (!index) throw notFound(`unknown index ${JSON.stringify(name)}; this server has: ${[...ctx.indices.keys()].join(', ') || 'no index'}`);
+    return index;
+  };
+
+  app.get('/api/info', async () => ({
+    indices: [...ctx.indices].map(([name, index]) => ({
+      name,
+      location: ctx.web.indexDirs?.get(name) ?? null,
+      count: index.info.count,
+      dim: index.info.dim,
+      columns: index.info.columns,
+      has_text: index.info.has_text,
+      model: index.info.model,
+    })),
+    model: ctx.model ? { name: ctx.model.name, location: ctx.web.modelDir ?? null } : null,
+    streams: [...ctx.streams.keys()],
+    allow_new_streams: ctx.web.allowNewStreams === true,
+    limits: { results: ctx.limits.results },
+  }));
+
+  app.post('/api/search', async (req) => {
+    const body = parseOptions(searchShape, req.body ?? {}, undefined, API_HINT);
+    if (body.k > ctx.limits.results) throw queryInvalid(`k: at most ${ctx.limits.results} results per request, asked for ${body.k}`);
+    const index = indexNamed(body.index);
+    return ctx.bounded(async () => {
+      const vector = await vectorOf(body.query, body.index, index);
+      const results = await index.search({ vector, k: body.k, ...filters(body) });
+      return { results: [...results], truncated: results.truncated === true, vector: [...vector] };
+    });
+  });
+
+  app.post('/api/threshold', async (req) => {
+    const body = parseOptions(thresholdShape, req.body ?? {}, undefined, API_HINT);
+    const index = indexNamed(body.index);
+    return ctx.bounded(async () => {
+      const vector = await vectorOf(body.query, body.index, index);
+      return thresholdEdge(index, { vector, ...filters(body) }, body.min_similarity, body.edge, ctx.limits.results);
+    });
+  });
+
+  /** The query's unit vector ("more like this": the row's own stored embedding). */
+  async function vectorOf(q: z.output<typeof queryShape>, indexName: string, index: Index): Promise<Float32Array> {
+    if (q.like === undefined) return queryVectorOf(q, ctx, { dim: index.info.dim, indexName, embeddingField: 'embedding', normalise: true });
+    if (!index.vectorsOf) throw queryInvalid(`index ${indexName} cannot give a row's embedding ("more like this"): its backend does not keep them`, { hint: 'Query by text, image or embedding instead.' });
+    const vector = (await index.vectorsOf([q.like])).get(q.like);
+    if (!vector) throw queryInvalid(`like: index ${indexName} has no row ${q.like}`);
+    return normalise(vector, `row ${q.like}'s embedding`);
+  }
+
+  registerSpecRoutes(app, ctx);
+}
+
+/** What `clipstream query` applies besides the threshold: urls deduplicated, the where predicate, near-duplicates. */
+function filters(body: { where?: string; near_duplicate: boolean }): Pick<SearchQuery, 'where' | 'dedupUrls' | 'nearDuplicate'> {
+  return { where: body.where, dedupUrls: true, nearDuplicate: body.near_duplicate ? NEAR_DUPLICATE : undefined };
+}
+
+/**
+ * Rows at or above `min`: their count (exact up to `bound`, `more` beyond, as `clipstream query --min-similarity`
+ * counts them) and the edge — the `edge` lowest rows above it and the `edge` best rows below it, from one top-k
+ * search of count + edge rows. Beyond the bound the edge is not read (it would take a scan of the rows above).
+ */
+export async function thresholdEdge(index: Index, q: SearchQuery, min: number, edge: number, bound: number) {
+  const above = await index.search({ ...q, minSimilarity: min, maxResults: bound });
+  const more = above.truncated === true;
+  let below: SearchResult[] = [];
+  if (!more) {
+    const top = await index.search({ ...q, k: above.length + edge });
+    below = top.filter((r) => r.similarity < min).slice(0, edge);
+  }
+  return { count: above.length, more, min_similarity: min, above: more ? [] : above.slice(-edge), below };
+}
