@@ -4,6 +4,7 @@ import { readFile } from 'node:fs/promises';
 import { inputNotFound, invalidOption } from '../core/errors.js';
 import { createFetcher } from '../fetch/index.js';
 import { buildIndex, openIndex, type IndexType, type SearchResult } from '../index/index.js';
+import { MAX_SEARCH_RESULTS } from '../index/limits.js';
 import { TARGET_RECALL } from '../index/recall.js';
 import { openNpy } from '../io/npy.js';
 import { countProgress } from './count-progress.js';
@@ -59,6 +60,9 @@ export function queryCommand(): Command {
       if (kinds !== 1) throw invalidOption('Expected exactly one of --text, --image or --embedding-file');
       if (flags.minSimilarity !== undefined && (flags.minSimilarity < -1 || flags.minSimilarity > 1)) {
         throw invalidOption(`Expected a similarity in [-1, 1] for --min-similarity but received ${flags.minSimilarity}`);
+      }
+      if (!Number.isInteger(flags.numResults) || flags.numResults < 1 || flags.numResults > MAX_SEARCH_RESULTS) {
+        throw invalidOption(`Expected an integer from 1 to ${MAX_SEARCH_RESULTS} for --num-results but received ${flags.numResults}`);
       }
       const vector = await queryVector(flags);
       const index = await openIndex(flags.index);
