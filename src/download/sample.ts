@@ -30,6 +30,7 @@ export async function downloadSample(row: UrlRow, key: string, ctx: SampleContex
   const fail = (status: SampleStatus, reason: FailureReason, message: string, sizes?: { ow?: number; oh?: number }) =>
     record(key, base, ctx, { status, reason, message, originalWidth: sizes?.ow, originalHeight: sizes?.oh });
 
+  if (row.error !== undefined) return fail('failed_to_download', 'invalid_row', row.error);
   const fetched = await ctx.fetcher.fetch(row.url);
   if (!fetched.ok) return fail('failed_to_download', fetched.reason, fetched.message);
 

@@ -12,3 +12,30 @@ export function jsonReplacer(this: unknown, _key: string, value: unknown): unkno
   if (value instanceof Uint8Array) return Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString('base64');
   return value;
 }
+
+/**
+ * Deepest nesting of arrays and objects a value read from input may have (`[[1]]` is 2). Real metadata is a few
+ * levels deep, while every consumer of a value recurses: JSON.stringify with a replacer overflows V8's default stack
+ * at ~2 500 levels, without one and structured clone (to a worker) at ~4 000. JSON.parse itself does not recurse, so
+ * a url list could bring a value nested 200 000 deep and crash whatever touched it next.
+ */
+export const MAX_JSON_DEPTH = 100;
+
+/** Whether `value` nests arrays / plain objects deeper than `max`. Iterative; stops as soon as it knows. */
+export function nestedDeeperThan(value: unknown, max = MAX_JSON_DEPTH): boolean {
+  const stack: [unknown, number][] = [[value, 0]];
+  while (stack.length > 0) {
+    const [v, depth] = stack.pop()!;
+    const children = Array.isArray(v) ? v : isPlainObject(v) ? Object.values(v) : undefined;
+    if (children === undefined) continue;
+    if (depth + 1 > max) return true;
+    for (const child of children) if (child !== null && typeof child === 'object') stack.push([child, depth + 1]);
+  }
+  return false;
+}
+
+function isPlainObject(v: unknown): v is Record<string, unknown> {
+  if (v === null || typeof v !== 'object') return false;
+  const proto = Object.getPrototypeOf(v) as unknown;
+  return proto === Object.prototype || proto === null;
+}

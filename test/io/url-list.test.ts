@@ -184,6 +184,31 @@ describe('readUrlList: the same rows from every format', () => {
     ]);
   });
 
+  it('json / jsonl: a value nested deeper than 100 levels fails its row (null cells, an error naming the column), not the list', async () => {
+    // issue 15: nested 200 000 deep, JSON.parse reads it but JSON.stringify / structured clone overflow the stack
+    const deep = (n: number) => '['.repeat(n) + ']'.repeat(n);
+    const dir = await tempDir();
+    const lines = [
+      '{"url": "http://a/1.jpg", "caption": "one", "meta": 1}',
+      `{"url": "http://a/2.jpg", "caption": "two", "meta": ${deep(200_000)}}`,
+      `{"url": ${deep(200_000)}, "caption": ${deep(101)}, "meta": ${deep(100)}}`,
+      '{"url": "http://a/4.jpg", "caption": "four", "meta": {"k": [[1]]}}',
+    ];
+    for (const format of ['jsonl', 'json'] as const) {
+      const file = join(dir, `a.${format}`);
+      await writeFile(file, format === 'jsonl' ? lines.join('\n') : `[${lines.join(',\n')}]`);
+      const got = await collect(readUrlList(opts(file, format, { captionCol: 'caption', additionalColumns: ['meta'] })));
+      expect(got.map((r) => [r.url, r.caption, r.error])).toEqual([
+        ['http://a/1.jpg', 'one', undefined],
+        ['http://a/2.jpg', 'two', `column "meta" of this row of ${file} nests deeper than 100 levels`],
+        ['', null, `column "url", column "caption" of this row of ${file} nest deeper than 100 levels`],
+        ['http://a/4.jpg', 'four', undefined],
+      ]);
+      expect(got.map((r) => r.columns.meta)).toEqual([1, null, JSON.parse(deep(100)), { k: [[1]] }]);
+      expect(() => structuredClone(got)).not.toThrow(); // what the download's worker threads receive
+    }
+  });
+
   it('urlCol and captionCol name other columns', async () => {
     const dir = await tempDir();
     const file = join(dir, 'a.tsv');
