@@ -26,7 +26,12 @@ export function indexCommand(): Command {
     .action(async (flags: { embeddings: string; output: string; metric: 'ip' | 'cosine'; indexType: IndexType; model?: string }) => {
       const start = performance.now();
       const progress = countProgress('index', 'rows');
-      const info = await buildIndex({ ...flags, onProgress: (done, total) => progress.update(done, total) }).finally(() => progress.stop());
+      const notes: string[] = [];
+      const info = await buildIndex({ ...flags, onProgress: (done, total) => progress.update(done, total), onNote: (note) => notes.push(note) })
+        .finally(() => {
+          progress.stop();
+          for (const note of notes) process.stderr.write(`clipstream: note: ${note}\n`);
+        });
       process.stdout.write(
         `done in ${((performance.now() - start) / 1000).toFixed(1)}s: ${info.count} rows × ${info.dim} dims in ${flags.output}, ` +
           `${info.ann.type} search, recall@10 ${info.recall_at_10.toFixed(3)}, partitions ${info.partitions.join(', ')}\n`,
