@@ -2,6 +2,8 @@ import { Command } from 'commander';
 import { resolve } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { invalidOption } from '../core/errors.js';
+import type { SampleRecord } from '../core/types.js';
+import type { TarSampleStream } from '../sink/tar.js';
 import type { Plan } from '../select/plan.js';
 import { partitionOf, quotas } from '../stream/partition.js';
 import type { StreamStats } from '../stream/stats.js';
@@ -104,22 +106,51 @@ export function streamCommand(): Command {
             `${seconds(start)}s\n  per query: ${Object.entries(summary.byQuery).map(([k, v]) => `${k} ${v}`).join(', ')}\n${failureLine(summary.stats)}`);
         } else {
           const stream = streamPartition(plan, { partition, epoch: flags.epoch, context });
-          const tar = createTarSampleStream();
-          const piping = pipeline(tar.readable, process.stdout);
-          for await (const sample of stream) {
-            await tar.writeSample(toRecord(sample, true));
+          const complete = await tarToStdout(stream, createTarSampleStream(), (sample) => {
             progress.update(sample.state.delivered, stream.size);
-          }
-          await tar.finish();
-          await piping;
+            return toRecord(sample, true);
+          });
           progress.stop();
-          process.stderr.write(`done: ${stream.size} samples to stdout in ${seconds(start)}s\n${failureLine(stream.stats)}`);
+          if (complete) process.stderr.write(`done: ${stream.size} samples to stdout in ${seconds(start)}s\n${failureLine(stream.stats)}`);
         }
       } finally {
         progress.stop();
         await context.close();
       }
     });
+}
+
+/**
+ * Streams the samples as one webdataset tar on stdout. A reader that goes away (`| head -c 1000` closes the pipe:
+ * EPIPE) ends the run quietly, as it ends any Unix filter, and the stream is closed so that downloads stop at
+ * once rather than at the next sample; false then.
+ */
+async function tarToStdout<S>(stream: AsyncIterable<S> & { close(): Promise<void> }, tar: TarSampleStream, record: (sample: S) => SampleRecord): Promise<boolean> {
+  let readerGone = false;
+  // Stays attached: a write still queued when the pipe broke reports EPIPE after the pipeline has settled.
+  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code !== 'EPIPE' || readerGone) return;
+    readerGone = true;
+    void stream.close();
+  });
+  let pipeError: unknown;
+  const piping = pipeline(tar.readable, process.stdout).catch((err: unknown) => (pipeError = err));
+  try {
+    for await (const sample of stream) {
+      if (readerGone) break;
+      await tar.writeSample(record(sample));
+    }
+    if (!readerGone) await tar.finish();
+    await piping;
+  } catch (err) {
+    if (!readerGone) throw err;
+  }
+  if (readerGone) {
+    tar.destroy();
+    return false;
+  }
+  if (pipeError !== undefined) throw pipeError;
+  return true;
 }
 
 function seconds(start: number): string {
