@@ -169,7 +169,7 @@ export async function readSpec(path: string): Promise<Spec> {
   }
   let input: unknown;
   try {
-    input = asJson(text) ?? (await import('yaml')).parse(text, { maxAliasCount: 100 });
+    input = asJson(text) ?? (await import('yaml')).parse(text, { maxAliasCount: 100, logLevel: 'error' });
   } catch (err) {
     throw invalidOption(`${path} is not valid YAML or JSON: ${(err as Error).message.split('\n')[0]}`);
   }

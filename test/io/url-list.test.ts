@@ -1,3 +1,4 @@
+import { execFile } from 'node:child_process';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
@@ -356,6 +357,27 @@ describe('errors name the file and the column', () => {
     const err = await failure(() => inspectUrlList(opts(file, 'parquet')));
     expect(err.code).toBe('INPUT_MALFORMED');
     expect(err.message).toContain(`not a valid parquet file: ${file}`);
+  });
+
+  it('a parquet page header without its level lengths → INPUT_MALFORMED, not a hang (download through the CLI)', async () => {
+    // Found by url-list.property.test.ts: hyparquet's RLE decoder looped forever at a NaN offset.
+    const dir = await tempDir();
+    const bytes = new Uint8Array(parquetWriteBuffer({ columnData: [
+      { name: 'url', data: ['http://a.b/c', 'http://d.e/f', null], type: 'STRING' },
+      { name: 'extra', data: ['{"a":1}', null, '[1,2]'], type: 'STRING' },
+    ] }));
+    expect([bytes[20], bytes[54]]).toEqual([4, 6]); // the layout the damage below was found on
+    bytes[20] = 206; // the v2 page header's field deltas: repetition_levels_byte_length is lost
+    bytes[54] = 246;
+    const file = join(dir, 'a.parquet');
+    await writeFile(file, bytes);
+    const cli = join(import.meta.dirname, '../../dist/cli/main.js');
+    const r = await new Promise<{ code: number | null; stderr: string }>((resolve) => {
+      execFile(process.execPath, [cli, 'download', '--url-list', file, '--input-format', 'parquet', '--output-folder', join(dir, 'o')], { timeout: 30_000 }, (err, _stdout, stderr) =>
+        resolve({ code: err ? (typeof err.code === 'number' ? err.code : null) : 0, stderr }));
+    });
+    expect(r.stderr).toMatch(/a\.parquet: column url has a damaged page header at byte 4: an incomplete data page \(v2\) header/);
+    expect(r.code).toBe(2);
   });
 
   it('an invalid jsonl line → INPUT_MALFORMED naming the file and the line, after the good rows', async () => {
