@@ -67,6 +67,21 @@ describe('spec validation: every error names the field', () => {
     expect([spec.index, spec.cache.dir, spec.queries[0]!.image]).toEqual(['/data/idx', '/tmp/c', 'https://example.com/cat.jpg']);
   });
 
+  test('YAML the parser only warns about (unknown tags and directives) prints no Node warning', async () => {
+    const dir = await tempDir();
+    await writeFile(join(dir, 'tagged.yaml'), '%FOO bar\n---\nindex: !odd ./idx\nqueries:\n  - {name: q, text: red, count: 1}\n');
+    const warnings: Error[] = [];
+    const onWarning = (w: Error) => warnings.push(w);
+    process.on('warning', onWarning);
+    try {
+      expect((await readSpec(join(dir, 'tagged.yaml'))).queries[0]!.name).toBe('q');
+      await new Promise((r) => setImmediate(r)); // warnings are emitted on the next tick
+    } finally {
+      process.off('warning', onWarning);
+    }
+    expect(warnings.map((w) => w.message)).toEqual([]);
+  });
+
   test('a file that is not YAML, or missing, says so', async () => {
     const dir = await tempDir();
     await writeFile(join(dir, 'bad.yaml'), 'index: [unclosed');
