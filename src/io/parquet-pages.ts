@@ -19,29 +19,42 @@ interface ChunkRange {
 export function pageCheckedBuffer(file: AsyncBuffer, metadata: FileMetaData, path: string): AsyncBuffer {
   const chunks = chunkRanges(metadata);
   const checked = new Set<number>();
+  const read = async (start: number, end?: number): Promise<ArrayBuffer> => {
+    const buffer = await file.slice(start, end);
+    chunks.forEach((chunk, i) => {
+      const offset = chunk.start - start;
+      const length = chunk.end - chunk.start;
+      // (a damaged footer gives NaN and negative offsets: hyparquet then fails on its own)
+      if (checked.has(i) || !Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0) return;
+      if (offset + length > buffer.byteLength) return;
+      checkPages(new DataView(buffer, offset, length), chunk, path);
+      checked.add(i);
+    });
+    return buffer;
+  };
   return {
     byteLength: file.byteLength,
-    async slice(start: number, end?: number): Promise<ArrayBuffer> {
-      const buffer = await file.slice(start, end);
-      const stop = start + buffer.byteLength;
-      chunks.forEach((chunk, i) => {
-        if (checked.has(i) || chunk.start < start || chunk.end > stop) return;
-        checkPages(new DataView(buffer, chunk.start - start, chunk.end - chunk.start), chunk, path);
-        checked.add(i);
-      });
-      return buffer;
+    slice(start: number, end?: number): Promise<ArrayBuffer> {
+      const result = read(start, end);
+      // hyparquet starts the reads of a row group at once and may give up at the first failure without awaiting
+      // the others: a rejection nobody awaits would end the process.
+      result.catch(() => {});
+      return result;
     },
   };
 }
 
+/** Every column chunk's byte range, from the footer (whose fields a damaged file may lack: those are skipped). */
 function chunkRanges(metadata: FileMetaData): ChunkRange[] {
   const out: ChunkRange[] = [];
-  for (const group of metadata.row_groups) {
-    for (const chunk of group.columns) {
-      const meta = chunk.meta_data;
-      if (!meta) continue;
-      const start = Number(meta.dictionary_page_offset || meta.data_page_offset);
-      out.push({ column: meta.path_in_schema.join('.'), start, end: start + Number(meta.total_compressed_size) });
+  for (const group of metadata.row_groups ?? []) {
+    for (const chunk of group?.columns ?? []) {
+      const meta = chunk?.meta_data;
+      const first = meta?.dictionary_page_offset || meta?.data_page_offset;
+      if (typeof first !== 'bigint' || typeof meta?.total_compressed_size !== 'bigint') continue;
+      const start = Number(first);
+      const column = Array.isArray(meta.path_in_schema) ? meta.path_in_schema.join('.') : '?';
+      out.push({ column, start, end: start + Number(meta.total_compressed_size) });
     }
   }
   return out;
