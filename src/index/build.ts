@@ -104,7 +104,13 @@ async function createIndex(job: Job): Promise<IndexInfo> {
 /** An index gets the folder's new partitions; on any failure its table goes back to the rows clipstream.json counts. */
 async function extendIndex(job: Job, previous: IndexInfo): Promise<IndexInfo> {
   const db = await lancedb.connect(job.o.output);
-  const table = await db.openTable(TABLE);
+  const table = await db.openTable(TABLE).catch((err: unknown) => {
+    db.close();
+    throw new ClipstreamError('INDEX_INVALID', `${job.o.output} holds ${INFO_FILE} but no readable ${TABLE} table: ${(err as Error).message.split('\n')[0]}`, {
+      hint: 'Build the index again into an empty --output.',
+      cause: err,
+    });
+  });
   try {
     await trimTo(table, previous.count); // rows a killed extension appended
     // Tables made before unit_norm was recorded are not known to hold unit vectors.
@@ -128,6 +134,11 @@ async function trimTo(table: lancedb.Table, count: number): Promise<void> {
 }
 
 function checkSameSpace(previous: IndexInfo, folder: EmbeddingFolder, metric: 'ip' | 'cosine', o: BuildIndexOptions): void {
+  if (previous.has_text !== folder.hasText) {
+    throw new ClipstreamError('INDEX_INVALID', `${o.output} was built ${previous.has_text ? 'with' : 'without'} text embeddings but ${o.embeddings} ${folder.hasText ? 'has' : 'has no'} text_emb/`, {
+      hint: 'Extend an index with partitions of the same kind, or build a new one with another --output.',
+    });
+  }
   if (previous.dim === folder.dim && previous.metric === metric) return;
   throw new ClipstreamError(
     'INDEX_INVALID',

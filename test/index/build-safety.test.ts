@@ -144,6 +144,21 @@ describe('index build: nothing half-built blocks a rerun', () => {
     expect(await ids(out)).toEqual(range(40));
   });
 
+  it('extending: an index whose table is gone, or a folder that gained text embeddings, is refused by name', async () => {
+    const dir = await tempDir();
+    const emb = join(dir, 'emb');
+    const out = join(dir, 'idx');
+    await writePartition(emb, '0', 0);
+    await buildIndex({ embeddings: emb, output: out });
+    await writePartition(emb, '1', 1);
+    await mkdir(join(emb, 'text_emb'));
+    for (const [name, p] of [['0', 0], ['1', 1]] as const) await writeNpy(join(emb, 'text_emb', `text_emb_${name}.npy`), vectors(p, 20), DIM, 'float32');
+    await expect(buildIndex({ embeddings: emb, output: out })).rejects.toMatchObject({ code: 'INDEX_INVALID', message: expect.stringMatching(/idx was built without text embeddings but .*emb has text_emb/) });
+    await rm(join(emb, 'text_emb'), { recursive: true });
+    await rm(join(out, 'samples.lance'), { recursive: true });
+    await expect(buildIndex({ embeddings: emb, output: out })).rejects.toMatchObject({ code: 'INDEX_INVALID', message: expect.stringMatching(/idx holds clipstream\.json but no readable samples table/) });
+  });
+
   it('ivf_pq on fewer rows than it trains on is refused before anything is written; a LanceDB failure loses its Rust path', async () => {
     const dir = await tempDir();
     const emb = join(dir, 'emb');
