@@ -21,21 +21,24 @@ export function jsonReplacer(this: unknown, _key: string, value: unknown): unkno
  */
 export const MAX_JSON_DEPTH = 100;
 
-/** Whether `value` nests arrays / plain objects deeper than `max`. Iterative; stops as soon as it knows. */
+/**
+ * Whether `value` nests arrays / plain objects deeper than `max`. Recursive, but never more than `max` + 1 frames
+ * deep (it stops there), and it returns at once for a scalar, the common cell.
+ */
 export function nestedDeeperThan(value: unknown, max = MAX_JSON_DEPTH): boolean {
-  const stack: [unknown, number][] = [[value, 0]];
-  while (stack.length > 0) {
-    const [v, depth] = stack.pop()!;
-    const children = Array.isArray(v) ? v : isPlainObject(v) ? Object.values(v) : undefined;
-    if (children === undefined) continue;
-    if (depth + 1 > max) return true;
-    for (const child of children) if (child !== null && typeof child === 'object') stack.push([child, depth + 1]);
+  if (value === null || typeof value !== 'object') return false;
+  const array = Array.isArray(value);
+  if (!array && !isPlainObject(value)) return false; // Date, bytes: leaves
+  if (max <= 0) return true;
+  if (array) {
+    for (const item of value) if (nestedDeeperThan(item, max - 1)) return true;
+    return false;
   }
+  for (const key in value) if (nestedDeeperThan((value as Record<string, unknown>)[key], max - 1)) return true;
   return false;
 }
 
-function isPlainObject(v: unknown): v is Record<string, unknown> {
-  if (v === null || typeof v !== 'object') return false;
+function isPlainObject(v: object): boolean {
   const proto = Object.getPrototypeOf(v) as unknown;
   return proto === Object.prototype || proto === null;
 }

@@ -185,11 +185,12 @@ function toUrlRow(
   extra: readonly string[],
   file: string,
 ): UrlRow {
-  const tooDeep: string[] = [];
+  let tooDeep: string[] | undefined;
   // A value nested deeper than MAX_JSON_DEPTH (json/jsonl) becomes null and fails its row, not the shard.
   const cell = (key: string): unknown => {
     const value = own(record, key);
     if (!nestedDeeperThan(value)) return value;
+    tooDeep ??= [];
     if (!tooDeep.includes(key)) tooDeep.push(key);
     return null;
   };
@@ -201,7 +202,7 @@ function toUrlRow(
     caption: captionKey === undefined ? null : asText(cell(captionKey)),
     columns,
   };
-  if (tooDeep.length > 0) {
+  if (tooDeep !== undefined) {
     row.error = `${tooDeep.map((c) => `column "${c}"`).join(', ')} of this row of ${file} nest${tooDeep.length === 1 ? 's' : ''} deeper than ${MAX_JSON_DEPTH} levels`;
   }
   return row;
