@@ -2,6 +2,7 @@ import { Command, Option } from 'commander';
 import { loadClipModel } from '../clip/index.js';
 import { invalidOption } from '../core/errors.js';
 import { buildIndex, openIndex, type IndexType, type SearchResult } from '../index/index.js';
+import { MAX_SEARCH_RESULTS } from '../index/limits.js';
 import { TARGET_RECALL } from '../index/recall.js';
 import { embedQuery, needsModel } from '../select/query-embedding.js';
 import { countProgress } from './count-progress.js';
@@ -23,7 +24,12 @@ export function indexCommand(): Command {
     .action(async (flags: { embeddings: string; output: string; metric: 'ip' | 'cosine'; indexType: IndexType; model?: string }) => {
       const start = performance.now();
       const progress = countProgress('index', 'rows');
-      const info = await buildIndex({ ...flags, onProgress: (done, total) => progress.update(done, total) }).finally(() => progress.stop());
+      const notes: string[] = [];
+      const info = await buildIndex({ ...flags, onProgress: (done, total) => progress.update(done, total), onNote: (note) => notes.push(note) })
+        .finally(() => {
+          progress.stop();
+          for (const note of notes) process.stderr.write(`clipstream: note: ${note}\n`);
+        });
       process.stdout.write(
         `done in ${((performance.now() - start) / 1000).toFixed(1)}s: ${info.count} rows × ${info.dim} dims in ${flags.output}, ` +
           `${info.ann.type} search, recall@10 ${info.recall_at_10.toFixed(3)}, partitions ${info.partitions.join(', ')}\n`,
@@ -57,6 +63,9 @@ export function queryCommand(): Command {
       if (kinds !== 1) throw invalidOption('Expected exactly one of --text, --image or --embedding-file');
       if (flags.minSimilarity !== undefined && (flags.minSimilarity < -1 || flags.minSimilarity > 1)) {
         throw invalidOption(`Expected a similarity in [-1, 1] for --min-similarity but received ${flags.minSimilarity}`);
+      }
+      if (!Number.isInteger(flags.numResults) || flags.numResults < 1 || flags.numResults > MAX_SEARCH_RESULTS) {
+        throw invalidOption(`Expected an integer from 1 to ${MAX_SEARCH_RESULTS} for --num-results but received ${flags.numResults}`);
       }
       const vector = await queryVector(flags);
       const index = await openIndex(flags.index);

@@ -26,5 +26,9 @@ export function inferenceCommand(): Command {
         const shown = summary.skipped.slice(0, 5).join(', ');
         process.stderr.write(`clipstream: warning: ${summary.skipped.length} image(s) do not decode and were left out: ${shown}${summary.skipped.length > 5 ? ', …' : ''}\n`);
       }
+      if (summary.metadataLeftOut.length > 0) {
+        const shown = summary.metadataLeftOut.slice(0, 5).join('; ');
+        process.stderr.write(`clipstream: warning: ${summary.metadataLeftOut.length} sample(s) embedded without their json's fields: ${shown}${summary.metadataLeftOut.length > 5 ? '; …' : ''}\n`);
+      }
     });
 }

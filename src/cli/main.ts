@@ -22,6 +22,15 @@ const program = new Command('clipstream')
   .showHelpAfterError()
   .exitOverride();
 
+// A reader that stops (`| head`) closes the pipe and stdout reports EPIPE: the command ends quietly with status 0, as
+// a Unix filter's producer does (`stream --output -` also stops its downloads). Without a listener, the error
+// event killed the process with a stack trace.
+process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+  if (err.code === 'EPIPE') return;
+  process.stderr.write(`clipstream: error: cannot write to stdout: ${err.message}\n`);
+  process.exit(74); // EX_IOERR
+});
+
 try {
   const argv = normalizeFlags(process.argv);
   const asked = argv[2] !== undefined && Object.hasOwn(commands, argv[2]) ? [argv[2]] : Object.keys(commands);

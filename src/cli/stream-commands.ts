@@ -2,6 +2,7 @@ import { Command } from 'commander';
 import { resolve } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { invalidOption } from '../core/errors.js';
+import type { Stream, StreamSample } from '../stream/engine.js';
 import type { Plan } from '../select/plan.js';
 import { partitionOf, quotas } from '../stream/partition.js';
 import type { StreamStats } from '../stream/stats.js';
@@ -80,7 +81,7 @@ export function streamCommand(): Command {
       // The engine's modules load while the index searches (time to the first sample of a spec: −0.1 s).
       let loading: ReturnType<typeof engine> | undefined;
       const plan = await loadPlan(source, { whileSearching: () => (loading = engine()).catch(() => {}) });
-      const [{ streamPartition }, { createStreamContext }, { partitionTar }] = await (loading ?? engine());
+      const [{ streamPartition }, { createStreamContext }] = await (loading ?? engine());
       // From a spec, streaming starts on each query's first block while the long search runs.
       warnWhenResolved(plan, '');
       const context = await createStreamContext(plan);
@@ -104,18 +105,50 @@ export function streamCommand(): Command {
             `${seconds(start)}s\n  per query: ${Object.entries(summary.byQuery).map(([k, v]) => `${k} ${v}`).join(', ')}\n${failureLine(summary.stats)}`);
         } else {
           const stream = streamPartition(plan, { partition, epoch: flags.epoch, context });
-          const tar = await partitionTar(stream, { onSample: (sample) => progress.update(sample.state.delivered, stream.size) });
-          const piping = pipeline(tar.readable, process.stdout);
-          await tar.done;
-          await piping;
+          const complete = await tarToStdout(stream, (sample) => progress.update(sample.state.delivered, stream.size));
           progress.stop();
-          process.stderr.write(`done: ${stream.size} samples to stdout in ${seconds(start)}s\n${failureLine(stream.stats)}`);
+          if (complete) process.stderr.write(`done: ${stream.size} samples to stdout in ${seconds(start)}s\n${failureLine(stream.stats)}`);
         }
       } finally {
         progress.stop();
         await context.close();
       }
     });
+}
+
+/**
+ * Streams the samples as one webdataset tar on stdout. A reader that goes away (`| head -c 1000` closes the pipe:
+ * EPIPE) ends the run quietly, as it ends any Unix filter, and the stream is closed so that downloads stop at
+ * once rather than at the next sample; false then.
+ */
+/**
+ * One partition as a tar on stdout (the shared partition loop). A reader that goes away (`| head -c 1000` closes
+ * the pipe: EPIPE) ends the run quietly, stops the stream and returns false.
+ */
+async function tarToStdout(stream: Stream, onSample: (sample: StreamSample) => void): Promise<boolean> {
+  let readerGone = false;
+  // Stays attached: a write still queued when the pipe broke reports EPIPE after the pipeline has settled.
+  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code !== 'EPIPE' || readerGone) return;
+    readerGone = true;
+    void stream.close();
+  });
+  const { partitionTar } = await import('../stream/tar-writer.js'); // loaded with the engine (engine())
+  const tar = await partitionTar(stream, { onSample });
+  let pipeError: unknown;
+  const piping = pipeline(tar.readable, process.stdout).catch((err: unknown) => (pipeError = err));
+  try {
+    await tar.done;
+    await piping;
+  } catch (err) {
+    if (!readerGone) throw err;
+  }
+  if (readerGone) {
+    tar.destroy();
+    return false;
+  }
+  if (pipeError !== undefined) throw pipeError;
+  return true;
 }
 
 function seconds(start: number): string {

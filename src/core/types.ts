@@ -10,6 +10,7 @@ export type FailureReason =
   | 'tls_error'
   | 'too_many_redirects'
   | 'invalid_url'
+  | 'invalid_row'
   | 'opted_out'
   | 'private_address'
   | 'rate_limited'
@@ -31,6 +32,11 @@ export interface UrlRow {
   caption: string | null;
   /** The columns asked for with save-additional-columns, plus the verify-hash column when set. */
   columns: Record<string, unknown>;
+  /**
+   * Why the row cannot be used although the file reads (a value nested too deep): it is recorded as failed
+   * (`invalid_row`) without a download, and its unusable cells are null.
+   */
+  error?: string;
 }
 
 export type FetchOutcome =

@@ -24,6 +24,7 @@ export interface SampleContext extends FetchImageContext {
  */
 export async function downloadSample(row: UrlRow, key: string, ctx: SampleContext): Promise<SampleRecord> {
   const done = (o: Outcome) => record(key, row, ctx.fields, o);
+  if (row.error !== undefined) return done({ status: 'failed_to_download', reason: 'invalid_row', message: row.error });
   const boxes = ctx.bboxCol === undefined ? undefined : parseBlurBoxes(row.columns[ctx.bboxCol]);
   if (boxes !== undefined && !boxes.ok) return done({ status: 'failed_to_resize', reason: 'invalid_bbox', message: `${ctx.bboxCol}: ${boxes.message}` });
   const expected = ctx.verifyHashCol === undefined ? undefined : row.columns[ctx.verifyHashCol];

@@ -27,6 +27,7 @@ for (const [net, prefix] of [
 for (const [net, prefix] of [
   ['::', 128], //         unspecified
   ['::1', 128], //        loopback
+  ['64:ff9b:1::', 48], // local-use NAT64 (RFC 8215): not global, and its IPv4 may sit at several offsets
   ['100::', 64], //       discard
   ['2001:db8::', 32], //  documentation
   ['fc00::', 7], //       unique local
@@ -50,8 +51,9 @@ export class PrivateAddressError extends Error {
 
 /**
  * True for loopback, private, link-local, unique-local, unspecified, CGNAT, multicast and reserved addresses, v4
- * and v6, including v4 embedded in v6 (`::ffff:a.b.c.d`, `::a.b.c.d`, NAT64 `64:ff9b::/96`). Anything that is not
- * an IP address at all is treated as private (refuse what we cannot classify).
+ * and v6. An IPv6 address that carries an IPv4 one (see `embeddedIpv4s`) is classed by the IPv4 rules too: a
+ * gateway would deliver it there. Anything that is not an IP address at all is treated as private (refuse what we
+ * cannot classify).
  */
 export function isPrivateAddress(address: string): boolean {
   const ip = address.startsWith('[') && address.endsWith(']') ? address.slice(1, -1) : address;
@@ -60,8 +62,10 @@ export function isPrivateAddress(address: string): boolean {
   if (family !== 6) return true;
   const groups = expandIpv6(ip);
   if (groups === undefined) return true;
-  const embedded = embeddedIpv4(groups);
-  if (embedded !== undefined) return blocked.check(embedded, 'ipv4');
+  const embedded = embeddedIpv4s(groups);
+  if (embedded.some((v4) => blocked.check(v4, 'ipv4'))) return true;
+  // An address that is only an IPv4 one in IPv6 form (mapped, compatible, NAT64) is what its IPv4 is.
+  if (embedded.length > 0 && !isTunnel(groups)) return false;
   return blocked.check(ip, 'ipv6');
 }
 
@@ -83,12 +87,29 @@ function expandIpv6(ip: string): number[] | undefined {
   return groups.every((g) => Number.isInteger(g) && g >= 0 && g <= 0xffff) ? groups : undefined;
 }
 
-function embeddedIpv4(g: number[]): string | undefined {
+const dottedQuad = (hi: number, lo: number) => `${hi >> 8}.${hi & 0xff}.${lo >> 8}.${lo & 0xff}`;
+
+/** 6to4 and Teredo: tunnels whose IPv6 prefix is public; their other addresses are classed as IPv6 too. */
+function isTunnel(g: number[]): boolean {
+  return g[0] === 0x2002 || (g[0] === 0x2001 && g[1] === 0);
+}
+
+/**
+ * The IPv4 addresses an IPv6 address carries, for every range that embeds one:
+ * `::ffff:0:0/96` (mapped), `::ffff:0:0:0/96` (SIIT translated), `::/96` (compatible, deprecated; not `::` or `::1`),
+ * `64:ff9b::/96` (NAT64, RFC 6052), `2002::/16` (6to4: the IPv4 is groups 1–2), `2001::/32` (Teredo: the client's
+ * IPv4 is the last 32 bits XOR 0xffffffff; the server's is groups 2–3, also checked). The local-use NAT64 range
+ * `64:ff9b:1::/48` may place the IPv4 at several offsets (RFC 8215): it is blocked whole instead.
+ */
+function embeddedIpv4s(g: number[]): string[] {
   const zeros = (from: number, to: number) => g.slice(from, to).every((x) => x === 0);
-  const mapped = zeros(0, 5) && g[5] === 0xffff; //                        ::ffff:a.b.c.d
-  const compatible = zeros(0, 6) && (g[6]! !== 0 || g[7]! > 1); //        ::a.b.c.d (deprecated), not :: or ::1
-  const nat64 = g[0] === 0x64 && g[1] === 0xff9b && zeros(2, 6); //       64:ff9b::a.b.c.d
-  if (!mapped && !compatible && !nat64) return undefined;
   const [hi, lo] = [g[6]!, g[7]!];
-  return `${hi >> 8}.${hi & 0xff}.${lo >> 8}.${lo & 0xff}`;
+  const mapped = zeros(0, 5) && g[5] === 0xffff; //                        ::ffff:a.b.c.d
+  const translated = zeros(0, 4) && g[4] === 0xffff && g[5] === 0; //     ::ffff:0:a.b.c.d
+  const compatible = zeros(0, 6) && (hi !== 0 || lo > 1); //              ::a.b.c.d (deprecated), not :: or ::1
+  const nat64 = g[0] === 0x64 && g[1] === 0xff9b && zeros(2, 6); //       64:ff9b::a.b.c.d
+  if (mapped || translated || compatible || nat64) return [dottedQuad(hi, lo)];
+  if (g[0] === 0x2002) return [dottedQuad(g[1]!, g[2]!)];
+  if (g[0] === 0x2001 && g[1] === 0) return [dottedQuad(hi ^ 0xffff, lo ^ 0xffff), dottedQuad(g[2]!, g[3]!)];
+  return [];
 }

@@ -1,9 +1,12 @@
-import { mkdir } from 'node:fs/promises';
+import { mkdir, rename, rm, stat } from 'node:fs/promises';
+import { join } from 'node:path';
 import * as lancedb from '@lancedb/lancedb';
 import { Bool, Field, FixedSizeList, Float32, Float64, Int64, Schema, Utf8, type DataType } from 'apache-arrow';
 import { ClipstreamError } from '../core/errors.js';
-import { openEmbeddingFolder, readEmbeddingBatches } from '../io/embedding-folder.js';
-import { readIndexInfo, TABLE, writeIndexInfo, type ColumnType, type IndexInfo } from './info.js';
+import { openEmbeddingFolder, readEmbeddingBatches, type EmbeddingFolder, type EmbeddingPartition } from '../io/embedding-folder.js';
+import { buildAnn, checkTrainable, chooseIndexType, type IndexType } from './ann-build.js';
+import { cellOf, resolveColumns } from './columns.js';
+import { INFO_FILE, readIndexInfo, TABLE, writeIndexInfo, type ColumnType, type IndexInfo } from './info.js';
 import { measureRecall } from './recall.js';
 
 export interface BuildIndexOptions {
@@ -15,131 +18,222 @@ export interface BuildIndexOptions {
   model?: string;
   batchRows?: number;
   onProgress?: (done: number, total: number) => void;
+  /** Told what was converted on the way (an integer column stored as float64, a column left out). */
+  onNote?: (message: string) => void;
+}
+
+/** A new index is built in this folder inside its output, and its table renamed into place once complete. */
+export const STAGING = '.building';
+
+export { ANN_THRESHOLD, chooseIndexType, type IndexType } from './ann-build.js';
+
+interface Job {
+  o: BuildIndexOptions;
+  folder: EmbeddingFolder;
+  metric: 'ip' | 'cosine';
+  todo: EmbeddingPartition[];
+  columns: Record<string, ColumnType>;
+  type: Exclude<IndexType, 'auto'>;
+  total: number;
+}
+
+interface Built {
+  count: number;
+  unitNorm: boolean;
+  ann: IndexInfo['ann'];
+  recall: number;
 }
 
 /**
- * Row count from which `auto` builds IVF-PQ. Measured with bench/index on the 2-core machine (512 dims, k=10):
- * flat p50 14.7 ms at 10 k rows, 24.1 ms at 30 k, 133 ms at 100 k; IVF-PQ at 100 k: 14–16 ms at recall@10 1.0.
- * Flat search stops paying for itself around 30 k rows.
- */
-export const ANN_THRESHOLD = 30_000;
-
-/** Rows per HNSW graph: one IVF partition each, all probed by default; bounds the memory of the build. */
-const HNSW_PARTITION_ROWS = 250_000;
-
-export type IndexType = 'auto' | 'flat' | 'ivf_pq' | 'ivf_hnsw_sq';
-
-/**
  * Streams a clip-retrieval embedding folder into one LanceDB table (`id`, `vector`, `text_vector`, every metadata
- * column) with explicit global ids, then chooses exact, IVF-HNSW-SQ or IVF-PQ search and records the measured recall@10.
- * Rerunning on a folder with new partitions appends only those.
+ * column) with explicit global ids, then chooses exact, IVF-HNSW-SQ or IVF-PQ search and records the measured
+ * recall@10. Rerunning on a folder with new partitions appends only those.
+ *
+ * Nothing half-built blocks a rerun: a new index is built in `output/.building` and its table renamed into place
+ * before `clipstream.json` is written; an index being extended is trimmed back to the rows its clipstream.json
+ * counts when anything fails (and at the start, after a crash). Column types and vectors are checked on the way in:
+ * mixed column types before anything is written, a NaN row where it is read.
  */
 export async function buildIndex(o: BuildIndexOptions): Promise<IndexInfo> {
   const folder = await openEmbeddingFolder(o.embeddings);
   const metric = o.metric ?? 'ip';
   const previous = await readIndexInfo(o.output);
-  if (previous && (previous.dim !== folder.dim || previous.metric !== metric)) {
-    throw new ClipstreamError(
-      'INDEX_INVALID',
-      `${o.output} holds ${previous.dim}-dimensional ${previous.metric} vectors; ${o.embeddings} has ${folder.dim} dimensions and ${metric} was asked`,
-      { hint: 'Use another --output folder, or the same --metric.' },
-    );
-  }
-  const done = new Set(previous?.partitions ?? []);
-  const todo = folder.partitions.filter((p) => !done.has(p.name));
-  await mkdir(o.output, { recursive: true });
-  const db = await lancedb.connect(o.output);
-  let table = previous ? await db.openTable(TABLE) : undefined;
-  let columns = previous?.columns;
-  let schema: Schema | undefined;
-  let imported = previous?.count ?? 0;
-  // Tables made before this field existed are not known to hold unit vectors.
-  let unitNorm = previous ? previous.unit_norm === true : true;
-  const total = imported + todo.reduce((n, p) => n + p.rows, 0);
+  if (previous) checkSameSpace(previous, folder, metric, o);
+  const todo = previous ? newPartitions(previous, folder, o) : folder.partitions;
+  const { columns, notes } = resolveColumns(folder, todo, previous?.columns);
+  for (const note of notes) o.onNote?.(note);
+  const total = (previous?.count ?? 0) + todo.reduce((n, p) => n + p.rows, 0);
+  if (total === 0) throw new ClipstreamError('INDEX_INVALID', `${o.embeddings} has no rows to index`);
+  const type = chooseIndexType(o.indexType ?? 'auto', total);
+  checkTrainable(type, total, o.embeddings);
+  const job: Job = { o, folder, metric, todo, columns, type, total };
+  return previous ? extendIndex(job, previous) : createIndex(job);
+}
 
-  for await (const b of readEmbeddingBatches(folder, { batchRows: o.batchRows ?? 10_000, partitions: todo.map((p) => p.name) })) {
-    columns ??= inferColumns(b.metadata, folder.metadataColumns);
-    schema ??= tableSchema(folder.dim, folder.hasText, columns);
+/** A new index: built aside in STAGING, renamed into place when complete, clipstream.json last. */
+async function createIndex(job: Job): Promise<IndexInfo> {
+  const { output } = job.o;
+  const final = join(output, `${TABLE}.lance`);
+  if (await exists(final)) {
+    throw new ClipstreamError('INDEX_INVALID', `${output} holds ${TABLE}.lance but no ${INFO_FILE}: a build stopped between its last two steps, or the folder is not a clipstream index`, {
+      hint: `Remove ${final} and rerun, or pass another --output.`,
+    });
+  }
+  const staging = join(output, STAGING);
+  await rm(staging, { recursive: true, force: true }); // what a killed build left
+  await mkdir(staging, { recursive: true });
+  const db = await lancedb.connect(staging);
+  let table: lancedb.Table | undefined;
+  try {
+    const imported = await importRows(job, db, undefined, 0);
+    table = imported.table;
+    const built = await indexAndMeasure(job, table, imported.unit);
+    table.close();
+    table = undefined;
+    const info = indexInfo(job, built, undefined);
+    await rename(join(staging, `${TABLE}.lance`), final);
+    await writeIndexInfo(output, info);
+    return info;
+  } finally {
+    table?.close();
+    db.close();
+    await rm(staging, { recursive: true, force: true });
+  }
+}
+
+/** An index gets the folder's new partitions; on any failure its table goes back to the rows clipstream.json counts. */
+async function extendIndex(job: Job, previous: IndexInfo): Promise<IndexInfo> {
+  const db = await lancedb.connect(job.o.output);
+  const table = await db.openTable(TABLE).catch((err: unknown) => {
+    db.close();
+    throw new ClipstreamError('INDEX_INVALID', `${job.o.output} holds ${INFO_FILE} but no readable ${TABLE} table: ${(err as Error).message.split('\n')[0]}`, {
+      hint: 'Build the index again into an empty --output.',
+      cause: err,
+    });
+  });
+  try {
+    await trimTo(table, previous.count); // rows a killed extension appended
+    // Tables made before unit_norm was recorded are not known to hold unit vectors.
+    const imported = await importRows(job, db, table, previous.count);
+    const built = await indexAndMeasure(job, table, imported.unit && previous.unit_norm === true);
+    const info = indexInfo(job, built, previous);
+    await writeIndexInfo(job.o.output, info);
+    return info;
+  } catch (err) {
+    await trimTo(table, previous.count).catch(() => {});
+    throw err;
+  } finally {
+    table.close();
+    db.close();
+  }
+}
+
+/** Deletes rows past the first `count` ids: every appended row has an id ≥ count (see newPartitions). */
+async function trimTo(table: lancedb.Table, count: number): Promise<void> {
+  if ((await table.countRows()) > count) await table.delete(`id >= ${count}`);
+}
+
+function checkSameSpace(previous: IndexInfo, folder: EmbeddingFolder, metric: 'ip' | 'cosine', o: BuildIndexOptions): void {
+  if (previous.has_text !== folder.hasText) {
+    throw new ClipstreamError('INDEX_INVALID', `${o.output} was built ${previous.has_text ? 'with' : 'without'} text embeddings but ${o.embeddings} ${folder.hasText ? 'has' : 'has no'} text_emb/`, {
+      hint: 'Extend an index with partitions of the same kind, or build a new one with another --output.',
+    });
+  }
+  if (previous.dim === folder.dim && previous.metric === metric) return;
+  throw new ClipstreamError(
+    'INDEX_INVALID',
+    `${o.output} holds ${previous.dim}-dimensional ${previous.metric} vectors; ${o.embeddings} has ${folder.dim} dimensions and ${metric} was asked`,
+    { hint: 'Use another --output folder, or the same --metric.' },
+  );
+}
+
+/**
+ * The partitions an index does not hold yet. Ids are row offsets in the folder's order, so the indexed partitions
+ * must still be its first ones, with the rows they had: a new partition sorting among them (`10` between `1` and
+ * `2`) would give its rows the ids of indexed ones.
+ */
+function newPartitions(previous: IndexInfo, folder: EmbeddingFolder, o: BuildIndexOptions): EmbeddingPartition[] {
+  const k = previous.partitions.length;
+  const head = folder.partitions.slice(0, k);
+  const done = new Set(previous.partitions);
+  const rows = head.reduce((n, p) => n + p.rows, 0);
+  if (head.length === k && head.every((p) => done.has(p.name)) && rows === previous.count) return folder.partitions.slice(k);
+  const stray = folder.partitions.find((p, i) => (i < k) !== done.has(p.name));
+  throw new ClipstreamError(
+    'INDEX_INVALID',
+    `${o.output} holds partitions ${previous.partitions.join(', ')} (${previous.count} rows), which are no longer the first ${k} of ${o.embeddings}` +
+      `${stray ? ` (partition ${stray.name} sorts among them)` : head.length === k ? ` (they have ${rows} rows now)` : ''}: the new rows' ids would collide with indexed ones`,
+    { hint: 'Name new partitions so they sort after the indexed ones (zero-padded), or build a new index with another --output.' },
+  );
+}
+
+/** Appends the job's partitions to `table` (or a new table in `db`); `unit`: every vector imported is unit length. */
+async function importRows(job: Job, db: lancedb.Connection, existing: lancedb.Table | undefined, count: number): Promise<{ table: lancedb.Table; unit: boolean }> {
+  const { o, folder, columns, metric } = job;
+  const schema = tableSchema(folder.dim, folder.hasText, columns);
+  const byName = new Map(folder.partitions.map((p) => [p.name, p]));
+  let table = existing;
+  let done = count;
+  let unit = true;
+  for await (const b of readEmbeddingBatches(folder, { batchRows: o.batchRows ?? 10_000, partitions: job.todo.map((p) => p.name) })) {
+    const partition = byName.get(b.partition)!;
     const rows = b.metadata.map((meta, i) => {
       const vector = normalise(b.vectors.subarray(i * folder.dim, (i + 1) * folder.dim), metric);
-      unitNorm &&= vector.unit;
+      unit &&= vector.unit;
       const row: Record<string, unknown> = { id: b.ids[i], vector: vector.values };
       if (folder.hasText && b.textVectors) row.text_vector = normalise(b.textVectors.subarray(i * folder.dim, (i + 1) * folder.dim), metric).values;
-      for (const [name, type] of Object.entries(columns!)) row[name] = cell(meta[name], type);
+      const at = () => `${partition.metadataPath} row ${b.ids[i]! - partition.firstId}`;
+      for (const [name, type] of Object.entries(columns)) row[name] = cellOf(meta[name], name, type, at);
       return row;
     });
     const data = lancedb.makeArrowTable(rows, { schema });
     if (table) await table.add(data);
     else table = await db.createTable(TABLE, data);
-    imported += rows.length;
-    o.onProgress?.(imported, total);
+    done += rows.length;
+    o.onProgress?.(done, job.total);
   }
   if (!table) throw new ClipstreamError('INDEX_INVALID', `${o.embeddings} has no rows to index`);
+  return { table, unit };
+}
 
-  const type = chooseIndexType(o.indexType ?? 'auto', imported);
+/** The ANN index over the whole table and its measured recall@10. */
+async function indexAndMeasure(job: Job, table: lancedb.Table, unitNorm: boolean): Promise<Built> {
+  const { folder, type } = job;
+  const count = await table.countRows();
   if (type === 'ivf_hnsw_sq' && !unitNorm) {
-    throw new ClipstreamError('INDEX_INVALID', `${o.embeddings} holds vectors that are not unit length, and ivf_hnsw_sq ranks by cosine`, {
+    throw new ClipstreamError('INDEX_INVALID', `${job.o.embeddings} holds vectors that are not unit length, and ivf_hnsw_sq ranks by cosine`, {
       hint: 'Use --metric cosine (vectors are normalised at import), or --index-type ivf_pq (ranks by dot product).',
     });
   }
-  const ann = await buildAnn(table, type, imported, folder.dim);
+  const ann = await buildAnn(table, type, count, folder.dim);
   const recall = ann.type === 'flat' ? 1 : await measureRecall(table, ann, folder.dim);
+  return { count, unitNorm, ann, recall };
+}
+
+function indexInfo(job: Job, built: Built, previous: IndexInfo | undefined): IndexInfo {
   const now = new Date().toISOString();
-  const info: IndexInfo = {
+  return {
     format_version: 1,
-    count: imported,
-    dim: folder.dim,
-    metric,
-    model: o.model ?? previous?.model ?? null,
-    columns: columns ?? {},
-    has_text: folder.hasText,
-    unit_norm: unitNorm,
-    ann,
-    recall_at_10: recall,
-    partitions: [...done, ...todo.map((p) => p.name)],
+    count: built.count,
+    dim: job.folder.dim,
+    metric: job.metric,
+    model: job.o.model ?? previous?.model ?? null,
+    columns: job.columns,
+    has_text: job.folder.hasText,
+    unit_norm: built.unitNorm,
+    ann: built.ann,
+    recall_at_10: built.recall,
+    partitions: [...(previous?.partitions ?? []), ...job.todo.map((p) => p.name)],
     created_at: previous?.created_at ?? now,
     updated_at: now,
   };
-  await writeIndexInfo(o.output, info);
-  table.close();
-  return info;
 }
 
-/**
- * `auto`: exact below ANN_THRESHOLD, else IVF-PQ. IVF-HNSW-SQ answers a k=10 query 5 × faster at better recall
- * (bench/index, 1 M × 512: p50 4.3 ms at recall@10 0.96 vs 22.5 ms at 0.93) but a process must load its whole
- * graph before the first search (1 M rows: 3.6 s and 1.3 GB RSS, where IVF-PQ reads only the probed partitions:
- * 1.2 s, 0.35 GB), and a threshold search for tens of thousands of rows walks the graph with ef = limit. The
- * streaming loader opens the index in a fresh process and asks for exactly such searches, so HNSW is opt-in: for a
- * long-running `clipstream serve` whose latency matters.
- */
-export function chooseIndexType(asked: IndexType, rows: number): Exclude<IndexType, 'auto'> {
-  if (asked !== 'auto') return asked;
-  return rows < ANN_THRESHOLD ? 'flat' : 'ivf_pq';
-}
-
-async function buildAnn(table: lancedb.Table, type: Exclude<IndexType, 'auto'>, rows: number, dim: number): Promise<IndexInfo['ann']> {
-  if (type === 'flat') return { type };
-  if (type === 'ivf_hnsw_sq') {
-    const numPartitions = Math.max(1, Math.ceil(rows / HNSW_PARTITION_ROWS));
-    await table.createIndex('vector', { config: lancedb.Index.hnswSq({ numPartitions, distanceType: 'cosine' }), replace: true });
-    return { type, num_partitions: numPartitions, nprobes: numPartitions, ef: 80 };
-  }
-  const numPartitions = Math.max(1, Math.round(Math.sqrt(rows)));
-  const numSubVectors = dim % 16 === 0 ? dim / 16 : dim % 8 === 0 ? dim / 8 : 1;
-  await table.createIndex('vector', { config: lancedb.Index.ivfPq({ numPartitions, numSubVectors, distanceType: 'dot' }), replace: true });
-  return { type, num_partitions: numPartitions, num_sub_vectors: numSubVectors, nprobes: 20, refine_factor: 10 };
-}
-
-/** Column types from the first batch; later values that do not fit are stored as text (strings) or null. */
-function inferColumns(rows: Record<string, unknown>[], names: string[]): Record<string, ColumnType> {
-  const out: Record<string, ColumnType> = {};
-  for (const name of names) {
-    if (name === 'id' || name === 'vector' || name === 'text_vector') continue;
-    const sample = rows.map((r) => r[name]).find((v) => v !== null && v !== undefined);
-    out[name] = typeof sample === 'bigint' ? 'int64' : typeof sample === 'number' ? 'float64' : typeof sample === 'boolean' ? 'bool' : 'string';
-  }
-  return out;
+async function exists(path: string): Promise<boolean> {
+  return stat(path).then(
+    () => true,
+    () => false,
+  );
 }
 
 function tableSchema(dim: number, hasText: boolean, columns: Record<string, ColumnType>): Schema {
@@ -151,20 +245,6 @@ function tableSchema(dim: number, hasText: boolean, columns: Record<string, Colu
     ...(hasText ? [new Field('text_vector', vector(), true)] : []),
     ...Object.entries(columns).map(([name, type]) => new Field(name, arrow[type](), true)),
   ]);
-}
-
-function cell(value: unknown, type: ColumnType): unknown {
-  if (value === null || value === undefined) return null;
-  switch (type) {
-    case 'int64':
-      return typeof value === 'bigint' ? value : Number.isInteger(value) ? BigInt(value as number) : null;
-    case 'float64':
-      return typeof value === 'number' ? value : typeof value === 'bigint' ? Number(value) : null;
-    case 'bool':
-      return typeof value === 'boolean' ? value : null;
-    case 'string':
-      return typeof value === 'string' ? value : typeof value === 'object' ? JSON.stringify(value, (_k, v) => (typeof v === 'bigint' ? Number(v) : v)) : String(value);
-  }
 }
 
 /** How far from 1 a norm may be and still count as a unit vector stored with float16 rounding. */

@@ -2,6 +2,9 @@ import * as lancedb from '@lancedb/lancedb';
 import { ClipstreamError } from '../core/errors.js';
 import { requireIndexInfo, TABLE, type IndexInfo } from './info.js';
 import { annQuery } from './ann.js';
+import { MAX_SEARCH_RESULTS } from './limits.js';
+
+export { MAX_SEARCH_RESULTS } from './limits.js';
 
 export interface SearchQuery {
   vector: Float32Array;
@@ -32,8 +35,18 @@ export interface SearchResult {
 /** Best first. `truncated`: the search stopped at its limit (k or maxResults) while more rows qualified. */
 export type SearchResults = SearchResult[] & { truncated?: boolean };
 
-/** How many rows a search returns at most: `maxResults` (default 10 000) with a threshold, else `k` (default 10). */
-export const resultLimit = (q: SearchQuery) => (q.minSimilarity !== undefined ? (q.maxResults ?? 10_000) : (q.k ?? 10));
+/**
+ * How many rows a search returns at most: `maxResults` (default 10 000) with a threshold, else `k` (default 10).
+ * A limit that is not an integer in 1…MAX_SEARCH_RESULTS is refused (QUERY_INVALID), never wrapped.
+ */
+export function resultLimit(q: SearchQuery): number {
+  const [name, limit] = q.minSimilarity !== undefined ? ['maxResults', q.maxResults ?? 10_000] : ['k', q.k ?? 10];
+  if (!Number.isInteger(limit) || limit < 1 || limit > MAX_SEARCH_RESULTS) {
+    throw queryInvalid(`Expected an integer from 1 to ${MAX_SEARCH_RESULTS} for ${name} but received ${limit}`,
+      'One search returns at most 2^32 − 1 rows (the index takes a 32-bit limit).');
+  }
+  return limit;
+}
 
 /** What the loader needs from an index, local (LanceDB) or remote (a clip back `/knn-service`). */
 export interface SearchBackend {

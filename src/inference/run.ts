@@ -5,6 +5,7 @@ import sharp from 'sharp';
 import { inputNotFound } from '../core/errors.js';
 import { readNpyImage } from '../image/index.js';
 import { loadClipModel, type ClipModel } from '../clip/index.js';
+import { MAX_JSON_DEPTH, nestedDeeperThan } from '../io/json-value.js';
 import { writeNpy } from '../io/npy.js';
 import { inferColumnTypeOf, openParquetWriter, type ParquetColumn } from '../io/parquet-write.js';
 import { readTarSamples } from '../io/tar-read.js';
@@ -30,6 +31,8 @@ export interface InferenceSummary {
   withText: boolean;
   /** image_path of every image left out because it does not decode. */
   skipped: string[];
+  /** Samples embedded without their json's fields (malformed, not an object, nested too deep): member and why. */
+  metadataLeftOut: string[];
 }
 
 interface Item {
@@ -42,6 +45,8 @@ interface Item {
 interface Partition {
   name: string;
   items: AsyncIterable<Item>;
+  /** Filled while `items` is read: samples whose json fields were left out, and why. */
+  metadataLeftOut: string[];
 }
 
 const IMAGE_EXTENSIONS = new Set(['.jpg', '.jpeg', '.png', '.webp']);
@@ -72,7 +77,8 @@ export async function runInference(o: InferenceOptions): Promise<InferenceSummar
   } finally {
     await model.close();
   }
-  return { outputFolder: o.outputFolder, partitions: partitions.map((p) => p.name), count, dim: model.dim, withText, skipped };
+  const metadataLeftOut = partitions.flatMap((p) => p.metadataLeftOut);
+  return { outputFolder: o.outputFolder, partitions: partitions.map((p) => p.name), count, dim: model.dim, withText, skipped, metadataLeftOut };
 }
 
 /**
@@ -125,10 +131,10 @@ async function writeMetadata(path: string, rows: Record<string, unknown>[]): Pro
 async function listPartitions(input: string, partitionSize: number): Promise<Partition[]> {
   const info = await stat(input).catch(() => undefined);
   if (!info) throw inputNotFound(`inference input not found: ${input}`, { hint: 'Pass a webdataset tar, a folder of tars, or a folder of images.' });
-  if (info.isFile()) return [{ name: tarPartitionName(input, 0), items: tarItems(input) }];
+  if (info.isFile()) return [tarPartition(input, 0)];
   const files = (await walk(input)).sort();
   const tars = files.filter((f) => f.endsWith('.tar'));
-  if (tars.length > 0) return tars.map((tar, i) => ({ name: tarPartitionName(tar, i), items: tarItems(tar) }));
+  if (tars.length > 0) return tars.map((tar, i) => tarPartition(tar, i));
   const images = files.filter((f) => IMAGE_EXTENSIONS.has(extname(f).toLowerCase()));
   if (images.length === 0) {
     throw inputNotFound(`no .tar files and no images (.jpg .jpeg .png .webp) in ${input}`, {
@@ -138,7 +144,7 @@ async function listPartitions(input: string, partitionSize: number): Promise<Par
   const partitions: Partition[] = [];
   for (let start = 0, i = 0; start < images.length; start += partitionSize, i++) {
     const slice = images.slice(start, start + partitionSize);
-    partitions.push({ name: String(i).padStart(5, '0'), items: folderItems(input, slice) });
+    partitions.push({ name: String(i).padStart(5, '0'), items: folderItems(input, slice), metadataLeftOut: [] });
   }
   return partitions;
 }
@@ -149,12 +155,19 @@ function tarPartitionName(path: string, position: number): string {
   return /^\d+$/.test(stem) ? stem : String(position).padStart(5, '0');
 }
 
-async function* tarItems(path: string): AsyncGenerator<Item> {
+function tarPartition(path: string, position: number): Partition {
+  const metadataLeftOut: string[] = [];
+  return { name: tarPartitionName(path, position), items: tarItems(path, metadataLeftOut), metadataLeftOut };
+}
+
+async function* tarItems(path: string, metadataLeftOut: string[]): AsyncGenerator<Item> {
   for await (const sample of readTarSamples(path)) {
     const imageKey = ['jpg', 'jpeg', 'png', 'webp', 'npy'].find((ext) => sample[ext] !== undefined);
     if (!imageKey) continue;
     const image = imageKey === 'npy' ? await npyAsPng(sample.npy as Buffer) : (sample[imageKey] as Buffer);
-    const json = sample.json ? (JSON.parse(String(sample.json)) as Record<string, unknown>) : {};
+    const parsed = sample.json === undefined ? {} : sampleFields(sample.json);
+    if (typeof parsed === 'string') metadataLeftOut.push(`${basename(path)}/${sample.__key__}.json: ${parsed}`);
+    const json = typeof parsed === 'string' ? {} : parsed;
     const caption = sample.txt !== undefined ? String(sample.txt) : typeof json.caption === 'string' ? json.caption : null;
     yield {
       image,
@@ -162,6 +175,22 @@ async function* tarItems(path: string): AsyncGenerator<Item> {
       meta: { image_path: `${basename(path)}/${sample.__key__}.${imageKey}`, ...json, caption },
     };
   }
+}
+
+/**
+ * A sample json's fields, or why they cannot be kept: one sample whose json is damaged loses its metadata, not the
+ * run. A value nested deeper than MAX_JSON_DEPTH would overflow the stack when the metadata parquet is written.
+ */
+function sampleFields(bytes: Buffer | string): Record<string, unknown> | string {
+  let value: unknown;
+  try {
+    value = JSON.parse(String(bytes));
+  } catch (err) {
+    return `not valid JSON (${(err as Error).message})`;
+  }
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) return 'not a JSON object';
+  if (nestedDeeperThan(value)) return `nested deeper than ${MAX_JSON_DEPTH} levels`;
+  return value as Record<string, unknown>;
 }
 
 async function* folderItems(root: string, files: string[]): AsyncGenerator<Item> {

@@ -22,6 +22,7 @@ import { join } from 'node:path';
 import { ClipstreamError, defineError, inputMalformed, inputNotFound, invalidOption } from '../core/errors.js';
 import { openNpy, type NpyDtype, type NpyFile } from './npy.js';
 import { formatShape } from './npy-header.js';
+import { columnKinds, type ColumnKind } from './parquet-kinds.js';
 import { openParquet } from './parquet-read.js';
 
 const embeddingsMisaligned = defineError('EMBEDDINGS_MISALIGNED');
@@ -36,6 +37,8 @@ export interface EmbeddingPartition {
   /** Global id of row 0: the rows of all partitions before it in lexicographic order. */
   firstId: number;
   dtype: NpyDtype;
+  /** Its metadata columns and the kind of values each holds, from the parquet footer. */
+  metadataKinds: Record<string, ColumnKind>;
 }
 
 export interface EmbeddingFolder {
@@ -124,7 +127,7 @@ export async function openEmbeddingFolder(root: string): Promise<EmbeddingFolder
   throwProblems(root, problems);
 
   const order = [...images.keys()].sort((a, b) => byName(images.get(a)!, images.get(b)!));
-  interface Checked { p: string; rows: number; dim: number; dtype: NpyDtype; columns: string[] }
+  interface Checked { p: string; rows: number; dim: number; dtype: NpyDtype; columns: string[]; kinds: Record<string, ColumnKind> }
   const checked = await mapBounded(order, OPEN_PARALLEL, async (p): Promise<Checked> => {
     const imageFile = images.get(p)!;
     const npyPath = join(root, 'img_emb', imageFile);
@@ -140,7 +143,7 @@ export async function openEmbeddingFolder(root: string): Promise<EmbeddingFolder
       if (text.rows !== image.rows) problems.push(`img_emb/${imageFile} has ${image.rows} rows but text_emb/${textFile} has ${text.rows}`);
       if (text.dim !== image.dim) problems.push(`img_emb/${imageFile} has dim ${image.dim} but text_emb/${textFile} has dim ${text.dim}`);
     }
-    return { p, rows: image.rows, dim: image.dim, dtype: image.dtype, columns: meta.columns };
+    return { p, rows: image.rows, dim: image.dim, dtype: image.dtype, columns: meta.columns, kinds: meta.kinds };
   });
   const first = checked[0]!;
   for (const c of checked) {
@@ -161,6 +164,7 @@ export async function openEmbeddingFolder(root: string): Promise<EmbeddingFolder
       rows: c.rows,
       firstId,
       dtype: c.dtype,
+      metadataKinds: c.kinds,
     };
     if (hasText) partition.textNpyPath = join(root, 'text_emb', texts.get(c.p)!);
     partitions.push(partition);
@@ -226,6 +230,7 @@ interface MetadataParquet {
   path: string;
   numRows: number;
   columns: string[];
+  kinds: Record<string, ColumnKind>;
   /** Rows [start, end) as objects with the given columns (absent ones null). */
   rows(start: number, end: number, columns: readonly string[]): Promise<Record<string, unknown>[]>;
   close(): Promise<void>;
@@ -250,6 +255,7 @@ async function openMetadataParquet(path: string): Promise<MetadataParquet> {
     path,
     numRows: parquet.numRows,
     columns: parquet.columns,
+    kinds: Object.fromEntries(columnKinds(parquet.metadata)),
     async rows(start, end, wanted) {
       const out: Record<string, unknown>[] = [];
       for (let g = 0; g < parquet.rowGroups.length && out.length < end - start; g++) {
@@ -268,10 +274,10 @@ async function openMetadataParquet(path: string): Promise<MetadataParquet> {
   };
 }
 
-async function readParquetFooter(path: string): Promise<{ numRows: number; columns: string[] }> {
+async function readParquetFooter(path: string): Promise<{ numRows: number; columns: string[]; kinds: Record<string, ColumnKind> }> {
   const parquet = await openMetadataParquet(path);
   await parquet.close();
-  return { numRows: parquet.numRows, columns: parquet.columns };
+  return { numRows: parquet.numRows, columns: parquet.columns, kinds: parquet.kinds };
 }
 
 // ---------------------------------------------------------------------------------------------------------------

@@ -5,7 +5,8 @@
  * Supported: format 1.0/2.0/3.0; descr `<f2 <f4 >f2 >f4` (and `=`, host order); shapes `(n, d)` and `(n,)` (n rows of
  * one value); C order, and Fortran order (read column by column: d range reads per `readRows`, so slow over HTTP —
  * rewrite with `np.ascontiguousarray` for speed). Refused with NPY_MALFORMED naming the file: bad magic, other
- * versions, other dtypes (int64, float64, …, with the astype to use), 0-D and 3-D+ shapes, truncated data.
+ * versions, other dtypes (int64, float64, …, with the astype to use), 0-D and 3-D+ shapes, truncated data; a row
+ * holding NaN or ±Infinity is refused when read, naming the row.
  */
 import { open, rename, rm } from 'node:fs/promises';
 import { ClipstreamError, invalidOption } from '../core/errors.js';
@@ -105,7 +106,7 @@ function makeNpyFile(header: NpyHeader, source: ByteSource): NpyFile {
     if (count === 0) return new Float32Array(0);
     if (!fortran || rows === rowCount) {
       const values = await readValues(source, dataOffset + start * rowBytes, count, dtype, littleEndian);
-      return fortran ? transpose(values, rowLength, rows) : values;
+      return requireFinite(fortran ? transpose(values, rowLength, rows) : values, rowLength, start, source.name);
     }
     // Fortran order: column j holds rowCount values; take [start, end) of each and interleave them into rows.
     const out = new Float32Array(count);
@@ -118,10 +119,28 @@ function makeNpyFile(header: NpyHeader, source: ByteSource): NpyFile {
       }
     };
     await Promise.all(Array.from({ length: Math.min(FORTRAN_PARALLEL, rowLength) }, worker));
-    return out;
+    return requireFinite(out, rowLength, start, source.name);
   };
 
   return { header, source: source.name, byteLength: source.size, readRows, close: () => source.close() };
+}
+
+/**
+ * Embeddings must be finite: a NaN or infinite value makes every similarity with its row NaN, and LanceDB's index
+ * builders fail on it with an internal error. Refused here, where every embedding is read, naming the file and the
+ * row (0-based, as numpy counts). A scan costs ~1 ms per million values, next to the read itself.
+ */
+function requireFinite(values: Float32Array, rowLength: number, firstRow: number, source: string): Float32Array {
+  for (let i = 0; i < values.length; i++) {
+    const v = values[i]!;
+    if (v - v !== 0) {
+      const row = firstRow + Math.floor(i / rowLength);
+      throw npyMalformed(`${source} row ${row} holds ${Number.isNaN(v) ? 'NaN' : v > 0 ? 'Infinity' : '-Infinity'} (column ${i % rowLength}): embeddings must be finite`, {
+        hint: `Recompute that row's embedding or drop the row (np.isfinite(arr).all(axis=1) finds them), and its metadata with it.`,
+      });
+    }
+  }
+  return values;
 }
 
 /** Column-major `[cols][rows]` → row-major `[rows][cols]`. */

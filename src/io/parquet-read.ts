@@ -2,6 +2,7 @@ import { open, type FileHandle } from 'node:fs/promises';
 import { parquetMetadataAsync, parquetRead, parquetSchema, type AsyncBuffer, type FileMetaData } from 'hyparquet';
 import { compressors } from 'hyparquet-compressors';
 import { inputMalformed, isClipstreamError } from '../core/errors.js';
+import { pageCheckedBuffer } from './parquet-pages.js';
 
 /** A parquet file opened for reading one row group at a time. Close it when done. */
 export interface ParquetFile {
@@ -54,6 +55,7 @@ export async function openParquet(path: string): Promise<ParquetFile> {
         cause: err,
       });
     }
+    const checked = pageCheckedBuffer(file, metadata, path);
     const columns = parquetSchema(metadata).children.map((c) => c.element.name);
     const rowGroups: ParquetFile['rowGroups'] = [];
     let start = 0;
@@ -72,7 +74,7 @@ export async function openParquet(path: string): Promise<ParquetFile> {
         let rows: Record<string, unknown>[] = [];
         try {
           await parquetRead({
-            file,
+            file: checked,
             metadata,
             compressors,
             columns: wanted,

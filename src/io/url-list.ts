@@ -2,6 +2,7 @@ import { readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ClipstreamError, inputMalformed, inputNotFound, invalidOption, isClipstreamError } from '../core/errors.js';
 import type { UrlRow } from '../core/types.js';
+import { MAX_JSON_DEPTH, nestedDeeperThan } from './json-value.js';
 import { naturalValue } from './parquet-read.js';
 import { fileRecords, type BaseFormat, type ColumnRequest, type Cursor, type RawRecord } from './url-list-formats.js';
 
@@ -98,7 +99,7 @@ export async function* readUrlList(options: UrlListOptions, startIndex = 0): Asy
     cursor.fileRows = 0;
     try {
       for await (const batch of fileRecords(file, { format, gz, columns, cursor, checkOnly: false })) {
-        for (const record of batch) yield toUrlRow(index++, record, urlKey, captionKey, extra);
+        for (const record of batch) yield toUrlRow(index++, record, urlKey, captionKey, extra, file);
       }
     } catch (err) {
       throw asInputError(err, file, cursor.fileRows);
@@ -182,15 +183,29 @@ function toUrlRow(
   urlKey: string,
   captionKey: string | undefined,
   extra: readonly string[],
+  file: string,
 ): UrlRow {
+  let tooDeep: string[] | undefined;
+  // A value nested deeper than MAX_JSON_DEPTH (json/jsonl) becomes null and fails its row, not the shard.
+  const cell = (key: string): unknown => {
+    const value = own(record, key);
+    if (!nestedDeeperThan(value)) return value;
+    tooDeep ??= [];
+    if (!tooDeep.includes(key)) tooDeep.push(key);
+    return null;
+  };
   const columns: Record<string, unknown> = {};
-  for (const col of extra) columns[col] = naturalValue(own(record, col));
-  return {
+  for (const col of extra) columns[col] = naturalValue(cell(col));
+  const row: UrlRow = {
     index,
-    url: asText(own(record, urlKey)) ?? '',
-    caption: captionKey === undefined ? null : asText(own(record, captionKey)),
+    url: asText(cell(urlKey)) ?? '',
+    caption: captionKey === undefined ? null : asText(cell(captionKey)),
     columns,
   };
+  if (tooDeep !== undefined) {
+    row.error = `${tooDeep.map((c) => `column "${c}"`).join(', ')} of this row of ${file} nest${tooDeep.length === 1 ? 's' : ''} deeper than ${MAX_JSON_DEPTH} levels`;
+  }
+  return row;
 }
 
 /** A cell as text: strings as they are, null/undefined → null, objects as JSON, anything else via String(). */

@@ -5,10 +5,17 @@ import { ClipstreamError, inputNotFound, invalidOption } from '../core/errors.js
 import { IMAGE_FORMATS } from '../core/types.js';
 import { localPathOf, MAX_QUERY_DIM, parseOptions } from '../core/validation.js';
 import { interpolationSchema } from '../image/interpolation.js';
+import { MAX_SEARCH_RESULTS } from '../index/limits.js';
 
 /** The spec file (docs/spec.md): what to stream. Parsed and validated here, once; inside, trusted. */
 
 const QUERY_KINDS = ['text', 'image', 'embedding', 'embedding_file'] as const;
+
+/**
+ * Candidates one query may keep: count × oversample. Its long search asks the index for 1.25 × that + 16 rows,
+ * which stays below what one search can return (MAX_SEARCH_RESULTS, 2^32 − 1) for every count up to this.
+ */
+export const MAX_QUERY_CANDIDATES = 2 ** 31;
 export type QueryKind = (typeof QUERY_KINDS)[number];
 
 const byteSize = z.union([
@@ -24,7 +31,7 @@ const querySchema = z
     // any number here: NaN and infinities are refused where every query embedding is checked (one message)
     embedding: z.array(z.custom<number>((v) => typeof v === 'number', 'Expected a number')).min(1).max(MAX_QUERY_DIM).optional(),
     embedding_file: z.string().min(1).optional(),
-    count: z.number().int().min(1),
+    count: z.number().int().min(1).max(MAX_QUERY_CANDIDATES),
     min_similarity: z.number().min(-1).max(1).default(-1),
     where: z.string().min(1).optional(),
     weight: z.number().positive().optional(),
@@ -101,6 +108,15 @@ export const specSchema = z
     spec.queries.forEach((q, i) => {
       if (seen.has(q.name)) ctx.addIssue({ code: 'custom', path: ['queries', i, 'name'], message: `Duplicate query name ${JSON.stringify(q.name)}` });
       seen.add(q.name);
+      const kept = Math.ceil(q.count * spec.oversample);
+      if (kept > MAX_QUERY_CANDIDATES) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['queries', i, 'count'],
+          message: `${q.count} × oversample ${spec.oversample} = ${kept} candidates, over the ${MAX_QUERY_CANDIDATES} a query can keep ` +
+            `(one index search returns at most ${MAX_SEARCH_RESULTS} rows); ask for fewer samples or lower oversample`,
+        });
+      }
     });
     if (spec.image.encode_format === 'png' && spec.image.encode_quality > 9) {
       ctx.addIssue({ code: 'custom', path: ['image', 'encode_quality'], message: `Expected a compression level 0–9 for png but received ${spec.image.encode_quality}` });
@@ -154,7 +170,7 @@ export async function readSpec(path: string): Promise<Spec> {
   }
   let input: unknown;
   try {
-    input = asJson(text) ?? (await import('yaml')).parse(text, { maxAliasCount: 100 });
+    input = asJson(text) ?? (await import('yaml')).parse(text, { maxAliasCount: 100, logLevel: 'error' });
   } catch (err) {
     throw invalidOption(`${path} is not valid YAML or JSON: ${(err as Error).message.split('\n')[0]}`);
   }

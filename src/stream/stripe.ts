@@ -101,20 +101,22 @@ export class StripeReader {
   /** Failure reason → count, for the message when nothing can succeed. Bounded: reasons are stable codes. */
   private readonly reasons = new Map<string, number>();
   private closed = false;
+  /** Whether the resume state fits the stripe was decided (see startFits), and how. */
+  private startChecked = false;
+  private startError: ClipstreamError | null = null;
 
   constructor(
     private readonly query: string,
     private readonly stripe: Stripe,
     private readonly quota: number,
-    start: { delivered: number; tail: number },
+    private readonly start: { delivered: number; tail: number },
     /** Seeds the head's order (null: stripe order). */
     private readonly shuffleSeed: number | null,
     private readonly window: number,
     private readonly attempt: (c: Candidate) => Promise<CachedOutcome>,
   ) {
-    if (start.delivered > quota || (stripe.complete && stripe.known === 0 && start.tail > 0)) {
-      throw new ClipstreamError('INVALID_OPTION', `the resume state (delivered ${start.delivered}, tail ${start.tail}) does not fit query ${query}'s stripe (${stripe.known} candidates, quota ${quota})`);
-    }
+    if (start.delivered > quota) throw this.unfit(`more than the quota delivered`);
+    if (this.startFits() === false) throw this.startError!;
     this.delivered = start.delivered;
     this.tailUsed = this.tailLaunched = start.tail;
     this.headLaunched = start.delivered === 0 && shuffleSeed === null ? 0 : null;
@@ -130,6 +132,11 @@ export class StripeReader {
 
   async next(): Promise<StripeHit> {
     if (this.delivered >= this.quota) throw new ClipstreamError('INTERNAL', `query ${this.query}: read past its quota`);
+    // A resume state is checked against the stripe before anything is delivered from it.
+    for (let fits = this.startFits(); fits !== true; fits = this.startFits()) {
+      if (fits === false) throw this.startError!;
+      await this.waitForCandidates();
+    }
     for (;;) {
       if (this.stripe.complete && this.stripe.known === 0) throw this.exhausted();
       this.determineHead();
@@ -260,6 +267,7 @@ export class StripeReader {
   }
 
   private fill(): void {
+    if (this.startFits() !== true) return; // next() waits for it, or throws
     this.determineHead();
     // Replacements first, so that a failed slot's sample is on its way before the consumer reaches it; repeats
     // (past the first walk) last, so that a url is not downloaded twice at once.
@@ -296,6 +304,47 @@ export class StripeReader {
       () => {}, // next() sees the rejection
     );
     return { position, pass, result };
+  }
+
+  /**
+   * Whether the resume state (d delivered, t tail positions used) can come from a walk over this stripe (K
+   * positions, head H = min(quota, K)); null while that depends on candidates not known yet. A delivery past the
+   * head takes a tail position, so t ≥ d − H. A slot takes at most K (K consecutive tail positions are K distinct
+   * ones, and K distinct failures since the last success exhaust the stripe); failures are not counted while the
+   * plan grows, but those are first-pass tail positions, K − H at most. So t ≤ d·K + K − H, and t = 0 before any
+   * delivery. A tail past that (2^53 − 1 from a tampered state) would flag every sample as a repeat.
+   */
+  private startFits(): boolean | null {
+    if (this.startChecked) return this.startError === null;
+    const { delivered: d, tail: t } = this.start;
+    const K = this.stripe.known;
+    const H = Math.min(this.quota, K);
+    const most = d === 0 ? 0 : d * K + K - H;
+    if (!this.stripe.complete) {
+      // Both bounds only widen as candidates arrive: within the first pass over the positions known, t fits.
+      if (d === 0 ? t !== 0 : t < d - H || t > K - H) return d === 0 ? this.refuse(this.unfit('no delivery uses no tail position')) : null;
+      this.startChecked = true;
+      return true;
+    }
+    this.startChecked = true;
+    if (t < d - H) return this.refuse(this.unfit(`${d - H} deliveries past the head need as many tail positions`));
+    if (t > most) return this.refuse(this.unfit(`a walk that delivered ${d} uses at most ${most} tail positions`));
+    return true;
+  }
+
+  private refuse(error: ClipstreamError): false {
+    this.startChecked = true;
+    this.startError = error;
+    return false;
+  }
+
+  private unfit(why: string): ClipstreamError {
+    const { delivered, tail } = this.start;
+    return new ClipstreamError(
+      'INVALID_OPTION',
+      `the resume state (delivered ${delivered}, tail ${tail}) does not fit query ${this.query}'s stripe (${this.stripe.known} candidates, quota ${this.quota}): ${why}`,
+      { hint: 'Resume with the state of the last sample received, unchanged, or start without one.' },
+    );
   }
 
   private exhausted(): ClipstreamError {

@@ -223,6 +223,27 @@ describe('download (img2dataset-compatible job)', () => {
     expect(counter!.snapshot()).toMatchObject({ done: 3, successes: 1, shardsDone: 1 });
   });
 
+  it('a saved column nested 200 000 deep fails its row (invalid_row), not the shard: the good rows are kept', async () => {
+    // issue 15: the shard failed with "Maximum call stack size exceeded" on every rerun, losing its good rows
+    const dir = await tempDir();
+    const path = join(dir, 'u.jsonl');
+    const deep = '['.repeat(200_000) + ']'.repeat(200_000);
+    await writeFile(path, [
+      JSON.stringify({ url: `${server.url}/img/20x20.jpg`, meta: 1 }),
+      `{"url": "${server.url}/img/21x21.jpg", "meta": ${deep}}`,
+      JSON.stringify({ url: `${server.url}/img/22x22.jpg`, meta: { a: [1] } }),
+    ].join('\n'));
+    const out = join(dir, 'o');
+    const s = await download({ ...base, urlList: path, inputFormat: 'jsonl', outputFolder: out, outputFormat: 'webdataset', saveAdditionalColumns: ['meta'] });
+    expect(s).toMatchObject({ count: 3, successes: 2, reasons: { invalid_row: 1 }, shardsWritten: 1 });
+    expect(server.requests.get('/img/21x21.jpg')).toBeUndefined(); // not downloaded
+    const rows = await readParquetRows(join(out, '00000.parquet'));
+    const failed = rows.find((r) => r.status !== 'success')!;
+    expect(failed).toMatchObject({ url: `${server.url}/img/21x21.jpg`, meta: null, reason: 'invalid_row' });
+    expect(String(failed.error_message)).toMatch(/column "meta" of this row of .*u\.jsonl nests deeper than 100 levels/);
+    expect((await readAllTars(out)).map((t) => JSON.parse(String(t.json)).meta)).toEqual([1, { a: [1] }]);
+  });
+
   it('reads a parquet url list and saves its additional columns with their types', async () => {
     const dir = await tempDir();
     const urls = [`${server.url}/img/30x20.jpg`, `${server.url}/status/404`, `${server.url}/img/20x30.png`];

@@ -238,6 +238,8 @@ describe('SSRF guard', () => {
     () => `http://[::ffff:127.0.0.1]:${port()}/img/10x10.jpg`,
     () => `http://2130706433:${port()}/img/10x10.jpg`,
     () => `http://0.0.0.0:${port()}/img/10x10.jpg`,
+    () => `http://[2002:7f00:1::]:${port()}/img/10x10.jpg`, // 6to4 of 127.0.0.1
+    () => `http://[2001:0:4136:e378:8000:63bf:80ff:fffe]:${port()}/img/10x10.jpg`, // Teredo, client 127.0.0.1
   ])('refuses loopback (%#) without sending a request', async (url) => {
     const out = failure(await createGuarded().fetch(url()));
     expect(out.reason).toBe('private_address');

@@ -61,6 +61,24 @@ describe('isPrivateAddress', () => {
     ['64:ff9b::10.0.0.1', true],
     ['64:ff9b::8.8.8.8', false],
     ['::127.0.0.1', true],
+    ['::8.8.8.8', false],
+    // SIIT translated ::ffff:0:0:0/96
+    ['::ffff:0:7f00:1', true],
+    ['::ffff:0:808:808', false],
+    // 6to4 2002::/16: the IPv4 is groups 1–2 (issue 15: http://[2002:7f00:1::]/ reached 127.0.0.1)
+    ['2002:7f00:1::', true],
+    ['2002:a00:1:1::1', true],
+    ['2002:a9fe:a9fe::', true],
+    ['2002:808:808::1', false],
+    // Teredo 2001::/32: the client IPv4 is the last 32 bits XOR 0xffffffff; the server IPv4 is groups 2–3
+    ['2001:0:4136:e378:8000:63bf:80ff:fffe', true], //   client 127.0.0.1
+    ['2001:0:4136:e378:8000:63bf:f5ff:fffe', true], //   client 10.0.0.1
+    ['2001:0:4136:e378:8000:63bf:f7f7:f7f7', false], //  client 8.8.8.8, server 65.54.227.120
+    ['2001:0:a00:1:8000:63bf:f7f7:f7f7', true], //       server 10.0.0.1
+    // NAT64: the well-known prefix carries the IPv4; the local-use /48 is blocked whole
+    ['64:ff9b::7f00:1', true],
+    ['64:ff9b:1::808:808', true],
+    ['64:ff9b:1:ffff::1', true],
     ['2606:4700:4700::1111', false],
     ['2a00:1450:4007:80f::200e', false],
     ['example.com', true],

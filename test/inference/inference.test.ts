@@ -1,4 +1,6 @@
-import { existsSync } from 'node:fs';
+import { createWriteStream, existsSync } from 'node:fs';
+import { pipeline } from 'node:stream/promises';
+import tar from 'tar-stream';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -71,6 +73,45 @@ describe('clipstream inference', () => {
     const paths: unknown[] = [];
     for await (const b of readEmbeddingBatches(folder, { batchRows: 8 })) paths.push(...b.metadata.map((m) => m.image_path));
     expect(paths).toEqual(['a.jpg', 'b.png', 'e.webp']);
+  });
+
+  it('a sample whose json is malformed, not an object or nested too deep is embedded without its fields, named, and the run goes on', async () => {
+    // issue 15: one malformed .json stopped the whole run with "internal error"
+    const dir = await tempDir();
+    const red = await solidImage([220, 30, 30], 'jpeg');
+    const jsons = [
+      '{"url": "http://a/0", "colour": "red"}',
+      '{"url": "http://a/1", broken',
+      '[1, 2, 3]',
+      `{"url": "http://a/3", "deep": ${'['.repeat(200_000)}${']'.repeat(200_000)}}`,
+      '{"url": "http://a/4", "colour": "red"}',
+    ];
+    const pack = tar.pack();
+    jsons.forEach((json, i) => {
+      pack.entry({ name: `s${i}.jpg` }, red);
+      pack.entry({ name: `s${i}.txt` }, `caption ${i}`);
+      pack.entry({ name: `s${i}.json` }, json);
+    });
+    pack.finalize();
+    await pipeline(pack, createWriteStream(join(dir, '00007.tar')));
+    const emb = join(dir, 'emb');
+    const summary = await runInference({ input: join(dir, '00007.tar'), outputFolder: emb, model: await writeColorClip(join(dir, 'model')) });
+    expect(summary.count).toBe(5);
+    expect(summary.metadataLeftOut).toEqual([
+      expect.stringMatching(/^00007\.tar\/s1\.json: not valid JSON \(/),
+      '00007.tar/s2.json: not a JSON object',
+      '00007.tar/s3.json: nested deeper than 100 levels',
+    ]);
+    const folder = await openEmbeddingFolder(emb);
+    const metas: Record<string, unknown>[] = [];
+    for await (const b of readEmbeddingBatches(folder, { batchRows: 8 })) metas.push(...b.metadata);
+    expect(metas.map((m) => [m.image_path, m.url, m.caption])).toEqual([
+      ['00007.tar/s0.jpg', 'http://a/0', 'caption 0'],
+      ['00007.tar/s1.jpg', null, 'caption 1'],
+      ['00007.tar/s2.jpg', null, 'caption 2'],
+      ['00007.tar/s3.jpg', null, 'caption 3'],
+      ['00007.tar/s4.jpg', 'http://a/4', 'caption 4'],
+    ]);
   });
 
   it('a missing input names it', async () => {

@@ -65,6 +65,14 @@ async function rawBits(name: string): Promise<Uint16Array> {
   return new Uint16Array(bytes.slice(header.dataOffset).buffer);
 }
 
+/** A little-endian float32 fixture's values, read around openNpy (which refuses the NaN and ±Infinity they hold). */
+async function rawFloats(name: string): Promise<Float32Array> {
+  const bytes = new Uint8Array(await readFile(fixture(name)));
+  const header = parseNpyHeader(bytes, name);
+  expect(header.dtype).toBe('float32');
+  return new Float32Array(bytes.slice(header.dataOffset).buffer);
+}
+
 const isNanBits = (bits: number) => (bits & 0x7c00) === 0x7c00 && (bits & 0x3ff) !== 0;
 const IMPLS: Float16Impl[] = NativeFloat16Array ? ['manual', 'native'] : ['manual'];
 
@@ -235,13 +243,38 @@ describe('npy malformed files', () => {
     await expectError(openNpy(join(dir, 'empty.npy')), 'NPY_MALFORMED', /empty\.npy is 0 bytes/);
     await expectError(openNpy(join(dir, 'missing.npy')), 'INPUT_NOT_FOUND', /missing\.npy/);
   });
+
+  it('a row holding NaN or ±Infinity is refused when read, naming the file, the row and the column (C and Fortran order, float16 too)', async () => {
+    const dir = await tempDir();
+    const rows = (bad: number, value: number) => Float32Array.from({ length: 6 * 4 }, (_, i) => (i === bad ? value : i / 32));
+    const cases: [string, Uint8Array, RegExp][] = [
+      ['nan.npy', encodeNpy(rows(4 * 3 + 2, NaN), [6, 4], 'float32'), /nan\.npy row 3 holds NaN \(column 2\): embeddings must be finite/],
+      ['inf16.npy', encodeNpy(rows(4 * 5, 1e6), [6, 4], 'float16'), /inf16\.npy row 5 holds Infinity \(column 0\)/], // 1e6 overflows float16
+      ['neginf.npy', encodeNpy(rows(1, -Infinity), [6, 4], 'float32'), /neginf\.npy row 0 holds -Infinity \(column 1\)/],
+    ];
+    for (const [name, bytes, message] of cases) {
+      await writeFile(join(dir, name), bytes);
+      const npy = await openNpy(join(dir, name));
+      await expectError(npy.readRows(0, 6), 'NPY_MALFORMED', message);
+      await npy.close();
+    }
+    // Fortran order (read column by column): the row is still the row
+    const fortran = encodeNpy(rows(0, 0), [6, 4], 'float32').slice();
+    const header = parseNpyHeader(fortran, 'f.npy');
+    const text = Buffer.from(fortran.subarray(0, header.dataOffset)).toString('latin1').replace("'fortran_order': False", "'fortran_order': True ");
+    fortran.set(Buffer.from(text, 'latin1'));
+    new DataView(fortran.buffer).setFloat32(header.dataOffset + (1 * 6 + 4) * 4, NaN, true); // column 1, row 4
+    await writeFile(join(dir, 'fortran.npy'), fortran);
+    const npy = await openNpy(join(dir, 'fortran.npy'));
+    expect(Array.from(await npy.readRows(0, 4))).toHaveLength(16); // rows before it read fine
+    await expectError(npy.readRows(2, 6), 'NPY_MALFORMED', /fortran\.npy row 4 holds NaN \(column 1\)/);
+    await npy.close();
+  });
 });
 
 describe('float16 conversion', () => {
   it('float32 → float16 matches numpy on the edge cases (ties, subnormals, overflow, inf, nan)', async () => {
-    const inputs = await openNpy(fixture('f16_cases_f32.npy'));
-    const values = await inputs.readRows(0, inputs.header.rowCount);
-    await inputs.close();
+    const values = await rawFloats('f16_cases_f32.npy');
     const expected = await rawBits('f16_cases_f16.npy');
     expect(values.length).toBe(expected.length);
     for (let i = 0; i < values.length; i++) {
@@ -260,9 +293,7 @@ describe('float16 conversion', () => {
 
   it('float16 → float32 matches numpy on a spread of bit patterns, both paths', async () => {
     const bits = await rawBits('f16_bits_f16.npy');
-    const npy = await openNpy(fixture('f16_bits_f32.npy'));
-    const expected = await npy.readRows(0, npy.header.rowCount);
-    await npy.close();
+    const expected = await rawFloats('f16_bits_f32.npy');
     for (let i = 0; i < bits.length; i++) {
       expect(Object.is(float16BitsToFloat32(bits[i]!), expected[i]), `bits ${bits[i]!.toString(16)}`).toBe(true);
     }

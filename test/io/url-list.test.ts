@@ -1,3 +1,4 @@
+import { execFile } from 'node:child_process';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
@@ -184,6 +185,31 @@ describe('readUrlList: the same rows from every format', () => {
     ]);
   });
 
+  it('json / jsonl: a value nested deeper than 100 levels fails its row (null cells, an error naming the column), not the list', async () => {
+    // issue 15: nested 200 000 deep, JSON.parse reads it but JSON.stringify / structured clone overflow the stack
+    const deep = (n: number) => '['.repeat(n) + ']'.repeat(n);
+    const dir = await tempDir();
+    const lines = [
+      '{"url": "http://a/1.jpg", "caption": "one", "meta": 1}',
+      `{"url": "http://a/2.jpg", "caption": "two", "meta": ${deep(200_000)}}`,
+      `{"url": ${deep(200_000)}, "caption": ${deep(101)}, "meta": ${deep(100)}}`,
+      '{"url": "http://a/4.jpg", "caption": "four", "meta": {"k": [[1]]}}',
+    ];
+    for (const format of ['jsonl', 'json'] as const) {
+      const file = join(dir, `a.${format}`);
+      await writeFile(file, format === 'jsonl' ? lines.join('\n') : `[${lines.join(',\n')}]`);
+      const got = await collect(readUrlList(opts(file, format, { captionCol: 'caption', additionalColumns: ['meta'] })));
+      expect(got.map((r) => [r.url, r.caption, r.error])).toEqual([
+        ['http://a/1.jpg', 'one', undefined],
+        ['http://a/2.jpg', 'two', `column "meta" of this row of ${file} nests deeper than 100 levels`],
+        ['', null, `column "url", column "caption" of this row of ${file} nest deeper than 100 levels`],
+        ['http://a/4.jpg', 'four', undefined],
+      ]);
+      expect(got.map((r) => r.columns.meta)).toEqual([1, null, JSON.parse(deep(100)), { k: [[1]] }]);
+      expect(() => structuredClone(got)).not.toThrow(); // what the download's worker threads receive
+    }
+  });
+
   it('urlCol and captionCol name other columns', async () => {
     const dir = await tempDir();
     const file = join(dir, 'a.tsv');
@@ -331,6 +357,27 @@ describe('errors name the file and the column', () => {
     const err = await failure(() => inspectUrlList(opts(file, 'parquet')));
     expect(err.code).toBe('INPUT_MALFORMED');
     expect(err.message).toContain(`not a valid parquet file: ${file}`);
+  });
+
+  it('a parquet page header without its level lengths → INPUT_MALFORMED, not a hang (download through the CLI)', async () => {
+    // Found by url-list.property.test.ts: hyparquet's RLE decoder looped forever at a NaN offset.
+    const dir = await tempDir();
+    const bytes = new Uint8Array(parquetWriteBuffer({ columnData: [
+      { name: 'url', data: ['http://a.b/c', 'http://d.e/f', null], type: 'STRING' },
+      { name: 'extra', data: ['{"a":1}', null, '[1,2]'], type: 'STRING' },
+    ] }));
+    expect([bytes[20], bytes[54]]).toEqual([4, 6]); // the layout the damage below was found on
+    bytes[20] = 206; // the v2 page header's field deltas: repetition_levels_byte_length is lost
+    bytes[54] = 246;
+    const file = join(dir, 'a.parquet');
+    await writeFile(file, bytes);
+    const cli = join(import.meta.dirname, '../../dist/cli/main.js');
+    const r = await new Promise<{ code: number | null; stderr: string }>((resolve) => {
+      execFile(process.execPath, [cli, 'download', '--url-list', file, '--input-format', 'parquet', '--output-folder', join(dir, 'o')], { timeout: 30_000 }, (err, _stdout, stderr) =>
+        resolve({ code: err ? (typeof err.code === 'number' ? err.code : null) : 0, stderr }));
+    });
+    expect(r.stderr).toMatch(/a\.parquet: column url has a damaged page header at byte 4: an incomplete data page \(v2\) header/);
+    expect(r.code).toBe(2);
   });
 
   it('an invalid jsonl line → INPUT_MALFORMED naming the file and the line, after the good rows', async () => {

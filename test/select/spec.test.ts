@@ -26,8 +26,17 @@ describe('spec validation: every error names the field', () => {
     ['bad interpolation', { ...base, image: { upscale_interpolation: 'box' } }, /Expected one of "nearest".* for image\.upscale_interpolation but received "box"/],
     ['bad cache size', { ...base, cache: { dir: '/c', max_bytes: 'lots' } }, /cache\.max_bytes/],
     ['bad weight', { ...base, queries: [{ ...base.queries[0], weight: 0 }] }, /queries\[0\]\.weight/],
+    // issue 15: 1 145 324 612 × 3 × 1.25 + 16 wrapped at 2^32 to a search for 15 rows ("available 15")
+    ['count × oversample over what a search returns', { ...base, queries: [{ ...base.queries[0], count: 1_145_324_612 }] },
+      /queries\[0\]\.count: 1145324612 × oversample 3 = 3435973836 candidates, over the 2147483648 a query can keep \(one index search returns at most 4294967295 rows\)/],
+    ['count over the maximum', { ...base, queries: [{ ...base.queries[0], count: 2 ** 40 }], oversample: 1 }, /expected number to be <=2147483648 for queries\[0\]\.count/],
   ])('%s', (_name, spec, message) => {
     expect(() => parse(spec)).toThrow(message);
+  });
+
+  test('counts up to the documented maximum of candidates are accepted', () => {
+    expect(parse({ ...base, queries: [{ ...base.queries[0], count: 2 ** 31 }], oversample: 1 }).queries[0]!.count).toBe(2 ** 31);
+    expect(parse({ ...base, queries: [{ ...base.queries[0], count: 2 ** 30 }], oversample: 2 }).queries[0]!.count).toBe(2 ** 30);
   });
 
   test('defaults, relative paths resolved against the spec folder, sizes with units', () => {
@@ -58,6 +67,21 @@ describe('spec validation: every error names the field', () => {
     expect([spec.index, spec.cache.dir, spec.queries[0]!.image]).toEqual(['/data/idx', '/tmp/c', 'https://example.com/cat.jpg']);
   });
 
+  test('YAML the parser only warns about (unknown tags and directives) prints no Node warning', async () => {
+    const dir = await tempDir();
+    await writeFile(join(dir, 'tagged.yaml'), '%FOO bar\n---\nindex: !odd ./idx\nqueries:\n  - {name: q, text: red, count: 1}\n');
+    const warnings: Error[] = [];
+    const onWarning = (w: Error) => warnings.push(w);
+    process.on('warning', onWarning);
+    try {
+      expect((await readSpec(join(dir, 'tagged.yaml'))).queries[0]!.name).toBe('q');
+      await new Promise((r) => setImmediate(r)); // warnings are emitted on the next tick
+    } finally {
+      process.off('warning', onWarning);
+    }
+    expect(warnings.map((w) => w.message)).toEqual([]);
+  });
+
   test('a file that is not YAML, or missing, says so', async () => {
     const dir = await tempDir();
     await writeFile(join(dir, 'bad.yaml'), 'index: [unclosed');
@@ -81,6 +105,21 @@ describe('plan', () => {
       .rejects.toThrow(/query v: the embedding has 3 dimensions but the index has 64/);
     await expect(resolvePlan(parse({ index: w.indexDir, queries: [{ name: 'red', text: 'red', count: 2 }] })))
       .rejects.toThrow(/text or image queries but no model/);
+  });
+
+  test('a search limit over 2^32 − 1 is refused, not wrapped (LanceDB takes 32 bits: 2^32 + 15 gave 15 rows)', async () => {
+    const w = world();
+    const { openIndex } = await import('../../src/index/index.js');
+    const index = await openIndex(w.indexDir);
+    try {
+      const vector = new Float32Array(64).fill(0.125);
+      for (const q of [{ k: 2 ** 32 + 15 }, { minSimilarity: -1, maxResults: 2 ** 32 + 15 }, { k: 0 }, { k: 2.5 }]) {
+        await expect(index.search({ vector, ...q })).rejects.toMatchObject({ code: 'QUERY_INVALID', message: expect.stringMatching(/Expected an integer from 1 to 4294967295 for (k|maxResults)/) });
+      }
+      expect(await index.search({ vector, k: 15 })).toHaveLength(15);
+    } finally {
+      index.close();
+    }
   });
 
   test('an embedding query works without a model; the plan round-trips through its folder', async () => {

@@ -151,6 +151,32 @@ describe('clipstream stream', () => {
     expect(JSON.parse(String(samples.at(-1)!.state))).toMatchObject({ p: 1, P: 2, delivered: 6 });
   });
 
+  test('--output - into a reader that stops (| head -c 1000): the run ends quietly with status 0 and stops fetching', async () => {
+    // issue 15: EPIPE on stdout died with a stack trace
+    const w = world();
+    // 2 downloads at a time at 5–30 ms each: the whole stream takes ~1.5 s, a second or so after the reader left.
+    const spec = await w.spec([{ name: 'red', count: 150 }], { fetch: { allow_private_networks: true, timeout: 5, retries: 0, concurrency: 2 } });
+    const before = w.server.totalRequests();
+    const child = spawn(process.execPath, [CLI, 'stream', spec, '--output', '-'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    let read = 0;
+    let requestsAtClose = 0;
+    child.stdout.on('data', (d: Buffer) => {
+      read += d.length;
+      if (read < 1000 || child.stdout.destroyed) return;
+      requestsAtClose = w.server.totalRequests() - before;
+      child.stdout.destroy(); // what head does after 1000 bytes: the pipe's read end closes
+    });
+    const [code, signal] = await new Promise<[number | null, string | null]>((r) => child.on('close', (c, s) => r([c, s])));
+    expect({ code, signal }).toEqual({ code: 0, signal: null });
+    expect(stderr).not.toMatch(/EPIPE|Error|\n\s+at /);
+    await new Promise((r) => setTimeout(r, 200));
+    const requests = w.server.totalRequests() - before;
+    expect(requests).toBeLessThan(requestsAtClose + 40); // the window in flight, not the other ~150
+    expect(requests).toBeLessThan(120);
+  });
+
   test('a partition outside the world is refused with its name', async () => {
     const w = world();
     const spec = await w.spec([{ name: 'red', count: 4 }]);

@@ -151,6 +151,10 @@ describe('resume', () => {
     await expect(openStream(plan, { partition: { index: 1, count: 4 }, state })).rejects.toThrow(/2 partitions, this run has 4/);
     await expect(openStream(plan, { partition: { index: 0, count: 2 }, state })).rejects.toThrow(/partition 1's, this is partition 0/);
     await expect(openStream(plan, { partition: { index: 1, count: 2 }, epoch: 1, state })).rejects.toThrow(/epoch 0, this is epoch 1/);
+    // A tail no walk over this stripe can reach (issue 15: 2^53 − 1 flagged every later sample as a repeat).
+    const tampered = { ...state, queries: [{ ...state.queries[0]!, tail: Number.MAX_SAFE_INTEGER }] };
+    await expect(openStream(plan, { partition: { index: 1, count: 2 }, state: parseState(JSON.stringify(tampered), 'state') }))
+      .rejects.toMatchObject({ code: 'INVALID_OPTION', message: expect.stringMatching(/tail 9007199254740991\) does not fit query red's stripe/) });
     // A state of clipstream's first format (epochs did not reshuffle then) is refused with what to do.
     const v1 = { v: 1, plan: state.plan, p: 1, P: 2, epoch: 0, delivered: 1, rng: 1, queries: [{ cursor: 2, pass: 0, delivered: 1 }] };
     expect(() => parseState(JSON.stringify(v1), 'state')).toThrow(/state is not a resume state: v: it was made by an earlier clipstream .*start the epoch afresh/);

@@ -171,8 +171,88 @@ describe('the stripe walk', () => {
   });
 
   test('a state that does not fit the stripe is refused', () => {
-    const make = (start: { delivered: number; tail: number }) => new StripeReader('q', stripeOf(candidates(0)), 4, start, null, 8, async () => failure);
+    const make = (start: { delivered: number; tail: number }, rows = 0, quota = 4) =>
+      new StripeReader('q', stripeOf(candidates(rows)), quota, start, null, 8, async () => failure);
     expect(() => make({ delivered: 5, tail: 0 })).toThrow(/does not fit query q's stripe/);
     expect(() => make({ delivered: 0, tail: 2 })).toThrow(/does not fit/);
+    // issue 15: a tail of 2^53 − 1 flagged every sample as a repeat
+    expect(() => make({ delivered: 3, tail: Number.MAX_SAFE_INTEGER }, 10)).toThrow(/tail 9007199254740991.*at most 36 tail/);
+    expect(() => make({ delivered: 3, tail: 37 }, 10)).toThrow(/at most 36 tail positions/); // 3·10 + 10 − 4
+    expect(() => make({ delivered: 3, tail: 36 }, 10)).not.toThrow();
+    expect(() => make({ delivered: 0, tail: 1 }, 10)).toThrow(/at most 0 tail positions/);
+    // a stripe of 3 with a quota of 6: deliveries 4…6 come from the tail
+    expect(() => make({ delivered: 5, tail: 1 }, 3, 6)).toThrow(/2 deliveries past the head need as many tail positions/);
+    expect(() => make({ delivered: 5, tail: 2 }, 3, 6)).not.toThrow();
+  });
+
+  test('a state that does not fit a stripe still growing is refused once the plan completes, before anything is downloaded', async () => {
+    let complete!: () => void;
+    const plan: { pending?: Promise<void> } = { pending: new Promise<void>((r) => (complete = r)) };
+    const list = candidates(4);
+    const attempts: number[] = [];
+    const reader = new StripeReader('q', stripeOf(list, plan), 4, { delivered: 2, tail: 1000 }, null, 8, async (c) => {
+      attempts.push(c.id);
+      return success(c.id);
+    });
+    const next = reader.next();
+    list.push(...candidates(10).slice(4));
+    complete();
+    // 2·10 + 10 − 4 once the stripe holds 10
+    await expect(next).rejects.toMatchObject({ code: 'INVALID_OPTION', message: expect.stringMatching(/tail 1000.*at most 26 tail positions/) });
+    await reader.close();
+    expect(attempts).toEqual([]); // nothing delivered, nothing downloaded from an unchecked state
+  });
+
+  test('every state a walk records fits its stripe, whatever dies (states are checked against the stripe size)', async () => {
+    let s = 5;
+    const random = () => ((s = (Math.imul(s, 1103515245) + 12345) >>> 0) / 4294967296);
+    let checked = 0;
+    for (let round = 0; round < 120; round++) {
+      const rows = 1 + Math.floor(random() * 12);
+      const quota = 1 + Math.floor(random() * 16);
+      const deadShare = random();
+      const dead = new Set(Array.from({ length: rows }, (_, id) => id).filter(() => random() < deadShare));
+      if (dead.size === rows) dead.delete(Math.floor(random() * rows));
+      const seed = random() < 0.5 ? null : round;
+      const w = await walk({ rows, dead: (id) => dead.has(id), quota, seed, window: 1 + (round % 5), random });
+      for (const [i, h] of w.hits.entries()) {
+        const make = () => new StripeReader('q', stripeOf(candidates(rows)), quota, { delivered: i + 1, tail: h.tail }, seed, 4, async () => failure);
+        expect(make, `rows ${rows} quota ${quota} dead ${[...dead].join(',')} after ${i + 1}`).not.toThrow();
+        checked++;
+      }
+    }
+    expect(checked).toBeGreaterThan(500);
+  });
+
+  test('every state a walk records on a growing plan fits the stripe it completes to', async () => {
+    let s = 11;
+    const random = () => ((s = (Math.imul(s, 1103515245) + 12345) >>> 0) / 4294967296);
+    let checked = 0;
+    for (let round = 0; round < 80; round++) {
+      const rows = 2 + Math.floor(random() * 14);
+      const quota = 1 + Math.floor(random() * 10);
+      const dead = new Set(Array.from({ length: rows }, (_, id) => id).filter((id) => id > 0 && random() < 0.7));
+      const all = candidates(rows);
+      const list = all.slice(0, 1 + Math.floor(random() * rows));
+      let complete!: () => void;
+      const plan: { pending?: Promise<void> } = { pending: new Promise<void>((r) => (complete = r)) };
+      // The rest of the plan arrives while the first attempts run.
+      setTimeout(() => {
+        list.push(...all.slice(list.length));
+        complete();
+      }, Math.floor(random() * 10));
+      const reader = new StripeReader('q', stripeOf(list, plan), quota, { delivered: 0, tail: 0 }, null, 1 + (round % 4), async (c) => {
+        await new Promise((r) => setTimeout(r, Math.floor(random() * 3)));
+        return dead.has(c.id) ? failure : success(c.id);
+      });
+      for (let i = 0; i < quota; i++) {
+        const h = await reader.next();
+        const make = () => new StripeReader('q', stripeOf(candidates(rows)), quota, { delivered: i + 1, tail: h.tail }, null, 4, async () => failure);
+        expect(make, `rows ${rows} quota ${quota} dead ${[...dead].join(',')} after ${i + 1}`).not.toThrow();
+        checked++;
+      }
+      await reader.close();
+    }
+    expect(checked).toBeGreaterThan(200);
   });
 });
