@@ -86,17 +86,26 @@ export function localPathOf(value: string, what: string, { urls = false } = {}):
 /** No CLIP model has more dimensions than this; a bigger "embedding" is a mistake, not a query. */
 export const MAX_QUERY_DIM = 65_536;
 
+/** Index of the first NaN or infinite value, or -1. */
+export function firstNonFinite(values: ArrayLike<number>): number {
+  for (let i = 0; i < values.length; i++) if (values[i]! - values[i]! !== 0) return i;
+  return -1;
+}
+
+/** The one message for a NaN or infinite value, wherever it is found: `what: expected finite numbers but where is NaN`. */
+export function nonFiniteMessage(what: string, where: string, value: number): string {
+  return `${what}: expected finite numbers but ${where} is ${String(value)}`;
+}
+
 /**
  * A query embedding's values must all be finite (JSON from Python carries NaN and Infinity; a .npy may hold them):
- * the one check and message for the spec, `query`, and `/knn-service`.
+ * the check for the spec, `query`, and `/knn-service`; the npy reader says the same for the embeddings it reads.
  */
 export function requireFinite(values: ArrayLike<number>, what: string): void {
-  for (let i = 0; i < values.length; i++) {
-    const v = values[i]!;
-    if (!Number.isFinite(v)) {
-      throw queryInvalid(`${what}: expected finite numbers but value ${i} is ${String(v)}`, {
-        hint: 'An embedding with NaN or infinite values matches nothing: recompute it (check the model\'s output and the normalisation).',
-      });
-    }
+  const i = firstNonFinite(values);
+  if (i >= 0) {
+    throw queryInvalid(nonFiniteMessage(what, `value ${i}`, values[i]!), {
+      hint: 'An embedding with NaN or infinite values matches nothing: recompute it (check the model\'s output and the normalisation).',
+    });
   }
 }

@@ -10,6 +10,7 @@
  */
 import { open, rename, rm } from 'node:fs/promises';
 import { ClipstreamError, invalidOption } from '../core/errors.js';
+import { firstNonFinite, nonFiniteMessage } from '../core/validation.js';
 import { float16BitsToFloat32Array, float32ToFloat16BitsArray } from './npy-float16.js';
 import {
   HOST_LITTLE_ENDIAN,
@@ -57,8 +58,8 @@ const FORTRAN_PARALLEL = 8;
 /** Most values one readRows may return (2^30 float32 = 4 GiB): bigger reads are a caller bug. */
 const MAX_READ_VALUES = 2 ** 30;
 
-/** Options for http(s) sources; ignored for local files. */
-export type OpenNpyOptions = HttpSourceOptions;
+/** `checkFinite` (default true): refuse NaN and infinite values when read; options for http(s) sources. */
+export type OpenNpyOptions = HttpSourceOptions & { checkFinite?: boolean };
 
 /** Opens a .npy file (local path, or http(s) URL read with Range requests) and validates header and size. */
 export async function openNpy(pathOrUrl: string, opts: OpenNpyOptions = {}): Promise<NpyFile> {
@@ -81,14 +82,14 @@ export async function openNpy(pathOrUrl: string, opts: OpenNpyOptions = {}): Pro
         { hint: 'The file was cut short (an interrupted copy or write?); copy or regenerate it.' },
       );
     }
-    return makeNpyFile(header, source);
+    return makeNpyFile(header, source, opts.checkFinite ?? true);
   } catch (err) {
     await source.close();
     throw err;
   }
 }
 
-function makeNpyFile(header: NpyHeader, source: ByteSource): NpyFile {
+function makeNpyFile(header: NpyHeader, source: ByteSource, checkFinite: boolean): NpyFile {
   const { rowCount, rowLength, dtype, littleEndian, dataOffset } = header;
   const size = itemSize(dtype);
   const rowBytes = rowLength * size;
@@ -106,7 +107,8 @@ function makeNpyFile(header: NpyHeader, source: ByteSource): NpyFile {
     if (count === 0) return new Float32Array(0);
     if (!fortran || rows === rowCount) {
       const values = await readValues(source, dataOffset + start * rowBytes, count, dtype, littleEndian);
-      return requireFinite(fortran ? transpose(values, rowLength, rows) : values, rowLength, start, source.name);
+      const out = fortran ? transpose(values, rowLength, rows) : values;
+      return checkFinite ? requireFiniteRows(out, rowLength, start, source.name) : out;
     }
     // Fortran order: column j holds rowCount values; take [start, end) of each and interleave them into rows.
     const out = new Float32Array(count);
@@ -119,7 +121,7 @@ function makeNpyFile(header: NpyHeader, source: ByteSource): NpyFile {
       }
     };
     await Promise.all(Array.from({ length: Math.min(FORTRAN_PARALLEL, rowLength) }, worker));
-    return requireFinite(out, rowLength, start, source.name);
+    return checkFinite ? requireFiniteRows(out, rowLength, start, source.name) : out;
   };
 
   return { header, source: source.name, byteLength: source.size, readRows, close: () => source.close() };
@@ -130,15 +132,12 @@ function makeNpyFile(header: NpyHeader, source: ByteSource): NpyFile {
  * builders fail on it with an internal error. Refused here, where every embedding is read, naming the file and the
  * row (0-based, as numpy counts). A scan costs ~1 ms per million values, next to the read itself.
  */
-function requireFinite(values: Float32Array, rowLength: number, firstRow: number, source: string): Float32Array {
-  for (let i = 0; i < values.length; i++) {
-    const v = values[i]!;
-    if (v - v !== 0) {
-      const row = firstRow + Math.floor(i / rowLength);
-      throw npyMalformed(`${source} row ${row} holds ${Number.isNaN(v) ? 'NaN' : v > 0 ? 'Infinity' : '-Infinity'} (column ${i % rowLength}): embeddings must be finite`, {
-        hint: `Recompute that row's embedding or drop the row (np.isfinite(arr).all(axis=1) finds them), and its metadata with it.`,
-      });
-    }
+function requireFiniteRows(values: Float32Array, rowLength: number, firstRow: number, source: string): Float32Array {
+  const i = firstNonFinite(values);
+  if (i >= 0) {
+    throw npyMalformed(nonFiniteMessage(source, `row ${firstRow + Math.floor(i / rowLength)} column ${i % rowLength}`, values[i]!), {
+      hint: `Recompute that row's embedding or drop the row (np.isfinite(arr).all(axis=1) finds them), and its metadata with it.`,
+    });
   }
   return values;
 }

@@ -37,7 +37,8 @@ export async function embedQuery(q: QuerySource, model: ClipModel | undefined, w
  * refused (taking row 0 silently would query something the user did not mean).
  */
 export async function readEmbeddingFile(location: string, what: string): Promise<Float32Array> {
-  const npy = await openNpy(location).catch((err: unknown) => {
+  // the one finite check with the query's name comes in normalise (the reader's own would name rows of the file)
+  const npy = await openNpy(location, { checkFinite: false }).catch((err: unknown) => {
     throw err instanceof ClipstreamError ? err : inputNotFound(`${what}: embedding file not found: ${location}`);
   });
   try {

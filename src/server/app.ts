@@ -1,7 +1,7 @@
 import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
 import { Counter, Registry, collectDefaultMetrics } from 'prom-client';
 import type { ClipModel } from '../clip/index.js';
-import { inputMalformed, isClipstreamError, serverBusy, type ClipstreamError } from '../core/errors.js';
+import { inputMalformed, isClipstreamError, notFound, serverBusy, type ClipstreamError } from '../core/errors.js';
 import type { Fetcher } from '../fetch/index.js';
 import type { Index } from '../index/index.js';
 import { registerAccessCheck, registerOriginCheck } from './access.js';
@@ -114,6 +114,9 @@ export function createServer(o: ServerOptions): FastifyInstance {
   const requests = new Counter({ name: 'clipstream_http_requests_total', help: 'HTTP requests by route and status', labelNames: ['route', 'status'], registers: [registry] });
   app.addHook('onResponse', async (req, reply) => {
     requests.inc({ route: req.routeOptions.url ?? 'unknown', status: String(reply.statusCode) });
+  });
+  app.setNotFoundHandler((req) => {
+    throw notFound(`no route ${req.method} ${req.url.split('?')[0]}`, { hint: 'docs/server.md lists the routes.' });
   });
   app.setErrorHandler((err: FastifyError | ClipstreamError, req, reply) => {
     const { status, body } = errorReply(err);

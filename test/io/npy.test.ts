@@ -248,9 +248,9 @@ describe('npy malformed files', () => {
     const dir = await tempDir();
     const rows = (bad: number, value: number) => Float32Array.from({ length: 6 * 4 }, (_, i) => (i === bad ? value : i / 32));
     const cases: [string, Uint8Array, RegExp][] = [
-      ['nan.npy', encodeNpy(rows(4 * 3 + 2, NaN), [6, 4], 'float32'), /nan\.npy row 3 holds NaN \(column 2\): embeddings must be finite/],
-      ['inf16.npy', encodeNpy(rows(4 * 5, 1e6), [6, 4], 'float16'), /inf16\.npy row 5 holds Infinity \(column 0\)/], // 1e6 overflows float16
-      ['neginf.npy', encodeNpy(rows(1, -Infinity), [6, 4], 'float32'), /neginf\.npy row 0 holds -Infinity \(column 1\)/],
+      ['nan.npy', encodeNpy(rows(4 * 3 + 2, NaN), [6, 4], 'float32'), /nan\.npy: expected finite numbers but row 3 column 2 is NaN/],
+      ['inf16.npy', encodeNpy(rows(4 * 5, 1e6), [6, 4], 'float16'), /inf16\.npy: expected finite numbers but row 5 column 0 is Infinity/], // 1e6 overflows float16
+      ['neginf.npy', encodeNpy(rows(1, -Infinity), [6, 4], 'float32'), /neginf\.npy: expected finite numbers but row 0 column 1 is -Infinity/],
     ];
     for (const [name, bytes, message] of cases) {
       await writeFile(join(dir, name), bytes);
@@ -267,7 +267,7 @@ describe('npy malformed files', () => {
     await writeFile(join(dir, 'fortran.npy'), fortran);
     const npy = await openNpy(join(dir, 'fortran.npy'));
     expect(Array.from(await npy.readRows(0, 4))).toHaveLength(16); // rows before it read fine
-    await expectError(npy.readRows(2, 6), 'NPY_MALFORMED', /fortran\.npy row 4 holds NaN \(column 1\)/);
+    await expectError(npy.readRows(2, 6), 'NPY_MALFORMED', /fortran\.npy: expected finite numbers but row 4 column 1 is NaN/);
     await npy.close();
   });
 });
