@@ -9,7 +9,8 @@ import type { ColumnType } from './info.js';
 const RESERVED = new Set(['id', 'vector', 'text_vector']);
 
 /** How each kind of parquet value is stored: nested values, dates and bytes as text (JSON, ISO 8601, base64). */
-const STORED_AS: Record<ValueKind, ColumnType> = { string: 'string', number: 'float64', bigint: 'int64', boolean: 'bool', object: 'string' };
+// integers stay integers: img2dataset writes width/height as INT32, LAION's parquet has INT64 and INT32 columns
+const STORED_AS: Record<ValueKind, ColumnType> = { string: 'string', number: 'float64', integer: 'int64', bigint: 'int64', boolean: 'bool', object: 'string' };
 
 const MIXED_HINT =
   'Write that column with one type in every metadata parquet (e.g. df["width"] = df["width"].astype("int64")) and rerun; nothing was written.';

@@ -1,7 +1,10 @@
 import { parquetSchema, type FileMetaData, type SchemaElement, type SchemaTree } from 'hyparquet';
 
-/** The JS values hyparquet gives for a column: what a reader can store it as. `object`: Date, bytes, nested, JSON. */
-export type ValueKind = 'string' | 'number' | 'bigint' | 'boolean' | 'object';
+/**
+ * The JS values hyparquet gives for a column: what a reader can store it as. `integer`: numbers that are always
+ * integers (INT32, its 8/16-bit and unsigned annotations); `bigint`: INT64; `object`: Date, bytes, nested, JSON.
+ */
+export type ValueKind = 'string' | 'number' | 'integer' | 'bigint' | 'boolean' | 'object';
 
 export interface ColumnKind {
   kind: ValueKind;
@@ -34,6 +37,7 @@ function kindOf(column: SchemaTree): ValueKind {
     case 'BOOLEAN':
       return 'boolean';
     case 'INT32':
+      return 'integer';
     case 'FLOAT':
     case 'DOUBLE':
       return 'number';

@@ -225,4 +225,24 @@ describe('index build: metadata column types across partitions', () => {
     });
     expect(await readIndexInfo(out)).toMatchObject({ count: 20, columns: { url: 'string', width: 'int64' } });
   });
+
+  it('INT32 columns (img2dataset writes width and height so) stay integers in the index: int64, not float64', async () => {
+    const root = await tempDir();
+    await writePartition(root, '0', 0, { width: ['INT32', (r) => 256 + r] });
+    await writePartition(root, '1', 1, { width: ['INT64', (r) => BigInt(300 + r)] });
+    const out = join(await tempDir(), 'idx');
+    await buildIndex({ embeddings: root, output: out });
+    expect((await readIndexInfo(out))?.columns).toEqual({ url: 'string', width: 'int64' });
+    const index = await openIndex(out);
+    try {
+      const [row] = await index.getByIds([3]);
+      expect(row!.metadata.width).toBe(259);
+      const db = await lancedb.connect(out);
+      const table = await db.openTable('samples');
+      expect(String((await table.schema()).fields.find((f) => f.name === 'width')!.type)).toMatch(/^Int64$/);
+      table.close();
+    } finally {
+      index.close();
+    }
+  });
 });
