@@ -182,3 +182,53 @@ def test_exif_field_is_what_img2datasets_exifread_gives(tmp_path, served):
         compared.append(meta["exif"])
     assert len(compared) == len(names)
     assert sum('"Image Make"' in (e or "") for e in compared) >= 2  # the JPEGs' tags, not only "{}"s
+
+
+def test_webdataset_reads_the_download_shards(world, tmp_path):
+    """`clipstream download --output-format webdataset` writes shards that the webdataset package reads as
+    img2dataset's: an image, its caption and its json per sample, the json's fields as img2dataset writes them."""
+    import webdataset as wds
+
+    urls = tmp_path / "urls.csv"
+    urls.write_text("url,caption\n" + "".join(f"{world.images_url}/images/{i}.jpg,image {i}\n" for i in range(40)))
+    out = tmp_path / "out"
+    run = subprocess.run(
+        cli_command()
+        + [
+            "download",
+            "--url-list",
+            str(urls),
+            "--input-format",
+            "csv",
+            "--caption-col",
+            "caption",
+            "--output-format",
+            "webdataset",
+        ]
+        + [
+            "--output-folder",
+            str(out),
+            "--image-size",
+            "64",
+            "--resize-mode",
+            "center_crop",
+            "--number-sample-per-shard",
+            "16",
+        ]
+        + ["--allow-private-networks", "--processes-count", "1", "--thread-count", "8"],
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert run.returncode == 0, run.stderr
+    shards = sorted(str(p) for p in out.glob("*.tar"))
+    assert len(shards) == 3
+    samples = list(
+        wds.WebDataset(shards, shardshuffle=False, empty_check=False).decode("pil").to_tuple("jpg", "txt", "json")
+    )
+    stats = [json.loads(p.read_text()) for p in out.glob("*_stats.json")]
+    assert len(samples) == sum(s["successes"] for s in stats) > 0
+    for image, caption, meta in samples:
+        assert image.size == (64, 64)
+        assert caption == meta["caption"] and meta["status"] == "success"
+        assert list(meta)[:4] == ["caption", "url", "key", "status"]  # img2dataset's field order
