@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# `npm run lint` and the test script: ESLint on the TypeScript, ruff (lint + format check) on the Python client.
+# `npm run lint` and the test script: ESLint and the function-length check on the TypeScript, ruff (lint + format
+# check) on the Python client.
 # ruff comes from PyPI, pinned, into a small venv of its own (~/.cache/clipstream/venv-tools) made on first use.
 #   scripts/lint.sh [--fix]
 set -uo pipefail
@@ -14,6 +15,9 @@ if [ $fix = 1 ]; then
 else
   node_modules/.bin/eslint --no-error-on-unmatched-pattern src test bench scripts web || status=1
 fi
+
+# functions over ~60 lines of their own, without a reason written above them
+node scripts/long-functions.mjs || status=1
 
 RUFF_VERSION=0.8.6
 tools="${CLIPSTREAM_TOOLS_VENV:-$HOME/.cache/clipstream/venv-tools}"

@@ -167,6 +167,17 @@ function checkSignature(model: PreTrainedModel, tower: string, source: string, i
   }
 }
 
+/** Where the model is read from: a checked local folder (and its config), or a hub id when that is allowed. */
+async function locateModel(modelDirOrHubId: string, dtype: ClipDtype, allowRemote: boolean): Promise<{ source: string; localFilesOnly: boolean; config?: Record<string, unknown> }> {
+  const localDir = resolve(modelDirOrHubId);
+  // An absolute path: transformers.js reads it as a folder, never as a hub id or under env.localModelPath.
+  if (await isDirectory(localDir)) return { source: localDir, localFilesOnly: true, config: await checkModelDir(localDir, dtype) };
+  if (allowRemote) return { source: modelDirOrHubId, localFilesOnly: false };
+  throw modelInvalid(`Expected a CLIP model folder at ${localDir} but there is no such folder`, {
+    hint: `${LAYOUT_HINT} Loading "${modelDirOrHubId}" from the Hugging Face hub needs allowRemote.`,
+  });
+}
+
 /**
  * Loads a CLIP model from a local folder (or, with `allowRemote`, a hub id such as `Xenova/clip-vit-base-patch32`).
  */
@@ -178,23 +189,8 @@ export async function loadClipModel(modelDirOrHubId: string, opts: LoadClipOptio
     throw invalidOption(`Expected a positive integer for batchSize but received ${batchSize}`);
   }
 
-  const localDir = resolve(modelDirOrHubId);
-  let source: string;
-  let localFilesOnly: boolean;
-  let config: Record<string, unknown> | undefined;
-  if (await isDirectory(localDir)) {
-    config = await checkModelDir(localDir, dtype);
-    // An absolute path: transformers.js reads it as a folder, never as a hub id or under env.localModelPath.
-    source = localDir;
-    localFilesOnly = true;
-  } else if (opts.allowRemote) {
-    source = modelDirOrHubId;
-    localFilesOnly = false;
-  } else {
-    throw modelInvalid(`Expected a CLIP model folder at ${localDir} but there is no such folder`, {
-      hint: `${LAYOUT_HINT} Loading "${modelDirOrHubId}" from the Hugging Face hub needs allowRemote.`,
-    });
-  }
+  const { source, localFilesOnly, config: checkedConfig } = await locateModel(modelDirOrHubId, dtype, opts.allowRemote ?? false);
+  let config = checkedConfig;
 
   const { AutoTokenizer, AutoImageProcessor, CLIPTextModelWithProjection, CLIPVisionModelWithProjection, RawImage } =
     await import('@huggingface/transformers');
