@@ -76,7 +76,7 @@ export async function ttfs({ rows = 1_000_000, dim = 512, port = 47611, count = 
     const fromPlan = [];
     for (let i = 0; i < trials; i++) fromPlan.push(await firstSample(planDir));
     // Process start: node and the modules a stream loads (from a spec: all of them), compile cache on as in the CLI.
-    const modules = ['dist/cli/stream-commands.js', 'dist/select/plan-file.js', 'dist/select/plan.js', 'dist/stream/engine.js', 'dist/stream/api.js', 'dist/stream/record.js', 'dist/sink/tar.js'];
+    const modules = ['dist/cli/stream.js', 'dist/select/plan-file.js', 'dist/select/plan.js', 'dist/stream/engine.js', 'dist/stream/api.js', 'dist/stream/tar-writer.js'];
     const load = `(await import('node:module')).enableCompileCache(); ${modules.map((m) => `await import(${JSON.stringify(join(root, m))});`).join(' ')}`;
     const startup = [];
     for (let i = 0; i < trials; i++) startup.push((await timed(process.execPath, ['--input-type=module', '-e', load])).seconds);

@@ -3,7 +3,7 @@ import { dirname, relative } from 'node:path';
 import { runDemo, startDemoWorld } from '../demo/run.js';
 import { countProgress } from './count-progress.js';
 import { toNumber } from './parse.js';
-import { planTable } from './stream-commands.js';
+import { planTable } from './plan.js';
 
 export function demoCommand(): Command {
   return new Command('demo')

@@ -8,10 +8,10 @@ import { normalizeFlags } from './parse.js';
 const commands: Record<string, () => Promise<Command>> = {
   download: async () => (await import('./download.js')).downloadCommand(),
   inference: async () => (await import('./inference.js')).inferenceCommand(),
-  index: async () => (await import('./index-commands.js')).indexCommand(),
-  query: async () => (await import('./index-commands.js')).queryCommand(),
-  plan: async () => (await import('./stream-commands.js')).planCommand(),
-  stream: async () => (await import('./stream-commands.js')).streamCommand(),
+  index: async () => (await import('./index-command.js')).indexCommand(),
+  query: async () => (await import('./query.js')).queryCommand(),
+  plan: async () => (await import('./plan.js')).planCommand(),
+  stream: async () => (await import('./stream.js')).streamCommand(),
   serve: async () => (await import('./serve.js')).serveCommand(),
   demo: async () => (await import('./demo.js')).demoCommand(),
 };
