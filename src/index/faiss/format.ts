@@ -132,7 +132,7 @@ const SUPPORTED = 'Flat, HNSW (flat storage), IVF-Flat, IVF-PQ (8-bit codes), OP
 const MAX_DEPTH = 8;
 
 export interface ParseOptions {
-  /** Skip trained structures (recording their regions) instead of loading them: later index parts. */
+  /** Skip trained structures instead of loading them (later index parts); their regions are recorded either way. */
   skim?: boolean;
 }
 
@@ -150,8 +150,8 @@ export class Parser {
 
   /** A resident float array, or (skimming) its region skipped. */
   private async resident(n: number, what: string): Promise<Float32Array> {
-    if (!this.opts.skim) return this.cursor.floats(n);
     this.regions.push({ what, offset: this.cursor.position, length: n * 4 });
+    if (!this.opts.skim) return this.cursor.floats(n);
     this.cursor.skip(n * 4, what);
     return new Float32Array(0);
   }

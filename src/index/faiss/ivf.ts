@@ -1,0 +1,189 @@
+/**
+ * IVF search as faiss does it (IndexIVF::search_preassigned): the coarse quantizer's top-nprobe lists, visited in
+ * rank order, each list's entries in stored order, one result heap across lists. Lists are read on demand (a few
+ * ahead of the scan, in parallel) from the index file, its .ivfdata file, or every index part in turn.
+ * Scores: IVF-Flat ⟨q, x⟩ or ‖q − x‖²; IVF-PQ by residual with inner product: ⟨q, c_L⟩ + Σ_m T[m][code_m] with
+ * T[m][j] = ⟨q_m, C_m[j]⟩ (faiss's IP tables); with L2: Σ_m ‖(q − c_L)_m − C_m[j]‖² (the residual's distance table).
+ */
+import type { ByteSource } from '../../io/byte-source.js';
+import { indexInvalid } from './cursor.js';
+import type { InvertedLists, IvfNode, ProductQuantizer } from './format.js';
+import { TopK } from './heap.js';
+import { HnswSearcher } from './hnsw.js';
+import { dot, l2sq, scanRows } from './vectors.js';
+
+/** One index file's (or index part's) lists, and where their bytes are. */
+export interface ListPart {
+  source: ByteSource;
+  lists: InvertedLists;
+}
+
+interface ListContent {
+  n: number;
+  codes: Uint8Array;
+  /** Little-endian int64 ids as (low, high) int32 pairs. */
+  ids: Int32Array;
+}
+
+const EMPTY: ListContent = { n: 0, codes: new Uint8Array(0), ids: new Int32Array(0) };
+
+export async function readList(parts: ListPart[], list: number, codeSize: number): Promise<ListContent> {
+  const pieces = await Promise.all(parts.map((p) => readListPart(p, list, codeSize)));
+  const kept = pieces.filter((p) => p.n > 0);
+  if (kept.length <= 1) return kept[0] ?? EMPTY;
+  const n = kept.reduce((sum, p) => sum + p.n, 0);
+  const codes = new Uint8Array(n * codeSize);
+  const ids = new Int32Array(2 * n);
+  let at = 0;
+  for (const p of kept) {
+    codes.set(p.codes, at * codeSize);
+    ids.set(p.ids, 2 * at);
+    at += p.n;
+  }
+  return { n, codes, ids };
+}
+
+async function readListPart({ source, lists }: ListPart, list: number, codeSize: number): Promise<ListContent> {
+  const n = lists.sizes[list]!;
+  if (n === 0) return EMPTY;
+  const offset = lists.offsets[list]!;
+  const capacity = lists.capacities[list]!;
+  if (offset + capacity * (codeSize + 8) > source.size) {
+    throw indexInvalid(`${source.name}: inverted list ${list} (${n} entries at byte ${offset}) ends past the end of the file (${source.size} bytes)`);
+  }
+  if (capacity === n && (n * codeSize) % 4 === 0) {
+    const bytes = new Uint8Array(n * (codeSize + 8));
+    await source.readInto(offset, bytes);
+    return { n, codes: bytes.subarray(0, n * codeSize), ids: new Int32Array(bytes.buffer, n * codeSize, 2 * n) };
+  }
+  const codes = new Uint8Array(n * codeSize);
+  const ids = new Int32Array(2 * n);
+  await Promise.all([
+    source.readInto(offset, codes),
+    source.readInto(offset + capacity * codeSize, new Uint8Array(ids.buffer)),
+  ]);
+  return { n, codes, ids };
+}
+
+const idAt = (ids: Int32Array, i: number) => ids[2 * i + 1]! * 4294967296 + (ids[2 * i]! >>> 0);
+
+export interface IvfParams {
+  nprobe: number;
+  efSearch: number;
+}
+
+export class IvfSearcher {
+  private readonly hnsw: HnswSearcher | undefined;
+  private readonly centroids: Float32Array;
+  readonly ip: boolean;
+
+  constructor(
+    readonly node: IvfNode,
+    readonly parts: ListPart[],
+    private readonly listConcurrency: number,
+  ) {
+    const q = node.quantizer;
+    this.ip = node.header.metric === 'inner_product';
+    this.centroids = (q.kind === 'flat' ? q.vectors : q.storage.vectors)!;
+    this.hnsw = q.kind === 'hnsw' ? new HnswSearcher(q.graph, this.centroids, q.header.d, q.header.metric === 'inner_product') : undefined;
+  }
+
+  /** The lists to probe, best first (faiss's quantizer.search(q, nprobe)). */
+  probes(q: Float32Array, params: IvfParams): number[] {
+    const nprobe = Math.min(params.nprobe, this.node.nlist);
+    const quantizerIp = this.node.quantizer.header.metric === 'inner_product';
+    const heap = new TopK(nprobe, quantizerIp);
+    if (this.hnsw) this.hnsw.search(q, heap, params.efSearch, nprobe);
+    else scanRows(q, this.centroids, this.node.nlist, this.node.header.d, quantizerIp, heap, 0);
+    return heap.sorted().ids;
+  }
+
+  async search(q: Float32Array, sink: TopK, params: IvfParams): Promise<void> {
+    const probes = this.probes(q, params);
+    const scan = this.node.pq ? this.pqScanner(q, this.node.pq) : this.flatScanner(q);
+    const pending: Promise<ListContent>[] = [];
+    let next = 0;
+    const fetchMore = () => {
+      while (next < probes.length && pending.length < this.listConcurrency) {
+        const p = readList(this.parts, probes[next++]!, this.node.codeSize);
+        p.catch(() => {}); // awaited below, in order
+        pending.push(p);
+      }
+    };
+    for (let i = 0; i < probes.length; i++) {
+      fetchMore();
+      const content = await pending.shift()!;
+      if (content.n > 0) scan(probes[i]!, content, sink);
+    }
+  }
+
+  private flatScanner(q: Float32Array) {
+    const d = this.node.header.d;
+    const ip = this.ip;
+    return (list: number, c: ListContent, sink: TopK) => {
+      const rows = c.codes.byteOffset % 4 === 0 ? new Float32Array(c.codes.buffer, c.codes.byteOffset, c.n * d) : new Float32Array(c.codes.slice().buffer);
+      for (let i = 0; i < c.n; i++) {
+        const s = Math.fround(ip ? dot(q, 0, rows, i * d, d) : l2sq(q, 0, rows, i * d, d));
+        if (ip ? s > sink.threshold : s < sink.threshold) sink.add(s, idAt(c.ids, i), list * 4294967296 + i);
+      }
+    };
+  }
+
+  private pqScanner(q: Float32Array, pq: ProductQuantizer) {
+    const { M, ksub } = pq;
+    const d = this.node.header.d;
+    const ip = this.ip;
+    const byResidual = this.node.byResidual;
+    const table = new Float32Array(M * ksub);
+    if (ip) innerProductTable(pq, q, table);
+    else if (!byResidual) distanceTable(pq, q, table);
+    const residual = new Float32Array(d);
+    return (list: number, c: ListContent, sink: TopK) => {
+      let dis0 = 0;
+      if (byResidual && ip) dis0 = Math.fround(dot(q, 0, this.centroids, list * d, d));
+      else if (byResidual) {
+        for (let j = 0; j < d; j++) residual[j] = q[j]! - this.centroids[list * d + j]!;
+        distanceTable(pq, residual, table);
+      }
+      const codes = c.codes;
+      for (let i = 0, o = 0; i < c.n; i++, o += M) {
+        let s = 0;
+        for (let m = 0; m < M; m++) s += table[m * ksub + codes[o + m]!]!;
+        const dis = Math.fround(dis0 + Math.fround(s));
+        if (ip ? dis > sink.threshold : dis < sink.threshold) sink.add(dis, idAt(c.ids, i), list * 4294967296 + i);
+      }
+    };
+  }
+
+  /** The vector an IVF entry stands for, in the IVF's space: the raw vector, or c_L + the decoded PQ residual. */
+  async decode(payload: number): Promise<Float32Array> {
+    const list = Math.floor(payload / 4294967296);
+    const offset = payload % 4294967296;
+    const c = await readList(this.parts, list, this.node.codeSize);
+    const d = this.node.header.d;
+    const code = c.codes.subarray(offset * this.node.codeSize, (offset + 1) * this.node.codeSize);
+    const pq = this.node.pq;
+    if (!pq) return new Float32Array(code.slice().buffer);
+    const out = new Float32Array(d);
+    for (let m = 0; m < pq.M; m++) {
+      const from = (m * pq.ksub + code[m]!) * pq.dsub;
+      for (let j = 0; j < pq.dsub; j++) out[m * pq.dsub + j] = pq.centroids[from + j]!;
+    }
+    if (this.node.byResidual) for (let j = 0; j < d; j++) out[j] = out[j]! + this.centroids[list * d + j]!;
+    return out;
+  }
+}
+
+/** T[m][j] = ⟨q_m, C_m[j]⟩ (ProductQuantizer::compute_inner_prod_table). */
+function innerProductTable(pq: ProductQuantizer, q: Float32Array, out: Float32Array): void {
+  for (let m = 0; m < pq.M; m++) {
+    for (let j = 0; j < pq.ksub; j++) out[m * pq.ksub + j] = dot(q, m * pq.dsub, pq.centroids, (m * pq.ksub + j) * pq.dsub, pq.dsub);
+  }
+}
+
+/** T[m][j] = ‖x_m − C_m[j]‖² (ProductQuantizer::compute_distance_table). */
+function distanceTable(pq: ProductQuantizer, x: Float32Array, out: Float32Array): void {
+  for (let m = 0; m < pq.M; m++) {
+    for (let j = 0; j < pq.ksub; j++) out[m * pq.ksub + j] = l2sq(x, m * pq.dsub, pq.centroids, (m * pq.ksub + j) * pq.dsub, pq.dsub);
+  }
+}
