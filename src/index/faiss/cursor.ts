@@ -41,11 +41,15 @@ export class Cursor {
     if (n > this.remaining) throw this.fail(`truncated: needs ${n} more bytes, the file has ${Math.max(0, this.remaining)}`);
     const at = this.position - this.bufferStart;
     if (at >= 0 && at + n <= this.buffer.length) return at;
+    // Keep the buffered bytes from `position` on and read only what follows them: no byte is fetched twice.
+    const kept = at >= 0 && at < this.buffer.length ? this.buffer.subarray(at) : new Uint8Array(0);
     const length = Math.min(Math.max(n, READ_AHEAD), this.remaining);
-    this.buffer = new Uint8Array(length);
-    this.view = new DataView(this.buffer.buffer);
+    const next = new Uint8Array(length);
+    next.set(kept);
+    await this.source.readInto(this.position + kept.length, next.subarray(kept.length));
+    this.buffer = next;
+    this.view = new DataView(next.buffer);
     this.bufferStart = this.position;
-    await this.source.readInto(this.position, this.buffer);
     return 0;
   }
 
@@ -126,8 +130,9 @@ export class Cursor {
     const bytes = new Uint8Array(into.buffer, into.byteOffset, into.byteLength);
     if (bytes.length > this.remaining) throw this.fail(`truncated: needs ${bytes.length} more bytes, the file has ${this.remaining}`);
     const at = this.position - this.bufferStart;
-    if (at >= 0 && at + bytes.length <= this.buffer.length) bytes.set(this.buffer.subarray(at, at + bytes.length));
-    else await this.source.readInto(this.position, bytes);
+    const buffered = at >= 0 && at < this.buffer.length ? this.buffer.subarray(at, at + bytes.length) : new Uint8Array(0);
+    bytes.set(buffered);
+    if (buffered.length < bytes.length) await this.source.readInto(this.position + buffered.length, bytes.subarray(buffered.length));
     this.position += bytes.length;
     return into;
   }

@@ -24,6 +24,8 @@ export interface FaissSearchParams {
 export interface OpenFaissOptions extends FaissSearchParams {
   /** Bytes of list data (and a Flat index's vectors) kept in memory between searches. Default 64 MiB. */
   cacheBytes?: number;
+  /** Cache block size in bytes (block-cache.ts). Default 64 KiB. */
+  blockBytes?: number;
   /** Lists read ahead of the scan, in parallel. Default 8. */
   listConcurrency?: number;
   http?: HttpSourceOptions;
@@ -109,7 +111,7 @@ async function parseFile(pathOrUrl: string, opts: OpenFaissOptions, skim: boolea
   opened.push(raw);
   const parser = new Parser(new Cursor(raw), { skim });
   const node = await parser.index();
-  const source = withBlockCache(raw, { maxBytes: opts.cacheBytes ?? DEFAULT_CACHE });
+  const source = withBlockCache(raw, { maxBytes: opts.cacheBytes ?? DEFAULT_CACHE, blockBytes: opts.blockBytes });
   opened[opened.length - 1] = source;
   return { node, source, regions: parser.regions };
 }
@@ -126,7 +128,7 @@ async function listParts(node: IndexNode, source: ByteSource, pathOrUrl: string,
     throw indexInvalid(`${pathOrUrl} keeps its lists in ${name}, which cannot be opened at ${dataPath}: ${(err as Error).message}`,
       'Put the .ivfdata file next to the index (clip-retrieval folders: image.index/merged_index.ivfdata beside populated.index).');
   });
-  const data = withBlockCache(raw, { maxBytes: opts.cacheBytes ?? DEFAULT_CACHE });
+  const data = withBlockCache(raw, { maxBytes: opts.cacheBytes ?? DEFAULT_CACHE, blockBytes: opts.blockBytes });
   opened.push(data);
   if (data.size < core.lists.totalSize!) {
     throw indexInvalid(`truncated: ${dataPath} is ${data.size} bytes but ${pathOrUrl} records ${core.lists.totalSize} bytes of lists`);
