@@ -158,12 +158,10 @@ export class IvfSearcher {
   /** The vector an IVF entry stands for, in the IVF's space: the raw vector, or c_L + the decoded PQ residual. */
   async decode(payload: number): Promise<Float32Array> {
     const list = Math.floor(payload / 4294967296);
-    const offset = payload % 4294967296;
-    const c = await readList(this.parts, list, this.node.codeSize);
+    const code = await this.readCode(list, payload % 4294967296);
     const d = this.node.header.d;
-    const code = c.codes.subarray(offset * this.node.codeSize, (offset + 1) * this.node.codeSize);
     const pq = this.node.pq;
-    if (!pq) return new Float32Array(code.slice().buffer);
+    if (!pq) return new Float32Array(code.buffer, code.byteOffset, d);
     const out = new Float32Array(d);
     for (let m = 0; m < pq.M; m++) {
       const from = (m * pq.ksub + code[m]!) * pq.dsub;
@@ -171,6 +169,21 @@ export class IvfSearcher {
     }
     if (this.node.byResidual) for (let j = 0; j < d; j++) out[j] = out[j]! + this.centroids[list * d + j]!;
     return out;
+  }
+
+  /** Entry `offset` of `list` (counted across the parts in order): only its code's bytes are read. */
+  private async readCode(list: number, offset: number): Promise<Uint8Array> {
+    const size = this.node.codeSize;
+    let at = offset;
+    for (const { source, lists } of this.parts) {
+      if (at < lists.sizes[list]!) {
+        const code = new Uint8Array(size);
+        await source.readInto(lists.offsets[list]! + at * size, code);
+        return code;
+      }
+      at -= lists.sizes[list]!;
+    }
+    throw indexInvalid(`no entry ${offset} in list ${list} of ${this.parts[0]?.source.name}`);
   }
 }
 

@@ -21,6 +21,7 @@ export interface MetadataFileInfo {
   /** First global row (= index id) of the file. */
   start: number;
   rows: number;
+  bytes: number;
 }
 
 export interface Metadata {
@@ -72,16 +73,18 @@ export async function openMetadataFiles(names: string[], format: MetadataFormat,
   const pool = new SourcePool(opts);
   try {
     const footers = new Array<RowGroupFile>(names.length);
+    const sizes = new Array<number>(names.length);
     let next = 0;
     const worker = async () => {
       while (next < names.length) {
         const i = next++;
         const source = await pool.facade(names[i]!);
+        sizes[i] = source.size;
         footers[i] = await pool.use(names[i]!, () => (format === 'arrow' ? openArrowFooter(source) : openParquetFooter(source)));
       }
     };
     await Promise.all(Array.from({ length: Math.min(FOOTER_PARALLEL, names.length) }, worker));
-    return makeMetadata(names, format, footers, pool, opts);
+    return makeMetadata(names, format, footers, sizes, pool, opts);
   } catch (err) {
     await pool.close();
     throw err;
@@ -93,12 +96,12 @@ export async function openMetadata(folder: string, opts: OpenMetadataOptions = {
   return openMetadataFiles(files, format, opts);
 }
 
-function makeMetadata(names: string[], format: MetadataFormat, footers: RowGroupFile[], pool: SourcePool, opts: OpenMetadataOptions): Metadata {
+function makeMetadata(names: string[], format: MetadataFormat, footers: RowGroupFile[], sizes: number[], pool: SourcePool, opts: OpenMetadataOptions): Metadata {
   const files: MetadataFileInfo[] = [];
   let rows = 0;
   for (let i = 0; i < names.length; i++) {
     const n = footers[i]!.groups.reduce((a, b) => a + b, 0);
-    files.push({ name: names[i]!, format, start: rows, rows: n });
+    files.push({ name: names[i]!, format, start: rows, rows: n, bytes: sizes[i]! });
     rows += n;
   }
   const columns = [...new Set(footers.flatMap((f) => f.columns))];

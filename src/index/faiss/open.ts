@@ -67,10 +67,17 @@ export interface FaissIndex {
    * distance < radius) in the probed lists, best first, at most `maxResults` (default 10 000); `truncated` when
    * that limit was reached.
    */
-  rangeSearch(query: Float32Array, radius: number, opts?: FaissSearchParams & { maxResults?: number }): Promise<Neighbors & { truncated: boolean }>;
+  rangeSearch(query: Float32Array, radius: number, opts?: RangeOptions): Promise<Neighbors & { truncated: boolean; vectors?: Float32Array[] }>;
   /** Top-k of one query with each result's vector decoded from the index (PQ: c_L + residual), in query space. */
   searchAndReconstruct(query: Float32Array, k: number, params?: FaissSearchParams): Promise<Neighbors & { vectors: Float32Array[] }>;
   close(): Promise<void>;
+}
+
+export interface RangeOptions extends FaissSearchParams {
+  /** Default 10 000. */
+  maxResults?: number;
+  /** Also decode each result's vector (as searchAndReconstruct). */
+  reconstruct?: boolean;
 }
 
 const DEFAULT_CACHE = 64 * 1024 * 1024;
@@ -216,7 +223,8 @@ function makeIndex(node: IndexNode, source: ByteSource, parts: ListPart[], paths
       checkQuery(query, false);
       if (!Number.isFinite(radius)) throw invalidOption(`Expected a finite radius but received ${radius}`);
       const hits = await searcher.search(query, settings(opt.maxResults ?? 10_000, opt, radius));
-      return { ids: hits.ids, distances: hits.distances, truncated: hits.full };
+      const vectors = opt.reconstruct ? await searcher.reconstruct(hits.payloads) : undefined;
+      return { ids: hits.ids, distances: hits.distances, truncated: hits.full, ...(vectors ? { vectors } : {}) };
     },
     async searchAndReconstruct(query, k, params) {
       checkQuery(query, false);
