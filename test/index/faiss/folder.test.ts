@@ -3,6 +3,7 @@ import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { openNpy } from '../../../src/io/npy.js';
 import { float32Below, openFaissBackend } from '../../../src/index/faiss/backend.js';
 import { openFaissFolder } from '../../../src/index/faiss/folder.js';
+import { faissFolderInfo } from '../../../src/index/faiss/index.js';
 import { serveFolder, type RangeServer } from '../../helpers/range-server.js';
 import { answers, faissFixtures, FIXTURE_TIMEOUT_MS } from './fixtures.js';
 
@@ -105,6 +106,20 @@ describe('index folders', () => {
     } finally {
       backend.close();
     }
+  });
+
+  it('index info: type, sizes, parameters, metadata files and rows, alignment', async () => {
+    const info = await faissFolderInfo(join(dir, 'folders/misaligned'));
+    expect(info).toMatchObject({
+      type: 'LT64_64,IVF256_HNSW32,PQ16x8', d: 64, ntotal: 12_000, metric: 'inner_product', nlist: 256, pqSubQuantizers: 16,
+      nprobe: 16, efSearch: 32, paramsFrom: 'index file', lists: 'inline', aligned: false,
+      metadata: { format: 'parquet', rows: 11_999, columns: ['url', 'caption', 'row', 'width'] },
+    });
+    expect(info.metadata!.files.map((f) => f.rows)).toEqual([6000, 5999]);
+    expect(info.files.map((f) => f.name.split('/').at(-1))).toEqual(['00.index', '01.index', '02.index']);
+    expect(info.totalBytesOnDisk).toBe(info.bytesOnDisk + info.metadata!.files.reduce((s, f) => s + f.bytes, 0));
+    expect(info.residentBytes).toBeGreaterThan(256 * 64 * 4 + 64 * 256 * 4); // centroids + PQ codebooks at least
+    expect(info.residentBytes).toBeLessThan(info.bytesOnDisk / 2);
   });
 
   it('float32Below: the largest float32 under x', () => {
