@@ -171,29 +171,40 @@ async function checkSameTraining(
   }
 }
 
-function makeIndex(node: IndexNode, source: ByteSource, parts: ListPart[], paths: string[], opened: ByteSource[], opts: OpenFaissOptions): FaissIndex {
-  const searcher = new TreeSearcher(node, source, parts, opts.listConcurrency ?? 8);
+/** nprobe / efSearch in effect: options, else the file's (efSearch undefined when nothing uses HNSW). */
+function searchDefaults(node: IndexNode, opts: FaissSearchParams) {
   const { core } = unwrap(node);
   const ivf: IvfNode | undefined = core.kind === 'ivf' ? core : undefined;
   const fileEfSearch = core.kind === 'hnsw' ? core.graph.efSearch : ivf?.quantizer.kind === 'hnsw' ? ivf.quantizer.graph.efSearch : undefined;
   const defaults = { nprobe: opts.nprobe ?? ivf?.nprobe ?? 1, efSearch: opts.efSearch ?? fileEfSearch ?? 16 };
   checkParams(defaults);
-  const ntotal = parts.length > 0 && paths.length > 1 ? parts.reduce((sum, p) => sum + p.lists.sizes.reduce((a, b) => a + b, 0), 0) : node.header.ntotal;
+  return { ivf, defaults, usesHnsw: fileEfSearch !== undefined };
+}
+
+function indexInfo(node: IndexNode, parts: ListPart[], paths: string[], opened: ByteSource[], opts: FaissSearchParams): FaissIndexInfo {
+  const { ivf, defaults, usesHnsw } = searchDefaults(node, opts);
+  const listed = parts.reduce((sum, p) => sum + p.lists.sizes.reduce((a, b) => a + b, 0), 0);
   const files = opened.map((s) => ({ name: s.name, bytes: s.size }));
-  const info: FaissIndexInfo = {
+  return {
     type: describe(node),
     d: node.header.d,
-    ntotal,
+    ntotal: paths.length > 1 ? listed : node.header.ntotal,
     metric: node.header.metric,
     nlist: ivf?.nlist,
     pqSubQuantizers: ivf?.pq?.M,
     nprobe: ivf ? defaults.nprobe : undefined,
-    efSearch: fileEfSearch !== undefined ? defaults.efSearch : undefined,
+    efSearch: usesHnsw ? defaults.efSearch : undefined,
     lists: ivf?.lists.kind,
     files,
     bytesOnDisk: files.reduce((sum, f) => sum + f.bytes, 0),
     residentBytes: residentBytes(node) + parts.reduce((sum, p) => sum + 3 * 8 * p.lists.nlist, 0),
   };
+}
+
+function makeIndex(node: IndexNode, source: ByteSource, parts: ListPart[], paths: string[], opened: ByteSource[], opts: OpenFaissOptions): FaissIndex {
+  const searcher = new TreeSearcher(node, source, parts, opts.listConcurrency ?? 8);
+  const { defaults } = searchDefaults(node, opts);
+  const info = indexInfo(node, parts, paths, opened, opts);
   const settings = (k: number, params: FaissSearchParams = {}, radius?: number) => {
     const merged = { nprobe: params.nprobe ?? defaults.nprobe, efSearch: params.efSearch ?? defaults.efSearch };
     checkParams(merged);
