@@ -166,7 +166,9 @@ export class HnswSearcher {
     const g = this.graph;
     const mark = this.nextGeneration();
     const visited = this.visited;
-    const candidates = new Candidates(Math.max(efSearch, k, 1), this.ip);
+    // max(efSearch, k) as faiss; never more slots than nodes (a set that cannot fill behaves the same), so a huge
+    // efSearch cannot allocate beyond the graph.
+    const candidates = new Candidates(Math.min(Math.max(efSearch, k, 1), g.levels.length), this.ip);
     candidates.push(start, dStart);
     sink.add(dStart, start);
     visited[start] = mark;

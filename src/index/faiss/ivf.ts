@@ -130,7 +130,7 @@ export class IvfSearcher {
   }
 
   private pqScanner(q: Float32Array, pq: ProductQuantizer) {
-    const { M, ksub } = pq;
+    const { M, ksub } = pq; // ksub = 256
     const d = this.node.header.d;
     const ip = this.ip;
     const byResidual = this.node.byResidual;
@@ -148,7 +148,7 @@ export class IvfSearcher {
       const codes = c.codes;
       for (let i = 0, o = 0; i < c.n; i++, o += M) {
         let s = 0;
-        for (let m = 0; m < M; m++) s += table[m * ksub + codes[o + m]!]!;
+        for (let m = 0; m < M; m++) s += table[(m << 8) + codes[o + m]!]!; // ksub = 256: 8-bit codes only
         const dis = Math.fround(dis0 + Math.fround(s));
         if (ip ? dis > sink.threshold : dis < sink.threshold) sink.add(dis, idAt(c.ids, i), list * 4294967296 + i);
       }

@@ -217,6 +217,7 @@ function makeIndex(node: IndexNode, source: ByteSource, parts: ListPart[], paths
         hint: 'Embed the query with the model that built the index.',
       });
     }
+    if (!q.every(Number.isFinite)) throw invalidOption('Expected finite numbers in the query vector but received NaN or Infinity');
   };
   return {
     info,

@@ -93,3 +93,22 @@ describe('bad index files: clear errors, no crash, no huge allocation', () => {
     expect(err).toMatchObject({ code: 'INDEX_INVALID', message: expect.stringMatching(/on-disk list 0 .* ends past the data file's recorded size 288000/) });
   });
 });
+
+describe('bad queries and parameters', () => {
+  it('a wrong dimension, NaN, k = 0, nprobe = 0: INVALID_OPTION; a huge efSearch allocates no more than the graph', async () => {
+    const index = await openFaissIndex(join(dir, 'indexes/hnsw_ip.index'));
+    try {
+      const q = new Float32Array(64).fill(0.125);
+      await expect(index.search(new Float32Array(63), 10)).rejects.toMatchObject({ code: 'INVALID_OPTION', message: expect.stringMatching(/64 floats .* received 63/) });
+      await expect(index.search(q.map((x, i) => (i === 3 ? NaN : x)), 10)).rejects.toMatchObject({ code: 'INVALID_OPTION', message: /NaN/ });
+      await expect(index.search(q, 0)).rejects.toMatchObject({ code: 'INVALID_OPTION' });
+      await expect(index.search(q, 10, { nprobe: 0 })).rejects.toMatchObject({ code: 'INVALID_OPTION', message: /nprobe/ });
+      const before = process.memoryUsage().arrayBuffers;
+      const wide = await index.search(q, 10, { efSearch: 2 ** 31 - 1 }); // 8 000 nodes: the whole graph is explored
+      expect(wide[0]!.ids).toHaveLength(10);
+      expect(process.memoryUsage().arrayBuffers - before).toBeLessThan(16 << 20);
+    } finally {
+      await index.close();
+    }
+  });
+});
