@@ -3,12 +3,33 @@
  * a candidate enters only if strictly better than the current worst kept; sifts compare (value, id) pairs; the
  * final order is best first, equal values ordered by id (larger first for inner product, smaller first for L2).
  * For inner product (`higherIsBetter`) the heap top is the smallest kept value (faiss's CMin), for L2 the largest.
- * A range search is the same heap started at the radius instead of the neutral value: only values strictly past
- * the radius enter, and the best `k` of them are kept.
+ * RangeSink collects a range search: every value strictly past the radius, the best `limit` kept.
  */
 const FLT_MAX = 3.4028234663852886e38;
 
-export class TopK {
+/** Where scans put candidates: those strictly better than `threshold` are offered to `add`. */
+export interface ResultSink {
+  /** A float32 value a candidate must strictly beat. */
+  threshold: number;
+  add(value: number, id: number, payload?: number): boolean;
+}
+
+export interface SortedHits {
+  ids: number[];
+  distances: number[];
+  payloads: number[];
+}
+
+/** Best first; equal values by id as faiss's heap_reorder leaves them (larger id first for IP, smaller for L2). */
+function sortHits(count: number, values: Float32Array, ids: Float64Array, payloads: Float64Array, higherIsBetter: boolean, limit: number): SortedHits {
+  const order = Array.from({ length: count }, (_, i) => i).filter((i) => ids[i] !== -1);
+  const sign = higherIsBetter ? -1 : 1;
+  order.sort((a, b) => sign * (values[a]! - values[b]!) || sign * (ids[a]! - ids[b]!));
+  order.length = Math.min(order.length, limit);
+  return { ids: order.map((i) => ids[i]!), distances: order.map((i) => values[i]!), payloads: order.map((i) => payloads[i]!) };
+}
+
+export class TopK implements ResultSink {
   readonly values: Float32Array;
   readonly ids: Float64Array;
   /** Caller data kept with each entry (an IVF list and offset, for reconstruction). */
@@ -19,9 +40,8 @@ export class TopK {
   constructor(
     readonly k: number,
     readonly higherIsBetter: boolean,
-    start = higherIsBetter ? -FLT_MAX : FLT_MAX,
   ) {
-    this.values = new Float32Array(k).fill(start);
+    this.values = new Float32Array(k).fill(higherIsBetter ? -FLT_MAX : FLT_MAX);
     this.ids = new Float64Array(k).fill(-1);
     this.payloads = new Float64Array(k).fill(-1);
     this.threshold = k > 0 ? this.values[0]! : higherIsBetter ? FLT_MAX : -FLT_MAX;
@@ -66,22 +86,68 @@ export class TopK {
     this.threshold = values[0]!;
   }
 
-  /** Whether every slot holds a result (a range search may have left qualifying rows out). */
-  get full(): boolean {
-    return this.k > 0 && this.ids.every((id) => id !== -1);
+  /** The kept entries, best first (faiss's heap_reorder order), empty slots dropped. */
+  sorted(): SortedHits {
+    return sortHits(this.k, this.values, this.ids, this.payloads, this.higherIsBetter, this.k);
+  }
+}
+
+/**
+ * faiss's range search result, bounded: every candidate strictly past the radius is kept until 2 × limit are held,
+ * then the best `limit` stay and the threshold rises to the worst of them (amortised O(n log n), memory O(limit)).
+ */
+export class RangeSink implements ResultSink {
+  threshold: number;
+  private values = new Float32Array(64);
+  private ids = new Float64Array(64);
+  private payloads = new Float64Array(64);
+  private count = 0;
+  /** More than `limit` results were past the radius. */
+  truncated = false;
+
+  constructor(
+    readonly higherIsBetter: boolean,
+    radius: number,
+    readonly limit: number,
+  ) {
+    this.threshold = Math.fround(radius);
   }
 
-  /** The kept entries, best first (faiss's heap_reorder order), empty slots dropped. */
-  sorted(): { ids: number[]; distances: number[]; payloads: number[] } {
-    const order: number[] = [];
-    for (let i = 0; i < this.k; i++) if (this.ids[i] !== -1) order.push(i);
-    const { values, ids } = this;
-    const sign = this.higherIsBetter ? -1 : 1;
-    order.sort((a, b) => sign * (values[a]! - values[b]!) || sign * (ids[a]! - ids[b]!));
-    return {
-      ids: order.map((i) => ids[i]!),
-      distances: order.map((i) => values[i]!),
-      payloads: order.map((i) => this.payloads[i]!),
-    };
+  add(value: number, id: number, payload = -1): boolean {
+    if (!(this.higherIsBetter ? value > this.threshold : value < this.threshold)) return false;
+    if (this.count === this.values.length) this.grow();
+    this.values[this.count] = value;
+    this.ids[this.count] = id;
+    this.payloads[this.count++] = payload;
+    if (this.count >= 2 * this.limit) this.prune();
+    return true;
+  }
+
+  private grow(): void {
+    const size = this.values.length * 2;
+    const values = new Float32Array(size);
+    const ids = new Float64Array(size);
+    const payloads = new Float64Array(size);
+    values.set(this.values);
+    ids.set(this.ids);
+    payloads.set(this.payloads);
+    Object.assign(this, { values, ids, payloads });
+  }
+
+  private prune(): void {
+    const best = sortHits(this.count, this.values, this.ids, this.payloads, this.higherIsBetter, this.limit);
+    this.count = best.ids.length;
+    best.ids.forEach((id, i) => {
+      this.values[i] = best.distances[i]!;
+      this.ids[i] = id;
+      this.payloads[i] = best.payloads[i]!;
+    });
+    this.threshold = best.distances.at(-1)!;
+    this.truncated = true;
+  }
+
+  sorted(): SortedHits {
+    if (this.count > this.limit) this.truncated = true;
+    return sortHits(this.count, this.values, this.ids, this.payloads, this.higherIsBetter, this.limit);
   }
 }

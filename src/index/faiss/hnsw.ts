@@ -6,7 +6,7 @@
  * indexes and for IVF's HNSW coarse quantizers (k = nprobe).
  */
 import type { HnswGraph } from './format.js';
-import type { TopK } from './heap.js';
+import type { ResultSink } from './heap.js';
 import { dot, l2sq } from './vectors.js';
 
 /** The candidate set: a heap whose top is the worst candidate, with faiss's (value, id) sift order. */
@@ -130,7 +130,7 @@ export class HnswSearcher {
    * Fills `sink` with the graph search's results for `q`. `k` sizes the candidate set as faiss does
    * (max(efSearch, k)): the number of results for a top-k search, 1 for a range search.
    */
-  search(q: Float32Array, sink: TopK, efSearch: number, k: number): void {
+  search(q: Float32Array, sink: ResultSink, efSearch: number, k: number): void {
     const g = this.graph;
     if (g.entryPoint < 0) return;
     let nearest = g.entryPoint;
@@ -162,7 +162,7 @@ export class HnswSearcher {
     return this.generation;
   }
 
-  private level0(q: Float32Array, sink: TopK, start: number, dStart: number, efSearch: number, k: number): void {
+  private level0(q: Float32Array, sink: ResultSink, start: number, dStart: number, efSearch: number, k: number): void {
     const g = this.graph;
     const mark = this.nextGeneration();
     const visited = this.visited;

@@ -8,8 +8,9 @@
 import type { ByteSource } from '../../io/byte-source.js';
 import { indexInvalid } from './cursor.js';
 import type { InvertedLists, IvfNode, ProductQuantizer } from './format.js';
-import { TopK } from './heap.js';
+import { TopK, type ResultSink } from './heap.js';
 import { HnswSearcher } from './hnsw.js';
+import { ListCache, type ListContent } from './list-cache.js';
 import { dot, l2sq, scanRows } from './vectors.js';
 
 /** One index file's (or index part's) lists, and where their bytes are. */
@@ -18,12 +19,6 @@ export interface ListPart {
   lists: InvertedLists;
 }
 
-interface ListContent {
-  n: number;
-  codes: Uint8Array;
-  /** Little-endian int64 ids as (low, high) int32 pairs. */
-  ids: Int32Array;
-}
 
 const EMPTY: ListContent = { n: 0, codes: new Uint8Array(0), ids: new Int32Array(0) };
 
@@ -75,13 +70,16 @@ export interface IvfParams {
 export class IvfSearcher {
   private readonly hnsw: HnswSearcher | undefined;
   private readonly centroids: Float32Array;
+  private readonly lists: ListCache;
   readonly ip: boolean;
 
   constructor(
     readonly node: IvfNode,
     readonly parts: ListPart[],
     private readonly listConcurrency: number,
+    cacheBytes: number,
   ) {
+    this.lists = new ListCache(cacheBytes, (list) => readList(parts, list, node.codeSize));
     const q = node.quantizer;
     this.ip = node.header.metric === 'inner_product';
     this.centroids = (q.kind === 'flat' ? q.vectors : q.storage.vectors)!;
@@ -98,21 +96,14 @@ export class IvfSearcher {
     return heap.sorted().ids;
   }
 
-  async search(q: Float32Array, sink: TopK, params: IvfParams): Promise<void> {
+  async search(q: Float32Array, sink: ResultSink, params: IvfParams): Promise<void> {
     const probes = this.probes(q, params);
     const scan = this.node.pq ? this.pqScanner(q, this.node.pq) : this.flatScanner(q);
-    const pending: Promise<ListContent>[] = [];
-    let next = 0;
-    const fetchMore = () => {
-      while (next < probes.length && pending.length < this.listConcurrency) {
-        const p = readList(this.parts, probes[next++]!, this.node.codeSize);
-        p.catch(() => {}); // awaited below, in order
-        pending.push(p);
-      }
-    };
     for (let i = 0; i < probes.length; i++) {
-      fetchMore();
-      const content = await pending.shift()!;
+      // Lists the next few probes need are fetched while this one is scanned.
+      for (let j = i + 1; j < Math.min(probes.length, i + this.listConcurrency); j++) void Promise.resolve(this.lists.get(probes[j]!)).catch(() => {});
+      const got = this.lists.get(probes[i]!);
+      const content = got instanceof Promise ? await got : got;
       if (content.n > 0) scan(probes[i]!, content, sink);
     }
   }
@@ -120,7 +111,7 @@ export class IvfSearcher {
   private flatScanner(q: Float32Array) {
     const d = this.node.header.d;
     const ip = this.ip;
-    return (list: number, c: ListContent, sink: TopK) => {
+    return (list: number, c: ListContent, sink: ResultSink) => {
       const rows = c.codes.byteOffset % 4 === 0 ? new Float32Array(c.codes.buffer, c.codes.byteOffset, c.n * d) : new Float32Array(c.codes.slice().buffer);
       for (let i = 0; i < c.n; i++) {
         const s = Math.fround(ip ? dot(q, 0, rows, i * d, d) : l2sq(q, 0, rows, i * d, d));
@@ -134,11 +125,12 @@ export class IvfSearcher {
     const d = this.node.header.d;
     const ip = this.ip;
     const byResidual = this.node.byResidual;
-    const table = new Float32Array(M * ksub);
+    // float32 values (faiss's tables are float32) held as doubles: no conversion on each of the M lookups per code.
+    const table = new Float64Array(M * ksub);
     if (ip) innerProductTable(pq, q, table);
     else if (!byResidual) distanceTable(pq, q, table);
     const residual = new Float32Array(d);
-    return (list: number, c: ListContent, sink: TopK) => {
+    return (list: number, c: ListContent, sink: ResultSink) => {
       let dis0 = 0;
       if (byResidual && ip) dis0 = Math.fround(dot(q, 0, this.centroids, list * d, d));
       else if (byResidual) {
@@ -146,9 +138,10 @@ export class IvfSearcher {
         distanceTable(pq, residual, table);
       }
       const codes = c.codes;
-      for (let i = 0, o = 0; i < c.n; i++, o += M) {
-        let s = 0;
-        for (let m = 0; m < M; m++) s += table[(m << 8) + codes[o + m]!]!; // ksub = 256: 8-bit codes only
+      // Four codes bytes per load when the layout allows it (M % 4 = 0, aligned): fewer loads and bounds checks.
+      const words = M % 4 === 0 && codes.byteOffset % 4 === 0 ? new Uint32Array(codes.buffer, codes.byteOffset, (c.n * M) / 4) : undefined;
+      for (let i = 0; i < c.n; i++) {
+        const s = words ? sumWords(table, words, (i * M) / 4, M) : sumBytes(table, codes, i * M, M);
         const dis = Math.fround(dis0 + Math.fround(s));
         if (ip ? dis > sink.threshold : dis < sink.threshold) sink.add(dis, idAt(c.ids, i), list * 4294967296 + i);
       }
@@ -171,32 +164,45 @@ export class IvfSearcher {
     return out;
   }
 
-  /** Entry `offset` of `list` (counted across the parts in order): only its code's bytes are read. */
+  /** Entry `offset` of `list` (counted across the parts in order), through the list cache: hits were just scanned. */
   private async readCode(list: number, offset: number): Promise<Uint8Array> {
+    const content = await this.lists.get(list);
+    if (offset >= content.n) throw indexInvalid(`no entry ${offset} in list ${list} of ${this.parts[0]?.source.name}`);
     const size = this.node.codeSize;
-    let at = offset;
-    for (const { source, lists } of this.parts) {
-      if (at < lists.sizes[list]!) {
-        const code = new Uint8Array(size);
-        await source.readInto(lists.offsets[list]! + at * size, code);
-        return code;
-      }
-      at -= lists.sizes[list]!;
-    }
-    throw indexInvalid(`no entry ${offset} in list ${list} of ${this.parts[0]?.source.name}`);
+    return content.codes.slice(offset * size, (offset + 1) * size);
   }
 }
 
+/** Σ_m T[m][code_m] over one code of M bytes (ksub = 256). */
+function sumBytes(table: Float64Array, codes: Uint8Array, o: number, M: number): number {
+  let s = 0;
+  for (let m = 0; m < M; m++) s += table[(m << 8) + codes[o + m]!]!;
+  return s;
+}
+
+/** The same, reading the code as little-endian 32-bit words (M % 4 = 0), in the same m order. */
+function sumWords(table: Float64Array, words: Uint32Array, w: number, M: number): number {
+  let s = 0;
+  for (let m = 0; m < M; m += 4) {
+    const x = words[w++]!;
+    s += table[(m << 8) + (x & 255)]!;
+    s += table[((m + 1) << 8) + ((x >>> 8) & 255)]!;
+    s += table[((m + 2) << 8) + ((x >>> 16) & 255)]!;
+    s += table[((m + 3) << 8) + (x >>> 24)]!;
+  }
+  return s;
+}
+
 /** T[m][j] = ⟨q_m, C_m[j]⟩ (ProductQuantizer::compute_inner_prod_table). */
-function innerProductTable(pq: ProductQuantizer, q: Float32Array, out: Float32Array): void {
+function innerProductTable(pq: ProductQuantizer, q: Float32Array, out: Float64Array): void {
   for (let m = 0; m < pq.M; m++) {
-    for (let j = 0; j < pq.ksub; j++) out[m * pq.ksub + j] = dot(q, m * pq.dsub, pq.centroids, (m * pq.ksub + j) * pq.dsub, pq.dsub);
+    for (let j = 0; j < pq.ksub; j++) out[m * pq.ksub + j] = Math.fround(dot(q, m * pq.dsub, pq.centroids, (m * pq.ksub + j) * pq.dsub, pq.dsub));
   }
 }
 
 /** T[m][j] = ‖x_m − C_m[j]‖² (ProductQuantizer::compute_distance_table). */
-function distanceTable(pq: ProductQuantizer, x: Float32Array, out: Float32Array): void {
+function distanceTable(pq: ProductQuantizer, x: Float32Array, out: Float64Array): void {
   for (let m = 0; m < pq.M; m++) {
-    for (let j = 0; j < pq.ksub; j++) out[m * pq.ksub + j] = l2sq(x, m * pq.dsub, pq.centroids, (m * pq.ksub + j) * pq.dsub, pq.dsub);
+    for (let j = 0; j < pq.ksub; j++) out[m * pq.ksub + j] = Math.fround(l2sq(x, m * pq.dsub, pq.centroids, (m * pq.ksub + j) * pq.dsub, pq.dsub));
   }
 }

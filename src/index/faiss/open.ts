@@ -22,9 +22,9 @@ export interface FaissSearchParams {
 }
 
 export interface OpenFaissOptions extends FaissSearchParams {
-  /** Bytes of list data (and a Flat index's vectors) kept in memory between searches. Default 64 MiB. */
+  /** Bytes of list data (IVF: whole lists; Flat: blocks of its vectors) kept in memory between searches. Default 64 MiB. */
   cacheBytes?: number;
-  /** Cache block size in bytes (block-cache.ts). Default 64 KiB. */
+  /** Cache block size in bytes for a Flat index's vectors (block-cache.ts). Default 64 KiB. */
   blockBytes?: number;
   /** Lists read ahead of the scan, in parallel. Default 8. */
   listConcurrency?: number;
@@ -99,11 +99,11 @@ export async function openFaissParts(paths: string[], opts: OpenFaissOptions = {
     const first = await parseFile(paths[0]!, opts, false, opened);
     const parts: ListPart[] = [];
     const extras: { node: IndexNode; regions: Region[]; source: ByteSource }[] = [];
-    parts.push(...(await listParts(first.node, first.source, paths[0]!, opts, opened)));
+    parts.push(...(await listParts(first.node, first.raw, paths[0]!, opts, opened)));
     for (const p of paths.slice(1)) {
       const part = await parseFile(p, opts, true, opened);
       extras.push(part);
-      parts.push(...(await listParts(part.node, part.source, p, opts, opened)));
+      parts.push(...(await listParts(part.node, part.raw, p, opts, opened)));
     }
     await checkSameTraining(first, extras);
     return makeIndex(first.node, first.source, parts, paths, opened, opts);
@@ -120,10 +120,13 @@ async function parseFile(pathOrUrl: string, opts: OpenFaissOptions, skim: boolea
   const node = await parser.index();
   const source = withBlockCache(raw, { maxBytes: opts.cacheBytes ?? DEFAULT_CACHE, blockBytes: opts.blockBytes });
   opened[opened.length - 1] = source;
-  return { node, source, regions: parser.regions };
+  return { node, source, raw, regions: parser.regions };
 }
 
-/** Where each list's bytes are: this file, or (ilod) the .ivfdata next to it. */
+/**
+ * Where each list's bytes are: this file, or (ilod) the .ivfdata next to it. Uncached sources: the IVF caches whole
+ * lists (list-cache.ts), so one list is one read (one HTTP request), with no block rounding.
+ */
 async function listParts(node: IndexNode, source: ByteSource, pathOrUrl: string, opts: OpenFaissOptions, opened: ByteSource[]): Promise<ListPart[]> {
   const { core } = unwrap(node);
   if (core.kind !== 'ivf') return [];
@@ -135,7 +138,7 @@ async function listParts(node: IndexNode, source: ByteSource, pathOrUrl: string,
     throw indexInvalid(`${pathOrUrl} keeps its lists in ${name}, which cannot be opened at ${dataPath}: ${(err as Error).message}`,
       'Put the .ivfdata file next to the index (clip-retrieval folders: image.index/merged_index.ivfdata beside populated.index).');
   });
-  const data = withBlockCache(raw, { maxBytes: opts.cacheBytes ?? DEFAULT_CACHE, blockBytes: opts.blockBytes });
+  const data = raw;
   opened.push(data);
   if (data.size < core.lists.totalSize!) {
     throw indexInvalid(`truncated: ${dataPath} is ${data.size} bytes but ${pathOrUrl} records ${core.lists.totalSize} bytes of lists`);
@@ -202,7 +205,7 @@ function indexInfo(node: IndexNode, parts: ListPart[], paths: string[], opened: 
 }
 
 function makeIndex(node: IndexNode, source: ByteSource, parts: ListPart[], paths: string[], opened: ByteSource[], opts: OpenFaissOptions): FaissIndex {
-  const searcher = new TreeSearcher(node, source, parts, opts.listConcurrency ?? 8);
+  const searcher = new TreeSearcher(node, source, parts, opts.listConcurrency ?? 8, opts.cacheBytes ?? DEFAULT_CACHE);
   const { defaults } = searchDefaults(node, opts);
   const info = indexInfo(node, parts, paths, opened, opts);
   const settings = (k: number, params: FaissSearchParams = {}, radius?: number) => {

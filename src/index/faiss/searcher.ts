@@ -6,7 +6,7 @@
 import type { ByteSource } from '../../io/byte-source.js';
 import { indexInvalid } from './cursor.js';
 import type { FlatNode, HnswNode, IndexNode, IvfNode, Transform } from './format.js';
-import { TopK } from './heap.js';
+import { RangeSink, TopK, type ResultSink } from './heap.js';
 import { HnswSearcher } from './hnsw.js';
 import { IvfSearcher, type IvfParams, type ListPart } from './ivf.js';
 import { applyChain, reverseChain, scanRows } from './vectors.js';
@@ -28,7 +28,7 @@ export interface Hits {
   distances: number[];
   /** Per hit, where its vector lives (IVF: list · 2^32 + offset; others: the storage position). */
   payloads: number[];
-  /** A range search filled all its slots: more results may lie past the radius. */
+  /** A range search found more than its limit past the radius (the best were kept). */
   full: boolean;
 }
 
@@ -46,6 +46,7 @@ export class TreeSearcher {
     readonly source: ByteSource,
     parts: ListPart[],
     listConcurrency: number,
+    cacheBytes: number,
   ) {
     const { core, chain, idMaps } = unwrap(root);
     this.core = core;
@@ -53,12 +54,12 @@ export class TreeSearcher {
     this.idMaps = idMaps;
     this.ip = core.header.metric === 'inner_product';
     if (core.kind === 'hnsw') this.hnsw = new HnswSearcher(core.graph, core.storage.vectors!, core.header.d, this.ip);
-    if (core.kind === 'ivf') this.ivf = new IvfSearcher(core, parts, listConcurrency);
+    if (core.kind === 'ivf') this.ivf = new IvfSearcher(core, parts, listConcurrency, cacheBytes);
   }
 
   async search(query: Float32Array, s: SearchSettings): Promise<Hits> {
     const x = this.chain.length > 0 ? applyChain(this.chain, query) : query;
-    const sink = s.radius === undefined ? new TopK(s.k, this.ip) : new TopK(s.k, this.ip, Math.fround(s.radius));
+    const sink = s.radius === undefined ? new TopK(s.k, this.ip) : new RangeSink(this.ip, s.radius, s.k);
     const core = this.core;
     if (core.kind === 'ivf') await this.ivf!.search(x, sink, s);
     else if (core.kind === 'hnsw') this.hnsw!.search(x, sink, s.efSearch, s.hnswK);
@@ -69,11 +70,11 @@ export class TreeSearcher {
       ids: sorted.ids.map((id) => this.idMaps.reduce((inner, map) => map[inner]!, id)),
       distances: sorted.distances,
       payloads,
-      full: s.radius !== undefined && sink.full,
+      full: sink instanceof RangeSink && sink.truncated,
     };
   }
 
-  private async scanFlat(node: FlatNode, q: Float32Array, sink: TopK): Promise<void> {
+  private async scanFlat(node: FlatNode, q: Float32Array, sink: ResultSink): Promise<void> {
     const { d, ntotal } = node.header;
     let next: Promise<Float32Array> | undefined;
     const read = (start: number) => {

@@ -66,9 +66,9 @@ describe('index layouts', () => {
     expect(err).toMatchObject({ code: 'INDEX_INVALID', message: expect.stringMatching(/truncated: .*merged_index\.ivfdata is 100 bytes but .*populated\.index records 288000/) });
   });
 
-  it('over HTTP: opening reads no list; a query reads about its probed lists; a repeat reads nothing', async () => {
+  it('over HTTP: opening reads no list; a query reads exactly its probed lists; a repeat reads nothing', async () => {
     server = await serveFolder(join(dir, 'folders/ondisk'));
-    const index = await openFaissIndex(`${server.base}/image.index/populated.index`, { blockBytes: 1024 });
+    const index = await openFaissIndex(`${server.base}/image.index/populated.index`);
     try {
       const populated = (await readFile(join(dir, 'folders/ondisk/image.index/populated.index'))).length;
       expect(server.sent.get('/image.index/populated.index')).toBeLessThanOrEqual(populated + 1); // + the 1-byte size probe
@@ -79,9 +79,8 @@ describe('index layouts', () => {
       const read = server.totalSent() - before;
       const lists = await listBytes(join(dir, 'folders/ondisk/image.index/populated.index'));
       const probed = ondisk.probes![0]!.reduce((sum, l) => sum + lists[l]!, 0);
-      expect(read).toBeGreaterThanOrEqual(probed);
-      expect(read).toBeLessThanOrEqual(probed + 2 * 1024 * 16);
-      expect(read / 288_000).toBeLessThan(0.25);
+      expect(read).toBe(probed); // each probed list once, whole, nothing else
+      expect(read / 288_000).toBeLessThan(0.1);
       const again = server.totalSent();
       await index.search(queries.subarray(0, 64), 10);
       expect(server.totalSent()).toBe(again);
