@@ -72,12 +72,18 @@ class Candidates {
     this.size--;
   }
 
-  /** The best valid entry, invalidated in place; scans from the end, keeping the last-found of equal values. */
-  popBest(): { id: number; value: number } | undefined {
+  /** Value of the entry popBest returned last. */
+  poppedValue = 0;
+
+  /**
+   * The best valid entry's id (−1 when none), invalidated in place; scans from the end, keeping the last-found of
+   * equal values (faiss's scalar pop_min).
+   */
+  popBest(): number {
     const { ids, dis } = this;
     let i = this.size - 1;
     while (i >= 0 && ids[i] === -1) i--;
-    if (i < 0) return undefined;
+    if (i < 0) return -1;
     let best = i;
     for (i--; i >= 0; i--) {
       if (ids[i] !== -1 && (this.hi ? dis[i]! > dis[best]! : dis[i]! < dis[best]!)) best = i;
@@ -85,7 +91,8 @@ class Candidates {
     const id = ids[best]!;
     ids[best] = -1;
     this.valid--;
-    return { id, value: dis[best]! };
+    this.poppedValue = dis[best]!;
+    return id;
   }
 
   countBetter(value: number): number {
@@ -120,10 +127,9 @@ export class HnswSearcher {
     return this.ip ? a > b : a < b;
   }
 
-  /** Neighbour slots of `node` at `level`: [begin, end). */
-  private range(node: number, level: number): [number, number] {
-    const base = this.graph.offsets[node]!;
-    return [base + this.graph.cum[level]!, base + this.graph.cum[level + 1]!];
+  /** First neighbour slot of `node` at `level`; the level's slots end at begin + cum[level+1] − cum[level]. */
+  private begin(node: number, level: number): number {
+    return this.graph.offsets[node]! + this.graph.cum[level]!;
   }
 
   /**
@@ -138,7 +144,8 @@ export class HnswSearcher {
     for (let level = g.maxLevel; level >= 1; level--) {
       for (;;) {
         const previous = nearest;
-        const [begin, end] = this.range(previous, level);
+        const begin = this.begin(previous, level);
+        const end = begin + g.cum[level + 1]! - g.cum[level]!;
         for (let j = begin; j < end; j++) {
           const v = g.neighbors[j]!;
           if (v < 0) break;
@@ -173,10 +180,11 @@ export class HnswSearcher {
     sink.add(dStart, start);
     visited[start] = mark;
     for (;;) {
-      const popped = candidates.valid > 0 ? candidates.popBest() : undefined;
-      if (!popped) break;
-      if (candidates.countBetter(popped.value) >= efSearch) break;
-      const [begin, end] = this.range(popped.id, 0);
+      const popped = candidates.valid > 0 ? candidates.popBest() : -1;
+      if (popped < 0) break;
+      if (candidates.countBetter(candidates.poppedValue) >= efSearch) break;
+      const begin = this.begin(popped, 0);
+      const end = begin + g.cum[1]! - g.cum[0]!;
       for (let j = begin; j < end; j++) {
         const v = g.neighbors[j]!;
         if (v < 0) break;
