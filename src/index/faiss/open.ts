@@ -200,7 +200,10 @@ function indexInfo(node: IndexNode, parts: ListPart[], paths: string[], opened: 
     lists: ivf?.lists.kind,
     files,
     bytesOnDisk: files.reduce((sum, f) => sum + f.bytes, 0),
-    residentBytes: residentBytes(node) + parts.reduce((sum, p) => sum + 3 * 8 * p.lists.nlist, 0),
+    residentBytes: residentBytes(node) + parts.reduce((sum, { lists: l }) => {
+      const arrays = new Set([l.offsets, l.sizes, l.capacities]); // inline lists share sizes and capacities
+      return sum + [...arrays].reduce((bytes, a) => bytes + a.byteLength, 0);
+    }, 0),
   };
 }
 
