@@ -23,7 +23,7 @@ import {
   type NpyDtype,
   type NpyHeader,
 } from './npy-header.js';
-import { isHttpUrl, openFileSource, openHttpSource, type ByteSource, type HttpSourceOptions } from './npy-source.js';
+import { isHttpUrl, openFileSource, openHttpSource, type ByteSource, type HttpSourceOptions } from './byte-source.js';
 
 export type { NpyDtype, NpyHeader } from './npy-header.js';
 export { parseNpyHeader, encodeNpyHeader, parsePythonLiteral, formatShape } from './npy-header.js';
@@ -35,7 +35,7 @@ export {
   NativeFloat16Array,
   type Float16Impl,
 } from './npy-float16.js';
-export type { HttpSourceOptions } from './npy-source.js';
+export type { HttpSourceOptions } from './byte-source.js';
 
 export interface NpyFile {
   header: NpyHeader;

@@ -1,11 +1,18 @@
 /**
- * Byte-range sources for .npy reading: a local file (positioned reads on one FileHandle) or an http(s) URL (one
- * HTTP Range request per read, on a small keep-alive undici Agent with connect/headers/body timeouts, redirects
- * followed). A read fetches exactly the bytes asked for, so memory follows the caller's range, never the file.
+ * The one way to read bytes of a file in place (.npy, faiss indexes, parquet and Arrow metadata): a local file
+ * (positioned reads on one FileHandle) or an http(s) URL (one HTTP Range request per read, on a small keep-alive
+ * undici Agent with connect/headers/body timeouts, redirects followed). A read fetches exactly the bytes asked for,
+ * so memory follows the caller's range, never the file. `openByteSource` picks the kind by URL scheme (s3:// can
+ * join it there); `withBlockCache` (block-cache.ts) adds a cache bounded in bytes in front of any source.
  */
 import { open, type FileHandle } from 'node:fs/promises';
+import { fileURLToPath } from 'node:url';
 import { Agent, interceptors, request, type Dispatcher } from 'undici';
 import { ClipstreamError, inputMalformed, inputNotFound } from '../core/errors.js';
+
+const truncated = (message: string) => inputMalformed(`truncated: ${message}`, {
+  hint: 'The file was cut short (an interrupted copy or download?) or its header claims more than it holds; copy or rebuild it.',
+});
 
 export interface ByteSource {
   /** Path or URL, for messages. */
@@ -38,7 +45,7 @@ export async function openFileSource(path: string, probe: number): Promise<{ sou
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'ENOENT') throw inputNotFound(`no such file: ${path}`, { cause: err });
-    if (code === 'EISDIR') throw inputMalformed(`expected a .npy file but ${path} is a folder`, { cause: err });
+    if (code === 'EISDIR') throw inputMalformed(`expected a file but ${path} is a folder`, { cause: err });
     throw err;
   }
   try {
@@ -50,9 +57,7 @@ export async function openFileSource(path: string, probe: number): Promise<{ sou
         let done = 0;
         while (done < into.length) {
           const { bytesRead } = await handle.read(into, done, into.length - done, offset + done);
-          if (bytesRead === 0) {
-            throw new ClipstreamError('NPY_MALFORMED', `truncated: ${path} ended at byte ${offset + done}, expected ${offset + into.length}`);
-          }
+          if (bytesRead === 0) throw truncated(`${path} ended at byte ${offset + done}, expected ${offset + into.length}`);
           done += bytesRead;
         }
       },
@@ -97,7 +102,7 @@ export async function openHttpSource(
       if (res.statusCode === 416) {
         const total = /\/(\d+)\s*$/.exec(String(res.headers['content-range'] ?? ''));
         if (total && offset === 0) return Number(total[1]); // an empty file: the caller reports it as truncated
-        throw new ClipstreamError('NPY_MALFORMED', `truncated: ${url} has no bytes at ${offset}-${last} (HTTP 416)`);
+        throw truncated(`${url} has no bytes at ${offset}-${last} (HTTP 416)`);
       }
       if (res.statusCode === 200) {
         throw inputMalformed(
@@ -158,9 +163,7 @@ export async function openHttpSource(
       size,
       async readInto(offset, into) {
         if (into.length === 0) return;
-        if (offset + into.length > size) {
-          throw new ClipstreamError('NPY_MALFORMED', `truncated: ${url} ends at byte ${size}, expected ${offset + into.length}`);
-        }
+        if (offset + into.length > size) throw truncated(`${url} ends at byte ${size}, expected ${offset + into.length}`);
         await withRetries(offset, into);
       },
       async close() {
@@ -175,3 +178,33 @@ export async function openHttpSource(
 }
 
 class RetryableError extends Error {}
+
+export interface OpenByteSourceOptions {
+  /** Bytes to read at open (fewer if the file is shorter), returned as `head`: one request for a header. Default 0. */
+  probe?: number;
+  /** For http(s) URLs. */
+  http?: HttpSourceOptions;
+}
+
+/** Opens a local path, a `file://` URL or an http(s) URL as a ByteSource, by scheme. */
+export async function openByteSource(
+  pathOrUrl: string,
+  opts: OpenByteSourceOptions = {},
+): Promise<{ source: ByteSource; head: Uint8Array }> {
+  const probe = opts.probe ?? 0;
+  if (isHttpUrl(pathOrUrl)) return openHttpSource(pathOrUrl, probe, opts.http);
+  if (/^file:\/\//i.test(pathOrUrl)) return openFileSource(fileURLToPath(pathOrUrl), probe);
+  if (/^[a-z][a-z0-9+.-]+:\/\//i.test(pathOrUrl)) {
+    throw inputNotFound(`cannot read ${pathOrUrl}: only local paths, file:// and http(s):// URLs are supported`, {
+      hint: 'Download the file first, or serve it over HTTP with range support.',
+    });
+  }
+  return openFileSource(pathOrUrl, probe);
+}
+
+/** The bytes at `[offset, offset + length)` in a new buffer. */
+export async function readBytes(source: ByteSource, offset: number, length: number): Promise<Uint8Array> {
+  const out = new Uint8Array(length);
+  await source.readInto(offset, out);
+  return out;
+}

@@ -1,0 +1,258 @@
+"""Builds the faiss test fixtures into OUT (argv[1]) with faiss-cpu and autofaiss, and records faiss's own answers.
+
+Run by scripts/faiss-fixtures.sh (from test/index/faiss/fixtures.ts) (the venv of scripts/faiss-env.sh). Small on
+purpose (≤ 20 000 vectors of 64 dimensions, ~1 min on 2 cores). Writes:
+
+  indexes/{name}.index           one index per type and list layout (see FIXTURES below)
+  folders/{name}/                clip-retrieval-shaped folders: image.index (file, or folder of populated.index +
+                                 merged_index.ivfdata), index-parts/, image.json, metadata/ (parquet or arrow)
+  queries.npy                    float32 (Q, 64) queries, L2-normalised
+  answers/{name}.json            faiss's answers: settings read back, top-k, range search, probes, override search
+  manifest.json                  faiss / numpy / pyarrow versions, the SIMD level, the fixture list
+"""
+import json
+import os
+import shutil
+import sys
+
+import numpy as np
+
+import faiss
+import pyarrow as pa
+import pyarrow.parquet as pq
+from faiss.contrib.ondisk import merge_ondisk
+
+OUT = sys.argv[1]
+D = 64
+N = 12_000
+RNG = np.random.default_rng(1234)
+faiss.omp_set_num_threads(2)
+
+
+def normalize(x):
+    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+
+
+def clustered(n, centers):
+    """Points around random centres (LAION-like: clumpy, normalised), so lists are uneven and neighbours close."""
+    which = RNG.integers(0, len(centers), size=n)
+    return normalize(centers[which] + 0.35 * RNG.standard_normal((n, D)).astype(np.float32))
+
+
+CENTERS = normalize(RNG.standard_normal((50, D)).astype(np.float32))
+XB = clustered(N, CENTERS)
+XQ = np.concatenate([clustered(12, CENTERS), normalize(XB[:8] + 0.05 * RNG.standard_normal((8, D)).astype(np.float32))])
+IP, L2 = faiss.METRIC_INNER_PRODUCT, faiss.METRIC_L2
+
+
+def path(*parts):
+    p = os.path.join(OUT, *parts)
+    os.makedirs(os.path.dirname(p), exist_ok=True)
+    return p
+
+
+def radius_for(index):
+    """A radius that keeps ~200 results for the first query (so range search returns many, not all)."""
+    dist, _ = index.search(XQ[:1], 200)
+    return float(dist[0][-1])
+
+
+def try_ivf(index):
+    try:
+        return faiss.extract_index_ivf(index)
+    except RuntimeError:
+        return None
+
+
+def settings(index):
+    s = {}
+    ivf = try_ivf(index)
+    if ivf is not None:
+        s["nprobe"] = ivf.nprobe
+        s["nlist"] = ivf.nlist
+        q = faiss.downcast_index(ivf.quantizer)
+        if isinstance(q, faiss.IndexHNSW):
+            s["efSearch"] = q.hnsw.efSearch
+    inner = faiss.downcast_index(index)
+    if isinstance(inner, faiss.IndexHNSW):
+        s["efSearch"] = inner.hnsw.efSearch
+    return s
+
+
+def write(name, index):
+    faiss.write_index(index, path("indexes", f"{name}.index"))
+
+
+def build_autofaiss(folder, key, params, metric="ip"):
+    """An index built the way clip-retrieval builds it (autofaiss, explicit key and params), with its infos JSON."""
+    from autofaiss import build_index
+
+    os.makedirs(folder, exist_ok=True)
+    build_index(
+        embeddings=XB, index_path=os.path.join(folder, "image.index"), index_infos_path=os.path.join(folder, "image.json"),
+        index_key=key, index_param=params, metric_type=metric, max_index_memory_usage="1G", current_memory_available="4G",
+        nb_cores=2, verbose=40,
+    )
+
+
+def build_parts(folder, key, params, parts=3):
+    """autofaiss's distributed shape: a trained index, parts holding global ids (add_with_ids), merged on disk."""
+    m, d_out, nlist = 16, 64, 256  # the key's numbers
+    q = faiss.IndexHNSWFlat(d_out, 32, IP)  # as autofaiss builds IVFc_HNSW32 for IP
+    ivfpq = faiss.IndexIVFPQ(q, d_out, nlist, m, 8, IP)
+    index = faiss.IndexPreTransform(faiss.OPQMatrix(D, m, d_out), ivfpq)
+    index.train(XB)
+    faiss.ParameterSpace().set_index_parameters(index, params)
+    trained = path(folder, "trained.index")
+    faiss.write_index(index, trained)
+    bounds = np.linspace(0, N, parts + 1).astype(int)
+    names = []
+    for p in range(parts):
+        part = faiss.read_index(trained)
+        part.add_with_ids(XB[bounds[p] : bounds[p + 1]], np.arange(bounds[p], bounds[p + 1], dtype=np.int64))
+        names.append(path(folder, "index-parts", f"{p:02d}.index"))
+        faiss.write_index(part, names[-1])
+    # Merged as clip-retrieval's index_combiner does, in another folder first: the stored ivfdata path then names
+    # a place that no longer exists, and readers must use its basename next to populated.index.
+    staging = path(folder, "staging", "x")
+    empty = faiss.read_index(names[0], faiss.IO_FLAG_MMAP)
+    empty.ntotal = 0
+    faiss.extract_index_ivf(empty).ntotal = 0
+    merge_ondisk(empty, names, os.path.join(os.path.dirname(staging), "merged_index.ivfdata"))
+    faiss.write_index(empty, os.path.join(os.path.dirname(staging), "populated.index"))
+    os.makedirs(path(folder, "image.index", "x").rsplit("/", 1)[0], exist_ok=True)
+    for f in ("populated.index", "merged_index.ivfdata"):
+        shutil.move(os.path.join(os.path.dirname(staging), f), path(folder, "image.index", f))
+    shutil.rmtree(os.path.dirname(staging))
+    os.remove(trained)
+    json.dump({"index_key": key, "index_param": params, "nb vectors": N}, open(path(folder, "image.json"), "w"))
+
+
+def record_ondisk(name, folder):
+    index = faiss.read_index(path(folder, "image.index", "populated.index"), faiss.IO_FLAG_ONDISK_SAME_DIR)
+    record_from(name, index, IP, override="nprobe=32,efSearch=64")
+
+
+def record_from(name, index, metric, override=None):
+    out = {"metric": "ip" if metric == IP else "l2", "d": index.d, "ntotal": index.ntotal, "settings": settings(index)}
+    for k in (10, 300):
+        dist, ids = index.search(XQ, k)
+        out[f"top{k}"] = {"ids": ids.tolist(), "distances": dist.tolist()}
+    radius = radius_for(index)
+    lims, dist, ids = index.range_search(XQ, radius)
+    out["range"] = {"radius": radius, "lims": lims.tolist(), "ids": ids.tolist(), "distances": dist.tolist()}
+    ivf = try_ivf(index)
+    if ivf is not None:
+        _, probes = ivf.quantizer.search(np.ascontiguousarray(chain(index, XQ)), ivf.nprobe)
+        out["probes"] = probes.tolist()
+    if override:
+        faiss.ParameterSpace().set_index_parameters(index, override)
+        dist, ids = index.search(XQ, 10)
+        out["override"] = {"params": override, "settings": settings(index), "ids": ids.tolist(), "distances": dist.tolist()}
+    out["search_and_reconstruct"] = search_and_reconstruct(index)
+    json.dump(out, open(path("answers", f"{name}.json"), "w"))
+
+
+def chain(index, x):
+    if not isinstance(index, faiss.IndexPreTransform):
+        return x
+    for i in range(index.chain.size()):
+        x = faiss.downcast_VectorTransform(index.chain.at(i)).apply(x)
+    return x
+
+
+def search_and_reconstruct(index):
+    try:
+        dist, ids, recons = index.search_and_reconstruct(XQ[:2], 5)
+        return {"ids": ids.tolist(), "vectors": recons.tolist()}
+    except RuntimeError as e:
+        return {"error": str(e)}
+
+
+def metadata_rows(start, end):
+    rows = np.arange(start, end)
+    return {
+        "url": [f"https://img.example/{i}.jpg" for i in rows],
+        "caption": [f"caption of row {i}" for i in rows],
+        "row": rows.astype(np.int64),
+        "width": (rows % 997 + 1).astype(np.int32),
+    }
+
+
+def write_parquet_metadata(folder, bounds, row_group_size=700):
+    for p in range(len(bounds) - 1):
+        table = pa.table(metadata_rows(bounds[p], bounds[p + 1]))
+        pq.write_table(table, path(folder, "metadata", f"metadata_{p}.parquet"), row_group_size=row_group_size)
+
+
+def write_arrow_metadata(folder, splits):
+    """clip back's use_arrow layout: IPC *file* format, several record batches per file, files named to sort right."""
+    for name, (start, end) in splits.items():
+        table = pa.table(metadata_rows(start, end))
+        with pa.OSFile(path(folder, "metadata", name), "wb") as sink:
+            with pa.ipc.new_file(sink, table.schema) as writer:
+                for batch in table.to_batches(max_chunksize=1500):
+                    writer.write_batch(batch)
+
+
+def main():
+    os.makedirs(OUT, exist_ok=True)
+    np.save(path("queries.npy"), XQ)
+    fixtures = []
+
+    def single(name, key, metric, **kw):
+        index = faiss.index_factory(D, key, metric)
+        n = kw.get("n", N)
+        xb = XB[:n]
+        if not index.is_trained:
+            index.train(xb if n >= 5000 else XB)
+        ids = kw.get("ids")
+        index.add(xb) if ids is None else index.add_with_ids(xb, ids)
+        if kw.get("params"):
+            faiss.ParameterSpace().set_index_parameters(index, kw["params"])
+        write(name, index)
+        record_from(name, faiss.read_index(path("indexes", f"{name}.index")), metric, override=kw.get("override"))
+        fixtures.append(name)
+
+    single("flat_ip", "Flat", IP, n=5000)
+    single("flat_l2", "Flat", L2, n=5000)
+    single("idmap_flat_ip", "IDMap,Flat", IP, n=3000, ids=np.arange(3000, dtype=np.int64) * 7 + 5)
+    single("hnsw_ip", "HNSW32", IP, n=8000, params="efSearch=24", override="efSearch=64")
+    single("hnsw_l2", "HNSW16", L2, n=8000, params="efSearch=20")
+    big_ids = RNG.permutation(N).astype(np.int64) + (1 << 33)
+    single("ivfflat_ip", "IVF64,Flat", IP, params="nprobe=6", ids=big_ids, override="nprobe=20")
+    single("ivfflat_l2", "IVF64,Flat", L2, params="nprobe=5")
+    single("ivfflat_sparse_ip", "IVF256,Flat", IP, n=300, params="nprobe=8")
+    single("ivfpq_l2", "IVF128,PQ16x8np", L2, params="nprobe=10", override="nprobe=40")
+    single("ivfpq_ip", "IVF128,PQ16x8np", IP, params="nprobe=10")
+    single("opq_ivfpq_ip", "OPQ16_64,IVF128,PQ16x8np", IP, params="nprobe=12")
+    single("opq_ivfhnswpq_l2", "OPQ8_64,IVF256_HNSW32,PQ8x8np", L2, params="nprobe=16,efSearch=32")
+
+    # clip-retrieval-shaped folders (autofaiss for the single-file ones, the distributed shape for the parts).
+    build_autofaiss(path("folders", "autofaiss", "x").rsplit("/", 1)[0], "OPQ16_64,IVF256_HNSW32,PQ16x8", "nprobe=16,efSearch=32,ht=2048")
+    write_parquet_metadata(os.path.join("folders", "autofaiss"), [0, 5000, 9000, N])
+    record_from("autofaiss", faiss.read_index(path("folders", "autofaiss", "image.index")), IP, override="nprobe=48,efSearch=96")
+    fixtures.append("autofaiss")
+
+    build_autofaiss(path("folders", "wide", "x").rsplit("/", 1)[0], "OPQ16_128,IVF256_HNSW32,PQ16x8", "nprobe=16,efSearch=32,ht=2048")
+    record_from("wide", faiss.read_index(path("folders", "wide", "image.index")), IP)
+    fixtures.append("wide")
+
+    build_parts(os.path.join("folders", "ondisk"), "OPQ16_64,IVF256_HNSW32,PQ16x8", "nprobe=16,efSearch=32,ht=2048")
+    write_arrow_metadata(os.path.join("folders", "ondisk"), {"0_en.arrow": (0, 7000), "1_multi.arrow": (7000, N)})
+    record_ondisk("ondisk", os.path.join("folders", "ondisk"))
+    fixtures.append("ondisk")
+
+    # The parts folder alone (searched as one index), with parquet metadata one row short: misaligned.
+    shutil.copytree(path("folders", "ondisk", "index-parts"), path("folders", "misaligned", "index-parts"))
+    write_parquet_metadata(os.path.join("folders", "misaligned"), [0, 6000, N - 1])
+
+    manifest = {
+        "faiss": faiss.__version__, "numpy": np.__version__, "pyarrow": pa.__version__,
+        "simd": faiss.get_compile_options(), "d": D, "n": N, "queries": len(XQ), "fixtures": fixtures,
+    }
+    json.dump(manifest, open(path("manifest.json"), "w"), indent=1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,97 @@
+/**
+ * A faiss index folder as a SearchBackend (src/index/search.ts), as clip back serves it: top-k or every result
+ * past a minimum similarity (faiss's range search), ids → metadata rows, url dedup, near-duplicate dedup on the
+ * vectors decoded from the index (clip back's way: inner products of the reconstructions ≥ the threshold).
+ * Similarity: the inner product for IP indexes (what clip back returns); for L2 indexes of unit vectors,
+ * 1 − d/2 (d the squared distance), which is the same cosine.
+ */
+import { ClipstreamError } from '../../core/errors.js';
+import type { SearchBackend, SearchQuery, SearchResult, SearchResults } from '../search.js';
+import { openFaissFolder, type FaissFolder, type OpenFaissFolderOptions } from './folder.js';
+
+const queryInvalid = (message: string, hint?: string) => new ClipstreamError('QUERY_INVALID', message, hint ? { hint } : {});
+
+/**
+ * The largest float32 strictly below x: faiss keeps only scores strictly past the radius, and a threshold keeps the
+ * scores (float32) at it too — score > float32Below(x) ⇔ score ≥ x.
+ */
+export function float32Below(x: number): number {
+  const f = new Float32Array([x]);
+  if (f[0]! < x) return f[0]!;
+  if (f[0] === 0) return -1.401298464324817e-45;
+  const bits = new Int32Array(f.buffer);
+  bits[0] = bits[0]! + (f[0]! > 0 ? -1 : 1);
+  return f[0]!;
+}
+
+function float32Above(x: number): number {
+  return -float32Below(-x);
+}
+
+export interface FaissBackend extends SearchBackend {
+  folder: FaissFolder;
+}
+
+export async function openFaissBackend(folder: string, opts: OpenFaissFolderOptions = {}): Promise<FaissBackend> {
+  const opened = await openFaissFolder(folder, opts);
+  const { index, metadata } = opened;
+  const ip = index.info.metric === 'inner_product';
+  const similarity = (d: number) => (ip ? d : 1 - d / 2);
+
+  async function neighbours(q: SearchQuery, limit: number, withVectors: boolean) {
+    if (q.minSimilarity === undefined) {
+      const found = withVectors ? await index.searchAndReconstruct(q.vector, limit) : (await index.search(q.vector, limit))[0]!;
+      return { ...found, truncated: found.ids.length >= limit };
+    }
+    const radius = ip ? float32Below(q.minSimilarity) : float32Above(2 * (1 - q.minSimilarity));
+    return index.rangeSearch(q.vector, radius, { maxResults: limit, reconstruct: withVectors });
+  }
+
+  return {
+    folder: opened,
+    async search(q): Promise<SearchResults> {
+      if (q.where) throw queryInvalid(`where predicates are not supported on the faiss index ${folder}`, 'Filter the results on their metadata instead, or build a clipstream index (clipstream index).');
+      if ((q.column ?? 'vector') !== 'vector') throw queryInvalid(`the faiss index ${folder} is searched by its ${opts.modality ?? 'image'} embeddings only`);
+      if (q.vector.length !== index.info.d) {
+        throw queryInvalid(`the query has ${q.vector.length} dimensions but the index at ${folder} has ${index.info.d}`, 'Embed the query with the model that built the index.');
+      }
+      const limit = q.minSimilarity !== undefined ? (q.maxResults ?? 10_000) : (q.k ?? 10);
+      const found = await neighbours(q, limit, q.nearDuplicate !== undefined);
+      const rows = metadata ? await metadata.get(found.ids) : [];
+      const out: SearchResults = [];
+      out.truncated = found.truncated;
+      const seenUrls = new Set<unknown>();
+      const kept: Float32Array[] = [];
+      found.ids.forEach((id, i) => {
+        const row: Record<string, unknown> = rows[i] ?? {};
+        if (q.dedupUrls && row.url != null) {
+          if (seenUrls.has(row.url)) return;
+          seenUrls.add(row.url);
+        }
+        if (q.nearDuplicate !== undefined) {
+          const v = (found as { vectors?: Float32Array[] }).vectors![i]!;
+          if (kept.some((k) => dot(k, v) >= q.nearDuplicate!)) return;
+          kept.push(v);
+        }
+        const result: SearchResult = { ...row, id, similarity: similarity(found.distances[i]!) };
+        out.push(result);
+      });
+      return out;
+    },
+    async getByIds(ids) {
+      if (!metadata) return [];
+      const wanted = ids.filter((id) => Number.isSafeInteger(id) && id >= 0);
+      const rows = await metadata.get(wanted);
+      return wanted.flatMap((id, i) => (rows[i] ? [{ id, metadata: rows[i] }] : []));
+    },
+    close() {
+      void opened.close();
+    },
+  };
+}
+
+function dot(a: Float32Array, b: Float32Array): number {
+  let s = 0;
+  for (let i = 0; i < a.length; i++) s += a[i]! * b[i]!;
+  return s;
+}

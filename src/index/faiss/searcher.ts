@@ -1,0 +1,123 @@
+/**
+ * Search over a parsed index tree: the pre-transform chain, then the inner index (Flat scanned in chunks from the
+ * file, HNSW over its resident graph, IVF over lists read on demand), ids mapped through an IDMap. One shape for
+ * top-k and range search: a TopK heap (started at the radius for a range search).
+ */
+import type { ByteSource } from '../../io/byte-source.js';
+import { indexInvalid } from './cursor.js';
+import type { FlatNode, HnswNode, IndexNode, IvfNode, Transform } from './format.js';
+import { RangeSink, TopK, type ResultSink } from './heap.js';
+import { HnswSearcher } from './hnsw.js';
+import { IvfSearcher, type IvfParams, type ListPart } from './ivf.js';
+import { applyChain, reverseChain, scanRows } from './vectors.js';
+
+/** Vectors a top-level Flat scan reads at once (~1 MB at d = 64, 2 MB at 512). */
+const FLAT_CHUNK_VECTORS = 1024;
+
+export interface SearchSettings extends IvfParams {
+  /** Results wanted: k, or maxResults for a range search. */
+  k: number;
+  /** Undefined: top-k. Otherwise only results strictly better than it (IP: > radius, L2: < radius). */
+  radius?: number;
+  /** Candidate-set size for HNSW: k for a top-k search, 1 for a range search (as faiss). */
+  hnswK: number;
+}
+
+export interface Hits {
+  ids: number[];
+  distances: number[];
+  /** Per hit, where its vector lives (IVF: list · 2^32 + offset; others: the storage position). */
+  payloads: number[];
+  /** A range search found more than its limit past the radius (the best were kept). */
+  full: boolean;
+}
+
+export class TreeSearcher {
+  private readonly hnsw: HnswSearcher | undefined;
+  readonly ivf: IvfSearcher | undefined;
+  readonly ip: boolean;
+  readonly core: FlatNode | HnswNode | IvfNode;
+  private readonly chain: Transform[];
+  private readonly idMaps: Float64Array[];
+
+  constructor(
+    readonly root: IndexNode,
+    /** The index file (a top-level Flat index's vectors). */
+    readonly source: ByteSource,
+    parts: ListPart[],
+    listConcurrency: number,
+    cacheBytes: number,
+  ) {
+    const { core, chain, idMaps } = unwrap(root);
+    this.core = core;
+    this.chain = chain;
+    this.idMaps = idMaps;
+    this.ip = core.header.metric === 'inner_product';
+    if (core.kind === 'hnsw') this.hnsw = new HnswSearcher(core.graph, core.storage.vectors!, core.header.d, this.ip);
+    if (core.kind === 'ivf') this.ivf = new IvfSearcher(core, parts, listConcurrency, cacheBytes);
+  }
+
+  async search(query: Float32Array, s: SearchSettings): Promise<Hits> {
+    const x = this.chain.length > 0 ? applyChain(this.chain, query) : query;
+    const sink = s.radius === undefined ? new TopK(s.k, this.ip) : new RangeSink(this.ip, s.radius, s.k);
+    const core = this.core;
+    if (core.kind === 'ivf') await this.ivf!.search(x, sink, s);
+    else if (core.kind === 'hnsw') this.hnsw!.search(x, sink, s.efSearch, s.hnswK);
+    else await this.scanFlat(core, x, sink);
+    const sorted = sink.sorted();
+    const payloads = core.kind === 'ivf' ? sorted.payloads : sorted.ids;
+    return {
+      ids: sorted.ids.map((id) => this.idMaps.reduce((inner, map) => map[inner]!, id)),
+      distances: sorted.distances,
+      payloads,
+      full: sink instanceof RangeSink && sink.truncated,
+    };
+  }
+
+  private async scanFlat(node: FlatNode, q: Float32Array, sink: ResultSink): Promise<void> {
+    const { d, ntotal } = node.header;
+    let next: Promise<Float32Array> | undefined;
+    const read = (start: number) => {
+      const n = Math.min(FLAT_CHUNK_VECTORS, ntotal - start);
+      const rows = new Float32Array(n * d);
+      return this.source.readInto(node.vectorsOffset + start * d * 4, new Uint8Array(rows.buffer)).then(() => rows);
+    };
+    for (let start = 0; start < ntotal; start += FLAT_CHUNK_VECTORS) {
+      const rows = await (next ?? read(start));
+      next = start + FLAT_CHUNK_VECTORS < ntotal ? read(start + FLAT_CHUNK_VECTORS) : undefined;
+      next?.catch(() => {});
+      scanRows(q, rows, rows.length / d, d, this.ip, sink, start);
+    }
+  }
+
+  /** Vectors of search hits (their payloads), in the input space (the pre-transform reversed). */
+  async reconstruct(payloads: number[]): Promise<Float32Array[]> {
+    const core = this.core;
+    const out: Float32Array[] = [];
+    for (const p of payloads) {
+      let v: Float32Array;
+      if (core.kind === 'ivf') v = await this.ivf!.decode(p);
+      else if (core.kind === 'hnsw') v = core.storage.vectors!.slice(p * core.header.d, (p + 1) * core.header.d);
+      else {
+        if (p < 0 || p >= core.header.ntotal) throw indexInvalid(`${this.source.name}: no vector at position ${p}`);
+        v = new Float32Array(core.header.d);
+        await this.source.readInto(core.vectorsOffset + p * core.header.d * 4, new Uint8Array(v.buffer));
+      }
+      out.push(this.chain.length > 0 ? reverseChain(this.chain, v) : v);
+    }
+    return out;
+  }
+}
+
+/** The searched index inside the wrappers, the transforms to apply (in order) and the id maps (innermost first). */
+export function unwrap(node: IndexNode): { core: FlatNode | HnswNode | IvfNode; chain: Transform[]; idMaps: Float64Array[] } {
+  const chain: Transform[] = [];
+  const idMaps: Float64Array[] = [];
+  let at = node;
+  while (at.kind === 'pretransform' || at.kind === 'idmap') {
+    if (at.kind === 'pretransform') chain.push(...at.chain);
+    else idMaps.unshift(at.idMap);
+    at = at.inner;
+  }
+  return { core: at, chain, idMaps };
+}
