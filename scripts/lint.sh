@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# `npm run lint` and the test script: ESLint and the function-length check on the TypeScript, ruff (lint + format
-# check) on the Python client.
+# `npm run lint` and the test script: ESLint, prettier (format check) and the function-length check on the
+# TypeScript, ruff (lint + format check) on the Python client. `--fix` formats and fixes what can be.
 # ruff comes from PyPI, pinned, into a small venv of its own (~/.cache/clipstream/venv-tools) made on first use.
 #   scripts/lint.sh [--fix]
 set -uo pipefail
@@ -14,6 +14,13 @@ if [ $fix = 1 ]; then
   node_modules/.bin/eslint --no-error-on-unmatched-pattern --fix src test bench scripts web || status=1
 else
   node_modules/.bin/eslint --no-error-on-unmatched-pattern src test bench scripts web || status=1
+fi
+
+PRETTIER_FILES=("src/**/*.ts" "test/**/*.ts" "bench/**/*.mjs" "scripts/**/*.mjs" "web/**/*.{ts,tsx}" eslint.config.js vitest.config.ts)
+if [ $fix = 1 ]; then
+  node_modules/.bin/prettier --log-level warn --write "${PRETTIER_FILES[@]}" || status=1
+else
+  node_modules/.bin/prettier --log-level warn --check "${PRETTIER_FILES[@]}" || { echo "lint: run \`npm run lint -- --fix\` to format the TypeScript" >&2; status=1; }
 fi
 
 # functions over ~60 lines of their own, without a reason written above them

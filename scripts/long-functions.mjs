@@ -26,7 +26,14 @@ function* files(dir) {
   }
 }
 
-const isFunction = (n) => ts.isFunctionDeclaration(n) || ts.isMethodDeclaration(n) || ts.isFunctionExpression(n) || ts.isArrowFunction(n) || ts.isConstructorDeclaration(n) || ts.isGetAccessor(n) || ts.isSetAccessor(n);
+const isFunction = (n) =>
+  ts.isFunctionDeclaration(n) ||
+  ts.isMethodDeclaration(n) ||
+  ts.isFunctionExpression(n) ||
+  ts.isArrowFunction(n) ||
+  ts.isConstructorDeclaration(n) ||
+  ts.isGetAccessor(n) ||
+  ts.isSetAccessor(n);
 
 /** Lines of `node` that hold code of its own: not blank, not comment-only, not inside a nested function. */
 function ownLines(node, source, text) {
@@ -49,9 +56,10 @@ function ownLines(node, source, text) {
 
 function reasonAbove(node, text) {
   const ranges = ts.getLeadingCommentRanges(text, node.getFullStart()) ?? [];
-  const parentRanges = node.parent && (ts.isVariableDeclaration(node.parent) || ts.isPropertyAssignment(node.parent))
-    ? ts.getLeadingCommentRanges(text, node.parent.parent?.parent?.getFullStart?.() ?? 0) ?? []
-    : [];
+  const parentRanges =
+    node.parent && (ts.isVariableDeclaration(node.parent) || ts.isPropertyAssignment(node.parent))
+      ? (ts.getLeadingCommentRanges(text, node.parent.parent?.parent?.getFullStart?.() ?? 0) ?? [])
+      : [];
   return [...ranges, ...parentRanges].some((r) => /^\s*(\*|\/\/)?\s*Long: /m.test(text.slice(r.pos, r.end)));
 }
 
@@ -59,13 +67,23 @@ const found = [];
 for (const dir of roots) {
   for (const path of files(join(root, dir))) {
     const text = readFileSync(path, 'utf8');
-    const source = ts.createSourceFile(path, text, ts.ScriptTarget.Latest, true, path.endsWith('x') ? ts.ScriptKind.TSX : ts.ScriptKind.TS);
+    const source = ts.createSourceFile(
+      path,
+      text,
+      ts.ScriptTarget.Latest,
+      true,
+      path.endsWith('x') ? ts.ScriptKind.TSX : ts.ScriptKind.TS,
+    );
     const visit = (n) => {
       if (isFunction(n) && n.body) {
         const count = ownLines(n.body, source, text);
         if (count > MAX && !reasonAbove(n, text)) {
-          const name = n.name?.getText(source) ?? (ts.isVariableDeclaration(n.parent) ? n.parent.name.getText(source) : '(anonymous)');
-          found.push(`${relative(root, path)}:${source.getLineAndCharacterOfPosition(n.getStart(source)).line + 1}  ${name}: ${count} lines`);
+          const name =
+            n.name?.getText(source) ??
+            (ts.isVariableDeclaration(n.parent) ? n.parent.name.getText(source) : '(anonymous)');
+          found.push(
+            `${relative(root, path)}:${source.getLineAndCharacterOfPosition(n.getStart(source)).line + 1}  ${name}: ${count} lines`,
+          );
         }
       }
       n.forEachChild(visit);
@@ -74,6 +92,8 @@ for (const dir of roots) {
   }
 }
 if (found.length > 0) {
-  console.error(`Functions over ${MAX} lines of their own (split them by job, or say why above them with "Long: …"):\n  ${found.join('\n  ')}`);
+  console.error(
+    `Functions over ${MAX} lines of their own (split them by job, or say why above them with "Long: …"):\n  ${found.join('\n  ')}`,
+  );
   process.exit(1);
 }

@@ -25,7 +25,10 @@ if (existsSync(pytestFile)) {
   failed += Number(/(\d+) failed/.exec(text)?.[1] ?? 0) + Number(/(\d+) error/.exec(text)?.[1] ?? 0);
 }
 
-for (const [name, code] of [['typecheck', typecheck], ['lint', lint]]) {
+for (const [name, code] of [
+  ['typecheck', typecheck],
+  ['lint', lint],
+]) {
   if (code === '0') passed += 1;
   else {
     console.log(`${name} failed`);

@@ -55,18 +55,31 @@ async function compare(hostile, roundCount) {
     const list = join(dir, 'urls.txt');
     await writeFile(list, Array.from({ length: count }, (_, n) => `${server.url}/img/${n}.jpg`).join('\n') + '\n');
     const common = { size: '256', mode: 'center_crop' };
-    console.log(`\n${hostile ? 'hostile web (+0.5% bodies trickling at 1 KB/s)' : 'clean web'}: ${count} urls, ${processes} processes × ${threads} threads, ${shardSize} per shard, webdataset, 256 px ${common.mode}, ${roundCount} round(s)`);
+    console.log(
+      `\n${hostile ? 'hostile web (+0.5% bodies trickling at 1 KB/s)' : 'clean web'}: ${count} urls, ${processes} processes × ${threads} threads, ${shardSize} per shard, webdataset, 256 px ${common.mode}, ${roundCount} round(s)`,
+    );
 
     const ratios = [];
     for (let round = 1; round <= roundCount; round++) {
       const runTheirs = async () => {
         const out = join(dir, `theirs-${round}`);
-        const run = await timedWithChildren(img2dataset, [
-          `--url_list=${list}`, `--output_folder=${out}`, '--output_format=webdataset', `--image_size=${common.size}`,
-          `--resize_mode=${common.mode}`, `--processes_count=${processes}`, `--thread_count=${threads}`,
-          `--number_sample_per_shard=${shardSize}`, '--timeout=10', '--retries=0',
-          // (fresh folders; img2dataset 1.47's overwrite mode deletes its own _tmp shards and never starts)
-        ], { env: { ...process.env, NO_ALBUMENTATIONS_UPDATE: '1' } });
+        const run = await timedWithChildren(
+          img2dataset,
+          [
+            `--url_list=${list}`,
+            `--output_folder=${out}`,
+            '--output_format=webdataset',
+            `--image_size=${common.size}`,
+            `--resize_mode=${common.mode}`,
+            `--processes_count=${processes}`,
+            `--thread_count=${threads}`,
+            `--number_sample_per_shard=${shardSize}`,
+            '--timeout=10',
+            '--retries=0',
+            // (fresh folders; img2dataset 1.47's overwrite mode deletes its own _tmp shards and never starts)
+          ],
+          { env: { ...process.env, NO_ALBUMENTATIONS_UPDATE: '1' } },
+        );
         if (run.code !== 0) throw new Error(`img2dataset failed:\n${run.output.slice(-2000)}`);
         const ok = await successes(out);
         await rm(out, { recursive: true, force: true });
@@ -75,11 +88,33 @@ async function compare(hostile, roundCount) {
       const runOurs = async () => {
         const out = join(dir, `ours-${round}`);
         const run = await timedWithChildren(process.execPath, [
-          join(root, 'dist/cli/main.js'), 'download', '--url-list', list, '--output-folder', out,
-          '--output-format', 'webdataset', '--image-size', common.size, '--resize-mode', common.mode,
-          '--processes-count', processes, '--thread-count', threads, '--number-sample-per-shard', shardSize,
-          '--timeout', '10', '--retries', '0',
-          '--allow-private-networks', '--per-host-concurrency', threads, '--progress-interval', '10',
+          join(root, 'dist/cli/main.js'),
+          'download',
+          '--url-list',
+          list,
+          '--output-folder',
+          out,
+          '--output-format',
+          'webdataset',
+          '--image-size',
+          common.size,
+          '--resize-mode',
+          common.mode,
+          '--processes-count',
+          processes,
+          '--thread-count',
+          threads,
+          '--number-sample-per-shard',
+          shardSize,
+          '--timeout',
+          '10',
+          '--retries',
+          '0',
+          '--allow-private-networks',
+          '--per-host-concurrency',
+          threads,
+          '--progress-interval',
+          '10',
         ]);
         if (run.code !== 0) throw new Error(`clipstream failed:\n${run.output.slice(-2000)}`);
         const ok = await successes(out);
@@ -102,14 +137,20 @@ async function compare(hostile, roundCount) {
       const oursRate = count / ours.seconds;
       const cpu = (run, ok) => `${((run.cpuSeconds * 1000) / ok).toFixed(2)} ms CPU per success`;
       console.log(`round ${round}:`);
-      console.log(`  img2dataset: ${theirsOk}/${count} ok in ${theirs.seconds.toFixed(1)} s = ${theirsRate.toFixed(1)} samples/s, ${cpu(theirs, theirsOk)}, peak RSS ${Math.round(theirs.peakKb / 1024)} MB (main process)`);
-      console.log(`  clipstream:  ${oursOk}/${count} ok in ${ours.seconds.toFixed(1)} s = ${oursRate.toFixed(1)} samples/s, ${cpu(ours, oursOk)}, peak RSS ${Math.round(ours.peakKb / 1024)} MB`);
+      console.log(
+        `  img2dataset: ${theirsOk}/${count} ok in ${theirs.seconds.toFixed(1)} s = ${theirsRate.toFixed(1)} samples/s, ${cpu(theirs, theirsOk)}, peak RSS ${Math.round(theirs.peakKb / 1024)} MB (main process)`,
+      );
+      console.log(
+        `  clipstream:  ${oursOk}/${count} ok in ${ours.seconds.toFixed(1)} s = ${oursRate.toFixed(1)} samples/s, ${cpu(ours, oursOk)}, peak RSS ${Math.round(ours.peakKb / 1024)} MB`,
+      );
       ratios.push(oursRate / theirsRate);
     }
     const sorted = [...ratios].sort((a, b) => a - b);
     const mid = sorted.length / 2;
     const median = sorted.length % 2 === 1 ? sorted[Math.floor(mid)] : (sorted[mid - 1] + sorted[mid]) / 2;
-    console.log(`ratio ours / img2dataset: ${median.toFixed(2)} (median of rounds ${ratios.map((r) => r.toFixed(2)).join(', ')}; target ≥ 1.5)`);
+    console.log(
+      `ratio ours / img2dataset: ${median.toFixed(2)} (median of rounds ${ratios.map((r) => r.toFixed(2)).join(', ')}; target ≥ 1.5)`,
+    );
   } finally {
     server.stop();
     await rm(dir, { recursive: true, force: true });

@@ -8,13 +8,20 @@ export const root = fileURLToPath(new URL('../..', import.meta.url));
 /** Starts bench/download/server.mjs in a child process; resolves with its base URL. */
 export async function startBenchServer({ hostile = false } = {}) {
   const script = fileURLToPath(new URL('./server.mjs', import.meta.url));
-  const child = spawn(process.execPath, [script, ...(hostile ? ['--hostile'] : [])], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, [script, ...(hostile ? ['--hostile'] : [])], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   const line = await new Promise((resolve, reject) => {
     createInterface({ input: child.stdout }).once('line', resolve);
     child.once('exit', (code) => reject(new Error(`bench server exited with ${code}`)));
   });
   const { port, meanBytes } = JSON.parse(line);
-  return { url: `http://127.0.0.1:${port}`, meanBytes, cpuSeconds: () => cpuSecondsOf(child.pid), stop: () => child.kill('SIGTERM') };
+  return {
+    url: `http://127.0.0.1:${port}`,
+    meanBytes,
+    cpuSeconds: () => cpuSecondsOf(child.pid),
+    stop: () => child.kill('SIGTERM'),
+  };
 }
 
 /** utime + stime of a live process (all its threads), in seconds; 0 once it is gone. */
@@ -53,7 +60,9 @@ export function timed(cmd, args, opts = {}) {
       try {
         const { readFile } = await import('node:fs/promises');
         // rssOfChild: the command is a wrapper (bash for `times`); the peak that matters is its child's
-        const pid = rssOfChild ? (await readFile(`/proc/${child.pid}/task/${child.pid}/children`, 'utf8')).split(' ')[0] : child.pid;
+        const pid = rssOfChild
+          ? (await readFile(`/proc/${child.pid}/task/${child.pid}/children`, 'utf8')).split(' ')[0]
+          : child.pid;
         const status = await readFile(`/proc/${pid}/status`, 'utf8');
         const hwm = Number(/VmHWM:\s+(\d+)/.exec(status)?.[1] ?? 0);
         peakKb = Math.max(peakKb, hwm);

@@ -21,8 +21,11 @@ export async function photoLikeJpeg(seed, width = 640, height = 480) {
     .resize(width, height, { kernel: 'cubic' })
     .raw()
     .toBuffer();
-  for (let i = 0; i < field.length; i++) field[i] = Math.max(0, Math.min(255, field[i] + Math.floor((rand() - 0.5) * 36)));
-  return sharp(field, { raw: { width, height, channels: 3 } }).jpeg({ quality: 80 }).toBuffer();
+  for (let i = 0; i < field.length; i++)
+    field[i] = Math.max(0, Math.min(255, field[i] + Math.floor((rand() - 0.5) * 36)));
+  return sharp(field, { raw: { width, height, channels: 3 } })
+    .jpeg({ quality: 80 })
+    .toBuffer();
 }
 
 export async function photoSet(count) {

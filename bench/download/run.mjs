@@ -20,15 +20,37 @@ try {
   const list = join(dir, 'urls.txt');
   await writeFile(list, Array.from({ length: count }, (_, n) => `${server.url}/img/${n}.jpg`).join('\n') + '\n');
   const out = join(dir, 'out');
-  console.log(`bench/download: ${count} urls, images ~${Math.round(server.meanBytes / 1024)} KB, latency 20–400 ms, ~2.5% errors, 2% slow`);
+  console.log(
+    `bench/download: ${count} urls, images ~${Math.round(server.meanBytes / 1024)} KB, latency 20–400 ms, ~2.5% errors, 2% slow`,
+  );
   const serverCpu0 = server.cpuSeconds();
   const run = await timed(process.execPath, [
-    join(root, 'dist/cli/main.js'), 'download', '--url-list', list, '--output-folder', out,
-    '--output-format', 'webdataset', '--image-size', '256', '--resize-mode', 'center_crop',
-    '--processes-count', processes, '--thread-count', threads, '--allow-private-networks',
-    '--incremental-mode', 'overwrite', '--progress-interval', '5', '--number-sample-per-shard', shardSize,
+    join(root, 'dist/cli/main.js'),
+    'download',
+    '--url-list',
+    list,
+    '--output-folder',
+    out,
+    '--output-format',
+    'webdataset',
+    '--image-size',
+    '256',
+    '--resize-mode',
+    'center_crop',
+    '--processes-count',
+    processes,
+    '--thread-count',
+    threads,
+    '--allow-private-networks',
+    '--incremental-mode',
+    'overwrite',
+    '--progress-interval',
+    '5',
+    '--number-sample-per-shard',
+    shardSize,
     // one local server plays the whole web: lift the per-host limit that protects real hosts
-    '--per-host-concurrency', threads,
+    '--per-host-concurrency',
+    threads,
   ]);
   if (run.code !== 0) throw new Error(`download failed:\n${run.output}`);
   const serverCpu = server.cpuSeconds() - serverCpu0;
@@ -49,11 +71,17 @@ try {
   const ceiling = best.rate;
   const ms = (seconds) => ((seconds * 1000) / successes).toFixed(2);
 
-  console.log(`download: ${successes}/${count} ok (${expectedOk} servable) in ${run.seconds.toFixed(1)} s, peak RSS ${Math.round(run.peakKb / 1024)} MB`);
+  console.log(
+    `download: ${successes}/${count} ok (${expectedOk} servable) in ${run.seconds.toFixed(1)} s, peak RSS ${Math.round(run.peakKb / 1024)} MB`,
+  );
   console.log(`failure reasons: ${JSON.stringify(reasons)}`);
   console.log(`download samples/s: ${ours.toFixed(1)}`);
-  console.log(`ceiling samples/s:  ${ceiling.toFixed(1)} (in-memory decode + resize + encode, ${availableParallelism()} cores)`);
-  console.log(`CPU per sample: download ${ms(run.cpuSeconds)} ms, the web server ${ms(serverCpu)} ms, ceiling ${((best.cpuSeconds * 1000) / expectedOk).toFixed(2)} ms`);
+  console.log(
+    `ceiling samples/s:  ${ceiling.toFixed(1)} (in-memory decode + resize + encode, ${availableParallelism()} cores)`,
+  );
+  console.log(
+    `CPU per sample: download ${ms(run.cpuSeconds)} ms, the web server ${ms(serverCpu)} ms, ceiling ${((best.cpuSeconds * 1000) / expectedOk).toFixed(2)} ms`,
+  );
   console.log(`ratio: ${(ours / ceiling).toFixed(2)} (target ≥ 0.85)`);
 } finally {
   server.stop();

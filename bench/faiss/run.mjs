@@ -25,14 +25,21 @@ const queries = Number(arg('queries', 100));
 const want = Number(arg('range', 10_000));
 const latency = Number(arg('latency', 20));
 
-const tag = createHash('sha256').update(`${count} ${dim} ${key} ${param} ${queries} ${want}`).digest('hex').slice(0, 12);
+const tag = createHash('sha256')
+  .update(`${count} ${dim} ${key} ${param} ${queries} ${want}`)
+  .digest('hex')
+  .slice(0, 12);
 const dir = join(homedir(), '.cache/clipstream/bench-faiss', tag);
 const python = execFileSync('bash', [join(root, 'scripts/faiss-env.sh')], { encoding: 'utf8' }).trim();
 console.log(`building / timing faiss on ${count} × ${dim} ${key} (${param}) in ${dir} …`);
-execFileSync(python, [join(root, 'bench/faiss/build.py'), dir, String(count), String(dim), key, param, String(queries), String(want)], {
-  stdio: 'inherit',
-  env: { ...process.env, OMP_WAIT_POLICY: 'PASSIVE' },
-});
+execFileSync(
+  python,
+  [join(root, 'bench/faiss/build.py'), dir, String(count), String(dim), key, param, String(queries), String(want)],
+  {
+    stdio: 'inherit',
+    env: { ...process.env, OMP_WAIT_POLICY: 'PASSIVE' },
+  },
+);
 const theirs = JSON.parse(await readFile(join(dir, 'faiss.json'), 'utf8'));
 const npy = await openNpy(join(dir, 'queries.npy'));
 const xq = await npy.readRows(0, npy.header.rowCount);
@@ -49,9 +56,15 @@ const openMs = performance.now() - t;
 globalThis.gc?.();
 const rssAfter = process.memoryUsage().rss;
 const { info } = index;
-console.log(`index: ${info.type}, ${info.ntotal} vectors, ${mb(info.bytesOnDisk)} MB on disk, resident ${mb(info.residentBytes)} MB`);
-console.log(`open: ours ${openMs.toFixed(0)} ms, faiss ${(theirs.open_s * 1000).toFixed(0)} ms (faiss reads the whole file)`);
-console.log(`RSS after open − before: ${mb(rssAfter - rssBefore)} MB for ${mb(info.residentBytes)} MB resident: excess ${mb(rssAfter - rssBefore - info.residentBytes)} MB (bound 100)`);
+console.log(
+  `index: ${info.type}, ${info.ntotal} vectors, ${mb(info.bytesOnDisk)} MB on disk, resident ${mb(info.residentBytes)} MB`,
+);
+console.log(
+  `open: ours ${openMs.toFixed(0)} ms, faiss ${(theirs.open_s * 1000).toFixed(0)} ms (faiss reads the whole file)`,
+);
+console.log(
+  `RSS after open − before: ${mb(rssAfter - rssBefore)} MB for ${mb(info.residentBytes)} MB resident: excess ${mb(rssAfter - rssBefore - info.residentBytes)} MB (bound 100)`,
+);
 
 for (let i = 0; i < 5; i++) await index.search(q(i), 10); // the JIT warmed
 /** p50 of a pass over the queries: the first reads each probed list from the file, the second finds them cached. */
@@ -69,7 +82,9 @@ async function topPass() {
 const cold = await topPass();
 const warm = await topPass();
 const faissTop = p50(theirs.top10_ms);
-console.log(`top-10: p50 ours ${cold.p50.toFixed(2)} ms (lists read) / ${warm.p50.toFixed(2)} ms (lists cached), faiss ${faissTop.toFixed(2)} ms (all in memory) → ratio ${(cold.p50 / faissTop).toFixed(2)} / ${(warm.p50 / faissTop).toFixed(2)} (target ≤ 2); same id at the same rank ${((100 * warm.same) / (10 * queries)).toFixed(1)} %`);
+console.log(
+  `top-10: p50 ours ${cold.p50.toFixed(2)} ms (lists read) / ${warm.p50.toFixed(2)} ms (lists cached), faiss ${faissTop.toFixed(2)} ms (all in memory) → ratio ${(cold.p50 / faissTop).toFixed(2)} / ${(warm.p50 / faissTop).toFixed(2)} (target ≤ 2); same id at the same rank ${((100 * warm.same) / (10 * queries)).toFixed(1)} %`,
+);
 
 const range = [];
 let found = 0;
@@ -80,8 +95,12 @@ for (let i = 0; i < queries; i++) {
   found += r.ids.length;
 }
 const faissFound = theirs.range_counts.reduce((a, b) => a + b, 0);
-console.log(`range (~${want} results): p50 ours ${p50(range).toFixed(2)} ms, faiss ${p50(theirs.range_ms).toFixed(2)} ms → ratio ${(p50(range) / p50(theirs.range_ms)).toFixed(2)} (target ≤ 2); results ours ${found}, faiss ${faissFound}`);
-console.log(`RSS after the searches − before open: ${mb(process.memoryUsage().rss - rssBefore)} MB (cache bound 64 MB)`);
+console.log(
+  `range (~${want} results): p50 ours ${p50(range).toFixed(2)} ms, faiss ${p50(theirs.range_ms).toFixed(2)} ms → ratio ${(p50(range) / p50(theirs.range_ms)).toFixed(2)} (target ≤ 2); results ours ${found}, faiss ${faissFound}`,
+);
+console.log(
+  `RSS after the searches − before open: ${mb(process.memoryUsage().rss - rssBefore)} MB (cache bound 64 MB)`,
+);
 await index.close();
 
 // The same index behind a server adding `latency` ms to each request, as a distant host would.
@@ -110,6 +129,8 @@ const openBytes = sent;
 t = performance.now();
 const r = await remote.rangeSearch(q(0), theirs.radii[0], { maxResults: 1_000_000 });
 const remoteRange = performance.now() - t;
-console.log(`over HTTP (+${latency} ms a request): open ${remoteOpen.toFixed(0)} ms (${mb(openBytes)} MB, ${(openBytes / size * 100).toFixed(1)} % of the file); range search of ${r.ids.length} results ${remoteRange.toFixed(0)} ms, ${mb(sent - openBytes)} MB = ${(((sent - openBytes) / size) * 100).toFixed(2)} % of the file; ${requests} requests in all`);
+console.log(
+  `over HTTP (+${latency} ms a request): open ${remoteOpen.toFixed(0)} ms (${mb(openBytes)} MB, ${((openBytes / size) * 100).toFixed(1)} % of the file); range search of ${r.ids.length} results ${remoteRange.toFixed(0)} ms, ${mb(sent - openBytes)} MB = ${(((sent - openBytes) / size) * 100).toFixed(2)} % of the file; ${requests} requests in all`,
+);
 await remote.close();
 server.close();

@@ -65,14 +65,24 @@ try {
     const end = Math.min(count, start + perPartition);
     const name = String(p).padStart(3, '0');
     await writeNpy(join(emb, 'img_emb', `img_emb_${name}.npy`), rows(start, end), dim, 'float16');
-    const w = await openParquetWriter(join(emb, 'metadata', `metadata_${name}.parquet`), [{ name: 'url', type: 'STRING' }, { name: 'cluster', type: 'INT64' }], { rowGroupSize: 10_000 });
-    for (let i = start; i < end; i++) await w.writeRow({ url: `https://example.com/${i}.jpg`, cluster: i % centres.length });
+    const w = await openParquetWriter(
+      join(emb, 'metadata', `metadata_${name}.parquet`),
+      [
+        { name: 'url', type: 'STRING' },
+        { name: 'cluster', type: 'INT64' },
+      ],
+      { rowGroupSize: 10_000 },
+    );
+    for (let i = start; i < end; i++)
+      await w.writeRow({ url: `https://example.com/${i}.jpg`, cluster: i % centres.length });
     await w.close();
   }
   // Queries: new points of the same distribution (not rows of the index).
   const queries = [...rows(count, count + QUERIES)];
   await writeNpy(join(dir, 'queries.npy'), queries, dim, 'float32');
-  console.log(`bench/index: ${count} × ${dim} float16 embeddings (${data}) generated in ${((performance.now() - t) / 1000).toFixed(1)} s`);
+  console.log(
+    `bench/index: ${count} × ${dim} float16 embeddings (${data}) generated in ${((performance.now() - t) / 1000).toFixed(1)} s`,
+  );
 
   t = performance.now();
   let annStart = 0;
@@ -86,8 +96,12 @@ try {
   });
   const total = (performance.now() - t) / 1000;
   const ann = (performance.now() - annStart) / 1000;
-  console.log(`import: ${(total - ann).toFixed(1)} s (${Math.round(count / (total - ann))} rows/s); ANN (${info.ann.type}) build + recall calibration: ${ann.toFixed(1)} s`);
-  console.log(`ann: ${JSON.stringify(info.ann)}; recall@10 at calibration (stored rows as queries): ${info.recall_at_10.toFixed(3)}`);
+  console.log(
+    `import: ${(total - ann).toFixed(1)} s (${Math.round(count / (total - ann))} rows/s); ANN (${info.ann.type}) build + recall calibration: ${ann.toFixed(1)} s`,
+  );
+  console.log(
+    `ann: ${JSON.stringify(info.ann)}; recall@10 at calibration (stored rows as queries): ${info.recall_at_10.toFixed(3)}`,
+  );
 
   const index = await openIndex(join(dir, 'idx'));
   const times = [];
@@ -100,7 +114,9 @@ try {
   index.close();
   times.sort((a, b) => a - b);
   const recall = await exactRecall(join(dir, 'idx'), queries, found);
-  console.log(`query p50 ${times[QUERIES / 2].toFixed(1)} ms, p99 ${times[Math.floor(QUERIES * 0.99) - 1].toFixed(1)} ms (${QUERIES} new queries, k=10), recall@10 ${recall.toFixed(3)}; target p50 ≤ 10 ms at recall@10 ≥ 0.95`);
+  console.log(
+    `query p50 ${times[QUERIES / 2].toFixed(1)} ms, p99 ${times[Math.floor(QUERIES * 0.99) - 1].toFixed(1)} ms (${QUERIES} new queries, k=10), recall@10 ${recall.toFixed(3)}; target p50 ≤ 10 ms at recall@10 ≥ 0.95`,
+  );
 
   if (!process.argv.includes('--no-faiss')) faiss(emb, join(dir, 'queries.npy'), info);
 } finally {
@@ -113,7 +129,13 @@ async function exactRecall(idxDir, queries, found) {
   const table = await (await lancedb.connect(idxDir)).openTable('samples');
   let hits = 0;
   for (const [i, q] of queries.entries()) {
-    const exact = await table.vectorSearch(q).distanceType('dot').bypassVectorIndex().limit(10).select(['id', '_distance']).toArray();
+    const exact = await table
+      .vectorSearch(q)
+      .distanceType('dot')
+      .bypassVectorIndex()
+      .limit(10)
+      .select(['id', '_distance'])
+      .toArray();
     const truth = new Set(exact.map((r) => Number(r.id)));
     hits += found[i].filter((r) => truth.has(r.id)).length;
   }
@@ -126,7 +148,9 @@ function faiss(emb, queriesNpy, info) {
   const python = join(venv, 'bin/python');
   if (!existsSync(python)) {
     const made = spawnSync('python3', ['-m', 'venv', venv], { stdio: 'inherit' });
-    const pip = made.status === 0 && spawnSync(join(venv, 'bin/pip'), ['install', '-q', 'faiss-cpu', 'numpy'], { stdio: 'inherit' });
+    const pip =
+      made.status === 0 &&
+      spawnSync(join(venv, 'bin/pip'), ['install', '-q', 'faiss-cpu', 'numpy'], { stdio: 'inherit' });
     if (!pip || pip.status !== 0) {
       console.log('faiss: faiss-cpu did not install from PyPI; comparison skipped');
       return;

@@ -39,21 +39,26 @@ function start(args, ready) {
 }
 
 const dir = await mkdtemp(join(tmpdir(), 'clipstream-soak-'));
-console.log(`bench/soak: ${minutes} min, ${readers} readers, demo world of ${count} images, cache ${cacheBytes}, in ${dir}`);
+console.log(
+  `bench/soak: ${minutes} min, ${readers} readers, demo world of ${count} images, cache ${cacheBytes}, in ${dir}`,
+);
 const world = await start(['demo', '--world', join(dir, 'world'), '--count', String(count)], /^demo world ready:/);
 const spec = join(dir, 'soak.yaml');
-await writeFile(spec, [
-  `index: ${join(dir, 'world', 'index')}`,
-  `model: ${join(dir, 'world', 'model')}`,
-  'queries:',
-  '  - {name: red, text: red, count: 300, min_similarity: 0.9}',
-  '  - {name: blue, text: blue, count: 200, min_similarity: 0.9}',
-  'seed: 0',
-  'image: {size: 128, resize_mode: center_crop, encode_format: jpg, encode_quality: 90}',
-  'fetch: {concurrency: 64, timeout: 5, retries: 1, allow_private_networks: true}',
-  `cache: {dir: ${join(dir, 'cache')}, max_bytes: ${cacheBytes}}`,
-  '',
-].join('\n'));
+await writeFile(
+  spec,
+  [
+    `index: ${join(dir, 'world', 'index')}`,
+    `model: ${join(dir, 'world', 'model')}`,
+    'queries:',
+    '  - {name: red, text: red, count: 300, min_similarity: 0.9}',
+    '  - {name: blue, text: blue, count: 200, min_similarity: 0.9}',
+    'seed: 0',
+    'image: {size: 128, resize_mode: center_crop, encode_format: jpg, encode_quality: 90}',
+    'fetch: {concurrency: 64, timeout: 5, retries: 1, allow_private_networks: true}',
+    `cache: {dir: ${join(dir, 'cache')}, max_bytes: ${cacheBytes}}`,
+    '',
+  ].join('\n'),
+);
 const server = await start(['serve', '--spec', `soak=${spec}`, '--port', '0'], /listening on (http:\/\/\S+?) /);
 const base = server.match[1];
 const pid = server.child.pid;
@@ -72,7 +77,9 @@ async function reader(id) {
     const budget = Math.random() < 0.3 ? Infinity : Math.floor(Math.random() * 2_000_000);
     const controller = new AbortController();
     try {
-      const res = await request(`${base}/streams/soak/${p}.tar?partitions=${P}&epoch=${epoch++ % 50}`, { signal: controller.signal });
+      const res = await request(`${base}/streams/soak/${p}.tar?partitions=${P}&epoch=${epoch++ % 50}`, {
+        signal: controller.signal,
+      });
       let bytes = 0;
       for await (const chunk of res.body) {
         bytes += chunk.length;
@@ -111,7 +118,9 @@ while (Date.now() - started < minutes * 60_000) {
   const t = (Date.now() - started) / 60_000;
   const point = { t, ...sample(), heapMb: await heapMb() };
   points.push(point);
-  console.log(`${t.toFixed(1)} min: RSS ${point.rssMb.toFixed(1)} MB, heap ${point.heapMb.toFixed(1)} MB, fds ${point.fds}, ~${Math.round(samplesRead)} samples read, ${disconnects} disconnects, ${errors} errors`);
+  console.log(
+    `${t.toFixed(1)} min: RSS ${point.rssMb.toFixed(1)} MB, heap ${point.heapMb.toFixed(1)} MB, fds ${point.fds}, ~${Math.round(samplesRead)} samples read, ${disconnects} disconnects, ${errors} errors`,
+  );
 }
 stop = true;
 await Promise.all(readersDone);
@@ -134,13 +143,30 @@ function slope(xs, ys) {
 }
 const second = points.slice(Math.floor(points.length / 2));
 const ts = second.map((p) => p.t);
-const rssSlope = slope(ts, second.map((p) => p.rssMb));
-const heapSlope = slope(ts, second.map((p) => p.heapMb));
-const fdSlope = slope(ts, second.map((p) => p.fds));
+const rssSlope = slope(
+  ts,
+  second.map((p) => p.rssMb),
+);
+const heapSlope = slope(
+  ts,
+  second.map((p) => p.heapMb),
+);
+const fdSlope = slope(
+  ts,
+  second.map((p) => p.fds),
+);
 const first = points[0];
 const last = points.at(-1);
-console.log(`\nserver over ${minutes} min: delivered ${stats.delivered}, attempts ${stats.attempts}, cache hits ${stats.cache_hits}, misses ${stats.cache_misses}, cache ${JSON.stringify(stats.cache)}; readers hung up ${disconnects} times, ${errors} errors`);
-console.log(`RSS ${first.rssMb.toFixed(0)} → ${last.rssMb.toFixed(0)} MB (peak ${Math.max(...points.map((p) => p.rssMb)).toFixed(0)}), slope over the second half ${rssSlope.toFixed(2)} MB/min`);
-console.log(`heap ${first.heapMb.toFixed(0)} → ${last.heapMb.toFixed(0)} MB, slope ${heapSlope.toFixed(2)} MB/min; fds ${first.fds} → ${last.fds}, slope ${fdSlope.toFixed(2)}/min`);
-console.log(`flat (|RSS slope| < 0.5 MB/min, |heap slope| < 0.2 MB/min, fds slope < 0.1/min): ${Math.abs(rssSlope) < 0.5 && Math.abs(heapSlope) < 0.2 && fdSlope < 0.1 ? 'yes' : 'NO'}`);
+console.log(
+  `\nserver over ${minutes} min: delivered ${stats.delivered}, attempts ${stats.attempts}, cache hits ${stats.cache_hits}, misses ${stats.cache_misses}, cache ${JSON.stringify(stats.cache)}; readers hung up ${disconnects} times, ${errors} errors`,
+);
+console.log(
+  `RSS ${first.rssMb.toFixed(0)} → ${last.rssMb.toFixed(0)} MB (peak ${Math.max(...points.map((p) => p.rssMb)).toFixed(0)}), slope over the second half ${rssSlope.toFixed(2)} MB/min`,
+);
+console.log(
+  `heap ${first.heapMb.toFixed(0)} → ${last.heapMb.toFixed(0)} MB, slope ${heapSlope.toFixed(2)} MB/min; fds ${first.fds} → ${last.fds}, slope ${fdSlope.toFixed(2)}/min`,
+);
+console.log(
+  `flat (|RSS slope| < 0.5 MB/min, |heap slope| < 0.2 MB/min, fds slope < 0.1/min): ${Math.abs(rssSlope) < 0.5 && Math.abs(heapSlope) < 0.2 && fdSlope < 0.1 ? 'yes' : 'NO'}`,
+);
 process.exit(0);

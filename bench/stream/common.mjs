@@ -21,10 +21,18 @@ export async function startImageServer({ port = 0, tiny = false, latency = true 
   const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'] });
   const line = await new Promise((resolve, reject) => {
     createInterface({ input: child.stdout }).once('line', resolve);
-    child.once('exit', (code) => reject(new Error(`bench/stream server exited with ${code} (port ${port} taken? pass --port)`)));
+    child.once('exit', (code) =>
+      reject(new Error(`bench/stream server exited with ${code} (port ${port} taken? pass --port)`)),
+    );
   });
   const { port: bound, meanBytes } = JSON.parse(line);
-  return { url: `http://127.0.0.1:${bound}`, port: bound, meanBytes, pid: child.pid, stop: () => child.kill('SIGTERM') };
+  return {
+    url: `http://127.0.0.1:${bound}`,
+    port: bound,
+    meanBytes,
+    pid: child.pid,
+    stop: () => child.kill('SIGTERM'),
+  };
 }
 
 /** xorshift32 in [-1, 1): deterministic vectors without Math.random. */
@@ -51,7 +59,14 @@ export async function writeEmbeddingFolder(dir, { rows, dim, urlOf, vectorInto, 
     const end = Math.min(rows, start + perPartition);
     const name = String(p).padStart(3, '0');
     await writeNpy(join(dir, 'img_emb', `img_emb_${name}.npy`), chunks(start, end, dim, vectorInto), dim, 'float16');
-    const w = await openParquetWriter(join(dir, 'metadata', `metadata_${name}.parquet`), [{ name: 'url', type: 'STRING' }, { name: 'caption', type: 'STRING' }], { rowGroupSize: 10_000 });
+    const w = await openParquetWriter(
+      join(dir, 'metadata', `metadata_${name}.parquet`),
+      [
+        { name: 'url', type: 'STRING' },
+        { name: 'caption', type: 'STRING' },
+      ],
+      { rowGroupSize: 10_000 },
+    );
     for (let i = start; i < end; i++) await w.writeRow({ url: urlOf(i), caption: `image ${i}` });
     await w.close();
   }
@@ -88,7 +103,16 @@ export function nearOneDirection(dim) {
 
 /** `clipstream index` through the CLI, as a user builds one; returns wall seconds. */
 export async function indexWithCli(embeddings, output, indexType = 'auto') {
-  const run = await timed(process.execPath, [cli, 'index', '--embeddings', embeddings, '--output', output, '--index-type', indexType]);
+  const run = await timed(process.execPath, [
+    cli,
+    'index',
+    '--embeddings',
+    embeddings,
+    '--output',
+    output,
+    '--index-type',
+    indexType,
+  ]);
   if (run.code !== 0) throw new Error(`clipstream index failed:\n${run.output}`);
   return run;
 }
@@ -121,7 +145,16 @@ export async function cachedIndex(key, build, { rebuild = false } = {}) {
 }
 
 /** A spec with one `embedding:` query; `fetch` and `image` merge over the benches' settings. */
-export function embeddingSpec({ index, embedding, count, oversample = 3, minSimilarity = -1, image = {}, fetch = {}, cache = { dir: null } }) {
+export function embeddingSpec({
+  index,
+  embedding,
+  count,
+  oversample = 3,
+  minSimilarity = -1,
+  image = {},
+  fetch = {},
+  cache = { dir: null },
+}) {
   return {
     index,
     queries: [{ name: 'all', embedding: Array.from(embedding), count, min_similarity: minSimilarity }],

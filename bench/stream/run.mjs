@@ -18,7 +18,9 @@ import { ttfs } from './ttfs.mjs';
 const only = new Set(arg('only', 'throughput,ttfs,rss').split(','));
 const port = Number(arg('port', 47611));
 const rebuild = process.argv.includes('--rebuild');
-console.log(`bench/stream on ${availableParallelism()} cores (${cpus()[0]?.model.trim()}), ${Math.round(totalmem() / 1024 ** 3)} GB, node ${process.version}, ${new Date().toISOString()}`);
+console.log(
+  `bench/stream on ${availableParallelism()} cores (${cpus()[0]?.model.trim()}), ${Math.round(totalmem() / 1024 ** 3)} GB, node ${process.version}, ${new Date().toISOString()}`,
+);
 
 const lines = [];
 if (only.has('throughput')) {
@@ -30,7 +32,9 @@ if (only.has('throughput')) {
     retries: Number(arg('retries', 0)),
     diagnose: process.argv.includes('--diagnose'),
   });
-  lines.push(`throughput: stream ${r.bestStream.toFixed(1)} / download ${r.bestDownload.toFixed(1)} samples/s = ${r.ratio.toFixed(2)} (target ≥ 0.95)`);
+  lines.push(
+    `throughput: stream ${r.bestStream.toFixed(1)} / download ${r.bestDownload.toFixed(1)} samples/s = ${r.ratio.toFixed(2)} (target ≥ 0.95)`,
+  );
 }
 if (only.has('ttfs')) {
   const r = await ttfs({
@@ -47,10 +51,14 @@ if (only.has('ttfs')) {
   });
   const sorted = r.firsts.map((f) => f.seconds).sort((a, b) => a - b);
   const fromPlan = r.fromPlan.map((f) => f.seconds).sort((a, b) => a - b);
-  lines.push(`time to first sample: ${Math.round(sorted[Math.floor(sorted.length / 2)] * 1000)} ms median of ${sorted.length} from a spec, ${Math.round(fromPlan[Math.floor(fromPlan.length / 2)] * 1000)} ms from a plan (target ≤ 1000 ms)`);
+  lines.push(
+    `time to first sample: ${Math.round(sorted[Math.floor(sorted.length / 2)] * 1000)} ms median of ${sorted.length} from a spec, ${Math.round(fromPlan[Math.floor(fromPlan.length / 2)] * 1000)} ms from a plan (target ≤ 1000 ms)`,
+  );
 }
 if (only.has('rss')) {
   const r = await rss({ count: Number(arg('rss-count', 100_000)), port, mode: arg('rss-mode', 'stdout'), rebuild });
-  lines.push(`RSS over ${r.count} samples: ${Math.round(r.at10 / 1024)} → ${Math.round(r.at50 / 1024)} → ${Math.round(r.at100 / 1024)} MB at 10/50/100 %, peak ${Math.round(r.peak / 1024)} MB (target: flat, ≤ 1024 MB)`);
+  lines.push(
+    `RSS over ${r.count} samples: ${Math.round(r.at10 / 1024)} → ${Math.round(r.at50 / 1024)} → ${Math.round(r.at100 / 1024)} MB at 10/50/100 %, peak ${Math.round(r.peak / 1024)} MB (target: flat, ≤ 1024 MB)`,
+  );
 }
 console.log(`\n${lines.join('\n')}`);

@@ -15,7 +15,9 @@ const port = portArg === -1 ? 0 : Number(argv[portArg + 1]);
 const tiny = flag('tiny');
 const latency = !flag('no-latency');
 
-const images = tiny ? await Promise.all(Array.from({ length: 64 }, (_, i) => photoLikeJpeg(i, 64, 48))) : await photoSet(64);
+const images = tiny
+  ? await Promise.all(Array.from({ length: 64 }, (_, i) => photoLikeJpeg(i, 64, 48)))
+  : await photoSet(64);
 const meanBytes = Math.round(images.reduce((a, b) => a + b.length, 0) / images.length);
 
 const server = createServer((req, res) => {

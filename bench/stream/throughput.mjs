@@ -12,9 +12,28 @@ import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fate } from '../download/fate.mjs';
-import { cli, embeddingSpec, indexWithCli, mb, nearOneDirection, root, startImageServer, timed, writeEmbeddingFolder } from './common.mjs';
+import {
+  cli,
+  embeddingSpec,
+  indexWithCli,
+  mb,
+  nearOneDirection,
+  root,
+  startImageServer,
+  timed,
+  writeEmbeddingFolder,
+} from './common.mjs';
 
-export async function throughput({ count = 5000, concurrency = 256, processes = 2, shardSize = 1000, rounds = 2, retries = 0, timeout = 10, diagnose = false } = {}) {
+export async function throughput({
+  count = 5000,
+  concurrency = 256,
+  processes = 2,
+  shardSize = 1000,
+  rounds = 2,
+  retries = 0,
+  timeout = 10,
+  diagnose = false,
+} = {}) {
   const server = await startImageServer();
   const dir = await mkdtemp(join(tmpdir(), 'clipstream-bench-stream-'));
   try {
@@ -26,19 +45,49 @@ export async function throughput({ count = 5000, concurrency = 256, processes = 
     await writeEmbeddingFolder(join(dir, 'emb'), { rows: count, dim, urlOf, vectorInto: nearOneDirection(dim) });
     await indexWithCli(join(dir, 'emb'), join(dir, 'index'), 'flat');
     const servable = Array.from({ length: count }, (_, n) => fate(n)).filter((f) => f.kind !== 'status').length;
-    console.log(`\n== throughput: stream vs download, ${count} urls (${servable} servable), images ~${Math.round(server.meanBytes / 1024)} KB, ` +
-      `256 px center_crop jpg, fetch concurrency ${concurrency}, retries ${retries}, timeout ${timeout} s`);
-    console.log(`   world: ${count}-row flat index built with \`clipstream index\` in ${((performance.now() - t) / 1000).toFixed(1)} s (not timed below)`);
+    console.log(
+      `\n== throughput: stream vs download, ${count} urls (${servable} servable), images ~${Math.round(server.meanBytes / 1024)} KB, ` +
+        `256 px center_crop jpg, fetch concurrency ${concurrency}, retries ${retries}, timeout ${timeout} s`,
+    );
+    console.log(
+      `   world: ${count}-row flat index built with \`clipstream index\` in ${((performance.now() - t) / 1000).toFixed(1)} s (not timed below)`,
+    );
 
     const perProcess = Math.max(1, Math.floor(concurrency / processes));
     const download = async (round) => {
       const out = join(dir, `download-${round}`);
       const run = await timed(process.execPath, [
-        cli, 'download', '--url-list', list, '--output-folder', out, '--output-format', 'webdataset',
-        '--image-size', '256', '--resize-mode', 'center_crop', '--encode-format', 'jpg', '--encode-quality', '95',
-        '--processes-count', String(processes), '--thread-count', String(perProcess), '--per-host-concurrency', String(perProcess),
-        '--retries', String(retries), '--timeout', String(timeout), '--allow-private-networks',
-        '--incremental-mode', 'overwrite', '--number-sample-per-shard', String(shardSize),
+        cli,
+        'download',
+        '--url-list',
+        list,
+        '--output-folder',
+        out,
+        '--output-format',
+        'webdataset',
+        '--image-size',
+        '256',
+        '--resize-mode',
+        'center_crop',
+        '--encode-format',
+        'jpg',
+        '--encode-quality',
+        '95',
+        '--processes-count',
+        String(processes),
+        '--thread-count',
+        String(perProcess),
+        '--per-host-concurrency',
+        String(perProcess),
+        '--retries',
+        String(retries),
+        '--timeout',
+        String(timeout),
+        '--allow-private-networks',
+        '--incremental-mode',
+        'overwrite',
+        '--number-sample-per-shard',
+        String(shardSize),
       ]);
       if (run.code !== 0) throw new Error(`download failed:\n${run.output}`);
       const stats = await shardStats(out);
@@ -47,20 +96,33 @@ export async function throughput({ count = 5000, concurrency = 256, processes = 
     };
     const specFor = async (round, wanted) => {
       const spec = join(dir, `spec-${round}.json`);
-      await writeFile(spec, JSON.stringify(embeddingSpec({
-        index: join(dir, 'index'),
-        embedding: [1, ...new Array(dim - 1).fill(0)],
-        count: wanted,
-        // Every url in the plan, no more: ceil(count × oversample) = N.
-        oversample: (count - 0.5) / wanted,
-        fetch: { concurrency, per_host: concurrency, retries, timeout },
-      })));
+      await writeFile(
+        spec,
+        JSON.stringify(
+          embeddingSpec({
+            index: join(dir, 'index'),
+            embedding: [1, ...new Array(dim - 1).fill(0)],
+            count: wanted,
+            // Every url in the plan, no more: ceil(count × oversample) = N.
+            oversample: (count - 0.5) / wanted,
+            fetch: { concurrency, per_host: concurrency, retries, timeout },
+          }),
+        ),
+      );
       return spec;
     };
     const stream = async (round, wanted) => {
       const out = join(dir, `stream-${round}`);
       const spec = await specFor(round, wanted);
-      const run = await timed(process.execPath, [cli, 'stream', spec, '--output-folder', out, '--number-sample-per-shard', String(shardSize)]);
+      const run = await timed(process.execPath, [
+        cli,
+        'stream',
+        spec,
+        '--output-folder',
+        out,
+        '--number-sample-per-shard',
+        String(shardSize),
+      ]);
       if (run.code !== 0) throw new Error(`stream failed:\n${run.output}`);
       const stats = await shardStats(out);
       const progress = JSON.parse(await readFile(join(out, '_stream.json'), 'utf8'));
@@ -79,15 +141,20 @@ export async function throughput({ count = 5000, concurrency = 256, processes = 
       wanted ??= d.successes; // the stream must deliver what the download delivered
       const s = await stream(round, wanted);
       streams.push(s);
-      if (s.successes !== wanted || !s.done) throw new Error(`the stream delivered ${s.successes} samples, ${wanted} were asked`);
-      console.log(`   round ${round + 1}: download ${d.successes} samples in ${d.seconds.toFixed(1)} s (${(d.successes / d.seconds).toFixed(1)}/s, peak RSS ${mb(d.peakKb)}); ` +
-        `stream ${s.successes} in ${s.seconds.toFixed(1)} s (${(s.successes / s.seconds).toFixed(1)}/s, peak RSS ${mb(s.peakKb)}, ${s.attempts} attempts, ${s.repeats} repeats)`);
+      if (s.successes !== wanted || !s.done)
+        throw new Error(`the stream delivered ${s.successes} samples, ${wanted} were asked`);
+      console.log(
+        `   round ${round + 1}: download ${d.successes} samples in ${d.seconds.toFixed(1)} s (${(d.successes / d.seconds).toFixed(1)}/s, peak RSS ${mb(d.peakKb)}); ` +
+          `stream ${s.successes} in ${s.seconds.toFixed(1)} s (${(s.successes / s.seconds).toFixed(1)}/s, peak RSS ${mb(s.peakKb)}, ${s.attempts} attempts, ${s.repeats} repeats)`,
+      );
     }
     const rate = (r) => r.successes / r.seconds;
     const bestDownload = Math.max(...downloads.map(rate));
     const bestStream = Math.max(...streams.map(rate));
     const reasons = downloads[0].reasons;
-    console.log(`   download failures: ${JSON.stringify(reasons)}; download ran ${processes} processes × ${perProcess} connections, stream 1 process × ${concurrency}`);
+    console.log(
+      `   download failures: ${JSON.stringify(reasons)}; download ran ${processes} processes × ${perProcess} connections, stream 1 process × ${concurrency}`,
+    );
     const ratio = bestStream / bestDownload;
     console.log(`stream samples/s:   ${bestStream.toFixed(1)} (best of ${rounds})`);
     console.log(`download samples/s: ${bestDownload.toFixed(1)} (best of ${rounds})`);
@@ -115,7 +182,8 @@ async function engineWindows(spec, concurrency) {
     const context = await createStreamContext(plan);
     const start = performance.now();
     let n = 0;
-    for await (const sample of streamPartition(plan, { partition: { index: 0, count: 1 }, context, window })) if (sample) n++;
+    for await (const sample of streamPartition(plan, { partition: { index: 0, count: 1 }, context, window }))
+      if (sample) n++;
     rates.push(`window ${window}: ${(n / ((performance.now() - start) / 1000)).toFixed(1)}/s`);
     await context.close();
   }

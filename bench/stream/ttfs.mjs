@@ -15,7 +15,20 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fate } from '../download/fate.mjs';
-import { cachedIndex, cli, embeddingSpec, indexWithCli, mb, noise, normalise, root, startImageServer, tarWalker, timed, writeEmbeddingFolder } from './common.mjs';
+import {
+  cachedIndex,
+  cli,
+  embeddingSpec,
+  indexWithCli,
+  mb,
+  noise,
+  normalise,
+  root,
+  startImageServer,
+  tarWalker,
+  timed,
+  writeEmbeddingFolder,
+} from './common.mjs';
 
 /**
  * CLIP-like synthetic embeddings: points of a 16-dimensional latent space (each coordinate a sum of 3 uniforms)
@@ -43,21 +56,46 @@ function latentVectors(dim) {
 
 export async function ensureTtfsIndex({ rows, dim, port, rebuild = false, indexType = 'auto' }) {
   // indexType ivf_hnsw_sq: the same rows under IVF-HNSW-SQ, cached apart (time to first sample 4.3 s, see README).
-  return cachedIndex(`ttfs-latent${LATENT}-${rows}x${dim}-port${port}${indexType === 'auto' ? '' : `-${indexType}`}`, async (emb, index) => {
-    console.log(`   building the ${rows} × ${dim} index once (cached for reruns) …`);
-    const t = performance.now();
-    await writeEmbeddingFolder(emb, { rows, dim, urlOf: (i) => `http://127.0.0.1:${port}/img/${i}.jpg`, vectorInto: latentVectors(dim) });
-    const generated = (performance.now() - t) / 1000;
-    const run = await indexWithCli(emb, index, indexType);
-    console.log(`   generated in ${generated.toFixed(0)} s, \`clipstream index\` in ${run.seconds.toFixed(0)} s`);
-    return { rows, dim, port, generate_seconds: generated, index_seconds: run.seconds };
-  }, { rebuild });
+  return cachedIndex(
+    `ttfs-latent${LATENT}-${rows}x${dim}-port${port}${indexType === 'auto' ? '' : `-${indexType}`}`,
+    async (emb, index) => {
+      console.log(`   building the ${rows} × ${dim} index once (cached for reruns) …`);
+      const t = performance.now();
+      await writeEmbeddingFolder(emb, {
+        rows,
+        dim,
+        urlOf: (i) => `http://127.0.0.1:${port}/img/${i}.jpg`,
+        vectorInto: latentVectors(dim),
+      });
+      const generated = (performance.now() - t) / 1000;
+      const run = await indexWithCli(emb, index, indexType);
+      console.log(`   generated in ${generated.toFixed(0)} s, \`clipstream index\` in ${run.seconds.toFixed(0)} s`);
+      return { rows, dim, port, generate_seconds: generated, index_seconds: run.seconds };
+    },
+    { rebuild },
+  );
 }
 
-export async function ttfs({ rows = 1_000_000, dim = 512, port = 47611, count = 10_000, minSimilarity = -1, trials = 3, breakdownTrials = 1, rebuild = false, latency = true, indexType = 'auto' } = {}) {
-  console.log(`\n== time to first sample: fresh \`clipstream stream SPEC --output -\`, ${rows} × ${dim} index, one embedding query (count ${count}, min_similarity ${minSimilarity})`);
+export async function ttfs({
+  rows = 1_000_000,
+  dim = 512,
+  port = 47611,
+  count = 10_000,
+  minSimilarity = -1,
+  trials = 3,
+  breakdownTrials = 1,
+  rebuild = false,
+  latency = true,
+  indexType = 'auto',
+} = {}) {
+  console.log(
+    `\n== time to first sample: fresh \`clipstream stream SPEC --output -\`, ${rows} × ${dim} index, one embedding query (count ${count}, min_similarity ${minSimilarity})`,
+  );
   const index = await ensureTtfsIndex({ rows, dim, port, rebuild, indexType });
-  if (!index.built) console.log(`   index from the cache (${index.dir}; built in ${Math.round(index.seconds)} s on ${index.created.slice(0, 10)})`);
+  if (!index.built)
+    console.log(
+      `   index from the cache (${index.dir}; built in ${Math.round(index.seconds)} s on ${index.created.slice(0, 10)})`,
+    );
   const server = await startImageServer({ port, latency });
   const dir = await mkdtemp(join(tmpdir(), 'clipstream-bench-ttfs-'));
   try {
@@ -76,10 +114,18 @@ export async function ttfs({ rows = 1_000_000, dim = 512, port = 47611, count = 
     const fromPlan = [];
     for (let i = 0; i < trials; i++) fromPlan.push(await firstSample(planDir));
     // Process start: node and the modules a stream loads (from a spec: all of them), compile cache on as in the CLI.
-    const modules = ['dist/cli/stream.js', 'dist/select/plan-file.js', 'dist/select/plan.js', 'dist/stream/engine.js', 'dist/stream/api.js', 'dist/stream/tar-writer.js'];
+    const modules = [
+      'dist/cli/stream.js',
+      'dist/select/plan-file.js',
+      'dist/select/plan.js',
+      'dist/stream/engine.js',
+      'dist/stream/api.js',
+      'dist/stream/tar-writer.js',
+    ];
     const load = `(await import('node:module')).enableCompileCache(); ${modules.map((m) => `await import(${JSON.stringify(join(root, m))});`).join(' ')}`;
     const startup = [];
-    for (let i = 0; i < trials; i++) startup.push((await timed(process.execPath, ['--input-type=module', '-e', load])).seconds);
+    for (let i = 0; i < trials; i++)
+      startup.push((await timed(process.execPath, ['--input-type=module', '-e', load])).seconds);
     const plans = [];
     for (let i = 0; i < breakdownTrials; i++) plans.push(await planInFreshProcess(spec));
     const plan = plans.at(-1);
@@ -89,16 +135,28 @@ export async function ttfs({ rows = 1_000_000, dim = 512, port = 47611, count = 
 
     const med = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
     const ms = (s) => `${Math.round(s * 1000)} ms`;
-    console.log(`   plan: ${plan.planned} candidates planned, ${plan.available}${plan.availableMore ? '+' : ''} rows available; first candidate ${firstUrl.replace(/^.*\/img/, '/img')} (server: ${first.kind}${first.ms ? ` ${first.ms} ms` : ''}${first.status ? ` ${first.status}` : ''})`);
+    console.log(
+      `   plan: ${plan.planned} candidates planned, ${plan.available}${plan.availableMore ? '+' : ''} rows available; first candidate ${firstUrl.replace(/^.*\/img/, '/img')} (server: ${first.kind}${first.ms ? ` ${first.ms} ms` : ''}${first.status ? ` ${first.status}` : ''})`,
+    );
     console.log('   breakdown (each part apart, in its own fresh process; median):');
     console.log(`     process start (node + the stream path's modules) ${ms(med(startup))}`);
-    console.log(`     plan, first block (what a stream waits for) ${ms(med(plans.map((p) => p.first)))}; whole plan ${ms(med(plans.map((p) => p.total)))} (the long search alone: read spec + open index ${ms(med(plans.map((p) => p.open)))}, search ${ms(med(plans.map((p) => p.search)))})`);
+    console.log(
+      `     plan, first block (what a stream waits for) ${ms(med(plans.map((p) => p.first)))}; whole plan ${ms(med(plans.map((p) => p.total)))} (the long search alone: read spec + open index ${ms(med(plans.map((p) => p.open)))}, search ${ms(med(plans.map((p) => p.search)))})`,
+    );
     console.log(`     first download + resize, alone         ${ms(download)}`);
-    console.log(`   memory of the stream process at its first sample: VmRSS ${mb(med(firsts.map((f) => f.rssKb)))} (median), peak (VmHWM) ${mb(Math.max(...firsts.map((f) => f.hwmKb)))}`);
-    console.log(`   time to first sample, each trial: ${firsts.map((f) => ms(f.seconds)).join(', ')} (first byte of the tar at ${firsts.map((f) => ms(f.firstByte)).join(', ')})`);
-    console.log(`   from a plan folder (\`clipstream plan\` took ${ms(planned.seconds)} once), each trial: ${fromPlan.map((f) => ms(f.seconds)).join(', ')}`);
+    console.log(
+      `   memory of the stream process at its first sample: VmRSS ${mb(med(firsts.map((f) => f.rssKb)))} (median), peak (VmHWM) ${mb(Math.max(...firsts.map((f) => f.hwmKb)))}`,
+    );
+    console.log(
+      `   time to first sample, each trial: ${firsts.map((f) => ms(f.seconds)).join(', ')} (first byte of the tar at ${firsts.map((f) => ms(f.firstByte)).join(', ')})`,
+    );
+    console.log(
+      `   from a plan folder (\`clipstream plan\` took ${ms(planned.seconds)} once), each trial: ${fromPlan.map((f) => ms(f.seconds)).join(', ')}`,
+    );
     const best = Math.min(...firsts.map((f) => f.seconds));
-    console.log(`time to first sample: ${ms(med(firsts.map((f) => f.seconds)))} median, ${ms(best)} best (target ≤ 1000 ms); from a plan ${ms(med(fromPlan.map((f) => f.seconds)))} median`);
+    console.log(
+      `time to first sample: ${ms(med(firsts.map((f) => f.seconds)))} median, ${ms(best)} best (target ≤ 1000 ms); from a plan ${ms(med(fromPlan.map((f) => f.seconds)))} median`,
+    );
     return { firsts, fromPlan, startup, plans, download };
   } finally {
     server.stop();
@@ -110,7 +168,9 @@ export async function ttfs({ rows = 1_000_000, dim = 512, port = 47611, count = 
 function firstSample(spec) {
   return new Promise((resolve, reject) => {
     const start = performance.now();
-    const child = spawn(process.execPath, [cli, 'stream', spec, '--output', '-'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [cli, 'stream', spec, '--output', '-'], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let stderr = '';
     child.stderr.on('data', (d) => (stderr += d));
     let firstByte;
@@ -187,7 +247,11 @@ async function firstDownloadAlone(url) {
   const { defaultImageSlots } = await import(join(root, 'dist/sample/fetch-image.js'));
   const { StreamStats } = await import(join(root, 'dist/stream/stats.js'));
   const { specSchema } = await import(join(root, 'dist/select/spec.js'));
-  const spec = specSchema.parse({ index: 'x', queries: [{ name: 'q', embedding: [1], count: 1 }], fetch: { allow_private_networks: true } });
+  const spec = specSchema.parse({
+    index: 'x',
+    queries: [{ name: 'q', embedding: [1], count: 1 }],
+    fetch: { allow_private_networks: true },
+  });
   const fetcher = createFetcherFor(spec.fetch);
   const ctx = { fetcher, image: imageOptionsOf(spec.image), imageSlots: defaultImageSlots(), cache: null };
   // Warm this process's sharp and undici first: a fresh stream process pays that in "process start".

@@ -11,14 +11,25 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fate } from '../download/fate.mjs';
-import { arg, cli, embeddingSpec, indexWithCli, nearOneDirection, root, startImageServer, writeEmbeddingFolder } from '../stream/common.mjs';
+import {
+  arg,
+  cli,
+  embeddingSpec,
+  indexWithCli,
+  nearOneDirection,
+  root,
+  startImageServer,
+  writeEmbeddingFolder,
+} from '../stream/common.mjs';
 
 const count = Number(arg('count', 5000));
 const encodeFormat = arg('encode-format', 'jpg');
 const venv = process.env.CLIPSTREAM_PY_VENV ?? join(homedir(), '.cache/clipstream/venv-python');
 const python = join(venv, 'bin/python');
 if (!existsSync(python)) {
-  console.error(`bench/torch: no venv at ${venv}; run scripts/test-python.sh once (it makes it), or set CLIPSTREAM_PY_VENV`);
+  console.error(
+    `bench/torch: no venv at ${venv}; run scripts/test-python.sh once (it makes it), or set CLIPSTREAM_PY_VENV`,
+  );
   process.exit(2);
 }
 
@@ -34,29 +45,51 @@ try {
   const wanted = Math.floor((servable * 0.98) / 2) * 2;
   const spec = (name, cache) => {
     const path = join(dir, `${name}.json`);
-    return writeFile(path, JSON.stringify(embeddingSpec({
-      index: join(dir, 'index'),
-      embedding: [1, ...new Array(dim - 1).fill(0)],
-      count: wanted,
-      oversample: (count - 0.5) / wanted,
-      image: { encode_format: encodeFormat },
-      fetch: { concurrency: 256, per_host: 256, retries: 0 },
-      cache,
-    }))).then(() => path);
+    return writeFile(
+      path,
+      JSON.stringify(
+        embeddingSpec({
+          index: join(dir, 'index'),
+          embedding: [1, ...new Array(dim - 1).fill(0)],
+          count: wanted,
+          oversample: (count - 0.5) / wanted,
+          image: { encode_format: encodeFormat },
+          fetch: { concurrency: 256, per_host: 256, retries: 0 },
+          cache,
+        }),
+      ),
+    ).then(() => path);
   };
   const cached = await spec('cached', { dir: join(dir, 'cache') });
   const uncached = await spec('uncached', { dir: null });
-  const passOn = ['batch-size', 'rounds', 'workers', 'network-rounds'].flatMap((f) => (arg(f, undefined) === undefined ? [] : [`--${f}`, arg(f)]));
+  const passOn = ['batch-size', 'rounds', 'workers', 'network-rounds'].flatMap((f) =>
+    arg(f, undefined) === undefined ? [] : [`--${f}`, arg(f)],
+  );
   const code = await new Promise((resolve) => {
-    const child = spawn(python, [join(root, 'bench/torch/loader.py'), '--spec', cached, '--spec-nocache', uncached, '--urls', String(count), '--encode-format', encodeFormat, ...passOn], {
-      stdio: 'inherit',
-      env: {
-        ...process.env,
-        CLIPSTREAM_CLI: `${process.execPath} ${cli}`,
-        // The checkout's package, not the copy pip installed into the venv.
-        PYTHONPATH: [join(root, 'python'), process.env.PYTHONPATH].filter(Boolean).join(':'),
+    const child = spawn(
+      python,
+      [
+        join(root, 'bench/torch/loader.py'),
+        '--spec',
+        cached,
+        '--spec-nocache',
+        uncached,
+        '--urls',
+        String(count),
+        '--encode-format',
+        encodeFormat,
+        ...passOn,
+      ],
+      {
+        stdio: 'inherit',
+        env: {
+          ...process.env,
+          CLIPSTREAM_CLI: `${process.execPath} ${cli}`,
+          // The checkout's package, not the copy pip installed into the venv.
+          PYTHONPATH: [join(root, 'python'), process.env.PYTHONPATH].filter(Boolean).join(':'),
+        },
       },
-    });
+    );
     child.once('close', resolve);
   });
   process.exitCode = code ?? 1;

@@ -15,7 +15,10 @@ export function countProgress(label: string, unit: string, { intervalSeconds = 5
       ? `${label} {bar} {value}/{total} ${unit} | {rate} ${unit}/s | ETA {eta_formatted}`
       : `${label} {value} ${unit} | {rate} ${unit}/s`;
     const cliProgress = loadCliProgress();
-    const bar = new cliProgress.SingleBar({ format, stream: process.stderr, hideCursor: true, fps: 5 }, cliProgress.Presets.shades_classic);
+    const bar = new cliProgress.SingleBar(
+      { format, stream: process.stderr, hideCursor: true, fps: 5 },
+      cliProgress.Presets.shades_classic,
+    );
     let started = false;
     return {
       update(done: number, total?: number) {
@@ -35,7 +38,9 @@ export function countProgress(label: string, unit: string, { intervalSeconds = 5
       const now = performance.now();
       if (now - last < intervalSeconds * 1000 && done !== total) return;
       last = now;
-      process.stderr.write(`${label} ${done}${total === undefined ? '' : `/${total}`} ${unit} | ${rate(done)} ${unit}/s\n`);
+      process.stderr.write(
+        `${label} ${done}${total === undefined ? '' : `/${total}`} ${unit} | ${rate(done)} ${unit}/s\n`,
+      );
     },
     stop: () => {},
   };

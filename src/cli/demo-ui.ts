@@ -22,16 +22,23 @@ export async function serveDemoUi(worldDir: string, count: number, port: number)
     model,
     fetcher,
     streams: new Map([['demo', stream]]),
-    web: { indexDirs: new Map([['demo', world.indexDir]]), modelDir: world.modelDir, allowNewStreams: true, allowPrivateNetworks: true },
+    web: {
+      indexDirs: new Map([['demo', world.indexDir]]),
+      modelDir: world.modelDir,
+      allowNewStreams: true,
+      allowPrivateNetworks: true,
+    },
   });
   const address = await app.listen({ port, host: '127.0.0.1' });
-  process.stdout.write([
-    '',
-    `The demo's index and stream in your browser: ${address}/`,
-    `  explorer: search "red", move the threshold; spec: build one and plan it; dashboard: ${address}/#dashboard`,
-    `  stream demo: ${address}/streams/demo/{0..P-1}.tar?partitions=P (Ctrl-C stops it all)`,
-    '',
-  ].join('\n'));
+  process.stdout.write(
+    [
+      '',
+      `The demo's index and stream in your browser: ${address}/`,
+      `  explorer: search "red", move the threshold; spec: build one and plan it; dashboard: ${address}/#dashboard`,
+      `  stream demo: ${address}/streams/demo/{0..P-1}.tar?partitions=P (Ctrl-C stops it all)`,
+      '',
+    ].join('\n'),
+  );
   const stop = async () => {
     await app.close();
     await fetcher.close();

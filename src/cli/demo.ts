@@ -7,12 +7,21 @@ import { planTable } from './plan.js';
 
 export function demoCommand(): Command {
   return new Command('demo')
-    .description('Run the main job on the embedded demo data: colour queries over a local world of generated images, streamed into webdataset shards + a contact sheet')
+    .description(
+      'Run the main job on the embedded demo data: colour queries over a local world of generated images, streamed into webdataset shards + a contact sheet',
+    )
     .option('--output-folder <dir>', 'where the demo writes everything', 'demo-output')
     .option('--count <n>', 'images in the demo world', toNumber('--count'), 1200)
-    .option('--world <dir>', 'only build the demo world into DIR and serve its images until stopped (for notebooks and the Python tests)')
-    .option('--ui', 'after the demo, keep its world served and open the web page over its index and stream (until Ctrl-C)', false)
-    .option('--port <port>', 'with --ui: the page\'s port (0: any free port)', toNumber('--port'), 0)
+    .option(
+      '--world <dir>',
+      'only build the demo world into DIR and serve its images until stopped (for notebooks and the Python tests)',
+    )
+    .option(
+      '--ui',
+      'after the demo, keep its world served and open the web page over its index and stream (until Ctrl-C)',
+      false,
+    )
+    .option('--port <port>', "with --ui: the page's port (0: any free port)", toNumber('--port'), 0)
     .action(async (flags: { outputFolder: string; count: number; world?: string; ui: boolean; port: number }) => {
       if (flags.world !== undefined) return serveWorld(flags.world, flags.count);
       // Started with the stream, so that its rate does not count the world's build.
@@ -21,7 +30,9 @@ export function demoCommand(): Command {
         outputFolder: flags.outputFolder,
         count: flags.count,
         onPlan: (plan) => {
-          process.stdout.write(`demo world: ${flags.count} images, 1 in 9 links dead, 1 in 23 not an image\n\n${planTable(plan, 1)}\n`);
+          process.stdout.write(
+            `demo world: ${flags.count} images, 1 in 9 links dead, 1 in 23 not an image\n\n${planTable(plan, 1)}\n`,
+          );
           progress = countProgress('demo stream', 'samples');
         },
         onSample: (done, size) => progress?.update(done, size),
@@ -30,8 +41,12 @@ export function demoCommand(): Command {
       const rel = (p: string) => relative(process.cwd(), p) || '.';
       process.stdout.write(
         [
-          `streamed ${result.delivered} samples (${Object.entries(result.stream.byQuery).map(([k, v]) => `${k} ${v}`).join(', ')}) ` +
-            `from ${s.attempts} attempts; dead links replaced: ${s.failures} (${Object.entries(s.reasons).map(([k, v]) => `${k} ${v}`).join(', ')})`,
+          `streamed ${result.delivered} samples (${Object.entries(result.stream.byQuery)
+            .map(([k, v]) => `${k} ${v}`)
+            .join(', ')}) ` +
+            `from ${s.attempts} attempts; dead links replaced: ${s.failures} (${Object.entries(s.reasons)
+              .map(([k, v]) => `${k} ${v}`)
+              .join(', ')})`,
           `${result.colourMatches} of ${result.delivered} images have the colour their query names.`,
           '',
           `spec:           ${rel(result.world.specPath)}`,
@@ -39,10 +54,13 @@ export function demoCommand(): Command {
           `contact sheet:  ${rel(result.contactSheet)}  (one row per query)`,
           '',
           ...pythonLines(rel(dirname(result.world.specPath))),
-          flags.ui ? '' : `To look at the demo's index and stream in the browser (explorer, spec builder, dashboard): ./clipstream demo --ui\n`,
+          flags.ui
+            ? ''
+            : `To look at the demo's index and stream in the browser (explorer, spec builder, dashboard): ./clipstream demo --ui\n`,
         ].join('\n'),
       );
-      if (flags.ui) await (await import('./demo-ui.js')).serveDemoUi(dirname(result.world.specPath), flags.count, flags.port);
+      if (flags.ui)
+        await (await import('./demo-ui.js')).serveDemoUi(dirname(result.world.specPath), flags.count, flags.port);
     });
 }
 
@@ -52,7 +70,7 @@ export function demoCommand(): Command {
  */
 export function pythonLines(worldDir: string): string[] {
   return [
-    'The same stream in PyTorch: the demo\'s images were served only while it ran; serve them again with',
+    "The same stream in PyTorch: the demo's images were served only while it ran; serve them again with",
     `  ./clipstream demo --world ${worldDir}        # leave it running (Ctrl-C stops it), then in Python (pip install ./python):`,
     '  from clipstream import serve, ClipStreamDataset',
     '  from torch.utils.data import DataLoader',
@@ -65,7 +83,9 @@ export function pythonLines(worldDir: string): string[] {
 
 async function serveWorld(dir: string, count: number): Promise<void> {
   const { world, server } = await startDemoWorld(dir, count);
-  process.stdout.write(`demo world ready: spec=${world.specPath} images=${server.url} index=${world.indexDir} model=${world.modelDir}\n`);
+  process.stdout.write(
+    `demo world ready: spec=${world.specPath} images=${server.url} index=${world.indexDir} model=${world.modelDir}\n`,
+  );
   const stop = async () => {
     await server.close();
     process.exit(0);

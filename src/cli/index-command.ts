@@ -7,36 +7,56 @@ import { toLocalPath } from './parse.js';
 /** `clipstream index`: a clip-retrieval embedding folder → a LanceDB index folder. */
 export function indexCommand(): Command {
   return new Command('index')
-    .description('Import a clip-retrieval embedding folder (img_emb/, metadata/) into an index folder; rerun to append new partitions')
-    .requiredOption('--embeddings <dir>', 'embedding folder: img_emb/img_emb_{P}.npy + metadata/metadata_{P}.parquet', toLocalPath('--embeddings'))
+    .description(
+      'Import a clip-retrieval embedding folder (img_emb/, metadata/) into an index folder; rerun to append new partitions',
+    )
+    .requiredOption(
+      '--embeddings <dir>',
+      'embedding folder: img_emb/img_emb_{P}.npy + metadata/metadata_{P}.parquet',
+      toLocalPath('--embeddings'),
+    )
     .requiredOption('--output <dir>', 'index folder to create or extend', toLocalPath('--output'))
     .addOption(new Option('--metric <m>', 'similarity').choices(['ip', 'cosine']).default('ip'))
     .addOption(
-      new Option('--index-type <t>', 'auto: exact below 30 000 rows, IVF-PQ above; ivf_hnsw_sq: 5 × faster queries for a long-running serve, but loads its whole graph at open')
+      new Option(
+        '--index-type <t>',
+        'auto: exact below 30 000 rows, IVF-PQ above; ivf_hnsw_sq: 5 × faster queries for a long-running serve, but loads its whole graph at open',
+      )
         .choices(['auto', 'flat', 'ivf_hnsw_sq', 'ivf_pq'])
         .default('auto'),
     )
     .option('--model <name>', 'the model that made the embeddings, recorded in clipstream.json')
-    .action(async (flags: { embeddings: string; output: string; metric: 'ip' | 'cosine'; indexType: IndexType; model?: string }) => {
-      const start = performance.now();
-      const progress = countProgress('index', 'rows');
-      const notes: string[] = [];
-      const info = await buildIndex({ ...flags, onProgress: (done, total) => progress.update(done, total), onNote: (note) => notes.push(note) })
-        .finally(() => {
+    .action(
+      async (flags: {
+        embeddings: string;
+        output: string;
+        metric: 'ip' | 'cosine';
+        indexType: IndexType;
+        model?: string;
+      }) => {
+        const start = performance.now();
+        const progress = countProgress('index', 'rows');
+        const notes: string[] = [];
+        const info = await buildIndex({
+          ...flags,
+          onProgress: (done, total) => progress.update(done, total),
+          onNote: (note) => notes.push(note),
+        }).finally(() => {
           progress.stop();
           for (const note of notes) process.stderr.write(`clipstream: note: ${note}\n`);
         });
-      process.stdout.write(
-        `done in ${((performance.now() - start) / 1000).toFixed(1)}s: ${info.count} rows × ${info.dim} dims in ${flags.output}, ` +
-          `${info.ann.type} search, recall@10 ${info.recall_at_10.toFixed(3)}, partitions ${info.partitions.join(', ')}\n`,
-      );
-      if (info.ann.type !== 'flat' && info.recall_at_10 < TARGET_RECALL) {
-        const settings = info.ann.type === 'ivf_pq' ? `refine ${info.ann.refine_factor}` : `ef ${info.ann.ef}`;
-        process.stderr.write(
-          `clipstream: warning: on these embeddings ${info.ann.type} reaches recall@10 ${info.recall_at_10.toFixed(3)} at best ` +
-            `(nprobes ${info.ann.nprobes}, ${settings}): searches will miss neighbours\n` +
-            '  Rebuild with --index-type flat for exact search (slower: a full scan per query).\n',
+        process.stdout.write(
+          `done in ${((performance.now() - start) / 1000).toFixed(1)}s: ${info.count} rows × ${info.dim} dims in ${flags.output}, ` +
+            `${info.ann.type} search, recall@10 ${info.recall_at_10.toFixed(3)}, partitions ${info.partitions.join(', ')}\n`,
         );
-      }
-    });
+        if (info.ann.type !== 'flat' && info.recall_at_10 < TARGET_RECALL) {
+          const settings = info.ann.type === 'ivf_pq' ? `refine ${info.ann.refine_factor}` : `ef ${info.ann.ef}`;
+          process.stderr.write(
+            `clipstream: warning: on these embeddings ${info.ann.type} reaches recall@10 ${info.recall_at_10.toFixed(3)} at best ` +
+              `(nprobes ${info.ann.nprobes}, ${settings}): searches will miss neighbours\n` +
+              '  Rebuild with --index-type flat for exact search (slower: a full scan per query).\n',
+          );
+        }
+      },
+    );
 }

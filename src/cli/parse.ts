@@ -8,7 +8,8 @@ export function toNumber(flag: string) {
     const v = value.trim().toLowerCase();
     if (v === 'inf' || v === 'infinity') return Infinity;
     const n = Number(v);
-    if (v === '' || Number.isNaN(n)) throw invalidOption(`Expected a number for ${flag} but received ${JSON.stringify(value)}`);
+    if (v === '' || Number.isNaN(n))
+      throw invalidOption(`Expected a number for ${flag} but received ${JSON.stringify(value)}`);
     return n;
   };
 }

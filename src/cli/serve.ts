@@ -17,15 +17,28 @@ import { warnWhenResolved } from './plan-warnings.js';
 /** `clipstream serve`: clip back's HTTP API over our indexes. Binds 127.0.0.1 unless --host says otherwise. */
 export function serveCommand(): Command {
   return new Command('serve')
-    .description("Serve streams (webdataset tars per partition, see docs/streaming.md) and indexes over clip-retrieval's back API (/indices-list, /knn-service, /metadata), with /metrics")
+    .description(
+      "Serve streams (webdataset tars per partition, see docs/streaming.md) and indexes over clip-retrieval's back API (/indices-list, /knn-service, /metadata), with /metrics",
+    )
     .option('--spec <name=spec...>', 'a stream to serve, as NAME=SPEC_FILE_OR_PLAN_DIR (repeatable)')
     .option('--index <name=dir...>', 'an index to serve, as NAME=DIR (repeatable)')
-    .option('--indices-paths <json>', "clip back's indices_paths.json: {name: dir} or {name: {indice_folder: dir}}", toLocalPath('--indices-paths'))
+    .option(
+      '--indices-paths <json>',
+      "clip back's indices_paths.json: {name: dir} or {name: {indice_folder: dir}}",
+      toLocalPath('--indices-paths'),
+    )
     .option('--model <dir>', 'CLIP model folder to embed text and image queries', toLocalPath('--model'))
     .option('--port <port>', 'port (0 = any free port)', toNumber('--port'), 1234)
     .option('--host <host>', 'address to bind', '127.0.0.1')
-    .option('--allow-private-networks', 'let image_url queries, thumbnails and streams started from the page reach private and loopback addresses', false)
-    .option('--token <token>', 'ask every request for this token (default: $CLIPSTREAM_TOKEN); required with a --host other than loopback')
+    .option(
+      '--allow-private-networks',
+      'let image_url queries, thumbnails and streams started from the page reach private and loopback addresses',
+      false,
+    )
+    .option(
+      '--token <token>',
+      'ask every request for this token (default: $CLIPSTREAM_TOKEN); required with a --host other than loopback',
+    )
     .option('--allow-new-streams', 'let the page (POST /api/streams) start streams', false)
     .action(async (flags: ServeFlags) => {
       const streamSources = namedPairs(flags.spec ?? [], '--spec', 'NAME=SPEC');
@@ -42,15 +55,31 @@ export function serveCommand(): Command {
       const indices = new Map<string, Index>();
       for (const [name, dir] of paths) indices.set(name, await openIndex(dir));
       const model = flags.model ? await loadClipModel(flags.model) : undefined;
-      const fetcher = createFetcher({ allowPrivateNetworks: flags.allowPrivateNetworks, timeoutMs: 10_000, maxBytes: 20 * 1024 * 1024 });
-      const web = { indexDirs: new Map([...paths].map(([name, dir]) => [name, resolve(dir)])), modelDir: flags.model && resolve(flags.model), allowNewStreams: flags.allowNewStreams, allowPrivateNetworks: flags.allowPrivateNetworks };
+      const fetcher = createFetcher({
+        allowPrivateNetworks: flags.allowPrivateNetworks,
+        timeoutMs: 10_000,
+        maxBytes: 20 * 1024 * 1024,
+      });
+      const web = {
+        indexDirs: new Map([...paths].map(([name, dir]) => [name, resolve(dir)])),
+        modelDir: flags.model && resolve(flags.model),
+        allowNewStreams: flags.allowNewStreams,
+        allowPrivateNetworks: flags.allowPrivateNetworks,
+      };
       const app = createServer({ indices, model, fetcher, streams, token, web });
       const address = await listen(app, flags.port, flags.host);
-      const what = [...[...streams.keys()].map((n) => `stream ${n}`), ...[...indices.keys()].map((n) => `index ${n}`)].join(', ');
-      process.stdout.write(`clipstream serve: listening on ${address} with ${what || 'nothing yet'}${model ? ` and model ${model.name}` : ''}\n`);
+      const what = [
+        ...[...streams.keys()].map((n) => `stream ${n}`),
+        ...[...indices.keys()].map((n) => `index ${n}`),
+      ].join(', ');
+      process.stdout.write(
+        `clipstream serve: listening on ${address} with ${what || 'nothing yet'}${model ? ` and model ${model.name}` : ''}\n`,
+      );
       process.stdout.write(`  page: ${address}/${token ? ' (open it once with ?token=TOKEN)' : ''}\n`);
       for (const name of streams.keys()) {
-        process.stdout.write(`  ${name}: ${address}/streams/${name}/{0..P-1}.tar?partitions=P&epoch=E  (stats: ${address}/streams/${name}/stats)\n`);
+        process.stdout.write(
+          `  ${name}: ${address}/streams/${name}/{0..P-1}.tar?partitions=P&epoch=E  (stats: ${address}/streams/${name}/stats)\n`,
+        );
       }
       const stop = async () => {
         await app.close();
@@ -80,7 +109,8 @@ interface ServeFlags {
 /** --token or $CLIPSTREAM_TOKEN; a server reachable from other machines must have one. */
 function tokenOf(flags: ServeFlags): string | undefined {
   const token = flags.token ?? (process.env.CLIPSTREAM_TOKEN || undefined);
-  if (token !== undefined && !/^[\x21-\x7e]{8,256}$/.test(token)) throw invalidOption('Expected 8 to 256 printable characters without spaces for --token (or CLIPSTREAM_TOKEN)');
+  if (token !== undefined && !/^[\x21-\x7e]{8,256}$/.test(token))
+    throw invalidOption('Expected 8 to 256 printable characters without spaces for --token (or CLIPSTREAM_TOKEN)');
   if (token === undefined && !isLoopback(flags.host)) {
     throw invalidOption(`--host ${flags.host} makes the server reachable from other machines: it then needs a token`, {
       hint: 'Pass --token TOKEN or set CLIPSTREAM_TOKEN (e.g. CLIPSTREAM_TOKEN=$(openssl rand -hex 16)); clients send it as "Authorization: Bearer TOKEN".',
@@ -93,7 +123,10 @@ function tokenOf(flags: ServeFlags): string | undefined {
  * A stream to serve. From a spec it is served from each query's first block on while the long search runs (as
  * `clipstream stream`); its warnings, and a failure of the long search, are told when it ends.
  */
-export async function openServedStream(name: string, plan: Plan): Promise<{ stream: ServedStream; context: { close(): Promise<void> } }> {
+export async function openServedStream(
+  name: string,
+  plan: Plan,
+): Promise<{ stream: ServedStream; context: { close(): Promise<void> } }> {
   warnWhenResolved(plan, `stream ${name}: `, (err) => {
     process.stderr.write(`clipstream: error: stream ${name}: ${err instanceof Error ? err.message : String(err)}\n`);
   });
@@ -103,7 +136,8 @@ export async function openServedStream(name: string, plan: Plan): Promise<{ stre
 
 /** Fails fast on a port in use or an address not of this machine (listen() checks again at the end). */
 async function checkPortFree(port: number, host: string): Promise<void> {
-  if (!Number.isInteger(port) || port < 0 || port > 65535) throw invalidOption(`Expected a port in 0…65535 for --port but received ${port}`);
+  if (!Number.isInteger(port) || port < 0 || port > 65535)
+    throw invalidOption(`Expected a port in 0…65535 for --port but received ${port}`);
   if (port === 0) return;
   const probe = net.createServer();
   try {
@@ -120,9 +154,14 @@ async function checkPortFree(port: number, host: string): Promise<void> {
 
 function listenError(err: unknown, port: number, host: string): unknown {
   const code = (err as NodeJS.ErrnoException).code;
-  if (code === 'EADDRINUSE') return portInUse(`port ${port} on ${host} is in use`, { hint: 'Choose another --port, or --port 0 for any free port.' });
+  if (code === 'EADDRINUSE')
+    return portInUse(`port ${port} on ${host} is in use`, {
+      hint: 'Choose another --port, or --port 0 for any free port.',
+    });
   if (code === 'EADDRNOTAVAIL' || code === 'ENOTFOUND' || code === 'EACCES') {
-    return invalidOption(`cannot listen on ${host}:${port} (${code})`, { hint: 'Check --host (an address of this machine) and --port (above 1023 unless root).' });
+    return invalidOption(`cannot listen on ${host}:${port} (${code})`, {
+      hint: 'Check --host (an address of this machine) and --port (above 1023 unless root).',
+    });
   }
   return err;
 }
@@ -141,16 +180,23 @@ function namedPairs(values: string[], flag: string, form: string): Map<string, s
   const out = new Map<string, string>();
   for (const value of values) {
     const eq = value.indexOf('=');
-    if (eq <= 0 || eq === value.length - 1) throw invalidOption(`Expected ${form} for ${flag} but received ${JSON.stringify(value)}`);
+    if (eq <= 0 || eq === value.length - 1)
+      throw invalidOption(`Expected ${form} for ${flag} but received ${JSON.stringify(value)}`);
     const name = value.slice(0, eq);
-    if (!/^[A-Za-z0-9_-]{1,64}$/.test(name)) throw invalidOption(`Expected a name of letters, digits, _ or - for ${flag} but received ${JSON.stringify(name)}`);
+    if (!/^[A-Za-z0-9_-]{1,64}$/.test(name))
+      throw invalidOption(
+        `Expected a name of letters, digits, _ or - for ${flag} but received ${JSON.stringify(name)}`,
+      );
     if (out.has(name)) throw invalidOption(`${flag} ${name} is given twice`);
     out.set(name, localPathOf(value.slice(eq + 1), `${flag} ${name}`));
   }
   return out;
 }
 
-async function indexPaths(flags: { index?: string[]; indicesPaths?: string }, hasStreams: boolean): Promise<Map<string, string>> {
+async function indexPaths(
+  flags: { index?: string[]; indicesPaths?: string },
+  hasStreams: boolean,
+): Promise<Map<string, string>> {
   const out = namedPairs(flags.index ?? [], '--index', 'NAME=DIR');
   if (flags.indicesPaths) {
     let parsed: unknown;
@@ -159,13 +205,16 @@ async function indexPaths(flags: { index?: string[]; indicesPaths?: string }, ha
     } catch (err) {
       throw invalidOption(`cannot read ${flags.indicesPaths} as JSON: ${(err as Error).message}`);
     }
-    if (typeof parsed !== 'object' || parsed === null) throw invalidOption(`${flags.indicesPaths}: expected an object {name: folder}`);
+    if (typeof parsed !== 'object' || parsed === null)
+      throw invalidOption(`${flags.indicesPaths}: expected an object {name: folder}`);
     for (const [name, value] of Object.entries(parsed)) {
       const dir = typeof value === 'string' ? value : (value as { indice_folder?: unknown })?.indice_folder;
-      if (typeof dir !== 'string') throw invalidOption(`${flags.indicesPaths}: index ${name} has no folder (a string or {indice_folder})`);
+      if (typeof dir !== 'string')
+        throw invalidOption(`${flags.indicesPaths}: index ${name} has no folder (a string or {indice_folder})`);
       out.set(name, resolve(dirname(flags.indicesPaths), localPathOf(dir, `index ${name} in ${flags.indicesPaths}`)));
     }
   }
-  if (out.size === 0 && !hasStreams) throw invalidOption('Expected at least one --spec NAME=SPEC, --index NAME=DIR or --indices-paths FILE');
+  if (out.size === 0 && !hasStreams)
+    throw invalidOption('Expected at least one --spec NAME=SPEC, --index NAME=DIR or --indices-paths FILE');
   return out;
 }

@@ -11,7 +11,8 @@ import { warnWhenResolved } from './plan-warnings.js';
 
 // The command's work loads when it runs (`--help` needs none of it): LanceDB for a spec, undici and sharp for the
 // downloads, each ~50–100 ms to load.
-const engine = () => Promise.all([import('../stream/engine.js'), import('../stream/api.js'), import('../stream/tar-writer.js')]);
+const engine = () =>
+  Promise.all([import('../stream/engine.js'), import('../stream/api.js'), import('../stream/tar-writer.js')]);
 
 interface StreamFlags {
   outputFolder?: string;
@@ -28,11 +29,13 @@ interface StreamFlags {
 /** `clipstream stream`: one partition of a spec or plan into webdataset shards, or one tar on stdout. */
 export function streamCommand(): Command {
   return new Command('stream')
-    .description('Stream one partition of a spec or plan: download, resize, back-fill; into webdataset shards (+ parquet, manifest) or a tar on stdout')
+    .description(
+      'Stream one partition of a spec or plan: download, resize, back-fill; into webdataset shards (+ parquet, manifest) or a tar on stdout',
+    )
     .argument('<spec-or-plan>', 'spec file, or a plan folder made by `clipstream plan`', toLocalPath('<spec-or-plan>'))
     .option('--output-folder <dir>', 'write shards here (one folder per partition)', toLocalPath('--output-folder'))
     .option('--output <dash>', 'with "-": one webdataset tar on stdout instead')
-    .option('--rank <r>', 'this process\'s rank', toNumber('--rank'), 0)
+    .option('--rank <r>', "this process's rank", toNumber('--rank'), 0)
     .option('--world-size <w>', 'number of ranks', toNumber('--world-size'), 1)
     .option('--worker <i>', 'data-loader worker within the rank', toNumber('--worker'), 0)
     .option('--num-workers <n>', 'data-loader workers per rank', toNumber('--num-workers'), 1)
@@ -40,10 +43,16 @@ export function streamCommand(): Command {
     .option('--resume', 'complete an interrupted run in --output-folder', false)
     .option('--number-sample-per-shard <n>', 'samples per shard', toNumber('--number-sample-per-shard'), 1000)
     .action(async (source: string, flags: StreamFlags) => {
-      if ((flags.outputFolder === undefined) === (flags.output === undefined)) throw invalidOption('Expected exactly one of --output-folder DIR or --output -');
-      if (flags.output !== undefined && flags.output !== '-') throw invalidOption(`Expected "-" for --output but received ${JSON.stringify(flags.output)}; use --output-folder for a folder`);
+      if ((flags.outputFolder === undefined) === (flags.output === undefined))
+        throw invalidOption('Expected exactly one of --output-folder DIR or --output -');
+      if (flags.output !== undefined && flags.output !== '-')
+        throw invalidOption(
+          `Expected "-" for --output but received ${JSON.stringify(flags.output)}; use --output-folder for a folder`,
+        );
       if (!Number.isInteger(flags.numberSamplePerShard) || flags.numberSamplePerShard < 1) {
-        throw invalidOption(`Expected a positive integer for --number-sample-per-shard but received ${flags.numberSamplePerShard}`);
+        throw invalidOption(
+          `Expected a positive integer for --number-sample-per-shard but received ${flags.numberSamplePerShard}`,
+        );
       }
       const partition = partitionOf(flags);
       const { loadPlan } = await import('../select/plan-file.js');
@@ -70,13 +79,20 @@ export function streamCommand(): Command {
           });
           progress.stop();
           const resumed = summary.resumedFrom ? ` (resumed at ${summary.resumedFrom})` : '';
-          process.stdout.write(`done: ${summary.delivered}/${summary.size} samples${resumed} in ${summary.shards} shard(s) in ${resolve(summary.folder)}, ` +
-            `${seconds(start)}s\n  per query: ${Object.entries(summary.byQuery).map(([k, v]) => `${k} ${v}`).join(', ')}\n${failureLine(summary.stats)}`);
+          process.stdout.write(
+            `done: ${summary.delivered}/${summary.size} samples${resumed} in ${summary.shards} shard(s) in ${resolve(summary.folder)}, ` +
+              `${seconds(start)}s\n  per query: ${Object.entries(summary.byQuery)
+                .map(([k, v]) => `${k} ${v}`)
+                .join(', ')}\n${failureLine(summary.stats)}`,
+          );
         } else {
           const stream = streamPartition(plan, { partition, epoch: flags.epoch, context });
           const complete = await tarToStdout(stream, (sample) => progress.update(sample.state.delivered, stream.size));
           progress.stop();
-          if (complete) process.stderr.write(`done: ${stream.size} samples to stdout in ${seconds(start)}s\n${failureLine(stream.stats)}`);
+          if (complete)
+            process.stderr.write(
+              `done: ${stream.size} samples to stdout in ${seconds(start)}s\n${failureLine(stream.stats)}`,
+            );
         }
       } finally {
         progress.stop();
@@ -126,9 +142,13 @@ function seconds(start: number): string {
 
 function failureLine(stats: StreamStats): string {
   const s = stats.snapshot();
-  const top = Object.entries(s.reasons).slice(0, 5).map(([k, v]) => `${k} ${v}`).join(', ');
-  return `  attempts ${s.attempts}, success rate ${s.success_rate === null ? '-' : (s.success_rate * 100).toFixed(1) + '%'}` +
+  const top = Object.entries(s.reasons)
+    .slice(0, 5)
+    .map(([k, v]) => `${k} ${v}`)
+    .join(', ');
+  return (
+    `  attempts ${s.attempts}, success rate ${s.success_rate === null ? '-' : (s.success_rate * 100).toFixed(1) + '%'}` +
     `${s.repeats ? `, repeats ${s.repeats}` : ''}${s.cache_hits + s.cache_misses ? `, cache hits ${s.cache_hits}/${s.cache_hits + s.cache_misses}` : ''}` +
-    `${top ? `\n  failures: ${top}` : ''}\n`;
+    `${top ? `\n  failures: ${top}` : ''}\n`
+  );
 }
-

@@ -65,7 +65,7 @@ const PLAIN_WORDS = (
   'photo photograph picture image painting drawing illustration render close up view background ' +
   'thing object car dog cat house flower sky sea water apple shirt dress ball bird tree wall door ' +
   'light dark bright pale deep solid plain colored coloured color colour ' +
-  '. , ! ? - \''
+  ". , ! ? - '"
 ).split(' ');
 
 export const SPECIAL_TOKENS = { bos: '<|startoftext|>', eos: '<|endoftext|>', unk: '<|unk|>' } as const;
@@ -81,7 +81,15 @@ const IMAGE_STD: Rgb = [0.26862954, 0.26130258, 0.27577711];
 
 /** The vocabulary: specials first, then colour words, then plain words. Index = token id. */
 export function colorClipVocabulary(): string[] {
-  return [...new Set([SPECIAL_TOKENS.bos, SPECIAL_TOKENS.eos, SPECIAL_TOKENS.unk, ...Object.keys(COLOR_WORDS), ...PLAIN_WORDS])];
+  return [
+    ...new Set([
+      SPECIAL_TOKENS.bos,
+      SPECIAL_TOKENS.eos,
+      SPECIAL_TOKENS.unk,
+      ...Object.keys(COLOR_WORDS),
+      ...PLAIN_WORDS,
+    ]),
+  ];
 }
 
 /** Seeded PRNG (mulberry32) so that every generated model is identical. */
@@ -147,7 +155,8 @@ function tokenEmbeddings(vocab: readonly string[], dim: number): Float32Array {
     const rgb = COLOR_WORDS[word];
     let v: Float64Array;
     if (rgb !== undefined) v = colorVector(rgb, dim);
-    else if (word === SPECIAL_TOKENS.unk) v = new Float64Array(dim); // an unknown word says nothing
+    else if (word === SPECIAL_TOKENS.unk)
+      v = new Float64Array(dim); // an unknown word says nothing
     else v = orthogonalise(gaussianVector(dim, rand), colourSpace, PLAIN_WORD_LENGTH);
     table.set(v, id * dim);
   });
@@ -170,7 +179,12 @@ const i64 = (name: string, values: number[]): OnnxTensor => ({
 /** Nodes that L2-normalise `input` along axis 1 into `output`. */
 function l2NormaliseNodes(input: string, output: string): OnnxNode[] {
   return [
-    { opType: 'ReduceL2', inputs: [input], outputs: [`${input}_norm`], attributes: { axes: { ints: [1] }, keepdims: { int: 1 } } },
+    {
+      opType: 'ReduceL2',
+      inputs: [input],
+      outputs: [`${input}_norm`],
+      attributes: { axes: { ints: [1] }, keepdims: { int: 1 } },
+    },
     { opType: 'Max', inputs: [`${input}_norm`, 'eps'], outputs: [`${input}_norm_safe`] },
     { opType: 'Div', inputs: [input, `${input}_norm_safe`], outputs: [output] },
   ];
@@ -178,7 +192,12 @@ function l2NormaliseNodes(input: string, output: string): OnnxNode[] {
 
 function textModel(vocab: readonly string[], dim: number): OnnxModel {
   const nodes: OnnxNode[] = [
-    { opType: 'Gather', inputs: ['token_embedding', 'input_ids'], outputs: ['embeds'], attributes: { axis: { int: 0 } } },
+    {
+      opType: 'Gather',
+      inputs: ['token_embedding', 'input_ids'],
+      outputs: ['embeds'],
+      attributes: { axis: { int: 0 } },
+    },
     { opType: 'Cast', inputs: ['attention_mask'], outputs: ['mask'], attributes: { to: { int: 1 } } },
     { opType: 'Unsqueeze', inputs: ['mask', 'axis_2'], outputs: ['mask3'] },
     { opType: 'Mul', inputs: ['embeds', 'mask3'], outputs: ['masked'] },
@@ -192,7 +211,8 @@ function textModel(vocab: readonly string[], dim: number): OnnxModel {
     irVersion: IR_VERSION,
     opsetVersion: OPSET,
     producerName: 'clipstream color-CLIP',
-    docString: 'Text tower of color-CLIP: L2-normalised masked mean of token embeddings; colour words point at colours.',
+    docString:
+      'Text tower of color-CLIP: L2-normalised masked mean of token embeddings; colour words point at colours.',
     graph: {
       name: 'color_clip_text',
       nodes: nodes.map((n, i) => ({ ...n, name: `${n.opType}_${i}` })),
@@ -218,7 +238,12 @@ function visionModel(dim: number): OnnxModel {
   projection.forEach((row, c) => projectionMatrix.set(row, c * dim));
   const nodes: OnnxNode[] = [
     // Mean over H and W of the normalised pixels, then undo the preprocessor's (x − mean) / std and centre on grey.
-    { opType: 'ReduceMean', inputs: ['pixel_values'], outputs: ['mean_pixel'], attributes: { axes: { ints: [2, 3] }, keepdims: { int: 0 } } },
+    {
+      opType: 'ReduceMean',
+      inputs: ['pixel_values'],
+      outputs: ['mean_pixel'],
+      attributes: { axes: { ints: [2, 3] }, keepdims: { int: 0 } },
+    },
     { opType: 'Mul', inputs: ['mean_pixel', 'image_std'], outputs: ['mean_scaled'] },
     { opType: 'Add', inputs: ['mean_scaled', 'image_mean_minus_centre'], outputs: ['mean_rgb_centred'] },
     { opType: 'MatMul', inputs: ['mean_rgb_centred', 'colour_projection'], outputs: ['projected'] },
@@ -235,9 +260,17 @@ function visionModel(dim: number): OnnxModel {
       nodes: nodes.map((n, i) => ({ ...n, name: `${n.opType}_${i}` })),
       initializers: [
         f32('image_std', [3], IMAGE_STD),
-        f32('image_mean_minus_centre', [3], IMAGE_MEAN.map((m) => m - 0.5)),
+        f32(
+          'image_mean_minus_centre',
+          [3],
+          IMAGE_MEAN.map((m) => m - 0.5),
+        ),
         f32('colour_projection', [3, dim], projectionMatrix),
-        f32('grey_component', [dim], Array.from(grey, (x) => GREY_COMPONENT * x)),
+        f32(
+          'grey_component',
+          [dim],
+          Array.from(grey, (x) => GREY_COMPONENT * x),
+        ),
         f32('eps', [], [EPS]),
       ],
       inputs: [{ name: 'pixel_values', elemType: 'FLOAT', shape: ['batch_size', 3, 'height', 'width'] }],
@@ -249,7 +282,15 @@ function visionModel(dim: number): OnnxModel {
 function tokenizerJson(vocab: readonly string[]): object {
   const { bos, eos, unk } = SPECIAL_TOKENS;
   const id = (t: string) => vocab.indexOf(t);
-  const special = (t: string) => ({ id: id(t), content: t, single_word: false, lstrip: false, rstrip: false, normalized: false, special: true });
+  const special = (t: string) => ({
+    id: id(t),
+    content: t,
+    single_word: false,
+    lstrip: false,
+    rstrip: false,
+    normalized: false,
+    special: true,
+  });
   return {
     version: '1.0',
     truncation: null,
@@ -259,7 +300,11 @@ function tokenizerJson(vocab: readonly string[]): object {
     pre_tokenizer: { type: 'BertPreTokenizer' },
     post_processor: {
       type: 'TemplateProcessing',
-      single: [{ SpecialToken: { id: bos, type_id: 0 } }, { Sequence: { id: 'A', type_id: 0 } }, { SpecialToken: { id: eos, type_id: 0 } }],
+      single: [
+        { SpecialToken: { id: bos, type_id: 0 } },
+        { Sequence: { id: 'A', type_id: 0 } },
+        { SpecialToken: { id: eos, type_id: 0 } },
+      ],
       pair: [
         { SpecialToken: { id: bos, type_id: 0 } },
         { Sequence: { id: 'A', type_id: 0 } },

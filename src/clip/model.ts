@@ -76,25 +76,36 @@ async function checkModelDir(dir: string, dtype: ClipDtype): Promise<Record<stri
   const present = await Promise.all(required.map((f) => isFile(join(dir, f))));
   const missing = required.filter((_, i) => !present[i]);
   if (missing.length > 0) {
-    throw modelInvalid(`Expected a CLIP model folder at ${dir} but it is missing ${missing.join(', ')}`, { hint: LAYOUT_HINT });
+    throw modelInvalid(`Expected a CLIP model folder at ${dir} but it is missing ${missing.join(', ')}`, {
+      hint: LAYOUT_HINT,
+    });
   }
   let config: unknown;
   try {
     config = JSON.parse(await readFile(join(dir, 'config.json'), 'utf8'));
   } catch (cause) {
-    throw modelInvalid(`Expected JSON in ${join(dir, 'config.json')} but it does not parse`, { hint: LAYOUT_HINT, cause });
+    throw modelInvalid(`Expected JSON in ${join(dir, 'config.json')} but it does not parse`, {
+      hint: LAYOUT_HINT,
+      cause,
+    });
   }
   const modelType = (config as { model_type?: unknown } | null)?.model_type;
   if (modelType !== 'clip') {
-    throw modelInvalid(`Expected model_type "clip" in ${join(dir, 'config.json')} but received ${JSON.stringify(modelType)}`, {
-      hint: LAYOUT_HINT,
-    });
+    throw modelInvalid(
+      `Expected model_type "clip" in ${join(dir, 'config.json')} but received ${JSON.stringify(modelType)}`,
+      {
+        hint: LAYOUT_HINT,
+      },
+    );
   }
   return config as Record<string, unknown>;
 }
 
 function configuredDim(config: Record<string, unknown>): number | undefined {
-  const candidates = [config.projection_dim, (config.text_config as Record<string, unknown> | undefined)?.projection_dim];
+  const candidates = [
+    config.projection_dim,
+    (config.text_config as Record<string, unknown> | undefined)?.projection_dim,
+  ];
   return candidates.find((d): d is number => typeof d === 'number' && Number.isInteger(d) && d > 0);
 }
 
@@ -110,7 +121,9 @@ function normalisedRows(t: Tensor, expectedRows: number, output: string): Float3
   const dims = t.dims;
   const data = t.data;
   if (dims.length !== 2 || dims[0] !== expectedRows || !(data instanceof Float32Array)) {
-    throw modelInvalid(`Expected ${output} of shape [${expectedRows}, dim] float32 but received [${dims.join(', ')}] ${t.type}`);
+    throw modelInvalid(
+      `Expected ${output} of shape [${expectedRows}, dim] float32 but received [${dims.join(', ')}] ${t.type}`,
+    );
   }
   const dim = dims[1]!;
   const rows: Float32Array[] = [];
@@ -147,15 +160,19 @@ async function decodeImage(
     if (info.channels !== 3) throw new Error(`decoded to ${info.channels} channels`);
     return new RawImage(new Uint8ClampedArray(data.buffer, data.byteOffset, data.length), info.width, info.height, 3);
   } catch (cause) {
-    throw inputMalformed(`Expected an encoded image for images[${index}] but it does not decode: ${(cause as Error).message}`, {
-      cause,
-    });
+    throw inputMalformed(
+      `Expected an encoded image for images[${index}] but it does not decode: ${(cause as Error).message}`,
+      {
+        cause,
+      },
+    );
   }
 }
 
 /** Checks an ONNX session's input and output names, so a non-CLIP export fails at load, not at first use. */
 function checkSignature(model: PreTrainedModel, tower: string, source: string, inputs: string[], output: string): void {
-  const session = (model as unknown as { sessions: Record<string, { inputNames: string[]; outputNames: string[] }> }).sessions.model;
+  const session = (model as unknown as { sessions: Record<string, { inputNames: string[]; outputNames: string[] }> })
+    .sessions.model;
   if (session === undefined) return; // not an ONNX-session model: nothing to check
   const missingInputs = inputs.filter((i) => !session.inputNames.includes(i));
   if (missingInputs.length > 0 || !session.outputNames.includes(output)) {
@@ -168,13 +185,54 @@ function checkSignature(model: PreTrainedModel, tower: string, source: string, i
 }
 
 /** Where the model is read from: a checked local folder (and its config), or a hub id when that is allowed. */
-async function locateModel(modelDirOrHubId: string, dtype: ClipDtype, allowRemote: boolean): Promise<{ source: string; localFilesOnly: boolean; config?: Record<string, unknown> }> {
+async function locateModel(
+  modelDirOrHubId: string,
+  dtype: ClipDtype,
+  allowRemote: boolean,
+): Promise<{ source: string; localFilesOnly: boolean; config?: Record<string, unknown> }> {
   const localDir = resolve(modelDirOrHubId);
   // An absolute path: transformers.js reads it as a folder, never as a hub id or under env.localModelPath.
-  if (await isDirectory(localDir)) return { source: localDir, localFilesOnly: true, config: await checkModelDir(localDir, dtype) };
+  if (await isDirectory(localDir))
+    return { source: localDir, localFilesOnly: true, config: await checkModelDir(localDir, dtype) };
   if (allowRemote) return { source: modelDirOrHubId, localFilesOnly: false };
   throw modelInvalid(`Expected a CLIP model folder at ${localDir} but there is no such folder`, {
     hint: `${LAYOUT_HINT} Loading "${modelDirOrHubId}" from the Hugging Face hub needs allowRemote.`,
+  });
+}
+
+/** The tokenizer, image processor and both towers; if one fails, the sessions that loaded are released first. */
+async function loadParts(
+  source: string,
+  localFilesOnly: boolean,
+  dtype: ClipDtype,
+  cacheDir: string | undefined,
+): Promise<[PreTrainedTokenizer, ImageProcessor, PreTrainedModel, PreTrainedModel]> {
+  const { AutoTokenizer, AutoImageProcessor, CLIPTextModelWithProjection, CLIPVisionModelWithProjection } =
+    await import('@huggingface/transformers');
+  const common = { local_files_only: localFilesOnly, ...(cacheDir === undefined ? {} : { cache_dir: cacheDir }) };
+  const modelOptions = { ...common, dtype, device: 'cpu' as const };
+  const loaded = await Promise.allSettled([
+    AutoTokenizer.from_pretrained(source, common),
+    AutoImageProcessor.from_pretrained(source, common),
+    CLIPTextModelWithProjection.from_pretrained(source, modelOptions),
+    CLIPVisionModelWithProjection.from_pretrained(source, modelOptions),
+  ] as const);
+  const failed = loaded.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failed === undefined) {
+    return loaded.map((r) => (r as PromiseFulfilledResult<unknown>).value) as [
+      PreTrainedTokenizer,
+      ImageProcessor,
+      PreTrainedModel,
+      PreTrainedModel,
+    ];
+  }
+  const sessions = loaded.slice(2).flatMap((r) => (r.status === 'fulfilled' ? [r.value as PreTrainedModel] : []));
+  await Promise.all(sessions.map((m) => m.dispose().catch(() => undefined)));
+  const cause: unknown = failed.reason;
+  if (cause instanceof ClipstreamError) throw cause;
+  throw modelInvalid(`Expected a loadable CLIP model at ${source} but loading failed: ${(cause as Error).message}`, {
+    hint: LAYOUT_HINT,
+    cause,
   });
 }
 
@@ -184,44 +242,21 @@ async function locateModel(modelDirOrHubId: string, dtype: ClipDtype, allowRemot
 export async function loadClipModel(modelDirOrHubId: string, opts: LoadClipOptions = {}): Promise<ClipModel> {
   const dtype = opts.dtype ?? 'fp32';
   const batchSize = opts.batchSize ?? 32;
-  if (!(dtype in DTYPE_SUFFIX)) throw invalidOption(`Expected one of fp32, fp16, q8 for dtype but received ${String(dtype)}`);
+  if (!(dtype in DTYPE_SUFFIX))
+    throw invalidOption(`Expected one of fp32, fp16, q8 for dtype but received ${String(dtype)}`);
   if (!Number.isInteger(batchSize) || batchSize < 1) {
     throw invalidOption(`Expected a positive integer for batchSize but received ${batchSize}`);
   }
 
-  const { source, localFilesOnly, config: checkedConfig } = await locateModel(modelDirOrHubId, dtype, opts.allowRemote ?? false);
+  const {
+    source,
+    localFilesOnly,
+    config: checkedConfig,
+  } = await locateModel(modelDirOrHubId, dtype, opts.allowRemote ?? false);
   let config = checkedConfig;
 
-  const { AutoTokenizer, AutoImageProcessor, CLIPTextModelWithProjection, CLIPVisionModelWithProjection, RawImage } =
-    await import('@huggingface/transformers');
-  const common = { local_files_only: localFilesOnly, ...(opts.cacheDir === undefined ? {} : { cache_dir: opts.cacheDir }) };
-  const modelOptions = { ...common, dtype, device: 'cpu' as const };
-
-  const loaded = await Promise.allSettled([
-    AutoTokenizer.from_pretrained(source, common),
-    AutoImageProcessor.from_pretrained(source, common),
-    CLIPTextModelWithProjection.from_pretrained(source, modelOptions),
-    CLIPVisionModelWithProjection.from_pretrained(source, modelOptions),
-  ] as const);
-  const failed = loaded.find((r): r is PromiseRejectedResult => r.status === 'rejected');
-  if (failed !== undefined) {
-    // Release whichever ONNX session did load before reporting the failure.
-    await Promise.all(
-      loaded.slice(2).map((r) => (r.status === 'fulfilled' ? (r.value as PreTrainedModel).dispose().catch(() => undefined) : undefined)),
-    );
-    const cause: unknown = failed.reason;
-    if (cause instanceof ClipstreamError) throw cause;
-    throw modelInvalid(`Expected a loadable CLIP model at ${source} but loading failed: ${(cause as Error).message}`, {
-      hint: LAYOUT_HINT,
-      cause,
-    });
-  }
-  const [tokenizer, processor, textModel, visionModel] = loaded.map((r) => (r as PromiseFulfilledResult<unknown>).value) as [
-    PreTrainedTokenizer,
-    ImageProcessor,
-    PreTrainedModel,
-    PreTrainedModel,
-  ];
+  const { RawImage } = await import('@huggingface/transformers');
+  const [tokenizer, processor, textModel, visionModel] = await loadParts(source, localFilesOnly, dtype, opts.cacheDir);
   config ??= textModel.config as unknown as Record<string, unknown>;
 
   let closed = false;
@@ -233,7 +268,8 @@ export async function loadClipModel(modelDirOrHubId: string, opts: LoadClipOptio
     const inputs = tokenizer(batch, { padding: true, truncation: true });
     const out = (await textModel(inputs)) as Record<string, Tensor>;
     const embeds = out.text_embeds;
-    if (embeds === undefined) throw modelInvalid(`Expected output text_embeds from ${source} text model`, { hint: LAYOUT_HINT });
+    if (embeds === undefined)
+      throw modelInvalid(`Expected output text_embeds from ${source} text model`, { hint: LAYOUT_HINT });
     return normalisedRows(embeds, batch.length, 'text_embeds');
   };
 
@@ -247,7 +283,8 @@ export async function loadClipModel(modelDirOrHubId: string, opts: LoadClipOptio
     const { pixel_values } = (await processor(images)) as { pixel_values: Tensor };
     const out = (await visionModel({ pixel_values })) as Record<string, Tensor>;
     const embeds = out.image_embeds;
-    if (embeds === undefined) throw modelInvalid(`Expected output image_embeds from ${source} vision model`, { hint: LAYOUT_HINT });
+    if (embeds === undefined)
+      throw modelInvalid(`Expected output image_embeds from ${source} vision model`, { hint: LAYOUT_HINT });
     const rows = normalisedRows(embeds, images.length, 'image_embeds');
     let next = 0;
     return decoded.map((d) => (d.status === 'fulfilled' ? rows[next++]! : null));
@@ -255,7 +292,8 @@ export async function loadClipModel(modelDirOrHubId: string, opts: LoadClipOptio
   const encodeImages = async (images: Buffer[], strict: boolean): Promise<(Float32Array | null)[]> => {
     ensureOpen();
     const out: (Float32Array | null)[] = [];
-    for (const [k, batch] of chunks(images, batchSize).entries()) out.push(...(await runImages(batch, k * batchSize, strict)));
+    for (const [k, batch] of chunks(images, batchSize).entries())
+      out.push(...(await runImages(batch, k * batchSize, strict)));
     return out;
   };
 
@@ -268,9 +306,12 @@ export async function loadClipModel(modelDirOrHubId: string, opts: LoadClipOptio
     dim = probe!.length;
     const configured = configuredDim(config);
     if (configured !== undefined && configured !== dim) {
-      throw modelInvalid(`Expected text_embeds of size ${configured} (projection_dim in config.json) from ${source} but received ${dim}`, {
-        hint: LAYOUT_HINT,
-      });
+      throw modelInvalid(
+        `Expected text_embeds of size ${configured} (projection_dim in config.json) from ${source} but received ${dim}`,
+        {
+          hint: LAYOUT_HINT,
+        },
+      );
     }
   } catch (err) {
     await Promise.all([textModel.dispose(), visionModel.dispose()]).catch(() => undefined);
@@ -279,7 +320,8 @@ export async function loadClipModel(modelDirOrHubId: string, opts: LoadClipOptio
 
   return {
     dim,
-    name: typeof config._name_or_path === 'string' && config._name_or_path !== '' ? config._name_or_path : basename(source),
+    name:
+      typeof config._name_or_path === 'string' && config._name_or_path !== '' ? config._name_or_path : basename(source),
     async encodeText(texts) {
       ensureOpen();
       const out: Float32Array[] = [];

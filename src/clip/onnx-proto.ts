@@ -76,7 +76,8 @@ function varint(value: number | bigint): Buffer {
 }
 
 const key = (field: number, wire: number): Buffer => varint((field << 3) | wire);
-const fieldVarint = (field: number, value: number | bigint): Buffer => Buffer.concat([key(field, WIRE_VARINT), varint(value)]);
+const fieldVarint = (field: number, value: number | bigint): Buffer =>
+  Buffer.concat([key(field, WIRE_VARINT), varint(value)]);
 const fieldBytes = (field: number, bytes: Uint8Array): Buffer =>
   Buffer.concat([key(field, WIRE_LEN), varint(bytes.length), bytes]);
 const fieldString = (field: number, value: string): Buffer => fieldBytes(field, Buffer.from(value, 'utf8'));
@@ -92,7 +93,8 @@ function fieldFloat(field: number, value: number): Buffer {
 function encodeAttribute(name: string, value: AttributeValue): Buffer {
   const parts = [fieldString(1, name)];
   if ('int' in value) parts.push(fieldVarint(20, AttributeType.INT), fieldVarint(3, value.int));
-  else if ('ints' in value) parts.push(fieldVarint(20, AttributeType.INTS), ...value.ints.map((i) => fieldVarint(8, i)));
+  else if ('ints' in value)
+    parts.push(fieldVarint(20, AttributeType.INTS), ...value.ints.map((i) => fieldVarint(8, i)));
   else if ('float' in value) parts.push(fieldVarint(20, AttributeType.FLOAT), fieldFloat(2, value.float));
   else parts.push(fieldVarint(20, AttributeType.STRING), fieldBytes(4, Buffer.from(value.string, 'utf8')));
   return Buffer.concat(parts);
@@ -118,7 +120,9 @@ function rawLittleEndian(data: Float32Array | BigInt64Array): Buffer {
 function encodeTensor(t: OnnxTensor): Buffer {
   const expected = t.dims.reduce((a, b) => a * b, 1);
   if (expected !== t.data.length) {
-    throw new Error(`Expected ${expected} values for tensor ${t.name} of shape [${t.dims.join(', ')}] but received ${t.data.length}`);
+    throw new Error(
+      `Expected ${expected} values for tensor ${t.name} of shape [${t.dims.join(', ')}] but received ${t.data.length}`,
+    );
   }
   if ((t.dataType === 'FLOAT') !== t.data instanceof Float32Array) {
     throw new Error(`Expected ${t.dataType} data for tensor ${t.name}`);
@@ -160,6 +164,8 @@ export function encodeOnnxModel(m: OnnxModel): Uint8Array {
     ...(m.docString === undefined ? [] : [fieldString(6, m.docString)]),
     fieldBytes(7, encodeGraph(m.graph)),
     fieldBytes(8, opset),
-    ...Object.entries(m.metadata ?? {}).map(([k, v]) => fieldBytes(14, Buffer.concat([fieldString(1, k), fieldString(2, v)]))),
+    ...Object.entries(m.metadata ?? {}).map(([k, v]) =>
+      fieldBytes(14, Buffer.concat([fieldString(1, k), fieldString(2, v)])),
+    ),
   ]);
 }

@@ -83,7 +83,8 @@ export async function* parallelMapOrdered<A, B>(
 
 /** Groups items into arrays of `size` (the last one may be shorter). */
 export async function* batch<A>(source: AsyncIterable<A> | Iterable<A>, size: number): AsyncGenerator<A[]> {
-  if (!Number.isInteger(size) || size < 1) throw new RangeError(`Expected a positive integer for batch size but received ${size}`);
+  if (!Number.isInteger(size) || size < 1)
+    throw new RangeError(`Expected a positive integer for batch size but received ${size}`);
   let current: A[] = [];
   for await (const item of source) {
     current.push(item);
@@ -161,5 +162,6 @@ function toAsyncIterator<A>(source: AsyncIterable<A> | Iterable<A>): AsyncIterat
 }
 
 function assertConcurrency(n: number): void {
-  if (!Number.isInteger(n) || n < 1) throw new RangeError(`Expected a positive integer for concurrency but received ${n}`);
+  if (!Number.isInteger(n) || n < 1)
+    throw new RangeError(`Expected a positive integer for concurrency but received ${n}`);
 }

@@ -59,7 +59,10 @@ export function parseList(value: string): string[] {
     return parsed.map((v) => v.trim()).filter((v) => v.length > 0);
   }
   if (trimmed === '') return [];
-  return trimmed.split(',').map((v) => v.trim()).filter((v) => v.length > 0);
+  return trimmed
+    .split(',')
+    .map((v) => v.trim())
+    .filter((v) => v.length > 0);
 }
 
 /**
@@ -74,7 +77,9 @@ export function localPathOf(value: string, what: string, { urls = false } = {}):
     try {
       return fileURLToPath(value);
     } catch (err) {
-      throw invalidOption(`Expected a local path for ${what} but received ${JSON.stringify(value)}: ${(err as Error).message} (a file URL is file:///absolute/path)`);
+      throw invalidOption(
+        `Expected a local path for ${what} but received ${JSON.stringify(value)}: ${(err as Error).message} (a file URL is file:///absolute/path)`,
+      );
     }
   }
   const accepted = urls ? 'only local paths and http(s) URLs are' : `${scheme}:// paths are not`;
@@ -105,7 +110,7 @@ export function requireFinite(values: ArrayLike<number>, what: string): void {
   const i = firstNonFinite(values);
   if (i >= 0) {
     throw queryInvalid(nonFiniteMessage(what, `value ${i}`, values[i]!), {
-      hint: 'An embedding with NaN or infinite values matches nothing: recompute it (check the model\'s output and the normalisation).',
+      hint: "An embedding with NaN or infinite values matches nothing: recompute it (check the model's output and the normalisation).",
     });
   }
 }

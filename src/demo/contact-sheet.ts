@@ -34,7 +34,10 @@ export async function writeContactSheet(
       count++;
     }
   }
-  await sharp({ create: { width, height, channels: 3, background: '#ffffff' } }).composite(layers).png().toFile(path);
+  await sharp({ create: { width, height, channels: 3, background: '#ffffff' } })
+    .composite(layers)
+    .png()
+    .toFile(path);
   return { rows: labels.length, labels, thumbnails: count };
 }
 

@@ -41,7 +41,11 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
   await mkdir(out, { recursive: true });
   const server = await startDemoServer();
   try {
-    const world = await buildDemoWorld(join(out, 'world'), { serverUrl: server.url, count: options.count, queries: options.queries });
+    const world = await buildDemoWorld(join(out, 'world'), {
+      serverUrl: server.url,
+      count: options.count,
+      queries: options.queries,
+    });
     const plan = await loadPlan(world.specPath);
     await plan.pending;
     options.onPlan?.(plan);
@@ -62,7 +66,10 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
     } finally {
       await context.close();
     }
-    const shards = (await readdir(shardsDir)).filter((f) => f.endsWith('.tar')).sort().map((f) => join(shardsDir, f));
+    const shards = (await readdir(shardsDir))
+      .filter((f) => f.endsWith('.tar'))
+      .sort()
+      .map((f) => join(shardsDir, f));
     const thumbs: { label: string; image: Buffer }[] = [];
     let colourMatches = 0;
     let delivered = 0;
@@ -71,20 +78,34 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
         const meta = JSON.parse(String(sample.json)) as { query: string; id: number };
         const image = sample.jpg as Buffer;
         delivered++;
-        if (await looksLike(image, demoImage(meta.id).rgb) && demoImage(meta.id).colour === meta.query) colourMatches++;
+        if ((await looksLike(image, demoImage(meta.id).rgb)) && demoImage(meta.id).colour === meta.query)
+          colourMatches++;
         thumbs.push({ label: meta.query, image });
       }
     }
     const contactSheet = join(out, 'contact-sheet.png');
     const sheet = await writeContactSheet(contactSheet, thumbs, { order: plan.header.queries.map((q) => q.name) });
-    return { outputFolder: out, world, plan, stream, shards, contactSheet, contactSheetRows: sheet.labels, colourMatches, delivered };
+    return {
+      outputFolder: out,
+      world,
+      plan,
+      stream,
+      shards,
+      contactSheet,
+      contactSheetRows: sheet.labels,
+      colourMatches,
+      delivered,
+    };
   } finally {
     await server.close();
   }
 }
 
 /** The demo world kept alive for other programs (the Python tests, a notebook): images are served until stopped. */
-export async function startDemoWorld(dir: string, count: number): Promise<{ world: DemoWorldFiles; server: DemoServer }> {
+export async function startDemoWorld(
+  dir: string,
+  count: number,
+): Promise<{ world: DemoWorldFiles; server: DemoServer }> {
   const server = await startDemoServer();
   try {
     const world = await buildDemoWorld(resolve(dir), { serverUrl: server.url, count });

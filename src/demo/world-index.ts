@@ -23,7 +23,10 @@ export const DEMO_MIN_SIMILARITY = 0.9;
  * render: color-CLIP looks at the mean colour), a clip-retrieval embedding folder and its index, and a spec.
  * Image urls point at `serverUrl`, so the world is rebuilt whenever the image server gets a new port.
  */
-export async function buildDemoWorld(dir: string, o: { serverUrl: string; count: number; queries?: { name: string; text: string; count: number }[] }): Promise<DemoWorldFiles> {
+export async function buildDemoWorld(
+  dir: string,
+  o: { serverUrl: string; count: number; queries?: { name: string; text: string; count: number }[] },
+): Promise<DemoWorldFiles> {
   const modelDir = join(dir, 'model');
   const embeddings = join(dir, 'embeddings');
   const indexDir = join(dir, 'index');
@@ -54,7 +57,13 @@ export async function buildDemoWorld(dir: string, o: { serverUrl: string; count:
   ]);
   for (let id = 0; id < o.count; id++) {
     const img = demoImage(id);
-    await meta.writeRow({ url: `${o.serverUrl}/images/${id}.jpg`, caption: img.caption, colour: img.colour, width: img.width, height: img.height });
+    await meta.writeRow({
+      url: `${o.serverUrl}/images/${id}.jpg`,
+      caption: img.caption,
+      colour: img.colour,
+      width: img.width,
+      height: img.height,
+    });
   }
   await meta.close();
   await buildIndex({ embeddings, output: indexDir, model: 'color-clip' });
@@ -75,7 +84,12 @@ function demoSpec(queries: { name: string; text: string; count: number }[]): str
     'index: ./index',
     'model: ./model',
     'queries:',
-    ...queries.flatMap((q) => [`  - name: ${q.name}`, `    text: ${q.text}`, `    count: ${q.count}`, `    min_similarity: ${DEMO_MIN_SIMILARITY}`]),
+    ...queries.flatMap((q) => [
+      `  - name: ${q.name}`,
+      `    text: ${q.text}`,
+      `    count: ${q.count}`,
+      `    min_similarity: ${DEMO_MIN_SIMILARITY}`,
+    ]),
     'seed: 0',
     'image: {size: 128, resize_mode: center_crop, encode_format: jpg, encode_quality: 90}',
     'fetch: {concurrency: 64, timeout: 5, retries: 1, allow_private_networks: true}  # the demo world lives on 127.0.0.1',

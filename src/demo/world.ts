@@ -34,7 +34,15 @@ export function demoImage(id: number): DemoImage {
   const width = 240 + ((id * 37) % 7) * 60;
   const height = 200 + ((id * 53) % 5) * 70;
   const fate: DemoFate = id % 9 === 4 ? 'dead' : id % 23 === 11 ? 'not_an_image' : 'ok';
-  return { id, colour: colour.name, rgb: colour.rgb, width, height, fate, caption: `a photo of a ${colour.name} thing, number ${id}` };
+  return {
+    id,
+    colour: colour.name,
+    rgb: colour.rgb,
+    width,
+    height,
+    fate,
+    caption: `a photo of a ${colour.name} thing, number ${id}`,
+  };
 }
 
 /** A soft diagonal gradient around the base colour, so thumbnails look like pictures rather than flat swatches. */
@@ -48,7 +56,9 @@ export async function renderDemoImage(img: DemoImage): Promise<Buffer> {
       for (let c = 0; c < 3; c++) pixels[o + c] = Math.min(255, Math.round(rgb[c]! * shade));
     }
   }
-  return sharp(pixels, { raw: { width, height, channels: 3 } }).jpeg({ quality: 85 }).toBuffer();
+  return sharp(pixels, { raw: { width, height, channels: 3 } })
+    .jpeg({ quality: 85 })
+    .toBuffer();
 }
 
 export interface DemoServer {

@@ -25,7 +25,12 @@ export function metaLayout(o: DownloadOptions): MetaLayout {
   const text = o.inputFormat === 'txt' || o.inputFormat === 'txt.gz';
   const additional = [...new Set([...o.saveAdditionalColumns, ...(o.bboxCol === undefined ? [] : [o.bboxCol])])];
   const inputColumns = text ? ['url'] : [...additional, ...(o.captionCol === undefined ? [] : ['caption']), 'url'];
-  return { inputColumns, extractExif: o.extractExif, computeHash: o.computeHash, verifyHash: o.verifyHash !== undefined };
+  return {
+    inputColumns,
+    extractExif: o.extractExif,
+    computeHash: o.computeHash,
+    verifyHash: o.verifyHash !== undefined,
+  };
 }
 
 /** The sample json's field names, in order. */
@@ -38,7 +43,11 @@ export function metaColumns(layout: MetaLayout, rows: readonly UrlRow[]): Parque
   return metaColumnsOrdered(layout, (name) => inferColumnTypeOf(rows.map((r) => r.columns[name])), layout.verifyHash);
 }
 
-function metaColumnsOrdered(layout: MetaLayout, typeOf: (name: string) => ParquetColumnType, hashBeforeUrl: boolean): ParquetColumn[] {
+function metaColumnsOrdered(
+  layout: MetaLayout,
+  typeOf: (name: string) => ParquetColumnType,
+  hashBeforeUrl: boolean,
+): ParquetColumn[] {
   const hash: ParquetColumn[] = layout.computeHash === 'none' ? [] : [{ name: layout.computeHash, type: 'STRING' }];
   const columns: ParquetColumn[] = [];
   for (const name of layout.inputColumns) {

@@ -38,4 +38,3 @@ export function createShardContext(o: DownloadOptions): ShardContext & { close()
     close: () => fetcher.close(),
   };
 }
-

@@ -7,8 +7,7 @@ export function keyFormatter(numberSamplePerShard: number, oomShardCount: number
   const oomSamplePerShard = Math.ceil(Math.log10(numberSamplePerShard));
   const width = oomSamplePerShard + oomShardCount;
   const scale = 10 ** oomSamplePerShard;
-  return (shardId: number, indexInShard: number): string =>
-    String(scale * shardId + indexInShard).padStart(width, '0');
+  return (shardId: number, indexInShard: number): string => String(scale * shardId + indexInShard).padStart(width, '0');
 }
 
 export function shardName(shardId: number, oomShardCount: number): string {

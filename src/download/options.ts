@@ -8,7 +8,19 @@ import { parseOptions } from '../core/validation.js';
  * allowPrivateNetworks). The CLI maps kebab-case flags 1:1 onto these names. Parsed once, here; inside, trusted.
  */
 
-const inputFormats = ['txt', 'txt.gz', 'csv', 'csv.gz', 'tsv', 'tsv.gz', 'json', 'json.gz', 'jsonl', 'jsonl.gz', 'parquet'] as const;
+const inputFormats = [
+  'txt',
+  'txt.gz',
+  'csv',
+  'csv.gz',
+  'tsv',
+  'tsv.gz',
+  'json',
+  'json.gz',
+  'jsonl',
+  'jsonl.gz',
+  'parquet',
+] as const;
 const outputFormats = ['files', 'webdataset', 'parquet', 'dummy'] as const;
 const resizeModes = ['no', 'keep_ratio', 'keep_ratio_largest', 'center_crop', 'border'] as const;
 const hashes = ['md5', 'sha256', 'sha512', 'none'] as const;
@@ -27,8 +39,20 @@ const OTHER_DISTRIBUTORS: Record<string, string> = {
 
 /** Names img2dataset reserves for its own columns; an additional column may not use them. */
 export const reservedColumns = [
-  'key', 'caption', 'url', 'width', 'height', 'original_width', 'original_height',
-  'status', 'error_message', 'reason', 'exif', 'md5', 'sha256', 'sha512',
+  'key',
+  'caption',
+  'url',
+  'width',
+  'height',
+  'original_width',
+  'original_height',
+  'status',
+  'error_message',
+  'reason',
+  'exif',
+  'md5',
+  'sha256',
+  'sha512',
 ] as const;
 
 const positiveInt = z.number().int().min(1);
@@ -89,31 +113,31 @@ const baseShape = z
   .strict();
 
 export const downloadOptionsSchema = baseShape.superRefine((o, ctx) => {
-    if (o.encodeFormat === 'png' && o.encodeQuality > 9) {
+  if (o.encodeFormat === 'png' && o.encodeQuality > 9) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['encodeQuality'],
+      message: `Expected a compression level 0–9 for png (img2dataset semantics) but received ${o.encodeQuality}`,
+    });
+  }
+  for (const col of o.saveAdditionalColumns) {
+    if ((reservedColumns as readonly string[]).includes(col)) {
       ctx.addIssue({
         code: 'custom',
-        path: ['encodeQuality'],
-        message: `Expected a compression level 0–9 for png (img2dataset semantics) but received ${o.encodeQuality}`,
+        path: ['saveAdditionalColumns'],
+        message: `Column "${col}" is reserved for clipstream's own output; rename it in the url list`,
       });
     }
-    for (const col of o.saveAdditionalColumns) {
-      if ((reservedColumns as readonly string[]).includes(col)) {
-        ctx.addIssue({
-          code: 'custom',
-          path: ['saveAdditionalColumns'],
-          message: `Column "${col}" is reserved for clipstream's own output; rename it in the url list`,
-        });
-      }
-    }
-    checkCombinations(o, ctx);
-    if (o.verifyHash && o.verifyHash[1] !== o.computeHash) {
-      ctx.addIssue({
-        code: 'custom',
-        path: ['verifyHash'],
-        message: `Expected the verify-hash type to equal --compute-hash (${o.computeHash}) but received ${o.verifyHash[1]}`,
-      });
-    }
-  });
+  }
+  checkCombinations(o, ctx);
+  if (o.verifyHash && o.verifyHash[1] !== o.computeHash) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['verifyHash'],
+      message: `Expected the verify-hash type to equal --compute-hash (${o.computeHash}) but received ${o.verifyHash[1]}`,
+    });
+  }
+});
 
 type Issues = z.core.$RefinementCtx;
 type Parsed = z.output<typeof baseShape>;
@@ -121,20 +145,34 @@ type Parsed = z.output<typeof baseShape>;
 function checkCombinations(o: Parsed, ctx: Issues): void {
   const issue = (path: string, message: string) => ctx.addIssue({ code: 'custom', path: [path], message });
   if (!(DISTRIBUTORS as readonly string[]).includes(o.distributor)) {
-    const why = OTHER_DISTRIBUTORS[o.distributor] ?? `Expected one of ${DISTRIBUTORS.join(', ')} but received ${JSON.stringify(o.distributor)}`;
-    issue('distributor', `${why}: clipstream runs shards on --processes-count worker threads of one machine (--distributor multiprocessing)`);
+    const why =
+      OTHER_DISTRIBUTORS[o.distributor] ??
+      `Expected one of ${DISTRIBUTORS.join(', ')} but received ${JSON.stringify(o.distributor)}`;
+    issue(
+      'distributor',
+      `${why}: clipstream runs shards on --processes-count worker threads of one machine (--distributor multiprocessing)`,
+    );
   }
   if (o.bboxCol !== undefined && textFormats.includes(o.inputFormat)) {
-    issue('bboxCol', `a ${o.inputFormat} url list has only a url column; give the boxes in a csv, tsv, json, jsonl or parquet list`);
+    issue(
+      'bboxCol',
+      `a ${o.inputFormat} url list has only a url column; give the boxes in a csv, tsv, json, jsonl or parquet list`,
+    );
   }
   if (o.bboxCol !== undefined && (reservedColumns as readonly string[]).includes(o.bboxCol)) {
     issue('bboxCol', `Column "${o.bboxCol}" is reserved for clipstream's own output; rename it in the url list`);
   }
   if (o.disableAllReencoding && o.bboxCol !== undefined) {
-    issue('disableAllReencoding', 'writes the downloaded bytes untouched, so --bbox-col could not blur anything; drop one of the two');
+    issue(
+      'disableAllReencoding',
+      'writes the downloaded bytes untouched, so --bbox-col could not blur anything; drop one of the two',
+    );
   }
   if (o.disableAllReencoding && o.encodeFormat === 'npy') {
-    issue('disableAllReencoding', 'keeps the downloaded bytes, and --encode-format npy needs decoded pixels; drop one of the two');
+    issue(
+      'disableAllReencoding',
+      'keeps the downloaded bytes, and --encode-format npy needs decoded pixels; drop one of the two',
+    );
   }
 }
 

@@ -48,14 +48,22 @@ export async function download(input: DownloadOptionsInput, hooks: DownloadHooks
     inputFormat: options.inputFormat,
     urlCol: options.urlCol,
     captionCol: options.captionCol,
-    additionalColumns: [...new Set([...options.saveAdditionalColumns, ...[options.bboxCol, options.verifyHash?.[0]].filter((c) => c !== undefined)])],
+    additionalColumns: [
+      ...new Set([
+        ...options.saveAdditionalColumns,
+        ...[options.bboxCol, options.verifyHash?.[0]].filter((c) => c !== undefined),
+      ]),
+    ],
   };
   const files = await inspectUrlList(listOptions);
 
   const { skip, firstShardId } = await prepareOutputFolder(options);
   const progress = new ProgressCounter();
   hooks.onStart?.(progress, options);
-  void countRows(listOptions, files).then((n) => n !== undefined && progress.setInputRows(n), () => {});
+  void countRows(listOptions, files).then(
+    (n) => n !== undefined && progress.setInputRows(n),
+    () => {},
+  );
 
   const onDelta = progress.add.bind(progress);
   const runner: ShardRunner =
@@ -80,7 +88,10 @@ export async function download(input: DownloadOptionsInput, hooks: DownloadHooks
     failedToResize: snap.failedToResize,
     reasons: snap.reasons,
     durationSeconds: progress.snapshot().elapsedSeconds,
-    noSuccessHint: explainNoSuccess({ count: snap.done, successes: snap.successes, reasons: snap.reasons, firstUrl: job.firstUrl }, options),
+    noSuccessHint: explainNoSuccess(
+      { count: snap.done, successes: snap.successes, reasons: snap.reasons, firstUrl: job.firstUrl },
+      options,
+    ),
   };
 }
 
@@ -191,7 +202,11 @@ async function* onlyShards(tasks: AsyncIterable<ShardTask>, ids: ReadonlySet<num
 }
 
 /** Consecutive rows grouped into shards; shards may span input files (img2dataset #170), ids are stable. */
-export async function* shardTasks(rows: AsyncIterable<UrlRow>, perShard: number, firstShardId: number): AsyncGenerator<ShardTask> {
+export async function* shardTasks(
+  rows: AsyncIterable<UrlRow>,
+  perShard: number,
+  firstShardId: number,
+): AsyncGenerator<ShardTask> {
   let current: UrlRow[] = [];
   let currentId = -1;
   for await (const row of rows) {

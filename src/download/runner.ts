@@ -103,7 +103,9 @@ export function createWorkerRunner(options: DownloadOptions, onDelta: (d: Sample
 function roomierWorkerHeaps(): void {
   const flag = '--initial-old-space-size';
   // V8 reads a flag with '-' or '_' between its words
-  const given = [...process.execArgv, process.env.NODE_OPTIONS ?? ''].some((a) => a.replaceAll('_', '-').includes(flag));
+  const given = [...process.execArgv, process.env.NODE_OPTIONS ?? ''].some((a) =>
+    a.replaceAll('_', '-').includes(flag),
+  );
   if (!given) setFlagsFromString(`${flag}=128`);
 }
 

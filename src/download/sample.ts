@@ -26,7 +26,8 @@ export async function downloadSample(row: UrlRow, key: string, ctx: SampleContex
   const done = (o: Outcome) => record(key, row, ctx.fields, o);
   if (row.error !== undefined) return done({ status: 'failed_to_download', reason: 'invalid_row', message: row.error });
   const boxes = ctx.bboxCol === undefined ? undefined : parseBlurBoxes(row.columns[ctx.bboxCol]);
-  if (boxes !== undefined && !boxes.ok) return done({ status: 'failed_to_resize', reason: 'invalid_bbox', message: `${ctx.bboxCol}: ${boxes.message}` });
+  if (boxes !== undefined && !boxes.ok)
+    return done({ status: 'failed_to_resize', reason: 'invalid_bbox', message: `${ctx.bboxCol}: ${boxes.message}` });
   const expected = ctx.verifyHashCol === undefined ? undefined : row.columns[ctx.verifyHashCol];
   const image = await fetchImage(row.url, ctx, {
     hash: ctx.computeHash === 'none' ? undefined : ctx.computeHash,

@@ -20,11 +20,20 @@ export interface AgentOptions {
 }
 
 /** The shape of dns.lookup with `all: true` that the caching lookup calls. */
-export type DnsLookup = (hostname: string, options: { all: true; family: number }, callback: (err: NodeJS.ErrnoException | null, addresses: LookupAddress[]) => void) => void;
+export type DnsLookup = (
+  hostname: string,
+  options: { all: true; family: number },
+  callback: (err: NodeJS.ErrnoException | null, addresses: LookupAddress[]) => void,
+) => void;
 
 export function createAgent(o: AgentOptions): Agent {
   const isPrivate = o.isPrivate ?? isPrivateAddress;
-  const lookup = createCachingLookup({ ...o.dns, allowPrivateNetworks: o.allowPrivateNetworks, isPrivate, dnsLookup: o.dnsLookup });
+  const lookup = createCachingLookup({
+    ...o.dns,
+    allowPrivateNetworks: o.allowPrivateNetworks,
+    isPrivate,
+    dnsLookup: o.dnsLookup,
+  });
   const base = buildConnector({ timeout: o.timeoutMs, lookup, allowH2: false });
   return new Agent({
     connections: o.perHostConcurrency,
@@ -76,10 +85,15 @@ type Answer = { addresses: LookupAddress[]; expires: number } | { error: NodeJS.
  * dropped; a host with only private answers fails with PrivateAddressError before any connection is made.
  */
 export function createCachingLookup(
-  o: DnsCacheOptions & { allowPrivateNetworks: boolean; isPrivate?: (address: string) => boolean; dnsLookup?: DnsLookup },
+  o: DnsCacheOptions & {
+    allowPrivateNetworks: boolean;
+    isPrivate?: (address: string) => boolean;
+    dnsLookup?: DnsLookup;
+  },
 ): LookupFunction {
   const isPrivate = o.isPrivate ?? isPrivateAddress;
-  const systemLookup: DnsLookup = o.dnsLookup ?? ((hostname, options, callback) => dnsLookup(hostname, options, callback));
+  const systemLookup: DnsLookup =
+    o.dnsLookup ?? ((hostname, options, callback) => dnsLookup(hostname, options, callback));
   const ttlMs = o.ttlMs ?? 60_000;
   const negativeTtlMs = o.negativeTtlMs ?? 10_000;
   const maxEntries = o.maxEntries ?? 10_000;
@@ -111,13 +125,24 @@ export function createCachingLookup(
     return inFlight;
   };
 
-  const lookup = (hostname: string, options: LookupOneOptions | LookupAllOptions, callback: (...args: never[]) => void) => {
-    const cb = callback as unknown as (err: NodeJS.ErrnoException | null, address: string | LookupAddress[], family?: number) => void;
+  const lookup = (
+    hostname: string,
+    options: LookupOneOptions | LookupAllOptions,
+    callback: (...args: never[]) => void,
+  ) => {
+    const cb = callback as unknown as (
+      err: NodeJS.ErrnoException | null,
+      address: string | LookupAddress[],
+      family?: number,
+    ) => void;
     void resolve(hostname, options.family === 4 || options.family === 6 ? options.family : 0).then((answer) => {
       if ('error' in answer) return cb(answer.error, options.all ? [] : '');
       const usable = o.allowPrivateNetworks ? answer.addresses : answer.addresses.filter((a) => !isPrivate(a.address));
       if (usable.length === 0) {
-        return cb(new PrivateAddressError(hostname, answer.addresses[0]?.address ?? 'none') as NodeJS.ErrnoException, options.all ? [] : '');
+        return cb(
+          new PrivateAddressError(hostname, answer.addresses[0]?.address ?? 'none') as NodeJS.ErrnoException,
+          options.all ? [] : '',
+        );
       }
       if (options.all) return cb(null, usable);
       cb(null, usable[0]!.address, usable[0]!.family);

@@ -9,9 +9,16 @@ export interface Classified {
   transient?: true;
 }
 
-const TIMEOUT_CODES = new Set(['UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'ETIMEDOUT', 'ESOCKETTIMEDOUT']);
+const TIMEOUT_CODES = new Set([
+  'UND_ERR_CONNECT_TIMEOUT',
+  'UND_ERR_HEADERS_TIMEOUT',
+  'UND_ERR_BODY_TIMEOUT',
+  'ETIMEDOUT',
+  'ESOCKETTIMEDOUT',
+]);
 const DNS_CODES = new Set(['ENOTFOUND', 'EAI_AGAIN', 'EAI_FAIL', 'EAI_NODATA', 'EAI_NONAME']);
-const TLS_CODE = /^(ERR_TLS_|ERR_SSL_|ERR_OSSL_|CERT_|UNABLE_TO_|DEPTH_ZERO_SELF_SIGNED_CERT|SELF_SIGNED_CERT_IN_CHAIN|HOSTNAME_MISMATCH|EPROTO$)/;
+const TLS_CODE =
+  /^(ERR_TLS_|ERR_SSL_|ERR_OSSL_|CERT_|UNABLE_TO_|DEPTH_ZERO_SELF_SIGNED_CERT|SELF_SIGNED_CERT_IN_CHAIN|HOSTNAME_MISMATCH|EPROTO$)/;
 
 /** Error codes along the cause chain (and inside AggregateErrors from happy-eyeballs connects), outermost first. */
 function codes(err: unknown, depth = 0): string[] {
@@ -35,12 +42,18 @@ export function classifyError(err: unknown, host: string): Classified {
   const has = (pred: (c: string) => boolean) => all.find(pred);
   if (has((c) => c === PRIVATE_ADDRESS_CODE)) return { reason: 'private_address', message: describe(err) };
   let code: string | undefined;
-  if ((code = has((c) => TIMEOUT_CODES.has(c)))) return { reason: 'timeout', message: `Timed out (${code}): ${describe(err)}` };
+  if ((code = has((c) => TIMEOUT_CODES.has(c))))
+    return { reason: 'timeout', message: `Timed out (${code}): ${describe(err)}` };
   if ((code = has((c) => DNS_CODES.has(c)))) {
     // EAI_AGAIN is "temporary failure in name resolution": an overloaded resolver, common on big crawls.
-    return { reason: 'dns_error', message: `DNS lookup failed for ${host} (${code})`, ...(code === 'EAI_AGAIN' ? { transient: true as const } : {}) };
+    return {
+      reason: 'dns_error',
+      message: `DNS lookup failed for ${host} (${code})`,
+      ...(code === 'EAI_AGAIN' ? { transient: true as const } : {}),
+    };
   }
-  if ((code = has((c) => TLS_CODE.test(c)))) return { reason: 'tls_error', message: `TLS error (${code}): ${describe(err)}` };
+  if ((code = has((c) => TLS_CODE.test(c))))
+    return { reason: 'tls_error', message: `TLS error (${code}): ${describe(err)}` };
   const first = all[0];
   return { reason: 'connection_error', message: `Connection error${first ? ` (${first})` : ''}: ${describe(err)}` };
 }

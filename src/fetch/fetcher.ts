@@ -29,7 +29,7 @@ export interface Fetcher {
 type Failure = Extract<FetchOutcome, { ok: false }>;
 /** One attempt's result: an outcome without the attempt count, plus the server's Retry-After and final host. */
 type AttemptResult =
-  | (Omit<Extract<FetchOutcome, { ok: true }>, 'attempts'>)
+  | Omit<Extract<FetchOutcome, { ok: true }>, 'attempts'>
   | (Omit<Failure, 'attempts'> & { retryAfterMs?: number; host?: string; transient?: true });
 
 const ACCEPT = 'image/webp,image/png,image/jpeg,image/*;q=0.8,*/*;q=0.5';
@@ -46,7 +46,13 @@ export interface FetcherInternals {
 export function createFetcher(options: Partial<FetchOptions> = {}, internals: FetcherInternals = {}): Fetcher {
   const o = resolveFetchOptions(options);
   const isPrivate = internals.isPrivateAddress ?? isPrivateAddress;
-  const agent = createAgent({ timeoutMs: o.timeoutMs, perHostConcurrency: o.perHostConcurrency, allowPrivateNetworks: o.allowPrivateNetworks, isPrivate, dnsLookup: internals.dnsLookup });
+  const agent = createAgent({
+    timeoutMs: o.timeoutMs,
+    perHostConcurrency: o.perHostConcurrency,
+    allowPrivateNetworks: o.allowPrivateNetworks,
+    isPrivate,
+    dnsLookup: internals.dnsLookup,
+  });
   const hosts = new HostLimiter(o.perHostConcurrency);
   const slots = new Semaphore(o.concurrency);
   const headers = { 'user-agent': userAgent(o.userAgentToken), accept: ACCEPT };
@@ -56,7 +62,12 @@ export function createFetcher(options: Partial<FetchOptions> = {}, internals: Fe
     if (!(parsed instanceof URL)) return { ok: false, reason: 'invalid_url', message: parsed, attempts: 0 };
     const host = parsed.hostname;
     if (!o.allowPrivateNetworks && isIP(unbracket(host)) !== 0 && isPrivate(unbracket(host))) {
-      return { ok: false, reason: 'private_address', message: new PrivateAddressError(host, unbracket(host)).message, attempts: 0 };
+      return {
+        ok: false,
+        reason: 'private_address',
+        message: new PrivateAddressError(host, unbracket(host)).message,
+        attempts: 0,
+      };
     }
 
     for (let attempts = 1; ; attempts++) {
@@ -86,7 +97,9 @@ export function createFetcher(options: Partial<FetchOptions> = {}, internals: Fe
         hosts.cooldown(failedHost ?? host, Math.min(wait, o.maxRetryAfterMs));
         if (wait > o.maxRetryAfterMs) {
           const why = `${failure.message} (Retry-After ${Math.ceil(wait / 1000)} s exceeds the ${Math.ceil(o.maxRetryAfterMs / 1000)} s cap)`;
-          return status === 429 ? { ...failure, reason: 'rate_limited', message: why, attempts } : { ...failure, message: why, attempts };
+          return status === 429
+            ? { ...failure, reason: 'rate_limited', message: why, attempts }
+            : { ...failure, message: why, attempts };
         }
       }
       if (attempts > o.retries || !isRetryable(failure.reason, status, transient)) {
@@ -108,19 +121,42 @@ export function createFetcher(options: Partial<FetchOptions> = {}, internals: Fe
     let current = url;
     try {
       for (let hop = 0; ; hop++) {
-        const res = await agent.request({ origin: current.origin, path: current.pathname + current.search, method: 'GET', headers, signal });
+        const res = await agent.request({
+          origin: current.origin,
+          path: current.pathname + current.search,
+          method: 'GET',
+          headers,
+          signal,
+        });
         const location = REDIRECTS.has(res.statusCode) ? headerValues(res.headers.location)[0] : undefined;
         if (location === undefined) return await readResponse(res, current);
         await discard(res.body);
         if (hop >= o.maxRedirects) {
-          return { ok: false, reason: 'too_many_redirects', message: `Too many redirects (more than ${o.maxRedirects})`, status: res.statusCode };
+          return {
+            ok: false,
+            reason: 'too_many_redirects',
+            message: `Too many redirects (more than ${o.maxRedirects})`,
+            status: res.statusCode,
+          };
         }
         const next = parseHttpUrl(location, current);
-        if (!(next instanceof URL)) return { ok: false, reason: 'invalid_url', message: `Redirect to an unusable URL: ${next}`, status: res.statusCode };
+        if (!(next instanceof URL))
+          return {
+            ok: false,
+            reason: 'invalid_url',
+            message: `Redirect to an unusable URL: ${next}`,
+            status: res.statusCode,
+          };
         current = next;
       }
     } catch (err) {
-      if (deadline.signal.aborted) return { ok: false, reason: 'timeout', message: `Timed out after ${o.timeoutMs} ms (connect, headers and body)`, host: current.hostname };
+      if (deadline.signal.aborted)
+        return {
+          ok: false,
+          reason: 'timeout',
+          message: `Timed out after ${o.timeoutMs} ms (connect, headers and body)`,
+          host: current.hostname,
+        };
       if (callerSignal?.aborted) return { ok: false, reason: 'aborted', message: 'Fetch aborted by the caller' };
       return { ok: false, ...classifyError(err, current.hostname), host: current.hostname };
     } finally {
@@ -137,9 +173,15 @@ export function createFetcher(options: Partial<FetchOptions> = {}, internals: Fe
     };
     if (status < 200 || status > 299) {
       const retryAfterMs = status === 429 || status >= 500 ? parseRetryAfter(res.headers['retry-after']) : undefined;
-      return fail(`http_${status}`, `HTTP Error ${status}: ${STATUS_CODES[status] ?? 'Unknown'}`, retryAfterMs === undefined ? {} : { retryAfterMs });
+      return fail(
+        `http_${status}`,
+        `HTTP Error ${status}: ${STATUS_CODES[status] ?? 'Unknown'}`,
+        retryAfterMs === undefined ? {} : { retryAfterMs },
+      );
     }
-    if (isDisallowedByRobotsTag(headerValues(res.headers['x-robots-tag']), o.userAgentToken, o.disallowedHeaderDirectives)) {
+    if (
+      isDisallowedByRobotsTag(headerValues(res.headers['x-robots-tag']), o.userAgentToken, o.disallowedHeaderDirectives)
+    ) {
       return fail('opted_out', OPTED_OUT_MESSAGE);
     }
     const length = Number(headerValues(res.headers['content-length'])[0]);
@@ -175,7 +217,8 @@ function parseHttpUrl(input: string, base?: URL): URL | string {
   } catch {
     return `Invalid URL: ${JSON.stringify(input.length > 200 ? `${input.slice(0, 200)}…` : input)}`;
   }
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') return `Unsupported URL scheme ${JSON.stringify(url.protocol)} (only http and https)`;
+  if (url.protocol !== 'http:' && url.protocol !== 'https:')
+    return `Unsupported URL scheme ${JSON.stringify(url.protocol)} (only http and https)`;
   if (url.hostname === '') return `Invalid URL: ${JSON.stringify(input)} has no host`;
   return url;
 }

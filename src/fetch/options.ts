@@ -38,12 +38,18 @@ export const defaultFetchOptions: FetchOptions = {
 };
 
 /** Fills defaults (undefined means "use the default") and checks the numbers once, at the boundary. */
-export function resolveFetchOptions(partial: Partial<FetchOptions>): Required<Omit<FetchOptions, 'userAgentToken'>> & Pick<FetchOptions, 'userAgentToken'> {
-  const defined = Object.fromEntries(Object.entries(partial).filter(([, v]) => v !== undefined)) as Partial<FetchOptions>;
+export function resolveFetchOptions(
+  partial: Partial<FetchOptions>,
+): Required<Omit<FetchOptions, 'userAgentToken'>> & Pick<FetchOptions, 'userAgentToken'> {
+  const defined = Object.fromEntries(
+    Object.entries(partial).filter(([, v]) => v !== undefined),
+  ) as Partial<FetchOptions>;
   const o = { ...defaultFetchOptions, ...defined, maxRetryAfterMs: defined.maxRetryAfterMs ?? 60_000 };
   const check = (name: keyof FetchOptions, value: number, min: number, integer = true) => {
     if (!Number.isFinite(value) || value < min || (integer && !Number.isInteger(value))) {
-      throw invalidOption(`Expected ${integer ? 'an integer' : 'a number'} >= ${min} for ${name} but received ${value}`);
+      throw invalidOption(
+        `Expected ${integer ? 'an integer' : 'a number'} >= ${min} for ${name} but received ${value}`,
+      );
     }
   };
   check('timeoutMs', o.timeoutMs, 1, false);

@@ -9,7 +9,11 @@ export const OPTED_OUT_MESSAGE = 'Use of image disallowed by X-Robots-Tag direct
  * the rest the directives. Directives are comma-split, stripped and lowercased. Disallowed when (no UA token, or
  * the token equals ours) and any directive is in `disallowed`.
  */
-export function isDisallowedByRobotsTag(headerValues: string[], token: string | undefined, disallowed: string[]): boolean {
+export function isDisallowedByRobotsTag(
+  headerValues: string[],
+  token: string | undefined,
+  disallowed: string[],
+): boolean {
   if (disallowed.length === 0) return false;
   const banned = new Set(disallowed.map((d) => d.trim().toLowerCase()));
   const ours = token?.trim().toLowerCase();

@@ -43,8 +43,15 @@ export const PRIVATE_ADDRESS_CODE = 'ERR_CLIPSTREAM_PRIVATE_ADDRESS';
 /** The error our connector and lookup raise; the fetcher maps its code to the `private_address` reason. */
 export class PrivateAddressError extends Error {
   readonly code = PRIVATE_ADDRESS_CODE;
-  constructor(readonly host: string, readonly address: string) {
-    super(host === address ? `Refusing to connect to private address ${address}` : `Refusing to connect to ${host}: it resolves to private address ${address}`);
+  constructor(
+    readonly host: string,
+    readonly address: string,
+  ) {
+    super(
+      host === address
+        ? `Refusing to connect to private address ${address}`
+        : `Refusing to connect to ${host}: it resolves to private address ${address}`,
+    );
     this.name = 'PrivateAddressError';
   }
 }

@@ -20,16 +20,27 @@ export function parseBlurBoxes(cell: unknown): ParsedBoxes {
     try {
       value = JSON.parse(cell) as unknown;
     } catch {
-      return { ok: false, message: `Expected a JSON list of [x_min, y_min, x_max, y_max] boxes but received ${JSON.stringify(cell.slice(0, 80))}` };
+      return {
+        ok: false,
+        message: `Expected a JSON list of [x_min, y_min, x_max, y_max] boxes but received ${JSON.stringify(cell.slice(0, 80))}`,
+      };
     }
   }
-  if (!isList(value)) return { ok: false, message: `Expected a list of [x_min, y_min, x_max, y_max] boxes but received ${describe(value)}` };
-  if (value.length > MAX_BLUR_BOXES) return { ok: false, message: `Expected at most ${MAX_BLUR_BOXES} boxes but received ${value.length}` };
+  if (!isList(value))
+    return {
+      ok: false,
+      message: `Expected a list of [x_min, y_min, x_max, y_max] boxes but received ${describe(value)}`,
+    };
+  if (value.length > MAX_BLUR_BOXES)
+    return { ok: false, message: `Expected at most ${MAX_BLUR_BOXES} boxes but received ${value.length}` };
   const boxes: BlurBox[] = [];
   for (const item of Array.from(value)) {
     const box = isList(item) ? Array.from(item, Number) : [];
     if (box.length !== 4 || !box.every(Number.isFinite)) {
-      return { ok: false, message: `Expected [x_min, y_min, x_max, y_max] with 4 finite numbers for each box but received ${describe(item)}` };
+      return {
+        ok: false,
+        message: `Expected [x_min, y_min, x_max, y_max] with 4 finite numbers for each box but received ${describe(item)}`,
+      };
     }
     boxes.push(box as unknown as BlurBox);
   }
@@ -42,7 +53,9 @@ function isList(value: unknown): value is ArrayLike<unknown> {
 
 function describe(value: unknown): string {
   try {
-    return JSON.stringify(value, (_, v: unknown) => (typeof v === 'bigint' ? Number(v) : v))?.slice(0, 80) ?? String(value);
+    return (
+      JSON.stringify(value, (_, v: unknown) => (typeof v === 'bigint' ? Number(v) : v))?.slice(0, 80) ?? String(value)
+    );
   } catch {
     return typeof value;
   }
@@ -80,9 +93,11 @@ export async function blurBoxes(image: RawImage, boxes: readonly BlurBox[]): Pro
   const w = Math.min(width, Math.max(...rects.map((r) => r.x1)) + reach) - x0;
   const h = Math.min(height, Math.max(...rects.map((r) => r.y1)) + reach) - y0;
   const region = Buffer.alloc(w * h * c);
-  for (let y = 0; y < h; y++) image.data.copy(region, y * w * c, ((y0 + y) * width + x0) * c, ((y0 + y) * width + x0 + w) * c);
+  for (let y = 0; y < h; y++)
+    image.data.copy(region, y * w * c, ((y0 + y) * width + x0) * c, ((y0 + y) * width + x0 + w) * c);
   const mask = Buffer.alloc(w * h);
-  for (const r of rects) for (let y = r.y0; y < r.y1; y++) mask.fill(255, (y - y0) * w + r.x0 - x0, (y - y0) * w + r.x1 - x0);
+  for (const r of rects)
+    for (let y = r.y0; y < r.y1; y++) mask.fill(255, (y - y0) * w + r.x0 - x0, (y - y0) * w + r.x1 - x0);
   const [blurred, feather] = await Promise.all([
     convolveSeparable({ data: region, width: w, height: h, channels: c }, kernel),
     convolveSeparable({ data: mask, width: w, height: h, channels: 1 }, kernel),
@@ -94,7 +109,8 @@ export async function blurBoxes(image: RawImage, boxes: readonly BlurBox[]): Pro
       if (m === 0) continue;
       const at = ((y0 + y) * width + x0 + x) * c;
       const from = (y * w + x) * c;
-      for (let i = 0; i < c; i++) out[at + i] = Math.round(out[at + i]! + ((blurred.data[from + i]! - out[at + i]!) * m) / 255);
+      for (let i = 0; i < c; i++)
+        out[at + i] = Math.round(out[at + i]! + ((blurred.data[from + i]! - out[at + i]!) * m) / 255);
     }
   }
   return { ...image, data: out };
@@ -113,12 +129,21 @@ interface Rect {
 }
 
 /** blurrer.py's box arithmetic: Python's int() truncation, the clip to [0, size - 1], exclusive ends. */
-export function maskRects(boxes: readonly BlurBox[], width: number, height: number): { rects: Rect[]; longestSide: number } {
+export function maskRects(
+  boxes: readonly BlurBox[],
+  width: number,
+  height: number,
+): { rects: Rect[]; longestSide: number } {
   const clip = (v: number, size: number) => Math.min(Math.max(v, 0), size - 1);
   let longestSide = 0;
   const rects: Rect[] = [];
   for (const b of boxes) {
-    const [x0, y0, x1, y1] = [Math.trunc(b[0] * width), Math.trunc(b[1] * height), Math.trunc(b[2] * width), Math.trunc(b[3] * height)];
+    const [x0, y0, x1, y1] = [
+      Math.trunc(b[0] * width),
+      Math.trunc(b[1] * height),
+      Math.trunc(b[2] * width),
+      Math.trunc(b[3] * height),
+    ];
     const side = Math.max(x1 - x0, y1 - y0);
     longestSide = Math.max(longestSide, side);
     const grow = 0.1 * side;
@@ -169,7 +194,9 @@ async function convolveSeparable(image: RawImage, kernel: number[]): Promise<Raw
   const rows = [...zeros, ...weights, ...zeros];
   const columns = weights.flatMap((w) => [0, w, 0]);
   const pass = async (input: RawImage, horizontal: boolean): Promise<RawImage> => {
-    const { data, info } = await sharp(input.data, { raw: { width: input.width, height: input.height, channels: input.channels } })
+    const { data, info } = await sharp(input.data, {
+      raw: { width: input.width, height: input.height, channels: input.channels },
+    })
       .convolve({ width: horizontal ? k : 3, height: horizontal ? 3 : k, kernel: horizontal ? rows : columns, scale })
       // sharp writes a one-band image as sRGB unless told otherwise
       .toColourspace(input.channels === 1 ? 'b-w' : 'srgb')

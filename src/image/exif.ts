@@ -151,7 +151,13 @@ class TiffReader {
     for (let i = 0; i < entries; i++) {
       const entry = ifd + 2 + 12 * i;
       // past the data every entry reads as tag 0 of type 0, which exifread skips
-      if (entry >= this.data.length || this.tagsRead >= MAX_TAGS || this.valuesRead >= MAX_VALUES || this.outputSize >= MAX_OUTPUT) return;
+      if (
+        entry >= this.data.length ||
+        this.tagsRead >= MAX_TAGS ||
+        this.valuesRead >= MAX_VALUES ||
+        this.outputSize >= MAX_OUTPUT
+      )
+        return;
       this.tagsRead++;
       const tag = this.uint(entry, 2);
       if (SKIPPED_TAGS.has(tag)) continue;
@@ -174,7 +180,8 @@ class TiffReader {
       this.dumpIfd(values[0].int, spec.subIfd.name, spec.subIfd.tags, depth + 1);
     }
     const name = `${ifdName} ${spec.name}`;
-    if (name === 'Image ExifOffset') this.exifOffset = Array.isArray(values) ? (values[0]?.int ?? 'missing') : undefined;
+    if (name === 'Image ExifOffset')
+      this.exifOffset = Array.isArray(values) ? (values[0]?.int ?? 'missing') : undefined;
     const text = pyStrip(printable);
     this.outputSize += name.length + text.length;
     this.tags.set(name, text);
@@ -202,7 +209,11 @@ class TiffReader {
       if (type === 5 || type === 10) {
         const num = this.int(offset, 4, signed);
         const den = this.int(offset + 4, 4, signed);
-        out.push({ text: fractionText(num, den), int: den !== 0 && num % den === 0 ? num / den : undefined, isInt: false });
+        out.push({
+          text: fractionText(num, den),
+          int: den !== 0 && num % den === 0 ? num / den : undefined,
+          isInt: false,
+        });
       } else if (type === 11 || type === 12) {
         out.push({ text: `(${pyFloatRepr(this.float(offset, type === 11 ? 4 : 8))},)`, int: undefined, isInt: false });
       } else {
@@ -241,7 +252,11 @@ function printValues(values: Value[] | string | Uint8Array, count: number, type:
   if (typeof values === 'string') return values;
   if (values instanceof Uint8Array) return pyBytesRepr(values);
   if (count === 1 && type !== 2 && values.length > 0) return values[0]!.text;
-  if (count > 50 && values.length > 20) return `[${values.slice(0, 20).map((v) => v.text).join(', ')}, ... ]`;
+  if (count > 50 && values.length > 20)
+    return `[${values
+      .slice(0, 20)
+      .map((v) => v.text)
+      .join(', ')}, ... ]`;
   return `[${values.map((v) => v.text).join(', ')}]`;
 }
 
@@ -267,7 +282,8 @@ function stripSpaceNul(text: string): string {
 /** A tag with named values: each value's name, or its repr when the table has none. */
 function lookupText(values: Value[] | string | Uint8Array, lookup: Readonly<Record<number, string>>): string {
   if (typeof values === 'string') return [...values].map(pyStrRepr).join('');
-  const name = (int: number | undefined, text: string) => (int !== undefined && Object.hasOwn(lookup, int) ? lookup[int]! : text);
+  const name = (int: number | undefined, text: string) =>
+    int !== undefined && Object.hasOwn(lookup, int) ? lookup[int]! : text;
   if (values instanceof Uint8Array) return [...values].map((b) => name(b, String(b))).join('');
   return values.map((v) => name(v.int, v.text)).join('');
 }

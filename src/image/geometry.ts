@@ -15,7 +15,13 @@ export interface ResizePlan {
   height: number;
 }
 
-export function planResize(width: number, height: number, size: number, mode: ResizeMode, onlyIfBigger: boolean): ResizePlan {
+export function planResize(
+  width: number,
+  height: number,
+  size: number,
+  mode: ResizeMode,
+  onlyIfBigger: boolean,
+): ResizePlan {
   if (mode === 'no') return { width, height };
   if (mode === 'keep_ratio' || mode === 'center_crop') {
     const downscale = Math.min(width, height) > size;

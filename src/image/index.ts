@@ -2,7 +2,15 @@ import { createHash } from 'node:crypto';
 import sharp from 'sharp';
 
 export { processImage, type ImageExtras } from './process.js';
-export { defaultImageOptions, imageOptionsOf, imageOptionsOfSpec, MAX_INPUT_PIXELS, validateImageOptions, type ImageOptions, type ImageSpec } from './options.js';
+export {
+  defaultImageOptions,
+  imageOptionsOf,
+  imageOptionsOfSpec,
+  MAX_INPUT_PIXELS,
+  validateImageOptions,
+  type ImageOptions,
+  type ImageSpec,
+} from './options.js';
 export { blurBoxes, parseBlurBoxes, type BlurBox } from './blur.js';
 export { exifJson } from './exif.js';
 export { planResize, type ResizeMode, type ResizePlan } from './geometry.js';

@@ -5,7 +5,11 @@ export const INTERPOLATIONS = ['nearest', 'linear', 'cubic', 'area', 'lanczos'] 
 export type Interpolation = (typeof INTERPOLATIONS)[number];
 
 /** img2dataset's other spellings of the same filters. */
-const INTERPOLATION_ALIASES: Readonly<Record<string, Interpolation>> = { bilinear: 'linear', bicubic: 'cubic', lanczos4: 'lanczos' };
+const INTERPOLATION_ALIASES: Readonly<Record<string, Interpolation>> = {
+  bilinear: 'linear',
+  bicubic: 'cubic',
+  lanczos4: 'lanczos',
+};
 
 /** Every spelling an interpolation option accepts. */
 export const INTERPOLATION_NAMES: readonly string[] = [...INTERPOLATIONS, ...Object.keys(INTERPOLATION_ALIASES)];

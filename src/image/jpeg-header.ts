@@ -69,7 +69,10 @@ export interface JpegSegment {
  * 'stopped' when the visitor stopped, 'broken' at anything else (no SOI, a marker libjpeg would not step over the
  * same way, a truncated segment, no scan).
  */
-export function walkJpegSegments(bytes: Uint8Array, visit: (segment: JpegSegment) => boolean): 'scan' | 'stopped' | 'broken' {
+export function walkJpegSegments(
+  bytes: Uint8Array,
+  visit: (segment: JpegSegment) => boolean,
+): 'scan' | 'stopped' | 'broken' {
   if (bytes.length < 4 || bytes[0] !== 0xff || bytes[1] !== 0xd8) return 'broken';
   let i = 2;
   for (;;) {
@@ -110,7 +113,13 @@ function isStartOfFrame(marker: number): boolean {
 
 /** An APP1 body that starts "Exif" (the EXIF header proper is "Exif\0\0"). */
 export function isExif(bytes: Uint8Array, body: number, length: number): boolean {
-  return length >= 6 && bytes[body] === 0x45 && bytes[body + 1] === 0x78 && bytes[body + 2] === 0x69 && bytes[body + 3] === 0x66;
+  return (
+    length >= 6 &&
+    bytes[body] === 0x45 &&
+    bytes[body + 1] === 0x78 &&
+    bytes[body + 2] === 0x69 &&
+    bytes[body + 3] === 0x66
+  );
 }
 
 /**
@@ -123,7 +132,8 @@ function exifOrientation(bytes: Uint8Array, start: number, length: number): numb
   const little = bytes[start] === 0x49 && bytes[start + 1] === 0x49;
   const big = bytes[start] === 0x4d && bytes[start + 1] === 0x4d;
   if (!little && !big) return undefined;
-  const u16 = (at: number) => (little ? bytes[start + at]! | (bytes[start + at + 1]! << 8) : (bytes[start + at]! << 8) | bytes[start + at + 1]!);
+  const u16 = (at: number) =>
+    little ? bytes[start + at]! | (bytes[start + at + 1]! << 8) : (bytes[start + at]! << 8) | bytes[start + at + 1]!;
   const u32 = (at: number) => (little ? u16(at) + u16(at + 2) * 0x10000 : u16(at) * 0x10000 + u16(at + 2));
   if (u16(2) !== 42) return undefined;
   const ifd = u32(4);

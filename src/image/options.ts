@@ -89,7 +89,9 @@ export function imageOptionsOf(o: Omit<ImageOptions, 'maxPixels'>): ImageOptions
   return { ...picked, maxPixels: MAX_INPUT_PIXELS };
 }
 
-const IMAGE_OPTION_KEYS = (Object.keys(defaultImageOptions) as (keyof ImageOptions)[]).filter((k): k is Exclude<keyof ImageOptions, 'maxPixels'> => k !== 'maxPixels');
+const IMAGE_OPTION_KEYS = (Object.keys(defaultImageOptions) as (keyof ImageOptions)[]).filter(
+  (k): k is Exclude<keyof ImageOptions, 'maxPixels'> => k !== 'maxPixels',
+);
 
 const RESIZE_MODES: readonly ResizeMode[] = ['no', 'keep_ratio', 'keep_ratio_largest', 'center_crop', 'border'];
 
@@ -104,16 +106,31 @@ export function validateImageOptions(o: ImageOptions): void {
   expect(Number.isInteger(o.imageSize) && o.imageSize > 0, 'a positive integer', 'imageSize');
   expect(RESIZE_MODES.includes(o.resizeMode), `one of ${RESIZE_MODES.join(', ')}`, 'resizeMode');
   expect(IMAGE_FORMATS.includes(o.encodeFormat), `one of ${IMAGE_FORMATS.join(', ')}`, 'encodeFormat');
-  expect(INTERPOLATIONS.includes(o.downscaleInterpolation), `one of ${INTERPOLATIONS.join(', ')}`, 'downscaleInterpolation');
-  expect(INTERPOLATIONS.includes(o.upscaleInterpolation), `one of ${INTERPOLATIONS.join(', ')}`, 'upscaleInterpolation');
+  expect(
+    INTERPOLATIONS.includes(o.downscaleInterpolation),
+    `one of ${INTERPOLATIONS.join(', ')}`,
+    'downscaleInterpolation',
+  );
+  expect(
+    INTERPOLATIONS.includes(o.upscaleInterpolation),
+    `one of ${INTERPOLATIONS.join(', ')}`,
+    'upscaleInterpolation',
+  );
   if (o.encodeFormat === 'png') {
-    expect(Number.isInteger(o.encodeQuality) && o.encodeQuality >= 0 && o.encodeQuality <= 9, 'a compression level 0–9 (png)', 'encodeQuality');
+    expect(
+      Number.isInteger(o.encodeQuality) && o.encodeQuality >= 0 && o.encodeQuality <= 9,
+      'a compression level 0–9 (png)',
+      'encodeQuality',
+    );
   } else {
-    expect(Number.isInteger(o.encodeQuality) && o.encodeQuality >= 0 && o.encodeQuality <= 100, 'an integer 0–100', 'encodeQuality');
+    expect(
+      Number.isInteger(o.encodeQuality) && o.encodeQuality >= 0 && o.encodeQuality <= 100,
+      'an integer 0–100',
+      'encodeQuality',
+    );
   }
   expect(o.minImageSize >= 0, 'a number ≥ 0', 'minImageSize');
   expect(o.maxImageArea > 0, 'a number > 0', 'maxImageArea');
   expect(o.maxAspectRatio >= 1, 'a number ≥ 1', 'maxAspectRatio');
   expect(o.maxPixels > 0, 'a number > 0', 'maxPixels');
 }
-

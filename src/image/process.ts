@@ -26,7 +26,12 @@ const KERNELS: Record<Interpolation, keyof KernelEnum> = {
 
 const WHITE = { r: 255, g: 255, b: 255 };
 /** Largest side each encoder accepts: libjpeg's JPEG_MAX_DIMENSION, WebP's 14-bit sizes, PNG's 31-bit sizes. */
-const MAX_SIDE: Record<ImageFormat, number> = { jpg: JPEG_MAX_DIMENSION, png: 0x7fff_ffff, webp: 16_383, npy: 0x7fff_ffff };
+const MAX_SIDE: Record<ImageFormat, number> = {
+  jpg: JPEG_MAX_DIMENSION,
+  png: 0x7fff_ffff,
+  webp: 16_383,
+  npy: 0x7fff_ffff,
+};
 
 export interface ImageExtras {
   /** Regions to blur (img2dataset's bbox_col), relative to the resized image before its crop or padding. */
@@ -60,16 +65,26 @@ export async function processImage(bytes: Buffer, o: ImageOptions, extras: Image
 
   const plan = planResize(ow, oh, o.imageSize, o.resizeMode, o.resizeOnlyIfBigger);
   if (plan.width * plan.height > o.maxPixels) {
-    return failure('encode_error', `output of ${plan.width}x${plan.height} pixels would exceed the ${o.maxPixels} pixel limit`, sizes);
+    return failure(
+      'encode_error',
+      `output of ${plan.width}x${plan.height} pixels would exceed the ${o.maxPixels} pixel limit`,
+      sizes,
+    );
   }
   if (Math.max(plan.width, plan.height) > MAX_SIDE[o.encodeFormat]) {
-    return failure('encode_error', `output of ${plan.width}x${plan.height} is too large for ${o.encodeFormat} (max side ${MAX_SIDE[o.encodeFormat]})`, sizes);
+    return failure(
+      'encode_error',
+      `output of ${plan.width}x${plan.height} is too large for ${o.encodeFormat} (max side ${MAX_SIDE[o.encodeFormat]})`,
+      sizes,
+    );
   }
 
   // As img2dataset, alpha always forces a re-encode (it is flattened). Unlike img2dataset, an identity resize
   // (already at the target size) keeps the bytes too: the pixels would be the same, re-encoding only loses quality.
   // Boxes to blur force a re-encode (img2dataset would keep the unblurred bytes here).
-  const blur = blursAnything(extras.blur, plan.resize?.width ?? ow, plan.resize?.height ?? oh) ? extras.blur : undefined;
+  const blur = blursAnything(extras.blur, plan.resize?.width ?? ow, plan.resize?.height ?? oh)
+    ? extras.blur
+    : undefined;
   const samePixels = !plan.resize && !plan.crop && !plan.pad && orientation === 1 && !meta.hasAlpha && !blur;
   if (o.skipReencode && samePixels && sniffed === o.encodeFormat) {
     // Kept without a decode: bytes whose header only our walk has read get libvips' header check first.
@@ -97,8 +112,17 @@ export async function processImage(bytes: Buffer, o: ImageOptions, extras: Image
     if (blur) pipeline = await blurred(pipeline, blur);
     if (plan.crop) pipeline = pipeline.extract(plan.crop);
     if (plan.pad) pipeline = pipeline.extend({ ...plan.pad, background: WHITE });
-    const { data, info } = await encode(pipeline, o.encodeFormat, o.encodeQuality).toBuffer({ resolveWithObject: true });
-    return { ok: true, data: finish(data, info, o.encodeFormat), format: o.encodeFormat, width: info.width, height: info.height, ...sizes };
+    const { data, info } = await encode(pipeline, o.encodeFormat, o.encodeQuality).toBuffer({
+      resolveWithObject: true,
+    });
+    return {
+      ok: true,
+      data: finish(data, info, o.encodeFormat),
+      format: o.encodeFormat,
+      width: info.width,
+      height: info.height,
+      ...sizes,
+    };
   } catch (err) {
     return renderFailure(err, o, sizes);
   }
@@ -120,7 +144,8 @@ type Opened =
 async function openImage(bytes: Buffer, o: ImageOptions): Promise<Opened> {
   const refused = (...args: Parameters<typeof failure>): Opened => ({ ok: false, failure: failure(...args) });
   const sniffed = sniffImageFormat(bytes);
-  if (sniffed === null) return refused('not_an_image', 'cannot identify image file: the body is not a known image format');
+  if (sniffed === null)
+    return refused('not_an_image', 'cannot identify image file: the body is not a known image format');
 
   // The header check below applies the pixel limit (width × height of the opened image) before any pixel is
   // decoded, and can report the declared size; libvips' own limit is off when libvips read that header, and on as
@@ -128,7 +153,11 @@ async function openImage(bytes: Buffer, o: ImageOptions): Promise<Opened> {
   // truncated or broken data an error instead of a grey-filled image, while keeping libjpeg's warnings (trailing
   // garbage, slightly corrupt entropy data) that browsers and cv2 decode too.
   const jpeg = sniffed === 'jpg' ? readJpegHeader(bytes) : null;
-  const pipeline = sharp(bytes, { limitInputPixels: jpeg ? o.maxPixels : false, failOn: 'error', sequentialRead: true });
+  const pipeline = sharp(bytes, {
+    limitInputPixels: jpeg ? o.maxPixels : false,
+    failOn: 'error',
+    sequentialRead: true,
+  });
   let meta: Pick<Metadata, 'width' | 'height' | 'orientation' | 'hasAlpha'>;
   if (jpeg) {
     meta = { width: jpeg.width, height: jpeg.height, orientation: jpeg.orientation, hasAlpha: false };
@@ -144,16 +173,21 @@ async function openImage(bytes: Buffer, o: ImageOptions): Promise<Opened> {
   const ow = orientation >= 5 ? meta.height : meta.width;
   const oh = orientation >= 5 ? meta.width : meta.height;
   const sizes = { originalWidth: ow, originalHeight: oh };
-  if (ow * oh > o.maxPixels) return refused('too_many_pixels', `image has ${ow}x${oh} pixels, over the ${o.maxPixels} pixel limit`, sizes);
+  if (ow * oh > o.maxPixels)
+    return refused('too_many_pixels', `image has ${ow}x${oh} pixels, over the ${o.maxPixels} pixel limit`, sizes);
   if (Math.min(ow, oh) < o.minImageSize) return refused('too_small', 'image too small', sizes);
   if (ow * oh > o.maxImageArea) return refused('area_too_large', 'image area too large', sizes);
-  if (Math.max(ow, oh) / Math.min(ow, oh) > o.maxAspectRatio) return refused('aspect_ratio_too_large', 'aspect ratio too large', sizes);
+  if (Math.max(ow, oh) / Math.min(ow, oh) > o.maxAspectRatio)
+    return refused('aspect_ratio_too_large', 'aspect ratio too large', sizes);
   return { ok: true, pipeline, jpeg, sniffed, meta, orientation, sizes };
 }
 
 /** The pipeline so far as 8-bit sRGB pixels, blurred in the boxes, as a new pipeline. */
 async function blurred(pipeline: Sharp, boxes: readonly BlurBox[]): Promise<Sharp> {
-  const { data, info } = await pipeline.toColourspace('srgb').raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true });
+  const { data, info } = await pipeline
+    .toColourspace('srgb')
+    .raw({ depth: 'uchar' })
+    .toBuffer({ resolveWithObject: true });
   const image = await blurBoxes({ data, width: info.width, height: info.height, channels: info.channels as 3 }, boxes);
   return sharp(image.data, { raw: { width: image.width, height: image.height, channels: image.channels } });
 }
@@ -165,14 +199,20 @@ function finish(data: Buffer, info: { width: number; height: number; channels: n
   return data;
 }
 
-function renderFailure(err: unknown, o: ImageOptions, sizes: { originalWidth: number; originalHeight: number }): ImageOutcome {
+function renderFailure(
+  err: unknown,
+  o: ImageOptions,
+  sizes: { originalWidth: number; originalHeight: number },
+): ImageOutcome {
   const message = messageOf(err);
   // sharp checks the encoder's limits itself ("Processed image is too large for the WebP format"); every other
   // failure here comes from reading the pixels.
-  if (/too large for the \w+ format/i.test(message)) return failure('encode_error', `Image encoding error: ${message}`, sizes);
+  if (/too large for the \w+ format/i.test(message))
+    return failure('encode_error', `Image encoding error: ${message}`, sizes);
   // libvips' own pixel limit, the second guard when our JPEG walk read the header ("Input image exceeds pixel
   // limit"): it fires only if libvips decodes another frame size than the walk read
-  if (/exceeds pixel limit/i.test(message)) return failure('too_many_pixels', `image over the ${o.maxPixels} pixel limit (${message})`, sizes);
+  if (/exceeds pixel limit/i.test(message))
+    return failure('too_many_pixels', `image over the ${o.maxPixels} pixel limit (${message})`, sizes);
   return failure('decode_error', `Image decoding error: ${message}`, sizes);
 }
 

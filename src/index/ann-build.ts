@@ -20,9 +20,12 @@ export type IndexType = 'auto' | 'flat' | 'ivf_pq' | 'ivf_hnsw_sq';
 /** Refuses, before anything is imported, an ANN type that cannot be trained on `rows` rows. */
 export function checkTrainable(type: Exclude<IndexType, 'auto'>, rows: number, source: string): void {
   if (type !== 'ivf_pq' || rows >= PQ_MIN_ROWS) return;
-  throw invalidOption(`Expected at least ${PQ_MIN_ROWS} rows for --index-type ivf_pq (it trains 256 centroids per sub-vector) but ${source} has ${rows}`, {
-    hint: 'Use --index-type flat (exact search; the default below 30 000 rows).',
-  });
+  throw invalidOption(
+    `Expected at least ${PQ_MIN_ROWS} rows for --index-type ivf_pq (it trains 256 centroids per sub-vector) but ${source} has ${rows}`,
+    {
+      hint: 'Use --index-type flat (exact search; the default below 30 000 rows).',
+    },
+  );
 }
 
 /**
@@ -39,12 +42,20 @@ export function chooseIndexType(asked: IndexType, rows: number): Exclude<IndexTy
 }
 
 /** The ANN index of `type` over the whole table; LanceDB's failures become INDEX_INVALID without its Rust paths. */
-export async function buildAnn(table: lancedb.Table, type: Exclude<IndexType, 'auto'>, rows: number, dim: number): Promise<IndexInfo['ann']> {
+export async function buildAnn(
+  table: lancedb.Table,
+  type: Exclude<IndexType, 'auto'>,
+  rows: number,
+  dim: number,
+): Promise<IndexInfo['ann']> {
   try {
     return await createAnn(table, type, rows, dim);
   } catch (err) {
     // LanceDB's messages end with the Rust source path and repeat themselves after "Caused by:".
-    const message = (err as Error).message.replace(/,\s*\/\S+\.rs:\d+:\d+/g, '').replace(/\s+Caused by:[\s\S]*$/, '').replace(/^lance error:\s*/, '');
+    const message = (err as Error).message
+      .replace(/,\s*\/\S+\.rs:\d+:\d+/g, '')
+      .replace(/\s+Caused by:[\s\S]*$/, '')
+      .replace(/^lance error:\s*/, '');
     throw new ClipstreamError('INDEX_INVALID', `building the ${type} index failed: ${message}`, {
       hint: 'Nothing was kept; rerun with --index-type flat for exact search, which needs no training.',
       cause: err,
@@ -52,15 +63,26 @@ export async function buildAnn(table: lancedb.Table, type: Exclude<IndexType, 'a
   }
 }
 
-async function createAnn(table: lancedb.Table, type: Exclude<IndexType, 'auto'>, rows: number, dim: number): Promise<IndexInfo['ann']> {
+async function createAnn(
+  table: lancedb.Table,
+  type: Exclude<IndexType, 'auto'>,
+  rows: number,
+  dim: number,
+): Promise<IndexInfo['ann']> {
   if (type === 'flat') return { type };
   if (type === 'ivf_hnsw_sq') {
     const numPartitions = Math.max(1, Math.ceil(rows / HNSW_PARTITION_ROWS));
-    await table.createIndex('vector', { config: lancedb.Index.hnswSq({ numPartitions, distanceType: 'cosine' }), replace: true });
+    await table.createIndex('vector', {
+      config: lancedb.Index.hnswSq({ numPartitions, distanceType: 'cosine' }),
+      replace: true,
+    });
     return { type, num_partitions: numPartitions, nprobes: numPartitions, ef: 80 };
   }
   const numPartitions = Math.max(1, Math.round(Math.sqrt(rows)));
   const numSubVectors = dim % 16 === 0 ? dim / 16 : dim % 8 === 0 ? dim / 8 : 1;
-  await table.createIndex('vector', { config: lancedb.Index.ivfPq({ numPartitions, numSubVectors, distanceType: 'dot' }), replace: true });
+  await table.createIndex('vector', {
+    config: lancedb.Index.ivfPq({ numPartitions, numSubVectors, distanceType: 'dot' }),
+    replace: true,
+  });
   return { type, num_partitions: numPartitions, num_sub_vectors: numSubVectors, nprobes: 20, refine_factor: 10 };
 }

@@ -3,7 +3,12 @@ import { join } from 'node:path';
 import * as lancedb from '@lancedb/lancedb';
 import { Bool, Field, FixedSizeList, Float32, Float64, Int64, Schema, Utf8, type DataType } from 'apache-arrow';
 import { ClipstreamError } from '../core/errors.js';
-import { openEmbeddingFolder, readEmbeddingBatches, type EmbeddingFolder, type EmbeddingPartition } from '../io/embedding-folder.js';
+import {
+  openEmbeddingFolder,
+  readEmbeddingBatches,
+  type EmbeddingFolder,
+  type EmbeddingPartition,
+} from '../io/embedding-folder.js';
 import { buildAnn, checkTrainable, chooseIndexType, type IndexType } from './ann-build.js';
 import { cellOf, resolveColumns } from './columns.js';
 import { INFO_FILE, readIndexInfo, TABLE, writeIndexInfo, type ColumnType, type IndexInfo } from './info.js';
@@ -75,9 +80,13 @@ async function createIndex(job: Job): Promise<IndexInfo> {
   const { output } = job.o;
   const final = join(output, `${TABLE}.lance`);
   if (await exists(final)) {
-    throw new ClipstreamError('INDEX_INVALID', `${output} holds ${TABLE}.lance but no ${INFO_FILE}: a build stopped between its last two steps, or the folder is not a clipstream index`, {
-      hint: `Remove ${final} and rerun, or pass another --output.`,
-    });
+    throw new ClipstreamError(
+      'INDEX_INVALID',
+      `${output} holds ${TABLE}.lance but no ${INFO_FILE}: a build stopped between its last two steps, or the folder is not a clipstream index`,
+      {
+        hint: `Remove ${final} and rerun, or pass another --output.`,
+      },
+    );
   }
   const staging = join(output, STAGING);
   await rm(staging, { recursive: true, force: true }); // what a killed build left
@@ -106,10 +115,14 @@ async function extendIndex(job: Job, previous: IndexInfo): Promise<IndexInfo> {
   const db = await lancedb.connect(job.o.output);
   const table = await db.openTable(TABLE).catch((err: unknown) => {
     db.close();
-    throw new ClipstreamError('INDEX_INVALID', `${job.o.output} holds ${INFO_FILE} but no readable ${TABLE} table: ${(err as Error).message.split('\n')[0]}`, {
-      hint: 'Build the index again into an empty --output.',
-      cause: err,
-    });
+    throw new ClipstreamError(
+      'INDEX_INVALID',
+      `${job.o.output} holds ${INFO_FILE} but no readable ${TABLE} table: ${(err as Error).message.split('\n')[0]}`,
+      {
+        hint: 'Build the index again into an empty --output.',
+        cause: err,
+      },
+    );
   });
   try {
     await trimTo(table, previous.count); // rows a killed extension appended
@@ -133,11 +146,20 @@ async function trimTo(table: lancedb.Table, count: number): Promise<void> {
   if ((await table.countRows()) > count) await table.delete(`id >= ${count}`);
 }
 
-function checkSameSpace(previous: IndexInfo, folder: EmbeddingFolder, metric: 'ip' | 'cosine', o: BuildIndexOptions): void {
+function checkSameSpace(
+  previous: IndexInfo,
+  folder: EmbeddingFolder,
+  metric: 'ip' | 'cosine',
+  o: BuildIndexOptions,
+): void {
   if (previous.has_text !== folder.hasText) {
-    throw new ClipstreamError('INDEX_INVALID', `${o.output} was built ${previous.has_text ? 'with' : 'without'} text embeddings but ${o.embeddings} ${folder.hasText ? 'has' : 'has no'} text_emb/`, {
-      hint: 'Extend an index with partitions of the same kind, or build a new one with another --output.',
-    });
+    throw new ClipstreamError(
+      'INDEX_INVALID',
+      `${o.output} was built ${previous.has_text ? 'with' : 'without'} text embeddings but ${o.embeddings} ${folder.hasText ? 'has' : 'has no'} text_emb/`,
+      {
+        hint: 'Extend an index with partitions of the same kind, or build a new one with another --output.',
+      },
+    );
   }
   if (previous.dim === folder.dim && previous.metric === metric) return;
   throw new ClipstreamError(
@@ -157,31 +179,43 @@ function newPartitions(previous: IndexInfo, folder: EmbeddingFolder, o: BuildInd
   const head = folder.partitions.slice(0, k);
   const done = new Set(previous.partitions);
   const rows = head.reduce((n, p) => n + p.rows, 0);
-  if (head.length === k && head.every((p) => done.has(p.name)) && rows === previous.count) return folder.partitions.slice(k);
-  const stray = folder.partitions.find((p, i) => (i < k) !== done.has(p.name));
+  if (head.length === k && head.every((p) => done.has(p.name)) && rows === previous.count)
+    return folder.partitions.slice(k);
+  const stray = folder.partitions.find((p, i) => i < k !== done.has(p.name));
   throw new ClipstreamError(
     'INDEX_INVALID',
     `${o.output} holds partitions ${previous.partitions.join(', ')} (${previous.count} rows), which are no longer the first ${k} of ${o.embeddings}` +
       `${stray ? ` (partition ${stray.name} sorts among them)` : head.length === k ? ` (they have ${rows} rows now)` : ''}: the new rows' ids would collide with indexed ones`,
-    { hint: 'Name new partitions so they sort after the indexed ones (zero-padded), or build a new index with another --output.' },
+    {
+      hint: 'Name new partitions so they sort after the indexed ones (zero-padded), or build a new index with another --output.',
+    },
   );
 }
 
 /** Appends the job's partitions to `table` (or a new table in `db`); `unit`: every vector imported is unit length. */
-async function importRows(job: Job, db: lancedb.Connection, existing: lancedb.Table | undefined, count: number): Promise<{ table: lancedb.Table; unit: boolean }> {
+async function importRows(
+  job: Job,
+  db: lancedb.Connection,
+  existing: lancedb.Table | undefined,
+  count: number,
+): Promise<{ table: lancedb.Table; unit: boolean }> {
   const { o, folder, columns, metric } = job;
   const schema = tableSchema(folder.dim, folder.hasText, columns);
   const byName = new Map(folder.partitions.map((p) => [p.name, p]));
   let table = existing;
   let done = count;
   let unit = true;
-  for await (const b of readEmbeddingBatches(folder, { batchRows: o.batchRows ?? 10_000, partitions: job.todo.map((p) => p.name) })) {
+  for await (const b of readEmbeddingBatches(folder, {
+    batchRows: o.batchRows ?? 10_000,
+    partitions: job.todo.map((p) => p.name),
+  })) {
     const partition = byName.get(b.partition)!;
     const rows = b.metadata.map((meta, i) => {
       const vector = normalise(b.vectors.subarray(i * folder.dim, (i + 1) * folder.dim), metric);
       unit &&= vector.unit;
       const row: Record<string, unknown> = { id: b.ids[i], vector: vector.values };
-      if (folder.hasText && b.textVectors) row.text_vector = normalise(b.textVectors.subarray(i * folder.dim, (i + 1) * folder.dim), metric).values;
+      if (folder.hasText && b.textVectors)
+        row.text_vector = normalise(b.textVectors.subarray(i * folder.dim, (i + 1) * folder.dim), metric).values;
       const at = () => `${partition.metadataPath} row ${b.ids[i]! - partition.firstId}`;
       for (const [name, type] of Object.entries(columns)) row[name] = cellOf(meta[name], name, type, at);
       return row;
@@ -201,9 +235,13 @@ async function indexAndMeasure(job: Job, table: lancedb.Table, unitNorm: boolean
   const { folder, type } = job;
   const count = await table.countRows();
   if (type === 'ivf_hnsw_sq' && !unitNorm) {
-    throw new ClipstreamError('INDEX_INVALID', `${job.o.embeddings} holds vectors that are not unit length, and ivf_hnsw_sq ranks by cosine`, {
-      hint: 'Use --metric cosine (vectors are normalised at import), or --index-type ivf_pq (ranks by dot product).',
-    });
+    throw new ClipstreamError(
+      'INDEX_INVALID',
+      `${job.o.embeddings} holds vectors that are not unit length, and ivf_hnsw_sq ranks by cosine`,
+      {
+        hint: 'Use --metric cosine (vectors are normalised at import), or --index-type ivf_pq (ranks by dot product).',
+      },
+    );
   }
   const ann = await buildAnn(table, type, count, folder.dim);
   const recall = ann.type === 'flat' ? 1 : await measureRecall(table, ann, folder.dim);
@@ -238,7 +276,12 @@ async function exists(path: string): Promise<boolean> {
 
 function tableSchema(dim: number, hasText: boolean, columns: Record<string, ColumnType>): Schema {
   const vector = () => new FixedSizeList(dim, new Field('item', new Float32(), true));
-  const arrow: Record<ColumnType, () => DataType> = { string: () => new Utf8(), float64: () => new Float64(), int64: () => new Int64(), bool: () => new Bool() };
+  const arrow: Record<ColumnType, () => DataType> = {
+    string: () => new Utf8(),
+    float64: () => new Float64(),
+    int64: () => new Int64(),
+    bool: () => new Bool(),
+  };
   return new Schema([
     new Field('id', new Int64(), false),
     new Field('vector', vector(), false),

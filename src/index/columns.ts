@@ -10,7 +10,14 @@ const RESERVED = new Set(['id', 'vector', 'text_vector']);
 
 /** How each kind of parquet value is stored: nested values, dates and bytes as text (JSON, ISO 8601, base64). */
 // integers stay integers: img2dataset writes width/height as INT32, LAION's parquet has INT64 and INT32 columns
-const STORED_AS: Record<ValueKind, ColumnType> = { string: 'string', number: 'float64', integer: 'int64', bigint: 'int64', boolean: 'bool', object: 'string' };
+const STORED_AS: Record<ValueKind, ColumnType> = {
+  string: 'string',
+  number: 'float64',
+  integer: 'int64',
+  bigint: 'int64',
+  boolean: 'bool',
+  object: 'string',
+};
 
 const MIXED_HINT =
   'Write that column with one type in every metadata parquet (e.g. df["width"] = df["width"].astype("int64")) and rerun; nothing was written.';
@@ -35,7 +42,11 @@ interface Seen {
  * the column and both types: storing the odd values as null lost them silently. An index being extended keeps its
  * columns' types, which the new partitions must fit.
  */
-export function resolveColumns(folder: EmbeddingFolder, todo: EmbeddingPartition[], existing?: Record<string, ColumnType>): ResolvedColumns {
+export function resolveColumns(
+  folder: EmbeddingFolder,
+  todo: EmbeddingPartition[],
+  existing?: Record<string, ColumnType>,
+): ResolvedColumns {
   const where = (p: EmbeddingPartition) => relative(folder.root, p.metadataPath);
   const notes: string[] = [];
   const seen = new Map<string, Seen>();
@@ -52,18 +63,30 @@ export function resolveColumns(folder: EmbeddingFolder, todo: EmbeddingPartition
         if (existing === undefined) seen.set(name, { type, from: here });
         else if (!leftOut.has(name)) {
           leftOut.add(name);
-          notes.push(`column "${name}" (${here}) is not in the index built before: left out (build a new index to keep it)`);
+          notes.push(
+            `column "${name}" (${here}) is not in the index built before: left out (build a new index to keep it)`,
+          );
         }
         continue;
       }
       if (type === first.type) continue;
-      const widened = first.type === 'float64' && type === 'int64' ? 'float64' : first.type === 'int64' && type === 'float64' && !existing ? 'float64' : null;
+      const widened =
+        first.type === 'float64' && type === 'int64'
+          ? 'float64'
+          : first.type === 'int64' && type === 'float64' && !existing
+            ? 'float64'
+            : null;
       if (widened === null) {
-        throw inputMalformed(`column "${name}" is ${here} (stored as ${type}) but ${first.from}${existing ? '' : ` (stored as ${first.type})`}: an index column has one type`, { hint: MIXED_HINT });
+        throw inputMalformed(
+          `column "${name}" is ${here} (stored as ${type}) but ${first.from}${existing ? '' : ` (stored as ${first.type})`}: an index column has one type`,
+          { hint: MIXED_HINT },
+        );
       }
       if (!widenedColumns.has(name)) {
         widenedColumns.add(name);
-        notes.push(`column "${name}" is ${here} but ${first.from}: stored as float64 (exact for every integer up to 2^53; one float64 cannot hold is refused)`);
+        notes.push(
+          `column "${name}" is ${here} but ${first.from}: stored as float64 (exact for every integer up to 2^53; one float64 cannot hold is refused)`,
+        );
       }
       seen.set(name, { type: widened, from: first.from });
     }
@@ -78,7 +101,8 @@ export function resolveColumns(folder: EmbeddingFolder, todo: EmbeddingPartition
  */
 export function cellOf(value: unknown, column: string, type: ColumnType, at: () => string): unknown {
   if (value === null || value === undefined) return null;
-  const refuse = (why: string) => inputMalformed(`${at()}: column "${column}" holds ${describe(value)}, ${why}`, { hint: MIXED_HINT });
+  const refuse = (why: string) =>
+    inputMalformed(`${at()}: column "${column}" holds ${describe(value)}, ${why}`, { hint: MIXED_HINT });
   switch (type) {
     case 'int64':
       if (typeof value === 'bigint') return value;
@@ -87,7 +111,9 @@ export function cellOf(value: unknown, column: string, type: ColumnType, at: () 
     case 'float64':
       if (typeof value === 'number') return value;
       if (typeof value === 'bigint' && BigInt(Number(value)) === value) return Number(value);
-      throw refuse(typeof value === 'bigint' ? 'an integer float64 cannot hold exactly' : 'but the index stores it as float64');
+      throw refuse(
+        typeof value === 'bigint' ? 'an integer float64 cannot hold exactly' : 'but the index stores it as float64',
+      );
     case 'bool':
       if (typeof value === 'boolean') return value;
       throw refuse('but the index stores it as bool');
@@ -101,7 +127,8 @@ export function cellOf(value: unknown, column: string, type: ColumnType, at: () 
 }
 
 function describe(value: unknown): string {
-  if (typeof value === 'string') return `${JSON.stringify(value.length > 40 ? `${value.slice(0, 40)}…` : value)} (text)`;
+  if (typeof value === 'string')
+    return `${JSON.stringify(value.length > 40 ? `${value.slice(0, 40)}…` : value)} (text)`;
   if (typeof value === 'bigint') return `${value} (an integer)`;
   if (typeof value === 'number') return `${value} (a number)`;
   if (typeof value === 'boolean') return `${value} (a boolean)`;

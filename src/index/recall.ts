@@ -26,21 +26,36 @@ export async function measureRecall(table: Table, ann: IvfPq | IvfHnswSq, dim: n
   const queries = sample.map((r) => Float32Array.from(r.vector as Iterable<number>)).filter((v) => v.length === dim);
   const truths: Set<string>[] = [];
   for (const q of queries) {
-    const exact = await table.vectorSearch(q).column('vector').distanceType('dot').bypassVectorIndex().limit(K).select(['id', '_distance']).toArray();
+    const exact = await table
+      .vectorSearch(q)
+      .column('vector')
+      .distanceType('dot')
+      .bypassVectorIndex()
+      .limit(K)
+      .select(['id', '_distance'])
+      .toArray();
     truths.push(new Set(exact.map((r) => String(r.id))));
   }
-  const apply = ({ nprobes, second }: Setting) => (ann.type === 'ivf_pq' ? { ...ann, nprobes, refine_factor: second } : { ...ann, nprobes, ef: second });
+  const apply = ({ nprobes, second }: Setting) =>
+    ann.type === 'ivf_pq' ? { ...ann, nprobes, refine_factor: second } : { ...ann, nprobes, ef: second };
   const measure = async (setting: Setting) => {
     const settings = apply(setting);
     let hits = 0;
     let total = 0;
     const start = performance.now();
     for (const [i, q] of queries.entries()) {
-      const approx = await annQuery(table.vectorSearch(q).column('vector'), settings, K).limit(K).select(['id', '_distance']).toArray();
+      const approx = await annQuery(table.vectorSearch(q).column('vector'), settings, K)
+        .limit(K)
+        .select(['id', '_distance'])
+        .toArray();
       hits += approx.filter((r) => truths[i]!.has(String(r.id))).length;
       total += truths[i]!.size;
     }
-    return { ...setting, recall: total === 0 ? 1 : hits / total, ms: (performance.now() - start) / Math.max(1, queries.length) };
+    return {
+      ...setting,
+      recall: total === 0 ? 1 : hits / total,
+      ms: (performance.now() - start) / Math.max(1, queries.length),
+    };
   };
 
   const probeGrid = ann.type === 'ivf_pq' ? NPROBES : [1, 2, 3, 4, 6, 8];

@@ -29,14 +29,20 @@ export function openRemoteIndex(o: RemoteIndexOptions): SearchBackend {
         bodyTimeout: timeout,
       });
     } catch (err) {
-      throw new ClipstreamError('INDEX_INVALID', `cannot reach the remote index at ${url}: ${(err as Error).message}`, { cause: err });
+      throw new ClipstreamError('INDEX_INVALID', `cannot reach the remote index at ${url}: ${(err as Error).message}`, {
+        cause: err,
+      });
     }
     const text = await res.body.text();
     if (res.statusCode === 400) {
       const message = (JSON.parse(text) as { error?: string }).error ?? text;
       throw new ClipstreamError('QUERY_INVALID', `the remote index at ${url} refused the query: ${message}`);
     }
-    if (res.statusCode !== 200) throw new ClipstreamError('INDEX_INVALID', `the remote index at ${url} answered HTTP ${res.statusCode}: ${text.slice(0, 200)}`);
+    if (res.statusCode !== 200)
+      throw new ClipstreamError(
+        'INDEX_INVALID',
+        `the remote index at ${url} answered HTTP ${res.statusCode}: ${text.slice(0, 200)}`,
+      );
     try {
       return JSON.parse(text) as T;
     } catch {
@@ -45,7 +51,11 @@ export function openRemoteIndex(o: RemoteIndexOptions): SearchBackend {
   }
 
   async function search(q: SearchQuery): Promise<SearchResults> {
-    if (q.where) throw new ClipstreamError('QUERY_INVALID', `where is not supported by a remote index (${knnUrl}): clip back's API has no filter`);
+    if (q.where)
+      throw new ClipstreamError(
+        'QUERY_INVALID',
+        `where is not supported by a remote index (${knnUrl}): clip back's API has no filter`,
+      );
     const n = resultLimit(q);
     const results = await post<SearchResult[]>(knnUrl, {
       embedding_input: [...q.vector],
@@ -60,7 +70,9 @@ export function openRemoteIndex(o: RemoteIndexOptions): SearchBackend {
     });
     const seenUrls = new Set<unknown>();
     const last = results.at(-1);
-    const truncated = results.length >= n && (q.minSimilarity === undefined || (last !== undefined && last.similarity >= q.minSimilarity));
+    const truncated =
+      results.length >= n &&
+      (q.minSimilarity === undefined || (last !== undefined && last.similarity >= q.minSimilarity));
     const kept: SearchResults = results.filter((r) => {
       if (q.minSimilarity !== undefined && r.similarity < q.minSimilarity) return false;
       if (q.dedupUrls && r.url != null) {

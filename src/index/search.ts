@@ -42,8 +42,10 @@ export type SearchResults = SearchResult[] & { truncated?: boolean };
 export function resultLimit(q: SearchQuery): number {
   const [name, limit] = q.minSimilarity !== undefined ? ['maxResults', q.maxResults ?? 10_000] : ['k', q.k ?? 10];
   if (!Number.isInteger(limit) || limit < 1 || limit > MAX_SEARCH_RESULTS) {
-    throw queryInvalid(`Expected an integer from 1 to ${MAX_SEARCH_RESULTS} for ${name} but received ${limit}`,
-      'One search returns at most 2^32 − 1 rows (the index takes a 32-bit limit).');
+    throw queryInvalid(
+      `Expected an integer from 1 to ${MAX_SEARCH_RESULTS} for ${name} but received ${limit}`,
+      'One search returns at most 2^32 − 1 rows (the index takes a 32-bit limit).',
+    );
   }
   return limit;
 }
@@ -72,7 +74,8 @@ const PROBED_ROWS_PER_RESULT = 1.25;
 /** Past this share of the partitions probed, an exact scan costs less than the ANN search and its refinement. */
 const MAX_PROBED_FRACTION = 0.25;
 
-const queryInvalid = (message: string, hint?: string) => new ClipstreamError('QUERY_INVALID', message, hint ? { hint } : {});
+const queryInvalid = (message: string, hint?: string) =>
+  new ClipstreamError('QUERY_INVALID', message, hint ? { hint } : {});
 
 export async function openIndex(dir: string): Promise<Index> {
   const info = await requireIndexInfo(dir);
@@ -82,7 +85,10 @@ export async function openIndex(dir: string): Promise<Index> {
 
   function checkDimension(vector: Float32Array) {
     if (vector.length !== info.dim) {
-      throw queryInvalid(`the query has ${vector.length} dimensions but the index at ${dir} has ${info.dim}`, 'Embed the query with the model that built the index.');
+      throw queryInvalid(
+        `the query has ${vector.length} dimensions but the index at ${dir} has ${info.dim}`,
+        'Embed the query with the model that built the index.',
+      );
     }
   }
 
@@ -96,13 +102,17 @@ export async function openIndex(dir: string): Promise<Index> {
   function vectorQuery(q: RunQuery, limit: number) {
     const column = q.column ?? 'vector';
     if (column === 'text_vector' && !info.has_text) {
-      throw queryInvalid(`the index at ${dir} has no text embeddings (its embedding folder had no text_emb/)`, 'Search the image embeddings instead.');
+      throw queryInvalid(
+        `the index at ${dir} has no text embeddings (its embedding folder had no text_emb/)`,
+        'Search the image embeddings instead.',
+      );
     }
     // Only the image vectors have an ANN index.
     const exact = q.exact || column !== 'vector' || info.ann.type === 'flat';
     let query = table.vectorSearch(q.vector).column(column).distanceType('dot').limit(limit);
     if (exact) query = query.bypassVectorIndex();
-    else if (info.ann.type !== 'flat') query = annQuery(query, { ...info.ann, nprobes: q.nprobes ?? info.ann.nprobes }, limit);
+    else if (info.ann.type !== 'flat')
+      query = annQuery(query, { ...info.ann, nprobes: q.nprobes ?? info.ann.nprobes }, limit);
     // LanceDB's dot distance is 1 - dot: similarity ≥ s ⇔ distance ≤ 1 - s. Only on exact scans: through an ANN index
     // the range is applied to the quantized distances before refinement, and most qualifying rows are lost.
     if (q.minSimilarity !== undefined && exact) query = query.distanceRange(undefined, 1 - q.minSimilarity + SLACK);
@@ -113,12 +123,16 @@ export async function openIndex(dir: string): Promise<Index> {
   async function run(q: RunQuery, limit: number) {
     checkDimension(q.vector);
     try {
-      return await vectorQuery(q, limit).select([...(q.columns ?? ['id', ...metaColumns]), '_distance']).toArray();
+      return await vectorQuery(q, limit)
+        .select([...(q.columns ?? ['id', ...metaColumns]), '_distance'])
+        .toArray();
     } catch (err) {
       const message = (err as Error).message;
       if (q.where && /field|column|parse|sql|syntax/i.test(message)) {
-        throw queryInvalid(`the predicate ${JSON.stringify(q.where)} cannot be applied: ${message.replace(/^.*?(lance error: )?/, '')}`,
-          `Columns of this index: ${metaColumns.join(', ')}`);
+        throw queryInvalid(
+          `the predicate ${JSON.stringify(q.where)} cannot be applied: ${message.replace(/^.*?(lance error: )?/, '')}`,
+          `Columns of this index: ${metaColumns.join(', ')}`,
+        );
       }
       throw err;
     }
@@ -132,7 +146,8 @@ export async function openIndex(dir: string): Promise<Index> {
    */
   async function aboveThreshold(q: RunQuery, minSimilarity: number, limit: number) {
     const ann = info.ann;
-    const allQualify = (rows: { _distance: unknown }[]) => rows.every((r) => 1 - Number(r._distance) >= minSimilarity - SLACK);
+    const allQualify = (rows: { _distance: unknown }[]) =>
+      rows.every((r) => 1 - Number(r._distance) >= minSimilarity - SLACK);
     if (ann.type === 'ivf_hnsw_sq') {
       const rows = await run(q, limit);
       if (rows.length === limit && allQualify(rows)) return rows;
@@ -155,7 +170,10 @@ export async function openIndex(dir: string): Promise<Index> {
       const column = q.column ?? 'vector';
       const withColumns = { ...q, columns: q.nearDuplicate === undefined ? undefined : ['id', ...metaColumns, column] };
       const limit = resultLimit(q);
-      const rows = q.minSimilarity !== undefined ? await aboveThreshold(withColumns, q.minSimilarity, limit) : await run(withColumns, limit);
+      const rows =
+        q.minSimilarity !== undefined
+          ? await aboveThreshold(withColumns, q.minSimilarity, limit)
+          : await run(withColumns, limit);
       const seenUrls = new Set<unknown>();
       const kept: Float32Array[] = [];
       const out: SearchResults = [];
@@ -179,7 +197,11 @@ export async function openIndex(dir: string): Promise<Index> {
     async getByIds(ids) {
       const wanted = ids.filter((id) => Number.isSafeInteger(id) && id >= 0);
       if (wanted.length === 0) return [];
-      const rows = await table.query().where(`id IN (${wanted.join(',')})`).select(['id', ...metaColumns]).toArray();
+      const rows = await table
+        .query()
+        .where(`id IN (${wanted.join(',')})`)
+        .select(['id', ...metaColumns])
+        .toArray();
       const byId = new Map(rows.map((r) => [Number(r.id), r]));
       return wanted.flatMap((id) => {
         const row = byId.get(id);
@@ -193,7 +215,11 @@ export async function openIndex(dir: string): Promise<Index> {
       const wanted = ids.filter((id) => Number.isSafeInteger(id) && id >= 0);
       if (column === 'text_vector' && !info.has_text) throw queryInvalid(`the index at ${dir} has no text embeddings`);
       if (wanted.length === 0) return new Map();
-      const rows = await table.query().where(`id IN (${wanted.join(',')})`).select(['id', column]).toArray();
+      const rows = await table
+        .query()
+        .where(`id IN (${wanted.join(',')})`)
+        .select(['id', column])
+        .toArray();
       return new Map(rows.map((r) => [Number(r.id), Float32Array.from(r[column] as Iterable<number>)]));
     },
     close: () => table.close(),

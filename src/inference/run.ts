@@ -78,7 +78,15 @@ export async function runInference(o: InferenceOptions): Promise<InferenceSummar
     await model.close();
   }
   const metadataLeftOut = partitions.flatMap((p) => p.metadataLeftOut);
-  return { outputFolder: o.outputFolder, partitions: partitions.map((p) => p.name), count, dim: model.dim, withText, skipped, metadataLeftOut };
+  return {
+    outputFolder: o.outputFolder,
+    partitions: partitions.map((p) => p.name),
+    count,
+    dim: model.dim,
+    withText,
+    skipped,
+    metadataLeftOut,
+  };
 }
 
 /**
@@ -110,7 +118,8 @@ async function embedPartition(p: Partition, model: ClipModel, o: InferenceOption
     }
   }
   await writeNpy(join(o.outputFolder, 'img_emb', `img_emb_${p.name}.npy`), imageRows, model.dim, 'float16');
-  if (anyCaption) await writeNpy(join(o.outputFolder, 'text_emb', `text_emb_${p.name}.npy`), textRows, model.dim, 'float16');
+  if (anyCaption)
+    await writeNpy(join(o.outputFolder, 'text_emb', `text_emb_${p.name}.npy`), textRows, model.dim, 'float16');
   await writeMetadata(join(o.outputFolder, 'metadata', `metadata_${p.name}.parquet`), metas);
   return { withText: anyCaption, skipped };
 }
@@ -130,7 +139,10 @@ async function writeMetadata(path: string, rows: Record<string, unknown>[]): Pro
 
 async function listPartitions(input: string, partitionSize: number): Promise<Partition[]> {
   const info = await stat(input).catch(() => undefined);
-  if (!info) throw inputNotFound(`inference input not found: ${input}`, { hint: 'Pass a webdataset tar, a folder of tars, or a folder of images.' });
+  if (!info)
+    throw inputNotFound(`inference input not found: ${input}`, {
+      hint: 'Pass a webdataset tar, a folder of tars, or a folder of images.',
+    });
   if (info.isFile()) return [tarPartition(input, 0)];
   const files = (await walk(input)).sort();
   const tars = files.filter((f) => f.endsWith('.tar'));
@@ -168,7 +180,8 @@ async function* tarItems(path: string, metadataLeftOut: string[]): AsyncGenerato
     const parsed = sample.json === undefined ? {} : sampleFields(sample.json);
     if (typeof parsed === 'string') metadataLeftOut.push(`${basename(path)}/${sample.__key__}.json: ${parsed}`);
     const json = typeof parsed === 'string' ? {} : parsed;
-    const caption = sample.txt !== undefined ? String(sample.txt) : typeof json.caption === 'string' ? json.caption : null;
+    const caption =
+      sample.txt !== undefined ? String(sample.txt) : typeof json.caption === 'string' ? json.caption : null;
     yield {
       image,
       caption,
@@ -205,7 +218,8 @@ async function walk(dir: string): Promise<string[]> {
   const out: string[] = [];
   for (const entry of await readdir(dir, { withFileTypes: true })) {
     const path = join(dir, entry.name);
-    if (entry.isDirectory()) for (const file of await walk(path)) out.push(file); // push(...files) overflows at ~10⁵
+    if (entry.isDirectory())
+      for (const file of await walk(path)) out.push(file); // push(...files) overflows at ~10⁵
     else if (entry.isFile()) out.push(path);
   }
   return out;
@@ -215,5 +229,7 @@ async function walk(dir: string): Promise<string[]> {
 async function npyAsPng(bytes: Buffer): Promise<Buffer | null> {
   const image = readNpyImage(bytes);
   if (!image) return null;
-  return sharp(image.pixels, { raw: { width: image.width, height: image.height, channels: 3 } }).png({ compressionLevel: 0 }).toBuffer();
+  return sharp(image.pixels, { raw: { width: image.width, height: image.height, channels: 3 } })
+    .png({ compressionLevel: 0 })
+    .toBuffer();
 }

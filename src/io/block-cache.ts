@@ -25,7 +25,8 @@ const DEFAULT_BLOCK = 64 * 1024;
 
 export function withBlockCache(source: ByteSource, opts: BlockCacheOptions): CachedByteSource {
   const block = opts.blockBytes ?? DEFAULT_BLOCK;
-  if (!Number.isSafeInteger(block) || block < 512) throw invalidOption(`Expected a block size of at least 512 bytes but received ${block}`);
+  if (!Number.isSafeInteger(block) || block < 512)
+    throw invalidOption(`Expected a block size of at least 512 bytes but received ${block}`);
   if (!Number.isSafeInteger(opts.maxBytes) || opts.maxBytes < 0) {
     throw invalidOption(`Expected a cache size in bytes (an integer ≥ 0) but received ${opts.maxBytes}`);
   }
@@ -72,9 +73,12 @@ export function withBlockCache(source: ByteSource, opts: BlockCacheOptions): Cac
   const readInto = async (offset: number, into: Uint8Array): Promise<void> => {
     if (into.length === 0) return;
     if (!Number.isSafeInteger(offset) || offset < 0 || offset + into.length > source.size) {
-      throw inputMalformed(`truncated: ${source.name} is ${source.size} bytes, a read asked for bytes ${offset}-${offset + into.length - 1}`, {
-        hint: 'The file was cut short, or its header claims more than it holds; copy or rebuild it.',
-      });
+      throw inputMalformed(
+        `truncated: ${source.name} is ${source.size} bytes, a read asked for bytes ${offset}-${offset + into.length - 1}`,
+        {
+          hint: 'The file was cut short, or its header claims more than it holds; copy or rebuild it.',
+        },
+      );
     }
     const first = Math.floor(offset / block);
     const last = Math.floor((offset + into.length - 1) / block);

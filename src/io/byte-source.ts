@@ -10,9 +10,10 @@ import { fileURLToPath } from 'node:url';
 import { Agent, interceptors, request, type Dispatcher } from 'undici';
 import { ClipstreamError, inputMalformed, inputNotFound } from '../core/errors.js';
 
-const truncated = (message: string) => inputMalformed(`truncated: ${message}`, {
-  hint: 'The file was cut short (an interrupted copy or download?) or its header claims more than it holds; copy or rebuild it.',
-});
+const truncated = (message: string) =>
+  inputMalformed(`truncated: ${message}`, {
+    hint: 'The file was cut short (an interrupted copy or download?) or its header claims more than it holds; copy or rebuild it.',
+  });
 
 export interface ByteSource {
   /** Path or URL, for messages. */
@@ -57,7 +58,8 @@ export async function openFileSource(path: string, probe: number): Promise<{ sou
         let done = 0;
         while (done < into.length) {
           const { bytesRead } = await handle.read(into, done, into.length - done, offset + done);
-          if (bytesRead === 0) throw truncated(`${path} ended at byte ${offset + done}, expected ${offset + into.length}`);
+          if (bytesRead === 0)
+            throw truncated(`${path} ended at byte ${offset + done}, expected ${offset + into.length}`);
           done += bytesRead;
         }
       },
@@ -85,7 +87,12 @@ export async function openHttpSource(
   const retries = opts.retries ?? 2;
   const own = opts.dispatcher
     ? undefined
-    : new Agent({ connectTimeout: Math.min(timeoutMs, 10_000), headersTimeout: timeoutMs, bodyTimeout: timeoutMs, connections: 16 });
+    : new Agent({
+        connectTimeout: Math.min(timeoutMs, 10_000),
+        headersTimeout: timeoutMs,
+        bodyTimeout: timeoutMs,
+        connections: 16,
+      });
   const dispatcher = opts.dispatcher ?? own!.compose(interceptors.redirect({ maxRedirections: 5 }));
 
   /** One range request; resolves with the total size from Content-Range. */
@@ -107,7 +114,9 @@ export async function openHttpSource(
       if (res.statusCode === 200) {
         throw inputMalformed(
           `${url} does not support HTTP range requests (answered 200 with the whole file, Accept-Ranges: ${String(res.headers['accept-ranges'] ?? 'absent')}); refusing to download it whole`,
-          { hint: 'Serve the file from a server with byte-range support (S3, GCS, Hugging Face, nginx do), or download it first.' },
+          {
+            hint: 'Serve the file from a server with byte-range support (S3, GCS, Hugging Face, nginx do), or download it first.',
+          },
         );
       }
       if (res.statusCode === 404 || res.statusCode === 410 || res.statusCode === 403 || res.statusCode === 401) {
@@ -118,14 +127,17 @@ export async function openHttpSource(
       }
       const range = /^bytes\s+(\d+)-(\d+)\/(\d+|\*)$/.exec(String(res.headers['content-range'] ?? '').trim());
       if (!range || Number(range[1]) !== offset) {
-        throw inputMalformed(`${url} answered a range request with Content-Range "${String(res.headers['content-range'])}", expected bytes ${offset}-${last}`);
+        throw inputMalformed(
+          `${url} answered a range request with Content-Range "${String(res.headers['content-range'])}", expected bytes ${offset}-${last}`,
+        );
       }
       if (range[3] === '*') throw inputMalformed(`${url} does not report its size in Content-Range`);
       const total = Number(range[3]);
       const expected = Math.min(into.length, total - offset);
       let got = 0;
       for await (const chunk of res.body as AsyncIterable<Uint8Array>) {
-        if (got + chunk.length > expected) throw inputMalformed(`${url} sent more bytes than the range ${offset}-${last} asked for`);
+        if (got + chunk.length > expected)
+          throw inputMalformed(`${url} sent more bytes than the range ${offset}-${last} asked for`);
         into.set(chunk, got);
         got += chunk.length;
       }
@@ -145,9 +157,12 @@ export async function openHttpSource(
       } catch (err) {
         if (err instanceof ClipstreamError || attempt >= retries) {
           if (err instanceof ClipstreamError) throw err;
-          throw inputNotFound(`cannot read ${url} (bytes ${offset}-${offset + into.length - 1}): ${(err as Error).message}`, {
-            cause: err,
-          });
+          throw inputNotFound(
+            `cannot read ${url} (bytes ${offset}-${offset + into.length - 1}): ${(err as Error).message}`,
+            {
+              cause: err,
+            },
+          );
         }
         await new Promise((resolve) => setTimeout(resolve, 200 * 2 ** attempt));
       }
@@ -163,7 +178,8 @@ export async function openHttpSource(
       size,
       async readInto(offset, into) {
         if (into.length === 0) return;
-        if (offset + into.length > size) throw truncated(`${url} ends at byte ${size}, expected ${offset + into.length}`);
+        if (offset + into.length > size)
+          throw truncated(`${url} ends at byte ${size}, expected ${offset + into.length}`);
         await withRetries(offset, into);
       },
       async close() {

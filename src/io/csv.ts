@@ -182,7 +182,12 @@ const INT = /^-?(?:0|[1-9]\d*)$/;
 /** A decimal number; integers with leading zeros (zip codes, ids) are not numbers, their zeros would be lost. */
 const FLOAT = /^[+-]?(?:(?:0|[1-9]\d*)(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?$/;
 const BOOL = new Map<string, boolean>([
-  ['true', true], ['True', true], ['TRUE', true], ['false', false], ['False', false], ['FALSE', false],
+  ['true', true],
+  ['True', true],
+  ['TRUE', true],
+  ['false', false],
+  ['False', false],
+  ['FALSE', false],
 ]);
 
 export function inferColumnKind(cells: Iterable<string | undefined>): ColumnKind {

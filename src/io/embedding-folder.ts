@@ -59,7 +59,7 @@ export interface EmbeddingFolder {
 }
 
 const LAYOUT =
-  'expected clip-retrieval\'s layout: img_emb/img_emb_{P}.npy + metadata/metadata_{P}.parquet (+ optional text_emb/text_emb_{P}.npy)';
+  "expected clip-retrieval's layout: img_emb/img_emb_{P}.npy + metadata/metadata_{P}.parquet (+ optional text_emb/text_emb_{P}.npy)";
 /** Files opened at once while validating a folder. */
 const OPEN_PARALLEL = 16;
 /** Problems listed in one error message. */
@@ -93,41 +93,64 @@ async function listPartitions(dir: string, prefix: string, ext: string): Promise
   return found;
 }
 
-/** Opens and validates an embedding folder. Reads only npy headers and parquet footers. */
-export async function openEmbeddingFolder(root: string): Promise<EmbeddingFolder> {
+/** Every file without its partner of the same P: img_emb ↔ metadata (↔ text_emb when the folder has text). */
+function unpartnered(
+  images: Map<string, string>,
+  metadata: Map<string, string>,
+  texts: Map<string, string> | null,
+): string[] {
+  const problems: string[] = [];
+  for (const [p, file] of images) {
+    if (!metadata.has(p)) problems.push(`img_emb/${file} has no partner metadata/metadata_${p}.parquet`);
+    if (texts && !texts.has(p)) problems.push(`img_emb/${file} has no partner text_emb/text_emb_${p}.npy`);
+  }
+  for (const [p, file] of metadata)
+    if (!images.has(p)) problems.push(`metadata/${file} has no partner img_emb/img_emb_${p}.npy`);
+  for (const [p, file] of texts ?? [])
+    if (!images.has(p)) problems.push(`text_emb/${file} has no partner img_emb/img_emb_${p}.npy`);
+  return problems;
+}
+
+async function requireFolder(root: string): Promise<void> {
   try {
-    if (!(await stat(root)).isDirectory()) throw inputMalformed(`expected an embedding folder but ${root} is a file: ${LAYOUT}`);
+    if (!(await stat(root)).isDirectory())
+      throw inputMalformed(`expected an embedding folder but ${root} is a file: ${LAYOUT}`);
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw inputNotFound(`no embedding folder at ${root}: ${LAYOUT}`);
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT')
+      throw inputNotFound(`no embedding folder at ${root}: ${LAYOUT}`);
     throw err;
   }
+}
+
+/** Opens and validates an embedding folder. Reads only npy headers and parquet footers. */
+export async function openEmbeddingFolder(root: string): Promise<EmbeddingFolder> {
+  await requireFolder(root);
   const images = await listPartitions(join(root, 'img_emb'), 'img_emb', '.npy');
-  if (!images) throw inputNotFound(`no img_emb/ folder in ${root}: ${LAYOUT}`, { hint: 'Make one with `clipstream inference --input SHARDS --output-folder DIR --model MODEL` (or clip-retrieval inference with enable_image=True), or point at such a folder.' });
+  if (!images)
+    throw inputNotFound(`no img_emb/ folder in ${root}: ${LAYOUT}`, {
+      hint: 'Make one with `clipstream inference --input SHARDS --output-folder DIR --model MODEL` (or clip-retrieval inference with enable_image=True), or point at such a folder.',
+    });
   if (images.size === 0) throw inputNotFound(`img_emb/ in ${root} holds no img_emb_{P}.npy files: ${LAYOUT}`);
   const metadata = await listPartitions(join(root, 'metadata'), 'metadata', '.parquet');
-  if (!metadata) throw inputNotFound(`no metadata/ folder in ${root}: every img_emb/img_emb_{P}.npy needs metadata/metadata_{P}.parquet`);
+  if (!metadata)
+    throw inputNotFound(
+      `no metadata/ folder in ${root}: every img_emb/img_emb_{P}.npy needs metadata/metadata_{P}.parquet`,
+    );
   const texts = await listPartitions(join(root, 'text_emb'), 'text_emb', '.npy');
   const hasText = texts !== null && texts.size > 0;
 
-  // Partners, by P.
-  const problems: string[] = [];
-  const rel = (dir: string, file: string) => `${dir}/${file}`;
-  for (const [p, file] of images) {
-    if (!metadata.has(p)) problems.push(`${rel('img_emb', file)} has no partner metadata/metadata_${p}.parquet`);
-    if (hasText && !texts.has(p)) problems.push(`${rel('img_emb', file)} has no partner text_emb/text_emb_${p}.npy`);
-  }
-  for (const [p, file] of metadata) {
-    if (!images.has(p)) problems.push(`${rel('metadata', file)} has no partner img_emb/img_emb_${p}.npy`);
-  }
-  if (hasText) {
-    for (const [p, file] of texts) {
-      if (!images.has(p)) problems.push(`${rel('text_emb', file)} has no partner img_emb/img_emb_${p}.npy`);
-    }
-  }
+  const problems = unpartnered(images, metadata, hasText ? texts : null);
   throwProblems(root, problems);
 
   const order = [...images.keys()].sort((a, b) => byName(images.get(a)!, images.get(b)!));
-  interface Checked { p: string; rows: number; dim: number; dtype: NpyDtype; columns: string[]; kinds: Record<string, ColumnKind> }
+  interface Checked {
+    p: string;
+    rows: number;
+    dim: number;
+    dtype: NpyDtype;
+    columns: string[];
+    kinds: Record<string, ColumnKind>;
+  }
   const checked = await mapBounded(order, OPEN_PARALLEL, async (p): Promise<Checked> => {
     const imageFile = images.get(p)!;
     const npyPath = join(root, 'img_emb', imageFile);
@@ -140,15 +163,19 @@ export async function openEmbeddingFolder(root: string): Promise<EmbeddingFolder
     if (hasText) {
       const textFile = texts.get(p)!;
       const text = await readNpyShape(join(root, 'text_emb', textFile));
-      if (text.rows !== image.rows) problems.push(`img_emb/${imageFile} has ${image.rows} rows but text_emb/${textFile} has ${text.rows}`);
-      if (text.dim !== image.dim) problems.push(`img_emb/${imageFile} has dim ${image.dim} but text_emb/${textFile} has dim ${text.dim}`);
+      if (text.rows !== image.rows)
+        problems.push(`img_emb/${imageFile} has ${image.rows} rows but text_emb/${textFile} has ${text.rows}`);
+      if (text.dim !== image.dim)
+        problems.push(`img_emb/${imageFile} has dim ${image.dim} but text_emb/${textFile} has dim ${text.dim}`);
     }
     return { p, rows: image.rows, dim: image.dim, dtype: image.dtype, columns: meta.columns, kinds: meta.kinds };
   });
   const first = checked[0]!;
   for (const c of checked) {
     if (c.dim !== first.dim) {
-      problems.push(`img_emb/${images.get(c.p)} has dim ${c.dim} but img_emb/${images.get(first.p)} has dim ${first.dim}`);
+      problems.push(
+        `img_emb/${images.get(c.p)} has dim ${c.dim} but img_emb/${images.get(first.p)} has dim ${first.dim}`,
+      );
     }
   }
   throwProblems(root, problems);
@@ -193,7 +220,9 @@ function throwProblems(root: string, problems: string[]): void {
   const more = problems.length > MAX_LISTED ? `; and ${problems.length - MAX_LISTED} more` : '';
   throw embeddingsMisaligned(
     `${problems.length === 1 ? 'misaligned embedding folder' : `${problems.length} problems in embedding folder`} ${root}: ${listed}${more}`,
-    { hint: 'Row r of img_emb_{P}.npy, text_emb_{P}.npy and metadata_{P}.parquet must be the same sample; regenerate or remove the partial partition.' },
+    {
+      hint: 'Row r of img_emb_{P}.npy, text_emb_{P}.npy and metadata_{P}.parquet must be the same sample; regenerate or remove the partial partition.',
+    },
   );
 }
 
@@ -202,9 +231,13 @@ async function readNpyShape(path: string): Promise<{ rows: number; dim: number; 
   await npy.close();
   const { shape, dtype } = npy.header;
   if (shape.length !== 2) {
-    throw new ClipstreamError('NPY_MALFORMED', `expected a 2-D [n, d] embedding array in ${path} but found shape ${formatShape(shape)}`, {
-      hint: 'Save embeddings as one row per sample: numpy.save(path, arr.reshape(len(arr), -1)).',
-    });
+    throw new ClipstreamError(
+      'NPY_MALFORMED',
+      `expected a 2-D [n, d] embedding array in ${path} but found shape ${formatShape(shape)}`,
+      {
+        hint: 'Save embeddings as one row per sample: numpy.save(path, arr.reshape(len(arr), -1)).',
+      },
+    );
   }
   return { rows: shape[0]!, dim: shape[1]!, dtype };
 }
@@ -274,7 +307,9 @@ async function openMetadataParquet(path: string): Promise<MetadataParquet> {
   };
 }
 
-async function readParquetFooter(path: string): Promise<{ numRows: number; columns: string[]; kinds: Record<string, ColumnKind> }> {
+async function readParquetFooter(
+  path: string,
+): Promise<{ numRows: number; columns: string[]; kinds: Record<string, ColumnKind> }> {
   const parquet = await openMetadataParquet(path);
   await parquet.close();
   return { numRows: parquet.numRows, columns: parquet.columns, kinds: parquet.kinds };
@@ -349,7 +384,9 @@ export async function* readEmbeddingBatches(
         [partition.metadataPath, meta.numRows],
       ] as const) {
         if (rows !== undefined && rows !== partition.rows) {
-          throw embeddingsMisaligned(`${what} changed since the folder was opened: it has ${rows} rows, expected ${partition.rows}`);
+          throw embeddingsMisaligned(
+            `${what} changed since the folder was opened: it has ${rows} rows, expected ${partition.rows}`,
+          );
         }
       }
       for (let start = 0; start < partition.rows; start += batchRows) {

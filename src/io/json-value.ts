@@ -9,7 +9,8 @@ export function jsonReplacer(this: unknown, _key: string, value: unknown): unkno
     const data = (value as { data?: unknown }).data;
     if (Array.isArray(data)) return Buffer.from(data as number[]).toString('base64');
   }
-  if (value instanceof Uint8Array) return Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString('base64');
+  if (value instanceof Uint8Array)
+    return Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString('base64');
   return value;
 }
 

@@ -10,7 +10,11 @@ interface Float16ArrayLike extends ArrayLike<number> {
   readonly buffer: ArrayBufferLike;
   set(array: ArrayLike<number>, offset?: number): void;
 }
-type Float16ArrayCtor = new (bufferOrLength: ArrayBufferLike | number, byteOffset?: number, length?: number) => Float16ArrayLike;
+type Float16ArrayCtor = new (
+  bufferOrLength: ArrayBufferLike | number,
+  byteOffset?: number,
+  length?: number,
+) => Float16ArrayLike;
 
 /** The runtime's Float16Array constructor, or undefined (ES2023 lib types do not know it yet). */
 export const NativeFloat16Array: Float16ArrayCtor | undefined = (globalThis as { Float16Array?: Float16ArrayCtor })

@@ -64,10 +64,9 @@ export function npyHeaderLength(bytes: Uint8Array, source: string): number {
   const major = bytes[6]!;
   const minor = bytes[7]!;
   if (!((major === 1 || major === 2 || major === 3) && minor === 0)) {
-    throw npyMalformed(
-      `unsupported .npy format version ${major}.${minor} in ${source}: expected 1.0, 2.0 or 3.0`,
-      { hint: 'Re-save the array with numpy.save(path, array).' },
-    );
+    throw npyMalformed(`unsupported .npy format version ${major}.${minor} in ${source}: expected 1.0, 2.0 or 3.0`, {
+      hint: 'Re-save the array with numpy.save(path, array).',
+    });
   }
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   if (major === 1) return 10 + view.getUint16(8, true);
@@ -76,7 +75,9 @@ export function npyHeaderLength(bytes: Uint8Array, source: string): number {
   }
   const len = view.getUint32(8, true);
   if (len > MAX_HEADER_BYTES) {
-    throw npyMalformed(`implausible .npy header length ${len} in ${source}: expected a header under ${MAX_HEADER_BYTES} bytes`);
+    throw npyMalformed(
+      `implausible .npy header length ${len} in ${source}: expected a header under ${MAX_HEADER_BYTES} bytes`,
+    );
   }
   return 12 + len;
 }
@@ -96,9 +97,12 @@ export function parseNpyHeader(bytes: Uint8Array, source: string): NpyHeader {
   try {
     dict = parsePythonLiteral(text);
   } catch (err) {
-    throw npyMalformed(`malformed .npy header in ${source}: ${(err as Error).message} in ${JSON.stringify(text.trimEnd())}`, {
-      cause: err,
-    });
+    throw npyMalformed(
+      `malformed .npy header in ${source}: ${(err as Error).message} in ${JSON.stringify(text.trimEnd())}`,
+      {
+        cause: err,
+      },
+    );
   }
   if (!(dict instanceof Map)) {
     throw npyMalformed(`malformed .npy header in ${source}: expected a dict but found ${JSON.stringify(text.trim())}`);
@@ -120,14 +124,14 @@ export function parseNpyHeader(bytes: Uint8Array, source: string): NpyHeader {
   }
   const shape = shapeValue.items.map((n) => {
     const value = Number(n as bigint);
-    if (!Number.isSafeInteger(value)) throw npyMalformed(`malformed .npy header in ${source}: shape ${String(n)} is too large`);
+    if (!Number.isSafeInteger(value))
+      throw npyMalformed(`malformed .npy header in ${source}: shape ${String(n)} is too large`);
     return value;
   });
   if (shape.length === 0 || shape.length > 2) {
-    throw npyMalformed(
-      `expected a 1-D or 2-D array [n, d] in ${source} but found shape ${formatShape(shape)}`,
-      { hint: 'Save embeddings as one row per sample: numpy.save(path, arr.reshape(len(arr), -1)).' },
-    );
+    throw npyMalformed(`expected a 1-D or 2-D array [n, d] in ${source} but found shape ${formatShape(shape)}`, {
+      hint: 'Save embeddings as one row per sample: numpy.save(path, arr.reshape(len(arr), -1)).',
+    });
   }
   return {
     dtype,
@@ -147,21 +151,42 @@ export function formatShape(shape: readonly number[]): string {
 }
 
 const KIND_NAMES: Record<string, string> = {
-  f2: 'float16', f4: 'float32', f8: 'float64', f16: 'float128', f12: 'float96',
-  i1: 'int8', i2: 'int16', i4: 'int32', i8: 'int64', u1: 'uint8', u2: 'uint16', u4: 'uint32', u8: 'uint64',
-  b1: 'bool', c8: 'complex64', c16: 'complex128', c32: 'complex256',
+  f2: 'float16',
+  f4: 'float32',
+  f8: 'float64',
+  f16: 'float128',
+  f12: 'float96',
+  i1: 'int8',
+  i2: 'int16',
+  i4: 'int32',
+  i8: 'int64',
+  u1: 'uint8',
+  u2: 'uint16',
+  u4: 'uint32',
+  u8: 'uint64',
+  b1: 'bool',
+  c8: 'complex64',
+  c16: 'complex128',
+  c32: 'complex256',
 };
 
 function dtypeName(code: string): string {
   if (KIND_NAMES[code]) return KIND_NAMES[code];
   switch (code[0]) {
-    case 'U': return `str (unicode ${code})`;
-    case 'S': return `bytes (${code})`;
-    case 'O': return 'Python objects (dtype=object)';
-    case 'V': return `void (${code})`;
-    case 'M': return `datetime64 (${code})`;
-    case 'm': return `timedelta64 (${code})`;
-    default: return `dtype '${code}'`;
+    case 'U':
+      return `str (unicode ${code})`;
+    case 'S':
+      return `bytes (${code})`;
+    case 'O':
+      return 'Python objects (dtype=object)';
+    case 'V':
+      return `void (${code})`;
+    case 'M':
+      return `datetime64 (${code})`;
+    case 'm':
+      return `timedelta64 (${code})`;
+    default:
+      return `dtype '${code}'`;
   }
 }
 
@@ -190,7 +215,11 @@ function parseDescr(descr: unknown, source: string): { dtype: NpyDtype; littleEn
 export const HOST_LITTLE_ENDIAN = new Uint8Array(Uint16Array.of(1).buffer)[0] === 1;
 
 function printable(bytes: Uint8Array): string {
-  return JSON.stringify(Array.from(bytes, (b) => (b >= 0x20 && b < 0x7f ? String.fromCharCode(b) : `\\x${b.toString(16).padStart(2, '0')}`)).join(''));
+  return JSON.stringify(
+    Array.from(bytes, (b) =>
+      b >= 0x20 && b < 0x7f ? String.fromCharCode(b) : `\\x${b.toString(16).padStart(2, '0')}`,
+    ).join(''),
+  );
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -332,12 +361,25 @@ export function parsePythonLiteral(text: string): unknown {
       }
       const esc = text[pos++];
       switch (esc) {
-        case 'n': out += '\n'; break;
-        case 't': out += '\t'; break;
-        case 'r': out += '\r'; break;
-        case '0': out += '\0'; break;
-        case '\\': case "'": case '"': out += esc; break;
-        case 'x': case 'u': {
+        case 'n':
+          out += '\n';
+          break;
+        case 't':
+          out += '\t';
+          break;
+        case 'r':
+          out += '\r';
+          break;
+        case '0':
+          out += '\0';
+          break;
+        case '\\':
+        case "'":
+        case '"':
+          out += esc;
+          break;
+        case 'x':
+        case 'u': {
           const len = esc === 'x' ? 2 : 4;
           const hex = text.slice(pos, pos + len);
           if (!new RegExp(`^[0-9a-fA-F]{${len}}$`).test(hex)) fail('bad escape');
@@ -345,7 +387,8 @@ export function parsePythonLiteral(text: string): unknown {
           pos += len;
           break;
         }
-        default: out += `\\${esc ?? ''}`;
+        default:
+          out += `\\${esc ?? ''}`;
       }
     }
   };

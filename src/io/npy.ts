@@ -97,12 +97,16 @@ function makeNpyFile(header: NpyHeader, source: ByteSource, checkFinite: boolean
 
   const readRows = async (start: number, end: number): Promise<Float32Array> => {
     if (!Number.isSafeInteger(start) || !Number.isSafeInteger(end) || start < 0 || end < start || end > rowCount) {
-      throw invalidOption(`Expected a row range within [0, ${rowCount}] for ${source.name} but received [${start}, ${end})`);
+      throw invalidOption(
+        `Expected a row range within [0, ${rowCount}] for ${source.name} but received [${start}, ${end})`,
+      );
     }
     const rows = end - start;
     const count = rows * rowLength;
     if (count > MAX_READ_VALUES) {
-      throw invalidOption(`Expected at most ${MAX_READ_VALUES} values per read of ${source.name} but received ${rows} rows of ${rowLength}`);
+      throw invalidOption(
+        `Expected at most ${MAX_READ_VALUES} values per read of ${source.name} but received ${rows} rows of ${rowLength}`,
+      );
     }
     if (count === 0) return new Float32Array(0);
     if (!fortran || rows === rowCount) {
@@ -116,7 +120,13 @@ function makeNpyFile(header: NpyHeader, source: ByteSource, checkFinite: boolean
     const worker = async () => {
       while (next < rowLength) {
         const column = next++;
-        const values = await readValues(source, dataOffset + (column * rowCount + start) * size, rows, dtype, littleEndian);
+        const values = await readValues(
+          source,
+          dataOffset + (column * rowCount + start) * size,
+          rows,
+          dtype,
+          littleEndian,
+        );
         for (let r = 0; r < rows; r++) out[r * rowLength + column] = values[r]!;
       }
     };
@@ -135,9 +145,12 @@ function makeNpyFile(header: NpyHeader, source: ByteSource, checkFinite: boolean
 function requireFiniteRows(values: Float32Array, rowLength: number, firstRow: number, source: string): Float32Array {
   const i = firstNonFinite(values);
   if (i >= 0) {
-    throw npyMalformed(nonFiniteMessage(source, `row ${firstRow + Math.floor(i / rowLength)} column ${i % rowLength}`, values[i]!), {
-      hint: `Recompute that row's embedding or drop the row (np.isfinite(arr).all(axis=1) finds them), and its metadata with it.`,
-    });
+    throw npyMalformed(
+      nonFiniteMessage(source, `row ${firstRow + Math.floor(i / rowLength)} column ${i % rowLength}`, values[i]!),
+      {
+        hint: `Recompute that row's embedding or drop the row (np.isfinite(arr).all(axis=1) finds them), and its metadata with it.`,
+      },
+    );
   }
   return values;
 }
@@ -215,7 +228,9 @@ export function encodeNpy(data: Float32Array, shape: [number, number], dtype: Np
   checkDtype(dtype);
   const [rows, dim] = shape;
   if (!Number.isSafeInteger(rows) || !Number.isSafeInteger(dim) || rows < 0 || dim < 0 || rows * dim !== data.length) {
-    throw invalidOption(`Expected ${rows} × ${dim} = ${rows * dim} values for shape ${formatShape(shape)} but received ${data.length}`);
+    throw invalidOption(
+      `Expected ${rows} × ${dim} = ${rows * dim} values for shape ${formatShape(shape)} but received ${data.length}`,
+    );
   }
   const header = encodeNpyHeader(shape, dtype);
   const body = encodeValues(data, dtype);
@@ -238,7 +253,8 @@ export async function writeNpy(
   dtype: NpyDtype,
 ): Promise<{ rows: number }> {
   checkDtype(dtype);
-  if (!Number.isSafeInteger(dim) || dim < 1) throw invalidOption(`Expected a positive integer for dim but received ${dim}`);
+  if (!Number.isSafeInteger(dim) || dim < 1)
+    throw invalidOption(`Expected a positive integer for dim but received ${dim}`);
   const partial = `${path}.partial`;
   const handle = await open(partial, 'w');
   let count = 0;
@@ -248,7 +264,9 @@ export async function writeNpy(
     let position = placeholder.length;
     for await (const chunk of rows) {
       if (chunk.length % dim !== 0) {
-        throw invalidOption(`Expected whole rows of ${dim} values for ${path} but received a chunk of ${chunk.length} values`);
+        throw invalidOption(
+          `Expected whole rows of ${dim} values for ${path} but received a chunk of ${chunk.length} values`,
+        );
       }
       const bytes = encodeValues(chunk, dtype);
       let done = 0;
@@ -262,7 +280,10 @@ export async function writeNpy(
     const header = encodeNpyHeader([count, dim], dtype);
     if (header.length !== placeholder.length) {
       // numpy's 21-digit growth room makes this impossible for any row count below 10^21.
-      throw new ClipstreamError('INTERNAL', `the .npy header for ${count} rows does not fit the space reserved in ${path}`);
+      throw new ClipstreamError(
+        'INTERNAL',
+        `the .npy header for ${count} rows does not fit the space reserved in ${path}`,
+      );
     }
     await handle.write(header, 0, header.length, 0);
     await handle.sync();

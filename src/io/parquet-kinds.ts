@@ -18,7 +18,8 @@ export interface ColumnKind {
  */
 export function columnKinds(metadata: FileMetaData): Map<string, ColumnKind> {
   const out = new Map<string, ColumnKind>();
-  for (const child of parquetSchema(metadata).children) out.set(child.element.name, { kind: kindOf(child), declared: declaredType(child) });
+  for (const child of parquetSchema(metadata).children)
+    out.set(child.element.name, { kind: kindOf(child), declared: declaredType(child) });
   return out;
 }
 
@@ -28,7 +29,13 @@ function kindOf(column: SchemaTree): ValueKind {
   const converted = e.converted_type;
   const logical = e.logical_type?.type;
   if (converted === 'DECIMAL') return 'number';
-  if (e.type === 'INT96' || converted === 'DATE' || converted === 'TIMESTAMP_MILLIS' || converted === 'TIMESTAMP_MICROS') return 'object';
+  if (
+    e.type === 'INT96' ||
+    converted === 'DATE' ||
+    converted === 'TIMESTAMP_MILLIS' ||
+    converted === 'TIMESTAMP_MICROS'
+  )
+    return 'object';
   if (converted === 'JSON' || logical === 'GEOMETRY' || logical === 'GEOGRAPHY') return 'object';
   if (logical === 'UUID' || converted === 'UTF8' || logical === 'STRING' || e.type === 'BYTE_ARRAY') return 'string';
   if (logical === 'FLOAT16') return 'number';

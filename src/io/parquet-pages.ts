@@ -25,7 +25,8 @@ export function pageCheckedBuffer(file: AsyncBuffer, metadata: FileMetaData, pat
       const offset = chunk.start - start;
       const length = chunk.end - chunk.start;
       // (a damaged footer gives NaN and negative offsets: hyparquet then fails on its own)
-      if (checked.has(i) || !Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0) return;
+      if (checked.has(i) || !Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0)
+        return;
       if (offset + length > buffer.byteLength) return;
       checkPages(new DataView(buffer, offset, length), chunk, path);
       checked.add(i);
@@ -66,9 +67,10 @@ function checkPages(view: DataView, chunk: ChunkRange, path: string): void {
   const reader = { view, offset: 0 };
   while (reader.offset < view.byteLength - 1) {
     const at = chunk.start + reader.offset;
-    const refuse = (why: string) => inputMalformed(`${path}: column ${chunk.column} has a damaged page header at byte ${at}: ${why}`, {
-      hint: 'The file is truncated or damaged; re-export it.',
-    });
+    const refuse = (why: string) =>
+      inputMalformed(`${path}: column ${chunk.column} has a damaged page header at byte ${at}: ${why}`, {
+        hint: 'The file is truncated or damaged; re-export it.',
+      });
     let header: ReturnType<typeof parquetHeader>;
     try {
       header = parquetHeader(reader);
@@ -92,15 +94,29 @@ function pageProblem(h: ReturnType<typeof parquetHeader>, left: number): string 
     }
     case 'DATA_PAGE_V2': {
       const d = h.data_page_header_v2;
-      if (!d || ![d.num_values, d.num_nulls, d.num_rows, d.definition_levels_byte_length, d.repetition_levels_byte_length].every(isCount) || d.encoding === undefined) {
+      if (
+        !d ||
+        ![
+          d.num_values,
+          d.num_nulls,
+          d.num_rows,
+          d.definition_levels_byte_length,
+          d.repetition_levels_byte_length,
+        ].every(isCount) ||
+        d.encoding === undefined
+      ) {
         return 'an incomplete data page (v2) header';
       }
       if (d.num_nulls > d.num_values) return `${d.num_nulls} nulls among ${d.num_values} values`;
       const levels = d.definition_levels_byte_length + d.repetition_levels_byte_length;
-      return levels > h.compressed_page_size || levels > h.uncompressed_page_size ? `${levels} bytes of levels in a page of ${h.compressed_page_size}` : undefined;
+      return levels > h.compressed_page_size || levels > h.uncompressed_page_size
+        ? `${levels} bytes of levels in a page of ${h.compressed_page_size}`
+        : undefined;
     }
     case 'DICTIONARY_PAGE':
-      return h.dictionary_page_header && isCount(h.dictionary_page_header.num_values) ? undefined : 'an incomplete dictionary page header';
+      return h.dictionary_page_header && isCount(h.dictionary_page_header.num_values)
+        ? undefined
+        : 'an incomplete dictionary page header';
     case 'INDEX_PAGE':
       return undefined;
     default:

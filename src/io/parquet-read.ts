@@ -31,7 +31,12 @@ export function asyncBufferFromHandle(handle: FileHandle, byteLength: number): A
       const out = new ArrayBuffer(length);
       let done = 0;
       while (done < length) {
-        const { bytesRead } = await handle.read(new Uint8Array(out, done, length - done), 0, length - done, start + done);
+        const { bytesRead } = await handle.read(
+          new Uint8Array(out, done, length - done),
+          0,
+          length - done,
+          start + done,
+        );
         if (bytesRead === 0) break; // the file shrank under us; hyparquet reports the short buffer
         done += bytesRead;
       }

@@ -80,7 +80,10 @@ export function inferColumnTypeOf(values: Iterable<unknown>): ParquetColumnType 
   for (const value of values) {
     if (value === null || value === undefined) continue;
     const t = inferColumnType(value);
-    if (typeof value === 'bigint' && (value > BigInt(Number.MAX_SAFE_INTEGER) || value < -BigInt(Number.MAX_SAFE_INTEGER))) {
+    if (
+      typeof value === 'bigint' &&
+      (value > BigInt(Number.MAX_SAFE_INTEGER) || value < -BigInt(Number.MAX_SAFE_INTEGER))
+    ) {
       unsafeForDouble = true;
     }
     if (type === undefined || type === t) type = t;
@@ -147,12 +150,12 @@ function toExactBigInt(value: unknown): bigint | undefined {
 
 /** Text for a non-string value in a STRING column. */
 function stringify(value: unknown): string {
-  if (value instanceof Uint8Array) return Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString('base64');
+  if (value instanceof Uint8Array)
+    return Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString('base64');
   if (value instanceof Date) return value.toISOString();
   if (typeof value === 'object') return JSON.stringify(value, jsonReplacer);
   return String(value);
 }
-
 
 /** A value hyparquet's JSON column encoder can serialise (it does not know bigint or bytes). */
 function toJsonValue(value: unknown): unknown {
@@ -239,7 +242,8 @@ export async function openParquetWriter(
   };
 
   const assertOpen = (what: string) => {
-    if (state !== 'open') throw internalError(`parquet writer for ${path}: ${what} after ${state === 'closed' ? 'close' : 'abort'}`);
+    if (state !== 'open')
+      throw internalError(`parquet writer for ${path}: ${what} after ${state === 'closed' ? 'close' : 'abort'}`);
     if (failure !== undefined) throw failure;
   };
 

@@ -31,7 +31,9 @@ export async function* readTarSamples(
         continue;
       }
       if ((header.size ?? 0) > maxMemberBytes) {
-        throw inputMalformed(`${name}: member ${header.name} is ${header.size} bytes, over the ${maxMemberBytes} byte limit`);
+        throw inputMalformed(
+          `${name}: member ${header.name} is ${header.size} bytes, over the ${maxMemberBytes} byte limit`,
+        );
       }
       const chunks: Buffer[] = [];
       for await (const chunk of entry) chunks.push(chunk as Buffer);

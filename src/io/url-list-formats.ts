@@ -157,7 +157,11 @@ async function* txtRecords(file: string, text: AsyncIterable<string>, o: FileRea
   }
 }
 
-async function* jsonlRecords(file: string, text: AsyncIterable<string>, o: FileReadOptions): AsyncGenerator<RawRecord[]> {
+async function* jsonlRecords(
+  file: string,
+  text: AsyncIterable<string>,
+  o: FileReadOptions,
+): AsyncGenerator<RawRecord[]> {
   let first = true;
   for await (const lines of splitLines(text, file)) {
     const batch: RawRecord[] = [];
@@ -182,7 +186,11 @@ async function* jsonlRecords(file: string, text: AsyncIterable<string>, o: FileR
   }
 }
 
-async function* jsonRecords(file: string, text: AsyncIterable<string>, o: FileReadOptions): AsyncGenerator<RawRecord[]> {
+async function* jsonRecords(
+  file: string,
+  text: AsyncIterable<string>,
+  o: FileReadOptions,
+): AsyncGenerator<RawRecord[]> {
   const splitter = new JsonArraySplitter(file);
   let first = true;
   for await (const chunk of text) {

@@ -14,17 +14,7 @@ import { fileRecords, type BaseFormat, type ColumnRequest, type Cursor, type Raw
  */
 
 export type InputFormat =
-  | 'txt'
-  | 'txt.gz'
-  | 'csv'
-  | 'csv.gz'
-  | 'tsv'
-  | 'tsv.gz'
-  | 'json'
-  | 'json.gz'
-  | 'jsonl'
-  | 'jsonl.gz'
-  | 'parquet';
+  'txt' | 'txt.gz' | 'csv' | 'csv.gz' | 'tsv' | 'tsv.gz' | 'json' | 'json.gz' | 'jsonl' | 'jsonl.gz' | 'parquet';
 
 export const inputFormats: readonly InputFormat[] = Object.freeze([
   'txt',
@@ -125,7 +115,8 @@ export async function listUrlFiles(urlList: string, inputFormat: InputFormat): P
   for (const entry of entries) {
     if (!entry.name.endsWith(suffix) || entry.name === suffix) continue;
     const path = join(urlList, entry.name);
-    if (entry.isFile() || (entry.isSymbolicLink() && (await stat(path).catch(() => undefined))?.isFile())) files.push(path);
+    if (entry.isFile() || (entry.isSymbolicLink() && (await stat(path).catch(() => undefined))?.isFile()))
+      files.push(path);
   }
   if (files.length === 0) {
     throw inputNotFound(`no *${suffix} files in the folder ${urlList}`, {
@@ -167,7 +158,13 @@ async function checkFile(file: string, options: UrlListOptions): Promise<void> {
   const { format, gz } = splitFormat(options.inputFormat);
   const cursor: Cursor = { skip: 0, fileRows: 0 };
   try {
-    for await (const _ of fileRecords(file, { format, gz, columns: columnRequest(options, format), cursor, checkOnly: true })) {
+    for await (const _ of fileRecords(file, {
+      format,
+      gz,
+      columns: columnRequest(options, format),
+      cursor,
+      checkOnly: true,
+    })) {
       // checkOnly yields nothing
     }
   } catch (err) {

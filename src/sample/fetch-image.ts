@@ -2,7 +2,15 @@ import { availableParallelism } from 'node:os';
 import { Semaphore } from '../core/async.js';
 import type { FailureReason, ImageFormat } from '../core/types.js';
 import type { Fetcher } from '../fetch/index.js';
-import { exifJson, hashBytes, processImage, sniffImageFormat, type BlurBox, type HashAlgorithm, type ImageOptions } from '../image/index.js';
+import {
+  exifJson,
+  hashBytes,
+  processImage,
+  sniffImageFormat,
+  type BlurBox,
+  type HashAlgorithm,
+  type ImageOptions,
+} from '../image/index.js';
 
 /** What the per-url pipeline needs; one per process, shared by every download or partition. */
 export interface FetchImageContext {
@@ -62,7 +70,11 @@ export type FetchedImage =
  * image slots. Never throws for what the web or the bytes do: a failure is a value with img2dataset's status, a
  * stable reason and a message.
  */
-export async function fetchImage(url: string, ctx: FetchImageContext, o: FetchImageOptions = {}): Promise<FetchedImage> {
+export async function fetchImage(
+  url: string,
+  ctx: FetchImageContext,
+  o: FetchImageOptions = {},
+): Promise<FetchedImage> {
   const fetched = await ctx.fetcher.fetch(url, o.signal);
   if (!fetched.ok) return { ok: false, status: 'failed_to_download', reason: fetched.reason, message: fetched.message };
   const bytes = fetched.bytes;
@@ -74,7 +86,13 @@ export async function fetchImage(url: string, ctx: FetchImageContext, o: FetchIm
   if (o.keepBytes) {
     // img2dataset stores these bytes under the encode format's extension with no check at all; a look at the magic
     // bytes (no decode) keeps error pages out of the dataset.
-    if (sniffImageFormat(bytes) === null) return { ok: false, status: 'failed_to_resize', reason: 'not_an_image', message: 'cannot identify image file: the body is not a known image format' };
+    if (sniffImageFormat(bytes) === null)
+      return {
+        ok: false,
+        status: 'failed_to_resize',
+        reason: 'not_an_image',
+        message: 'cannot identify image file: the body is not a known image format',
+      };
     const unknown = { width: undefined, height: undefined, originalWidth: undefined, originalHeight: undefined };
     return { ok: true, data: bytes, format: ctx.image.encodeFormat, ...unknown, hash, exif: exif() };
   }

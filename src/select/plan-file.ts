@@ -19,20 +19,34 @@ export async function writePlan(dir: string, plan: Plan): Promise<void> {
   await plan.pending;
   await mkdir(dir, { recursive: true });
   const partial = join(dir, `${CANDIDATES_FILE}.partial`);
-  const writer = await (await parquetWrite()).openParquetWriter(partial, [
-    { name: 'query', type: 'STRING' },
-    { name: 'position', type: 'INT64' },
-    { name: 'id', type: 'INT64' },
-    { name: 'similarity', type: 'DOUBLE' },
-    { name: 'url', type: 'STRING' },
-    { name: 'caption', type: 'STRING' },
-    { name: 'metadata', type: 'STRING' },
-  ], { rowGroupSize: 10_000 });
+  const writer = await (
+    await parquetWrite()
+  ).openParquetWriter(
+    partial,
+    [
+      { name: 'query', type: 'STRING' },
+      { name: 'position', type: 'INT64' },
+      { name: 'id', type: 'INT64' },
+      { name: 'similarity', type: 'DOUBLE' },
+      { name: 'url', type: 'STRING' },
+      { name: 'caption', type: 'STRING' },
+      { name: 'metadata', type: 'STRING' },
+    ],
+    { rowGroupSize: 10_000 },
+  );
   try {
     for (const [qi, list] of plan.candidates.entries()) {
       const query = plan.header.queries[qi]!.name;
       for (const [position, c] of list.entries()) {
-        await writer.writeRow({ query, position, id: c.id, similarity: c.similarity, url: c.url, caption: c.caption, metadata: JSON.stringify(c.metadata) });
+        await writer.writeRow({
+          query,
+          position,
+          id: c.id,
+          similarity: c.similarity,
+          url: c.url,
+          caption: c.caption,
+          metadata: JSON.stringify(c.metadata),
+        });
       }
     }
     await writer.close();
@@ -41,7 +55,10 @@ export async function writePlan(dir: string, plan: Plan): Promise<void> {
     throw err;
   }
   await rename(partial, join(dir, CANDIDATES_FILE));
-  await writeFile(join(dir, `${PLAN_FILE}.partial`), JSON.stringify({ ...plan.header, warnings: plan.warnings }, null, 2) + '\n');
+  await writeFile(
+    join(dir, `${PLAN_FILE}.partial`),
+    JSON.stringify({ ...plan.header, warnings: plan.warnings }, null, 2) + '\n',
+  );
   await rename(join(dir, `${PLAN_FILE}.partial`), join(dir, PLAN_FILE));
 }
 
@@ -76,12 +93,18 @@ export async function readPlan(dir: string): Promise<Plan> {
   const file = await (await parquetRead()).openParquet(join(dir, CANDIDATES_FILE));
   try {
     for (const group of file.rowGroups) {
-      const rows = await file.readRows(['query', 'position', 'id', 'similarity', 'url', 'caption', 'metadata'], group.start, group.start + group.rows);
+      const rows = await file.readRows(
+        ['query', 'position', 'id', 'similarity', 'url', 'caption', 'metadata'],
+        group.start,
+        group.start + group.rows,
+      );
       for (const row of rows) {
         const qi = byName.get(String(row.query));
         const list = qi === undefined ? undefined : candidates[qi];
         if (!list || Number(row.position) !== list.length) {
-          throw inputMalformed(`${join(dir, CANDIDATES_FILE)} does not match ${PLAN_FILE} (query ${String(row.query)}, position ${String(row.position)})`);
+          throw inputMalformed(
+            `${join(dir, CANDIDATES_FILE)} does not match ${PLAN_FILE} (query ${String(row.query)}, position ${String(row.position)})`,
+          );
         }
         list.push({
           id: Number(row.id),
@@ -97,7 +120,9 @@ export async function readPlan(dir: string): Promise<Plan> {
   }
   header.queries.forEach((q, i) => {
     if (candidates[i]!.length !== q.planned) {
-      throw inputMalformed(`${join(dir, CANDIDATES_FILE)} holds ${candidates[i]!.length} candidates for query ${q.name}, ${PLAN_FILE} says ${q.planned}`);
+      throw inputMalformed(
+        `${join(dir, CANDIDATES_FILE)} holds ${candidates[i]!.length} candidates for query ${q.name}, ${PLAN_FILE} says ${q.planned}`,
+      );
     }
   });
   const { warnings = [], ...rest } = header;
@@ -116,11 +141,13 @@ export async function loadPlan(specOrPlan: string, opts: Pick<ResolveOptions, 'w
   if (typeof location === 'string') {
     const info = await readIndexInfo(location).catch(() => undefined);
     if (info && (info.count !== count || info.dim !== dim || info.created_at !== created_at)) {
-      throw indexInvalid(`the plan ${specOrPlan} was made for another index: ${location} now has ${info.count} rows × ${info.dim} (created ${info.created_at}), the plan expects ${count} × ${dim} (created ${created_at})`, {
-        hint: 'Make the plan again: clipstream plan SPEC --output DIR',
-      });
+      throw indexInvalid(
+        `the plan ${specOrPlan} was made for another index: ${location} now has ${info.count} rows × ${info.dim} (created ${info.created_at}), the plan expects ${count} × ${dim} (created ${created_at})`,
+        {
+          hint: 'Make the plan again: clipstream plan SPEC --output DIR',
+        },
+      );
     }
   }
   return plan;
 }
-

@@ -109,8 +109,16 @@ export async function openPlan(spec: Spec, opts: ResolveOptions = {}): Promise<P
     const vectors = await queryVectors(spec, opts.model, identity.dim);
     const resolver = new PlanResolver(spec, backend, vectors, opts.firstBlock ?? FIRST_BLOCK);
     const first = await resolver.firstBlocks(opts.whileSearching);
-    const candidates = assignAcrossQueries(first, spec).map((owned, qi) => ordered(owned.slice(0, resolver.keep[qi]), spec, qi, 0));
-    const header = planHeader(spec, identity, planId(identity, spec, vectors, resolver.firstBlock, candidates), first, candidates);
+    const candidates = assignAcrossQueries(first, spec).map((owned, qi) =>
+      ordered(owned.slice(0, resolver.keep[qi]), spec, qi, 0),
+    );
+    const header = planHeader(
+      spec,
+      identity,
+      planId(identity, spec, vectors, resolver.firstBlock, candidates),
+      first,
+      candidates,
+    );
     const plan: Plan = { header, candidates, warnings: [] };
     const more = resolver.queriesNeedingMore(first, candidates);
     if (more.length === 0) {
@@ -173,7 +181,10 @@ class PlanResolver {
 
   /** A query needs its long search when its quick one stopped short of both its limit and what it keeps. */
   queriesNeedingMore(first: SearchResults[], candidates: Candidate[][]): number[] {
-    return [...this.spec.queries.keys()].filter((qi) => first[qi]!.truncated === true && this.limits[qi]! > this.firstBlock && candidates[qi]!.length < this.keep[qi]!);
+    return [...this.spec.queries.keys()].filter(
+      (qi) =>
+        first[qi]!.truncated === true && this.limits[qi]! > this.firstBlock && candidates[qi]!.length < this.keep[qi]!,
+    );
   }
 
   /**
@@ -205,7 +216,13 @@ class PlanResolver {
   }
 }
 
-function planHeader(spec: Spec, identity: IndexIdentity, id: string, first: SearchResults[], candidates: Candidate[][]): PlanHeader {
+function planHeader(
+  spec: Spec,
+  identity: IndexIdentity,
+  id: string,
+  first: SearchResults[],
+  candidates: Candidate[][],
+): PlanHeader {
   const totalCount = spec.queries.reduce((sum, q) => sum + q.count, 0);
   return {
     format_version: 1,
@@ -234,16 +251,19 @@ function planHeader(spec: Spec, identity: IndexIdentity, id: string, first: Sear
 function ordered(results: SearchResult[], spec: Spec, qi: number, block: number): Candidate[] {
   const list = results.map(toCandidate);
   const name = spec.queries[qi]!.name;
-  if (spec.order === 'shuffle') shuffleInPlace(list, stringSeed(block === 0 ? `${spec.seed}:${name}` : `${spec.seed}:${name}:${block}`));
+  if (spec.order === 'shuffle')
+    shuffleInPlace(list, stringSeed(block === 0 ? `${spec.seed}:${name}` : `${spec.seed}:${name}:${block}`));
   return list;
 }
 
 function warningsOf(queries: PlannedQuery[]): string[] {
   return queries.flatMap((q) =>
     q.planned < q.requested
-      ? [`query ${q.name}: ${q.requested} requested but only ${q.planned} candidates at similarity ≥ ${q.min_similarity}` +
-         ` (${q.available} found in the index before dedup across queries); dead links cannot all be replaced and samples will repeat` +
-         ' — lower min_similarity, relax where, or ask for fewer']
+      ? [
+          `query ${q.name}: ${q.requested} requested but only ${q.planned} candidates at similarity ≥ ${q.min_similarity}` +
+            ` (${q.available} found in the index before dedup across queries); dead links cannot all be replaced and samples will repeat` +
+            ' — lower min_similarity, relax where, or ask for fewer',
+        ]
       : [],
   );
 }
@@ -256,7 +276,9 @@ async function queryVectors(spec: Spec, given: ClipModel | undefined, dim: numbe
   try {
     if (ownModel) {
       if (!spec.model) {
-        throw invalidOption('the spec has text or image queries but no model', { hint: 'Add `model: PATH` (the CLIP model folder that built the index) to the spec.' });
+        throw invalidOption('the spec has text or image queries but no model', {
+          hint: 'Add `model: PATH` (the CLIP model folder that built the index) to the spec.',
+        });
       }
       model = await loadClipModel(spec.model);
     }
@@ -337,10 +359,27 @@ function toCandidate(r: SearchResult): Candidate {
  * first blocks themselves (a remote index has no identity of its own), so that a stream can carry the id before
  * the long search has ended. Searches are deterministic: the same inputs give the same candidates in every process.
  */
-function planId(identity: IndexIdentity, spec: Spec, vectors: Float32Array[], firstBlock: number, firstBlocks: Candidate[][]): string {
+function planId(
+  identity: IndexIdentity,
+  spec: Spec,
+  vectors: Float32Array[],
+  firstBlock: number,
+  firstBlocks: Candidate[][],
+): string {
   const h = createHash('sha256');
   const queries = spec.queries.map((q) => [q.name, q.count, q.min_similarity, q.where ?? null, q.weight ?? null]);
-  h.update(JSON.stringify({ identity, seed: spec.seed, order: spec.order, oversample: spec.oversample, dedup: spec.dedup, image: spec.image, queries, firstBlock }));
+  h.update(
+    JSON.stringify({
+      identity,
+      seed: spec.seed,
+      order: spec.order,
+      oversample: spec.oversample,
+      dedup: spec.dedup,
+      image: spec.image,
+      queries,
+      firstBlock,
+    }),
+  );
   for (const v of vectors) h.update(new Uint8Array(v.buffer, v.byteOffset, v.byteLength));
   for (const list of firstBlocks) h.update(`|${list.map((c) => c.id).join(',')}`);
   return h.digest('hex').slice(0, 16);

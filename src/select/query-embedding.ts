@@ -45,12 +45,16 @@ export async function readEmbeddingFile(location: string, what: string): Promise
     const { shape } = npy.header;
     const values = shape.length === 1 ? shape[0]! : shape[0] === 1 ? shape[1]! : -1;
     if (values < 0) {
-      throw queryInvalid(`${what}: ${location} has shape ${formatShape(shape)}, ${shape[0]} embeddings; a query is one embedding, shape (d,) or (1, d)`, {
-        hint: 'Save one query per file (np.save(path, embeddings[i])), or give each as its own query.',
-      });
+      throw queryInvalid(
+        `${what}: ${location} has shape ${formatShape(shape)}, ${shape[0]} embeddings; a query is one embedding, shape (d,) or (1, d)`,
+        {
+          hint: 'Save one query per file (np.save(path, embeddings[i])), or give each as its own query.',
+        },
+      );
     }
     if (values === 0) throw queryInvalid(`${what}: ${location} holds no embedding (shape ${formatShape(shape)})`);
-    if (values > MAX_QUERY_DIM) throw queryInvalid(`${what}: ${location} has ${values} values; a query embedding has at most ${MAX_QUERY_DIM}`);
+    if (values > MAX_QUERY_DIM)
+      throw queryInvalid(`${what}: ${location} has ${values} values; a query embedding has at most ${MAX_QUERY_DIM}`);
     return shape.length === 1 ? await npy.readRows(0, values) : await npy.readRows(0, 1);
   } finally {
     await npy.close();
@@ -63,13 +67,17 @@ export async function readQueryImage(location: string, what: string): Promise<Bu
     const bytes = await readFile(location).catch(() => {
       throw inputNotFound(`${what}: image not found: ${location}`);
     });
-    if (bytes.length > MAX_QUERY_IMAGE_BYTES) throw queryInvalid(`${what}: ${location} is ${bytes.length} bytes; query images are limited to ${MAX_QUERY_IMAGE_BYTES}`);
+    if (bytes.length > MAX_QUERY_IMAGE_BYTES)
+      throw queryInvalid(
+        `${what}: ${location} is ${bytes.length} bytes; query images are limited to ${MAX_QUERY_IMAGE_BYTES}`,
+      );
     return bytes;
   }
   const fetcher = createFetcher({ allowPrivateNetworks: true, timeoutMs: 30_000, maxBytes: MAX_QUERY_IMAGE_BYTES });
   try {
     const fetched = await fetcher.fetch(location);
-    if (!fetched.ok) throw inputNotFound(`${what}: image ${location} could not be downloaded: ${fetched.reason} (${fetched.message})`);
+    if (!fetched.ok)
+      throw inputNotFound(`${what}: image ${location} could not be downloaded: ${fetched.reason} (${fetched.message})`);
     return fetched.bytes;
   } finally {
     await fetcher.close();
@@ -82,6 +90,7 @@ export function normalise(v: Float32Array, what: string): Float32Array {
   let norm = 0;
   for (const x of v) norm += x * x;
   norm = Math.sqrt(norm);
-  if (!(norm > 0) || !Number.isFinite(norm)) throw queryInvalid(`${what}: the embedding is all zeros, so it has no direction to search`);
+  if (!(norm > 0) || !Number.isFinite(norm))
+    throw queryInvalid(`${what}: the embedding is all zeros, so it has no direction to search`);
   return v.map((x) => x / norm);
 }

@@ -20,7 +20,10 @@ export type QueryKind = (typeof QUERY_KINDS)[number];
 
 const byteSize = z.union([
   z.number().int().positive(),
-  z.string().regex(/^\s*\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)?\s*$/i, 'Expected a size like 500MB or 20GB').transform(parseByteSize),
+  z
+    .string()
+    .regex(/^\s*\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)?\s*$/i, 'Expected a size like 500MB or 20GB')
+    .transform(parseByteSize),
 ]);
 
 const querySchema = z
@@ -29,7 +32,11 @@ const querySchema = z
     text: z.string().min(1).optional(),
     image: z.string().min(1).optional(),
     // any number here: NaN and infinities are refused where every query embedding is checked (one message)
-    embedding: z.array(z.custom<number>((v) => typeof v === 'number', 'Expected a number')).min(1).max(MAX_QUERY_DIM).optional(),
+    embedding: z
+      .array(z.custom<number>((v) => typeof v === 'number', 'Expected a number'))
+      .min(1)
+      .max(MAX_QUERY_DIM)
+      .optional(),
     embedding_file: z.string().min(1).optional(),
     count: z.number().int().min(1).max(MAX_QUERY_CANDIDATES),
     min_similarity: z.number().min(-1).max(1).default(-1),
@@ -43,9 +50,10 @@ const querySchema = z
       ctx.addIssue({
         code: 'custom',
         path: [],
-        message: kinds.length === 0
-          ? `Expected exactly one of ${QUERY_KINDS.join(', ')}`
-          : `Expected exactly one of ${QUERY_KINDS.join(', ')} but received ${kinds.join(' and ')}`,
+        message:
+          kinds.length === 0
+            ? `Expected exactly one of ${QUERY_KINDS.join(', ')}`
+            : `Expected exactly one of ${QUERY_KINDS.join(', ')} but received ${kinds.join(' and ')}`,
       });
     }
   });
@@ -75,10 +83,19 @@ export const specSchema = z
     model: z.string().min(1).optional(),
     queries: z.array(querySchema).min(1),
     dedup: z
-      .object({ ids: z.boolean().default(true), urls: z.boolean().default(true), near_duplicate: z.number().min(0).max(1).nullable().default(null) })
+      .object({
+        ids: z.boolean().default(true),
+        urls: z.boolean().default(true),
+        near_duplicate: z.number().min(0).max(1).nullable().default(null),
+      })
       .strict()
       .prefault({}),
-    seed: z.number().int().min(0).max(2 ** 32 - 1).default(0),
+    seed: z
+      .number()
+      .int()
+      .min(0)
+      .max(2 ** 32 - 1)
+      .default(0),
     /** Candidate order within a query: a seeded shuffle (default) or best similarity first. */
     order: z.enum(['shuffle', 'similarity']).default('shuffle'),
     /** Candidates kept per requested sample, to back-fill dead links. */
@@ -106,20 +123,30 @@ export const specSchema = z
   .superRefine((spec, ctx) => {
     const seen = new Set<string>();
     spec.queries.forEach((q, i) => {
-      if (seen.has(q.name)) ctx.addIssue({ code: 'custom', path: ['queries', i, 'name'], message: `Duplicate query name ${JSON.stringify(q.name)}` });
+      if (seen.has(q.name))
+        ctx.addIssue({
+          code: 'custom',
+          path: ['queries', i, 'name'],
+          message: `Duplicate query name ${JSON.stringify(q.name)}`,
+        });
       seen.add(q.name);
       const kept = Math.ceil(q.count * spec.oversample);
       if (kept > MAX_QUERY_CANDIDATES) {
         ctx.addIssue({
           code: 'custom',
           path: ['queries', i, 'count'],
-          message: `${q.count} × oversample ${spec.oversample} = ${kept} candidates, over the ${MAX_QUERY_CANDIDATES} a query can keep ` +
+          message:
+            `${q.count} × oversample ${spec.oversample} = ${kept} candidates, over the ${MAX_QUERY_CANDIDATES} a query can keep ` +
             `(one index search returns at most ${MAX_SEARCH_RESULTS} rows); ask for fewer samples or lower oversample`,
         });
       }
     });
     if (spec.image.encode_format === 'png' && spec.image.encode_quality > 9) {
-      ctx.addIssue({ code: 'custom', path: ['image', 'encode_quality'], message: `Expected a compression level 0–9 for png but received ${spec.image.encode_quality}` });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['image', 'encode_quality'],
+        message: `Expected a compression level 0–9 for png but received ${spec.image.encode_quality}`,
+      });
     }
   });
 
@@ -166,7 +193,9 @@ export async function readSpec(path: string): Promise<Spec> {
   try {
     text = await readFile(path, 'utf8');
   } catch {
-    throw inputNotFound(`spec file not found: ${path}`, { hint: 'Pass the path of a YAML or JSON spec (see docs/streaming.md).' });
+    throw inputNotFound(`spec file not found: ${path}`, {
+      hint: 'Pass the path of a YAML or JSON spec (see docs/streaming.md).',
+    });
   }
   let input: unknown;
   try {
@@ -192,7 +221,12 @@ function asJson(text: string): unknown {
 
 /** `queries.0.count` → `queries[0].count`, as a user reads it in the file. */
 function fieldName(path: PropertyKey[]): string {
-  return path.reduce<string>((out, part) => (typeof part === 'number' ? `${out}[${part}]` : out ? `${out}.${String(part)}` : String(part)), '') || 'the spec';
+  return (
+    path.reduce<string>(
+      (out, part) => (typeof part === 'number' ? `${out}[${part}]` : out ? `${out}.${String(part)}` : String(part)),
+      '',
+    ) || 'the spec'
+  );
 }
 
 export function parseByteSize(text: string): number {

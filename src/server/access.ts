@@ -18,7 +18,10 @@ export function registerAccessCheck(app: FastifyInstance, token: string): void {
     const fromQuery = queryToken(req.url);
     if (matches(bearer(req.headers.authorization)) || matches(cookie(req.headers.cookie, TOKEN_COOKIE))) return;
     if (matches(fromQuery)) {
-      void reply.header('set-cookie', `${TOKEN_COOKIE}=${encodeURIComponent(fromQuery!)}; Path=/; HttpOnly; SameSite=Strict`);
+      void reply.header(
+        'set-cookie',
+        `${TOKEN_COOKIE}=${encodeURIComponent(fromQuery!)}; Path=/; HttpOnly; SameSite=Strict`,
+      );
       return;
     }
     throw unauthorized('this server asks for a token: none or a wrong one was sent', {
@@ -50,7 +53,7 @@ function cookie(header: string | undefined, name: string): string | undefined {
 
 function queryToken(url: string): string | undefined {
   const q = url.indexOf('?');
-  return q < 0 ? undefined : new URLSearchParams(url.slice(q + 1)).get('token') ?? undefined;
+  return q < 0 ? undefined : (new URLSearchParams(url.slice(q + 1)).get('token') ?? undefined);
 }
 
 /**
@@ -69,6 +72,9 @@ export function registerOriginCheck(app: FastifyInstance): void {
     } catch {
       host = undefined;
     }
-    if (host !== req.headers.host) throw forbidden(`a request to ${req.url.split('?')[0]} from another site (${origin}) is refused`, { hint: 'Use the page this server serves, or send the request without an Origin header (a script).' });
+    if (host !== req.headers.host)
+      throw forbidden(`a request to ${req.url.split('?')[0]} from another site (${origin}) is refused`, {
+        hint: 'Use the page this server serves, or send the request without an Origin header (a script).',
+      });
   });
 }

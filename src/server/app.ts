@@ -111,7 +111,12 @@ export function createServer(o: ServerOptions): FastifyInstance {
   });
 
   collectDefaultMetrics({ register: registry });
-  const requests = new Counter({ name: 'clipstream_http_requests_total', help: 'HTTP requests by route and status', labelNames: ['route', 'status'], registers: [registry] });
+  const requests = new Counter({
+    name: 'clipstream_http_requests_total',
+    help: 'HTTP requests by route and status',
+    labelNames: ['route', 'status'],
+    registers: [registry],
+  });
   app.addHook('onResponse', async (req, reply) => {
     requests.inc({ route: req.routeOptions.url ?? 'unknown', status: String(reply.statusCode) });
   });
@@ -121,7 +126,10 @@ export function createServer(o: ServerOptions): FastifyInstance {
   app.setErrorHandler((err: FastifyError | ClipstreamError, req, reply) => {
     const { status, body } = errorReply(err);
     // a dead link's thumbnail is the web's doing, not the server's: the page shows it, the log would drown
-    if (status >= 500 && body.code !== 'IMAGE_UNAVAILABLE') log(`${req.method} ${req.url.split('?')[0]}: ${status === 500 ? 'internal error: ' : ''}${(err as Error).message}${status === 500 && err.stack ? `\n${err.stack}` : ''}`);
+    if (status >= 500 && body.code !== 'IMAGE_UNAVAILABLE')
+      log(
+        `${req.method} ${req.url.split('?')[0]}: ${status === 500 ? 'internal error: ' : ''}${(err as Error).message}${status === 500 && err.stack ? `\n${err.stack}` : ''}`,
+      );
     if (isClipstreamError(err) && err.code === 'SERVER_BUSY') void reply.header('retry-after', '1');
     return reply.code(status).send(body);
   });
@@ -145,7 +153,10 @@ export function createServer(o: ServerOptions): FastifyInstance {
 function boundedRunner(max: number): <T>(work: () => Promise<T>) => Promise<T> {
   let running = 0;
   return async (work) => {
-    if (running >= max) throw serverBusy(`${running} search requests are running, the most this server takes at once`, { hint: 'Retry after a second.' });
+    if (running >= max)
+      throw serverBusy(`${running} search requests are running, the most this server takes at once`, {
+        hint: 'Retry after a second.',
+      });
     running++;
     try {
       return await work();
@@ -163,22 +174,41 @@ function parseJsonBody(body: Buffer): unknown {
     return JSON.parse(text);
   } catch (err) {
     if (/(?<![\w"])-?(NaN|Infinity)(?![\w"])/.test(text)) {
-      throw inputMalformed('the body holds NaN or Infinity (Python\'s json.dumps writes them; JSON has no such numbers)', {
-        hint: 'An embedding with NaN or infinite values matches nothing: recompute it.',
-      });
+      throw inputMalformed(
+        "the body holds NaN or Infinity (Python's json.dumps writes them; JSON has no such numbers)",
+        {
+          hint: 'An embedding with NaN or infinite values matches nothing: recompute it.',
+        },
+      );
     }
     throw inputMalformed(`the body is not JSON: ${(err as Error).message}`);
   }
 }
 
 /** The status and JSON body for an error: ours from the catalogue, fastify's 4xx as they are, the rest a 500. */
-export function errorReply(err: FastifyError | ClipstreamError): { status: number; body: { error: string; code: string; hint?: string } } {
+export function errorReply(err: FastifyError | ClipstreamError): {
+  status: number;
+  body: { error: string; code: string; hint?: string };
+} {
   if (isClipstreamError(err) && err.kind !== 'bug') {
-    return { status: err.statusCode, body: { error: publicMessage(err.message), code: err.code, ...(err.hint ? { hint: publicMessage(err.hint) } : {}) } };
+    return {
+      status: err.statusCode,
+      body: {
+        error: publicMessage(err.message),
+        code: err.code,
+        ...(err.hint ? { hint: publicMessage(err.hint) } : {}),
+      },
+    };
   }
   const status = (err as FastifyError).statusCode;
   if (!isClipstreamError(err) && status !== undefined && status >= 400 && status < 500) {
     return { status, body: { error: publicMessage(err.message), code: (err as FastifyError).code ?? 'BAD_REQUEST' } };
   }
-  return { status: 500, body: { error: 'internal error: this is a bug in clipstream, please report it (the server log has the details)', code: 'INTERNAL' } };
+  return {
+    status: 500,
+    body: {
+      error: 'internal error: this is a bug in clipstream, please report it (the server log has the details)',
+      code: 'INTERNAL',
+    },
+  };
 }

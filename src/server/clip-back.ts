@@ -9,7 +9,13 @@ import { queryVectorOf } from './query-vector.js';
 /** Absent fields: ClipClient sends every query field, with null for the unused ones. */
 const nullish = <S extends z.ZodType>(schema: S) => schema.nullish().transform((v) => v ?? undefined);
 /** clip back runs int() / float() on these, so numbers may come as strings (clip-front sends "9"). */
-const intLike = z.union([z.number().int(), z.string().regex(/^\s*-?\d+\s*$/).transform(Number)]);
+const intLike = z.union([
+  z.number().int(),
+  z
+    .string()
+    .regex(/^\s*-?\d+\s*$/)
+    .transform(Number),
+]);
 
 const knnBody = z
   .object({
@@ -39,7 +45,11 @@ const metadataBody = z.object({ indice_name: z.string(), ids: z.array(z.number()
 const SKIPPED = [
   ['use_safety_model', (b: KnnBody) => b.use_safety_model === true, 'no safety model'],
   ['use_violence_detector', (b: KnnBody) => b.use_violence_detector === true, 'no violence detector'],
-  ['aesthetic_score', (b: KnnBody) => b.aesthetic_score !== undefined && b.aesthetic_score !== '', 'no aesthetic embeddings'],
+  [
+    'aesthetic_score',
+    (b: KnnBody) => b.aesthetic_score !== undefined && b.aesthetic_score !== '',
+    'no aesthetic embeddings',
+  ],
 ] as const;
 
 /**
@@ -57,11 +67,18 @@ export function registerClipBackRoutes(app: FastifyInstance, ctx: ServerContext)
     const skipped = SKIPPED.filter(([, asked]) => asked(body));
     if (skipped.length > 0) {
       void reply.header('x-clipstream-skipped', skipped.map(([name]) => name).join(', '));
-      for (const [name, , why] of skipped) ctx.logOnce(`/knn-service: ${name} asked for and skipped: this server has ${why} (clip back skips it too when not loaded)`);
+      for (const [name, , why] of skipped)
+        ctx.logOnce(
+          `/knn-service: ${name} asked for and skipped: this server has ${why} (clip back skips it too when not loaded)`,
+        );
     }
     const numResultIds = checkKnnBody(body, ctx.limits.results);
     return ctx.bounded(async () => {
-      const vector = await queryVectorOf({ ...body, embedding: body.embedding_input }, ctx, { dim: index.info.dim, indexName: body.indice_name, embeddingField: 'embedding_input' });
+      const vector = await queryVectorOf({ ...body, embedding: body.embedding_input }, ctx, {
+        dim: index.info.dim,
+        indexName: body.indice_name,
+        embeddingField: 'embedding_input',
+      });
       const results = await index.search({
         vector,
         k: numResultIds,
@@ -76,26 +93,41 @@ export function registerClipBackRoutes(app: FastifyInstance, ctx: ServerContext)
   app.post('/metadata', async (req) => {
     const body = parseOptions(metadataBody, req.body ?? {}, undefined, BODY_HINT);
     const index = indexNamed(ctx, body.indice_name);
-    if (body.ids.length > ctx.limits.metadataIds) throw queryInvalid(`ids: at most ${ctx.limits.metadataIds} per request, received ${body.ids.length}`, { hint: 'Split the ids over several requests.' });
+    if (body.ids.length > ctx.limits.metadataIds)
+      throw queryInvalid(`ids: at most ${ctx.limits.metadataIds} per request, received ${body.ids.length}`, {
+        hint: 'Split the ids over several requests.',
+      });
     return ctx.bounded(() => index.getByIds(body.ids));
   });
 }
 
 function indexNamed(ctx: ServerContext, name: string): Index {
   const index = ctx.indices.get(name);
-  if (!index) throw queryInvalid(`unknown indice_name ${JSON.stringify(name)}; this server has: ${[...ctx.indices.keys()].join(', ') || 'no index'}`);
+  if (!index)
+    throw queryInvalid(
+      `unknown indice_name ${JSON.stringify(name)}; this server has: ${[...ctx.indices.keys()].join(', ') || 'no index'}`,
+    );
   return index;
 }
 
 /** Exactly one query field, no multilingual text, a bounded result count; returns num_result_ids. */
 function checkKnnBody(body: KnnBody, maxResults: number): number {
   // clip back takes an empty text as no text (clip-front sends one with an image query)
-  const queries = (['text', 'image', 'image_url', 'embedding_input'] as const).filter((k) => body[k] !== undefined && !(k === 'text' && body.text === ''));
-  if (queries.length !== 1) throw queryInvalid(`expected exactly one of text, image, image_url, embedding_input; received ${queries.length === 0 ? 'none' : queries.join(', ')}`);
-  if (body.use_mclip && body.text !== undefined) throw queryInvalid('use_mclip: this server has no multilingual CLIP; send use_mclip: false (ClipClient\'s default)');
+  const queries = (['text', 'image', 'image_url', 'embedding_input'] as const).filter(
+    (k) => body[k] !== undefined && !(k === 'text' && body.text === ''),
+  );
+  if (queries.length !== 1)
+    throw queryInvalid(
+      `expected exactly one of text, image, image_url, embedding_input; received ${queries.length === 0 ? 'none' : queries.join(', ')}`,
+    );
+  if (body.use_mclip && body.text !== undefined)
+    throw queryInvalid("use_mclip: this server has no multilingual CLIP; send use_mclip: false (ClipClient's default)");
   const numResultIds = Math.max(body.num_result_ids ?? body.num_images, body.num_images);
   if (numResultIds > maxResults) {
-    throw queryInvalid(`num_images / num_result_ids: at most ${maxResults} results per request, asked for ${numResultIds}`, { hint: 'Page with /metadata, or use `clipstream plan` for large result sets.' });
+    throw queryInvalid(
+      `num_images / num_result_ids: at most ${maxResults} results per request, asked for ${numResultIds}`,
+      { hint: 'Page with /metadata, or use `clipstream plan` for large result sets.' },
+    );
   }
   return numResultIds;
 }

@@ -79,7 +79,10 @@ export function registerEvents(app: FastifyInstance, ctx: ServerContext): void {
   const last = new Map<string, { at: number; delivered: number; bytes: number | null }>();
   let snapshot = '';
 
-  const jobs = (): JobCounters[] => [...[...ctx.streams].map(([name, s]) => streamCounters(name, s)), ...(ctx.web.jobs ?? []).map((read) => read())];
+  const jobs = (): JobCounters[] => [
+    ...[...ctx.streams].map(([name, s]) => streamCounters(name, s)),
+    ...(ctx.web.jobs ?? []).map((read) => read()),
+  ];
 
   function tick(): void {
     const now = Date.now();
@@ -91,7 +94,8 @@ export function registerEvents(app: FastifyInstance, ctx: ServerContext): void {
       const point: RatePoint = {
         t: now / 1000,
         samples_per_second: prev ? round((job.delivered - prev.delivered) / seconds) : 0,
-        bytes_per_second: job.bytes === null ? null : prev?.bytes != null ? round((job.bytes - prev.bytes) / seconds) : 0,
+        bytes_per_second:
+          job.bytes === null ? null : prev?.bytes != null ? round((job.bytes - prev.bytes) / seconds) : 0,
       };
       const points = history.get(job.name) ?? [];
       points.push(point);
@@ -99,8 +103,13 @@ export function registerEvents(app: FastifyInstance, ctx: ServerContext): void {
       history.set(job.name, points);
       return point;
     });
-    snapshot = JSON.stringify({ time: now / 1000, rss: process.memoryUsage.rss(), jobs: list.map((job, i) => ({ ...job, rate: rates[i] })) });
-    for (const res of clients) if (res.writableLength < SLOW_CLIENT_BYTES) res.write(`event: snapshot\ndata: ${snapshot}\n\n`);
+    snapshot = JSON.stringify({
+      time: now / 1000,
+      rss: process.memoryUsage.rss(),
+      jobs: list.map((job, i) => ({ ...job, rate: rates[i] })),
+    });
+    for (const res of clients)
+      if (res.writableLength < SLOW_CLIENT_BYTES) res.write(`event: snapshot\ndata: ${snapshot}\n\n`);
   }
   // Always on (history for a dashboard opened later); costs one read of the counters a second.
   const timer = setInterval(tick, TICK_MS);
@@ -112,10 +121,18 @@ export function registerEvents(app: FastifyInstance, ctx: ServerContext): void {
   });
 
   app.get('/api/events', async (req, reply) => {
-    if (clients.size >= ctx.limits.eventClients) throw serverBusy(`${clients.size} dashboards are open, the most this server serves at once`, { hint: 'Close a dashboard, or retry later.' });
+    if (clients.size >= ctx.limits.eventClients)
+      throw serverBusy(`${clients.size} dashboards are open, the most this server serves at once`, {
+        hint: 'Close a dashboard, or retry later.',
+      });
     const res = reply.raw;
     reply.hijack();
-    res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store', connection: 'keep-alive', 'x-accel-buffering': 'no' });
+    res.writeHead(200, {
+      'content-type': 'text/event-stream',
+      'cache-control': 'no-store',
+      connection: 'keep-alive',
+      'x-accel-buffering': 'no',
+    });
     res.write(`retry: 2000\nevent: history\ndata: ${JSON.stringify(Object.fromEntries(history))}\n\n`);
     clients.add(res);
     if (snapshot) res.write(`event: snapshot\ndata: ${snapshot}\n\n`);

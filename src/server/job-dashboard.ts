@@ -30,8 +30,13 @@ export function downloadJob(name: string, counter: () => ProgressCounter | undef
  * The page of `clipstream serve` with only its dashboard, for another job of this process (a download): on
  * 127.0.0.1, the same /api/events. Resolves once it listens; `close()` stops it.
  */
-export async function startJobDashboard(o: { port: number; jobs: JobSource[]; host?: string }): Promise<{ url: string; close(): Promise<void> }> {
-  if (!Number.isInteger(o.port) || o.port < 0 || o.port > 65535) throw invalidOption(`Expected a port in 0…65535 for --port but received ${o.port}`);
+export async function startJobDashboard(o: {
+  port: number;
+  jobs: JobSource[];
+  host?: string;
+}): Promise<{ url: string; close(): Promise<void> }> {
+  if (!Number.isInteger(o.port) || o.port < 0 || o.port > 65535)
+    throw invalidOption(`Expected a port in 0…65535 for --port but received ${o.port}`);
   const fetcher = createFetcher({});
   const app = createServer({ indices: new Map(), fetcher, web: { jobs: o.jobs } });
   try {
@@ -45,7 +50,8 @@ export async function startJobDashboard(o: { port: number; jobs: JobSource[]; ho
     };
   } catch (err) {
     await fetcher.close();
-    if ((err as NodeJS.ErrnoException).code === 'EADDRINUSE') throw portInUse(`port ${o.port} is in use`, { hint: 'Choose another --port, or --port 0 for any free port.' });
+    if ((err as NodeJS.ErrnoException).code === 'EADDRINUSE')
+      throw portInUse(`port ${o.port} is in use`, { hint: 'Choose another --port, or --port 0 for any free port.' });
     throw err;
   }
 }

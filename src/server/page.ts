@@ -25,7 +25,11 @@ function readPage(dir: string): Map<string, { body: Buffer; type: string }> {
     for (const name of readdirSync(d)) {
       const path = join(d, name);
       if (statSync(path).isDirectory()) walk(path);
-      else files.set(`/${relative(dir, path).split(sep).join('/')}`, { body: readFileSync(path), type: TYPES[extname(name)] ?? 'application/octet-stream' });
+      else
+        files.set(`/${relative(dir, path).split(sep).join('/')}`, {
+          body: readFileSync(path),
+          type: TYPES[extname(name)] ?? 'application/octet-stream',
+        });
     }
   };
   walk(dir);
@@ -38,7 +42,10 @@ function readPage(dir: string): Map<string, { body: Buffer; type: string }> {
  */
 export function registerPage(app: FastifyInstance, dir = PAGE_DIR): void {
   const files = readPage(dir);
-  const missing = () => notFound('the web page is not built in this installation', { hint: 'Run `npm run build` (it builds web/ into dist/web).' });
+  const missing = () =>
+    notFound('the web page is not built in this installation', {
+      hint: 'Run `npm run build` (it builds web/ into dist/web).',
+    });
   app.get('/', async (_req, reply) => {
     const index = files.get('/index.html');
     if (!index) throw missing();

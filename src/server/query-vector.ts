@@ -32,12 +32,18 @@ export async function queryVectorOf(q: QueryInput, ctx: ServerContext, o: QueryV
   if (q.embedding) {
     requireFinite(q.embedding, o.embeddingField);
     if (q.embedding.length !== o.dim) {
-      throw queryInvalid(`${o.embeddingField} has ${q.embedding.length} dimensions but index ${o.indexName} has ${o.dim}`, { hint: 'Embed the query with the model that built the index.' });
+      throw queryInvalid(
+        `${o.embeddingField} has ${q.embedding.length} dimensions but index ${o.indexName} has ${o.dim}`,
+        { hint: 'Embed the query with the model that built the index.' },
+      );
     }
     const vector = Float32Array.from(q.embedding);
     return o.normalise ? normalise(vector, o.embeddingField) : vector;
   }
-  if (!ctx.model) throw queryInvalid(`this server was started without --model: send ${o.embeddingField}, or restart it with a CLIP model`);
+  if (!ctx.model)
+    throw queryInvalid(
+      `this server was started without --model: send ${o.embeddingField}, or restart it with a CLIP model`,
+    );
   if (q.text) return (await ctx.model.encodeText([q.text]))[0]!;
   const field = q.image !== undefined ? 'image' : 'image_url';
   let bytes: Buffer;
@@ -67,6 +73,9 @@ async function checkImageHeader(bytes: Buffer, field: string, maxPixels: number)
   }
   const pixels = (meta.width ?? 0) * (meta.height ?? 0) * Math.max(1, meta.pages ?? 1);
   if (pixels > maxPixels) {
-    throw queryInvalid(`${field}: the image is ${meta.width} × ${meta.height}${(meta.pages ?? 1) > 1 ? ` × ${meta.pages} frames` : ''}, over the ${maxPixels} pixels a query image may have`, { hint: 'Send a smaller image: CLIP sees 224 × 224 pixels anyway.' });
+    throw queryInvalid(
+      `${field}: the image is ${meta.width} × ${meta.height}${(meta.pages ?? 1) > 1 ? ` × ${meta.pages} frames` : ''}, over the ${maxPixels} pixels a query image may have`,
+      { hint: 'Send a smaller image: CLIP sees 224 × 224 pixels anyway.' },
+    );
   }
 }

@@ -67,7 +67,8 @@ export class StreamProgress {
     };
     this.recent.push({ sample, image: s.image });
     this.recentBytes += s.image.length;
-    while (this.recent.length > RECENT_SAMPLES || this.recentBytes > RECENT_BYTES) this.recentBytes -= this.recent.shift()!.image.length;
+    while (this.recent.length > RECENT_SAMPLES || this.recentBytes > RECENT_BYTES)
+      this.recentBytes -= this.recent.shift()!.image.length;
   }
 
   /** The image of one of the latest samples, by key. */

@@ -5,7 +5,14 @@ import { defaultImageOptions, processImage, type ImageOptions } from '../image/i
 import type { ServerContext } from './app.js';
 
 /** Thumbnails fit in 192 × 192 pixels, as jpg: ~6 KB each, so the default 64 MB cache holds ~10 000. */
-const THUMB: ImageOptions = { ...defaultImageOptions, imageSize: 192, resizeMode: 'keep_ratio_largest', resizeOnlyIfBigger: true, encodeFormat: 'jpg', encodeQuality: 80 };
+const THUMB: ImageOptions = {
+  ...defaultImageOptions,
+  imageSize: 192,
+  resizeMode: 'keep_ratio_largest',
+  resizeOnlyIfBigger: true,
+  encodeFormat: 'jpg',
+  encodeQuality: 80,
+};
 /** What a cached failure costs in the byte budget (its key, reason and message). */
 const FAILURE_BYTES = 256;
 
@@ -70,7 +77,8 @@ export function registerThumbRoutes(app: FastifyInstance, ctx: ServerContext): v
     if (hit) return hit;
     const shared = running.get(key);
     if (shared) return shared;
-    if (slots.pending >= ctx.limits.thumbQueue) throw serverBusy(`${slots.pending} thumbnails are waiting to be downloaded`, { hint: 'Retry after a second.' });
+    if (slots.pending >= ctx.limits.thumbQueue)
+      throw serverBusy(`${slots.pending} thumbnails are waiting to be downloaded`, { hint: 'Retry after a second.' });
     const work = slots.use(() => make(indexName, id)).finally(() => running.delete(key));
     running.set(key, work);
     const made = await work;
@@ -80,11 +88,17 @@ export function registerThumbRoutes(app: FastifyInstance, ctx: ServerContext): v
 
   app.get<{ Params: { index: string; file: string } }>('/thumbs/:index/:file', async (req, reply) => {
     const { index, file } = req.params;
-    if (!ctx.indices.has(index)) throw notFound(`unknown index ${JSON.stringify(index)}; this server has: ${[...ctx.indices.keys()].join(', ') || 'no index'}`);
+    if (!ctx.indices.has(index))
+      throw notFound(
+        `unknown index ${JSON.stringify(index)}; this server has: ${[...ctx.indices.keys()].join(', ') || 'no index'}`,
+      );
     const m = /^(\d{1,15})\.jpg$/.exec(file);
     if (!m) throw queryInvalid(`expected /thumbs/${index}/ID.jpg with a row id but received ${JSON.stringify(file)}`);
     const t = await thumb(index, Number(m[1]));
-    if (!t.ok) throw imageUnavailable(`row ${m[1]}: dead link (${t.reason}): ${t.message}`, { hint: 'The image at this row\'s url could not be downloaded or decoded: a stream would replace it.' });
+    if (!t.ok)
+      throw imageUnavailable(`row ${m[1]}: dead link (${t.reason}): ${t.message}`, {
+        hint: "The image at this row's url could not be downloaded or decoded: a stream would replace it.",
+      });
     return reply.type('image/jpeg').header('cache-control', 'private, max-age=3600').send(t.jpg);
   });
 }

@@ -23,7 +23,7 @@ export interface WebOptions {
   jobs?: JobSource[];
 }
 
-const API_HINT = 'The page\'s JSON API: see docs/server.md.';
+const API_HINT = "The page's JSON API: see docs/server.md.";
 
 /** A query of the page: exactly one of a text, an image (base64), an image URL, an embedding, or a row ("more like this"). */
 const queryShape = z
@@ -31,11 +31,18 @@ const queryShape = z
     text: z.string().min(1).max(10_000).optional(),
     image: z.string().min(1).optional(),
     image_url: z.string().min(1).max(8192).optional(),
-    embedding: z.array(z.custom<number>((v) => typeof v === 'number', 'Expected a number')).min(1).max(65_536).optional(),
+    embedding: z
+      .array(z.custom<number>((v) => typeof v === 'number', 'Expected a number'))
+      .min(1)
+      .max(65_536)
+      .optional(),
     like: z.number().int().min(0).optional(),
   })
   .strict()
-  .refine((q) => Object.values(q).filter((v) => v !== undefined).length === 1, 'Expected exactly one of text, image, image_url, embedding, like');
+  .refine(
+    (q) => Object.values(q).filter((v) => v !== undefined).length === 1,
+    'Expected exactly one of text, image, image_url, embedding, like',
+  );
 
 const searchShape = z
   .object({
@@ -64,7 +71,10 @@ const NEAR_DUPLICATE = 0.94;
 export function registerWebApi(app: FastifyInstance, ctx: ServerContext): void {
   const indexNamed = (name: string): Index => {
     const index = ctx.indices.get(name);
-    if (!index) throw notFound(`unknown index ${JSON.stringify(name)}; this server has: ${[...ctx.indices.keys()].join(', ') || 'no index'}`);
+    if (!index)
+      throw notFound(
+        `unknown index ${JSON.stringify(name)}; this server has: ${[...ctx.indices.keys()].join(', ') || 'no index'}`,
+      );
     return index;
   };
 
@@ -86,7 +96,8 @@ export function registerWebApi(app: FastifyInstance, ctx: ServerContext): void {
 
   app.post('/api/search', async (req) => {
     const body = parseOptions(searchShape, req.body ?? {}, undefined, API_HINT);
-    if (body.k > ctx.limits.results) throw queryInvalid(`k: at most ${ctx.limits.results} results per request, asked for ${body.k}`);
+    if (body.k > ctx.limits.results)
+      throw queryInvalid(`k: at most ${ctx.limits.results} results per request, asked for ${body.k}`);
     const index = indexNamed(body.index);
     return ctx.bounded(async () => {
       const vector = await vectorOf(body.query, body.index, index);
@@ -106,8 +117,13 @@ export function registerWebApi(app: FastifyInstance, ctx: ServerContext): void {
 
   /** The query's unit vector ("more like this": the row's own stored embedding). */
   async function vectorOf(q: z.output<typeof queryShape>, indexName: string, index: Index): Promise<Float32Array> {
-    if (q.like === undefined) return queryVectorOf(q, ctx, { dim: index.info.dim, indexName, embeddingField: 'embedding', normalise: true });
-    if (!index.vectorsOf) throw queryInvalid(`index ${indexName} cannot give a row's embedding ("more like this"): its backend does not keep them`, { hint: 'Query by text, image or embedding instead.' });
+    if (q.like === undefined)
+      return queryVectorOf(q, ctx, { dim: index.info.dim, indexName, embeddingField: 'embedding', normalise: true });
+    if (!index.vectorsOf)
+      throw queryInvalid(
+        `index ${indexName} cannot give a row's embedding ("more like this"): its backend does not keep them`,
+        { hint: 'Query by text, image or embedding instead.' },
+      );
     const vector = (await index.vectorsOf([q.like])).get(q.like);
     if (!vector) throw queryInvalid(`like: index ${indexName} has no row ${q.like}`);
     return normalise(vector, `row ${q.like}'s embedding`);
@@ -117,7 +133,10 @@ export function registerWebApi(app: FastifyInstance, ctx: ServerContext): void {
 }
 
 /** What `clipstream query` applies besides the threshold: urls deduplicated, the where predicate, near-duplicates. */
-function filters(body: { where?: string; near_duplicate: boolean }): Pick<SearchQuery, 'where' | 'dedupUrls' | 'nearDuplicate'> {
+function filters(body: {
+  where?: string;
+  near_duplicate: boolean;
+}): Pick<SearchQuery, 'where' | 'dedupUrls' | 'nearDuplicate'> {
   return { where: body.where, dedupUrls: true, nearDuplicate: body.near_duplicate ? NEAR_DUPLICATE : undefined };
 }
 

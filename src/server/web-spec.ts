@@ -12,13 +12,22 @@ import { MAX_PARTITIONS, quotas } from '../stream/partition.js';
 import type { ServerContext } from './app.js';
 import { servedStream } from './streams.js';
 
-const API_HINT = 'The page\'s JSON API: see docs/server.md; a spec\'s fields: docs/spec.md.';
+const API_HINT = "The page's JSON API: see docs/server.md; a spec's fields: docs/spec.md.";
 /** Samples one spec from the page may ask for: a plan keeps ~3.75 candidates per sample in memory. */
 export const MAX_PAGE_SPEC_SAMPLES = 200_000;
 
-const planShape = z.object({ spec: z.record(z.string(), z.unknown()), partitions: z.number().int().min(1).max(MAX_PARTITIONS).default(1) }).strict();
+const planShape = z
+  .object({
+    spec: z.record(z.string(), z.unknown()),
+    partitions: z.number().int().min(1).max(MAX_PARTITIONS).default(1),
+  })
+  .strict();
 const startShape = z
-  .object({ name: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'Expected a name of letters, digits, _ or - (1–64 characters)'), spec: z.record(z.string(), z.unknown()), partitions: z.number().int().min(1).max(MAX_PARTITIONS).default(1) })
+  .object({
+    name: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'Expected a name of letters, digits, _ or - (1–64 characters)'),
+    spec: z.record(z.string(), z.unknown()),
+    partitions: z.number().int().min(1).max(MAX_PARTITIONS).default(1),
+  })
   .strict();
 
 /**
@@ -43,13 +52,25 @@ export function registerSpecRoutes(app: FastifyInstance, ctx: ServerContext): vo
   });
 
   app.post('/api/streams', async (req) => {
-    if (!ctx.web.allowNewStreams) throw forbidden('this server does not start streams from its API', { hint: 'Restart it with --allow-new-streams, or run `clipstream serve --spec NAME=SPEC` with the exported spec.' });
+    if (!ctx.web.allowNewStreams)
+      throw forbidden('this server does not start streams from its API', {
+        hint: 'Restart it with --allow-new-streams, or run `clipstream serve --spec NAME=SPEC` with the exported spec.',
+      });
     const body = parseOptions(startShape, req.body ?? {}, undefined, API_HINT);
-    if (ctx.streams.has(body.name)) throw invalidOption(`name: this server already serves a stream ${JSON.stringify(body.name)}`, { hint: 'Choose another name.' });
-    if (contexts.length >= ctx.limits.startedStreams) throw forbidden(`this server has started ${contexts.length} streams, the most it starts`, { hint: 'Restart the server to start more.' });
+    if (ctx.streams.has(body.name))
+      throw invalidOption(`name: this server already serves a stream ${JSON.stringify(body.name)}`, {
+        hint: 'Choose another name.',
+      });
+    if (contexts.length >= ctx.limits.startedStreams)
+      throw forbidden(`this server has started ${contexts.length} streams, the most it starts`, {
+        hint: 'Restart the server to start more.',
+      });
     const { spec } = specFromPage(body.spec, ctx, true);
     const plan = await ctx.bounded(() => openPlan(spec, { model: ctx.model }));
-    plan.pending?.then(() => plan.warnings.forEach((w) => ctx.log(`stream ${body.name}: warning: ${w}`)), (err: unknown) => ctx.log(`stream ${body.name}: the plan's long search failed: ${(err as Error).message}`));
+    plan.pending?.then(
+      () => plan.warnings.forEach((w) => ctx.log(`stream ${body.name}: warning: ${w}`)),
+      (err: unknown) => ctx.log(`stream ${body.name}: the plan's long search failed: ${(err as Error).message}`),
+    );
     const context = await createStreamContext(plan);
     contexts.push(context);
     ctx.streams.set(body.name, servedStream(plan, context));
@@ -59,26 +80,48 @@ export function registerSpecRoutes(app: FastifyInstance, ctx: ServerContext): vo
 }
 
 /** The spec as `clipstream plan` would read it, checked against what this server serves; `index`: the served index. */
-function specFromPage(input: Record<string, unknown>, ctx: ServerContext, downloads: boolean): { spec: Spec; index: Index } {
+function specFromPage(
+  input: Record<string, unknown>,
+  ctx: ServerContext,
+  downloads: boolean,
+): { spec: Spec; index: Index } {
   const dirs = [...(ctx.web.indexDirs ?? [])];
   const location = typeof input.index === 'string' ? resolve(input.index) : undefined;
   const served = dirs.find(([, dir]) => resolve(dir) === location);
-  if (!served) throw invalidOption(`index: expected the folder of an index this server serves (${dirs.map(([, d]) => d).join(', ') || 'none'}) but received ${JSON.stringify(input.index)}`, { hint: 'GET /api/info lists each index\'s location.' });
+  if (!served)
+    throw invalidOption(
+      `index: expected the folder of an index this server serves (${dirs.map(([, d]) => d).join(', ') || 'none'}) but received ${JSON.stringify(input.index)}`,
+      { hint: "GET /api/info lists each index's location." },
+    );
   if (input.model !== undefined && (!ctx.web.modelDir || resolve(String(input.model)) !== resolve(ctx.web.modelDir))) {
-    throw invalidOption(`model: expected this server's model (${ctx.web.modelDir ?? 'none: it has no --model'}) but received ${JSON.stringify(input.model)}`);
+    throw invalidOption(
+      `model: expected this server's model (${ctx.web.modelDir ?? 'none: it has no --model'}) but received ${JSON.stringify(input.model)}`,
+    );
   }
-  if (input.cache !== undefined) throw invalidOption('cache: a spec sent to the server may not name a folder of the server', { hint: 'Add a cache to the exported file instead.' });
+  if (input.cache !== undefined)
+    throw invalidOption('cache: a spec sent to the server may not name a folder of the server', {
+      hint: 'Add a cache to the exported file instead.',
+    });
   const queries = Array.isArray(input.queries) ? input.queries : [];
   queries.forEach((q: unknown, i) => {
     for (const field of ['image', 'embedding_file'] as const) {
-      if (q && typeof q === 'object' && field in q) throw invalidOption(`queries[${i}].${field}: a spec sent to the server takes text and embedding queries`, { hint: 'The page sends an image query as its embedding.' });
+      if (q && typeof q === 'object' && field in q)
+        throw invalidOption(`queries[${i}].${field}: a spec sent to the server takes text and embedding queries`, {
+          hint: 'The page sends an image query as its embedding.',
+        });
     }
   });
   const spec = parseSpec(input, 'the spec', process.cwd());
   const samples = spec.queries.reduce((sum, q) => sum + q.count, 0);
-  if (samples > MAX_PAGE_SPEC_SAMPLES) throw invalidOption(`the spec asks for ${samples} samples; a spec sent to the server may ask for at most ${MAX_PAGE_SPEC_SAMPLES}`, { hint: 'Export the spec and run `clipstream plan` on it.' });
+  if (samples > MAX_PAGE_SPEC_SAMPLES)
+    throw invalidOption(
+      `the spec asks for ${samples} samples; a spec sent to the server may ask for at most ${MAX_PAGE_SPEC_SAMPLES}`,
+      { hint: 'Export the spec and run `clipstream plan` on it.' },
+    );
   if (downloads && spec.fetch.allow_private_networks && !ctx.web.allowPrivateNetworks) {
-    throw forbidden('fetch.allow_private_networks: this server was not started with --allow-private-networks, so its streams may not reach private addresses');
+    throw forbidden(
+      'fetch.allow_private_networks: this server was not started with --allow-private-networks, so its streams may not reach private addresses',
+    );
   }
   return { spec, index: ctx.indices.get(served[0])! };
 }
@@ -111,9 +154,16 @@ export function planSummary(plan: Plan, partitions: number) {
 async function overlaps(spec: Spec, index: Index, ctx: ServerContext) {
   const sets: { ids: Set<number>; more: boolean }[] = [];
   for (const q of spec.queries) {
-    if (q.text !== undefined && !ctx.model) throw queryInvalid(`query ${q.name}: a text query needs the server's model (--model)`);
+    if (q.text !== undefined && !ctx.model)
+      throw queryInvalid(`query ${q.name}: a text query needs the server's model (--model)`);
     const vector = await embedQuery(q, ctx.model, `query ${q.name}`);
-    const rows = await index.search({ vector, minSimilarity: q.min_similarity, maxResults: ctx.limits.results, where: q.where, dedupUrls: spec.dedup.urls });
+    const rows = await index.search({
+      vector,
+      minSimilarity: q.min_similarity,
+      maxResults: ctx.limits.results,
+      where: q.where,
+      dedupUrls: spec.dedup.urls,
+    });
     sets.push({ ids: new Set(rows.map((r) => r.id)), more: rows.truncated === true });
   }
   return spec.queries.map((q, i) => {

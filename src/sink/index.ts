@@ -8,5 +8,11 @@ export {
   type ShardWriter,
   type ShardWriterOptions,
 } from './shard-writer.js';
-export { CappedCounter, StatsCollector, STATUS_DICT_CAP, type ShardStats, type StatsCollectorOptions } from './stats.js';
+export {
+  CappedCounter,
+  StatsCollector,
+  STATUS_DICT_CAP,
+  type ShardStats,
+  type StatsCollectorOptions,
+} from './stats.js';
 export { createTarSampleStream, type TarSampleStream, type TarSampleStreamOptions } from './tar.js';

@@ -34,7 +34,8 @@ export function sampleMembers(record: SampleRecord): SampleMember[] {
     throw internalError(`sample ${record.key} has status success but no image`);
   }
   const members: SampleMember[] = [{ name: `${record.key}.${record.image.format}`, data: record.image.data }];
-  if (record.caption !== undefined) members.push({ name: `${record.key}.txt`, data: Buffer.from(record.caption, 'utf8') });
+  if (record.caption !== undefined)
+    members.push({ name: `${record.key}.txt`, data: Buffer.from(record.caption, 'utf8') });
   members.push({ name: `${record.key}.json`, data: metaJson(record.meta) });
   for (const m of record.extra ?? []) members.push({ name: `${record.key}.${m.ext}`, data: m.data });
   return members;

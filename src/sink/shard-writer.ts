@@ -75,7 +75,10 @@ export async function openShardWriter(options: ShardWriterOptions): Promise<Shar
   const parts: ShardPart[] = [];
   try {
     if (outputFormat === 'parquet') {
-      const columns: ParquetColumn[] = [...options.metaColumns, { name: options.encodeFormat, type: 'BYTE_ARRAY', opaque: true }];
+      const columns: ParquetColumn[] = [
+        ...options.metaColumns,
+        { name: options.encodeFormat, type: 'BYTE_ARRAY', opaque: true },
+      ];
       const writer = await openParquetWriter(paths.parquetPartial, columns, {
         rowGroupSize: options.imageRowGroupSize ?? 100,
         durable,
@@ -88,7 +91,8 @@ export async function openShardWriter(options: ShardWriterOptions): Promise<Shar
       });
       parts.push(parquetPart(writer, paths.parquetPartial, paths.parquet, undefined));
     }
-    if (outputFormat === 'webdataset') parts.push(await tarPart(paths.tarPartial, paths.tar, options.mtime ?? new Date(), durable));
+    if (outputFormat === 'webdataset')
+      parts.push(await tarPart(paths.tarPartial, paths.tar, options.mtime ?? new Date(), durable));
     if (outputFormat === 'files') parts.push(await folderPart(paths.folderPartial, paths.folder, durable));
   } catch (err) {
     await Promise.all(parts.map((p) => p.abort().catch(() => {})));
@@ -135,10 +139,14 @@ export async function openShardWriter(options: ShardWriterOptions): Promise<Shar
 
 function validate(o: ShardWriterOptions): void {
   if (!(OUTPUT_FORMATS as readonly string[]).includes(o.outputFormat)) {
-    throw invalidOption(`Expected one of ${OUTPUT_FORMATS.join(', ')} for outputFormat but received ${String(o.outputFormat)}`);
+    throw invalidOption(
+      `Expected one of ${OUTPUT_FORMATS.join(', ')} for outputFormat but received ${String(o.outputFormat)}`,
+    );
   }
   if (!/^[^./\\\0]+$/.test(o.shardName)) {
-    throw invalidOption(`Expected a shard name without dots or slashes for shardName but received ${JSON.stringify(o.shardName)}`);
+    throw invalidOption(
+      `Expected a shard name without dots or slashes for shardName but received ${JSON.stringify(o.shardName)}`,
+    );
   }
   const names = new Set<string>();
   for (const c of o.metaColumns) {
@@ -209,7 +217,12 @@ async function folderPart(partial: string, final: string, durable: boolean): Pro
   };
 }
 
-function parquetPart(writer: ParquetRowWriter, partial: string, final: string, imageColumn: ImageFormat | undefined): ShardPart {
+function parquetPart(
+  writer: ParquetRowWriter,
+  partial: string,
+  final: string,
+  imageColumn: ImageFormat | undefined,
+): ShardPart {
   return {
     write(record) {
       if (imageColumn === undefined) return writer.writeRow(record.meta);

@@ -38,7 +38,10 @@ export interface TarSampleStream {
  * tar-stream's pack is a streamx stream; it is bridged to a Node `Readable` that pauses the pack while its own
  * buffer is full, so a slow consumer stops the producer.
  */
-export function createTarSampleStream({ mtime = new Date(), highWaterMark = 64 * 1024 }: TarSampleStreamOptions = {}): TarSampleStream {
+export function createTarSampleStream({
+  mtime = new Date(),
+  highWaterMark = 64 * 1024,
+}: TarSampleStreamOptions = {}): TarSampleStream {
   const pack = tar.pack();
   let bytesWritten = 0;
   let finishing: Promise<void> | undefined;
@@ -81,8 +84,10 @@ export function createTarSampleStream({ mtime = new Date(), highWaterMark = 64 *
 
   const entry = (name: string, data: Buffer): Promise<void> =>
     new Promise((resolve, reject) => {
-      const sink = pack.entry({ name, size: data.length, mode: 0o644, mtime, uid: 0, gid: 0, type: 'file' }, data, (err) =>
-        err ? reject(failure ?? err) : resolve(),
+      const sink = pack.entry(
+        { name, size: data.length, mode: 0o644, mtime, uid: 0, gid: 0, type: 'file' },
+        data,
+        (err) => (err ? reject(failure ?? err) : resolve()),
       );
       sink.on('error', () => {}); // reported through the callback
     });

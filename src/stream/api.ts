@@ -46,7 +46,14 @@ export async function openStream(specOrPlan: string | Plan, o: OpenStreamOptions
   const context = await createStreamContext(plan);
   let stream: Stream;
   try {
-    stream = streamPartition(plan, { partition: o.partition ?? { index: 0, count: 1 }, epoch: o.epoch, state: o.state, stats: o.stats, infinite: o.infinite, context });
+    stream = streamPartition(plan, {
+      partition: o.partition ?? { index: 0, count: 1 },
+      epoch: o.epoch,
+      state: o.state,
+      stats: o.stats,
+      infinite: o.infinite,
+      context,
+    });
   } catch (err) {
     await context.close();
     throw err;

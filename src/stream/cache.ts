@@ -12,7 +12,16 @@ import { IMAGE_FORMATS, type FailureReason, type ImageFormat } from '../core/typ
  * files are written under a unique temporary name and renamed, and entries written by others are found on disk.
  */
 export type CachedOutcome =
-  | { ok: true; image: Buffer; format: ImageFormat; width: number; height: number; originalWidth: number; originalHeight: number; sha256: string | null }
+  | {
+      ok: true;
+      image: Buffer;
+      format: ImageFormat;
+      width: number;
+      height: number;
+      originalWidth: number;
+      originalHeight: number;
+      sha256: string | null;
+    }
   | { ok: false; reason: FailureReason; message: string };
 
 export interface CacheStats {
@@ -46,8 +55,10 @@ export function isCacheableFailure(reason: FailureReason): boolean {
 }
 
 export async function openSampleCache(o: { dir: string; maxBytes: number; namespace: string }): Promise<SampleCache> {
-  if (!Number.isFinite(o.maxBytes) || o.maxBytes <= 0) throw invalidOption(`Expected a size > 0 for cache.max_bytes but received ${o.maxBytes}`);
-  if (!/^[0-9A-Za-z_-]{1,64}$/.test(o.namespace)) throw invalidOption(`Expected a cache namespace of letters and digits but received ${JSON.stringify(o.namespace)}`);
+  if (!Number.isFinite(o.maxBytes) || o.maxBytes <= 0)
+    throw invalidOption(`Expected a size > 0 for cache.max_bytes but received ${o.maxBytes}`);
+  if (!/^[0-9A-Za-z_-]{1,64}$/.test(o.namespace))
+    throw invalidOption(`Expected a cache namespace of letters and digits but received ${JSON.stringify(o.namespace)}`);
   const root = join(o.dir, o.namespace);
   try {
     await mkdir(root, { recursive: true });
@@ -55,9 +66,12 @@ export async function openSampleCache(o: { dir: string; maxBytes: number; namesp
     await writeFile(probe, '');
     await rm(probe);
   } catch (err) {
-    throw invalidOption(`the cache folder ${o.dir} cannot be written (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`, {
-      hint: 'Set cache.dir in the spec to a writable folder, or null for no cache.',
-    });
+    throw invalidOption(
+      `the cache folder ${o.dir} cannot be written (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`,
+      {
+        hint: 'Set cache.dir in the spec to a writable folder, or null for no cache.',
+      },
+    );
   }
 
   /** path → size and last use (ms). Insertion order is not trusted: eviction sorts by lastUsed. */
@@ -184,8 +198,15 @@ function decode(data: Buffer): CachedOutcome | undefined {
     return { ok: false, reason: meta.reason as FailureReason, message: meta.message };
   }
   const ints = [meta.width, meta.height, meta.originalWidth, meta.originalHeight];
-  if (meta.ok !== true || !(IMAGE_FORMATS as readonly unknown[]).includes(meta.format) || !ints.every((v) => Number.isInteger(v) && (v as number) > 0) || image.length === 0) return undefined;
-  if (meta.sha256 !== null && (typeof meta.sha256 !== 'string' || !/^[0-9a-f]{64}$/.test(meta.sha256))) return undefined;
+  if (
+    meta.ok !== true ||
+    !(IMAGE_FORMATS as readonly unknown[]).includes(meta.format) ||
+    !ints.every((v) => Number.isInteger(v) && (v as number) > 0) ||
+    image.length === 0
+  )
+    return undefined;
+  if (meta.sha256 !== null && (typeof meta.sha256 !== 'string' || !/^[0-9a-f]{64}$/.test(meta.sha256)))
+    return undefined;
   return {
     ok: true,
     image: Buffer.from(image),

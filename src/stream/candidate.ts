@@ -30,7 +30,12 @@ export function createFetcherFor(fetch: PlanHeader['fetch']): Fetcher {
 }
 
 /** One url → a resized image or a failure reason; the cache first when there is one. Never throws. */
-export async function fetchCandidate(url: string, ctx: CandidateContext, stats: StreamStats, signal?: AbortSignal): Promise<CachedOutcome> {
+export async function fetchCandidate(
+  url: string,
+  ctx: CandidateContext,
+  stats: StreamStats,
+  signal?: AbortSignal,
+): Promise<CachedOutcome> {
   stats.inFlight++;
   try {
     const cached = await ctx.cache?.get(url);
@@ -55,7 +60,16 @@ async function download(url: string, ctx: CandidateContext, signal?: AbortSignal
   if (!image.ok) return { ok: false, reason: image.reason, message: image.message };
   // processed (no keepBytes): every size is known
   const { data, format, width, height, originalWidth, originalHeight, hash } = image;
-  return { ok: true, image: data, format, width: width!, height: height!, originalWidth: originalWidth!, originalHeight: originalHeight!, sha256: hash ?? null };
+  return {
+    ok: true,
+    image: data,
+    format,
+    width: width!,
+    height: height!,
+    originalWidth: originalWidth!,
+    originalHeight: originalHeight!,
+    sha256: hash ?? null,
+  };
 }
 
 function count(outcome: CachedOutcome, stats: StreamStats): void {

@@ -64,7 +64,10 @@ export function streamPartition(plan: Plan, o: PartitionStreamOptions): Stream {
   const quota = quotas(plan, o.partition.count);
   const state = o.state ? structuredClone(o.state) : freshState(plan, o.partition, epoch);
   checkState(state, plan, o.partition, epoch, quota, o.infinite ?? false);
-  if (o.infinite && sum(quota) === 0) throw invalidOption('an infinite stream needs at least one sample per partition: every query has fewer samples than partitions');
+  if (o.infinite && sum(quota) === 0)
+    throw invalidOption(
+      'an infinite stream needs at least one sample per partition: every query has fewer samples than partitions',
+    );
   return new PartitionStream(plan, o, quota, state);
 }
 
@@ -134,15 +137,18 @@ class PartitionStream implements Stream {
   private readersFor(s: StreamState): StripeReader[] {
     const { index: p, count: P } = this.o.partition;
     const seed = this.plan.header.seed;
-    return this.plan.header.queries.map((q, qi) => new StripeReader(
-      q.name,
-      new Stripe(this.plan.candidates[qi]!, p, P, this.plan),
-      this.quota[qi]!,
-      s.queries[qi]!,
-      s.epoch === 0 ? null : stringSeed(`${seed}:${s.epoch}:${p}:${qi}`),
-      this.window,
-      (c) => fetchCandidate(c.url, this.o.context, this.stats, this.abort.signal),
-    ));
+    return this.plan.header.queries.map(
+      (q, qi) =>
+        new StripeReader(
+          q.name,
+          new Stripe(this.plan.candidates[qi]!, p, P, this.plan),
+          this.quota[qi]!,
+          s.queries[qi]!,
+          s.epoch === 0 ? null : stringSeed(`${seed}:${s.epoch}:${p}:${qi}`),
+          this.window,
+          (c) => fetchCandidate(c.url, this.o.context, this.stats, this.abort.signal),
+        ),
+    );
   }
 
   private async *samples(): AsyncGenerator<StreamSample> {
@@ -202,10 +208,32 @@ class PartitionStream implements Stream {
     const out = hit.outcome;
     const query = this.plan.header.queries[qi]!.name;
     const json = streamedSampleJson({
-      key, url: c.url, caption: c.caption, metadata: c.metadata, width: out.width, height: out.height, originalWidth: out.originalWidth,
-      originalHeight: out.originalHeight, sha256: out.sha256, id: c.id, query, similarity: c.similarity, partition: state.p, epoch: state.epoch, repeat: hit.repeat,
+      key,
+      url: c.url,
+      caption: c.caption,
+      metadata: c.metadata,
+      width: out.width,
+      height: out.height,
+      originalWidth: out.originalWidth,
+      originalHeight: out.originalHeight,
+      sha256: out.sha256,
+      id: c.id,
+      query,
+      similarity: c.similarity,
+      partition: state.p,
+      epoch: state.epoch,
+      repeat: hit.repeat,
     });
-    return { key, image: out.image, format: out.format, caption: c.caption, json, query, repeat: hit.repeat, state: structuredClone(state) };
+    return {
+      key,
+      image: out.image,
+      format: out.format,
+      caption: c.caption,
+      json,
+      query,
+      repeat: hit.repeat,
+      state: structuredClone(state),
+    };
   }
 
   /** Stops the walk: open downloads are aborted; resolves when they have ended. */
@@ -237,16 +265,28 @@ export function defaultWindow(plan: Plan): number {
   return Math.max(16, Math.min(4096, 8 * plan.header.fetch.concurrency, byBytes));
 }
 
-function checkState(state: StreamState, plan: Plan, partition: Partition, epoch: number, quota: number[], infinite: boolean): void {
-  const refuse = (why: string) => invalidOption(`the resume state does not fit this stream: ${why}`, {
-    hint: 'Resume with the state of the same stream, partition count and epoch, or start without one.',
-  });
-  if (state.plan !== plan.header.id) throw refuse(`it was made for plan ${state.plan}, this stream's plan is ${plan.header.id}`);
-  if (state.P !== partition.count) throw refuse(`it was made for ${state.P} partitions, this run has ${partition.count}`);
+function checkState(
+  state: StreamState,
+  plan: Plan,
+  partition: Partition,
+  epoch: number,
+  quota: number[],
+  infinite: boolean,
+): void {
+  const refuse = (why: string) =>
+    invalidOption(`the resume state does not fit this stream: ${why}`, {
+      hint: 'Resume with the state of the same stream, partition count and epoch, or start without one.',
+    });
+  if (state.plan !== plan.header.id)
+    throw refuse(`it was made for plan ${state.plan}, this stream's plan is ${plan.header.id}`);
+  if (state.P !== partition.count)
+    throw refuse(`it was made for ${state.P} partitions, this run has ${partition.count}`);
   if (state.p !== partition.index) throw refuse(`it is partition ${state.p}'s, this is partition ${partition.index}`);
   // An infinite stream moves on by itself: its state may be at any later epoch.
-  if (infinite ? state.epoch < epoch : state.epoch !== epoch) throw refuse(`it is for epoch ${state.epoch}, this is epoch ${epoch}`);
-  if (state.queries.length !== quota.length) throw refuse(`it has ${state.queries.length} queries, the plan has ${quota.length}`);
+  if (infinite ? state.epoch < epoch : state.epoch !== epoch)
+    throw refuse(`it is for epoch ${state.epoch}, this is epoch ${epoch}`);
+  if (state.queries.length !== quota.length)
+    throw refuse(`it has ${state.queries.length} queries, the plan has ${quota.length}`);
   let sum = 0;
   state.queries.forEach((q, i) => {
     if (q.delivered > quota[i]!) throw refuse(`query ${i} delivered ${q.delivered} of a quota of ${quota[i]}`);

@@ -65,10 +65,21 @@ export async function streamToFolder(plan: Plan, o: StreamFolderOptions): Promis
   await writeFile(manifestPath, '', { flag: 'a' });
   await truncate(manifestPath, progress.manifest_bytes);
 
-  const stream = streamPartition(plan, { partition: o.partition, epoch: o.epoch, state: progress.state ?? undefined, context: o.context, stats: o.stats });
+  const stream = streamPartition(plan, {
+    partition: o.partition,
+    epoch: o.epoch,
+    state: progress.state ?? undefined,
+    context: o.context,
+    stats: o.stats,
+  });
   const resumedFrom = progress.state?.delivered ?? 0;
-  const byQuery: Record<string, number> = Object.fromEntries(plan.header.queries.map((q, i) => [q.name, progress.state?.queries[i]?.delivered ?? 0]));
-  const shard = { samples: stream[Symbol.asyncIterator](), columns: streamedSampleColumns(plan.candidates.flatMap((list) => list.slice(0, 100))) };
+  const byQuery: Record<string, number> = Object.fromEntries(
+    plan.header.queries.map((q, i) => [q.name, progress.state?.queries[i]?.delivered ?? 0]),
+  );
+  const shard = {
+    samples: stream[Symbol.asyncIterator](),
+    columns: streamedSampleColumns(plan.candidates.flatMap((list) => list.slice(0, 100))),
+  };
   try {
     while (!progress.done) {
       const written = await writeShard(plan, o, progress, shard, (sample) => {
@@ -85,7 +96,16 @@ export async function streamToFolder(plan: Plan, o: StreamFolderOptions): Promis
     await stream.close();
   }
   const delivered = progress.state?.delivered ?? 0;
-  return { folder: o.folder, delivered, size: stream.size, shards: progress.shards, resumedFrom, repeats: stream.stats.repeats, byQuery, stats: stream.stats };
+  return {
+    folder: o.folder,
+    delivered,
+    size: stream.size,
+    shards: progress.shards,
+    resumedFrom,
+    repeats: stream.stats.repeats,
+    byQuery,
+    stats: stream.stats,
+  };
 }
 
 /** The folder's progress: a new one, or the one there when it is this stream's and `resume` is asked. */
@@ -93,18 +113,35 @@ async function openProgress(plan: Plan, o: StreamFolderOptions, path: string): P
   await mkdir(o.folder, { recursive: true });
   const previous = await readProgress(path);
   if (!previous) {
-    const progress: FolderProgress = { plan: plan.header.id, partition: o.partition, epoch: o.epoch, shards: 0, manifest_bytes: 0, state: null, done: false };
+    const progress: FolderProgress = {
+      plan: plan.header.id,
+      partition: o.partition,
+      epoch: o.epoch,
+      shards: 0,
+      manifest_bytes: 0,
+      state: null,
+      done: false,
+    };
     await writeProgress(path, progress);
     return progress;
   }
-  const same = previous.plan === plan.header.id && previous.partition.index === o.partition.index &&
-    previous.partition.count === o.partition.count && previous.epoch === o.epoch;
+  const same =
+    previous.plan === plan.header.id &&
+    previous.partition.index === o.partition.index &&
+    previous.partition.count === o.partition.count &&
+    previous.epoch === o.epoch;
   if (!same) {
-    throw outputConflict(`${o.folder} holds another stream (plan ${previous.plan}, partition ${previous.partition.index} of ${previous.partition.count}, epoch ${previous.epoch})`, {
-      hint: 'Use one output folder per partition and epoch.',
-    });
+    throw outputConflict(
+      `${o.folder} holds another stream (plan ${previous.plan}, partition ${previous.partition.index} of ${previous.partition.count}, epoch ${previous.epoch})`,
+      {
+        hint: 'Use one output folder per partition and epoch.',
+      },
+    );
   }
-  if (!o.resume) throw outputConflict(`${o.folder} already holds ${previous.shards} shard(s) of this stream`, { hint: 'Add --resume to complete it, or choose an empty folder.' });
+  if (!o.resume)
+    throw outputConflict(`${o.folder} already holds ${previous.shards} shard(s) of this stream`, {
+      hint: 'Add --resume to complete it, or choose an empty folder.',
+    });
   return previous;
 }
 
@@ -120,7 +157,13 @@ async function writeShard(
   onSample: (sample: StreamSample) => void,
 ): Promise<{ manifest: string; last: StreamState | null }> {
   const shardName = String(progress.shards).padStart(5, '0');
-  const writer = await openShardWriter({ outputFolder: o.folder, shardName, outputFormat: 'webdataset', encodeFormat: plan.header.image.encode_format, metaColumns: shard.columns });
+  const writer = await openShardWriter({
+    outputFolder: o.folder,
+    shardName,
+    outputFormat: 'webdataset',
+    encodeFormat: plan.header.image.encode_format,
+    metaColumns: shard.columns,
+  });
   const stats = new StatsCollector();
   let manifest = '';
   let last = progress.state;
@@ -172,7 +215,9 @@ async function readProgress(path: string): Promise<FolderProgress | undefined> {
     if (p.state) p.state = parseState(p.state, path);
     return p;
   } catch (err) {
-    throw outputConflict(`${path} is unreadable (${(err as Error).message})`, { hint: 'Remove the folder or choose another one.' });
+    throw outputConflict(`${path} is unreadable (${(err as Error).message})`, {
+      hint: 'Remove the folder or choose another one.',
+    });
   }
 }
 

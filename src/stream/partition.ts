@@ -9,11 +9,23 @@ export interface Partition {
 
 export function partitionOf(o: { rank: number; worldSize: number; worker: number; numWorkers: number }): Partition {
   const { rank, worldSize, worker, numWorkers } = o;
-  for (const [name, v, min] of [['world-size', worldSize, 1], ['num-workers', numWorkers, 1], ['rank', rank, 0], ['worker', worker, 0]] as const) {
-    if (!Number.isInteger(v) || v < min) throw invalidOption(`Expected an integer ≥ ${min} for --${name} but received ${v}`);
+  for (const [name, v, min] of [
+    ['world-size', worldSize, 1],
+    ['num-workers', numWorkers, 1],
+    ['rank', rank, 0],
+    ['worker', worker, 0],
+  ] as const) {
+    if (!Number.isInteger(v) || v < min)
+      throw invalidOption(`Expected an integer ≥ ${min} for --${name} but received ${v}`);
   }
-  if (rank >= worldSize) throw invalidOption(`rank ${rank} is outside the world: --world-size is ${worldSize}, so ranks are 0…${worldSize - 1}`);
-  if (worker >= numWorkers) throw invalidOption(`worker ${worker} is outside the world: --num-workers is ${numWorkers}, so workers are 0…${numWorkers - 1}`);
+  if (rank >= worldSize)
+    throw invalidOption(
+      `rank ${rank} is outside the world: --world-size is ${worldSize}, so ranks are 0…${worldSize - 1}`,
+    );
+  if (worker >= numWorkers)
+    throw invalidOption(
+      `worker ${worker} is outside the world: --num-workers is ${numWorkers}, so workers are 0…${numWorkers - 1}`,
+    );
   return { index: rank * numWorkers + worker, count: worldSize * numWorkers };
 }
 
@@ -21,9 +33,12 @@ export function partitionOf(o: { rank: number; worldSize: number; worker: number
 export const MAX_PARTITIONS = 1_000_000;
 
 export function checkPartition(p: Partition): void {
-  if (!Number.isInteger(p.count) || p.count < 1 || p.count > MAX_PARTITIONS) throw invalidOption(`Expected a partition count in 1…${MAX_PARTITIONS} but received ${p.count}`);
+  if (!Number.isInteger(p.count) || p.count < 1 || p.count > MAX_PARTITIONS)
+    throw invalidOption(`Expected a partition count in 1…${MAX_PARTITIONS} but received ${p.count}`);
   if (!Number.isInteger(p.index) || p.index < 0 || p.index >= p.count) {
-    throw invalidOption(`partition ${p.index} is outside the world: with ${p.count} partitions they are 0…${p.count - 1}`);
+    throw invalidOption(
+      `partition ${p.index} is outside the world: with ${p.count} partitions they are 0…${p.count - 1}`,
+    );
   }
 }
 

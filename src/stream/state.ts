@@ -25,13 +25,20 @@ export interface QueryState {
 const count = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
 const stateSchema = z
   .object({
-    v: z.literal(2, { message: 'it was made by an earlier clipstream (format 1, whose epochs did not reshuffle): start the epoch afresh' }),
+    v: z.literal(2, {
+      message:
+        'it was made by an earlier clipstream (format 1, whose epochs did not reshuffle): start the epoch afresh',
+    }),
     plan: z.string().regex(/^[0-9a-f]{16}$/),
     p: count,
     P: z.number().int().min(1).max(MAX_PARTITIONS),
     epoch: count,
     delivered: count,
-    rng: z.number().int().min(0).max(2 ** 32 - 1),
+    rng: z
+      .number()
+      .int()
+      .min(0)
+      .max(2 ** 32 - 1),
     queries: z.array(z.object({ delivered: count, tail: count }).strict()).max(10_000),
   })
   .strict();
@@ -43,7 +50,9 @@ export function parseState(input: unknown, source: string): StreamState {
     try {
       value = JSON.parse(input);
     } catch {
-      throw invalidOption(`${source} is not a resume state: not JSON`, { hint: 'Pass the .state member of the last sample received, unchanged.' });
+      throw invalidOption(`${source} is not a resume state: not JSON`, {
+        hint: 'Pass the .state member of the last sample received, unchanged.',
+      });
     }
   }
   const result = stateSchema.safeParse(value);

@@ -42,7 +42,8 @@ export class StreamStats {
   fail(reason: string): void {
     this.failures++;
     // Bounded: reasons are stable codes, but http_NNN could in principle take ~500 values.
-    if (this.reasons.has(reason) || this.reasons.size < 200) this.reasons.set(reason, (this.reasons.get(reason) ?? 0) + 1);
+    if (this.reasons.has(reason) || this.reasons.size < 200)
+      this.reasons.set(reason, (this.reasons.get(reason) ?? 0) + 1);
   }
 
   snapshot(): StreamStatsSnapshot {

@@ -297,7 +297,8 @@ export class StripeReader {
     result.then(
       (outcome) => {
         if (outcome.ok || this.closed) return;
-        if (this.reasons.size < 50 || this.reasons.has(outcome.reason)) this.reasons.set(outcome.reason, (this.reasons.get(outcome.reason) ?? 0) + 1);
+        if (this.reasons.size < 50 || this.reasons.has(outcome.reason))
+          this.reasons.set(outcome.reason, (this.reasons.get(outcome.reason) ?? 0) + 1);
         this.owed++;
         this.fill();
       },
@@ -322,7 +323,8 @@ export class StripeReader {
     const most = d === 0 ? 0 : d * K + K - H;
     if (!this.stripe.complete) {
       // Both bounds only widen as candidates arrive: within the first pass over the positions known, t fits.
-      if (d === 0 ? t !== 0 : t < d - H || t > K - H) return d === 0 ? this.refuse(this.unfit('no delivery uses no tail position')) : null;
+      if (d === 0 ? t !== 0 : t < d - H || t > K - H)
+        return d === 0 ? this.refuse(this.unfit('no delivery uses no tail position')) : null;
       this.startChecked = true;
       return true;
     }
@@ -355,7 +357,11 @@ export class StripeReader {
     }
     return streamExhausted(
       `query ${this.query}: none of the ${this.stripe.known} candidates of this partition could be downloaded (${formatReasons(this.reasons)}), so it cannot deliver its quota`,
-      { hint: hintForReasons(this.reasons, 'spec') ?? 'Lower min_similarity, raise oversample, or use fewer partitions; `clipstream plan` shows what is available.' },
+      {
+        hint:
+          hintForReasons(this.reasons, 'spec') ??
+          'Lower min_similarity, raise oversample, or use fewer partitions; `clipstream plan` shows what is available.',
+      },
     );
   }
 }

@@ -16,7 +16,8 @@ export interface StreamErrorBody {
 }
 
 export function streamErrorBody(err: unknown): StreamErrorBody {
-  if (isClipstreamError(err) && err.kind !== 'bug') return { code: err.code, error: err.message, ...(err.hint ? { hint: err.hint } : {}) };
+  if (isClipstreamError(err) && err.kind !== 'bug')
+    return { code: err.code, error: err.message, ...(err.hint ? { hint: err.hint } : {}) };
   return { code: 'INTERNAL', error: 'internal error in the stream (the server log has the details); please report it' };
 }
 
@@ -37,11 +38,20 @@ export interface PartitionTarOptions {
  * once the tar has started ends with an `__error__.json` member (code, message, hint) and no end-of-archive
  * blocks: clipstream's Python client raises its message; `done` rejects with the error.
  */
-export async function partitionTar(stream: Stream, o: PartitionTarOptions = {}): Promise<TarSampleStream & { done: Promise<void> }> {
+export async function partitionTar(
+  stream: Stream,
+  o: PartitionTarOptions = {},
+): Promise<TarSampleStream & { done: Promise<void> }> {
   const samples = stream[Symbol.asyncIterator]();
   let next = samples.next();
   if (o.firstSampleWaitMs) {
-    const failed = await Promise.race([next.then(() => null, (err: unknown) => ({ err })), delay(o.firstSampleWaitMs, null)]);
+    const failed = await Promise.race([
+      next.then(
+        () => null,
+        (err: unknown) => ({ err }),
+      ),
+      delay(o.firstSampleWaitMs, null),
+    ]);
     if (failed) {
       await stream.close();
       throw failed.err;
@@ -58,7 +68,9 @@ export async function partitionTar(stream: Stream, o: PartitionTarOptions = {}):
       await tar.finish();
     } catch (err) {
       o.onError?.(err);
-      await tar.cut({ name: `${ERROR_KEY}.json`, data: metaJson(streamErrorBody(err) as unknown as Record<string, unknown>) }).catch(() => {});
+      await tar
+        .cut({ name: `${ERROR_KEY}.json`, data: metaJson(streamErrorBody(err) as unknown as Record<string, unknown>) })
+        .catch(() => {});
       throw err;
     }
   })();

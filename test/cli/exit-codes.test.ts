@@ -7,7 +7,10 @@ import { tempDir } from '../helpers/tmp.js';
 
 const CLI = join(import.meta.dirname, '../../dist/cli/main.js');
 
-function run(args: string[], node = process.execPath): Promise<{ code: number | null; stdout: string; stderr: string }> {
+function run(
+  args: string[],
+  node = process.execPath,
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
     const child = spawn(node, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
@@ -47,7 +50,9 @@ describe('exit statuses: the user\'s mistakes exit 2 with a message, never "inte
       // checked before the index is opened (which may take minutes for a plan): the empty folder is not reached
       const r = await run(['serve', '--index', `x=${dir}`, '--port', String(port)]);
       expect(r.code).toBe(2);
-      expect(r.stderr).toMatch(new RegExp(`clipstream: error: port ${port} on 127.0.0.1 is in use\n  Choose another --port`));
+      expect(r.stderr).toMatch(
+        new RegExp(`clipstream: error: port ${port} on 127.0.0.1 is in use\n  Choose another --port`),
+      );
     } finally {
       blocker.close();
     }

@@ -13,7 +13,12 @@ describe('flag parsing', () => {
 
   it('accepts snake_case long flags', () => {
     expect(normalizeFlags(['node', 'cli', 'download', '--url_list', 'a_b.txt', '--image_size=64'])).toEqual([
-      'node', 'cli', 'download', '--url-list', 'a_b.txt', '--image-size=64',
+      'node',
+      'cli',
+      'download',
+      '--url-list',
+      'a_b.txt',
+      '--image-size=64',
     ]);
   });
 
@@ -29,10 +34,16 @@ describe('flag parsing', () => {
   it('folder and file flags take local paths or file:// URLs; other schemes are refused naming the flag', () => {
     expect(toLocalPath('--index')('./idx')).toBe('./idx');
     expect(toLocalPath('--index')('file:///data/idx')).toBe('/data/idx');
-    expect(() => toLocalPath('--index')('s3://bucket/idx')).toThrow(/Expected a local path for --index but received "s3:\/\/bucket\/idx": s3:\/\/ paths are not supported \(mount the bucket/);
+    expect(() => toLocalPath('--index')('s3://bucket/idx')).toThrow(
+      /Expected a local path for --index but received "s3:\/\/bucket\/idx": s3:\/\/ paths are not supported \(mount the bucket/,
+    );
     expect(() => toLocalPath('<spec>')('HF://org/spec.yaml')).toThrow(/for <spec>.*hf:\/\/ paths are not supported/);
-    expect(() => toLocalPath('--index')('file://nas/share/idx')).toThrow(/local path for --index but received "file:\/\/nas\/share\/idx": .*file:\/\/\/absolute\/path/);
+    expect(() => toLocalPath('--index')('file://nas/share/idx')).toThrow(
+      /local path for --index but received "file:\/\/nas\/share\/idx": .*file:\/\/\/absolute\/path/,
+    );
     expect(toLocalPath('--image', { urls: true })('https://example.com/cat.jpg')).toBe('https://example.com/cat.jpg');
-    expect(() => toLocalPath('--image', { urls: true })('s3://b/cat.jpg')).toThrow(/local path or an http\(s\) URL for --image.*only local paths and http\(s\) URLs are supported/);
+    expect(() => toLocalPath('--image', { urls: true })('s3://b/cat.jpg')).toThrow(
+      /local path or an http\(s\) URL for --image.*only local paths and http\(s\) URLs are supported/,
+    );
   });
 });

@@ -3,7 +3,13 @@ import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import protobuf from 'protobufjs';
 import { describe, expect, it } from 'vitest';
-import { colorClipFiles, colorClipVocabulary, colorVector, COLOR_WORDS, writeColorClip } from '../../src/clip/color-clip.js';
+import {
+  colorClipFiles,
+  colorClipVocabulary,
+  colorVector,
+  COLOR_WORDS,
+  writeColorClip,
+} from '../../src/clip/color-clip.js';
 import { tempDir } from '../helpers/tmp.js';
 
 // The subset of onnx/onnx.proto (official field numbers) needed to read our models back.
@@ -46,7 +52,20 @@ function decode(bytes: Uint8Array): DecodedModel {
 }
 
 const shapeOf = (v: DecodedValueInfo) => v.type.tensorType.shape.dim.map((d) => d.dimValue ?? d.dimParam);
-const BASIC_OPS = new Set(['Gather', 'Cast', 'Unsqueeze', 'Mul', 'Div', 'Add', 'Sub', 'ReduceSum', 'ReduceMean', 'ReduceL2', 'Max', 'MatMul']);
+const BASIC_OPS = new Set([
+  'Gather',
+  'Cast',
+  'Unsqueeze',
+  'Mul',
+  'Div',
+  'Add',
+  'Sub',
+  'ReduceSum',
+  'ReduceMean',
+  'ReduceL2',
+  'Max',
+  'MatMul',
+]);
 
 function unit(v: ArrayLike<number>): number[] {
   const n = Math.sqrt(Array.from(v).reduce((s, x) => s + x * x, 0));
@@ -59,15 +78,31 @@ describe('writeColorClip', () => {
     const t0 = performance.now();
     await writeColorClip(dir);
     expect(performance.now() - t0).toBeLessThan(1000);
-    for (const f of ['config.json', 'preprocessor_config.json', 'tokenizer.json', 'tokenizer_config.json', 'onnx/text_model.onnx', 'onnx/vision_model.onnx']) {
+    for (const f of [
+      'config.json',
+      'preprocessor_config.json',
+      'tokenizer.json',
+      'tokenizer_config.json',
+      'onnx/text_model.onnx',
+      'onnx/vision_model.onnx',
+    ]) {
       const size = (await stat(join(dir, f))).size;
       expect(size, f).toBeGreaterThan(0);
       expect(size, f).toBeLessThan(64 * 1024);
     }
     const config = JSON.parse(await readFile(join(dir, 'config.json'), 'utf8'));
-    expect(config).toMatchObject({ model_type: 'clip', projection_dim: 64, text_config: { projection_dim: 64 }, vision_config: { projection_dim: 64 } });
+    expect(config).toMatchObject({
+      model_type: 'clip',
+      projection_dim: 64,
+      text_config: { projection_dim: 64 },
+      vision_config: { projection_dim: 64 },
+    });
     const pre = JSON.parse(await readFile(join(dir, 'preprocessor_config.json'), 'utf8'));
-    expect(pre).toMatchObject({ image_processor_type: 'CLIPImageProcessor', size: { shortest_edge: 32 }, crop_size: { height: 32, width: 32 } });
+    expect(pre).toMatchObject({
+      image_processor_type: 'CLIPImageProcessor',
+      size: { shortest_edge: 32 },
+      crop_size: { height: 32, width: 32 },
+    });
     const tok = JSON.parse(await readFile(join(dir, 'tokenizer_config.json'), 'utf8'));
     expect(tok.tokenizer_class).toBe('CLIPTokenizer');
   });
@@ -81,7 +116,9 @@ describe('writeColorClip', () => {
   });
 
   it('rejects a dim too small to hold the colour space', () => {
-    expect(() => colorClipFiles({ dim: 3 })).toThrow(expect.objectContaining({ code: 'INVALID_OPTION', message: 'Expected an integer >= 8 for dim but received 3' }));
+    expect(() => colorClipFiles({ dim: 3 })).toThrow(
+      expect.objectContaining({ code: 'INVALID_OPTION', message: 'Expected an integer >= 8 for dim but received 3' }),
+    );
   });
 
   it('uses only basic ONNX ops at opset 17, with the standard input and output signatures', () => {
@@ -97,12 +134,19 @@ describe('writeColorClip', () => {
       ['input_ids', 7, ['batch_size', 'sequence_length']],
       ['attention_mask', 7, ['batch_size', 'sequence_length']],
     ]);
-    expect(text.graph.output.map((v) => [v.name, v.type.tensorType.elemType, shapeOf(v)])).toEqual([['text_embeds', 1, ['batch_size', 64]]]);
+    expect(text.graph.output.map((v) => [v.name, v.type.tensorType.elemType, shapeOf(v)])).toEqual([
+      ['text_embeds', 1, ['batch_size', 64]],
+    ]);
     expect(vision.graph.input.map((v) => [v.name, v.type.tensorType.elemType, shapeOf(v)])).toEqual([
       ['pixel_values', 1, ['batch_size', 3, 'height', 'width']],
     ]);
-    expect(vision.graph.output.map((v) => [v.name, v.type.tensorType.elemType, shapeOf(v)])).toEqual([['image_embeds', 1, ['batch_size', 64]]]);
-    expect(text.graph.initializer.find((t) => t.name === 'token_embedding')?.dims).toEqual([colorClipVocabulary().length, 64]);
+    expect(vision.graph.output.map((v) => [v.name, v.type.tensorType.elemType, shapeOf(v)])).toEqual([
+      ['image_embeds', 1, ['batch_size', 64]],
+    ]);
+    expect(text.graph.initializer.find((t) => t.name === 'token_embedding')?.dims).toEqual([
+      colorClipVocabulary().length,
+      64,
+    ]);
   });
 
   describe('run directly in onnxruntime-node', () => {
@@ -140,10 +184,16 @@ describe('writeColorClip', () => {
 
     it('vision: the normalised colour vector of the mean colour, undoing CLIP normalisation', async () => {
       const files = colorClipFiles({ dim: 16 });
-      const pre = JSON.parse(files.get('preprocessor_config.json') as string) as { image_mean: number[]; image_std: number[] };
+      const pre = JSON.parse(files.get('preprocessor_config.json') as string) as {
+        image_mean: number[];
+        image_std: number[];
+      };
       const session = await ort.InferenceSession.create(files.get('onnx/vision_model.onnx') as Uint8Array);
       // A 2×2 image, half orange (1, 0.5, 0) and half (0.6, 0.1, 0.2): mean (0.8, 0.3, 0.1).
-      const pixels = [[1, 0.5, 0], [0.6, 0.1, 0.2]];
+      const pixels = [
+        [1, 0.5, 0],
+        [0.6, 0.1, 0.2],
+      ];
       const data = new Float32Array(3 * 4);
       for (let c = 0; c < 3; c++) {
         for (let p = 0; p < 4; p++) data[c * 4 + p] = (pixels[p % 2]![c]! - pre.image_mean[c]!) / pre.image_std[c]!;

@@ -9,15 +9,25 @@ import { loadClipModel, type ClipModel } from '../../src/clip/model.js';
 export type Rgb255 = readonly [number, number, number];
 
 /** A solid-colour image, encoded. */
-export function solidImage(rgb: Rgb255, format: 'jpeg' | 'png' | 'webp' = 'png', width = 64, height = 48): Promise<Buffer> {
+export function solidImage(
+  rgb: Rgb255,
+  format: 'jpeg' | 'png' | 'webp' = 'png',
+  width = 64,
+  height = 48,
+): Promise<Buffer> {
   const [r, g, b] = rgb;
-  return sharp({ create: { width, height, channels: 3, background: { r, g, b } } })[format]().toBuffer();
+  return sharp({ create: { width, height, channels: 3, background: { r, g, b } } })
+    [format]()
+    .toBuffer();
 }
 
 /** A mostly-`rgb` image: every pixel jittered by up to ±`noise`, and one pixel in `strayEvery` of a random colour. */
-export function noisyImage(rgb: Rgb255, { noise = 60, strayEvery = 8, width = 64, height = 48, seed = 1 } = {}): Promise<Buffer> {
+export function noisyImage(
+  rgb: Rgb255,
+  { noise = 60, strayEvery = 8, width = 64, height = 48, seed = 1 } = {},
+): Promise<Buffer> {
   let s = seed;
-  const rand = () => ((s = (s * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+  const rand = () => (s = (s * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
   const data = Buffer.alloc(width * height * 3);
   for (let p = 0; p < width * height; p++) {
     const stray = rand() < 1 / strayEvery;
@@ -26,7 +36,9 @@ export function noisyImage(rgb: Rgb255, { noise = 60, strayEvery = 8, width = 64
       data[p * 3 + c] = Math.max(0, Math.min(255, Math.round(v)));
     }
   }
-  return sharp(data, { raw: { width, height, channels: 3 } }).jpeg({ quality: 90 }).toBuffer();
+  return sharp(data, { raw: { width, height, channels: 3 } })
+    .jpeg({ quality: 90 })
+    .toBuffer();
 }
 
 export function cosine(a: Float32Array, b: Float32Array): number {

@@ -23,7 +23,10 @@ describe('loadClipModel on color-CLIP', () => {
     expect(model.dim).toBe(64);
     expect(model.name).toBe('color-CLIP');
     const texts = await model.encodeText(['red', 'a photo of a red thing', 'blue', 'no colour here']);
-    const images = await model.encodeImages([await solidImage([255, 0, 0], 'jpeg'), await solidImage([0, 0, 255], 'png')]);
+    const images = await model.encodeImages([
+      await solidImage([255, 0, 0], 'jpeg'),
+      await solidImage([0, 0, 255], 'png'),
+    ]);
     expect(texts).toHaveLength(4);
     expect(images).toHaveLength(2);
     for (const v of [...texts, ...images]) {
@@ -37,7 +40,12 @@ describe('loadClipModel on color-CLIP', () => {
 
   it('matches colour words to images of that colour, and thresholds separate the rest', async () => {
     const model = shared.model();
-    const [red, redPhrase, blue, plain] = await model.encodeText(['red', 'a photo of a red thing', 'blue', 'a photo of a car']);
+    const [red, redPhrase, blue, plain] = await model.encodeText([
+      'red',
+      'a photo of a red thing',
+      'blue',
+      'a photo of a car',
+    ]);
     const [redJpeg, bluePng, noisyRed, redWebp] = await model.encodeImages([
       await solidImage([255, 0, 0], 'jpeg', 64, 48),
       await solidImage([0, 0, 255], 'png'),
@@ -58,7 +66,9 @@ describe('loadClipModel on color-CLIP', () => {
   it('ranks six colour images right for every colour word', async () => {
     const model = shared.model();
     const names = Object.keys(COLOURS);
-    const images = await model.encodeImages(await Promise.all(names.map((n, i) => solidImage(COLOURS[n]!, i % 2 ? 'png' : 'jpeg'))));
+    const images = await model.encodeImages(
+      await Promise.all(names.map((n, i) => solidImage(COLOURS[n]!, i % 2 ? 'png' : 'jpeg'))),
+    );
     const texts = await model.encodeText(names.map((n) => `a photo of a ${n} thing`));
     names.forEach((name, t) => {
       const ranked = names.map((n, i) => ({ n, s: cosine(texts[t]!, images[i]!) })).sort((a, b) => b.s - a.s);
@@ -71,7 +81,10 @@ describe('loadClipModel on color-CLIP', () => {
     const model = shared.model();
     const [upper, lower, grey, gray] = await model.encodeText(['RED!', 'red', 'grey', 'a gray wall']);
     expect(cosine(upper!, lower!)).toBeGreaterThan(0.99);
-    const [greyImage, redImage] = await model.encodeImages([await solidImage([128, 128, 128]), await solidImage([255, 0, 0])]);
+    const [greyImage, redImage] = await model.encodeImages([
+      await solidImage([128, 128, 128]),
+      await solidImage([255, 0, 0]),
+    ]);
     expect(cosine(grey!, greyImage!)).toBeGreaterThan(0.95);
     expect(cosine(gray!, greyImage!)).toBeGreaterThan(0.9);
     expect(cosine(grey!, redImage!)).toBeLessThan(0.5);
@@ -94,9 +107,19 @@ describe('loadClipModel on color-CLIP', () => {
   it('accepts greyscale, alpha and 16-bit images; names the image that does not decode', async () => {
     const model = shared.model();
     const sharp = (await import('sharp')).default;
-    const grey = await sharp({ create: { width: 8, height: 8, channels: 3, background: { r: 90, g: 90, b: 90 } } }).greyscale().jpeg().toBuffer();
-    const rgba = await sharp({ create: { width: 8, height: 8, channels: 4, background: { r: 255, g: 0, b: 0, alpha: 0.5 } } }).webp().toBuffer();
-    const deep = await sharp({ create: { width: 8, height: 8, channels: 3, background: { r: 0, g: 0, b: 255 } } }).toColourspace('rgb16').png().toBuffer();
+    const grey = await sharp({ create: { width: 8, height: 8, channels: 3, background: { r: 90, g: 90, b: 90 } } })
+      .greyscale()
+      .jpeg()
+      .toBuffer();
+    const rgba = await sharp({
+      create: { width: 8, height: 8, channels: 4, background: { r: 255, g: 0, b: 0, alpha: 0.5 } },
+    })
+      .webp()
+      .toBuffer();
+    const deep = await sharp({ create: { width: 8, height: 8, channels: 3, background: { r: 0, g: 0, b: 255 } } })
+      .toColourspace('rgb16')
+      .png()
+      .toBuffer();
     const [red, blue] = await model.encodeText(['red', 'blue']);
     const [, rgbaEmb, deepEmb] = await model.encodeImages([grey, rgba, deep]);
     expect(cosine(red!, rgbaEmb!)).toBeGreaterThan(0.9);
@@ -182,17 +205,24 @@ describe('loadClipModel errors', () => {
     const dir = await tempDir();
     await writeColorClip(dir);
     await writeFile(join(dir, 'onnx/text_model.onnx'), 'not a model');
-    await expect(loadClipModel(dir)).rejects.toMatchObject({ code: 'MODEL_INVALID', message: expect.stringContaining('loading failed') });
+    await expect(loadClipModel(dir)).rejects.toMatchObject({
+      code: 'MODEL_INVALID',
+      message: expect.stringContaining('loading failed'),
+    });
   });
 
-  it('refuses ONNX files whose inputs and outputs are not CLIP\'s', async () => {
+  it("refuses ONNX files whose inputs and outputs are not CLIP's", async () => {
     const dir = await tempDir();
     await writeColorClip(dir);
     // A text model in the vision model's place: it loads, but takes input_ids and gives text_embeds.
     await writeFile(join(dir, 'onnx/vision_model.onnx'), await readFile(join(dir, 'onnx/text_model.onnx')));
     await expect(loadClipModel(dir)).rejects.toMatchObject({
       code: 'MODEL_INVALID',
-      message: expect.stringContaining('Expected the vision model of ' + dir + ' to take pixel_values and give image_embeds but it takes input_ids, attention_mask and gives text_embeds'),
+      message: expect.stringContaining(
+        'Expected the vision model of ' +
+          dir +
+          ' to take pixel_values and give image_embeds but it takes input_ids, attention_mask and gives text_embeds',
+      ),
     });
   });
 

@@ -32,7 +32,9 @@ describe('parallelMapUnordered', () => {
   });
 
   it('yields in completion order', async () => {
-    const out = await collect(parallelMapUnordered([30, 1, 15], async (ms) => (await sleep(ms), ms), { concurrency: 3 }));
+    const out = await collect(
+      parallelMapUnordered([30, 1, 15], async (ms) => (await sleep(ms), ms), { concurrency: 3 }),
+    );
     expect(out).toEqual([1, 15, 30]);
   });
 
@@ -48,16 +50,22 @@ describe('parallelMapUnordered', () => {
 
   it('propagates an error from fn', async () => {
     const run = collect(
-      parallelMapUnordered([1, 2, 3], async (i) => {
-        if (i === 2) throw new Error('boom');
-        return i;
-      }, { concurrency: 2 }),
+      parallelMapUnordered(
+        [1, 2, 3],
+        async (i) => {
+          if (i === 2) throw new Error('boom');
+          return i;
+        },
+        { concurrency: 2 },
+      ),
     );
     await expect(run).rejects.toThrow('boom');
   });
 
   it('rejects a concurrency that is not a positive integer', async () => {
-    await expect(parallelMapUnordered([1], async (i) => i, { concurrency: 0 }).next()).rejects.toThrow(/positive integer/);
+    await expect(parallelMapUnordered([1], async (i) => i, { concurrency: 0 }).next()).rejects.toThrow(
+      /positive integer/,
+    );
   });
 });
 
@@ -65,11 +73,15 @@ describe('parallelMapOrdered', () => {
   it('keeps input order while running calls concurrently', async () => {
     const started: number[] = [];
     const out = await collect(
-      parallelMapOrdered([40, 5, 20, 1], async (ms) => {
-        started.push(ms);
-        await sleep(ms);
-        return ms;
-      }, { concurrency: 4 }),
+      parallelMapOrdered(
+        [40, 5, 20, 1],
+        async (ms) => {
+          started.push(ms);
+          await sleep(ms);
+          return ms;
+        },
+        { concurrency: 4 },
+      ),
     );
     expect(out).toEqual([40, 5, 20, 1]);
     expect(started).toHaveLength(4);

@@ -5,7 +5,7 @@ import { errorReply } from '../../src/server/app.js';
 
 const codes = Object.keys(ERROR_CATALOGUE) as ErrorCode[];
 
-describe('the error catalogue is the one place a code\'s exit status and HTTP status live', () => {
+describe("the error catalogue is the one place a code's exit status and HTTP status live", () => {
   it.each(codes)('%s: its helper, the CLI and the server all follow the table', (code) => {
     const entry = ERROR_CATALOGUE[code];
     const err = ERROR_HELPERS[code]('something went wrong at /srv/data/idx', { hint: 'do this' });

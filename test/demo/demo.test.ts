@@ -9,7 +9,11 @@ describe('clipstream demo', () => {
     const result = await runDemo({
       outputFolder: dir,
       count: 300,
-      queries: [{ name: 'red', text: 'red', count: 30 }, { name: 'blue', text: 'blue', count: 20 }, { name: 'green', text: 'green', count: 10 }],
+      queries: [
+        { name: 'red', text: 'red', count: 30 },
+        { name: 'blue', text: 'blue', count: 20 },
+        { name: 'green', text: 'green', count: 10 },
+      ],
     });
     expect(result.delivered).toBe(60);
     expect(result.stream.byQuery).toEqual({ red: 30, blue: 20, green: 10 });

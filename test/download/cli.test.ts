@@ -17,7 +17,9 @@ function run(args: string[], opts: { killAfter?: (out: string) => boolean; cwd?:
     let stderr = '';
     child.stdout.on('data', (d) => (stdout += d));
     child.stderr.on('data', (d) => (stderr += d));
-    const timer = opts.killAfter ? setInterval(() => opts.killAfter!(stdout + stderr) && child.kill('SIGKILL'), 20) : undefined;
+    const timer = opts.killAfter
+      ? setInterval(() => opts.killAfter!(stdout + stderr) && child.kill('SIGKILL'), 20)
+      : undefined;
     child.on('close', (code, signal) => {
       clearInterval(timer);
       done({ code, signal, stdout, stderr });
@@ -35,24 +37,48 @@ afterAll(async () => {
 
 async function urlList(dir: string, n: number) {
   const path = join(dir, 'urls.txt');
-  await writeFile(path, Array.from({ length: n }, (_, i) => `${server.url}/img/${64 + i}x48.jpg?color=${(i * 4001).toString(16).padStart(6, '0').slice(-6)}`).join('\n'));
+  await writeFile(
+    path,
+    Array.from(
+      { length: n },
+      (_, i) => `${server.url}/img/${64 + i}x48.jpg?color=${(i * 4001).toString(16).padStart(6, '0').slice(-6)}`,
+    ).join('\n'),
+  );
   return path;
 }
 
-const common = ['--output-format', 'webdataset', '--image-size', '32', '--allow-private-networks', '--progress-interval', '0.2'];
+const common = [
+  '--output-format',
+  'webdataset',
+  '--image-size',
+  '32',
+  '--allow-private-networks',
+  '--progress-interval',
+  '0.2',
+];
 
 describe('clipstream download (CLI)', () => {
   it('refuses an fsspec URL (s3://, gs://…) for a folder or list instead of writing a local folder named "s3:"', async () => {
     const dir = await tempDir();
     const list = await urlList(dir, 1);
-    const out = await run(['download', '--url-list', list, '--output-folder', 's3://bucket/out', ...common], { cwd: dir });
+    const out = await run(['download', '--url-list', list, '--output-folder', 's3://bucket/out', ...common], {
+      cwd: dir,
+    });
     expect(out.code).not.toBe(0);
-    expect(out.stderr).toMatch(/Expected a local path for --output-folder but received "s3:\/\/bucket\/out": s3:\/\/ paths are not supported/);
+    expect(out.stderr).toMatch(
+      /Expected a local path for --output-folder but received "s3:\/\/bucket\/out": s3:\/\/ paths are not supported/,
+    );
     expect(await readdir(dir)).toEqual(['urls.txt']);
-    const remoteList = await run(['download', '--url-list', 'gs://bucket/urls.parquet', '--output-folder', join(dir, 'o')], { cwd: dir });
+    const remoteList = await run(
+      ['download', '--url-list', 'gs://bucket/urls.parquet', '--output-folder', join(dir, 'o')],
+      { cwd: dir },
+    );
     expect(remoteList.code).not.toBe(0);
     expect(remoteList.stderr).toMatch(/local path for --url-list/);
-    const fileUrl = await run(['download', '--url-list', `file://${list}`, '--output-folder', join(dir, 'o'), ...common], { cwd: dir });
+    const fileUrl = await run(
+      ['download', '--url-list', `file://${list}`, '--output-folder', join(dir, 'o'), ...common],
+      { cwd: dir },
+    );
     expect(fileUrl.code).toBe(0);
     expect(fileUrl.stdout).toMatch(/success 1 /);
   });
@@ -61,13 +87,25 @@ describe('clipstream download (CLI)', () => {
     const dir = await tempDir();
     const list = await urlList(dir, 60);
     const out = join(dir, 'out');
-    const args = ['download', '--url-list', list, '--output-folder', out, '--number-sample-per-shard', '5', '--thread-count', '3', ...common];
+    const args = [
+      'download',
+      '--url-list',
+      list,
+      '--output-folder',
+      out,
+      '--number-sample-per-shard',
+      '5',
+      '--thread-count',
+      '3',
+      ...common,
+    ];
     const killed = await run(args, { killAfter: () => existsSync(join(out, '00002_stats.json')) });
     expect(killed.signal).toBe('SIGKILL');
     const afterKill = await readdir(out);
     expect(afterKill.filter((f) => f.endsWith('_stats.json')).length).toBeLessThan(12);
     // every final-named tar left behind is complete: it has its stats file
-    for (const tar of afterKill.filter((f) => f.endsWith('.tar'))) expect(afterKill).toContain(tar.replace('.tar', '_stats.json'));
+    for (const tar of afterKill.filter((f) => f.endsWith('.tar')))
+      expect(afterKill).toContain(tar.replace('.tar', '_stats.json'));
 
     const resumed = await run(args);
     expect(resumed.code).toBe(0);
@@ -87,7 +125,18 @@ describe('clipstream download (CLI)', () => {
     const dir = await tempDir();
     const list = await urlList(dir, 40);
     const out = join(dir, 'out');
-    const r = await run(['download', '--url-list', list, '--output-folder', out, '--number-sample-per-shard', '10', '--processes-count', '2', ...common]);
+    const r = await run([
+      'download',
+      '--url-list',
+      list,
+      '--output-folder',
+      out,
+      '--number-sample-per-shard',
+      '10',
+      '--processes-count',
+      '2',
+      ...common,
+    ]);
     expect(r.stderr).not.toMatch(/error/i);
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/40 samples/);
@@ -103,7 +152,15 @@ describe('clipstream download (CLI)', () => {
   it('prints progress lines when not on a terminal and a summary with the top failure reasons', async () => {
     const dir = await tempDir();
     const path = join(dir, 'u.txt');
-    await writeFile(path, [`${server.url}/status/404`, `${server.url}/status/404`, `${server.url}/status/500`, `${server.url}/img/30x30.jpg`].join('\n'));
+    await writeFile(
+      path,
+      [
+        `${server.url}/status/404`,
+        `${server.url}/status/404`,
+        `${server.url}/status/500`,
+        `${server.url}/img/30x30.jpg`,
+      ].join('\n'),
+    );
     const r = await run(['download', '--url-list', path, '--output-folder', join(dir, 'o'), ...common]);
     expect(r.code).toBe(0);
     expect(r.stderr).toMatch(/samples\/s/);
@@ -114,7 +171,15 @@ describe('clipstream download (CLI)', () => {
   it('a missing url list: one clear line, exit code 2, no stack trace, nothing written', async () => {
     const dir = await tempDir();
     const out = join(dir, 'o');
-    const r = await run(['download', '--url-list', join(dir, 'missing.csv'), '--input-format', 'csv', '--output-folder', out]);
+    const r = await run([
+      'download',
+      '--url-list',
+      join(dir, 'missing.csv'),
+      '--input-format',
+      'csv',
+      '--output-folder',
+      out,
+    ]);
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/clipstream: error: .*missing\.csv/);
     expect(r.stderr).not.toMatch(/\n\s+at /);
@@ -124,15 +189,36 @@ describe('clipstream download (CLI)', () => {
   it('nothing saved: exit 1 and a hint from the most common failure (private addresses, a header read as a url)', async () => {
     const dir = await tempDir();
     const list = await urlList(dir, 2);
-    const refused = await run(['download', '--url-list', list, '--output-folder', join(dir, 'a'), '--output-format', 'dummy']);
+    const refused = await run([
+      'download',
+      '--url-list',
+      list,
+      '--output-folder',
+      join(dir, 'a'),
+      '--output-format',
+      'dummy',
+    ]);
     expect(refused.code).toBe(1);
-    expect(refused.stdout).toMatch(/no sample was saved: the most common failure is private_address \(2 of 2\).*add --allow-private-networks/);
+    expect(refused.stdout).toMatch(
+      /no sample was saved: the most common failure is private_address \(2 of 2\).*add --allow-private-networks/,
+    );
     const csv = join(dir, 'list.txt');
     await writeFile(csv, `url,caption\n${server.url}/img/20x20.jpg,a square\n`);
     const header = await run(['download', '--url-list', csv, '--output-folder', join(dir, 'b'), ...common]);
     expect(header.code).toBe(1);
-    expect(header.stdout).toMatch(/the first row, "url,caption", looks like a csv header or row read as a url: --input-format txt reads every line as one url\. Use --input-format csv/);
-    const fine = await run(['download', '--url-list', csv, '--input-format', 'csv', '--output-folder', join(dir, 'c'), ...common]);
+    expect(header.stdout).toMatch(
+      /the first row, "url,caption", looks like a csv header or row read as a url: --input-format txt reads every line as one url\. Use --input-format csv/,
+    );
+    const fine = await run([
+      'download',
+      '--url-list',
+      csv,
+      '--input-format',
+      'csv',
+      '--output-folder',
+      join(dir, 'c'),
+      ...common,
+    ]);
     expect(fine.code).toBe(0);
     expect(fine.stdout).not.toMatch(/no sample was saved/);
   });
@@ -141,14 +227,41 @@ describe('clipstream download (CLI)', () => {
     const dir = await tempDir();
     const list = await urlList(dir, 2);
     const out = join(dir, 'o');
-    const r = await run(['download', '--url_list', list, '--output_folder', out, '--extract_exif=False', '--enable_wandb', 'True',
-      '--wandb_project', 'p', '--subjob_size', '10', '--max_shard_retry', '3', '--distributor', 'multiprocessing', '--compute_hash', 'None', ...common]);
+    const r = await run([
+      'download',
+      '--url_list',
+      list,
+      '--output_folder',
+      out,
+      '--extract_exif=False',
+      '--enable_wandb',
+      'True',
+      '--wandb_project',
+      'p',
+      '--subjob_size',
+      '10',
+      '--max_shard_retry',
+      '3',
+      '--distributor',
+      'multiprocessing',
+      '--compute_hash',
+      'None',
+      ...common,
+    ]);
     expect(r.code).toBe(0);
     expect(r.stderr).toMatch(/--enable-wandb is ignored \(project "p"\)/);
     const json = JSON.parse(String((await readAllTars(out))[0]!.json)) as Record<string, unknown>;
     expect(Object.keys(json)).not.toContain('exif');
     expect(Object.keys(json)).not.toContain('sha256');
-    const spark = await run(['download', '--url-list', list, '--output-folder', join(dir, 'p'), '--distributor', 'pyspark']);
+    const spark = await run([
+      'download',
+      '--url-list',
+      list,
+      '--output-folder',
+      join(dir, 'p'),
+      '--distributor',
+      'pyspark',
+    ]);
     expect(spark.code).toBe(2);
     expect(spark.stderr).toMatch(/--distributor: pyspark is not available here/);
   });

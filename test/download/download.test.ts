@@ -54,23 +54,45 @@ describe('download (img2dataset-compatible job)', () => {
     const dir = await tempDir();
     const { path, good } = await mixedList(dir);
     const out = join(dir, 'out');
-    await download({ ...base, urlList: path, inputFormat: 'csv', captionCol: 'text', outputFolder: out, outputFormat: 'webdataset', imageSize: 16, resizeMode: 'center_crop', encodeFormat: 'npy' });
+    await download({
+      ...base,
+      urlList: path,
+      inputFormat: 'csv',
+      captionCol: 'text',
+      outputFolder: out,
+      outputFormat: 'webdataset',
+      imageSize: 16,
+      resizeMode: 'center_crop',
+      encodeFormat: 'npy',
+    });
     const samples = await readAllTars(out);
     expect(samples).toHaveLength(good.length);
     for (const s of samples) {
       const image = readNpyImage(s.npy as Buffer)!;
       expect([image.width, image.height]).toEqual([16, 16]);
       const colour = good[JSON.parse(String(s.json)).caption.match(/caption (\d)/)[1]]![2];
-      expect([...image.pixels.subarray(0, 3)].map((v) => Math.round(v / 255) * 255)).toEqual([0, 2, 4].map((i) => parseInt(colour.slice(i, i + 2), 16)));
+      expect([...image.pixels.subarray(0, 3)].map((v) => Math.round(v / 255) * 255)).toEqual(
+        [0, 2, 4].map((i) => parseInt(colour.slice(i, i + 2), 16)),
+      );
     }
     // One more tar whose npy member is not an image: left out and named, not fatal.
     const tar = createTarSampleStream();
     const written = pipeline(tar.readable, createWriteStream(join(out, '00099.tar')));
-    await tar.writeSample({ key: 'broken', status: 'success', meta: { caption: 'broken' }, image: { data: Buffer.from('not pixels'), format: 'npy' } });
+    await tar.writeSample({
+      key: 'broken',
+      status: 'success',
+      meta: { caption: 'broken' },
+      image: { data: Buffer.from('not pixels'), format: 'npy' },
+    });
     await tar.finish();
     await written;
     const emb = join(dir, 'emb');
-    const summary = await runInference({ input: out, outputFolder: emb, model: await writeColorClip(join(dir, 'model')), batchSize: 4 });
+    const summary = await runInference({
+      input: out,
+      outputFolder: emb,
+      model: await writeColorClip(join(dir, 'model')),
+      batchSize: 4,
+    });
     expect(summary.count).toBe(good.length);
     expect(summary.skipped).toEqual(['00099.tar/broken.npy']);
   });
@@ -94,7 +116,12 @@ describe('download (img2dataset-compatible job)', () => {
     expect(summary).toMatchObject({ count: 9, successes: 6, failedToDownload: 2, failedToResize: 1, shardsWritten: 2 });
     expect(summary.reasons).toEqual({ http_404: 1, opted_out: 1, not_an_image: 1 });
     expect((await readdir(out)).sort()).toEqual([
-      '00000.parquet', '00000.tar', '00000_stats.json', '00001.parquet', '00001.tar', '00001_stats.json',
+      '00000.parquet',
+      '00000.tar',
+      '00000_stats.json',
+      '00001.parquet',
+      '00001.tar',
+      '00001_stats.json',
     ]);
 
     const samples = await readAllTars(out);
@@ -105,11 +132,31 @@ describe('download (img2dataset-compatible job)', () => {
       const row = rows[Number(meta.n)]!;
       // img2dataset's order (its reader's columns: additional, caption, url; then downloader.py's meta), our reason last
       expect(Object.keys(meta)).toEqual([
-        'license', 'n', 'caption', 'url', 'key', 'status', 'error_message',
-        'width', 'height', 'original_width', 'original_height', 'exif', 'sha256', 'reason',
+        'license',
+        'n',
+        'caption',
+        'url',
+        'key',
+        'status',
+        'error_message',
+        'width',
+        'height',
+        'original_width',
+        'original_height',
+        'exif',
+        'sha256',
+        'reason',
       ]);
       expect(meta.exif).toBe('{}'); // the test server's JPEGs carry no EXIF: exifread gives {}
-      expect(meta).toMatchObject({ url: row[0], caption: row[1], license: 'cc-by', key: s.__key__, status: 'success', width: 64, height: 64 });
+      expect(meta).toMatchObject({
+        url: row[0],
+        caption: row[1],
+        license: 'cc-by',
+        key: s.__key__,
+        status: 'success',
+        width: 64,
+        height: 64,
+      });
       expect(String(s.txt)).toBe(row[1]);
       const original = await (await fetch(meta.url)).arrayBuffer();
       expect(meta.sha256).toBe(sha256(new Uint8Array(original)));
@@ -119,13 +166,21 @@ describe('download (img2dataset-compatible job)', () => {
       expect([meta.original_width, meta.original_height]).toEqual([w, h]);
     }
 
-    const parquet = [...(await readParquetRows(join(out, '00000.parquet'))), ...(await readParquetRows(join(out, '00001.parquet')))];
+    const parquet = [
+      ...(await readParquetRows(join(out, '00000.parquet'))),
+      ...(await readParquetRows(join(out, '00001.parquet'))),
+    ];
     expect(parquet).toHaveLength(9);
     const dead = parquet.find((r) => Number(r.n) === 6)!;
     expect(dead).toMatchObject({ status: 'failed_to_download', reason: 'http_404', key: '000011' });
-    expect(parquet.find((r) => Number(r.n) === 7)).toMatchObject({ status: 'failed_to_resize', reason: 'not_an_image' });
+    expect(parquet.find((r) => Number(r.n) === 7)).toMatchObject({
+      status: 'failed_to_resize',
+      reason: 'not_an_image',
+    });
     expect(parquet.find((r) => Number(r.n) === 8)).toMatchObject({
-      status: 'failed_to_download', reason: 'opted_out', error_message: 'Use of image disallowed by X-Robots-Tag directive',
+      status: 'failed_to_download',
+      reason: 'opted_out',
+      error_message: 'Use of image disallowed by X-Robots-Tag directive',
     });
 
     const stats = await readStats(out, '00001');
@@ -134,53 +189,88 @@ describe('download (img2dataset-compatible job)', () => {
     for (const field of ['duration', 'start_time', 'end_time']) expect(typeof stats[field]).toBe('number');
   });
 
-  it.each(['files', 'parquet', 'dummy'] as const)('lays out the %s output format like img2dataset', async (outputFormat) => {
-    const dir = await tempDir();
-    const { path } = await mixedList(dir);
-    const out = join(dir, 'out');
-    await download({ ...base, urlList: path, inputFormat: 'csv', captionCol: 'text', outputFolder: out, outputFormat, imageSize: 32 });
-    const names = (await readdir(out)).sort();
-    if (outputFormat === 'files') {
-      expect(names).toEqual(['00000', '00000.parquet', '00000_stats.json']);
-      const files = (await readdir(join(out, '00000'))).sort();
-      expect(files).toHaveLength(18);
-      expect(files.slice(0, 3)).toEqual(['000000000.jpg', '000000000.json', '000000000.txt']);
-      const json = await readFile(join(out, '00000', '000000000.json'), 'utf8');
-      expect(json).toContain('\n    "url"'); // indent=4, as img2dataset writes it
-    } else if (outputFormat === 'parquet') {
-      expect(names).toEqual(['00000.parquet', '00000_stats.json']);
-      const rows = await readParquetRows(join(out, '00000.parquet'));
-      expect(rows).toHaveLength(9);
-      const ok = rows.filter((r) => r.status === 'success');
-      expect(ok).toHaveLength(6);
-      for (const r of ok) expect((await sharp(r.jpg as Uint8Array).metadata()).width).toBe(32);
-      expect(rows.find((r) => r.status !== 'success')!.jpg).toBeNull();
-    } else {
-      expect(names).toEqual(['00000_stats.json']);
-    }
-    expect(await readStats(out)).toMatchObject({ count: 9, successes: 6 });
-  });
+  it.each(['files', 'parquet', 'dummy'] as const)(
+    'lays out the %s output format like img2dataset',
+    async (outputFormat) => {
+      const dir = await tempDir();
+      const { path } = await mixedList(dir);
+      const out = join(dir, 'out');
+      await download({
+        ...base,
+        urlList: path,
+        inputFormat: 'csv',
+        captionCol: 'text',
+        outputFolder: out,
+        outputFormat,
+        imageSize: 32,
+      });
+      const names = (await readdir(out)).sort();
+      if (outputFormat === 'files') {
+        expect(names).toEqual(['00000', '00000.parquet', '00000_stats.json']);
+        const files = (await readdir(join(out, '00000'))).sort();
+        expect(files).toHaveLength(18);
+        expect(files.slice(0, 3)).toEqual(['000000000.jpg', '000000000.json', '000000000.txt']);
+        const json = await readFile(join(out, '00000', '000000000.json'), 'utf8');
+        expect(json).toContain('\n    "url"'); // indent=4, as img2dataset writes it
+      } else if (outputFormat === 'parquet') {
+        expect(names).toEqual(['00000.parquet', '00000_stats.json']);
+        const rows = await readParquetRows(join(out, '00000.parquet'));
+        expect(rows).toHaveLength(9);
+        const ok = rows.filter((r) => r.status === 'success');
+        expect(ok).toHaveLength(6);
+        for (const r of ok) expect((await sharp(r.jpg as Uint8Array).metadata()).width).toBe(32);
+        expect(rows.find((r) => r.status !== 'success')!.jpg).toBeNull();
+      } else {
+        expect(names).toEqual(['00000_stats.json']);
+      }
+      expect(await readStats(out)).toMatchObject({ count: 9, successes: 6 });
+    },
+  );
 
   it('verify-hash rejects a mismatch and keeps a match', async () => {
     const dir = await tempDir();
     const good = `${server.url}/img/40x30.png?color=123456`;
     const bytes = new Uint8Array(await (await fetch(good)).arrayBuffer());
-    const path = await writeCsv(join(dir, 'u.csv'), ['url', 'h'], [
-      [good, sha256(bytes)],
-      [good + '&x=1', 'deadbeef'.repeat(8)],
-    ]);
+    const path = await writeCsv(
+      join(dir, 'u.csv'),
+      ['url', 'h'],
+      [
+        [good, sha256(bytes)],
+        [good + '&x=1', 'deadbeef'.repeat(8)],
+      ],
+    );
     const out = join(dir, 'out');
-    const s = await download({ ...base, urlList: path, inputFormat: 'csv', verifyHash: ['h', 'sha256'], outputFolder: out, outputFormat: 'dummy' });
+    const s = await download({
+      ...base,
+      urlList: path,
+      inputFormat: 'csv',
+      verifyHash: ['h', 'sha256'],
+      outputFolder: out,
+      outputFormat: 'dummy',
+    });
     expect(s).toMatchObject({ successes: 1, failedToDownload: 1, reasons: { hash_mismatch: 1 } });
   });
 
   it('honours X-Robots-Tag by default and ignores it with disallowedHeaderDirectives []', async () => {
     const dir = await tempDir();
     const path = join(dir, 'u.txt');
-    await writeFile(path, [`${server.url}/robots?tag=noai`, `${server.url}/robots?tag=noimageindex`, `${server.url}/robots?tag=nofollow`].join('\n'));
+    await writeFile(
+      path,
+      [
+        `${server.url}/robots?tag=noai`,
+        `${server.url}/robots?tag=noimageindex`,
+        `${server.url}/robots?tag=nofollow`,
+      ].join('\n'),
+    );
     const on = await download({ ...base, urlList: path, outputFolder: join(dir, 'a'), outputFormat: 'dummy' });
     expect(on).toMatchObject({ successes: 1, reasons: { opted_out: 2 } });
-    const off = await download({ ...base, urlList: path, outputFolder: join(dir, 'b'), outputFormat: 'dummy', disallowedHeaderDirectives: [] });
+    const off = await download({
+      ...base,
+      urlList: path,
+      outputFolder: join(dir, 'b'),
+      outputFormat: 'dummy',
+      disallowedHeaderDirectives: [],
+    });
     expect(off.successes).toBe(3);
   });
 
@@ -197,16 +287,30 @@ describe('download (img2dataset-compatible job)', () => {
   it('incremental skips finished shards, extend appends, overwrite starts again', async () => {
     const dir = await tempDir();
     const path = join(dir, 'u.txt');
-    await writeFile(path, Array.from({ length: 6 }, (_, i) => `${server.url}/img/20x20.jpg?color=0000${i}0`).join('\n'));
+    await writeFile(
+      path,
+      Array.from({ length: 6 }, (_, i) => `${server.url}/img/20x20.jpg?color=0000${i}0`).join('\n'),
+    );
     const out = join(dir, 'out');
-    const opts = { ...base, urlList: path, outputFolder: out, outputFormat: 'webdataset' as const, numberSamplePerShard: 2 };
+    const opts = {
+      ...base,
+      urlList: path,
+      outputFolder: out,
+      outputFormat: 'webdataset' as const,
+      numberSamplePerShard: 2,
+    };
     expect(await download(opts)).toMatchObject({ shardsWritten: 3, shardsSkipped: 0 });
     const before = server.totalRequests();
     expect(await download(opts)).toMatchObject({ shardsWritten: 0, shardsSkipped: 3, count: 0 });
     expect(server.totalRequests()).toBe(before);
     expect(await download({ ...opts, incrementalMode: 'extend' })).toMatchObject({ shardsWritten: 3 });
     expect((await readdir(out)).filter((f) => f.endsWith('.tar')).sort()).toEqual([
-      '00000.tar', '00001.tar', '00002.tar', '00003.tar', '00004.tar', '00005.tar',
+      '00000.tar',
+      '00001.tar',
+      '00002.tar',
+      '00003.tar',
+      '00004.tar',
+      '00005.tar',
     ]);
     expect(await download({ ...opts, incrementalMode: 'overwrite' })).toMatchObject({ shardsWritten: 3 });
     expect((await readdir(out)).filter((f) => f.endsWith('.tar'))).toHaveLength(3);
@@ -217,7 +321,10 @@ describe('download (img2dataset-compatible job)', () => {
     const path = join(dir, 'u.txt');
     await writeFile(path, ['not a url', 'ftp://example.com/x.jpg', `${server.url}/img/20x20.jpg`].join('\n'));
     let counter: ProgressCounter | undefined;
-    const s = await download({ ...base, urlList: path, outputFolder: join(dir, 'o'), outputFormat: 'dummy' }, { onStart: (p) => (counter = p) });
+    const s = await download(
+      { ...base, urlList: path, outputFolder: join(dir, 'o'), outputFormat: 'dummy' },
+      { onStart: (p) => (counter = p) },
+    );
     expect(s).toMatchObject({ count: 3, successes: 1, reasons: { invalid_url: 2 } });
     await expect.poll(() => counter!.snapshot().total).toBe(3);
     expect(counter!.snapshot()).toMatchObject({ done: 3, successes: 1, shardsDone: 1 });
@@ -228,44 +335,76 @@ describe('download (img2dataset-compatible job)', () => {
     const dir = await tempDir();
     const path = join(dir, 'u.jsonl');
     const deep = '['.repeat(200_000) + ']'.repeat(200_000);
-    await writeFile(path, [
-      JSON.stringify({ url: `${server.url}/img/20x20.jpg`, meta: 1 }),
-      `{"url": "${server.url}/img/21x21.jpg", "meta": ${deep}}`,
-      JSON.stringify({ url: `${server.url}/img/22x22.jpg`, meta: { a: [1] } }),
-    ].join('\n'));
+    await writeFile(
+      path,
+      [
+        JSON.stringify({ url: `${server.url}/img/20x20.jpg`, meta: 1 }),
+        `{"url": "${server.url}/img/21x21.jpg", "meta": ${deep}}`,
+        JSON.stringify({ url: `${server.url}/img/22x22.jpg`, meta: { a: [1] } }),
+      ].join('\n'),
+    );
     const out = join(dir, 'o');
-    const s = await download({ ...base, urlList: path, inputFormat: 'jsonl', outputFolder: out, outputFormat: 'webdataset', saveAdditionalColumns: ['meta'] });
+    const s = await download({
+      ...base,
+      urlList: path,
+      inputFormat: 'jsonl',
+      outputFolder: out,
+      outputFormat: 'webdataset',
+      saveAdditionalColumns: ['meta'],
+    });
     expect(s).toMatchObject({ count: 3, successes: 2, reasons: { invalid_row: 1 }, shardsWritten: 1 });
     expect(server.requests.get('/img/21x21.jpg')).toBeUndefined(); // not downloaded
     const rows = await readParquetRows(join(out, '00000.parquet'));
     const failed = rows.find((r) => r.status !== 'success')!;
     expect(failed).toMatchObject({ url: `${server.url}/img/21x21.jpg`, meta: null, reason: 'invalid_row' });
-    expect(String(failed.error_message)).toMatch(/column "meta" of this row of .*u\.jsonl nests deeper than 100 levels/);
-    expect((await readAllTars(out)).map((t) => JSON.parse(String(t.json)).meta)).toEqual([1, { a: [1] }]);
+    expect(String(failed.error_message)).toMatch(
+      /column "meta" of this row of .*u\.jsonl nests deeper than 100 levels/,
+    );
+    // samples are written in completion order (as img2dataset's): compare by key
+    const saved = (await readAllTars(out)).map((t) => JSON.parse(String(t.json)) as { key: string; meta: unknown });
+    expect(saved.sort((a, b) => a.key.localeCompare(b.key)).map((j) => j.meta)).toEqual([1, { a: [1] }]);
   });
 
   it('reads a parquet url list and saves its additional columns with their types', async () => {
     const dir = await tempDir();
     const urls = [`${server.url}/img/30x20.jpg`, `${server.url}/status/404`, `${server.url}/img/20x30.png`];
     const path = join(dir, 'u.parquet');
-    await writeFile(path, Buffer.from(parquetWriteBuffer({
-      columnData: [
-        { name: 'URL', data: urls, type: 'STRING' },
-        { name: 'TEXT', data: ['a', 'b', null], type: 'STRING' },
-        { name: 'orig_w', data: [30n, 1n, 20n], type: 'INT64' },
-      ],
-    })));
+    await writeFile(
+      path,
+      Buffer.from(
+        parquetWriteBuffer({
+          columnData: [
+            { name: 'URL', data: urls, type: 'STRING' },
+            { name: 'TEXT', data: ['a', 'b', null], type: 'STRING' },
+            { name: 'orig_w', data: [30n, 1n, 20n], type: 'INT64' },
+          ],
+        }),
+      ),
+    );
     const out = join(dir, 'o');
     let counter: ProgressCounter | undefined;
     const s = await download(
-      { ...base, urlList: path, inputFormat: 'parquet', urlCol: 'URL', captionCol: 'TEXT', saveAdditionalColumns: ['orig_w'], outputFolder: out, outputFormat: 'webdataset' },
+      {
+        ...base,
+        urlList: path,
+        inputFormat: 'parquet',
+        urlCol: 'URL',
+        captionCol: 'TEXT',
+        saveAdditionalColumns: ['orig_w'],
+        outputFolder: out,
+        outputFormat: 'webdataset',
+      },
       { onStart: (p) => (counter = p) },
     );
     expect(s).toMatchObject({ count: 3, successes: 2 });
     await expect.poll(() => counter!.snapshot().total).toBe(3);
     const rows = await readParquetRows(join(out, '00000.parquet'));
     expect(rows.map((r) => [r.url, r.caption, Number(r.orig_w), r.status])).toEqual(
-      expect.arrayContaining([[urls[0], 'a', 30, 'success'], [urls[1], 'b', 1, 'failed_to_download'], [urls[2], null, 20, 'success']]),
+      expect.arrayContaining([
+        [urls[0], 'a', 30, 'success'],
+        [urls[1], 'b', 1, 'failed_to_download'],
+        [urls[2], null, 20, 'success'],
+      ]),
     );
     const samples = await readAllTars(out);
     expect(samples.map((x) => String(x.txt)).sort()).toEqual(['', 'a']); // a null caption is written as ""
@@ -276,7 +415,10 @@ describe('download (img2dataset-compatible job)', () => {
       const dir = await tempDir();
       const out = join(dir, 'out');
       const run = download({ urlList: join(dir, 'nope.parquet'), inputFormat: 'parquet', outputFolder: out });
-      await expect(run).rejects.toMatchObject({ code: 'INPUT_NOT_FOUND', message: expect.stringContaining('nope.parquet') });
+      await expect(run).rejects.toMatchObject({
+        code: 'INPUT_NOT_FOUND',
+        message: expect.stringContaining('nope.parquet'),
+      });
       expect(existsSync(out)).toBe(false);
     });
 

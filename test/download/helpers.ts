@@ -7,7 +7,8 @@ import { readTarSamples, type TarSample } from '../../src/io/tar-read.js';
 export const sha256 = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
 
 export async function writeCsv(path: string, header: string[], rows: (string | number | null)[][]): Promise<string> {
-  const cell = (v: string | number | null) => (v === null ? '' : typeof v === 'number' ? String(v) : `"${v.replaceAll('"', '""')}"`);
+  const cell = (v: string | number | null) =>
+    v === null ? '' : typeof v === 'number' ? String(v) : `"${v.replaceAll('"', '""')}"`;
   await writeFile(path, [header.join(','), ...rows.map((r) => r.map(cell).join(','))].join('\n') + '\n');
   return path;
 }

@@ -26,16 +26,31 @@ async function jsonl(dir: string, rows: Record<string, unknown>[]): Promise<stri
 }
 
 async function metas(out: string) {
-  return (await readAllTars(out)).map((s) => ({ sample: s, meta: JSON.parse(String(s.json)) as Record<string, unknown> }));
+  return (await readAllTars(out)).map((s) => ({
+    sample: s,
+    meta: JSON.parse(String(s.json)) as Record<string, unknown>,
+  }));
 }
 
 describe("img2dataset's field order: sample json and shard parquet", () => {
   it('csv: additional columns, the bbox column, caption, url, then the outcome, exif, the hash; our reason last', async () => {
     const dir = await tempDir();
     const url = `${server.url}/img/40x30.png?color=102030`;
-    const path = await writeCsv(join(dir, 'u.csv'), ['url', 'text', 'license', 'faces', 'h'], [[url, 'a cat', 'cc-by', '[]', 'f'.repeat(64)]]);
+    const path = await writeCsv(
+      join(dir, 'u.csv'),
+      ['url', 'text', 'license', 'faces', 'h'],
+      [[url, 'a cat', 'cc-by', '[]', 'f'.repeat(64)]],
+    );
     const out = join(dir, 'o');
-    await download({ ...base, urlList: path, outputFolder: out, inputFormat: 'csv', captionCol: 'text', saveAdditionalColumns: ['license'], bboxCol: 'faces' });
+    await download({
+      ...base,
+      urlList: path,
+      outputFolder: out,
+      inputFormat: 'csv',
+      captionCol: 'text',
+      saveAdditionalColumns: ['license'],
+      bboxCol: 'faces',
+    });
     const { meta } = (await metas(out))[0]!;
     expect(Object.keys(meta)).toEqual(['license', 'faces', 'caption', 'url', ...OUTCOME, 'exif', 'sha256', 'reason']);
     const parquet = await readParquet(join(out, '00000.parquet'));
@@ -45,11 +60,23 @@ describe("img2dataset's field order: sample json and shard parquet", () => {
     const verified = join(dir, 'v');
     const bytes = new Uint8Array(await (await fetch(url)).arrayBuffer());
     const listed = await writeCsv(join(dir, 'v.csv'), ['url', 'text', 'h'], [[url, 'a cat', sha256(bytes)]]);
-    await download({ ...base, urlList: listed, outputFolder: verified, inputFormat: 'csv', captionCol: 'text', verifyHash: ['h', 'sha256'] });
+    await download({
+      ...base,
+      urlList: listed,
+      outputFolder: verified,
+      inputFormat: 'csv',
+      captionCol: 'text',
+      verifyHash: ['h', 'sha256'],
+    });
     const { meta: vmeta } = (await metas(verified))[0]!;
     expect(Object.keys(vmeta)).toEqual(['caption', 'url', ...OUTCOME, 'exif', 'sha256', 'reason']);
     expect((await readParquet(join(verified, '00000.parquet'))).columns.map((c) => c.name)).toEqual([
-      'caption', 'sha256', 'url', ...OUTCOME, 'exif', 'reason',
+      'caption',
+      'sha256',
+      'url',
+      ...OUTCOME,
+      'exif',
+      'reason',
     ]);
   });
 
@@ -61,12 +88,16 @@ describe("img2dataset's field order: sample json and shard parquet", () => {
     await download({ ...base, urlList: path, outputFolder: out, extractExif: false, computeHash: 'none' });
     const { meta } = (await metas(out))[0]!;
     expect(Object.keys(meta)).toEqual(['url', ...OUTCOME, 'reason']);
-    expect((await readParquet(join(out, '00000.parquet'))).columns.map((c) => c.name)).toEqual(['url', ...OUTCOME, 'reason']);
+    expect((await readParquet(join(out, '00000.parquet'))).columns.map((c) => c.name)).toEqual([
+      'url',
+      ...OUTCOME,
+      'reason',
+    ]);
   });
 });
 
 describe('--extract-exif (default on)', () => {
-  it('fills exif with the original bytes\' tags as a JSON string; failures have null', async () => {
+  it("fills exif with the original bytes' tags as a JSON string; failures have null", async () => {
     const dir = await tempDir();
     const path = join(dir, 'u.txt');
     await writeFile(path, [`${server.url}/exif/60x40.jpg?orientation=6`, `${server.url}/status/404`].join('\n'));
@@ -90,15 +121,31 @@ describe('--bbox-col', () => {
       { url: url + '&n=2', faces: 'no boxes here' },
     ]);
     const out = join(dir, 'o');
-    const summary = await download({ ...base, urlList: path, outputFolder: out, inputFormat: 'jsonl', bboxCol: 'faces', resizeMode: 'no', encodeFormat: 'png', encodeQuality: 1 });
+    const summary = await download({
+      ...base,
+      urlList: path,
+      outputFolder: out,
+      inputFormat: 'jsonl',
+      bboxCol: 'faces',
+      resizeMode: 'no',
+      encodeFormat: 'png',
+      encodeQuality: 1,
+    });
     expect(summary).toMatchObject({ successes: 2, failedToResize: 1, reasons: { invalid_bbox: 1 } });
     const samples = await metas(out);
     const blurred = samples.find((s) => Array.isArray(s.meta.faces))!;
     const plain = samples.find((s) => s.meta.faces === null)!;
     expect(blurred.meta.faces).toEqual([[0.25, 0.2, 0.5, 0.8]]);
-    const [a, b] = await Promise.all([blurred, plain].map((s) => sharp(s.sample.png as Buffer).raw().toBuffer()));
+    const [a, b] = await Promise.all(
+      [blurred, plain].map((s) =>
+        sharp(s.sample.png as Buffer)
+          .raw()
+          .toBuffer(),
+      ),
+    );
     const differs = (x0: number, x1: number) => {
-      for (let y = 0; y < 100; y++) for (let x = x0; x < x1; x++) if (a![(y * 200 + x) * 3 + 1] !== b![(y * 200 + x) * 3 + 1]) return true;
+      for (let y = 0; y < 100; y++)
+        for (let x = x0; x < x1; x++) if (a![(y * 200 + x) * 3 + 1] !== b![(y * 200 + x) * 3 + 1]) return true;
       return false;
     };
     expect(differs(60, 90)).toBe(true);
@@ -120,7 +167,14 @@ describe('--disable-all-reencoding', () => {
     const { sample, meta } = (await metas(out))[0]!;
     // img2dataset names the member after --encode-format whatever the bytes are
     expect(Buffer.compare(sample.jpg as Buffer, Buffer.from(await (await fetch(png)).arrayBuffer()))).toBe(0);
-    expect(meta).toMatchObject({ width: null, height: null, original_width: null, original_height: null, exif: '{}', status: 'success' });
+    expect(meta).toMatchObject({
+      width: null,
+      height: null,
+      original_width: null,
+      original_height: null,
+      exif: '{}',
+      status: 'success',
+    });
   });
 });
 

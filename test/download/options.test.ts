@@ -41,26 +41,54 @@ describe('download options', () => {
   });
 
   it("takes img2dataset's interpolation names and their aliases, and refuses others naming the option", () => {
-    const o = parseDownloadOptions({ urlList: 'u.txt', upscaleInterpolation: 'bicubic', downscaleInterpolation: 'bilinear' });
+    const o = parseDownloadOptions({
+      urlList: 'u.txt',
+      upscaleInterpolation: 'bicubic',
+      downscaleInterpolation: 'bilinear',
+    });
     expect([o.upscaleInterpolation, o.downscaleInterpolation]).toEqual(['cubic', 'linear']);
-    expect(parseDownloadOptions({ urlList: 'u.txt', upscaleInterpolation: 'LANCZOS4' }).upscaleInterpolation).toBe('lanczos');
-    expect(() => parseDownloadOptions({ urlList: 'u.txt', downscaleInterpolation: 'box' })).toThrow(/--downscale-interpolation.*box|box.*--downscale-interpolation/);
+    expect(parseDownloadOptions({ urlList: 'u.txt', upscaleInterpolation: 'LANCZOS4' }).upscaleInterpolation).toBe(
+      'lanczos',
+    );
+    expect(() => parseDownloadOptions({ urlList: 'u.txt', downscaleInterpolation: 'box' })).toThrow(
+      /--downscale-interpolation.*box|box.*--downscale-interpolation/,
+    );
   });
 
   const bad: [string, Record<string, unknown>, RegExp][] = [
     ['an unknown resize mode', { resizeMode: 'stretch' }, /--resize-mode.*"stretch"/],
     ['a png quality over 9', { encodeFormat: 'png', encodeQuality: 95 }, /compression level 0–9 for png/],
     ['a reserved additional column', { saveAdditionalColumns: ['status'] }, /"status" is reserved/],
-    ['a verify-hash type different from compute-hash', { verifyHash: ['h', 'md5'] }, /--verify-hash.*equal --compute-hash/],
+    [
+      'a verify-hash type different from compute-hash',
+      { verifyHash: ['h', 'md5'] },
+      /--verify-hash.*equal --compute-hash/,
+    ],
     ['a non-integer shard size', { numberSamplePerShard: 1.5 }, /--number-sample-per-shard/],
     ['an unknown option', { threads: 3 }, /Unknown option --threads/],
     ['zero processes', { processesCount: 0 }, /--processes-count/],
-    ['the pyspark distributor', { distributor: 'pyspark' }, /--distributor: pyspark is not available here: clipstream runs shards on --processes-count worker threads/],
-    ['an unknown distributor', { distributor: 'dask' }, /--distributor: Expected one of multiprocessing but received "dask"/],
+    [
+      'the pyspark distributor',
+      { distributor: 'pyspark' },
+      /--distributor: pyspark is not available here: clipstream runs shards on --processes-count worker threads/,
+    ],
+    [
+      'an unknown distributor',
+      { distributor: 'dask' },
+      /--distributor: Expected one of multiprocessing but received "dask"/,
+    ],
     ['a bbox column in a txt list', { bboxCol: 'faces' }, /--bbox-col: a txt url list has only a url column/],
     ['a reserved bbox column', { inputFormat: 'csv', bboxCol: 'exif' }, /--bbox-col: Column "exif" is reserved/],
-    ['blur without decoding', { inputFormat: 'csv', bboxCol: 'faces', disableAllReencoding: true }, /--disable-all-reencoding: .*--bbox-col could not blur/],
-    ['npy without decoding', { encodeFormat: 'npy', disableAllReencoding: true }, /--disable-all-reencoding: .*--encode-format npy needs decoded pixels/],
+    [
+      'blur without decoding',
+      { inputFormat: 'csv', bboxCol: 'faces', disableAllReencoding: true },
+      /--disable-all-reencoding: .*--bbox-col could not blur/,
+    ],
+    [
+      'npy without decoding',
+      { encodeFormat: 'npy', disableAllReencoding: true },
+      /--disable-all-reencoding: .*--encode-format npy needs decoded pixels/,
+    ],
     ['a negative max shard retry', { maxShardRetry: -1 }, /--max-shard-retry/],
   ];
   it.each(bad)('refuses %s with a message naming the flag', (_name, extra, message) => {
@@ -78,9 +106,13 @@ describe('download options', () => {
 describe('download notices', () => {
   it('says once that --enable-wandb is ignored and where progress goes instead; nothing otherwise', () => {
     expect(downloadNotices(parseDownloadOptions({ urlList: 'u.txt', subjobSize: 7 }))).toEqual([]);
-    const [notice, ...rest] = downloadNotices(parseDownloadOptions({ urlList: 'u.txt', enableWandb: true, wandbProject: 'mine' }));
+    const [notice, ...rest] = downloadNotices(
+      parseDownloadOptions({ urlList: 'u.txt', enableWandb: true, wandbProject: 'mine' }),
+    );
     expect(rest).toEqual([]);
-    expect(notice).toMatch(/--enable-wandb is ignored \(project "mine"\): clipstream does not log to Weights & Biases; progress is printed here.*_stats\.json/);
+    expect(notice).toMatch(
+      /--enable-wandb is ignored \(project "mine"\): clipstream does not log to Weights & Biases; progress is printed here.*_stats\.json/,
+    );
   });
 });
 

@@ -26,11 +26,21 @@ const failed = (...ids: number[]): FailedShard[] => ids.map((shardId) => ({ shar
 describe("--max-shard-retry (img2dataset's retrier)", () => {
   it('reruns only the shards the previous round left failed, up to the limit', async () => {
     // shard 1 fails once more after the main pass, shard 4 twice more, shard 7 never again
-    const { rerun, calls } = flakyRerun(new Map([[1, 2], [4, 3], [7, 1]]));
+    const { rerun, calls } = flakyRerun(
+      new Map([
+        [1, 2],
+        [4, 3],
+        [7, 1],
+      ]),
+    );
     const rounds: [number, number][] = [];
     const result = await retryFailedShards(failed(1, 4, 7), 5, rerun, (round, n) => rounds.push([round, n]));
     expect(calls).toEqual([[1, 4, 7], [1, 4], [4]]);
-    expect(rounds).toEqual([[1, 3], [2, 2], [3, 1]]);
+    expect(rounds).toEqual([
+      [1, 3],
+      [2, 2],
+      [3, 1],
+    ]);
     expect(result).toEqual({ failed: [], rounds: 3 });
   });
 

@@ -2,7 +2,14 @@ import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import sharp from 'sharp';
-import { createFetcher, isPrivateAddress, OPTED_OUT_MESSAGE, type FetchOptions, type Fetcher, type FetcherInternals } from '../../src/fetch/index.js';
+import {
+  createFetcher,
+  isPrivateAddress,
+  OPTED_OUT_MESSAGE,
+  type FetchOptions,
+  type Fetcher,
+  type FetcherInternals,
+} from '../../src/fetch/index.js';
 import type { FetchOutcome } from '../../src/core/types.js';
 import { startImageServer, type ImageServer } from '../helpers/image-server.js';
 
@@ -43,7 +50,12 @@ describe('success', () => {
     const out = await fetcher().fetch(`${server.url}/img/40x30.png?color=00ff00`);
     expect(out.ok).toBe(true);
     if (!out.ok) return;
-    expect(out).toMatchObject({ status: 200, contentType: 'image/png', attempts: 1, url: `${server.url}/img/40x30.png?color=00ff00` });
+    expect(out).toMatchObject({
+      status: 200,
+      contentType: 'image/png',
+      attempts: 1,
+      url: `${server.url}/img/40x30.png?color=00ff00`,
+    });
     const meta = await sharp(out.bytes).metadata();
     expect([meta.width, meta.height, meta.format]).toEqual([40, 30, 'png']);
   });
@@ -55,7 +67,11 @@ describe('success', () => {
 
   it('reuses keep-alive connections and shares them between requests', async () => {
     const f = fetcher();
-    const outs = await Promise.all(Array.from({ length: 20 }, (_, i) => f.fetch(`${server.url}/img/8x8.jpg?color=0000${(i % 10).toString().padStart(2, '0')}`)));
+    const outs = await Promise.all(
+      Array.from({ length: 20 }, (_, i) =>
+        f.fetch(`${server.url}/img/8x8.jpg?color=0000${(i % 10).toString().padStart(2, '0')}`),
+      ),
+    );
     expect(outs.every((o) => o.ok)).toBe(true);
   });
 });
@@ -98,7 +114,9 @@ describe('HTTP errors and retries', () => {
   });
 
   it('is rate_limited at once when Retry-After exceeds the cap', async () => {
-    const [out, ms] = await timed(fetcher({ retries: 3, maxRetryAfterMs: 5000 }).fetch(`${server.url}/ratelimit/e?fail=1&retry_after=3600`));
+    const [out, ms] = await timed(
+      fetcher({ retries: 3, maxRetryAfterMs: 5000 }).fetch(`${server.url}/ratelimit/e?fail=1&retry_after=3600`),
+    );
     expect(failure(out)).toMatchObject({ reason: 'rate_limited', attempts: 1 });
     expect(failure(out).message).toMatch(/Retry-After 3600 s exceeds the 5 s cap/);
     expect(ms).toBeLessThan(500);
@@ -117,19 +135,20 @@ describe('HTTP errors and retries', () => {
 });
 
 describe('deadline: every fault costs at most its timeout', () => {
-  it.each([
-    ['/endless'],
-    ['/slow-body?ms=60000'],
-    ['/slow-first-byte?ms=60000'],
-  ])('%s → timeout within the deadline', async (path) => {
-    const [out, ms] = await timed(fetcher({ timeoutMs: 500 }).fetch(`${server.url}${path}`));
-    expect(failure(out).reason).toBe('timeout');
-    expect(ms).toBeGreaterThanOrEqual(450);
-    expect(ms).toBeLessThan(1500);
-  });
+  it.each([['/endless'], ['/slow-body?ms=60000'], ['/slow-first-byte?ms=60000']])(
+    '%s → timeout within the deadline',
+    async (path) => {
+      const [out, ms] = await timed(fetcher({ timeoutMs: 500 }).fetch(`${server.url}${path}`));
+      expect(failure(out).reason).toBe('timeout');
+      expect(ms).toBeGreaterThanOrEqual(450);
+      expect(ms).toBeLessThan(1500);
+    },
+  );
 
   it('retries a timeout, each attempt with its own deadline', async () => {
-    const [out, ms] = await timed(fetcher({ timeoutMs: 300, retries: 1 }).fetch(`${server.url}/slow-first-byte?ms=60000`));
+    const [out, ms] = await timed(
+      fetcher({ timeoutMs: 300, retries: 1 }).fetch(`${server.url}/slow-first-byte?ms=60000`),
+    );
     expect(failure(out)).toMatchObject({ reason: 'timeout', attempts: 2 });
     expect(ms).toBeLessThan(1500);
   });
@@ -157,7 +176,9 @@ describe('byte cap', () => {
   });
 
   it('stops a streamed body without content-length at the cap', async () => {
-    const [out, ms] = await timed(fetcher({ maxBytes: 1024 * 1024 }).fetch(`${server.url}/huge?bytes=${1024 ** 3}&nolength=1`));
+    const [out, ms] = await timed(
+      fetcher({ maxBytes: 1024 * 1024 }).fetch(`${server.url}/huge?bytes=${1024 ** 3}&nolength=1`),
+    );
     expect(failure(out).reason).toBe('too_large');
     expect(ms).toBeLessThan(1000);
   });
@@ -193,13 +214,16 @@ describe('redirects', () => {
   });
 
   it('refuses a redirect to a non-http scheme', async () => {
-    const out = failure(await fetcher().fetch(`${server.url}/redirect/1?to=${encodeURIComponent('ftp://example.com/a.jpg')}`));
+    const out = failure(
+      await fetcher().fetch(`${server.url}/redirect/1?to=${encodeURIComponent('ftp://example.com/a.jpg')}`),
+    );
     expect(out.reason).toBe('invalid_url');
   });
 });
 
 describe('X-Robots-Tag opt-out', () => {
-  const robots = (...tags: string[]) => `${server.url}/robots?${tags.map((t) => `tag=${encodeURIComponent(t)}`).join('&')}`;
+  const robots = (...tags: string[]) =>
+    `${server.url}/robots?${tags.map((t) => `tag=${encodeURIComponent(t)}`).join('&')}`;
 
   it.each([
     [['noai'], undefined, 'opted_out'],
@@ -214,7 +238,8 @@ describe('X-Robots-Tag opt-out', () => {
   ] as const)('%j (token %s) → %s', async (tags, token, expected) => {
     const out = await fetcher({ userAgentToken: token }).fetch(robots(...tags));
     if (expected === 'ok') expect(out.ok).toBe(true);
-    else expect(failure(out)).toMatchObject({ reason: 'opted_out', message: OPTED_OUT_MESSAGE, status: 200, attempts: 1 });
+    else
+      expect(failure(out)).toMatchObject({ reason: 'opted_out', message: OPTED_OUT_MESSAGE, status: 200, attempts: 1 });
   });
 
   it('is disabled with an empty directive list', async () => {
@@ -280,13 +305,18 @@ describe('SSRF guard', () => {
 });
 
 describe('invalid input and network errors', () => {
-  it.each(['not a url', 'ftp://example.com/a.jpg', 'file:///etc/passwd', 'javascript:alert(1)', 'http://', ''])('%j → invalid_url', async (url) => {
-    const out = failure(await fetcher().fetch(url));
-    expect(out).toMatchObject({ reason: 'invalid_url', attempts: 0 });
-  });
+  it.each(['not a url', 'ftp://example.com/a.jpg', 'file:///etc/passwd', 'javascript:alert(1)', 'http://', ''])(
+    '%j → invalid_url',
+    async (url) => {
+      const out = failure(await fetcher().fetch(url));
+      expect(out).toMatchObject({ reason: 'invalid_url', attempts: 0 });
+    },
+  );
 
   it('gives dns_error for a host that cannot exist (.invalid, RFC 6761)', async () => {
-    const [out, ms] = await timed(fetcher({ allowPrivateNetworks: false, timeoutMs: 5000 }).fetch('http://no-such-host.invalid/a.jpg'));
+    const [out, ms] = await timed(
+      fetcher({ allowPrivateNetworks: false, timeoutMs: 5000 }).fetch('http://no-such-host.invalid/a.jpg'),
+    );
     expect(failure(out)).toMatchObject({ reason: 'dns_error', attempts: 1 });
     expect(ms).toBeLessThan(5500);
   });
@@ -299,7 +329,8 @@ describe('invalid input and network errors', () => {
       const n = (calls.get(hostname) ?? 0) + 1;
       calls.set(hostname, n);
       const code = hostname.startsWith('busy') ? 'EAI_AGAIN' : 'ENOTFOUND';
-      if (n === 1 || code === 'ENOTFOUND') return setImmediate(() => callback(Object.assign(new Error(`getaddrinfo ${code} ${hostname}`), { code }), []));
+      if (n === 1 || code === 'ENOTFOUND')
+        return setImmediate(() => callback(Object.assign(new Error(`getaddrinfo ${code} ${hostname}`), { code }), []));
       setImmediate(() => callback(null, [{ address: '127.0.0.1', family: 4 }]));
     };
     const f = createFetcher({ allowPrivateNetworks: true, timeoutMs: 3000, retries: 2 }, { dnsLookup });
@@ -340,7 +371,9 @@ describe('invalid input and network errors', () => {
 describe('concurrency limits', () => {
   it('never has more than perHostConcurrency requests open on one host', async () => {
     const f = fetcher({ perHostConcurrency: 2, concurrency: 64 });
-    const [outs, ms] = await timedAll(Array.from({ length: 10 }, () => f.fetch(`${server.url}/slow-first-byte?ms=200`)));
+    const [outs, ms] = await timedAll(
+      Array.from({ length: 10 }, () => f.fetch(`${server.url}/slow-first-byte?ms=200`)),
+    );
     expect(outs.every((o) => o.ok)).toBe(true);
     expect(server.peakInFlight).toBe(2);
     expect(ms).toBeGreaterThanOrEqual(5 * 200 - 50);

@@ -51,7 +51,10 @@ describe('image server', () => {
   it('serves a small pixel bomb and a truncated JPEG', async () => {
     const bomb = await get('/bomb.png');
     expect(bomb.length).toBeLessThan(200_000);
-    await expect(sharp(bomb, { limitInputPixels: false }).metadata()).resolves.toMatchObject({ width: 30000, height: 30000 });
+    await expect(sharp(bomb, { limitInputPixels: false }).metadata()).resolves.toMatchObject({
+      width: 30000,
+      height: 30000,
+    });
     await expect(sharp(bomb).metadata()).rejects.toThrow(/pixel limit/);
     const truncated = await get('/truncated.jpg');
     await expect(sharp(truncated).toBuffer()).rejects.toThrow();

@@ -48,11 +48,9 @@ describe('HostLimiter', () => {
 describe('caching lookup', () => {
   const call = (lookup: ReturnType<typeof createCachingLookup>, host: string, all: boolean) =>
     new Promise<{ err: NodeJS.ErrnoException | null; result: unknown }>((resolve) => {
-      (lookup as unknown as (h: string, o: object, cb: (err: NodeJS.ErrnoException | null, r: unknown) => void) => void)(
-        host,
-        { all },
-        (err, result) => resolve({ err, result }),
-      );
+      (
+        lookup as unknown as (h: string, o: object, cb: (err: NodeJS.ErrnoException | null, r: unknown) => void) => void
+      )(host, { all }, (err, result) => resolve({ err, result }));
     });
 
   it('resolves like dns.lookup, both calling conventions', async () => {

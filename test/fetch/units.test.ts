@@ -1,7 +1,15 @@
 import { describe, expect, it } from 'vitest';
 import { isClipstreamError } from '../../src/core/errors.js';
 import { classifyError } from '../../src/fetch/classify.js';
-import { backoffMs, createFetcher, isDisallowedByRobotsTag, isPrivateAddress, isRetryable, parseRetryAfter, userAgent } from '../../src/fetch/index.js';
+import {
+  backoffMs,
+  createFetcher,
+  isDisallowedByRobotsTag,
+  isPrivateAddress,
+  isRetryable,
+  parseRetryAfter,
+  userAgent,
+} from '../../src/fetch/index.js';
 
 const DEFAULT = ['noai', 'noimageai', 'noindex', 'noimageindex'];
 
@@ -158,6 +166,8 @@ describe('classifyError', () => {
   });
 
   it('names the host and the code in DNS messages', () => {
-    expect(classifyError(err('ENOTFOUND'), 'example.com').message).toBe('DNS lookup failed for example.com (ENOTFOUND)');
+    expect(classifyError(err('ENOTFOUND'), 'example.com').message).toBe(
+      'DNS lookup failed for example.com (ENOTFOUND)',
+    );
   });
 });

@@ -108,7 +108,8 @@ export async function startImageServer(opts: ImageServerOptions = {}): Promise<I
       const [w, h] = [Number(m[1]), Number(m[2])];
       if (!validSize(w, h)) return text(res, 400, 'size out of range');
       const orientation = num('orientation', 1);
-      if (!Number.isInteger(orientation) || orientation < 1 || orientation > 8) return text(res, 400, 'orientation must be 1..8');
+      if (!Number.isInteger(orientation) || orientation < 1 || orientation > 8)
+        return text(res, 400, 'orientation must be 1..8');
       const color = parseColor(q.get('color'));
       const key = `exif:${w}x${h}:${orientation}:${color}`;
       return image(res, 'jpg', await cached(key, () => exifImage(w, h, color, orientation)));
@@ -274,7 +275,15 @@ function rgb(color: string): [number, number, number] {
  * A solid image of `color`; `gradient` fades it to black from left to right; `alpha` makes the left half fully
  * transparent (PNG/WebP only); `checker` > 0 turns every other `checker`-pixel square white (detail to blur).
  */
-async function solidImage(w: number, h: number, format: Format, color: string, gradient: boolean, alpha: boolean, checker = 0): Promise<Buffer> {
+async function solidImage(
+  w: number,
+  h: number,
+  format: Format,
+  color: string,
+  gradient: boolean,
+  alpha: boolean,
+  checker = 0,
+): Promise<Buffer> {
   const [r, g, b] = rgb(color);
   const channels = alpha ? 4 : 3;
   const raw = Buffer.alloc(w * h * channels);
@@ -309,12 +318,19 @@ async function exifImage(w: number, h: number, color: string, orientation: numbe
 export function pixelBombPng(w: number, h: number): Buffer {
   const rowBytes = 1 + Math.ceil(w / 8);
   const rowsPerBlock = 1000;
-  const block = deflateRawSync(Buffer.alloc(rowBytes * rowsPerBlock), { level: 9, finishFlush: zlibConstants.Z_SYNC_FLUSH });
+  const block = deflateRawSync(Buffer.alloc(rowBytes * rowsPerBlock), {
+    level: 9,
+    finishFlush: zlibConstants.Z_SYNC_FLUSH,
+  });
   const blocks: Buffer[] = [Buffer.from([0x78, 0xda])];
   let rows = 0;
   while (rows < h) {
     const n = Math.min(rowsPerBlock, h - rows);
-    blocks.push(n === rowsPerBlock ? block : deflateRawSync(Buffer.alloc(rowBytes * n), { level: 9, finishFlush: zlibConstants.Z_SYNC_FLUSH }));
+    blocks.push(
+      n === rowsPerBlock
+        ? block
+        : deflateRawSync(Buffer.alloc(rowBytes * n), { level: 9, finishFlush: zlibConstants.Z_SYNC_FLUSH }),
+    );
     rows += n;
   }
   blocks.push(Buffer.from([0x03, 0x00])); // final, empty, fixed-Huffman block

@@ -46,11 +46,13 @@ export async function outcomeOf<T>(work: () => Promise<T>, deadlineMs = 5_000): 
 /** Bytes derived from `base`: a few flipped bytes, a cut, or a splice of random bytes, as damage looks in files. */
 export function damaged(base: Uint8Array): fc.Arbitrary<Uint8Array> {
   const n = Math.max(1, base.length);
-  const flips = fc.array(fc.tuple(fc.nat(n - 1), fc.integer({ min: 1, max: 255 })), { minLength: 1, maxLength: 6 }).map((edits) => {
-    const out = Uint8Array.from(base);
-    for (const [at, xor] of edits) if (at < out.length) out[at]! ^= xor;
-    return out;
-  });
+  const flips = fc
+    .array(fc.tuple(fc.nat(n - 1), fc.integer({ min: 1, max: 255 })), { minLength: 1, maxLength: 6 })
+    .map((edits) => {
+      const out = Uint8Array.from(base);
+      for (const [at, xor] of edits) if (at < out.length) out[at]! ^= xor;
+      return out;
+    });
   const cut = fc.nat(n).map((at) => base.slice(0, at));
   const splice = fc.tuple(fc.nat(n), fc.uint8Array({ maxLength: 64 })).map(([at, bytes]) => {
     const out = new Uint8Array(base.length + bytes.length);

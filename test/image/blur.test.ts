@@ -12,7 +12,9 @@ async function checkerPng(width = 200, height = 100): Promise<Buffer> {
       raw.set(white ? [255, 255, 255] : [200, 20, 20], (y * width + x) * 3);
     }
   }
-  return sharp(raw, { raw: { width, height, channels: 3 } }).png().toBuffer();
+  return sharp(raw, { raw: { width, height, channels: 3 } })
+    .png()
+    .toBuffer();
 }
 
 async function pixels(png: Buffer) {
@@ -21,9 +23,16 @@ async function pixels(png: Buffer) {
 }
 
 /** Variance of the green channel (20 or 255 in the checkerboard) over a rectangle. */
-function variance(img: { data: Buffer; width: number; channels: number }, x0: number, y0: number, x1: number, y1: number): number {
+function variance(
+  img: { data: Buffer; width: number; channels: number },
+  x0: number,
+  y0: number,
+  x1: number,
+  y1: number,
+): number {
   const values: number[] = [];
-  for (let y = y0; y < y1; y++) for (let x = x0; x < x1; x++) values.push(img.data[(y * img.width + x) * img.channels + 1]!);
+  for (let y = y0; y < y1; y++)
+    for (let x = x0; x < x1; x++) values.push(img.data[(y * img.width + x) * img.channels + 1]!);
   const mean = values.reduce((a, b) => a + b, 0) / values.length;
   return values.reduce((a, b) => a + (b - mean) ** 2, 0) / values.length;
 }
@@ -42,7 +51,10 @@ describe('bbox blur (img2dataset blurrer.py)', () => {
     expect(variance(plain, 60, 30, 90, 70)).toBeGreaterThan(3000);
     expect(variance(blurred, 60, 30, 90, 70)).toBeLessThan(variance(plain, 60, 30, 90, 70) / 20);
     // further than the kernel radius (6) from the grown box: untouched, to the byte
-    for (const [x0, x1] of [[0, 37], [113, 200]] as const) {
+    for (const [x0, x1] of [
+      [0, 37],
+      [113, 200],
+    ] as const) {
       for (let y = 0; y < 100; y++) {
         for (let x = x0; x < x1; x++) {
           const i = (y * 200 + x) * 3;
@@ -60,10 +72,19 @@ describe('bbox blur (img2dataset blurrer.py)', () => {
     const png = await checkerPng(400, 200);
     // center_crop to 100: resized to 200×100, then x 50..150 kept. A box on the left quarter of the resized image
     // (x 0..50) is cropped away entirely, except for what feathering spills over the crop line.
-    const options = { ...lossless, imageSize: 100, resizeMode: 'center_crop' as const, downscaleInterpolation: 'nearest' as const };
+    const options = {
+      ...lossless,
+      imageSize: 100,
+      resizeMode: 'center_crop' as const,
+      downscaleInterpolation: 'nearest' as const,
+    };
     const plain = await pixels(((await processImage(png, options)) as { data: Buffer }).data);
-    const left = await pixels(((await processImage(png, options, { blur: [[0, 0, 0.2, 1]] })) as { data: Buffer }).data);
-    const right = await pixels(((await processImage(png, options, { blur: [[0.5, 0, 0.75, 1]] })) as { data: Buffer }).data);
+    const left = await pixels(
+      ((await processImage(png, options, { blur: [[0, 0, 0.2, 1]] })) as { data: Buffer }).data,
+    );
+    const right = await pixels(
+      ((await processImage(png, options, { blur: [[0.5, 0, 0.75, 1]] })) as { data: Buffer }).data,
+    );
     expect(variance(left, 20, 0, 100, 100)).toBe(variance(plain, 20, 0, 100, 100));
     // x 100..150 of the resized image = 50..100 of the crop
     expect(variance(right, 55, 10, 95, 90)).toBeLessThan(variance(plain, 55, 10, 95, 90) / 20);
@@ -80,7 +101,10 @@ describe('bbox blur (img2dataset blurrer.py)', () => {
 
   it("computes the mask and the kernel as blurrer.py: int() truncation, a tenth of the longest side, cv2's kernel", () => {
     // 200×100 image, box 0.1..0.305 × 0.2..0.9: pixels 20..61 × 20..90 (int truncates), side 70, grown by 7
-    expect(maskRects([[0.1, 0.2, 0.305, 0.9]], 200, 100)).toEqual({ rects: [{ x0: 13, y0: 13, x1: 68, y1: 97 }], longestSide: 70 });
+    expect(maskRects([[0.1, 0.2, 0.305, 0.9]], 200, 100)).toEqual({
+      rects: [{ x0: 13, y0: 13, x1: 68, y1: 97 }],
+      longestSide: 70,
+    });
     // clipped to size - 1, exclusive end: the last row and column are never in the mask (as numpy slicing there)
     expect(maskRects([[0, 0, 1, 1]], 10, 10).rects).toEqual([{ x0: 0, y0: 0, x1: 9, y1: 9 }]);
     expect(maskRects([[0.9, 0.9, 0.1, 0.1]], 10, 10)).toEqual({ rects: [], longestSide: 0 });
@@ -96,9 +120,22 @@ describe('bbox blur (img2dataset blurrer.py)', () => {
     expect(parseBlurBoxes(null)).toEqual({ ok: true, boxes: undefined });
     expect(parseBlurBoxes('')).toEqual({ ok: true, boxes: undefined });
     expect(parseBlurBoxes([[0.1, 0.2, 0.3, 0.4]])).toEqual({ ok: true, boxes: [[0.1, 0.2, 0.3, 0.4]] });
-    expect(parseBlurBoxes('[[0, 0, 1, 1], [0.5, 0.5, 0.6, 0.6]]')).toEqual({ ok: true, boxes: [[0, 0, 1, 1], [0.5, 0.5, 0.6, 0.6]] });
+    expect(parseBlurBoxes('[[0, 0, 1, 1], [0.5, 0.5, 0.6, 0.6]]')).toEqual({
+      ok: true,
+      boxes: [
+        [0, 0, 1, 1],
+        [0.5, 0.5, 0.6, 0.6],
+      ],
+    });
     expect(parseBlurBoxes([new Float64Array([0, 0, 0.5, 0.5])])).toEqual({ ok: true, boxes: [[0, 0, 0.5, 0.5]] });
-    for (const bad of ['[[0, 0, 1]]', [0.1, 0.2, 0.3, 0.4], [[0, 0, 1, Number.NaN]], 'faces', 42, Array.from({ length: 1001 }, () => [0, 0, 1, 1])]) {
+    for (const bad of [
+      '[[0, 0, 1]]',
+      [0.1, 0.2, 0.3, 0.4],
+      [[0, 0, 1, Number.NaN]],
+      'faces',
+      42,
+      Array.from({ length: 1001 }, () => [0, 0, 1, 1]),
+    ]) {
       const parsed = parseBlurBoxes(bad);
       expect(parsed.ok).toBe(false);
       expect((parsed as { message: string }).message).toMatch(/^Expected /);

@@ -34,7 +34,7 @@ function tiff(entries: [number, number, number, number][], extra: number[] = [],
 }
 
 describe('exif (img2dataset: json.dumps of exifread.process_file(details=False))', () => {
-  it("names and prints tags as exifread does, with its one-byte-values-are-0 quirk", async () => {
+  it('names and prints tags as exifread does, with its one-byte-values-are-0 quirk', async () => {
     const jpeg = await sharp({ create: { width: 40, height: 30, channels: 3, background: '#336699' } })
       .jpeg()
       .withExif({
@@ -68,12 +68,28 @@ describe('exif (img2dataset: json.dumps of exifread.process_file(details=False))
       ...[0, 0, 0, 0], // (unused: a one-value float sits in its entry)
       ...Buffer.from('  Ünï  \0junk', 'utf8'), // ascii (utf-8) at 74
     ];
-    const t = tiff([[0x011a, 5, 1, 62], [0x0100, 11, 1, 0x3fc0_0000], [0x010e, 2, 14, 74], [0x0112, 3, 1, 9]], data);
+    const t = tiff(
+      [
+        [0x011a, 5, 1, 62],
+        [0x0100, 11, 1, 0x3fc0_0000],
+        [0x010e, 2, 14, 74],
+        [0x0112, 3, 1, 9],
+      ],
+      data,
+    );
     expect(exifJson(jpegWithTiff(t))).toBe(
       '{"Image XResolution": "3/2", "Image ImageWidth": "(1.5,)", "Image ImageDescription": "\\u00dcn\\u00ef", "Image Orientation": "9"}',
     );
     expect([fractionText(10, -4), fractionText(5, 0), fractionText(0, 7)]).toEqual(['-5/2', '5/0', '0']);
-    expect([1e16, 1e15, 0.0001, 0.00001, 1.5e-7, -2, 0.1].map(pyFloatRepr)).toEqual(['1e+16', '1000000000000000.0', '0.0001', '1e-05', '1.5e-07', '-2.0', '0.1']);
+    expect([1e16, 1e15, 0.0001, 0.00001, 1.5e-7, -2, 0.1].map(pyFloatRepr)).toEqual([
+      '1e+16',
+      '1000000000000000.0',
+      '0.0001',
+      '1e-05',
+      '1.5e-07',
+      '-2.0',
+      '0.1',
+    ]);
     expect(pyStrip('\x1c\u00a0 x \ufeff\x85')).toBe('x \ufeff');
   });
 
@@ -84,9 +100,14 @@ describe('exif (img2dataset: json.dumps of exifread.process_file(details=False))
     const riff = Buffer.concat([Buffer.from('RIFF'), Buffer.from([0, 0, 0, 0]), Buffer.from('WEBP'), vp8x, chunk]);
     expect(exifJson(riff)).toBe('{"Image Make": "Nin"}');
     // libvips writes the chunk with an "Exif\0\0" prefix, whose 'E' exifread takes for a byte order and raises on
-    const webp = await sharp({ create: { width: 8, height: 8, channels: 3, background: '#00ff00' } }).webp().withExif({ IFD0: { Make: 'Nikon' } }).toBuffer();
+    const webp = await sharp({ create: { width: 8, height: 8, channels: 3, background: '#00ff00' } })
+      .webp()
+      .withExif({ IFD0: { Make: 'Nikon' } })
+      .toBuffer();
     expect(exifJson(webp)).toBeNull();
-    const tif = await sharp({ create: { width: 8, height: 8, channels: 3, background: '#00ff00' } }).tiff().toBuffer();
+    const tif = await sharp({ create: { width: 8, height: 8, channels: 3, background: '#00ff00' } })
+      .tiff()
+      .toBuffer();
     expect(JSON.parse(exifJson(tif)!)).toMatchObject({ 'Image ImageWidth': '8', 'Image ImageLength': '8' });
   });
 
@@ -96,7 +117,15 @@ describe('exif (img2dataset: json.dumps of exifread.process_file(details=False))
     });
 
     it('counts of billions read nothing past the data and print as exifread does', () => {
-      const out = exifJson(jpegWithTiff(tiff([[0x0100, 4, 0xffff_ffff, 8], [0x010f, 2, 0xffff_ffff, 8], [0x0101, 3, 2000, 8]])));
+      const out = exifJson(
+        jpegWithTiff(
+          tiff([
+            [0x0100, 4, 0xffff_ffff, 8],
+            [0x010f, 2, 0xffff_ffff, 8],
+            [0x0101, 3, 2000, 8],
+          ]),
+        ),
+      );
       expect(out).not.toBeNull();
       expect(JSON.parse(out!)).toMatchObject({ 'Image ImageWidth': '[]', 'Image ImageLength': '[]' });
       expect(out!.length).toBeLessThan(200);
@@ -114,10 +143,12 @@ describe('exif (img2dataset: json.dumps of exifread.process_file(details=False))
 
     it('random bytes after the EXIF header: no throw, output under 1 MiB, fast', () => {
       let seed = 7;
-      const random = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+      const random = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
       const started = performance.now();
       for (let n = 0; n < 2000; n++) {
-        const body = Buffer.from(Array.from({ length: 8 + Math.floor(random() * 600) }, () => Math.floor(random() * 256)));
+        const body = Buffer.from(
+          Array.from({ length: 8 + Math.floor(random() * 600) }, () => Math.floor(random() * 256)),
+        );
         body.write(random() < 0.5 ? 'II' : 'MM', 0, 'latin1');
         // entry counts and offsets small enough to hit the data often
         for (let i = 2; i < body.length; i += 2) if (random() < 0.5) body[i] = Math.floor(random() * 16);

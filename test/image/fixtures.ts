@@ -6,15 +6,23 @@ import { defaultImageOptions, processImage, type ImageOptions } from '../../src/
 
 export type Rgb = [number, number, number];
 
-export const run = (bytes: Buffer, o: Partial<ImageOptions> = {}) => processImage(bytes, { ...defaultImageOptions, ...o });
+export const run = (bytes: Buffer, o: Partial<ImageOptions> = {}) =>
+  processImage(bytes, { ...defaultImageOptions, ...o });
 
 export function ok(outcome: ImageOutcome) {
   if (!outcome.ok) throw new Error(`expected success, got ${outcome.reason}: ${outcome.message}`);
   return outcome;
 }
 
-export const solid = (width: number, height: number, format: 'jpeg' | 'png' | 'webp' | 'gif' | 'tiff' = 'png', background = '#ff0000') =>
-  sharp({ create: { width, height, channels: 3, background } })[format]().toBuffer();
+export const solid = (
+  width: number,
+  height: number,
+  format: 'jpeg' | 'png' | 'webp' | 'gif' | 'tiff' = 'png',
+  background = '#ff0000',
+) =>
+  sharp({ create: { width, height, channels: 3, background } })
+    [format]()
+    .toBuffer();
 
 /** Deterministic noise: a JPEG of it is mostly entropy-coded data, as a photo is. */
 export function noise(width: number, height: number): Buffer {
@@ -46,7 +54,11 @@ export async function pixels(encoded: Buffer) {
 }
 
 export function expectColour(actual: Rgb, expected: Rgb, tolerance = 2) {
-  actual.forEach((v, i) => expect(Math.abs(v - expected[i]!), `${JSON.stringify(actual)} ≈ ${JSON.stringify(expected)}`).toBeLessThanOrEqual(tolerance));
+  actual.forEach((v, i) =>
+    expect(Math.abs(v - expected[i]!), `${JSON.stringify(actual)} ≈ ${JSON.stringify(expected)}`).toBeLessThanOrEqual(
+      tolerance,
+    ),
+  );
 }
 
 /** Rewrites a PNG's IHDR size (and its CRC): a valid header that declares a pixel bomb. */

@@ -9,7 +9,11 @@ describe('hashBytes', () => {
     ['md5', 'abc', '900150983cd24fb0d6963f7d28e17f72'],
     ['sha256', '', 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855'],
     ['sha256', 'abc', 'ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad'],
-    ['sha512', 'abc', 'ddaf35a193617abacc417349ae20413112e6fa4e89a97ea20a9eeee64b55d39a2192992a274fc1a836ba3c23a3feebbd454d4423643ce80e2a9ac94fa54ca49f'],
+    [
+      'sha512',
+      'abc',
+      'ddaf35a193617abacc417349ae20413112e6fa4e89a97ea20a9eeee64b55d39a2192992a274fc1a836ba3c23a3feebbd454d4423643ce80e2a9ac94fa54ca49f',
+    ],
   ] as const)('%s(%j)', (algorithm, text, hex) => {
     expect(hashBytes(new TextEncoder().encode(text), algorithm)).toBe(hex);
     expect(hashBytes(Buffer.from(text), algorithm)).toBe(hex);
@@ -29,7 +33,13 @@ describe('sniffImageFormat', () => {
   });
 
   it('says null for anything else', () => {
-    for (const text of ['<!DOCTYPE html><html></html>', '<?xml version="1.0"?><svg/>', '{"a": 1, "b": 2}', '', 'RIFF0000WAVEfmt ']) {
+    for (const text of [
+      '<!DOCTYPE html><html></html>',
+      '<?xml version="1.0"?><svg/>',
+      '{"a": 1, "b": 2}',
+      '',
+      'RIFF0000WAVEfmt ',
+    ]) {
       expect(sniffImageFormat(Buffer.from(text))).toBeNull();
     }
     expect(sniffImageFormat(new Uint8Array([0xff, 0xd8]))).toBeNull();

@@ -6,7 +6,9 @@ import { defaultImageOptions, processImage } from '../../src/image/index.js';
 
 describe('JPEG output opens with a JFIF APP0, as cv2 (img2dataset) writes it', () => {
   it('the first segment after SOI is APP0 "JFIF\\0" version 1.1, aspect 1:1, no thumbnail; the file still decodes', async () => {
-    const png = await sharp({ create: { width: 300, height: 200, channels: 3, background: '#884422' } }).png().toBuffer();
+    const png = await sharp({ create: { width: 300, height: 200, channels: 3, background: '#884422' } })
+      .png()
+      .toBuffer();
     const out = await processImage(png, defaultImageOptions);
     expect(out.ok).toBe(true);
     const jpg = (out as { data: Buffer }).data;
@@ -21,14 +23,21 @@ describe('JPEG output opens with a JFIF APP0, as cv2 (img2dataset) writes it', (
   });
 
   it('is added once, only to JPEGs; bytes kept by --skip-reencode stay as downloaded', async () => {
-    const bare = await sharp({ create: { width: 16, height: 16, channels: 3, background: '#000000' } }).jpeg().toBuffer();
+    const bare = await sharp({ create: { width: 16, height: 16, channels: 3, background: '#000000' } })
+      .jpeg()
+      .toBuffer();
     expect(bare[3]).not.toBe(0xe0); // libvips alone writes no JFIF
     const once = withJfif(bare);
     expect(withJfif(once)).toBe(once);
     expect(withJfif(Buffer.from('not a jpeg'))).toEqual(Buffer.from('not a jpeg'));
     const kept = await processImage(bare, { ...defaultImageOptions, imageSize: 16, skipReencode: true });
     expect((kept as { data: Buffer }).data).toBe(bare);
-    const png = await processImage(bare, { ...defaultImageOptions, imageSize: 16, encodeFormat: 'png', encodeQuality: 1 });
+    const png = await processImage(bare, {
+      ...defaultImageOptions,
+      imageSize: 16,
+      encodeFormat: 'png',
+      encodeQuality: 1,
+    });
     expect([...(png as { data: Buffer }).data.subarray(1, 4)]).toEqual([...Buffer.from('PNG')]);
   });
 });

@@ -4,7 +4,9 @@ import { readJpegHeader } from '../../src/image/jpeg-header.js';
 import { bands, noise, ok, run } from './fixtures.js';
 
 const jpeg = (width: number, height: number, o: JpegOptions = {}) =>
-  sharp(noise(width, height), { raw: { width, height, channels: 3 } }).jpeg(o).toBuffer();
+  sharp(noise(width, height), { raw: { width, height, channels: 3 } })
+    .jpeg(o)
+    .toBuffer();
 
 /** An APP1 Exif segment holding a TIFF IFD0 with one Orientation entry, in either byte order. */
 function exifSegment(orientation: number, byteOrder: 'II' | 'MM', { type = 3, count = 1 } = {}): Buffer {
@@ -34,8 +36,14 @@ describe('readJpegHeader', () => {
     const files = [
       await jpeg(641, 479),
       await jpeg(17, 3000, { progressive: true }),
-      await sharp(noise(120, 80), { raw: { width: 120, height: 80, channels: 3 } }).greyscale().jpeg().toBuffer(),
-      await sharp(noise(90, 60), { raw: { width: 90, height: 60, channels: 3 } }).toColourspace('cmyk').jpeg().toBuffer(),
+      await sharp(noise(120, 80), { raw: { width: 120, height: 80, channels: 3 } })
+        .greyscale()
+        .jpeg()
+        .toBuffer(),
+      await sharp(noise(90, 60), { raw: { width: 90, height: 60, channels: 3 } })
+        .toColourspace('cmyk')
+        .jpeg()
+        .toBuffer(),
       await jpeg(33, 65, { chromaSubsampling: '4:4:4', quality: 100 }),
     ];
     for (const file of files) {
@@ -82,12 +90,18 @@ describe('readJpegHeader', () => {
     // IFD0 at offset 4, inside the TIFF header
     const overlapping = exifSegment(6, 'MM');
     overlapping.writeUInt32BE(4, 4 + 6 + 4);
-    const files = [withSegment(base, long), withSegment(withSegment(base, exifSegment(6, 'II')), junk), withSegment(base, overlapping)];
+    const files = [
+      withSegment(base, long),
+      withSegment(withSegment(base, exifSegment(6, 'II')), junk),
+      withSegment(base, overlapping),
+    ];
     for (const file of files) {
       expect(readJpegHeader(file)).toBeNull();
       const turned = ((await sharp(file).metadata()).orientation ?? 1) >= 5;
       const out = ok(await run(file, { resizeMode: 'no' }));
-      expect([out.originalWidth, out.originalHeight, out.width, out.height]).toEqual(turned ? [30, 40, 30, 40] : [40, 30, 40, 30]);
+      expect([out.originalWidth, out.originalHeight, out.width, out.height]).toEqual(
+        turned ? [30, 40, 30, 40] : [40, 30, 40, 30],
+      );
     }
   });
 
@@ -150,14 +164,18 @@ describe('readJpegHeader', () => {
   it('never throws on damaged bytes, and agrees with libvips whenever both read a header', async () => {
     const file = withSegment(await jpeg(80, 60), exifSegment(6, 'MM'));
     let seed = 12345;
-    const random = () => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 2 ** 32);
+    const random = () => (seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 2 ** 32;
     let compared = 0;
     for (let trial = 0; trial < 600; trial++) {
-      const damaged = Buffer.from(file.subarray(0, random() < 0.5 ? file.length : 2 + Math.floor(random() * file.length)));
+      const damaged = Buffer.from(
+        file.subarray(0, random() < 0.5 ? file.length : 2 + Math.floor(random() * file.length)),
+      );
       for (let k = 0; k < 3; k++) damaged[2 + Math.floor(random() * 700)] = Math.floor(random() * 256);
       const ours = readJpegHeader(damaged);
       if (ours === null) continue;
-      const theirs = await sharp(damaged).metadata().catch(() => null);
+      const theirs = await sharp(damaged)
+        .metadata()
+        .catch(() => null);
       if (theirs === null) {
         // libvips refuses the header (a bad table, say) that our walk accepts: the image must still fail
         const outcome = await run(damaged, { imageSize: 16, resizeMode: 'center_crop' });
@@ -165,13 +183,23 @@ describe('readJpegHeader', () => {
         continue;
       }
       compared++;
-      expect(ours, `trial ${trial}`).toEqual({ width: theirs.width, height: theirs.height, orientation: theirs.orientation ?? 1 });
+      expect(ours, `trial ${trial}`).toEqual({
+        width: theirs.width,
+        height: theirs.height,
+        orientation: theirs.orientation ?? 1,
+      });
     }
     expect(compared).toBeGreaterThan(100);
   });
 
   it('gives processImage the sizes and orientation it used to get from libvips', async () => {
-    const tagged = await bands(200, 100, [[100, [255, 0, 0]], [200, [0, 0, 255]]]).jpeg().withMetadata({ orientation: 6 }).toBuffer();
+    const tagged = await bands(200, 100, [
+      [100, [255, 0, 0]],
+      [200, [0, 0, 255]],
+    ])
+      .jpeg()
+      .withMetadata({ orientation: 6 })
+      .toBuffer();
     const out = ok(await run(tagged, { imageSize: 50, resizeMode: 'keep_ratio' }));
     expect([out.originalWidth, out.originalHeight, out.width, out.height]).toEqual([100, 200, 50, 100]);
     // bytes the marker walk gives up on still get libvips' verdict
@@ -185,7 +213,14 @@ describe('readJpegHeader', () => {
     try {
       ok(await run(await jpeg(64, 48), { imageSize: 32 }));
       expect(metadata).not.toHaveBeenCalled();
-      ok(await run(await sharp(noise(64, 48), { raw: { width: 64, height: 48, channels: 3 } }).png().toBuffer(), { imageSize: 32 }));
+      ok(
+        await run(
+          await sharp(noise(64, 48), { raw: { width: 64, height: 48, channels: 3 } })
+            .png()
+            .toBuffer(),
+          { imageSize: 32 },
+        ),
+      );
       expect(metadata).toHaveBeenCalledTimes(1);
     } finally {
       metadata.mockRestore();

@@ -93,13 +93,16 @@ const input = (w: number, h: number) => {
 };
 
 describe('output sizes match img2dataset exactly', () => {
-  it.each(table)('%ix%i to %i with %s (only if bigger: %s) gives %j', async (w, h, size, resizeMode, resizeOnlyIfBigger, [ew, eh]) => {
-    const out = ok(await run(await input(w, h), { imageSize: size, resizeMode, resizeOnlyIfBigger }));
-    expect([out.width, out.height]).toEqual([ew, eh]);
-    expect([out.originalWidth, out.originalHeight]).toEqual([w, h]);
-    const meta = await sharp(out.data).metadata();
-    expect([meta.format, meta.width, meta.height]).toEqual(['jpeg', ew, eh]);
-  });
+  it.each(table)(
+    '%ix%i to %i with %s (only if bigger: %s) gives %j',
+    async (w, h, size, resizeMode, resizeOnlyIfBigger, [ew, eh]) => {
+      const out = ok(await run(await input(w, h), { imageSize: size, resizeMode, resizeOnlyIfBigger }));
+      expect([out.width, out.height]).toEqual([ew, eh]);
+      expect([out.originalWidth, out.originalHeight]).toEqual([w, h]);
+      const meta = await sharp(out.data).metadata();
+      expect([meta.format, meta.width, meta.height]).toEqual(['jpeg', ew, eh]);
+    },
+  );
 });
 
 const RED: Rgb = [255, 0, 0];
@@ -109,7 +112,14 @@ const WHITE: Rgb = [255, 255, 255];
 
 describe('pixels', () => {
   it('border pads with white above and below, the odd row at the bottom (640x480 → 100: 100x75 + 12 + 13)', async () => {
-    const out = ok(await run(await solid(640, 480, 'png', '#0000ff'), { imageSize: 100, resizeMode: 'border', encodeFormat: 'png', encodeQuality: 1 }));
+    const out = ok(
+      await run(await solid(640, 480, 'png', '#0000ff'), {
+        imageSize: 100,
+        resizeMode: 'border',
+        encodeFormat: 'png',
+        encodeQuality: 1,
+      }),
+    );
     const px = await pixels(out.data);
     expect([px.width, px.height]).toEqual([100, 100]);
     for (const x of [0, 50, 99]) {
@@ -119,7 +129,14 @@ describe('pixels', () => {
   });
 
   it('border pads with white left and right (300x800 → 64: 24x64 + 20 + 20)', async () => {
-    const out = ok(await run(await solid(300, 800, 'png', '#00ff00'), { imageSize: 64, resizeMode: 'border', encodeFormat: 'png', encodeQuality: 1 }));
+    const out = ok(
+      await run(await solid(300, 800, 'png', '#00ff00'), {
+        imageSize: 64,
+        resizeMode: 'border',
+        encodeFormat: 'png',
+        encodeQuality: 1,
+      }),
+    );
     const px = await pixels(out.data);
     for (const x of [0, 19, 44, 63]) expect(px.at(x, 32)).toEqual(WHITE);
     for (const x of [20, 32, 43]) expectColour(px.at(x, 32), GREEN);
@@ -134,8 +151,16 @@ describe('pixels', () => {
   });
 
   it('center_crop keeps the middle, offset rounded down: columns 100..199 of 301', async () => {
-    const src = await bands(301, 100, [[100, RED], [200, GREEN], [301, BLUE]]).png().toBuffer();
-    const out = ok(await run(src, { imageSize: 100, resizeMode: 'center_crop', encodeFormat: 'png', encodeQuality: 1 }));
+    const src = await bands(301, 100, [
+      [100, RED],
+      [200, GREEN],
+      [301, BLUE],
+    ])
+      .png()
+      .toBuffer();
+    const out = ok(
+      await run(src, { imageSize: 100, resizeMode: 'center_crop', encodeFormat: 'png', encodeQuality: 1 }),
+    );
     const px = await pixels(out.data);
     expect([px.width, px.height]).toEqual([100, 100]);
     for (const x of [0, 50, 99]) expect(px.at(x, 50)).toEqual(GREEN);
@@ -143,23 +168,42 @@ describe('pixels', () => {
 
   it('center_crop after a downscale keeps the centre', async () => {
     // 600x200 → keep_ratio 192x64 → crop x 64..127: the middle third only
-    const src = await bands(600, 200, [[200, RED], [400, GREEN], [600, BLUE]]).png().toBuffer();
+    const src = await bands(600, 200, [
+      [200, RED],
+      [400, GREEN],
+      [600, BLUE],
+    ])
+      .png()
+      .toBuffer();
     const out = ok(await run(src, { imageSize: 64, resizeMode: 'center_crop', encodeFormat: 'png', encodeQuality: 1 }));
     const px = await pixels(out.data);
     for (const x of [2, 32, 61]) expectColour(px.at(x, 32), GREEN);
   });
 
   it('flattens a fully transparent PNG on white', async () => {
-    const transparent = await sharp({ create: { width: 40, height: 30, channels: 4, background: { r: 255, g: 0, b: 0, alpha: 0 } } }).png().toBuffer();
+    const transparent = await sharp({
+      create: { width: 40, height: 30, channels: 4, background: { r: 255, g: 0, b: 0, alpha: 0 } },
+    })
+      .png()
+      .toBuffer();
     for (const resizeMode of ['no', 'border', 'center_crop'] as const) {
       const out = ok(await run(transparent, { resizeMode, imageSize: 64 }));
       const px = await pixels(out.data);
-      for (const [x, y] of [[0, 0], [20, 15], [px.width - 1, px.height - 1]] as const) expect(px.at(x, y)).toEqual(WHITE);
+      for (const [x, y] of [
+        [0, 0],
+        [20, 15],
+        [px.width - 1, px.height - 1],
+      ] as const)
+        expect(px.at(x, y)).toEqual(WHITE);
     }
   });
 
   it('composites half-transparent pixels on white as img2dataset (alpha/255·c + 255 − alpha) and drops the alpha channel', async () => {
-    const half = await sharp({ create: { width: 8, height: 8, channels: 4, background: { r: 255, g: 0, b: 0, alpha: 128 / 255 } } }).png().toBuffer();
+    const half = await sharp({
+      create: { width: 8, height: 8, channels: 4, background: { r: 255, g: 0, b: 0, alpha: 128 / 255 } },
+    })
+      .png()
+      .toBuffer();
     const out = ok(await run(half, { resizeMode: 'no', encodeFormat: 'png', encodeQuality: 1 }));
     const meta = await sharp(out.data).metadata();
     expect([meta.channels, meta.hasAlpha]).toEqual([3, false]);
@@ -168,7 +212,13 @@ describe('pixels', () => {
 
   it('applies EXIF orientation: a 200x100 JPEG tagged 6 is the 100x200 image a viewer shows', async () => {
     // stored: left half red, right half blue; orientation 6 = rotate 90° clockwise to display → red on top
-    const tagged = await bands(200, 100, [[100, RED], [200, BLUE]]).jpeg({ quality: 95 }).withMetadata({ orientation: 6 }).toBuffer();
+    const tagged = await bands(200, 100, [
+      [100, RED],
+      [200, BLUE],
+    ])
+      .jpeg({ quality: 95 })
+      .withMetadata({ orientation: 6 })
+      .toBuffer();
     expect((await sharp(tagged).metadata()).orientation).toBe(6);
     const out = ok(await run(tagged, { resizeMode: 'no' }));
     expect([out.originalWidth, out.originalHeight, out.width, out.height]).toEqual([100, 200, 100, 200]);
@@ -185,10 +235,16 @@ describe('pixels', () => {
   });
 
   it('converts CMYK JPEGs to sRGB and keeps greyscale working', async () => {
-    const cmyk = await sharp({ create: { width: 20, height: 20, channels: 3, background: '#ff0000' } }).toColourspace('cmyk').jpeg().toBuffer();
+    const cmyk = await sharp({ create: { width: 20, height: 20, channels: 3, background: '#ff0000' } })
+      .toColourspace('cmyk')
+      .jpeg()
+      .toBuffer();
     const out = ok(await run(cmyk, { imageSize: 16, resizeMode: 'center_crop' }));
     expect((await sharp(out.data).metadata()).space).toBe('srgb');
-    const grey = await sharp({ create: { width: 30, height: 20, channels: 3, background: '#808080' } }).greyscale().jpeg().toBuffer();
+    const grey = await sharp({ create: { width: 30, height: 20, channels: 3, background: '#808080' } })
+      .greyscale()
+      .jpeg()
+      .toBuffer();
     const g = ok(await run(grey, { imageSize: 16, resizeMode: 'border' }));
     expect([g.width, g.height]).toEqual([16, 16]);
     expectColour((await pixels(g.data)).at(8, 0), WHITE, 1);
@@ -200,22 +256,35 @@ describe("img2dataset's interpolation options", () => {
   const checker = (cells: number, cell: number) => {
     const side = cells * cell;
     const data = Buffer.alloc(side * side * 3);
-    for (let y = 0; y < side; y++) for (let x = 0; x < side; x++) data.set(((x / cell) ^ (y / cell)) & 1 ? [255, 0, 0] : [0, 0, 255], (y * side + x) * 3);
-    return sharp(data, { raw: { width: side, height: side, channels: 3 } }).png().toBuffer();
+    for (let y = 0; y < side; y++)
+      for (let x = 0; x < side; x++)
+        data.set(((x / cell) ^ (y / cell)) & 1 ? [255, 0, 0] : [0, 0, 255], (y * side + x) * 3);
+    return sharp(data, { raw: { width: side, height: side, channels: 3 } })
+      .png()
+      .toBuffer();
   };
   const mixedPixels = async (png: Buffer) => {
     const { data } = await sharp(png).removeAlpha().raw().toBuffer({ resolveWithObject: true });
     let mixed = 0;
-    for (let i = 0; i < data.length; i += 3) if (!((data[i] === 255 && data[i + 2] === 0) || (data[i] === 0 && data[i + 2] === 255))) mixed++;
+    for (let i = 0; i < data.length; i += 3)
+      if (!((data[i] === 255 && data[i + 2] === 0) || (data[i] === 0 && data[i + 2] === 255))) mixed++;
     return mixed;
   };
-  const at = (o: Parameters<typeof run>[1]) => ({ imageSize: 64, resizeMode: 'keep_ratio' as const, encodeFormat: 'png' as const, encodeQuality: 0, ...o });
+  const at = (o: Parameters<typeof run>[1]) => ({
+    imageSize: 64,
+    resizeMode: 'keep_ratio' as const,
+    encodeFormat: 'png' as const,
+    encodeQuality: 0,
+    ...o,
+  });
 
   it('upscale_interpolation applies when enlarging, downscale_interpolation when shrinking', async () => {
     const small = await checker(4, 4); // 16×16 → 64×64
     const big = await checker(16, 16); // 256×256 → 64×64
-    const up = (upscaleInterpolation: 'nearest' | 'lanczos', downscaleInterpolation: 'nearest' | 'area') => run(small, at({ upscaleInterpolation, downscaleInterpolation }));
-    const down = (upscaleInterpolation: 'nearest' | 'lanczos', downscaleInterpolation: 'nearest' | 'area') => run(big, at({ upscaleInterpolation, downscaleInterpolation }));
+    const up = (upscaleInterpolation: 'nearest' | 'lanczos', downscaleInterpolation: 'nearest' | 'area') =>
+      run(small, at({ upscaleInterpolation, downscaleInterpolation }));
+    const down = (upscaleInterpolation: 'nearest' | 'lanczos', downscaleInterpolation: 'nearest' | 'area') =>
+      run(big, at({ upscaleInterpolation, downscaleInterpolation }));
     expect(await mixedPixels(ok(await up('nearest', 'area')).data)).toBe(0);
     expect(await mixedPixels(ok(await up('lanczos', 'nearest')).data)).toBeGreaterThan(100);
     expect(await mixedPixels(ok(await down('lanczos', 'nearest')).data)).toBe(0);
@@ -226,14 +295,22 @@ describe("img2dataset's interpolation options", () => {
     // 2× down: cv2's INTER_AREA is then exactly the mean of each 2×2 block
     const data = Buffer.alloc(128 * 128 * 3);
     for (let i = 0; i < data.length; i++) data[i] = (Math.imul(i >> 4, 2654435761) >>> 24) & 255;
-    const src = await sharp(data, { raw: { width: 128, height: 128, channels: 3 } }).blur(2).png().toBuffer();
+    const src = await sharp(data, { raw: { width: 128, height: 128, channels: 3 } })
+      .blur(2)
+      .png()
+      .toBuffer();
     const { data: pix } = await sharp(src).raw().toBuffer({ resolveWithObject: true });
     const worstAgainstBox = async (options: Parameters<typeof at>[0]) => {
       const out = await pixels(ok(await run(src, at(options))).data);
       let worst = 0;
       for (let y = 0; y < 64; y++) {
         for (let x = 0; x < 64; x++) {
-          const box = [0, 1, 2].map((c) => ([0, 1].flatMap((dy) => [0, 1].map((dx) => pix[((2 * y + dy) * 128 + 2 * x + dx) * 3 + c]!)).reduce((a, b) => a + b, 0)) / 4);
+          const box = [0, 1, 2].map(
+            (c) =>
+              [0, 1]
+                .flatMap((dy) => [0, 1].map((dx) => pix[((2 * y + dy) * 128 + 2 * x + dx) * 3 + c]!))
+                .reduce((a, b) => a + b, 0) / 4,
+          );
           out.at(x, y).forEach((v, c) => (worst = Math.max(worst, Math.abs(v - box[c]!))));
         }
       }

@@ -24,13 +24,23 @@ function clustered(n: number, dim: number, seed = 1) {
   return { centres, rows };
 }
 
-async function writeFolder(root: string, parts: { cluster: number; vector: Float32Array }[][], dim: number, firstPart = 0) {
+async function writeFolder(
+  root: string,
+  parts: { cluster: number; vector: Float32Array }[][],
+  dim: number,
+  firstPart = 0,
+) {
   await mkdir(join(root, 'img_emb'), { recursive: true });
   await mkdir(join(root, 'metadata'), { recursive: true });
   let id = 0;
   for (const [p, rows] of parts.entries()) {
     const name = String(firstPart + p);
-    await writeNpy(join(root, 'img_emb', `img_emb_${name}.npy`), rows.map((r) => r.vector), dim, 'float16');
+    await writeNpy(
+      join(root, 'img_emb', `img_emb_${name}.npy`),
+      rows.map((r) => r.vector),
+      dim,
+      'float16',
+    );
     const w = await openParquetWriter(join(root, 'metadata', `metadata_${name}.parquet`), [
       { name: 'url', type: 'STRING' },
       { name: 'cluster', type: 'INT64' },
@@ -52,14 +62,25 @@ describe('index type', () => {
     const dir = await tempDir();
     const { rows } = clustered(200, 16, 5);
     await writeFolder(join(dir, 'long'), [rows.map((r) => ({ ...r, vector: r.vector.map((x) => 2 * x) }))], 16);
-    await expect(buildIndex({ embeddings: join(dir, 'long'), output: join(dir, 'idx1'), indexType: 'ivf_hnsw_sq' })).rejects.toThrow(/not unit length.*cosine/);
-    const cosine = await buildIndex({ embeddings: join(dir, 'long'), output: join(dir, 'idx2'), metric: 'cosine', indexType: 'ivf_hnsw_sq' });
+    await expect(
+      buildIndex({ embeddings: join(dir, 'long'), output: join(dir, 'idx1'), indexType: 'ivf_hnsw_sq' }),
+    ).rejects.toThrow(/not unit length.*cosine/);
+    const cosine = await buildIndex({
+      embeddings: join(dir, 'long'),
+      output: join(dir, 'idx2'),
+      metric: 'cosine',
+      indexType: 'ivf_hnsw_sq',
+    });
     expect(cosine).toMatchObject({ unit_norm: true, ann: { type: 'ivf_hnsw_sq' } });
     const ip = await buildIndex({ embeddings: join(dir, 'long'), output: join(dir, 'idx3') });
     expect(ip.unit_norm).toBe(false);
     // Unit vectors rounded to float16 are within the tolerance: renormalised, and HNSW accepts them under ip.
     await writeFolder(join(dir, 'unit'), [rows], 16);
-    const rounded = await buildIndex({ embeddings: join(dir, 'unit'), output: join(dir, 'idx4'), indexType: 'ivf_hnsw_sq' });
+    const rounded = await buildIndex({
+      embeddings: join(dir, 'unit'),
+      output: join(dir, 'idx4'),
+      indexType: 'ivf_hnsw_sq',
+    });
     expect(rounded).toMatchObject({ unit_norm: true, ann: { type: 'ivf_hnsw_sq' } });
   });
 });
@@ -125,7 +146,9 @@ describe('search', () => {
     // rows 64..66 repeat row 0's vector under other ids and urls: near-duplicates
     const planted = [...rows, rows[0]!, rows[0]!, rows[0]!];
     await writeFolder(join(dir, 'emb'), [planted], dim);
-    const index = await openIndex((await buildIndex({ embeddings: join(dir, 'emb'), output: join(dir, 'idx') }), join(dir, 'idx')));
+    const index = await openIndex(
+      (await buildIndex({ embeddings: join(dir, 'emb'), output: join(dir, 'idx') }), join(dir, 'idx')),
+    );
     const plain = await index.search({ vector: rows[0]!.vector, k: 4 });
     expect(plain.filter((r) => r.similarity > 0.999)).toHaveLength(4); // row 0 and its three copies
     const deduped = await index.search({ vector: rows[0]!.vector, k: 4, nearDuplicate: 0.94 });

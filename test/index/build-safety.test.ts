@@ -85,9 +85,15 @@ describe('index build: nothing half-built blocks a rerun', () => {
     const emb = join(dir, 'emb');
     const out = join(dir, 'idx');
     await writePartition(emb, '0', 0, { scale: 2 });
-    await expect(buildIndex({ embeddings: emb, output: out, indexType: 'ivf_hnsw_sq' })).rejects.toMatchObject({ code: 'INDEX_INVALID', message: expect.stringMatching(/not unit length/) });
+    await expect(buildIndex({ embeddings: emb, output: out, indexType: 'ivf_hnsw_sq' })).rejects.toMatchObject({
+      code: 'INDEX_INVALID',
+      message: expect.stringMatching(/not unit length/),
+    });
     expect(await readdir(out)).toEqual([]);
-    expect(await buildIndex({ embeddings: emb, output: out, indexType: 'flat' })).toMatchObject({ count: 20, ann: { type: 'flat' } });
+    expect(await buildIndex({ embeddings: emb, output: out, indexType: 'flat' })).toMatchObject({
+      count: 20,
+      ann: { type: 'flat' },
+    });
   });
 
   it('what a killed build leaves is cleared (the staging folder) or named (a table without clipstream.json)', async () => {
@@ -116,7 +122,9 @@ describe('index build: nothing half-built blocks a rerun', () => {
     await writePartition(emb, '0', 0);
     await buildIndex({ embeddings: emb, output: out });
     await writePartition(emb, '1', 1, { rows: 30, poison: { row: 25, value: Infinity } });
-    await expect(buildIndex({ embeddings: emb, output: out, batchRows: 10 })).rejects.toMatchObject({ message: expect.stringMatching(/img_emb_1\.npy: expected finite numbers but row 25 column \d+ is Infinity/) });
+    await expect(buildIndex({ embeddings: emb, output: out, batchRows: 10 })).rejects.toMatchObject({
+      message: expect.stringMatching(/img_emb_1\.npy: expected finite numbers but row 25 column \d+ is Infinity/),
+    });
     expect(await readIndexInfo(out)).toMatchObject({ count: 20, partitions: ['0'] });
     expect(await ids(out)).toEqual(range(20)); // the 20 rows of partition 1 read before row 25 were taken back
     // A killed extension: rows appended, clipstream.json not updated.
@@ -152,11 +160,21 @@ describe('index build: nothing half-built blocks a rerun', () => {
     await buildIndex({ embeddings: emb, output: out });
     await writePartition(emb, '1', 1);
     await mkdir(join(emb, 'text_emb'));
-    for (const [name, p] of [['0', 0], ['1', 1]] as const) await writeNpy(join(emb, 'text_emb', `text_emb_${name}.npy`), vectors(p, 20), DIM, 'float32');
-    await expect(buildIndex({ embeddings: emb, output: out })).rejects.toMatchObject({ code: 'INDEX_INVALID', message: expect.stringMatching(/idx was built without text embeddings but .*emb has text_emb/) });
+    for (const [name, p] of [
+      ['0', 0],
+      ['1', 1],
+    ] as const)
+      await writeNpy(join(emb, 'text_emb', `text_emb_${name}.npy`), vectors(p, 20), DIM, 'float32');
+    await expect(buildIndex({ embeddings: emb, output: out })).rejects.toMatchObject({
+      code: 'INDEX_INVALID',
+      message: expect.stringMatching(/idx was built without text embeddings but .*emb has text_emb/),
+    });
     await rm(join(emb, 'text_emb'), { recursive: true });
     await rm(join(out, 'samples.lance'), { recursive: true });
-    await expect(buildIndex({ embeddings: emb, output: out })).rejects.toMatchObject({ code: 'INDEX_INVALID', message: expect.stringMatching(/idx holds clipstream\.json but no readable samples table/) });
+    await expect(buildIndex({ embeddings: emb, output: out })).rejects.toMatchObject({
+      code: 'INDEX_INVALID',
+      message: expect.stringMatching(/idx holds clipstream\.json but no readable samples table/),
+    });
   });
 
   it('ivf_pq on fewer rows than it trains on is refused before anything is written; a LanceDB failure loses its Rust path', async () => {
@@ -169,11 +187,17 @@ describe('index build: nothing half-built blocks a rerun', () => {
     });
     expect(existsSync(join(dir, 'idx'))).toBe(false);
     const db = await lancedb.connect(join(dir, 'raw'));
-    const table = await db.createTable('t', vectors(0, 300).map((v, i) => ({ id: BigInt(i), vector: Array.from(v) })));
+    const table = await db.createTable(
+      't',
+      vectors(0, 300).map((v, i) => ({ id: BigInt(i), vector: Array.from(v) })),
+    );
     // 160 000 rows claimed: sqrt → 400 IVF centroids for 300 vectors
     const error = await buildAnn(table, 'ivf_pq', 160_000, DIM).catch((err: unknown) => err);
     table.close();
-    expect(error).toMatchObject({ code: 'INDEX_INVALID', message: expect.stringMatching(/^building the ivf_pq index failed: .*KMeans cannot train 400 centroids/) });
+    expect(error).toMatchObject({
+      code: 'INDEX_INVALID',
+      message: expect.stringMatching(/^building the ivf_pq index failed: .*KMeans cannot train 400 centroids/),
+    });
     expect((error as Error).message).not.toMatch(/\.rs:\d+|Caused by/);
   });
 });
@@ -187,7 +211,8 @@ describe('index build: metadata column types across partitions', () => {
     await writePartition(emb, '1', 1, { width: ['STRING', (r) => String(200 + r)] });
     await expect(buildIndex({ embeddings: emb, output: out })).rejects.toMatchObject({
       code: 'INPUT_MALFORMED',
-      message: 'column "width" is BYTE_ARRAY (UTF8) in metadata/metadata_1.parquet (stored as string) but INT64 in metadata/metadata_0.parquet (stored as int64): an index column has one type',
+      message:
+        'column "width" is BYTE_ARRAY (UTF8) in metadata/metadata_1.parquet (stored as string) but INT64 in metadata/metadata_0.parquet (stored as int64): an index column has one type',
     });
     expect(existsSync(out)).toBe(false);
   });
@@ -199,21 +224,27 @@ describe('index build: metadata column types across partitions', () => {
     await writePartition(emb, '1', 1, { width: ['INT64', (r) => BigInt(2 ** 53) - BigInt(r)] });
     const notes: string[] = [];
     await buildIndex({ embeddings: emb, output: join(dir, 'idx'), onNote: (n) => notes.push(n) });
-    expect(notes).toEqual(['column "width" is INT64 in metadata/metadata_1.parquet but DOUBLE in metadata/metadata_0.parquet: stored as float64 (exact for every integer up to 2^53; one float64 cannot hold is refused)']);
+    expect(notes).toEqual([
+      'column "width" is INT64 in metadata/metadata_1.parquet but DOUBLE in metadata/metadata_0.parquet: stored as float64 (exact for every integer up to 2^53; one float64 cannot hold is refused)',
+    ]);
     const index = await openIndex(join(dir, 'idx'));
     const rows = await index.getByIds([0, 20, 23]);
     index.close();
     expect(rows.map((r) => r.metadata.width)).toEqual([0.5, 2 ** 53, 2 ** 53 - 3]);
 
-    await writePartition(emb, '1', 1, { width: ['INT64', (r) => (r === 3 ? 2n ** 53n + 1n : r === 4 ? 2n ** 60n : BigInt(r))] });
+    await writePartition(emb, '1', 1, {
+      width: ['INT64', (r) => (r === 3 ? 2n ** 53n + 1n : r === 4 ? 2n ** 60n : BigInt(r))],
+    });
     await expect(buildIndex({ embeddings: emb, output: join(dir, 'idx2') })).rejects.toMatchObject({
       code: 'INPUT_MALFORMED',
-      message: expect.stringMatching(/metadata_1\.parquet row 3: column "width" holds 9007199254740993 \(an integer\), an integer float64 cannot hold exactly/),
+      message: expect.stringMatching(
+        /metadata_1\.parquet row 3: column "width" holds 9007199254740993 \(an integer\), an integer float64 cannot hold exactly/,
+      ),
     });
     expect(await readdir(join(dir, 'idx2'))).toEqual([]);
   });
 
-  it('extending: a new partition must fit the index\'s column types', async () => {
+  it("extending: a new partition must fit the index's column types", async () => {
     const dir = await tempDir();
     const emb = join(dir, 'emb');
     const out = join(dir, 'idx');
@@ -221,7 +252,8 @@ describe('index build: metadata column types across partitions', () => {
     await buildIndex({ embeddings: emb, output: out });
     await writePartition(emb, '1', 1, { width: ['DOUBLE', (r) => r / 2] });
     await expect(buildIndex({ embeddings: emb, output: out })).rejects.toMatchObject({
-      message: 'column "width" is DOUBLE in metadata/metadata_1.parquet (stored as float64) but int64 in the index: an index column has one type',
+      message:
+        'column "width" is DOUBLE in metadata/metadata_1.parquet (stored as float64) but int64 in the index: an index column has one type',
     });
     expect(await readIndexInfo(out)).toMatchObject({ count: 20, columns: { url: 'string', width: 'int64' } });
   });

@@ -22,22 +22,78 @@ describe('clipstream inference → index → query (CLI)', () => {
     const dir = await tempDir();
     await downloadDemoShards(join(dir, 'demo'), 48);
     const model = await writeColorClip(join(dir, 'model'));
-    expect((await cli(['inference', '--input', join(dir, 'demo', 'shards'), '--output-folder', join(dir, 'emb'), '--model', model])).code).toBe(0);
+    expect(
+      (
+        await cli([
+          'inference',
+          '--input',
+          join(dir, 'demo', 'shards'),
+          '--output-folder',
+          join(dir, 'emb'),
+          '--model',
+          model,
+        ])
+      ).code,
+    ).toBe(0);
     const built = await cli(['index', '--embeddings', join(dir, 'emb'), '--output', join(dir, 'idx')]);
     expect(built.code).toBe(0);
     expect(built.stdout).toMatch(/rows × 64 dims .* flat search, recall@10 1\.000/);
-    const q = await cli(['query', '--index', join(dir, 'idx'), '--text', 'a red thing', '--model', model, '--num-results', '4', '--format', 'jsonl']);
+    const q = await cli([
+      'query',
+      '--index',
+      join(dir, 'idx'),
+      '--text',
+      'a red thing',
+      '--model',
+      model,
+      '--num-results',
+      '4',
+      '--format',
+      'jsonl',
+    ]);
     expect(q.code).toBe(0);
-    const results = q.stdout.trim().split('\n').map((l) => JSON.parse(l) as { id: number; similarity: number; colour: string; url: string });
+    const results = q.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { id: number; similarity: number; colour: string; url: string });
     expect(results).toHaveLength(4);
     expect(results.every((r) => r.colour === 'red' && typeof r.id === 'number' && r.url.startsWith('http'))).toBe(true);
     expect(results.map((r) => r.similarity)).toEqual([...results.map((r) => r.similarity)].sort((a, b) => b - a));
 
     const blue = join(dir, 'blue.png');
-    await sharp({ create: { width: 30, height: 20, channels: 3, background: '#0000ff' } }).png().toFile(blue);
-    const byImage = await cli(['query', '--index', join(dir, 'idx'), '--image', blue, '--model', model, '--num-results', '2', '--format', 'jsonl']);
-    expect(byImage.stdout.trim().split('\n').map((l) => (JSON.parse(l) as { colour: string }).colour)).toEqual(['blue', 'blue']);
-    const table = await cli(['query', '--index', join(dir, 'idx'), '--text', 'green', '--model', model, '--num-results', '2']);
+    await sharp({ create: { width: 30, height: 20, channels: 3, background: '#0000ff' } })
+      .png()
+      .toFile(blue);
+    const byImage = await cli([
+      'query',
+      '--index',
+      join(dir, 'idx'),
+      '--image',
+      blue,
+      '--model',
+      model,
+      '--num-results',
+      '2',
+      '--format',
+      'jsonl',
+    ]);
+    expect(
+      byImage.stdout
+        .trim()
+        .split('\n')
+        .map((l) => (JSON.parse(l) as { colour: string }).colour),
+    ).toEqual(['blue', 'blue']);
+    const table = await cli([
+      'query',
+      '--index',
+      join(dir, 'idx'),
+      '--text',
+      'green',
+      '--model',
+      model,
+      '--num-results',
+      '2',
+    ]);
     expect(table.stdout).toMatch(/^similarity\s+id\s+url\s+caption\n0\.9\d+\s+\d+\s+http.*green/);
   });
 
@@ -47,7 +103,9 @@ describe('clipstream inference → index → query (CLI)', () => {
     const emb = join(dir, 'emb');
     await mkdir(join(emb, 'img_emb'), { recursive: true });
     await mkdir(join(emb, 'metadata'), { recursive: true });
-    const rows = Array.from({ length: 3000 }, (_, i) => Float32Array.from({ length: 8 }, (_, j) => (j === i % 8 ? 1 : 0)));
+    const rows = Array.from({ length: 3000 }, (_, i) =>
+      Float32Array.from({ length: 8 }, (_, j) => (j === i % 8 ? 1 : 0)),
+    );
     await writeNpy(join(emb, 'img_emb', 'img_emb_0.npy'), rows, 8, 'float16');
     const w = await openParquetWriter(join(emb, 'metadata', 'metadata_0.parquet'), [{ name: 'url', type: 'STRING' }]);
     for (let i = 0; i < rows.length; i++) await w.writeRow({ url: `http://example.com/a/long/enough/path/${i}.jpg` });
@@ -55,8 +113,23 @@ describe('clipstream inference → index → query (CLI)', () => {
     expect((await cli(['index', '--embeddings', emb, '--output', join(dir, 'idx')])).code).toBe(0);
     await writeNpy(join(dir, 'q.npy'), [rows[0]!], 8, 'float32');
     // ~300 KB of jsonl, more than a pipe holds: head leaves while the query still writes
-    const query = [process.execPath, resolve('dist/cli/main.js'), 'query', '--index', join(dir, 'idx'), '--embedding-file', join(dir, 'q.npy'), '--num-results', '3000', '--format', 'jsonl'];
-    const r = await run('bash', ['-c', `${query.map((a) => `'${a}'`).join(' ')} | head -c 100 > /dev/null; echo "status \${PIPESTATUS[0]}" >&2`]);
+    const query = [
+      process.execPath,
+      resolve('dist/cli/main.js'),
+      'query',
+      '--index',
+      join(dir, 'idx'),
+      '--embedding-file',
+      join(dir, 'q.npy'),
+      '--num-results',
+      '3000',
+      '--format',
+      'jsonl',
+    ];
+    const r = await run('bash', [
+      '-c',
+      `${query.map((a) => `'${a}'`).join(' ')} | head -c 100 > /dev/null; echo "status \${PIPESTATUS[0]}" >&2`,
+    ]);
     expect(r.stderr).toBe('status 0\n');
   });
 

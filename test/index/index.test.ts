@@ -25,7 +25,14 @@ describe('index + search', () => {
   it('imports an embedding folder with explicit ids and its metadata, and the text "red" finds the red images', async () => {
     const out = join(dir, 'index');
     const info = await buildIndex({ embeddings: join(dir, 'emb'), output: out });
-    expect(info).toMatchObject({ dim: 64, metric: 'ip', ann: { type: 'flat' }, recall_at_10: 1, has_text: true, partitions: ['00000'] });
+    expect(info).toMatchObject({
+      dim: 64,
+      metric: 'ip',
+      ann: { type: 'flat' },
+      recall_at_10: 1,
+      has_text: true,
+      partitions: ['00000'],
+    });
     const index = await openIndex(out);
     const top = await index.search({ vector: red, k: 5 });
     expect(top).toHaveLength(5);
@@ -39,7 +46,10 @@ describe('index + search', () => {
     expect(all.length).toBeGreaterThan(5); // everything above the threshold, not just k
     expect(all.every((r) => r.colour === 'red' && r.similarity >= 0.9)).toBe(true);
     expect(all.truncated).toBe(false);
-    const reds = info.count > 0 ? (await index.search({ vector: red, minSimilarity: -1 })).filter((r) => r.colour === 'red').length : 0;
+    const reds =
+      info.count > 0
+        ? (await index.search({ vector: red, minSimilarity: -1 })).filter((r) => r.colour === 'red').length
+        : 0;
     expect(all.length).toBe(reds);
     const blueOnly = await index.search({ vector: red, k: 3, where: "colour = 'blue'" });
     expect(blueOnly.map((r) => r.colour)).toEqual(['blue', 'blue', 'blue']);
@@ -62,9 +72,18 @@ describe('index + search', () => {
     const out = join(dir, 'index3');
     await buildIndex({ embeddings: join(dir, 'emb'), output: out });
     const index = await openIndex(out);
-    await expect(index.search({ vector: new Float32Array(512) })).rejects.toMatchObject({ code: 'QUERY_INVALID', message: expect.stringMatching(/512 dimensions .* 64/) });
-    await expect(index.search({ vector: red, where: 'nope = 1' })).rejects.toMatchObject({ code: 'QUERY_INVALID', message: expect.stringContaining('nope = 1') });
+    await expect(index.search({ vector: new Float32Array(512) })).rejects.toMatchObject({
+      code: 'QUERY_INVALID',
+      message: expect.stringMatching(/512 dimensions .* 64/),
+    });
+    await expect(index.search({ vector: red, where: 'nope = 1' })).rejects.toMatchObject({
+      code: 'QUERY_INVALID',
+      message: expect.stringContaining('nope = 1'),
+    });
     index.close();
-    await expect(openIndex(join(dir, 'emb'))).rejects.toMatchObject({ code: 'INDEX_INVALID', hint: expect.stringContaining('clipstream index') });
+    await expect(openIndex(join(dir, 'emb'))).rejects.toMatchObject({
+      code: 'INDEX_INVALID',
+      hint: expect.stringContaining('clipstream index'),
+    });
   });
 });

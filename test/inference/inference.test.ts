@@ -19,13 +19,20 @@ describe('clipstream inference', () => {
     const demo = await downloadDemoShards(join(dir, 'demo'), 60);
     const modelDir = await writeColorClip(join(dir, 'model'));
     const emb = join(dir, 'emb');
-    const summary = await runInference({ input: join(dir, 'demo', 'shards'), outputFolder: emb, model: modelDir, batchSize: 8 });
+    const summary = await runInference({
+      input: join(dir, 'demo', 'shards'),
+      outputFolder: emb,
+      model: modelDir,
+      batchSize: 8,
+    });
     expect(summary).toMatchObject({ count: demo.delivered, partitions: ['00000'], withText: true });
     expect(existsSync(join(emb, 'text_emb', 'text_emb_00000.npy'))).toBe(true);
 
     const folder = await openEmbeddingFolder(emb);
     expect(folder.count).toBe(demo.delivered);
-    expect(folder.metadataColumns).toEqual(expect.arrayContaining(['image_path', 'url', 'caption', 'colour', 'key', 'sha256']));
+    expect(folder.metadataColumns).toEqual(
+      expect.arrayContaining(['image_path', 'url', 'caption', 'colour', 'key', 'sha256']),
+    );
     const rows: { vector: Float32Array; text: Float32Array; meta: Record<string, unknown> }[] = [];
     for await (const b of readEmbeddingBatches(folder, { batchRows: 16 })) {
       b.metadata.forEach((meta, i) =>
@@ -46,7 +53,9 @@ describe('clipstream inference', () => {
     const model = await loadClipModel(modelDir);
     const [red] = await model.encodeText(['red']);
     await model.close();
-    const ranked = rows.map((r) => ({ colour: r.meta.colour, score: dot(red!, r.vector) })).sort((a, b) => b.score - a.score);
+    const ranked = rows
+      .map((r) => ({ colour: r.meta.colour, score: dot(red!, r.vector) }))
+      .sort((a, b) => b.score - a.score);
     const reds = rows.filter((r) => r.meta.colour === 'red').length;
     expect(reds).toBeGreaterThan(3);
     expect(ranked.slice(0, reds).every((r) => r.colour === 'red')).toBe(true);
@@ -65,13 +74,19 @@ describe('clipstream inference', () => {
     await writeFile(join(images, 'd.jpg'), 'not an image at all');
     await writeFile(join(images, 'e.webp'), await solidImage([30, 170, 60], 'webp'));
     const emb = join(dir, 'emb');
-    const summary = await runInference({ input: images, outputFolder: emb, model: await writeColorClip(join(dir, 'model')), batchSize: 2 });
+    const summary = await runInference({
+      input: images,
+      outputFolder: emb,
+      model: await writeColorClip(join(dir, 'model')),
+      batchSize: 2,
+    });
     expect(summary.count).toBe(3);
     expect(summary.skipped.sort()).toEqual(['c.jpg', 'd.jpg']);
     const folder = await openEmbeddingFolder(emb);
     expect(folder.count).toBe(3);
     const paths: unknown[] = [];
-    for await (const b of readEmbeddingBatches(folder, { batchRows: 8 })) paths.push(...b.metadata.map((m) => m.image_path));
+    for await (const b of readEmbeddingBatches(folder, { batchRows: 8 }))
+      paths.push(...b.metadata.map((m) => m.image_path));
     expect(paths).toEqual(['a.jpg', 'b.png', 'e.webp']);
   });
 
@@ -95,7 +110,11 @@ describe('clipstream inference', () => {
     pack.finalize();
     await pipeline(pack, createWriteStream(join(dir, '00007.tar')));
     const emb = join(dir, 'emb');
-    const summary = await runInference({ input: join(dir, '00007.tar'), outputFolder: emb, model: await writeColorClip(join(dir, 'model')) });
+    const summary = await runInference({
+      input: join(dir, '00007.tar'),
+      outputFolder: emb,
+      model: await writeColorClip(join(dir, 'model')),
+    });
     expect(summary.count).toBe(5);
     expect(summary.metadataLeftOut).toEqual([
       expect.stringMatching(/^00007\.tar\/s1\.json: not valid JSON \(/),
@@ -116,7 +135,9 @@ describe('clipstream inference', () => {
 
   it('a missing input names it', async () => {
     const dir = await tempDir();
-    await expect(runInference({ input: join(dir, 'nope'), outputFolder: join(dir, 'o'), model: dir })).rejects.toMatchObject({
+    await expect(
+      runInference({ input: join(dir, 'nope'), outputFolder: join(dir, 'o'), model: dir }),
+    ).rejects.toMatchObject({
       code: 'INPUT_NOT_FOUND',
       message: expect.stringContaining('nope'),
     });

@@ -36,7 +36,11 @@ describe('withBlockCache', () => {
     for (let i = 0; i < 300; i++) {
       const offset = rand(data.length);
       const length = Math.min(rand(20_000) + 1, data.length - offset);
-      expect(Buffer.from(await readBytes(cached, offset, length)).equals(Buffer.from(data.subarray(offset, offset + length)))).toBe(true);
+      expect(
+        Buffer.from(await readBytes(cached, offset, length)).equals(
+          Buffer.from(data.subarray(offset, offset + length)),
+        ),
+      ).toBe(true);
     }
     // The last (short) block included: nothing beyond the file was fetched, and no block twice.
     expect(cached.bytesFetched).toBeLessThanOrEqual(data.length);
@@ -57,7 +61,11 @@ describe('withBlockCache', () => {
     await readBytes(cached, 9000, 10); // block 8
     reads.length = 0;
     await readBytes(cached, 3000, 9000); // blocks 2..11: 4 and 8 cached → runs 2-3, 5-7, 9-11
-    expect(reads).toEqual([[2048, 2048], [5120, 3072], [9216, 3072]]);
+    expect(reads).toEqual([
+      [2048, 2048],
+      [5120, 3072],
+      [9216, 3072],
+    ]);
     reads.length = 0;
     const [a, b] = await Promise.all([readBytes(cached, 20_000, 100), readBytes(cached, 20_050, 100)]);
     expect(reads).toEqual([[19_456, 1024]]);

@@ -20,7 +20,9 @@ describe('JsonArraySplitter', () => {
   it('yields one object at a time with strings holding brackets, braces and escaped quotes, for every chunk size', () => {
     // pandas escapes "/" and non-ASCII; both spellings must work.
     const pretty = JSON.stringify(trickyRows, null, 2);
-    const pandasLike = JSON.stringify(trickyRows).replace(/\//g, '\\/').replace(/[\u0080-\uffff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+    const pandasLike = JSON.stringify(trickyRows)
+      .replace(/\//g, '\\/')
+      .replace(/[\u0080-\uffff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
     for (const text of [pretty, pandasLike]) {
       for (let chunk = 1; chunk <= 40; chunk++) expect(split(text, chunk), `chunk ${chunk}`).toEqual(trickyRows);
       expect(split(text)).toEqual(trickyRows);

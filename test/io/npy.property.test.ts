@@ -19,7 +19,13 @@ const validNpy = fc
     dtype: fc.constantFrom('float16' as const, 'float32' as const),
     seed: fc.integer(),
   })
-  .map(({ rows, dim, dtype, seed }) => encodeNpy(Float32Array.from({ length: rows * dim }, (_, i) => Math.sin(seed + i)), [rows, dim], dtype));
+  .map(({ rows, dim, dtype, seed }) =>
+    encodeNpy(
+      Float32Array.from({ length: rows * dim }, (_, i) => Math.sin(seed + i)),
+      [rows, dim],
+      dtype,
+    ),
+  );
 
 /** A header dict of numpy's shape with odd values: a valid preamble carrying whatever text. */
 const headerText = fc
@@ -27,12 +33,16 @@ const headerText = fc
     descr: fc.constantFrom("'<f4'", "'<f2'", "'>f4'", "'<i8'", "'|u1'", "'<f8'", '"<f4"', "'<c8'", '3', "''"),
     fortran: fc.constantFrom('False', 'True', '0', "'x'"),
     shape: fc.oneof(
-      fc.array(fc.oneof(fc.nat(20), fc.constantFrom(2 ** 31, 2 ** 53, 2 ** 64, -1)), { maxLength: 4 }).map((s) => `(${s.join(', ')}${s.length === 1 ? ',' : ''})`),
+      fc
+        .array(fc.oneof(fc.nat(20), fc.constantFrom(2 ** 31, 2 ** 53, 2 ** 64, -1)), { maxLength: 4 })
+        .map((s) => `(${s.join(', ')}${s.length === 1 ? ',' : ''})`),
       fc.constantFrom('()', '(3,', '[2, 2]', '(1e3, 2)', '(0x10, 1)', '((1,), 2)'),
     ),
     tail: fc.constantFrom('', ', }', ', "extra": 1}', '}', '}}', "'"),
   })
-  .map(({ descr, fortran, shape, tail }) => `{'descr': ${descr}, 'fortran_order': ${fortran}, 'shape': ${shape}${tail}`);
+  .map(
+    ({ descr, fortran, shape, tail }) => `{'descr': ${descr}, 'fortran_order': ${fortran}, 'shape': ${shape}${tail}`,
+  );
 
 function withHeader(text: string, data: Uint8Array, version: number): Uint8Array {
   const lengthBytes = version === 1 ? 2 : 4;
@@ -51,7 +61,9 @@ const anyNpy = fc.oneof(
   fc.uint8Array({ maxLength: 300 }),
   validNpy,
   validNpy.chain(damaged),
-  fc.tuple(headerText, fc.uint8Array({ maxLength: 200 }), fc.constantFrom(1, 2, 3)).map(([t, d, v]) => withHeader(t, d, v)),
+  fc
+    .tuple(headerText, fc.uint8Array({ maxLength: 200 }), fc.constantFrom(1, 2, 3))
+    .map(([t, d, v]) => withHeader(t, d, v)),
   // a valid header whose length field lies
   fc.tuple(validNpy, fc.constantFrom(0, 1, 0xffff, 0x7fffffff)).map(([bytes, length]) => {
     const out = Uint8Array.from(bytes);
@@ -108,15 +120,20 @@ describe('npy reader (property)', () => {
   it('a valid file reads back what was written', async () => {
     const dir = await tempDir();
     await fc.assert(
-      fc.asyncProperty(fc.nat(10), fc.integer({ min: 1, max: 6 }), fc.constantFrom('float16' as const, 'float32' as const), async (rows, dim, dtype) => {
-        const values = Float32Array.from({ length: rows * dim }, (_, i) => (i % 7) / 4 - 1);
-        const path = join(dir, `v-${rows}-${dim}-${dtype}.npy`);
-        await writeFile(path, encodeNpy(values, [rows, dim], dtype));
-        const npy = await openNpy(path);
-        expect(Array.from(await npy.readRows(0, rows))).toEqual(Array.from(values));
-        await npy.close();
-        expect(encodeNpyHeader([rows, dim], dtype).length % 64).toBe(0);
-      }),
+      fc.asyncProperty(
+        fc.nat(10),
+        fc.integer({ min: 1, max: 6 }),
+        fc.constantFrom('float16' as const, 'float32' as const),
+        async (rows, dim, dtype) => {
+          const values = Float32Array.from({ length: rows * dim }, (_, i) => (i % 7) / 4 - 1);
+          const path = join(dir, `v-${rows}-${dim}-${dtype}.npy`);
+          await writeFile(path, encodeNpy(values, [rows, dim], dtype));
+          const npy = await openNpy(path);
+          expect(Array.from(await npy.readRows(0, rows))).toEqual(Array.from(values));
+          await npy.close();
+          expect(encodeNpyHeader([rows, dim], dtype).length % 64).toBe(0);
+        },
+      ),
       { numRuns: runs(40) },
     );
   });

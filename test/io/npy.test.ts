@@ -81,8 +81,14 @@ describe('npy reader on numpy fixtures', () => {
     const npy = await openNpy(fixture('f32_2d.npy'));
     try {
       expect(npy.header).toEqual({
-        dtype: 'float32', littleEndian: true, shape: [5, 4], fortranOrder: false, dataOffset: 128,
-        rowCount: 5, rowLength: 4, version: [1, 0],
+        dtype: 'float32',
+        littleEndian: true,
+        shape: [5, 4],
+        fortranOrder: false,
+        dataOffset: 128,
+        rowCount: 5,
+        rowLength: 4,
+        version: [1, 0],
       });
       expect(Array.from(await npy.readRows(0, 5))).toEqual(sevenths(0, 20, Math.fround));
       expect(Array.from(await npy.readRows(1, 3))).toEqual(sevenths(4, 12, Math.fround));
@@ -92,7 +98,7 @@ describe('npy reader on numpy fixtures', () => {
     }
   });
 
-  it('reads float16 (6, 3) as float32 with numpy\'s rounding', async () => {
+  it("reads float16 (6, 3) as float32 with numpy's rounding", async () => {
     const npy = await openNpy(fixture('f16_2d.npy'));
     expect(npy.header).toMatchObject({ dtype: 'float16', shape: [6, 3], rowLength: 3 });
     expect(Array.from(await npy.readRows(0, 6))).toEqual(sevenths(0, 18, f16round));
@@ -141,13 +147,24 @@ describe('npy reader on numpy fixtures', () => {
   });
 
   it('refuses int64 naming the file, the dtype and the fix', async () => {
-    const e = await expectError(openNpy(fixture('i64.npy')), 'NPY_MALFORMED', 'i64.npy', /holds int64/, /astype\('float16'\)/);
+    const e = await expectError(
+      openNpy(fixture('i64.npy')),
+      'NPY_MALFORMED',
+      'i64.npy',
+      /holds int64/,
+      /astype\('float16'\)/,
+    );
     expect(e.message).toMatch(/^expected float16 or float32 embeddings in/);
   });
 
   it('bounds-checks readRows', async () => {
     const npy = await openNpy(fixture('f32_2d.npy'));
-    for (const [start, end] of [[-1, 2], [3, 2], [0, 6], [1.5, 2]] as const) {
+    for (const [start, end] of [
+      [-1, 2],
+      [3, 2],
+      [0, 6],
+      [1.5, 2],
+    ] as const) {
       await expectError(npy.readRows(start, end), 'INVALID_OPTION', 'f32_2d.npy', /\[0, 5\]/);
     }
     await npy.close();
@@ -185,7 +202,10 @@ describe('npy header parsing', () => {
 
   it('reads descr variants: <f2, >f2, <f4, >f4', () => {
     for (const [descr, dtype, littleEndian] of [
-      ['<f2', 'float16', true], ['>f2', 'float16', false], ['<f4', 'float32', true], ['>f4', 'float32', false],
+      ['<f2', 'float16', true],
+      ['>f2', 'float16', false],
+      ['<f4', 'float32', true],
+      ['>f4', 'float32', false],
     ] as const) {
       const h = parseNpyHeader(craft(`{'descr': '${descr}', 'fortran_order': False, 'shape': (1, 2), }`), 'x.npy');
       expect(h).toMatchObject({ dtype, littleEndian });
@@ -222,7 +242,9 @@ describe('npy header parsing', () => {
 
   it('refuses a bad magic, an unsupported version and a truncated header', () => {
     const dict = "{'descr': '<f4', 'fortran_order': False, 'shape': (3, 4), }";
-    expect(() => parseNpyHeader(craft(dict, 1, undefined, 'PK\x03\x04xx'), 'a.npy')).toThrow(/a.npy does not start with the \\x93NUMPY magic/);
+    expect(() => parseNpyHeader(craft(dict, 1, undefined, 'PK\x03\x04xx'), 'a.npy')).toThrow(
+      /a.npy does not start with the \\x93NUMPY magic/,
+    );
     expect(() => parseNpyHeader(craft(dict, 4), 'a.npy')).toThrow(/unsupported .npy format version 4.0 in a.npy/);
     expect(() => parseNpyHeader(craft(dict).subarray(0, 40), 'a.npy')).toThrow(/truncated header in a.npy/);
     expect(() => parseNpyHeader(new Uint8Array(3), 'a.npy')).toThrow(/a.npy is 3 bytes/);
@@ -239,18 +261,35 @@ describe('npy malformed files', () => {
     await writeFile(join(dir, 'cut.npy'), good.subarray(0, good.length - 8));
     await writeFile(join(dir, 'empty.npy'), new Uint8Array(0));
     await expectError(openNpy(join(dir, 'bad.npy')), 'NPY_MALFORMED', /bad\.npy does not start with/);
-    await expectError(openNpy(join(dir, 'cut.npy')), 'NPY_MALFORMED', /truncated: expected 80 bytes of data in .*cut\.npy .*found 72/);
+    await expectError(
+      openNpy(join(dir, 'cut.npy')),
+      'NPY_MALFORMED',
+      /truncated: expected 80 bytes of data in .*cut\.npy .*found 72/,
+    );
     await expectError(openNpy(join(dir, 'empty.npy')), 'NPY_MALFORMED', /empty\.npy is 0 bytes/);
     await expectError(openNpy(join(dir, 'missing.npy')), 'INPUT_NOT_FOUND', /missing\.npy/);
   });
 
   it('a row holding NaN or ±Infinity is refused when read, naming the file, the row and the column (C and Fortran order, float16 too)', async () => {
     const dir = await tempDir();
-    const rows = (bad: number, value: number) => Float32Array.from({ length: 6 * 4 }, (_, i) => (i === bad ? value : i / 32));
+    const rows = (bad: number, value: number) =>
+      Float32Array.from({ length: 6 * 4 }, (_, i) => (i === bad ? value : i / 32));
     const cases: [string, Uint8Array, RegExp][] = [
-      ['nan.npy', encodeNpy(rows(4 * 3 + 2, NaN), [6, 4], 'float32'), /nan\.npy: expected finite numbers but row 3 column 2 is NaN/],
-      ['inf16.npy', encodeNpy(rows(4 * 5, 1e6), [6, 4], 'float16'), /inf16\.npy: expected finite numbers but row 5 column 0 is Infinity/], // 1e6 overflows float16
-      ['neginf.npy', encodeNpy(rows(1, -Infinity), [6, 4], 'float32'), /neginf\.npy: expected finite numbers but row 0 column 1 is -Infinity/],
+      [
+        'nan.npy',
+        encodeNpy(rows(4 * 3 + 2, NaN), [6, 4], 'float32'),
+        /nan\.npy: expected finite numbers but row 3 column 2 is NaN/,
+      ],
+      [
+        'inf16.npy',
+        encodeNpy(rows(4 * 5, 1e6), [6, 4], 'float16'),
+        /inf16\.npy: expected finite numbers but row 5 column 0 is Infinity/,
+      ], // 1e6 overflows float16
+      [
+        'neginf.npy',
+        encodeNpy(rows(1, -Infinity), [6, 4], 'float32'),
+        /neginf\.npy: expected finite numbers but row 0 column 1 is -Infinity/,
+      ],
     ];
     for (const [name, bytes, message] of cases) {
       await writeFile(join(dir, name), bytes);
@@ -261,13 +300,19 @@ describe('npy malformed files', () => {
     // Fortran order (read column by column): the row is still the row
     const fortran = encodeNpy(rows(0, 0), [6, 4], 'float32').slice();
     const header = parseNpyHeader(fortran, 'f.npy');
-    const text = Buffer.from(fortran.subarray(0, header.dataOffset)).toString('latin1').replace("'fortran_order': False", "'fortran_order': True ");
+    const text = Buffer.from(fortran.subarray(0, header.dataOffset))
+      .toString('latin1')
+      .replace("'fortran_order': False", "'fortran_order': True ");
     fortran.set(Buffer.from(text, 'latin1'));
     new DataView(fortran.buffer).setFloat32(header.dataOffset + (1 * 6 + 4) * 4, NaN, true); // column 1, row 4
     await writeFile(join(dir, 'fortran.npy'), fortran);
     const npy = await openNpy(join(dir, 'fortran.npy'));
     expect(Array.from(await npy.readRows(0, 4))).toHaveLength(16); // rows before it read fine
-    await expectError(npy.readRows(2, 6), 'NPY_MALFORMED', /fortran\.npy: expected finite numbers but row 4 column 1 is NaN/);
+    await expectError(
+      npy.readRows(2, 6),
+      'NPY_MALFORMED',
+      /fortran\.npy: expected finite numbers but row 4 column 1 is NaN/,
+    );
     await npy.close();
   });
 });
@@ -324,7 +369,8 @@ describe('float16 conversion', () => {
     const a = float32ToFloat16BitsArray(random, undefined, 'manual');
     const b = float32ToFloat16BitsArray(random, undefined, 'native');
     for (let i = 0; i < random.length; i++) {
-      if (a[i] !== b[i] && !(isNanBits(a[i]!) && isNanBits(b[i]!))) expect.fail(`encode ${random[i]}: manual ${a[i]} native ${b[i]}`);
+      if (a[i] !== b[i] && !(isNanBits(a[i]!) && isNanBits(b[i]!)))
+        expect.fail(`encode ${random[i]}: manual ${a[i]} native ${b[i]}`);
     }
   });
 });
@@ -362,7 +408,11 @@ describe('npy writing', () => {
 
   it('writeNpy refuses partial rows and leaves no file behind', async () => {
     const dir = await tempDir();
-    await expectError(writeNpy(join(dir, 'x.npy'), [new Float32Array(6), new Float32Array(4)], 3, 'float32'), 'INVALID_OPTION', /whole rows of 3/);
+    await expectError(
+      writeNpy(join(dir, 'x.npy'), [new Float32Array(6), new Float32Array(4)], 3, 'float32'),
+      'INVALID_OPTION',
+      /whole rows of 3/,
+    );
     expect(await readdir(dir)).toEqual([]);
   });
 });
@@ -407,11 +457,13 @@ describe('npy over HTTP range requests', () => {
       const part = body.subarray(start, end + 1);
       entry.status = 206;
       entry.sent = part.length;
-      res.writeHead(206, {
-        'accept-ranges': 'bytes',
-        'content-range': `bytes ${start}-${end}/${body.length}`,
-        'content-length': part.length,
-      }).end(part);
+      res
+        .writeHead(206, {
+          'accept-ranges': 'bytes',
+          'content-range': `bytes ${start}-${end}/${body.length}`,
+          'content-length': part.length,
+        })
+        .end(part);
     });
     await new Promise<void>((resolve) => server!.listen(0, '127.0.0.1', resolve));
     return { base: `http://127.0.0.1:${(server!.address() as AddressInfo).port}`, log };
@@ -431,7 +483,11 @@ describe('npy over HTTP range requests', () => {
       const got = await npy.readRows(10, 12);
       expect(Array.from(got)).toEqual(Array.from(big.subarray(10 * dim, 12 * dim)));
       const last = log.at(-1)!;
-      expect(last).toMatchObject({ status: 206, sent: 2 * dim * 2, range: `bytes=${128 + 10 * 1024}-${128 + 12 * 1024 - 1}` });
+      expect(last).toMatchObject({
+        status: 206,
+        sent: 2 * dim * 2,
+        range: `bytes=${128 + 10 * 1024}-${128 + 12 * 1024 - 1}`,
+      });
       const total = log.reduce((sum, e) => sum + e.sent, 0);
       expect(total).toBeLessThan(4096 + 3 * 1024);
       expect(total).toBeLessThan(bigFile.length / 100);
@@ -450,7 +506,11 @@ describe('npy over HTTP range requests', () => {
   it('refuses a server without range support, a 404 and a truncated remote file', async () => {
     const { base } = await serve({ '/big.npy': bigFile, '/cut.npy': bigFile.subarray(0, 5000) }, 'range');
     await expectError(openNpy(`${base}/nope.npy`), 'INPUT_NOT_FOUND', /nope\.npy: HTTP 404/);
-    await expectError(openNpy(`${base}/cut.npy`), 'NPY_MALFORMED', /truncated: expected 1024000 bytes of data in http.*cut\.npy.*found 4872/);
+    await expectError(
+      openNpy(`${base}/cut.npy`),
+      'NPY_MALFORMED',
+      /truncated: expected 1024000 bytes of data in http.*cut\.npy.*found 4872/,
+    );
     await new Promise<void>((resolve) => server!.close(() => resolve()));
     const plain = await serve({ '/big.npy': bigFile }, 'no-range');
     await expectError(openNpy(`${plain.base}/big.npy`), 'INPUT_MALFORMED', /does not support HTTP range requests/);

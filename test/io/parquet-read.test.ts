@@ -118,7 +118,9 @@ describe('parquet url lists', () => {
 
     for (const start of [10, 13, 20, 29, 30, 34, 35, 100]) {
       const got = await collect(readUrlList(opts(file), start));
-      expect(got, `start ${start}`).toEqual(Array.from({ length: Math.max(0, 35 - start) }, (_, k) => expectedRow(start + k)));
+      expect(got, `start ${start}`).toEqual(
+        Array.from({ length: Math.max(0, 35 - start) }, (_, k) => expectedRow(start + k)),
+      );
     }
   });
 

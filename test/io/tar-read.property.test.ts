@@ -14,7 +14,9 @@ import { tempDir } from '../helpers/tmp.js';
 const MAX_MEMBER = 4096;
 
 const memberName = fc.oneof(
-  fc.tuple(fc.stringMatching(/^[a-z0-9_/]{1,12}$/), fc.constantFrom('jpg', 'txt', 'json', 'seg.png', 'npy', '')).map(([k, e]) => (e ? `${k}.${e}` : k)),
+  fc
+    .tuple(fc.stringMatching(/^[a-z0-9_/]{1,12}$/), fc.constantFrom('jpg', 'txt', 'json', 'seg.png', 'npy', ''))
+    .map(([k, e]) => (e ? `${k}.${e}` : k)),
   fc.string({ maxLength: 120 }),
   fc.constant('a'.repeat(150) + '.jpg'), // a pax name
 );
@@ -25,7 +27,9 @@ const member = fc.record({
   type: fc.constantFrom('file' as const, 'file' as const, 'directory' as const, 'symlink' as const),
 });
 
-async function packed(members: { name: string; data: Uint8Array; type: 'file' | 'directory' | 'symlink' }[]): Promise<Uint8Array> {
+async function packed(
+  members: { name: string; data: Uint8Array; type: 'file' | 'directory' | 'symlink' }[],
+): Promise<Uint8Array> {
   const pack = tar.pack();
   const chunks: Buffer[] = [];
   pack.on('data', (c: unknown) => chunks.push(c as Buffer));
@@ -81,7 +85,9 @@ describe('tar reader (property)', () => {
         const fromFile = await outcomeOf(() => collect(path));
         if (fromFile.ok) checkSamples(fromFile.value);
         // the same bytes as a stream arriving in small chunks (the HTTP case)
-        const chunks = Array.from({ length: Math.ceil(bytes.length / 97) }, (_, i) => Buffer.from(bytes.subarray(i * 97, (i + 1) * 97)));
+        const chunks = Array.from({ length: Math.ceil(bytes.length / 97) }, (_, i) =>
+          Buffer.from(bytes.subarray(i * 97, (i + 1) * 97)),
+        );
         const fromStream = await outcomeOf(() => collect(Readable.from(chunks)));
         expect(fromStream.ok).toBe(fromFile.ok);
         if (fromStream.ok && fromFile.ok) expect(fromStream.value).toEqual(fromFile.value);

@@ -5,7 +5,13 @@ import { gzipSync } from 'node:zlib';
 import { parquetWriteBuffer } from 'hyparquet-writer';
 import { describe, expect, it } from 'vitest';
 import type { UrlRow } from '../../src/core/types.js';
-import { inputFormats, inspectUrlList, readUrlList, type InputFormat, type UrlListOptions } from '../../src/io/url-list.js';
+import {
+  inputFormats,
+  inspectUrlList,
+  readUrlList,
+  type InputFormat,
+  type UrlListOptions,
+} from '../../src/io/url-list.js';
 import { tempDir } from '../helpers/tmp.js';
 
 interface Row {
@@ -19,7 +25,12 @@ const rows: Row[] = [
   { url: 'http://img.example/1.jpg', caption: 'a cat, sitting', width: 640, license: 'cc-by' },
   { url: 'http://img.example/2.jpg', caption: 'say "cheese"\nthen\r\nsmile', width: -3, license: 'cc0' },
   { url: null, caption: 'no url here', width: 0, license: 'x,y' },
-  { url: 'http://img.example/ü.jpg?a=1&b=[2]', caption: 'ünïcødé 🐱 [ ] { } \\ \t tab', width: 123456789012, license: '' },
+  {
+    url: 'http://img.example/ü.jpg?a=1&b=[2]',
+    caption: 'ünïcødé 🐱 [ ] { } \\ \t tab',
+    width: 123456789012,
+    license: '',
+  },
   { url: 'http://img.example/5.jpg', caption: '', width: 5, license: 'mit' },
 ];
 const header = ['url', 'caption', 'width', 'license'] as const;
@@ -119,14 +130,25 @@ describe('readUrlList: the same rows from every format', () => {
     // urlCol is ignored for txt: its only column is "url".
     const got = await collect(readUrlList(opts(file, format, { urlCol: 'link' })));
     expect(got).toEqual(
-      ['http://a/1.jpg', 'http://a/2.jpg', 'http://a/3.jpg'].map((url, index) => ({ index, url, caption: null, columns: {} })),
+      ['http://a/1.jpg', 'http://a/2.jpg', 'http://a/3.jpg'].map((url, index) => ({
+        index,
+        url,
+        caption: null,
+        columns: {},
+      })),
     );
   });
 
   it('txt in every format fixture too (urls only)', async () => {
     const dir = await tempDir();
     const file = join(dir, 'list.txt');
-    await writeFile(file, encode('txt', rows.filter((r) => r.url !== null)));
+    await writeFile(
+      file,
+      encode(
+        'txt',
+        rows.filter((r) => r.url !== null),
+      ),
+    );
     const got = await collect(readUrlList(opts(file, 'txt')));
     expect(got.map((r) => r.url)).toEqual(rows.filter((r) => r.url !== null).map((r) => r.url));
   });
@@ -142,10 +164,12 @@ describe('readUrlList: the same rows from every format', () => {
     const dir = await tempDir();
     const a = join(dir, 'a.csv');
     await writeFile(a, '\ufeffurl,caption,width\nhttp://a/1.jpg,one,1\nhttp://a/2.jpg\n');
-    expect(await collect(readUrlList(opts(a, 'csv', { captionCol: 'caption', additionalColumns: ['width'] })))).toEqual([
-      { index: 0, url: 'http://a/1.jpg', caption: 'one', columns: { width: 1 } },
-      { index: 1, url: 'http://a/2.jpg', caption: null, columns: { width: null } },
-    ]);
+    expect(await collect(readUrlList(opts(a, 'csv', { captionCol: 'caption', additionalColumns: ['width'] })))).toEqual(
+      [
+        { index: 0, url: 'http://a/1.jpg', caption: 'one', columns: { width: 1 } },
+        { index: 1, url: 'http://a/2.jpg', caption: null, columns: { width: null } },
+      ],
+    );
     const b = join(dir, 'b.csv');
     await writeFile(b, 'url,caption\n');
     expect(await inspectUrlList(opts(b, 'csv', { captionCol: 'caption' }))).toEqual([b]);
@@ -178,7 +202,9 @@ describe('readUrlList: the same rows from every format', () => {
         '{"url": 12345, "caption": 7}',
       ].join('\n'),
     );
-    expect(await collect(readUrlList(opts(file, 'jsonl', { captionCol: 'caption', additionalColumns: ['meta'] })))).toEqual([
+    expect(
+      await collect(readUrlList(opts(file, 'jsonl', { captionCol: 'caption', additionalColumns: ['meta'] }))),
+    ).toEqual([
       { index: 0, url: 'http://a/1.jpg', caption: null, columns: { meta: { k: [1, 2] } } },
       { index: 1, url: '', caption: 'no url key', columns: { meta: null } },
       { index: 2, url: '12345', caption: '7', columns: { meta: null } },
@@ -198,7 +224,9 @@ describe('readUrlList: the same rows from every format', () => {
     for (const format of ['jsonl', 'json'] as const) {
       const file = join(dir, `a.${format}`);
       await writeFile(file, format === 'jsonl' ? lines.join('\n') : `[${lines.join(',\n')}]`);
-      const got = await collect(readUrlList(opts(file, format, { captionCol: 'caption', additionalColumns: ['meta'] })));
+      const got = await collect(
+        readUrlList(opts(file, format, { captionCol: 'caption', additionalColumns: ['meta'] })),
+      );
       expect(got.map((r) => [r.url, r.caption, r.error])).toEqual([
         ['http://a/1.jpg', 'one', undefined],
         ['http://a/2.jpg', 'two', `column "meta" of this row of ${file} nests deeper than 100 levels`],
@@ -234,11 +262,16 @@ describe('readUrlList: folders and startIndex', () => {
     return dir;
   }
 
-  it.each(['csv', 'jsonl.gz', 'json', 'parquet'] as const)('%s: files in sorted order, index continuous', async (format) => {
-    const dir = await folder(format);
-    expect(await inspectUrlList(full(dir, format))).toEqual(['b', 'c', 'd'].map((p) => join(dir, `part-${p}.${format}`)));
-    expect(await collect(readUrlList(full(dir, format)))).toEqual(expected);
-  });
+  it.each(['csv', 'jsonl.gz', 'json', 'parquet'] as const)(
+    '%s: files in sorted order, index continuous',
+    async (format) => {
+      const dir = await folder(format);
+      expect(await inspectUrlList(full(dir, format))).toEqual(
+        ['b', 'c', 'd'].map((p) => join(dir, `part-${p}.${format}`)),
+      );
+      expect(await collect(readUrlList(full(dir, format)))).toEqual(expected);
+    },
+  );
 
   it.each(['csv', 'json', 'parquet', 'txt'] as const)('%s: startIndex skips rows across files', async (format) => {
     const dir = await folder(format);
@@ -280,24 +313,32 @@ describe('errors name the file and the column', () => {
     expect(err.message).toContain('*.csv.gz');
   });
 
-  it.each(['csv', 'tsv.gz', 'json', 'jsonl', 'parquet'] as const)('%s: a missing column → MISSING_COLUMN', async (format) => {
-    const dir = await tempDir();
-    const file = join(dir, `a.${format}`);
-    await writeFile(file, encode(format, rows));
-    const cases: [Partial<UrlListOptions>, string, RegExp][] = [
-      [{ urlCol: 'link' }, 'link', /--url-col/],
-      [{ captionCol: 'text' }, 'text', /--caption-col/],
-      [{ additionalColumns: ['width', 'height'] }, 'height', /--save-additional-columns/],
-    ];
-    for (const [o, column, hint] of cases) {
-      for (const run of [() => inspectUrlList(opts(file, format, o)), () => collect(readUrlList(opts(file, format, o)))]) {
-        const err = await failure(run);
-        expect(err.code).toBe('MISSING_COLUMN');
-        expect(err.message).toBe(`column "${column}" not found in ${file}; columns are: url, caption, width, license`);
-        expect(err.hint).toMatch(hint);
+  it.each(['csv', 'tsv.gz', 'json', 'jsonl', 'parquet'] as const)(
+    '%s: a missing column → MISSING_COLUMN',
+    async (format) => {
+      const dir = await tempDir();
+      const file = join(dir, `a.${format}`);
+      await writeFile(file, encode(format, rows));
+      const cases: [Partial<UrlListOptions>, string, RegExp][] = [
+        [{ urlCol: 'link' }, 'link', /--url-col/],
+        [{ captionCol: 'text' }, 'text', /--caption-col/],
+        [{ additionalColumns: ['width', 'height'] }, 'height', /--save-additional-columns/],
+      ];
+      for (const [o, column, hint] of cases) {
+        for (const run of [
+          () => inspectUrlList(opts(file, format, o)),
+          () => collect(readUrlList(opts(file, format, o))),
+        ]) {
+          const err = await failure(run);
+          expect(err.code).toBe('MISSING_COLUMN');
+          expect(err.message).toBe(
+            `column "${column}" not found in ${file}; columns are: url, caption, width, license`,
+          );
+          expect(err.hint).toMatch(hint);
+        }
       }
-    }
-  });
+    },
+  );
 
   it('txt has only a url column', async () => {
     const dir = await tempDir();
@@ -362,10 +403,14 @@ describe('errors name the file and the column', () => {
   it('a parquet page header without its level lengths → INPUT_MALFORMED, not a hang (download through the CLI)', async () => {
     // Found by url-list.property.test.ts: hyparquet's RLE decoder looped forever at a NaN offset.
     const dir = await tempDir();
-    const bytes = new Uint8Array(parquetWriteBuffer({ columnData: [
-      { name: 'url', data: ['http://a.b/c', 'http://d.e/f', null], type: 'STRING' },
-      { name: 'extra', data: ['{"a":1}', null, '[1,2]'], type: 'STRING' },
-    ] }));
+    const bytes = new Uint8Array(
+      parquetWriteBuffer({
+        columnData: [
+          { name: 'url', data: ['http://a.b/c', 'http://d.e/f', null], type: 'STRING' },
+          { name: 'extra', data: ['{"a":1}', null, '[1,2]'], type: 'STRING' },
+        ],
+      }),
+    );
     expect([bytes[20], bytes[54]]).toEqual([4, 6]); // the layout the damage below was found on
     bytes[20] = 206; // the v2 page header's field deltas: repetition_levels_byte_length is lost
     bytes[54] = 246;
@@ -373,10 +418,16 @@ describe('errors name the file and the column', () => {
     await writeFile(file, bytes);
     const cli = join(import.meta.dirname, '../../dist/cli/main.js');
     const r = await new Promise<{ code: number | null; stderr: string }>((resolve) => {
-      execFile(process.execPath, [cli, 'download', '--url-list', file, '--input-format', 'parquet', '--output-folder', join(dir, 'o')], { timeout: 30_000 }, (err, _stdout, stderr) =>
-        resolve({ code: err ? (typeof err.code === 'number' ? err.code : null) : 0, stderr }));
+      execFile(
+        process.execPath,
+        [cli, 'download', '--url-list', file, '--input-format', 'parquet', '--output-folder', join(dir, 'o')],
+        { timeout: 30_000 },
+        (err, _stdout, stderr) => resolve({ code: err ? (typeof err.code === 'number' ? err.code : null) : 0, stderr }),
+      );
     });
-    expect(r.stderr).toMatch(/a\.parquet: column url has a damaged page header at byte 4: an incomplete data page \(v2\) header/);
+    expect(r.stderr).toMatch(
+      /a\.parquet: column url has a damaged page header at byte 4: an incomplete data page \(v2\) header/,
+    );
     expect(r.code).toBe(2);
   });
 
@@ -434,13 +485,20 @@ describe('streaming: rows arrive before the file has been read', () => {
       let count = 0;
       let first: UrlRow | undefined;
       const err = await failure(async () => {
-        for await (const row of readUrlList(opts(file, 'csv.gz', { captionCol: 'caption', additionalColumns: ['n'] }))) {
+        for await (const row of readUrlList(
+          opts(file, 'csv.gz', { captionCol: 'caption', additionalColumns: ['n'] }),
+        )) {
           first ??= row;
           if (row.index !== count) throw new Error(`index ${row.index} at row ${count}`);
           count++;
         }
       });
-      expect(first).toEqual({ index: 0, url: 'http://img.example/0.jpg', caption: 'caption, number 0', columns: { n: 0 } });
+      expect(first).toEqual({
+        index: 0,
+        url: 'http://img.example/0.jpg',
+        caption: 'caption, number 0',
+        columns: { n: 0 },
+      });
       expect(count).toBeGreaterThan(100_000);
       expect(count).toBeLessThan(200_000);
       expect(err.code).toBe('INPUT_MALFORMED');

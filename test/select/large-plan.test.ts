@@ -18,16 +18,27 @@ test('a plan of 210 000 candidates resolves, and round-trips through its folder'
   await mkdir(join(emb, 'metadata'), { recursive: true });
   const vectors = Array.from({ length: ROWS }, (_, i) => Float32Array.of(1, (i % 97) / 1000, (i % 89) / 1000, 0));
   await writeNpy(join(emb, 'img_emb', 'img_emb_0.npy'), vectors, 4, 'float16');
-  const meta = await openParquetWriter(join(emb, 'metadata', 'metadata_0.parquet'), [{ name: 'url', type: 'STRING' }], { rowGroupSize: 50_000 });
+  const meta = await openParquetWriter(join(emb, 'metadata', 'metadata_0.parquet'), [{ name: 'url', type: 'STRING' }], {
+    rowGroupSize: 50_000,
+  });
   for (let i = 0; i < ROWS; i++) await meta.writeRow({ url: `http://127.0.0.1:9/img/${i}.jpg` });
   await meta.close();
   await buildIndex({ embeddings: emb, output: join(dir, 'index'), indexType: 'flat' });
   const specPath = join(dir, 'spec.json');
-  await writeFile(specPath, JSON.stringify({ index: join(dir, 'index'), queries: [{ name: 'all', embedding: [1, 0, 0, 0], count: 70_000 }], oversample: 3 }));
+  await writeFile(
+    specPath,
+    JSON.stringify({
+      index: join(dir, 'index'),
+      queries: [{ name: 'all', embedding: [1, 0, 0, 0], count: 70_000 }],
+      oversample: 3,
+    }),
+  );
   const plan = await resolvePlan(await readSpec(specPath));
   expect(plan.candidates[0]).toHaveLength(ROWS);
   expect(new Set(plan.candidates[0]!.map((c) => c.id)).size).toBe(ROWS);
   expect(plan.header.queries[0]).toMatchObject({ planned: ROWS, available: ROWS, available_more: false });
   await writePlan(join(dir, 'plan'), plan);
-  expect((await loadPlan(join(dir, 'plan'))).candidates[0]!.map((c) => c.id)).toEqual(plan.candidates[0]!.map((c) => c.id));
+  expect((await loadPlan(join(dir, 'plan'))).candidates[0]!.map((c) => c.id)).toEqual(
+    plan.candidates[0]!.map((c) => c.id),
+  );
 }, 120_000);

@@ -9,7 +9,11 @@ import { tempDir } from '../helpers/tmp.js';
 // For any document, the spec parser gives a spec whose fields are in range or an INVALID_OPTION / INPUT_NOT_FOUND
 // error: never another exception, never a hang (YAML aliases, deep nesting).
 
-const number = fc.oneof(fc.integer(), fc.double(), fc.constantFrom(0, -1, 1, 2 ** 31, 2 ** 32 + 15, 1_145_324_612, Number.MAX_SAFE_INTEGER, 1e308));
+const number = fc.oneof(
+  fc.integer(),
+  fc.double(),
+  fc.constantFrom(0, -1, 1, 2 ** 31, 2 ** 32 + 15, 1_145_324_612, Number.MAX_SAFE_INTEGER, 1e308),
+);
 const scalar = fc.oneof(number, fc.string({ maxLength: 20 }), fc.boolean(), fc.constant(null));
 const value = fc.oneof(scalar, fc.jsonValue({ maxDepth: 3 }));
 
@@ -29,12 +33,32 @@ const query = fc.record(
 
 const spec = fc.record(
   {
-    index: fc.oneof(fc.constant('./idx'), fc.record({ url: fc.webUrl(), indice_name: fc.string({ maxLength: 8 }) }), value),
+    index: fc.oneof(
+      fc.constant('./idx'),
+      fc.record({ url: fc.webUrl(), indice_name: fc.string({ maxLength: 8 }) }),
+      value,
+    ),
     queries: fc.oneof(fc.array(query, { minLength: 1, maxLength: 3 }), value),
     seed: fc.oneof(fc.nat(), number),
     oversample: fc.oneof(fc.double({ min: 1, max: 100, noNaN: true }), number),
-    image: fc.oneof(fc.record({ size: number, encode_format: fc.constantFrom('jpg', 'png', 'webp', 'npy', 'gif'), encode_quality: number }, { requiredKeys: [] }), value),
-    fetch: fc.oneof(fc.record({ concurrency: number, timeout: number, max_bytes: fc.oneof(number, fc.constantFrom('20GB', '1.5 MiB', 'lots', '9'.repeat(400) + 'TB')) }, { requiredKeys: [] }), value),
+    image: fc.oneof(
+      fc.record(
+        { size: number, encode_format: fc.constantFrom('jpg', 'png', 'webp', 'npy', 'gif'), encode_quality: number },
+        { requiredKeys: [] },
+      ),
+      value,
+    ),
+    fetch: fc.oneof(
+      fc.record(
+        {
+          concurrency: number,
+          timeout: number,
+          max_bytes: fc.oneof(number, fc.constantFrom('20GB', '1.5 MiB', 'lots', '9'.repeat(400) + 'TB')),
+        },
+        { requiredKeys: [] },
+      ),
+      value,
+    ),
     cache: fc.oneof(fc.record({ dir: value, max_bytes: value }, { requiredKeys: [] }), value),
     dedup: value,
     extra: value,
@@ -43,16 +67,48 @@ const spec = fc.record(
 );
 
 /** YAML-ish text: fragments that stress the parser (aliases, anchors, deep flow collections, tags, tabs). */
-const yamlText = fc.array(
-  fc.oneof(
-    fc.constantFrom('index: ./idx\n', 'queries:\n', '  - name: q\n', '    count: 3\n', '    text: red\n', 'a: &x [1, 2]\n', 'b: *x\n', 'c: *nope\n',
-      '!!binary AAAA\n', '---\n', '...\n', '\t', ': :\n', '? k\n', '"unterminated\n', "'x\n", '%YAML 1.1\n', '<<: *x\n'),
-    fc.integer({ min: 1, max: 2000 }).map((d) => `deep: ${'['.repeat(d)}${']'.repeat(d)}\n`),
-    fc.integer({ min: 1, max: 30 }).map((n) => ['a0: &a0 [x, x, x, x, x, x, x, x, x, x]', ...Array.from({ length: n }, (_, i) => `a${i + 1}: &a${i + 1} [*a${i}, *a${i}, *a${i}, *a${i}, *a${i}, *a${i}, *a${i}, *a${i}, *a${i}, *a${i}]`)].join('\n') + '\n'),
-    fc.string({ maxLength: 30 }),
-  ),
-  { maxLength: 8 },
-).map((parts) => parts.join(''));
+const yamlText = fc
+  .array(
+    fc.oneof(
+      fc.constantFrom(
+        'index: ./idx\n',
+        'queries:\n',
+        '  - name: q\n',
+        '    count: 3\n',
+        '    text: red\n',
+        'a: &x [1, 2]\n',
+        'b: *x\n',
+        'c: *nope\n',
+        '!!binary AAAA\n',
+        '---\n',
+        '...\n',
+        '\t',
+        ': :\n',
+        '? k\n',
+        '"unterminated\n',
+        "'x\n",
+        '%YAML 1.1\n',
+        '<<: *x\n',
+      ),
+      fc.integer({ min: 1, max: 2000 }).map((d) => `deep: ${'['.repeat(d)}${']'.repeat(d)}\n`),
+      fc
+        .integer({ min: 1, max: 30 })
+        .map(
+          (n) =>
+            [
+              'a0: &a0 [x, x, x, x, x, x, x, x, x, x]',
+              ...Array.from(
+                { length: n },
+                (_, i) =>
+                  `a${i + 1}: &a${i + 1} [*a${i}, *a${i}, *a${i}, *a${i}, *a${i}, *a${i}, *a${i}, *a${i}, *a${i}, *a${i}]`,
+              ),
+            ].join('\n') + '\n',
+        ),
+      fc.string({ maxLength: 30 }),
+    ),
+    { maxLength: 8 },
+  )
+  .map((parts) => parts.join(''));
 
 function checkSpec(s: ReturnType<typeof parseSpec>): void {
   expect(s.queries.length).toBeGreaterThan(0);
@@ -83,7 +139,11 @@ describe('spec parser (property)', () => {
   it('readSpec: any text (JSON or YAML) gives a spec or a ClipstreamError naming the file, within a deadline', async () => {
     const dir = await tempDir();
     let n = 0;
-    const text = fc.oneof(yamlText, spec.map((s) => JSON.stringify(s)), fc.string({ maxLength: 200 }));
+    const text = fc.oneof(
+      yamlText,
+      spec.map((s) => JSON.stringify(s)),
+      fc.string({ maxLength: 200 }),
+    );
     await fc.assert(
       fc.asyncProperty(text, async (t) => {
         const path = join(dir, `s${n++}.yaml`);

@@ -45,9 +45,23 @@ beforeAll(async () => {
 }, 60_000);
 afterAll(() => stop());
 
-const number = fc.oneof(fc.integer(), fc.double(), fc.constantFrom(0, -1, 64, 1e308, 2 ** 32 + 15, Number.MAX_SAFE_INTEGER));
-const value = fc.oneof(number, fc.string({ maxLength: 40 }), fc.boolean(), fc.constant(null), fc.jsonValue({ maxDepth: 3 }));
-const vector = fc.oneof(fc.array(fc.double({ min: -1, max: 1, noNaN: true }), { minLength: 64, maxLength: 64 }), fc.array(number, { maxLength: 70 }), value);
+const number = fc.oneof(
+  fc.integer(),
+  fc.double(),
+  fc.constantFrom(0, -1, 64, 1e308, 2 ** 32 + 15, Number.MAX_SAFE_INTEGER),
+);
+const value = fc.oneof(
+  number,
+  fc.string({ maxLength: 40 }),
+  fc.boolean(),
+  fc.constant(null),
+  fc.jsonValue({ maxDepth: 3 }),
+);
+const vector = fc.oneof(
+  fc.array(fc.double({ min: -1, max: 1, noNaN: true }), { minLength: 64, maxLength: 64 }),
+  fc.array(number, { maxLength: 70 }),
+  value,
+);
 
 const knnBody = fc.record(
   {
@@ -78,25 +92,73 @@ const apiBody = fc.record(
     k: value,
     min_similarity: value,
     threshold: value,
-    where: fc.oneof(fc.constantFrom('colour = \'red\'', 'nope = 1', "'; DROP TABLE samples; --"), value),
+    where: fc.oneof(fc.constantFrom("colour = 'red'", 'nope = 1', "'; DROP TABLE samples; --"), value),
     dedup: value,
     spec: value,
     name: value,
   },
   { requiredKeys: [] },
 );
-const contentType = fc.constantFrom(undefined, 'application/json', 'text/plain', 'application/xml', 'application/x-www-form-urlencoded', 'multipart/form-data; boundary=x', 'application/json; charset=latin1');
+const contentType = fc.constantFrom(
+  undefined,
+  'application/json',
+  'text/plain',
+  'application/xml',
+  'application/x-www-form-urlencoded',
+  'multipart/form-data; boundary=x',
+  'application/json; charset=latin1',
+);
 const rawBody = fc.oneof(
   knnBody.map((b) => JSON.stringify(b)),
   apiBody.map((b) => JSON.stringify(b)),
   fc.string({ maxLength: 200 }),
-  fc.constantFrom('', 'null', '[]', '{"a":', '{"embedding_input": [NaN]}', '\u0000\u0001', '{"__proto__": {"x": 1}}', '9'.repeat(400)),
+  fc.constantFrom(
+    '',
+    'null',
+    '[]',
+    '{"a":',
+    '{"embedding_input": [NaN]}',
+    '\u0000\u0001',
+    '{"__proto__": {"x": 1}}',
+    '9'.repeat(400),
+  ),
 );
-const postRoute = fc.constantFrom('/knn-service', '/metadata', '/api/search', '/api/threshold', '/api/plan', '/api/streams', '/indices-list', '/nope');
+const postRoute = fc.constantFrom(
+  '/knn-service',
+  '/metadata',
+  '/api/search',
+  '/api/threshold',
+  '/api/plan',
+  '/api/streams',
+  '/indices-list',
+  '/nope',
+);
 const getPath = fc.oneof(
-  fc.constantFrom('/indices-list', '/streams', '/streams/s/info', '/streams/s/stats', '/streams/nope/0.tar', '/thumbs/demo/0.jpg', '/thumbs/demo/-1.jpg', '/thumbs/nope/1.jpg', '/api/info', '/metrics', '/', '/assets/../../package.json'),
-  fc.record({ p: fc.string({ maxLength: 6 }), P: fc.string({ maxLength: 12 }), epoch: fc.string({ maxLength: 12 }), state: fc.string({ maxLength: 60 }) })
-    .map(({ p, P, epoch, state }) => `/streams/s/${encodeURIComponent(p)}.tar?partitions=${encodeURIComponent(P)}&epoch=${encodeURIComponent(epoch)}&state=${encodeURIComponent(state)}`),
+  fc.constantFrom(
+    '/indices-list',
+    '/streams',
+    '/streams/s/info',
+    '/streams/s/stats',
+    '/streams/nope/0.tar',
+    '/thumbs/demo/0.jpg',
+    '/thumbs/demo/-1.jpg',
+    '/thumbs/nope/1.jpg',
+    '/api/info',
+    '/metrics',
+    '/',
+    '/assets/../../package.json',
+  ),
+  fc
+    .record({
+      p: fc.string({ maxLength: 6 }),
+      P: fc.string({ maxLength: 12 }),
+      epoch: fc.string({ maxLength: 12 }),
+      state: fc.string({ maxLength: 60 }),
+    })
+    .map(
+      ({ p, P, epoch, state }) =>
+        `/streams/s/${encodeURIComponent(p)}.tar?partitions=${encodeURIComponent(P)}&epoch=${encodeURIComponent(epoch)}&state=${encodeURIComponent(state)}`,
+    ),
   fc.webPath().map((p) => `/streams/s${p}`),
 );
 
@@ -122,12 +184,18 @@ async function answer(method: 'GET' | 'POST', path: string, body?: string, type?
 
 describe('the HTTP API under arbitrary input', () => {
   it('POST bodies of any shape and content type: never a 500', async () => {
-    await fc.assert(fc.asyncProperty(postRoute, rawBody, contentType, (route, body, type) => answer('POST', route, body, type)), { numRuns: runs(400) });
+    await fc.assert(
+      fc.asyncProperty(postRoute, rawBody, contentType, (route, body, type) => answer('POST', route, body, type)),
+      { numRuns: runs(400) },
+    );
     expect(logs.filter((l) => /internal error/.test(l))).toEqual([]);
   });
 
   it('GET paths and query strings of any shape: never a 500', async () => {
-    await fc.assert(fc.asyncProperty(getPath, (path) => answer('GET', path)), { numRuns: runs(300) });
+    await fc.assert(
+      fc.asyncProperty(getPath, (path) => answer('GET', path)),
+      { numRuns: runs(300) },
+    );
     expect(logs.filter((l) => /internal error/.test(l))).toEqual([]);
   });
 });

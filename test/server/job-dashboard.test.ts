@@ -39,7 +39,7 @@ beforeAll(async () => {
 afterAll(() => images.close());
 
 describe('the dashboard of a download', () => {
-  it('shows the download\'s counters in the shape of a stream\'s: successes, target, failures by reason, shards', async () => {
+  it("shows the download's counters in the shape of a stream's: successes, target, failures by reason, shards", async () => {
     const counter = new ProgressCounter();
     const dashboard = await startJobDashboard({ port: 0, jobs: [downloadJob('out', () => counter)] });
     try {
@@ -47,7 +47,18 @@ describe('the dashboard of a download', () => {
       counter.add({ successes: 6, failedToDownload: 1, failedToResize: 1, reasons: { http_404: 1, not_an_image: 1 } });
       counter.shardDone();
       const s = await snapshotOf(dashboard.url, (x) => x.jobs[0]?.delivered === 6);
-      expect(s.jobs).toEqual([expect.objectContaining({ name: 'out', kind: 'download', delivered: 6, target: 10, attempts: 8, failures: 2, reasons: { http_404: 1, not_an_image: 1 }, shards: { done: 1, skipped: 0 } })]);
+      expect(s.jobs).toEqual([
+        expect.objectContaining({
+          name: 'out',
+          kind: 'download',
+          delivered: 6,
+          target: 10,
+          attempts: 8,
+          failures: 2,
+          reasons: { http_404: 1, not_an_image: 1 },
+          shards: { done: 1, skipped: 0 },
+        }),
+      ]);
       const info = (await (await fetch(`${dashboard.url}/api/info`)).json()) as Json;
       expect(info.indices).toEqual([]); // the page shows only its dashboard
     } finally {
@@ -57,10 +68,29 @@ describe('the dashboard of a download', () => {
 
   it('clipstream download --port serves it while the download runs, and stops with it', async () => {
     const dir = await tempDir();
-    const urls = Array.from({ length: 24 }, (_, i) => (i % 6 === 0 ? `${images.url}/status/404?i=${i}` : `${images.url}/img/40x30.jpg?color=336699&i=${i}`));
+    const urls = Array.from({ length: 24 }, (_, i) =>
+      i % 6 === 0 ? `${images.url}/status/404?i=${i}` : `${images.url}/img/40x30.jpg?color=336699&i=${i}`,
+    );
     await writeFile(join(dir, 'urls.txt'), urls.join('\n'));
-    const child = spawn(process.execPath, [CLI, 'download', '--url-list', join(dir, 'urls.txt'), '--output-folder', join(dir, 'out'), '--thread-count', '2',
-      '--allow-private-networks', '--port', '0', '--progress-interval', '60'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(
+      process.execPath,
+      [
+        CLI,
+        'download',
+        '--url-list',
+        join(dir, 'urls.txt'),
+        '--output-folder',
+        join(dir, 'out'),
+        '--thread-count',
+        '2',
+        '--allow-private-networks',
+        '--port',
+        '0',
+        '--progress-interval',
+        '60',
+      ],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
     let stderr = '';
     const url = await new Promise<string>((resolve, reject) => {
       child.stderr.on('data', (d: Buffer) => {

@@ -4,9 +4,15 @@ import { describe, expect, it } from 'vitest';
 
 const CLI = join(import.meta.dirname, '../../dist/cli/main.js');
 
-function run(args: string[], env: Record<string, string> = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
+function run(
+  args: string[],
+  env: Record<string, string> = {},
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, CLIPSTREAM_TOKEN: '', ...env } });
+    const child = spawn(process.execPath, [CLI, ...args], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, CLIPSTREAM_TOKEN: '', ...env },
+    });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
@@ -30,7 +36,9 @@ describe('clipstream serve --host', () => {
   });
 
   it('with CLIPSTREAM_TOKEN set it goes past the check (and stops at the next problem: the index)', async () => {
-    const r = await run(['serve', '--host', '0.0.0.0', '--port', '0', '--index', 'x=/nonexistent'], { CLIPSTREAM_TOKEN: 'a-long-enough-token' });
+    const r = await run(['serve', '--host', '0.0.0.0', '--port', '0', '--index', 'x=/nonexistent'], {
+      CLIPSTREAM_TOKEN: 'a-long-enough-token',
+    });
     expect(r.stderr).not.toContain('needs a token');
     expect(r.stderr).toMatch(/nonexistent|not found|clipstream\.json/);
   });

@@ -22,15 +22,31 @@ let big: ServedStream;
 
 beforeAll(async () => {
   const w = world();
-  const plan = await loadPlan(await w.spec([{ name: 'red', count: 40 }, { name: 'blue', count: 21 }]));
+  const plan = await loadPlan(
+    await w.spec([
+      { name: 'red', count: 40 },
+      { name: 'blue', count: 21 },
+    ]),
+  );
   const context = await createStreamContext(plan);
   served = servedStream(plan, context);
   // Uncompressed 512 px PNGs (~790 KB each): a few fill the socket buffers, so back-pressure shows.
-  const bigPlan = await loadPlan(await w.spec([{ name: 'red', count: 60 }], { image: { size: 512, resize_mode: 'border', encode_format: 'png', encode_quality: 0 } }));
+  const bigPlan = await loadPlan(
+    await w.spec([{ name: 'red', count: 60 }], {
+      image: { size: 512, resize_mode: 'border', encode_format: 'png', encode_quality: 0 },
+    }),
+  );
   const bigContext = await createStreamContext(bigPlan);
   big = servedStream(bigPlan, bigContext);
   const fetcher = createFetcher({});
-  const app = createServer({ indices: new Map(), fetcher, streams: new Map([['colours', served], ['big', big]]) });
+  const app = createServer({
+    indices: new Map(),
+    fetcher,
+    streams: new Map([
+      ['colours', served],
+      ['big', big],
+    ]),
+  });
   base = await app.listen({ port: 0, host: '127.0.0.1' });
   close = async () => {
     await app.close();
@@ -41,7 +57,9 @@ beforeAll(async () => {
 });
 afterAll(() => close());
 
-async function tarSamples(url: string): Promise<{ headers: Record<string, unknown>; samples: Record<string, unknown>[] }> {
+async function tarSamples(
+  url: string,
+): Promise<{ headers: Record<string, unknown>; samples: Record<string, unknown>[] }> {
   const res = await request(url);
   expect(res.statusCode).toBe(200);
   const body = Buffer.from(await res.body.arrayBuffer());
@@ -54,11 +72,24 @@ async function tarSamples(url: string): Promise<{ headers: Record<string, unknow
 
 describe('stream endpoints', () => {
   test('GET /streams lists the stream with its queries; /info gives the partition sizes', async () => {
-    const list = (await (await request(`${base}/streams`)).body.json()) as { streams: { name: string; queries: { name: string; requested: number }[] }[] };
+    const list = (await (await request(`${base}/streams`)).body.json()) as {
+      streams: { name: string; queries: { name: string; requested: number }[] }[];
+    };
     expect(list.streams.map((s) => s.name)).toEqual(['colours', 'big']);
-    expect(list.streams[0]!.queries.map((q) => [q.name, q.requested])).toEqual([['red', 40], ['blue', 21]]);
+    expect(list.streams[0]!.queries.map((q) => [q.name, q.requested])).toEqual([
+      ['red', 40],
+      ['blue', 21],
+    ]);
     const info = await (await request(`${base}/streams/colours/info?partitions=4`)).body.json();
-    expect(info).toEqual({ partitions: 4, samples_per_partition: 15, total: 60, queries: [{ name: 'red', quota: 10 }, { name: 'blue', quota: 5 }] });
+    expect(info).toEqual({
+      partitions: 4,
+      samples_per_partition: 15,
+      total: 60,
+      queries: [
+        { name: 'red', quota: 10 },
+        { name: 'blue', quota: 5 },
+      ],
+    });
   });
 
   test('each partition is one webdataset tar; partitions are equal and disjoint; X-Clipstream-Samples says the count', async () => {
@@ -81,7 +112,9 @@ describe('stream endpoints', () => {
   test('state= resumes after the given sample: the two halves are the whole', async () => {
     const whole = (await tarSamples(`${base}/streams/colours/1.tar?partitions=2&epoch=3`)).samples;
     const state = String(whole[11]!.state);
-    const rest = await tarSamples(`${base}/streams/colours/1.tar?partitions=2&epoch=3&state=${encodeURIComponent(state)}`);
+    const rest = await tarSamples(
+      `${base}/streams/colours/1.tar?partitions=2&epoch=3&state=${encodeURIComponent(state)}`,
+    );
     expect(rest.headers['x-clipstream-samples']).toBe(String(whole.length - 12));
     expect(rest.samples.map((s) => s.__key__)).toEqual(whole.slice(12).map((s) => s.__key__));
   });
@@ -104,7 +137,9 @@ describe('stream endpoints', () => {
       expect(body.error).toMatch(message);
     }
     const sample = (await tarSamples(`${base}/streams/colours/0.tar?partitions=2`)).samples[0]!;
-    const res = await request(`${base}/streams/colours/0.tar?partitions=4&state=${encodeURIComponent(String(sample.state))}`);
+    const res = await request(
+      `${base}/streams/colours/0.tar?partitions=4&state=${encodeURIComponent(String(sample.state))}`,
+    );
     expect(res.statusCode).toBe(400);
     expect(((await res.body.json()) as { error: string }).error).toMatch(/made for 2 partitions, this run has 4/);
   });
@@ -127,7 +162,11 @@ describe('stream endpoints', () => {
 
   test('stats as JSON and Prometheus metrics per stream', async () => {
     const stats = (await (await request(`${base}/streams/colours/stats`)).body.json()) as Record<string, unknown>;
-    expect(stats).toMatchObject({ name: 'colours', delivered: expect.any(Number), reasons: { http_404: expect.any(Number) } });
+    expect(stats).toMatchObject({
+      name: 'colours',
+      delivered: expect.any(Number),
+      reasons: { http_404: expect.any(Number) },
+    });
     const metrics = await (await request(`${base}/metrics`)).body.text();
     expect(metrics).toMatch(/clipstream_stream_samples_delivered\{stream="colours"\} \d+/);
     expect(metrics).toMatch(/clipstream_stream_failures\{stream="colours",reason="http_404"\} \d+/);
@@ -137,18 +176,29 @@ describe('stream endpoints', () => {
 describe('a stream that cannot deliver says why', () => {
   test('every host refused (private addresses): an HTTP error with the reasons and the hint, and a log line', async () => {
     const w = world();
-    const plan = await loadPlan(await w.spec([{ name: 'red', count: 10 }], { fetch: { allow_private_networks: false, timeout: 5, retries: 0, concurrency: 32 } }));
+    const plan = await loadPlan(
+      await w.spec([{ name: 'red', count: 10 }], {
+        fetch: { allow_private_networks: false, timeout: 5, retries: 0, concurrency: 32 },
+      }),
+    );
     const context = await createStreamContext(plan);
     const logs: string[] = [];
     const fetcher = createFetcher({});
-    const app = createServer({ indices: new Map(), fetcher, streams: new Map([['private', servedStream(plan, context)]]), log: (l) => logs.push(l) });
+    const app = createServer({
+      indices: new Map(),
+      fetcher,
+      streams: new Map([['private', servedStream(plan, context)]]),
+      log: (l) => logs.push(l),
+    });
     const url = await app.listen({ port: 0, host: '127.0.0.1' });
     try {
       const res = await request(`${url}/streams/private/0.tar`);
       expect(res.statusCode).toBe(502);
       const body = (await res.body.json()) as { code: string; error: string; hint: string };
       expect(body.code).toBe('STREAM_EXHAUSTED');
-      expect(body.error).toMatch(/query red: none of the \d+ candidates of this partition could be downloaded \(private_address \d+\)/);
+      expect(body.error).toMatch(
+        /query red: none of the \d+ candidates of this partition could be downloaded \(private_address \d+\)/,
+      );
       expect(body.hint).toMatch(/allow_private_networks: true/);
       expect(logs.join('\n')).toMatch(/stream private partition 0 of 1 could not start: STREAM_EXHAUSTED: query red/);
     } finally {
@@ -187,12 +237,15 @@ describe('a stream served while its plan is still being resolved', () => {
     return { plan, live, release, fail };
   }
 
-  test("serve opens the stream without waiting for the long search, and tells its warnings or its failure when it ends", async () => {
+  test('serve opens the stream without waiting for the long search, and tells its warnings or its failure when it ends', async () => {
     const stderr = vi.spyOn(process.stderr, 'write').mockImplementation(() => true);
     try {
       const told = () => stderr.mock.calls.map((c) => String(c[0])).join('');
       const ok = await growingPlan();
-      const opened = await Promise.race([openServedStream('g', ok.plan), new Promise<null>((r) => setTimeout(() => r(null), 5000))]);
+      const opened = await Promise.race([
+        openServedStream('g', ok.plan),
+        new Promise<null>((r) => setTimeout(() => r(null), 5000)),
+      ]);
       expect(opened).not.toBeNull(); // returned while the plan is still pending
       expect(ok.plan.pending).toBeInstanceOf(Promise);
       expect(told()).not.toMatch(/found late/);
@@ -217,7 +270,12 @@ describe('a stream served while its plan is still being resolved', () => {
     const { stream: failing, context } = await openServedStream('failing', plan);
     const fetcher = createFetcher({});
     const logs: string[] = [];
-    const app = createServer({ indices: new Map(), fetcher, streams: new Map([['failing', failing]]), log: (l) => logs.push(l) });
+    const app = createServer({
+      indices: new Map(),
+      fetcher,
+      streams: new Map([['failing', failing]]),
+      log: (l) => logs.push(l),
+    });
     const url = await app.listen({ port: 0, host: '127.0.0.1' });
     try {
       const res = await request(`${url}/streams/failing/0.tar`);
@@ -226,7 +284,8 @@ describe('a stream served while its plan is still being resolved', () => {
       const reading = (async () => {
         for await (const chunk of res.body) chunks.push(chunk as Buffer);
       })();
-      for (let waited = 0; failing.stats.delivered < 10 && waited < 10_000; waited += 50) await new Promise((r) => setTimeout(r, 50));
+      for (let waited = 0; failing.stats.delivered < 10 && waited < 10_000; waited += 50)
+        await new Promise((r) => setTimeout(r, 50));
       fail(new ClipstreamError('INDEX_INVALID', 'the index went away'));
       await reading.catch(() => {});
       const body = Buffer.concat(chunks);
@@ -258,7 +317,8 @@ describe('a stream served while its plan is still being resolved', () => {
       const reading = (async () => {
         for await (const chunk of res.body) chunks.push(chunk as Buffer);
       })();
-      for (let waited = 0; growing.stats.delivered < 10 && waited < 10_000; waited += 50) await new Promise((r) => setTimeout(r, 50));
+      for (let waited = 0; growing.stats.delivered < 10 && waited < 10_000; waited += 50)
+        await new Promise((r) => setTimeout(r, 50));
       expect(growing.stats.delivered).toBe(10); // the whole first block, and no more before the long search ends
       expect(plan.pending).toBeInstanceOf(Promise);
       const listed = (await (await request(`${url}/streams`)).body.json()) as { streams: { warnings: string[] }[] };
@@ -268,7 +328,8 @@ describe('a stream served while its plan is still being resolved', () => {
       const dir = await tempDir();
       await writeFile(join(dir, 'p.tar'), Buffer.concat(chunks));
       const ids: number[] = [];
-      for await (const s of readTarSamples(join(dir, 'p.tar'))) ids.push((JSON.parse(String((s as Record<string, unknown>).json)) as { id: number }).id);
+      for await (const s of readTarSamples(join(dir, 'p.tar')))
+        ids.push((JSON.parse(String((s as Record<string, unknown>).json)) as { id: number }).id);
       expect(ids).toHaveLength(40);
       expect(ids.slice(0, 10)).toEqual(live.map((c) => c.id));
       expect(new Set(ids).size).toBe(40);
@@ -285,7 +346,7 @@ describe('a stream served while its plan is still being resolved', () => {
 /** Member names of a tar in a buffer (ustar headers, 512-byte blocks), stopping at the first zero block. */
 function tarNames(tar: Buffer): string[] {
   const names: string[] = [];
-  for (let at = 0; at + 512 <= tar.length; ) {
+  for (let at = 0; at + 512 <= tar.length;) {
     const header = tar.subarray(at, at + 512);
     if (header.every((b) => b === 0)) break;
     names.push(header.subarray(0, 100).toString('utf8').replace(/\0.*$/s, ''));
@@ -296,10 +357,11 @@ function tarNames(tar: Buffer): string[] {
 }
 
 function tarMember(tar: Buffer, name: string): string {
-  for (let at = 0; at + 512 <= tar.length; ) {
+  for (let at = 0; at + 512 <= tar.length;) {
     const header = tar.subarray(at, at + 512);
     const size = parseInt(header.subarray(124, 136).toString('ascii').replace(/\0.*$/s, '').trim(), 8);
-    if (header.subarray(0, 100).toString('utf8').replace(/\0.*$/s, '') === name) return tar.subarray(at + 512, at + 512 + size).toString('utf8');
+    if (header.subarray(0, 100).toString('utf8').replace(/\0.*$/s, '') === name)
+      return tar.subarray(at + 512, at + 512 + size).toString('utf8');
     at += 512 + Math.ceil(size / 512) * 512;
   }
   throw new Error(`no member ${name}`);

@@ -48,8 +48,17 @@ async function serve(o: Partial<ServerOptions> = {}): Promise<string> {
 
 type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 
-async function post(base: string, path: string, body: unknown, headers: Record<string, string> = {}): Promise<{ status: number; json: Json }> {
-  const res = await fetch(base + path, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify(body) });
+async function post(
+  base: string,
+  path: string,
+  body: unknown,
+  headers: Record<string, string> = {},
+): Promise<{ status: number; json: Json }> {
+  const res = await fetch(base + path, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...headers },
+    body: JSON.stringify(body),
+  });
   return { status: res.status, json: (await res.json()) as Json };
 }
 
@@ -63,7 +72,15 @@ beforeAll(async () => {
 describe('/api/info, /api/search', () => {
   it('GET /api/info names the index with its folder and the model, and says whether streams may be started', async () => {
     const info = (await (await fetch(`${base}/api/info`)).json()) as Json;
-    expect(info.indices).toEqual([expect.objectContaining({ name: 'colours', location: world.indexDir, count: 240, dim: index.info.dim, columns: expect.objectContaining({ shade: 'int64' }) })]);
+    expect(info.indices).toEqual([
+      expect.objectContaining({
+        name: 'colours',
+        location: world.indexDir,
+        count: 240,
+        dim: index.info.dim,
+        columns: expect.objectContaining({ shade: 'int64' }),
+      }),
+    ]);
     expect(info.model).toEqual({ name: expect.any(String), location: world.modelDir });
     expect(info.allow_new_streams).toBe(false);
   });
@@ -74,7 +91,14 @@ describe('/api/info, /api/search', () => {
     expect(json.results).toHaveLength(30);
     const sims = json.results.map((r: Json) => r.similarity);
     expect(sims).toEqual([...sims].sort((a, b) => b - a));
-    expect(json.results[0]).toEqual(expect.objectContaining({ id: expect.any(Number), url: expect.any(String), caption: expect.any(String), shade: expect.any(Number) }));
+    expect(json.results[0]).toEqual(
+      expect.objectContaining({
+        id: expect.any(Number),
+        url: expect.any(String),
+        caption: expect.any(String),
+        shade: expect.any(Number),
+      }),
+    );
     const red = (await model.encodeText(['red']))[0]!;
     expect(dot(red, json.vector)).toBeCloseTo(1, 5);
     // the reddest rows come first: shade 0 is pure red
@@ -94,34 +118,62 @@ describe('/api/info, /api/search', () => {
     const other = await serve({ indices: new Map([['colours', withoutVectors]]) });
     const res = await post(other, '/api/search', { index: 'colours', query: { like: 1 } });
     expect(res.status).toBe(400);
-    expect(res.json.error).toBe('index colours cannot give a row\'s embedding ("more like this"): its backend does not keep them');
+    expect(res.json.error).toBe(
+      'index colours cannot give a row\'s embedding ("more like this"): its backend does not keep them',
+    );
   });
 
   it('by an uploaded image (base64, a data: URL too) and by an embedding', async () => {
     const png = await solidImage([220, 30, 30], 'png', 32, 32);
-    const byImage = await post(base, '/api/search', { index: 'colours', query: { image: `data:image/png;base64,${png.toString('base64')}` }, k: 3 });
+    const byImage = await post(base, '/api/search', {
+      index: 'colours',
+      query: { image: `data:image/png;base64,${png.toString('base64')}` },
+      k: 3,
+    });
     expect(byImage.status).toBe(200);
-    const byEmbedding = await post(base, '/api/search', { index: 'colours', query: { embedding: byImage.json.vector.map((x: number) => x * 3) }, k: 3 });
+    const byEmbedding = await post(base, '/api/search', {
+      index: 'colours',
+      query: { embedding: byImage.json.vector.map((x: number) => x * 3) },
+      k: 3,
+    });
     expect(byEmbedding.json.results.map((r: Json) => r.id)).toEqual(byImage.json.results.map((r: Json) => r.id)); // normalised
   });
 
   it('where is applied to the metadata, near-duplicates are dropped on request', async () => {
-    const { json } = await post(base, '/api/search', { index: 'colours', query: { text: 'red' }, k: 50, where: 'shade >= 50' });
+    const { json } = await post(base, '/api/search', {
+      index: 'colours',
+      query: { text: 'red' },
+      k: 50,
+      where: 'shade >= 50',
+    });
     expect(json.results.length).toBeGreaterThan(0);
     expect(json.results.every((r: Json) => r.shade >= 50)).toBe(true);
     const all = await post(base, '/api/search', { index: 'colours', query: { text: 'red' }, k: 100 });
-    const dedup = await post(base, '/api/search', { index: 'colours', query: { text: 'red' }, k: 100, near_duplicate: true });
+    const dedup = await post(base, '/api/search', {
+      index: 'colours',
+      query: { text: 'red' },
+      k: 100,
+      near_duplicate: true,
+    });
     expect(dedup.json.results.length).toBeLessThan(all.json.results.length); // rows of one shade have one embedding
   });
 
   it.each([
-    [{ index: 'colours', query: { text: 'red', like: 3 } }, 400, /exactly one of text, image, image_url, embedding, like/],
+    [
+      { index: 'colours', query: { text: 'red', like: 3 } },
+      400,
+      /exactly one of text, image, image_url, embedding, like/,
+    ],
     [{ index: 'colours', query: {} }, 400, /exactly one of/],
     [{ index: 'nope', query: { text: 'red' } }, 404, /unknown index "nope"; this server has: colours/],
     [{ index: 'colours', query: { text: 'red' }, k: 10_001 }, 400, /at most 10000 results/],
     [{ index: 'colours', query: { like: 100_000 } }, 400, /has no row 100000/],
     [{ index: 'colours', query: { embedding: [1, 2] } }, 400, /embedding has 2 dimensions but index colours has/],
-    [{ index: 'colours', query: { text: 'red' }, where: 'nonexistent > 3' }, 400, /cannot be applied.*Columns|cannot be applied/],
+    [
+      { index: 'colours', query: { text: 'red' }, where: 'nonexistent > 3' },
+      400,
+      /cannot be applied.*Columns|cannot be applied/,
+    ],
     [{ index: 'colours', query: { image: 'bm90IGFuIGltYWdl' } }, 400, /image: not a decodable image/],
     [{ index: 'colours', query: { text: 'red' }, extra: 1 }, 400, /Unknown option extra/],
   ])('bad request %j → %i', async (body, status, message) => {
@@ -145,7 +197,12 @@ describe('/api/threshold', () => {
     for (const at of [0.2, 0.5]) {
       const min = all[Math.floor(all.length * at)]!.similarity - 1e-4; // between two distinct rows' similarities
       const expected = all.filter((r) => r.similarity >= min);
-      const { status, json } = await post(base, '/api/threshold', { index: 'colours', query: { text: 'red' }, min_similarity: min, edge: 4 });
+      const { status, json } = await post(base, '/api/threshold', {
+        index: 'colours',
+        query: { text: 'red' },
+        min_similarity: min,
+        edge: 4,
+      });
       expect(status).toBe(200);
       expect(json.count).toBe(expected.length);
       expect(json.more).toBe(false);
@@ -160,7 +217,11 @@ describe('/api/threshold', () => {
 
   it('beyond the bound the count is N+ (more: true) and the edge is not read', async () => {
     const small = await serve({ limits: { results: 20 } });
-    const { json } = await post(small, '/api/threshold', { index: 'colours', query: { text: 'red' }, min_similarity: -1 });
+    const { json } = await post(small, '/api/threshold', {
+      index: 'colours',
+      query: { text: 'red' },
+      min_similarity: -1,
+    });
     expect(json).toEqual(expect.objectContaining({ count: 20, more: true, above: [], below: [] }));
   });
 });
@@ -182,7 +243,10 @@ describe('/thumbs/INDEX/ID.jpg', () => {
   });
 
   it('a dead link and a web page are 502 IMAGE_UNAVAILABLE naming the failure, not a broken image', async () => {
-    for (const [fate, reason] of [['dead', 'http_404'], ['not_an_image', 'not_an_image']] as const) {
+    for (const [fate, reason] of [
+      ['dead', 'http_404'],
+      ['not_an_image', 'not_an_image'],
+    ] as const) {
       const res = await fetch(`${base}/thumbs/colours/${idOf(fate)}.jpg`);
       expect(res.status).toBe(502);
       const body = (await res.json()) as Json;
@@ -215,7 +279,9 @@ describe('/thumbs/INDEX/ID.jpg', () => {
     const bounded = await serve({ limits: { thumbFetches: 2 } });
     world.server.resetStats();
     const ids = world.rows.flatMap((r, id) => (r.fate === 'ok' ? [id] : [])).slice(20, 32);
-    const statuses = await Promise.all(ids.map(async (id) => (await fetch(`${bounded}/thumbs/colours/${id}.jpg`)).status));
+    const statuses = await Promise.all(
+      ids.map(async (id) => (await fetch(`${bounded}/thumbs/colours/${id}.jpg`)).status),
+    );
     expect(statuses.every((s) => s === 200)).toBe(true);
     expect(world.server.peakInFlight).toBeLessThanOrEqual(2);
     expect((await fetch(`${base}/thumbs/nope/1.jpg`)).status).toBe(404);
@@ -255,9 +321,18 @@ describe('/api/plan and /api/streams', () => {
   });
 
   it.each([
-    [() => ({ spec: { ...spec(twoQueries), index: '/somewhere/else' } }), /index: expected the folder of an index this server serves/],
-    [() => ({ spec: spec([{ name: 'a', image: '/etc/passwd', count: 1 }]) }), /queries\[0\]\.image: a spec sent to the server takes text and embedding queries/],
-    [() => ({ spec: spec(twoQueries, { cache: { dir: '/tmp/x' } }) }), /cache: a spec sent to the server may not name a folder/],
+    [
+      () => ({ spec: { ...spec(twoQueries), index: '/somewhere/else' } }),
+      /index: expected the folder of an index this server serves/,
+    ],
+    [
+      () => ({ spec: spec([{ name: 'a', image: '/etc/passwd', count: 1 }]) }),
+      /queries\[0\]\.image: a spec sent to the server takes text and embedding queries/,
+    ],
+    [
+      () => ({ spec: spec(twoQueries, { cache: { dir: '/tmp/x' } }) }),
+      /cache: a spec sent to the server may not name a folder/,
+    ],
     [() => ({ spec: spec([{ name: 'a', text: 'red', count: 300_000 }]) }), /at most 200000/],
     [() => ({ spec: spec([{ name: 'a', text: 'red', count: 0 }]) }), /queries\[0\]\.count/],
     [() => ({ spec: { ...spec(twoQueries), model: '/other/model' } }), /model: expected this server's model/],
@@ -271,10 +346,16 @@ describe('/api/plan and /api/streams', () => {
     const refused = await post(base, '/api/streams', { name: 'mine', spec: spec(twoQueries) });
     expect(refused.status).toBe(403);
     expect(refused.json.hint).toContain('--allow-new-streams');
-    const open = await serve({ web: { indexDirs: new Map([['colours', world.indexDir]]), modelDir: world.modelDir, allowNewStreams: true } });
+    const open = await serve({
+      web: { indexDirs: new Map([['colours', world.indexDir]]), modelDir: world.modelDir, allowNewStreams: true },
+    });
     const noPrivate = await post(open, '/api/streams', { name: 'mine', spec: spec(twoQueries) });
     expect(noPrivate.status).toBe(403); // the spec asks for private networks, the server was not started with them
-    const started = await post(open, '/api/streams', { name: 'mine', spec: spec(twoQueries, { fetch: { allow_private_networks: false } }), partitions: 2 });
+    const started = await post(open, '/api/streams', {
+      name: 'mine',
+      spec: spec(twoQueries, { fetch: { allow_private_networks: false } }),
+      partitions: 2,
+    });
     expect(started.status).toBe(200);
     expect(started.json.url).toBe(`${open}/streams/mine/{0..1}.tar?partitions=2`);
     expect(started.json.python).toContain(`ClipStreamDataset("${open}", stream="mine"`);
@@ -315,8 +396,23 @@ describe('/api/events', () => {
   }
 
   it('a stream read by a client shows its counts per query and partition, its latest samples and rates, once a second', async () => {
-    const open = await serve({ web: { indexDirs: new Map([['colours', world.indexDir]]), modelDir: world.modelDir, allowNewStreams: true, allowPrivateNetworks: true } });
-    const spec = { index: world.indexDir, queries: [{ name: 'red', text: 'red', count: 12, min_similarity: 0.9 }, { name: 'yellow', text: 'yellow', count: 6, min_similarity: 0.8 }], fetch: { allow_private_networks: true, retries: 0 }, image: { size: 32 } };
+    const open = await serve({
+      web: {
+        indexDirs: new Map([['colours', world.indexDir]]),
+        modelDir: world.modelDir,
+        allowNewStreams: true,
+        allowPrivateNetworks: true,
+      },
+    });
+    const spec = {
+      index: world.indexDir,
+      queries: [
+        { name: 'red', text: 'red', count: 12, min_similarity: 0.9 },
+        { name: 'yellow', text: 'yellow', count: 6, min_similarity: 0.8 },
+      ],
+      fetch: { allow_private_networks: true, retries: 0 },
+      image: { size: 32 },
+    };
     expect((await post(open, '/api/streams', { name: 'live', spec })).status).toBe(200);
     const tar = Buffer.from(await (await fetch(`${open}/streams/live/0.tar?partitions=2`)).arrayBuffer());
     const file = join(await tempDir(), 'p0.tar');
@@ -328,7 +424,10 @@ describe('/api/events', () => {
     }
     expect(got).toEqual({ red: 6, yellow: 3 });
     const started = Date.now();
-    const events = await readEvents(`${open}/api/events`, (e) => e.event === 'snapshot' && e.data.time * 1000 > started + 1500);
+    const events = await readEvents(
+      `${open}/api/events`,
+      (e) => e.event === 'snapshot' && e.data.time * 1000 > started + 1500,
+    );
     expect(events[0]!.event).toBe('history');
     const snapshots = events.filter((e) => e.event === 'snapshot');
     expect(snapshots.length).toBeGreaterThanOrEqual(2); // ≥ 1 a second
@@ -345,7 +444,9 @@ describe('/api/events', () => {
     const recent = job.progress.recent.at(-1);
     const image = await fetch(`${open}/streams/live/recent/${recent.key}.jpg`);
     expect(image.headers.get('content-type')).toBe('image/jpeg');
-    expect(job.rate).toEqual(expect.objectContaining({ samples_per_second: expect.any(Number), bytes_per_second: expect.any(Number) }));
+    expect(job.rate).toEqual(
+      expect.objectContaining({ samples_per_second: expect.any(Number), bytes_per_second: expect.any(Number) }),
+    );
   });
 
   it('clients are bounded', async () => {
@@ -360,16 +461,24 @@ describe('/api/events', () => {
 });
 
 describe('access', () => {
-  it('a POST to /api/ from another site is refused (a page elsewhere cannot start streams on 127.0.0.1); clip back\'s routes stay open to clip-front', async () => {
+  it("a POST to /api/ from another site is refused (a page elsewhere cannot start streams on 127.0.0.1); clip back's routes stay open to clip-front", async () => {
     const host = new URL(base).host;
     const body = { spec: { index: world.indexDir, queries: [{ name: 'a', text: 'red', count: 1 }] } };
     const cross = await post(base, '/api/plan', body, { origin: 'https://evil.example', 'content-type': 'text/plain' });
     expect(cross.status).toBe(403);
     expect(cross.json.error).toContain('from another site (https://evil.example) is refused');
     expect((await post(base, '/api/plan', body, { origin: `http://${host}` })).status).toBe(200);
-    expect((await post(base, '/knn-service', { indice_name: 'colours', text: 'red', num_images: 1 }, { origin: 'https://rom1504.github.io' })).status).toBe(200);
+    expect(
+      (
+        await post(
+          base,
+          '/knn-service',
+          { indice_name: 'colours', text: 'red', num_images: 1 },
+          { origin: 'https://rom1504.github.io' },
+        )
+      ).status,
+    ).toBe(200);
   });
-
 
   const TOKEN = 'correct-horse-battery';
   let locked = '';
@@ -377,21 +486,37 @@ describe('access', () => {
     locked = await serve({ token: TOKEN });
   });
 
-  it.each(['/api/info', '/', '/thumbs/colours/1.jpg', '/streams', '/indices-list', '/metrics', '/api/events'])('GET %s without the token is 401', async (path) => {
-    const res = await fetch(locked + path);
-    expect(res.status).toBe(401);
-    expect(((await res.json()) as Json).code).toBe('UNAUTHORIZED');
-  });
+  it.each(['/api/info', '/', '/thumbs/colours/1.jpg', '/streams', '/indices-list', '/metrics', '/api/events'])(
+    'GET %s without the token is 401',
+    async (path) => {
+      const res = await fetch(locked + path);
+      expect(res.status).toBe(401);
+      expect(((await res.json()) as Json).code).toBe('UNAUTHORIZED');
+    },
+  );
 
   it('a wrong token is refused; Bearer, ?token= (which sets the cookie) and the cookie are accepted', async () => {
-    expect((await fetch(`${locked}/api/info`, { headers: { authorization: 'Bearer wrong-token-here' } })).status).toBe(401);
+    expect((await fetch(`${locked}/api/info`, { headers: { authorization: 'Bearer wrong-token-here' } })).status).toBe(
+      401,
+    );
     expect((await fetch(`${locked}/api/info`, { headers: { authorization: `Bearer ${TOKEN}` } })).status).toBe(200);
     const viaQuery = await fetch(`${locked}/api/info?token=${TOKEN}`);
     expect(viaQuery.status).toBe(200);
     const cookie = viaQuery.headers.get('set-cookie')!;
     expect(cookie).toMatch(/^clipstream_token=correct-horse-battery; Path=\/; HttpOnly; SameSite=Strict$/);
     expect((await fetch(`${locked}/api/info`, { headers: { cookie: cookie.split(';')[0]! } })).status).toBe(200);
-    expect((await post(locked, '/knn-service', { indice_name: 'colours', text: 'red', num_images: 1 })).status).toBe(401);
-    expect((await post(locked, '/knn-service', { indice_name: 'colours', text: 'red', num_images: 1 }, { authorization: `Bearer ${TOKEN}` })).status).toBe(200);
+    expect((await post(locked, '/knn-service', { indice_name: 'colours', text: 'red', num_images: 1 })).status).toBe(
+      401,
+    );
+    expect(
+      (
+        await post(
+          locked,
+          '/knn-service',
+          { indice_name: 'colours', text: 'red', num_images: 1 },
+          { authorization: `Bearer ${TOKEN}` },
+        )
+      ).status,
+    ).toBe(200);
   });
 });

@@ -20,7 +20,12 @@ export async function readTarMembers(source: string | Readable): Promise<TarMemb
   for await (const entry of extract) {
     const chunks: Buffer[] = [];
     for await (const chunk of entry) chunks.push(chunk as Buffer);
-    members.push({ name: entry.header.name, data: Buffer.concat(chunks), mode: entry.header.mode, type: entry.header.type });
+    members.push({
+      name: entry.header.name,
+      data: Buffer.concat(chunks),
+      mode: entry.header.mode,
+      type: entry.header.type,
+    });
   }
   return members;
 }
@@ -49,7 +54,10 @@ export function fakeImage(key: string, size = 200): Buffer {
   return bytes;
 }
 
-export function successRecord(key: string, extra: { caption?: string; size?: number; columns?: Record<string, unknown> } = {}): SampleRecord {
+export function successRecord(
+  key: string,
+  extra: { caption?: string; size?: number; columns?: Record<string, unknown> } = {},
+): SampleRecord {
   const data = fakeImage(key, extra.size);
   return {
     key,

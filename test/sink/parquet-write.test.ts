@@ -1,7 +1,12 @@
 import { readFile, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { inferColumnType, inferColumnTypeOf, openParquetWriter, type ParquetColumn } from '../../src/io/parquet-write.js';
+import {
+  inferColumnType,
+  inferColumnTypeOf,
+  openParquetWriter,
+  type ParquetColumn,
+} from '../../src/io/parquet-write.js';
 import { tempDir } from '../helpers/tmp.js';
 import { readParquet } from './helpers.js';
 
@@ -43,7 +48,15 @@ describe('openParquetWriter', () => {
     const { rows, rowGroups, columns: schema } = await readParquet(path);
     expect(rowGroups).toEqual([10, 10, 10, 5]);
     expect(schema.map((c) => c.name)).toEqual(columns.map((c) => c.name));
-    expect(schema.map((c) => c.type)).toEqual(['BYTE_ARRAY', 'INT32', 'INT64', 'DOUBLE', 'BOOLEAN', 'BYTE_ARRAY', 'BYTE_ARRAY']);
+    expect(schema.map((c) => c.type)).toEqual([
+      'BYTE_ARRAY',
+      'INT32',
+      'INT64',
+      'DOUBLE',
+      'BOOLEAN',
+      'BYTE_ARRAY',
+      'BYTE_ARRAY',
+    ]);
     expect(rows).toHaveLength(35);
     for (let r = 0; r < 35; r++) {
       const got = rows[r]!;
@@ -63,7 +76,9 @@ describe('openParquetWriter', () => {
   it('buffers at most rowGroupSize rows: the file grows at each full row group, before close', async () => {
     const dir = await tempDir();
     const path = join(dir, 'grow.parquet');
-    const writer = await openParquetWriter(path, [{ name: 'blob', type: 'BYTE_ARRAY', opaque: true }], { rowGroupSize: 5 });
+    const writer = await openParquetWriter(path, [{ name: 'blob', type: 'BYTE_ARRAY', opaque: true }], {
+      rowGroupSize: 5,
+    });
     const sizes: number[] = [];
     for (let r = 0; r < 15; r++) {
       await writer.writeRow({ blob: Buffer.alloc(10_000, r) });
@@ -91,7 +106,10 @@ describe('openParquetWriter', () => {
   it('converts mismatched values when exact, else writes null and counts the mismatch', async () => {
     const dir = await tempDir();
     const path = join(dir, 'mixed.parquet');
-    const writer = await openParquetWriter(path, columns.filter((c) => c.name !== 'bytes'));
+    const writer = await openParquetWriter(
+      path,
+      columns.filter((c) => c.name !== 'bytes'),
+    );
     await writer.writeRow({ s: 12, i32: '42', i64: 7, d: 3, b: 'true', j: 'text' });
     await writer.writeRow({ s: { a: 1n }, i32: 2.5, i64: 1.5, d: 'abc', b: 1, j: [1] });
     await writer.writeRow({ s: true, i32: 2 ** 31, i64: '-9007199254740993', d: 5n, b: false, j: null });
@@ -119,7 +137,9 @@ describe('openParquetWriter', () => {
 
   it('refuses a bad rowGroupSize and duplicate columns', async () => {
     const dir = await tempDir();
-    await expect(openParquetWriter(join(dir, 'a'), columns, { rowGroupSize: 0 })).rejects.toMatchObject({ code: 'INVALID_OPTION' });
+    await expect(openParquetWriter(join(dir, 'a'), columns, { rowGroupSize: 0 })).rejects.toMatchObject({
+      code: 'INVALID_OPTION',
+    });
     await expect(
       openParquetWriter(join(dir, 'b'), [
         { name: 'a', type: 'STRING' },

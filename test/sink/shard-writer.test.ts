@@ -42,7 +42,10 @@ function records(): SampleRecord[] {
     if (i % 3 === 1 && out.filter((r) => r.status !== 'success').length < M) {
       out.push(
         i % 2
-          ? failedRecord(key, 'failed_to_download', 'http_404', 'HTTP Error 404: Not Found', { caption: `caption ${i}`, columns })
+          ? failedRecord(key, 'failed_to_download', 'http_404', 'HTTP Error 404: Not Found', {
+              caption: `caption ${i}`,
+              columns,
+            })
           : failedRecord(key, 'failed_to_resize', 'too_small', 'image too small', { caption: `caption ${i}`, columns }),
       );
     } else {
@@ -90,7 +93,9 @@ describe.each(OUTPUT_FORMATS)('shard writer conformance: %s', (format) => {
 
     if (format === 'webdataset') {
       const members = await readTarMembers(join(dir, '00000.tar'));
-      expect(members.map((m) => m.name)).toEqual(successes.flatMap((r) => [`${r.key}.jpg`, `${r.key}.txt`, `${r.key}.json`]));
+      expect(members.map((m) => m.name)).toEqual(
+        successes.flatMap((r) => [`${r.key}.jpg`, `${r.key}.txt`, `${r.key}.json`]),
+      );
       for (const r of successes) {
         const of = (ext: string) => members.find((m) => m.name === `${r.key}.${ext}`)!.data;
         expect(of('jpg').equals(r.image!.data)).toBe(true);
@@ -155,7 +160,13 @@ describe.each(OUTPUT_FORMATS)('shard writer conformance: %s', (format) => {
 
   it('abort leaves nothing', async () => {
     const dir = await tempDir();
-    const writer = await openShardWriter({ outputFolder: dir, shardName: '00003', outputFormat: format, encodeFormat: 'jpg', metaColumns });
+    const writer = await openShardWriter({
+      outputFolder: dir,
+      shardName: '00003',
+      outputFormat: format,
+      encodeFormat: 'jpg',
+      metaColumns,
+    });
     for (const r of records()) await writer.write(r);
     await writer.abort();
     await writer.abort();
@@ -166,7 +177,14 @@ describe.each(OUTPUT_FORMATS)('shard writer conformance: %s', (format) => {
   it('a crash before close leaves only temporaries, which removePartialShards cleans', async () => {
     const dir = await tempDir();
     await writeShard(dir, format, records().slice(0, 4), '00000'); // a finished neighbour
-    const writer = await openShardWriter({ outputFolder: dir, shardName: '00001', outputFormat: format, encodeFormat: 'jpg', metaColumns, durable: false });
+    const writer = await openShardWriter({
+      outputFolder: dir,
+      shardName: '00001',
+      outputFormat: format,
+      encodeFormat: 'jpg',
+      metaColumns,
+      durable: false,
+    });
     for (const r of records()) await writer.write(r);
     // simulated SIGKILL: never closed
 
@@ -186,7 +204,14 @@ describe.each(OUTPUT_FORMATS)('shard writer conformance: %s', (format) => {
     const dir = await tempDir();
     await writeShard(dir, format, records().slice(0, 2));
     expect(await listDoneShards(dir)).toEqual(new Set([0]));
-    const writer = await openShardWriter({ outputFolder: dir, shardName: '00000', outputFormat: format, encodeFormat: 'jpg', metaColumns, durable: false });
+    const writer = await openShardWriter({
+      outputFolder: dir,
+      shardName: '00000',
+      outputFormat: format,
+      encodeFormat: 'jpg',
+      metaColumns,
+      durable: false,
+    });
     expect(await listDoneShards(dir)).toEqual(new Set());
     const stats = new StatsCollector();
     for (const r of records()) {
@@ -202,7 +227,13 @@ describe.each(OUTPUT_FORMATS)('shard writer conformance: %s', (format) => {
 describe('openShardWriter', () => {
   it('writes the stats file after the data files (completion marker last), durably by default', async () => {
     const dir = await tempDir();
-    const writer = await openShardWriter({ outputFolder: dir, shardName: '00000', outputFormat: 'webdataset', encodeFormat: 'jpg', metaColumns });
+    const writer = await openShardWriter({
+      outputFolder: dir,
+      shardName: '00000',
+      outputFormat: 'webdataset',
+      encodeFormat: 'jpg',
+      metaColumns,
+    });
     for (const r of records()) await writer.write(r);
     await writer.close(new StatsCollector().finish());
     const [tar, parquet, stats] = await Promise.all(
@@ -215,7 +246,14 @@ describe('openShardWriter', () => {
 
   it('streams the tar to disk while writing: no shard held in memory', async () => {
     const dir = await tempDir();
-    const writer = await openShardWriter({ outputFolder: dir, shardName: '00000', outputFormat: 'webdataset', encodeFormat: 'jpg', metaColumns, durable: false });
+    const writer = await openShardWriter({
+      outputFolder: dir,
+      shardName: '00000',
+      outputFormat: 'webdataset',
+      encodeFormat: 'jpg',
+      metaColumns,
+      durable: false,
+    });
     for (let i = 0; i < 30; i++) await writer.write(successRecord(String(i).padStart(9, '0'), { size: 100_000 }));
     // everything but the last sample or so (stream buffers) is already in the temporary file
     expect((await stat(join(dir, '00000.tar.partial'))).size).toBeGreaterThan(27 * 100_000);
@@ -225,20 +263,40 @@ describe('openShardWriter', () => {
 
   it('keeps the image format of the record for the member extension', async () => {
     const dir = await tempDir();
-    const writer = await openShardWriter({ outputFolder: dir, shardName: '00000', outputFormat: 'webdataset', encodeFormat: 'webp', metaColumns, durable: false });
+    const writer = await openShardWriter({
+      outputFolder: dir,
+      shardName: '00000',
+      outputFormat: 'webdataset',
+      encodeFormat: 'webp',
+      metaColumns,
+      durable: false,
+    });
     const record = successRecord('000000000');
     record.image = { data: Buffer.from('png bytes'), format: 'png' };
     await writer.write(record);
     await writer.close(new StatsCollector().finish());
-    expect((await readTarMembers(join(dir, '00000.tar'))).map((m) => m.name)).toEqual(['000000000.png', '000000000.json']);
+    expect((await readTarMembers(join(dir, '00000.tar'))).map((m) => m.name)).toEqual([
+      '000000000.png',
+      '000000000.json',
+    ]);
   });
 
   it('refuses bad options with the option named', async () => {
     const dir = await tempDir();
-    const base = { outputFolder: dir, shardName: '00000', outputFormat: 'parquet' as const, encodeFormat: 'jpg' as const, metaColumns };
-    await expect(openShardWriter({ ...base, outputFormat: 'tfrecord' as OutputFormat })).rejects.toThrow(/for outputFormat/);
+    const base = {
+      outputFolder: dir,
+      shardName: '00000',
+      outputFormat: 'parquet' as const,
+      encodeFormat: 'jpg' as const,
+      metaColumns,
+    };
+    await expect(openShardWriter({ ...base, outputFormat: 'tfrecord' as OutputFormat })).rejects.toThrow(
+      /for outputFormat/,
+    );
     await expect(openShardWriter({ ...base, shardName: '0.0' })).rejects.toThrow(/for shardName/);
-    await expect(openShardWriter({ ...base, metaColumns: [...metaColumns, { name: 'jpg', type: 'STRING' }] })).rejects.toMatchObject({
+    await expect(
+      openShardWriter({ ...base, metaColumns: [...metaColumns, { name: 'jpg', type: 'STRING' }] }),
+    ).rejects.toMatchObject({
       code: 'INVALID_OPTION',
     });
     await expect(openShardWriter({ ...base, metaColumns: [...metaColumns, metaColumns[0]!] })).rejects.toMatchObject({
@@ -250,7 +308,14 @@ describe('openShardWriter', () => {
   it('refuses keys with dots in every format', async () => {
     const dir = await tempDir();
     for (const outputFormat of OUTPUT_FORMATS) {
-      const writer = await openShardWriter({ outputFolder: dir, shardName: '00000', outputFormat, encodeFormat: 'jpg', metaColumns, durable: false });
+      const writer = await openShardWriter({
+        outputFolder: dir,
+        shardName: '00000',
+        outputFormat,
+        encodeFormat: 'jpg',
+        metaColumns,
+        durable: false,
+      });
       await expect(writer.write(failedRecord('a.b'))).rejects.toMatchObject({ code: 'INTERNAL' });
       await writer.abort();
     }
@@ -264,10 +329,17 @@ describe('listDoneShards / removePartialShards', () => {
     expect(await removePartialShards(join(dir, 'missing'), new Set())).toEqual([]);
     const { mkdir, writeFile } = await import('node:fs/promises');
     const files = [
-      '00000.tar', '00000.parquet', '00000_stats.json', '00000.tar.partial', // done shard with a stray temporary
-      '00001.tar', '00001.parquet', // finished data, no stats: crash between rename and stats
-      '00002.parquet.partial', '00002_stats.json.partial',
-      'notes.txt', '_tmp.feather', 'abc.tar',
+      '00000.tar',
+      '00000.parquet',
+      '00000_stats.json',
+      '00000.tar.partial', // done shard with a stray temporary
+      '00001.tar',
+      '00001.parquet', // finished data, no stats: crash between rename and stats
+      '00002.parquet.partial',
+      '00002_stats.json.partial',
+      'notes.txt',
+      '_tmp.feather',
+      'abc.tar',
     ];
     for (const f of files) await writeFile(join(dir, f), 'x');
     await mkdir(join(dir, '00003.partial'));
@@ -278,8 +350,24 @@ describe('listDoneShards / removePartialShards', () => {
     expect(done).toEqual(new Set([0]));
     const removed = await removePartialShards(dir, done);
     expect(removed.map((p) => p.slice(dir.length + 1))).toEqual(
-      ['00000.tar.partial', '00001.parquet', '00001.tar', '00002.parquet.partial', '00002_stats.json.partial', '00003.partial', '00004'].sort(),
+      [
+        '00000.tar.partial',
+        '00001.parquet',
+        '00001.tar',
+        '00002.parquet.partial',
+        '00002_stats.json.partial',
+        '00003.partial',
+        '00004',
+      ].sort(),
     );
-    expect((await readdir(dir)).sort()).toEqual(['00000', '00000.parquet', '00000.tar', '00000_stats.json', '_tmp.feather', 'abc.tar', 'notes.txt']);
+    expect((await readdir(dir)).sort()).toEqual([
+      '00000',
+      '00000.parquet',
+      '00000.tar',
+      '00000_stats.json',
+      '_tmp.feather',
+      'abc.tar',
+      'notes.txt',
+    ]);
   });
 });

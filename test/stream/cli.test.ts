@@ -10,7 +10,10 @@ const CLI = join(import.meta.dirname, '../../dist/cli/main.js');
 const world = streamWorld({ counts: { red: 150, blue: 150 }, deadFraction: 0.3, latencyMs: [5, 30] });
 
 /** Runs the CLI; with `killWhen`, SIGKILLs it `killDelayMs` after the condition (polled every 10 ms) first holds. */
-function run(args: string[], o: { killWhen?: () => Promise<boolean>; killDelayMs?: number } = {}): Promise<{ code: number | null; signal: string | null; stdout: string; stderr: string }> {
+function run(
+  args: string[],
+  o: { killWhen?: () => Promise<boolean>; killDelayMs?: number } = {},
+): Promise<{ code: number | null; signal: string | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
     const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
@@ -47,7 +50,10 @@ describe('clipstream plan', () => {
   test('prints requested / available / planned per query and warns when a query cannot be satisfied', async () => {
     const w = world();
     const dir = await tempDir();
-    const spec = await w.spec([{ name: 'red', count: 40 }, { name: 'blue', count: 500 }]);
+    const spec = await w.spec([
+      { name: 'red', count: 40 },
+      { name: 'blue', count: 500 },
+    ]);
     const r = await run(['plan', spec, '--output', join(dir, 'plan'), '--partitions', '4']);
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/red\s+40\s+150\s+120\s+40\s+10/);
@@ -70,12 +76,18 @@ describe('clipstream plan', () => {
     const indicesPaths = join(await tempDir(), 'indices.json');
     await writeFile(indicesPaths, JSON.stringify({ laion: { indice_folder: 's3://bucket/laion' } }));
     const cases: [string[], RegExp][] = [
-      [['plan', 'gs://bucket/spec.yaml', '--output', out], /local path for <spec> but received "gs:\/\/bucket\/spec\.yaml"/],
+      [
+        ['plan', 'gs://bucket/spec.yaml', '--output', out],
+        /local path for <spec> but received "gs:\/\/bucket\/spec\.yaml"/,
+      ],
       [['stream', 's3://bucket/plan', '--output', '-'], /local path for <spec-or-plan>/],
       [['serve', '--spec', 'train=s3://bucket/spec.yaml', '--port', '0'], /local path for --spec train/],
       [['serve', '--index', 'laion=hf://org/index', '--port', '0'], /local path for --index laion/],
       [['query', '--index', 's3://bucket/index', '--embedding-file', 'q.npy'], /local path for --index/],
-      [['query', '--index', 'idx', '--embedding-file', 'gs://b/q.npy'], /local path or an http\(s\) URL for --embedding-file/],
+      [
+        ['query', '--index', 'idx', '--embedding-file', 'gs://b/q.npy'],
+        /local path or an http\(s\) URL for --embedding-file/,
+      ],
       [['plan', 'file://relative/spec.yaml', '--output', out], /local path for <spec>.*file:\/\/\/absolute\/path/],
       [['plan', 'spec.yaml', '--output', 's3://bucket/plan'], /local path for --output/],
       [['stream', 'spec.yaml', '--output-folder', 'gs://bucket/shards'], /local path for --output-folder/],
@@ -99,7 +111,13 @@ describe('clipstream stream', () => {
     const dir = await tempDir();
     const plan = join(dir, 'plan');
     // A low concurrency makes the run last long enough to be killed in the middle.
-    const spec = await w.spec([{ name: 'red', count: 90 }, { name: 'blue', count: 60 }], { fetch: { allow_private_networks: true, concurrency: 3 } });
+    const spec = await w.spec(
+      [
+        { name: 'red', count: 90 },
+        { name: 'blue', count: 60 },
+      ],
+      { fetch: { allow_private_networks: true, concurrency: 3 } },
+    );
     expect((await run(['plan', spec, '--output', plan])).code).toBe(0);
     const reference = join(dir, 'reference');
     const started = performance.now();
@@ -115,10 +133,16 @@ describe('clipstream stream', () => {
     // so always before the end whatever this run's start-up costs.
     const shards = 1 + Math.floor(Math.random() * 5);
     const shardsDone = async () => {
-      const progress = await readFile(join(out, '_stream.json'), 'utf8').then((t) => JSON.parse(t) as { shards: number }, () => ({ shards: 0 }));
+      const progress = await readFile(join(out, '_stream.json'), 'utf8').then(
+        (t) => JSON.parse(t) as { shards: number },
+        () => ({ shards: 0 }),
+      );
       return progress.shards >= shards;
     };
-    const killed = await run(['stream', plan, '--output-folder', out, '--number-sample-per-shard', '20'], { killWhen: shardsDone, killDelayMs: Math.floor(Math.random() * (duration / 8)) });
+    const killed = await run(['stream', plan, '--output-folder', out, '--number-sample-per-shard', '20'], {
+      killWhen: shardsDone,
+      killDelayMs: Math.floor(Math.random() * (duration / 8)),
+    });
     expect(killed.signal, `not killed: ${killed.stdout}`).toBe('SIGKILL');
     const again = await run(['stream', plan, '--output-folder', out, '--number-sample-per-shard', '20']);
     expect(again.code).toBe(2);
@@ -127,14 +151,19 @@ describe('clipstream stream', () => {
     expect(resumed.code, resumed.stderr).toBe(0);
     expect(await folderSamples(out)).toEqual(expected);
     expect((await readdir(out)).filter((f) => f.includes('partial'))).toEqual([]);
-    const manifest = (await readFile(join(out, 'manifest.jsonl'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as { key: string });
+    const manifest = (await readFile(join(out, 'manifest.jsonl'), 'utf8'))
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { key: string });
     expect(manifest.map((m) => m.key)).toEqual(expected.map((e) => e.split(':')[0]));
   }, 60_000);
 
   test('--output - writes one webdataset tar with a resume state per sample', async () => {
     const w = world();
     const spec = await w.spec([{ name: 'blue', count: 12 }]);
-    const child = spawn(process.execPath, [CLI, 'stream', spec, '--output', '-', '--rank', '1', '--world-size', '2'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [CLI, 'stream', spec, '--output', '-', '--rank', '1', '--world-size', '2'], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     const chunks: Buffer[] = [];
     child.stdout.on('data', (d: Buffer) => chunks.push(d));
     await new Promise((r) => child.on('close', r));
@@ -155,9 +184,13 @@ describe('clipstream stream', () => {
     // issue 15: EPIPE on stdout died with a stack trace
     const w = world();
     // 2 downloads at a time at 5–30 ms each: the whole stream takes ~1.5 s, a second or so after the reader left.
-    const spec = await w.spec([{ name: 'red', count: 150 }], { fetch: { allow_private_networks: true, timeout: 5, retries: 0, concurrency: 2 } });
+    const spec = await w.spec([{ name: 'red', count: 150 }], {
+      fetch: { allow_private_networks: true, timeout: 5, retries: 0, concurrency: 2 },
+    });
     const before = w.server.totalRequests();
-    const child = spawn(process.execPath, [CLI, 'stream', spec, '--output', '-'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [CLI, 'stream', spec, '--output', '-'], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let stderr = '';
     child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
     let read = 0;
@@ -168,7 +201,9 @@ describe('clipstream stream', () => {
       requestsAtClose = w.server.totalRequests() - before;
       child.stdout.destroy(); // what head does after 1000 bytes: the pipe's read end closes
     });
-    const [code, signal] = await new Promise<[number | null, string | null]>((r) => child.on('close', (c, s) => r([c, s])));
+    const [code, signal] = await new Promise<[number | null, string | null]>((r) =>
+      child.on('close', (c, s) => r([c, s])),
+    );
     expect({ code, signal }).toEqual({ code: 0, signal: null });
     expect(stderr).not.toMatch(/EPIPE|Error|\n\s+at /);
     await new Promise((r) => setTimeout(r, 200));

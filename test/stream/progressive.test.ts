@@ -23,8 +23,15 @@ const ids = (plan: Plan) => plan.candidates.map((list) => list.map((c) => c.id))
  * The complete plan as if its long search had not ended yet: each query holds its first block, and the rest is
  * appended when the test calls `release` (or the plan fails with `fail`).
  */
-function growing(full: Plan, firstBlockSizes: number[]): { plan: Plan; release: () => void; fail: (err: Error) => void } {
-  const plan: Plan = { header: full.header, candidates: full.candidates.map((list, qi) => list.slice(0, firstBlockSizes[qi])), warnings: [] };
+function growing(
+  full: Plan,
+  firstBlockSizes: number[],
+): { plan: Plan; release: () => void; fail: (err: Error) => void } {
+  const plan: Plan = {
+    header: full.header,
+    candidates: full.candidates.map((list, qi) => list.slice(0, firstBlockSizes[qi])),
+    warnings: [],
+  };
   let release!: () => void;
   let fail!: (err: Error) => void;
   plan.pending = new Promise<void>((resolve, reject) => {
@@ -42,7 +49,15 @@ function growing(full: Plan, firstBlockSizes: number[]): { plan: Plan; release: 
 describe('a plan in two blocks', () => {
   test("the first block is each query's best, the rest is appended when the long search ends, and the whole is what resolvePlan gives", async () => {
     const w = world();
-    const spec = await readSpec(await w.spec([{ name: 'red', count: 60 }, { name: 'blue', count: 30 }], { seed: 3 }));
+    const spec = await readSpec(
+      await w.spec(
+        [
+          { name: 'red', count: 60 },
+          { name: 'blue', count: 30 },
+        ],
+        { seed: 3 },
+      ),
+    );
     const plan = await openPlan(spec, { firstBlock: FIRST });
     expect(plan.pending).toBeInstanceOf(Promise);
     expect(plan.candidates.map((l) => l.length)).toEqual([FIRST, FIRST]);
@@ -56,7 +71,10 @@ describe('a plan in two blocks', () => {
     expect(plan.candidates.map((l) => l.length)).toEqual([180, 90]);
     expect(ids(plan).map((l) => l.slice(0, FIRST))).toEqual(firstBlocks);
     for (const list of ids(plan)) expect(new Set(list).size).toBe(list.length);
-    expect(plan.header.queries.map((q) => [q.available, q.available_more, q.planned])).toEqual([[200, false, 180], [129, true, 90]]);
+    expect(plan.header.queries.map((q) => [q.available, q.available_more, q.planned])).toEqual([
+      [200, false, 180],
+      [129, true, 90],
+    ]);
     const whole = await resolvePlan(spec, { firstBlock: FIRST });
     expect(whole.pending).toBeUndefined();
     expect(whole.header.id).toBe(plan.header.id);
@@ -66,7 +84,12 @@ describe('a plan in two blocks', () => {
 
   test('two queries after the same rows: a row goes to one query only, across both blocks', async () => {
     const w = world();
-    const spec = await readSpec(await w.spec([{ name: 'a', text: 'red', count: 40 }, { name: 'b', text: 'red', count: 40 }]));
+    const spec = await readSpec(
+      await w.spec([
+        { name: 'a', text: 'red', count: 40 },
+        { name: 'b', text: 'red', count: 40 },
+      ]),
+    );
     const plan = await resolvePlan(spec, { firstBlock: FIRST });
     const [a, b] = ids(plan);
     // Equal similarities: the earlier query wins every row, in both blocks.
@@ -78,8 +101,15 @@ describe('a plan in two blocks', () => {
   test("without dedup, a row of one query's first block stays in another query's second block", async () => {
     const w = world();
     // b's first block is blue; its long search (391 rows of 400) reaches the reds of a's first block.
-    const queries = [{ name: 'a', text: 'red', count: 5 }, { name: 'b', text: 'blue', count: 100, min_similarity: -1, where: "colour <> 'green'" }];
-    const [a, b] = ids(await resolvePlan(await readSpec(await w.spec(queries, { dedup: { ids: false, urls: false } })), { firstBlock: FIRST }));
+    const queries = [
+      { name: 'a', text: 'red', count: 5 },
+      { name: 'b', text: 'blue', count: 100, min_similarity: -1, where: "colour <> 'green'" },
+    ];
+    const [a, b] = ids(
+      await resolvePlan(await readSpec(await w.spec(queries, { dedup: { ids: false, urls: false } })), {
+        firstBlock: FIRST,
+      }),
+    );
     expect(a).toHaveLength(15);
     for (const id of a!) expect(b).toContain(id);
     const [a2, b2] = ids(await resolvePlan(await readSpec(await w.spec(queries)), { firstBlock: FIRST }));
@@ -97,7 +127,12 @@ describe('a plan in two blocks', () => {
   test('nor does one whose limit the first block already reached, even when dedup left it short', async () => {
     // count 1: keep 3, limit 3 + 1 + 16 = 20 = the first block; the second query loses its rows to the first
     const w = world();
-    const spec = await readSpec(await w.spec([{ name: 'a', text: 'red', count: 1 }, { name: 'b', text: 'red', count: 1 }]));
+    const spec = await readSpec(
+      await w.spec([
+        { name: 'a', text: 'red', count: 1 },
+        { name: 'b', text: 'red', count: 1 },
+      ]),
+    );
     const plan = await openPlan(spec, { firstBlock: FIRST });
     expect(plan.pending).toBeUndefined();
   });
@@ -108,7 +143,9 @@ describe('streaming a plan whose long search is still running', () => {
     const w = world();
     const spec = await readSpec(await w.spec([{ name: 'red', count: 60 }], { seed: 5 }));
     const full = await resolvePlan(spec, { firstBlock: FIRST });
-    const reference = (await drain(await openStream(full, { partition: { index: 1, count: 2 } }))).map((s) => s.json.id);
+    const reference = (await drain(await openStream(full, { partition: { index: 1, count: 2 } }))).map(
+      (s) => s.json.id,
+    );
     expect(reference).toHaveLength(30);
 
     const { plan, release } = growing(full, [FIRST]);
@@ -136,11 +173,21 @@ describe('streaming a plan whose long search is still running', () => {
 
   test('a later epoch and a resumed walk wait for the whole plan, then match the complete plan', async () => {
     const w = world();
-    const spec = await readSpec(await w.spec([{ name: 'red', count: 40 }, { name: 'blue', count: 20 }], { seed: 7 }));
+    const spec = await readSpec(
+      await w.spec(
+        [
+          { name: 'red', count: 40 },
+          { name: 'blue', count: 20 },
+        ],
+        { seed: 7 },
+      ),
+    );
     const full = await resolvePlan(spec, { firstBlock: FIRST });
     const epoch1 = (await drain(await openStream(full, { epoch: 1 }))).map((s) => s.key + ':' + String(s.json.id));
     const cut = await drain(await openStream(full), 17);
-    const tail = (await drain(await openStream(full, { state: cut.at(-1)!.state }))).map((s) => s.key + ':' + String(s.json.id));
+    const tail = (await drain(await openStream(full, { state: cut.at(-1)!.state }))).map(
+      (s) => s.key + ':' + String(s.json.id),
+    );
 
     const g1 = growing(full, [FIRST, FIRST]);
     const early = drain(await openStream(g1.plan, { epoch: 1 }));

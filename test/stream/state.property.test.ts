@@ -9,8 +9,19 @@ import { outcomeOf, runs } from '../helpers/property.js';
 // For any input, the resume state parser gives a state of small integers or INVALID_OPTION; any parsed state either
 // fits a stripe or is refused by it with INVALID_OPTION, and a state that fits never reads past the stripe.
 
-const int = fc.oneof(fc.nat(50), fc.integer(), fc.constantFrom(-1, 2 ** 32, 2 ** 53 - 1, 2 ** 53, Number.MAX_VALUE), fc.double());
-const valueish = fc.oneof(int, fc.string({ maxLength: 10 }), fc.constant(null), fc.boolean(), fc.jsonValue({ maxDepth: 2 }));
+const int = fc.oneof(
+  fc.nat(50),
+  fc.integer(),
+  fc.constantFrom(-1, 2 ** 32, 2 ** 53 - 1, 2 ** 53, Number.MAX_VALUE),
+  fc.double(),
+);
+const valueish = fc.oneof(
+  int,
+  fc.string({ maxLength: 10 }),
+  fc.constant(null),
+  fc.boolean(),
+  fc.jsonValue({ maxDepth: 2 }),
+);
 
 const stateLike = fc.record(
   {
@@ -21,16 +32,34 @@ const stateLike = fc.record(
     epoch: fc.oneof(fc.nat(3), int),
     delivered: fc.oneof(fc.nat(40), int),
     rng: fc.oneof(fc.nat(), int),
-    queries: fc.oneof(fc.array(fc.record({ delivered: fc.oneof(fc.nat(20), int), tail: fc.oneof(fc.nat(100), int) }), { maxLength: 3 }), valueish),
+    queries: fc.oneof(
+      fc.array(fc.record({ delivered: fc.oneof(fc.nat(20), int), tail: fc.oneof(fc.nat(100), int) }), { maxLength: 3 }),
+      valueish,
+    ),
     extra: valueish,
   },
   { requiredKeys: ['v', 'plan', 'p', 'P', 'epoch', 'delivered', 'rng', 'queries'] },
 );
 
-const input = fc.oneof(stateLike, stateLike.map((s) => JSON.stringify(s)), fc.string({ maxLength: 100 }), valueish);
+const input = fc.oneof(
+  stateLike,
+  stateLike.map((s) => JSON.stringify(s)),
+  fc.string({ maxLength: 100 }),
+  valueish,
+);
 
-const candidates = (n: number): Candidate[] => Array.from({ length: n }, (_, id) => ({ id, similarity: 1, url: `u${id}`, caption: null, metadata: {} }));
-const ok = (id: number): CachedOutcome => ({ ok: true, image: Buffer.from([id]), format: 'jpg', width: 1, height: 1, originalWidth: 1, originalHeight: 1, sha256: null });
+const candidates = (n: number): Candidate[] =>
+  Array.from({ length: n }, (_, id) => ({ id, similarity: 1, url: `u${id}`, caption: null, metadata: {} }));
+const ok = (id: number): CachedOutcome => ({
+  ok: true,
+  image: Buffer.from([id]),
+  format: 'jpg',
+  width: 1,
+  height: 1,
+  originalWidth: 1,
+  originalHeight: 1,
+  sha256: null,
+});
 
 describe('resume state (property)', () => {
   it('parseState: any input gives a state of safe integers or INVALID_OPTION', async () => {
@@ -52,24 +81,41 @@ describe('resume state (property)', () => {
   });
 
   it('a parsed state fits a stripe or is refused with INVALID_OPTION; one that fits delivers the rest of its quota', async () => {
-    const query = fc.record({ delivered: fc.oneof(fc.nat(30), fc.constant(Number.MAX_SAFE_INTEGER)), tail: fc.oneof(fc.nat(400), fc.constant(Number.MAX_SAFE_INTEGER)) });
+    const query = fc.record({
+      delivered: fc.oneof(fc.nat(30), fc.constant(Number.MAX_SAFE_INTEGER)),
+      tail: fc.oneof(fc.nat(400), fc.constant(Number.MAX_SAFE_INTEGER)),
+    });
     await fc.assert(
-      fc.asyncProperty(query, fc.nat(25), fc.integer({ min: 1, max: 30 }), fc.option(fc.nat(), { nil: null }), async (start, rows, quota, seed) => {
-        const outcome = await outcomeOf(async () => {
-          const reader = new StripeReader('q', new Stripe(candidates(rows), 0, 1, {}), quota, start, seed, 4, async (c) => ok(c.id));
-          const ids: number[] = [];
-          for (let d = start.delivered; d < quota; d++) ids.push((await reader.next()).candidate.id);
-          await reader.close();
-          return ids;
-        });
-        if (!outcome.ok) {
-          expect(['INVALID_OPTION', 'STREAM_EXHAUSTED']).toContain(outcome.code);
-          if (outcome.code === 'STREAM_EXHAUSTED') expect(rows).toBe(0);
-          return;
-        }
-        expect(outcome.value).toHaveLength(Math.max(0, quota - start.delivered));
-        for (const id of outcome.value) expect(id).toBeLessThan(rows);
-      }),
+      fc.asyncProperty(
+        query,
+        fc.nat(25),
+        fc.integer({ min: 1, max: 30 }),
+        fc.option(fc.nat(), { nil: null }),
+        async (start, rows, quota, seed) => {
+          const outcome = await outcomeOf(async () => {
+            const reader = new StripeReader(
+              'q',
+              new Stripe(candidates(rows), 0, 1, {}),
+              quota,
+              start,
+              seed,
+              4,
+              async (c) => ok(c.id),
+            );
+            const ids: number[] = [];
+            for (let d = start.delivered; d < quota; d++) ids.push((await reader.next()).candidate.id);
+            await reader.close();
+            return ids;
+          });
+          if (!outcome.ok) {
+            expect(['INVALID_OPTION', 'STREAM_EXHAUSTED']).toContain(outcome.code);
+            if (outcome.code === 'STREAM_EXHAUSTED') expect(rows).toBe(0);
+            return;
+          }
+          expect(outcome.value).toHaveLength(Math.max(0, quota - start.delivered));
+          for (const id of outcome.value) expect(id).toBeLessThan(rows);
+        },
+      ),
       { numRuns: runs(500) },
     );
   });

@@ -25,13 +25,20 @@ export interface StreamWorld {
   /** Row id → colour and whether its link is dead. */
   rows: { colour: Colour; dead: boolean; url: string }[];
   /** Writes a spec file with these queries (text queries by colour word) and the given extra top-level fields. */
-  spec(queries: { name: string; text?: string; count: number; min_similarity?: number; [k: string]: unknown }[], extra?: Record<string, unknown>): Promise<string>;
+  spec(
+    queries: { name: string; text?: string; count: number; min_similarity?: number; [k: string]: unknown }[],
+    extra?: Record<string, unknown>,
+  ): Promise<string>;
 }
 
 export const MIN_SIMILARITY = 0.9;
 
 /** Row `id` is a dead link when (7·id mod 10) < 10·deadFraction: spread evenly over the colours. */
-export function streamWorld(o: { counts: Partial<Record<Colour, number>>; deadFraction?: number; latencyMs?: [number, number] }): () => StreamWorld {
+export function streamWorld(o: {
+  counts: Partial<Record<Colour, number>>;
+  deadFraction?: number;
+  latencyMs?: [number, number];
+}): () => StreamWorld {
   let world: StreamWorld | undefined;
   beforeAll(async () => {
     const dir = await mkdtemp(join(tmpdir(), 'clipstream-stream-'));
@@ -55,24 +62,38 @@ export function streamWorld(o: { counts: Partial<Record<Colour, number>>; deadFr
         remaining[c]!--;
         const id = rows.length;
         const dead = (id * 7) % 10 < 10 * (o.deadFraction ?? 0);
-        const url = dead ? `${server.url}/status/404?id=${id}` : `${server.url}/img/48x40.jpg?color=${COLOURS[c]}&id=${id}`;
+        const url = dead
+          ? `${server.url}/status/404?id=${id}`
+          : `${server.url}/img/48x40.jpg?color=${COLOURS[c]}&id=${id}`;
         rows.push({ colour: c, dead, url });
       }
     }
     const emb = join(dir, 'emb');
     await mkdir(join(emb, 'img_emb'), { recursive: true });
     await mkdir(join(emb, 'metadata'), { recursive: true });
-    await writeNpy(join(emb, 'img_emb', 'img_emb_0.npy'), rows.map((r) => vectors.get(r.colour)!), vectors.get('red')!.length, 'float16');
+    await writeNpy(
+      join(emb, 'img_emb', 'img_emb_0.npy'),
+      rows.map((r) => vectors.get(r.colour)!),
+      vectors.get('red')!.length,
+      'float16',
+    );
     const meta = await openParquetWriter(join(emb, 'metadata', 'metadata_0.parquet'), [
-      { name: 'url', type: 'STRING' }, { name: 'caption', type: 'STRING' }, { name: 'colour', type: 'STRING' },
+      { name: 'url', type: 'STRING' },
+      { name: 'caption', type: 'STRING' },
+      { name: 'colour', type: 'STRING' },
     ]);
-    for (const [id, r] of rows.entries()) await meta.writeRow({ url: r.url, caption: `a ${r.colour} square ${id}`, colour: r.colour });
+    for (const [id, r] of rows.entries())
+      await meta.writeRow({ url: r.url, caption: `a ${r.colour} square ${id}`, colour: r.colour });
     await meta.close();
     const indexDir = join(dir, 'index');
     await buildIndex({ embeddings: emb, output: indexDir });
     let specs = 0;
     world = {
-      dir, server, indexDir, modelDir, rows,
+      dir,
+      server,
+      indexDir,
+      modelDir,
+      rows,
       async spec(queries, extra = {}) {
         const path = join(dir, `spec-${specs++}.json`);
         const spec = {

@@ -13,7 +13,9 @@ import { chromium, type Browser, type Page } from 'playwright-core';
 export async function launchBrowser(): Promise<Browser> {
   const executablePath = process.env.CLIPSTREAM_CHROMIUM || '/usr/bin/chromium';
   if (!existsSync(executablePath)) {
-    throw new Error(`no Chromium at ${executablePath}: run scripts/chromium.sh (npm test does), or set CLIPSTREAM_CHROMIUM`);
+    throw new Error(
+      `no Chromium at ${executablePath}: run scripts/chromium.sh (npm test does), or set CLIPSTREAM_CHROMIUM`,
+    );
   }
   // --no-sandbox: CI runs as root, where Chromium's sandbox refuses to start.
   return chromium.launch({ executablePath, args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage'] });

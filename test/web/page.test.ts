@@ -30,7 +30,12 @@ async function serve(o: Partial<ServerOptions> = {}): Promise<string> {
     model,
     fetcher,
     log: () => {},
-    web: { indexDirs: new Map([['colours', world.indexDir]]), modelDir: world.modelDir, allowNewStreams: true, allowPrivateNetworks: true },
+    web: {
+      indexDirs: new Map([['colours', world.indexDir]]),
+      modelDir: world.modelDir,
+      allowNewStreams: true,
+      allowPrivateNetworks: true,
+    },
     ...o,
   });
   closers.push(() => app.close());
@@ -67,13 +72,19 @@ async function search(page: Page, text: string): Promise<void> {
 
 /** Waits until no thumbnail is loading; returns each tile's id, similarity and whether it shows as dead. */
 async function tiles(page: Page, selector = '.grid .tile') {
-  await page.waitForFunction((s) => [...document.querySelectorAll(s)].every((t) => !t.querySelector('.thumb.loading')), selector, { timeout: 20_000 });
-  return page.$$eval(selector, (els) => els.map((el) => ({
-    id: Number(el.getAttribute('data-id')),
-    similarity: Number(el.getAttribute('data-similarity')),
-    dead: el.querySelector('[data-dead]')?.getAttribute('data-dead') ?? null,
-    loaded: (el.querySelector('img') as HTMLImageElement | null)?.naturalWidth ?? 0,
-  })));
+  await page.waitForFunction(
+    (s) => [...document.querySelectorAll(s)].every((t) => !t.querySelector('.thumb.loading')),
+    selector,
+    { timeout: 20_000 },
+  );
+  return page.$$eval(selector, (els) =>
+    els.map((el) => ({
+      id: Number(el.getAttribute('data-id')),
+      similarity: Number(el.getAttribute('data-similarity')),
+      dead: el.querySelector('[data-dead]')?.getAttribute('data-dead') ?? null,
+      loaded: (el.querySelector('img') as HTMLImageElement | null)?.naturalWidth ?? 0,
+    })),
+  );
 }
 
 /** The count the page shows once it matches the slider's value: "N" or "N+". */
@@ -115,19 +126,39 @@ describe('explorer', () => {
     expect(above.length).toBeLessThan(shown.length);
     expect(above.every((t) => t.similarity >= at)).toBe(true);
     await screenshot(page, 'explorer');
-    expect(requested.filter((u) => !u.startsWith(`${base}/`) && !u.startsWith('blob:') && !u.startsWith('data:'))).toEqual([]); // no CDN: works offline
+    expect(
+      requested.filter((u) => !u.startsWith(`${base}/`) && !u.startsWith('blob:') && !u.startsWith('data:')),
+    ).toEqual([]); // no CDN: works offline
   });
 
-  it('the slider\'s count is what `clipstream query --min-similarity` returns for the same value; the edge rows lie on each side', async () => {
+  it("the slider's count is what `clipstream query --min-similarity` returns for the same value; the edge rows lie on each side", async () => {
     const page = await newPage();
     await page.goto(base);
     await search(page, 'red');
     const slider = page.getByLabel('Minimum similarity');
-    for (const steps of [3, 5]) { // from the lowest result's similarity up, below the best one
+    for (const steps of [3, 5]) {
+      // from the lowest result's similarity up, below the best one
       await slider.focus();
       for (let i = 0; i < steps; i++) await page.keyboard.press('ArrowRight');
       const { count, at } = await shownCount(page);
-      const lines = (await cli('query', '--index', world.indexDir, '--model', world.modelDir, '--text', 'red', '--min-similarity', String(at), '--format', 'jsonl')).trim().split('\n').filter(Boolean);
+      const lines = (
+        await cli(
+          'query',
+          '--index',
+          world.indexDir,
+          '--model',
+          world.modelDir,
+          '--text',
+          'red',
+          '--min-similarity',
+          String(at),
+          '--format',
+          'jsonl',
+        )
+      )
+        .trim()
+        .split('\n')
+        .filter(Boolean);
       expect(count).toBe(String(lines.length));
       const aboveEdge = await tiles(page, '[aria-label="just above"] .tile');
       const belowEdge = await tiles(page, '[aria-label="just below"] .tile');
@@ -179,20 +210,35 @@ describe('explorer', () => {
     const bestShade = async (action: () => Promise<unknown>) => {
       const [response] = await Promise.all([page.waitForResponse((r) => r.url().endsWith('/api/search')), action()]);
       const id = ((await response.json()) as { results: { id: number }[] }).results[0]!.id;
-      await page.waitForFunction((id) => document.querySelector('.grid .tile')?.getAttribute('data-id') === String(id), id);
+      await page.waitForFunction(
+        (id) => document.querySelector('.grid .tile')?.getAttribute('data-id') === String(id),
+        id,
+      );
       return world.rows[id]!.shade;
     };
     const file = { name: 'yellow.png', mimeType: 'image/png', buffer: Buffer.from(yellowPng, 'base64') };
-    expect(await bestShade(() => page.getByLabel('Query image (choose, paste or drop)').setInputFiles(file))).toBeGreaterThan(90); // shade 100: (220, 200, 30)
+    expect(
+      await bestShade(() => page.getByLabel('Query image (choose, paste or drop)').setInputFiles(file)),
+    ).toBeGreaterThan(90); // shade 100: (220, 200, 30)
     expect(await page.getByLabel('Query name').inputValue()).toBe('yellow');
     for (const event of ['paste', 'drop'] as const) {
-      const shade = await bestShade(() => page.evaluate(({ b64, event }) => {
-        const file = new File([Uint8Array.from(atob(b64), (c) => c.charCodeAt(0))], 'pasted.png', { type: 'image/png' });
-        const data = new DataTransfer();
-        data.items.add(file);
-        if (event === 'paste') document.dispatchEvent(new ClipboardEvent('paste', { clipboardData: data }));
-        else document.querySelector('.drop')!.dispatchEvent(new DragEvent('drop', { dataTransfer: data, bubbles: true, cancelable: true }));
-      }, { b64: yellowPng, event }));
+      const shade = await bestShade(() =>
+        page.evaluate(
+          ({ b64, event }) => {
+            const file = new File([Uint8Array.from(atob(b64), (c) => c.charCodeAt(0))], 'pasted.png', {
+              type: 'image/png',
+            });
+            const data = new DataTransfer();
+            data.items.add(file);
+            if (event === 'paste') document.dispatchEvent(new ClipboardEvent('paste', { clipboardData: data }));
+            else
+              document
+                .querySelector('.drop')!
+                .dispatchEvent(new DragEvent('drop', { dataTransfer: data, bubbles: true, cancelable: true }));
+          },
+          { b64: yellowPng, event },
+        ),
+      );
       expect(shade).toBeGreaterThan(90);
     }
     await page.getByLabel('Image URL').fill(`${world.server.url}/img/24x24.png?color=dc1e1e`);
@@ -229,17 +275,30 @@ describe('spec and dashboard', () => {
     await page.getByLabel('Partitions (world_size × num_workers)').fill('2');
     await page.getByRole('button', { name: 'Plan', exact: true }).click();
     await page.locator('table.plan tbody tr').first().waitFor();
-    const shown = await page.$$eval('table.plan tbody tr', (rows) => rows.map((r) => [r.getAttribute('data-query'), ...['requested', 'available', 'planned', 'delivered', 'quota'].map((f) => r.querySelector(`[data-field=${f}]`)!.textContent)]));
+    const shown = await page.$$eval('table.plan tbody tr', (rows) =>
+      rows.map((r) => [
+        r.getAttribute('data-query'),
+        ...['requested', 'available', 'planned', 'delivered', 'quota'].map(
+          (f) => r.querySelector(`[data-field=${f}]`)!.textContent,
+        ),
+      ]),
+    );
     expect(shown.map((r) => r[0])).toEqual(['red', 'orange']);
     await screenshot(page, 'spec');
-    const [download] = await Promise.all([page.waitForEvent('download'), page.getByRole('link', { name: 'Download spec.yaml' }).click()]);
+    const [download] = await Promise.all([
+      page.waitForEvent('download'),
+      page.getByRole('link', { name: 'Download spec.yaml' }).click(),
+    ]);
     const dir = await tempDir();
     const file = join(dir, 'spec.yaml');
     await download.saveAs(file);
     expect(await readFile(file, 'utf8')).toBe(await page.getByLabel('spec.yaml').textContent());
     const table = await cli('plan', file, '--output', join(dir, 'plan'), '--partitions', '2');
     // query  requested  available  planned  delivered (P=2)  per partition
-    const fromCli = table.split('\n').filter((l) => /^(red|orange)\s/.test(l)).map((l) => l.trim().split(/\s+/));
+    const fromCli = table
+      .split('\n')
+      .filter((l) => /^(red|orange)\s/.test(l))
+      .map((l) => l.trim().split(/\s+/));
     expect(fromCli).toEqual(shown);
   });
 
@@ -255,7 +314,9 @@ describe('spec and dashboard', () => {
     await page.getByRole('button', { name: 'Start stream' }).click();
     const url = await page.locator('code.url').textContent();
     expect(url).toBe(`${base}/streams/fromthepage/{0..0}.tar?partitions=1`);
-    expect(await page.getByLabel('python').textContent()).toContain(`ClipStreamDataset("${base}", stream="fromthepage"`);
+    expect(await page.getByLabel('python').textContent()).toContain(
+      `ClipStreamDataset("${base}", stream="fromthepage"`,
+    );
     // a client reads the partition
     const tar = Buffer.from(await (await fetch(`${base}/streams/fromthepage/0.tar?partitions=1`)).arrayBuffer());
     const dir = await tempDir();
@@ -269,11 +330,23 @@ describe('spec and dashboard', () => {
     expect(received).toEqual({ red: 16, yellow: 8 });
     await page.locator('nav').getByRole('link', { name: 'Dashboard' }).click();
     const panel = page.locator('article[data-job="fromthepage"]');
-    await page.waitForFunction(() => document.querySelector('article[data-job="fromthepage"] h3 [data-field=delivered]')?.textContent === '24', undefined, { timeout: 10_000 });
-    const perQuery = await panel.locator('table.progress tbody tr').evaluateAll((rows) => rows.map((r) => [r.getAttribute('data-query'), Number(r.querySelector('[data-field=delivered]')!.textContent)]));
+    await page.waitForFunction(
+      () => document.querySelector('article[data-job="fromthepage"] h3 [data-field=delivered]')?.textContent === '24',
+      undefined,
+      { timeout: 10_000 },
+    );
+    const perQuery = await panel
+      .locator('table.progress tbody tr')
+      .evaluateAll((rows) =>
+        rows.map((r) => [r.getAttribute('data-query'), Number(r.querySelector('[data-field=delivered]')!.textContent)]),
+      );
     expect(Object.fromEntries(perQuery)).toEqual(received);
     expect(await panel.locator('[aria-label="latest samples of fromthepage"] li').count()).toBe(24);
-    await page.waitForFunction(() => [...document.querySelectorAll('article[data-job="fromthepage"] .recent')].every((li) => (li.querySelector('img') as HTMLImageElement | null)?.naturalWidth));
+    await page.waitForFunction(() =>
+      [...document.querySelectorAll('article[data-job="fromthepage"] .recent')].every(
+        (li) => (li.querySelector('img') as HTMLImageElement | null)?.naturalWidth,
+      ),
+    );
     await page.waitForTimeout(1500); // a few points on the chart
     await screenshot(page, 'dashboard');
   });

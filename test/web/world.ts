@@ -39,12 +39,17 @@ export async function buildWebWorld(count = 240): Promise<WebWorld> {
   const vectors: Float32Array[] = [];
   try {
     for (let id = 0; id < count; id++) {
-      const shade = Math.round((id * 37) % count / count * 100); // ids of one shade spread over the index
+      const shade = Math.round((((id * 37) % count) / count) * 100); // ids of one shade spread over the index
       const rgb = [220, Math.round(30 + 1.7 * shade), 30] as const; // red → orange → yellow
       const hex = rgb.map((c) => c.toString(16).padStart(2, '0')).join('');
       const fate = rowFate(id);
       const width = 48 + (id % 4) * 16;
-      const url = fate === 'dead' ? `${server.url}/status/404?id=${id}` : fate === 'not_an_image' ? `${server.url}/html?id=${id}` : `${server.url}/img/${width}x40.jpg?color=${hex}&id=${id}`;
+      const url =
+        fate === 'dead'
+          ? `${server.url}/status/404?id=${id}`
+          : fate === 'not_an_image'
+            ? `${server.url}/html?id=${id}`
+            : `${server.url}/img/${width}x40.jpg?color=${hex}&id=${id}`;
       rows.push({ url, fate, shade, width });
       vectors.push((await model.encodeImages([await solidImage(rgb, 'png', 16, 16)]))[0]!);
     }
@@ -56,14 +61,28 @@ export async function buildWebWorld(count = 240): Promise<WebWorld> {
   await mkdir(join(emb, 'metadata'), { recursive: true });
   await writeNpy(join(emb, 'img_emb', 'img_emb_0.npy'), vectors, vectors[0]!.length, 'float16');
   const meta = await openParquetWriter(join(emb, 'metadata', 'metadata_0.parquet'), [
-    { name: 'url', type: 'STRING' }, { name: 'caption', type: 'STRING' }, { name: 'shade', type: 'INT64' }, { name: 'width', type: 'INT64' },
+    { name: 'url', type: 'STRING' },
+    { name: 'caption', type: 'STRING' },
+    { name: 'shade', type: 'INT64' },
+    { name: 'width', type: 'INT64' },
   ]);
-  for (const [id, r] of rows.entries()) await meta.writeRow({ url: r.url, caption: `a square of shade ${r.shade}, row ${id}`, shade: r.shade, width: r.width });
+  for (const [id, r] of rows.entries())
+    await meta.writeRow({
+      url: r.url,
+      caption: `a square of shade ${r.shade}, row ${id}`,
+      shade: r.shade,
+      width: r.width,
+    });
   await meta.close();
   const indexDir = join(dir, 'index');
   await buildIndex({ embeddings: emb, output: indexDir, model: 'color-clip' });
   return {
-    dir, server, indexDir, modelDir, rows, vectors,
+    dir,
+    server,
+    indexDir,
+    modelDir,
+    rows,
+    vectors,
     close: async () => {
       await server.close();
       await rm(dir, { recursive: true, force: true });

@@ -27,7 +27,8 @@ export interface Row {
 }
 
 /** Exactly one of these: what the user searched by. */
-export type Query = { text: string } | { image: string } | { image_url: string } | { embedding: number[] } | { like: number };
+export type Query =
+  { text: string } | { image: string } | { image_url: string } | { embedding: number[] } | { like: number };
 
 export interface SearchAnswer {
   results: Row[];
@@ -70,7 +71,12 @@ export interface StartAnswer extends PlanAnswer {
 }
 
 export class ApiError extends Error {
-  constructor(message: string, readonly status: number, readonly code: string, readonly hint?: string) {
+  constructor(
+    message: string,
+    readonly status: number,
+    readonly code: string,
+    readonly hint?: string,
+  ) {
     super(message);
   }
 }
@@ -81,10 +87,18 @@ async function answer<T>(res: Response): Promise<T> {
   return body as T;
 }
 
-export const getJson = async <T>(path: string): Promise<T> => answer<T>(await fetch(path, { credentials: 'same-origin' }));
+export const getJson = async <T>(path: string): Promise<T> =>
+  answer<T>(await fetch(path, { credentials: 'same-origin' }));
 
 export const postJson = async <T>(path: string, body: unknown): Promise<T> =>
-  answer<T>(await fetch(path, { method: 'POST', credentials: 'same-origin', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) }));
+  answer<T>(
+    await fetch(path, {
+      method: 'POST',
+      credentials: 'same-origin',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(body),
+    }),
+  );
 
 /** "message — hint", as a person reads it. */
 export function describeError(err: unknown): string {

@@ -30,7 +30,14 @@ interface Job {
     partitions_seen: number;
     queries: QueryProgress[];
     per_partition: { p: number; epoch: number; delivered: number[] }[];
-    recent: { key: string; query: string; similarity: number | null; caption: string | null; format: string; repeat: boolean }[];
+    recent: {
+      key: string;
+      query: string;
+      similarity: number | null;
+      caption: string | null;
+      format: string;
+      repeat: boolean;
+    }[];
   };
 }
 
@@ -51,7 +58,9 @@ export function Dashboard() {
     const events = new EventSource('/api/events');
     events.addEventListener('open', () => setConnected(true));
     events.addEventListener('error', () => setConnected(false));
-    events.addEventListener('history', (e) => setHistory(JSON.parse((e as MessageEvent<string>).data) as Record<string, RatePoint[]>));
+    events.addEventListener('history', (e) =>
+      setHistory(JSON.parse((e as MessageEvent<string>).data) as Record<string, RatePoint[]>),
+    );
     events.addEventListener('snapshot', (e) => {
       const s = JSON.parse((e as MessageEvent<string>).data) as Snapshot;
       setSnapshot(s);
@@ -68,32 +77,93 @@ export function Dashboard() {
       <h2 id="dashboard-title">Dashboard</h2>
       <p class="note" aria-live="polite">
         {connected ? 'live' : 'connecting…'}
-        {snapshot && <> · server memory (RSS) <strong data-field="rss">{MB(snapshot.rss)}</strong></>}
+        {snapshot && (
+          <>
+            {' '}
+            · server memory (RSS) <strong data-field="rss">{MB(snapshot.rss)}</strong>
+          </>
+        )}
       </p>
-      {snapshot?.jobs.length === 0 && <p class="note">Nothing is streaming: start a stream from the spec, or serve one with <code>--spec NAME=SPEC</code>.</p>}
-      {snapshot?.jobs.map((job) => <JobPanel key={job.name} job={job} points={history[job.name] ?? []} />)}
+      {snapshot?.jobs.length === 0 && (
+        <p class="note">
+          Nothing is streaming: start a stream from the spec, or serve one with <code>--spec NAME=SPEC</code>.
+        </p>
+      )}
+      {snapshot?.jobs.map((job) => (
+        <JobPanel key={job.name} job={job} points={history[job.name] ?? []} />
+      ))}
     </section>
   );
 }
 
+/** A job's counters: rate, attempts, failures, repeats, bytes, cache hits, partitions open, shards. */
+function Counters({ job }: { job: Job }) {
+  const cache =
+    job.cache_hits !== null && job.cache_hits + (job.cache_misses ?? 0) > 0
+      ? `${job.cache_hits} of ${job.cache_hits + (job.cache_misses ?? 0)}`
+      : '–';
+  return (
+    <dl class="counters">
+      <div>
+        <dt>samples/s</dt>
+        <dd>{job.rate.samples_per_second}</dd>
+      </div>
+      <div>
+        <dt>attempts</dt>
+        <dd data-field="attempts">{job.attempts}</dd>
+      </div>
+      <div>
+        <dt>failures</dt>
+        <dd data-field="failures">{job.failures}</dd>
+      </div>
+      {job.repeats !== null && (
+        <div>
+          <dt>repeats</dt>
+          <dd data-field="repeats">{job.repeats}</dd>
+        </div>
+      )}
+      {job.bytes !== null && (
+        <div>
+          <dt>bytes</dt>
+          <dd>{MB(job.bytes)}</dd>
+        </div>
+      )}
+      <div>
+        <dt>cache hits</dt>
+        <dd>{cache}</dd>
+      </div>
+      {job.active_partitions !== undefined && (
+        <div>
+          <dt>partitions open</dt>
+          <dd>{job.active_partitions}</dd>
+        </div>
+      )}
+      {job.shards && (
+        <div>
+          <dt>shards</dt>
+          <dd>
+            {job.shards.done} done, {job.shards.skipped} skipped
+          </dd>
+        </div>
+      )}
+    </dl>
+  );
+}
+
 function JobPanel({ job, points }: { job: Job; points: RatePoint[] }) {
-  const cache = job.cache_hits !== null && job.cache_hits + (job.cache_misses ?? 0) > 0 ? `${job.cache_hits} of ${job.cache_hits + (job.cache_misses ?? 0)}` : '–';
   return (
     <article class="job" aria-label={`${job.kind} ${job.name}`} data-job={job.name}>
       <h3>
         {job.kind} <strong>{job.name}</strong>: <span data-field="delivered">{job.delivered}</span>
-        {job.target !== null && <> / <span data-field="target">{job.target}</span></>} samples
+        {job.target !== null && (
+          <>
+            {' '}
+            / <span data-field="target">{job.target}</span>
+          </>
+        )}{' '}
+        samples
       </h3>
-      <dl class="counters">
-        <div><dt>samples/s</dt><dd>{job.rate.samples_per_second}</dd></div>
-        <div><dt>attempts</dt><dd data-field="attempts">{job.attempts}</dd></div>
-        <div><dt>failures</dt><dd data-field="failures">{job.failures}</dd></div>
-        {job.repeats !== null && <div><dt>repeats</dt><dd data-field="repeats">{job.repeats}</dd></div>}
-        {job.bytes !== null && <div><dt>bytes</dt><dd>{MB(job.bytes)}</dd></div>}
-        <div><dt>cache hits</dt><dd>{cache}</dd></div>
-        {job.active_partitions !== undefined && <div><dt>partitions open</dt><dd>{job.active_partitions}</dd></div>}
-        {job.shards && <div><dt>shards</dt><dd>{job.shards.done} done, {job.shards.skipped} skipped</dd></div>}
-      </dl>
+      <Counters job={job} />
       <div class="row top">
         {job.progress && <QueryTable progress={job.progress} />}
         <Reasons reasons={job.reasons} />
@@ -105,8 +175,14 @@ function JobPanel({ job, points }: { job: Job; points: RatePoint[] }) {
           <ul class="strip" aria-label={`latest samples of ${job.name}`}>
             {[...job.progress.recent].reverse().map((s) => (
               <li key={s.key} class="recent">
-                <Thumb src={`/streams/${encodeURIComponent(job.name)}/recent/${s.key}.${s.format}`} alt={s.caption ?? s.key} />
-                <span class="label">{s.query}{s.repeat ? ' (repeat)' : ''}</span>
+                <Thumb
+                  src={`/streams/${encodeURIComponent(job.name)}/recent/${s.key}.${s.format}`}
+                  alt={s.caption ?? s.key}
+                />
+                <span class="label">
+                  {s.query}
+                  {s.repeat ? ' (repeat)' : ''}
+                </span>
               </li>
             ))}
           </ul>
@@ -119,18 +195,31 @@ function JobPanel({ job, points }: { job: Job; points: RatePoint[] }) {
 function QueryTable({ progress }: { progress: NonNullable<Job['progress']> }) {
   return (
     <table class="progress" aria-label="delivered per query">
-      <caption>P = {progress.partitions} ({progress.partitions_seen} read so far)</caption>
+      <caption>
+        P = {progress.partitions} ({progress.partitions_seen} read so far)
+      </caption>
       <thead>
-        <tr><th scope="col">query</th><th scope="col">delivered / target</th>{progress.per_partition.map((x) => <th scope="col">p{x.p}</th>)}</tr>
+        <tr>
+          <th scope="col">query</th>
+          <th scope="col">delivered / target</th>
+          {progress.per_partition.map((x) => (
+            <th scope="col">p{x.p}</th>
+          ))}
+        </tr>
       </thead>
       <tbody>
         {progress.queries.map((q, qi) => (
           <tr key={q.name} data-query={q.name}>
             <th scope="row">{q.name}</th>
             <td>
-              <progress max={q.target} value={q.delivered} aria-label={`${q.name}: ${q.delivered} of ${q.target}`} /> <span data-field="delivered">{q.delivered}</span> / <span data-field="target">{q.target}</span>
+              <progress max={q.target} value={q.delivered} aria-label={`${q.name}: ${q.delivered} of ${q.target}`} />{' '}
+              <span data-field="delivered">{q.delivered}</span> / <span data-field="target">{q.target}</span>
             </td>
-            {progress.per_partition.map((x) => <td data-partition={x.p}>{x.delivered[qi] ?? 0} / {q.quota}</td>)}
+            {progress.per_partition.map((x) => (
+              <td data-partition={x.p}>
+                {x.delivered[qi] ?? 0} / {q.quota}
+              </td>
+            ))}
           </tr>
         ))}
       </tbody>
@@ -144,9 +233,16 @@ function Reasons({ reasons }: { reasons: Record<string, number> }) {
     <table class="reasons" aria-label="failures by reason">
       <caption>Failures by reason</caption>
       <tbody>
-        {entries.length === 0 && <tr><td>none</td></tr>}
+        {entries.length === 0 && (
+          <tr>
+            <td>none</td>
+          </tr>
+        )}
         {entries.map(([reason, n]) => (
-          <tr key={reason} data-reason={reason}><th scope="row">{reason}</th><td>{n}</td></tr>
+          <tr key={reason} data-reason={reason}>
+            <th scope="row">{reason}</th>
+            <td>{n}</td>
+          </tr>
         ))}
       </tbody>
     </table>

@@ -1,5 +1,13 @@
 import { useEffect, useRef, useState } from 'preact/hooks';
-import { describeError, postJson, thumbUrl, type Row, type SearchAnswer, type ServerInfo, type ThresholdAnswer } from './api';
+import {
+  describeError,
+  postJson,
+  thumbUrl,
+  type Row,
+  type SearchAnswer,
+  type ServerInfo,
+  type ThresholdAnswer,
+} from './api';
 import { QueryInput, type AskedQuery } from './query-input';
 import type { DraftQuery } from './spec';
 import { queryName } from './spec';
@@ -50,7 +58,13 @@ export function Explorer({ info, index, setIndex, taken, onAdd }: Props) {
     setBusy(true);
     setError('');
     try {
-      const answer = await postJson<SearchAnswer>('/api/search', { index, query: asked.query, k, ...(where.trim() ? { where: where.trim() } : {}), near_duplicate: nearDuplicate });
+      const answer = await postJson<SearchAnswer>('/api/search', {
+        index,
+        query: asked.query,
+        k,
+        ...(where.trim() ? { where: where.trim() } : {}),
+        near_duplicate: nearDuplicate,
+      });
       setSearched({ asked, answer, where: where.trim(), nearDuplicate });
       const lowest = answer.results.at(-1)?.similarity ?? 0;
       setThreshold(Math.floor(lowest * 1000) / 1000);
@@ -67,8 +81,18 @@ export function Explorer({ info, index, setIndex, taken, onAdd }: Props) {
     if (!searched) return;
     let live = true;
     const timer = setTimeout(() => {
-      const body = { index, query: { embedding: searched.answer.vector }, min_similarity: threshold, edge: 6, ...(searched.where ? { where: searched.where } : {}), near_duplicate: searched.nearDuplicate };
-      postJson<ThresholdAnswer>('/api/threshold', body).then((a) => live && setEdge(a), (err: unknown) => live && setError(describeError(err)));
+      const body = {
+        index,
+        query: { embedding: searched.answer.vector },
+        min_similarity: threshold,
+        edge: 6,
+        ...(searched.where ? { where: searched.where } : {}),
+        near_duplicate: searched.nearDuplicate,
+      };
+      postJson<ThresholdAnswer>('/api/threshold', body).then(
+        (a) => live && setEdge(a),
+        (err: unknown) => live && setError(describeError(err)),
+      );
     }, 150);
     return () => {
       live = false;
@@ -79,11 +103,43 @@ export function Explorer({ info, index, setIndex, taken, onAdd }: Props) {
   return (
     <section aria-labelledby="explorer-title">
       <h2 id="explorer-title">Explorer</h2>
-      <SearchOptions info={info} index={index} setIndex={setIndex} k={k} setK={setK} where={where} setWhere={setWhere} nearDuplicate={nearDuplicate} setNearDuplicate={setNearDuplicate} />
+      <SearchOptions
+        info={info}
+        index={index}
+        setIndex={setIndex}
+        k={k}
+        setK={setK}
+        where={where}
+        setWhere={setWhere}
+        nearDuplicate={nearDuplicate}
+        setNearDuplicate={setNearDuplicate}
+      />
       <QueryInput hasModel={info.model !== null} busy={busy} onAsk={(q) => void ask(q)} />
-      {error && <p class="error" role="alert">{error}</p>}
-      {searched && <Results searched={searched} threshold={threshold} setThreshold={setThreshold} edge={edge} index={index} taken={taken} onAdd={onAdd} onOpen={setOpen} />}
-      {open && <Details index={index} row={open} onClose={() => setOpen(null)} onMoreLikeThis={(row) => void ask({ query: { like: row.id }, label: `like-${row.id}` })} />}
+      {error && (
+        <p class="error" role="alert">
+          {error}
+        </p>
+      )}
+      {searched && (
+        <Results
+          searched={searched}
+          threshold={threshold}
+          setThreshold={setThreshold}
+          edge={edge}
+          index={index}
+          taken={taken}
+          onAdd={onAdd}
+          onOpen={setOpen}
+        />
+      )}
+      {open && (
+        <Details
+          index={index}
+          row={open}
+          onClose={() => setOpen(null)}
+          onMoreLikeThis={(row) => void ask({ query: { like: row.id }, label: `like-${row.id}` })}
+        />
+      )}
     </section>
   );
 }
@@ -101,7 +157,17 @@ interface SearchOptionsProps {
 }
 
 /** Which index, how many results, the where predicate, near-duplicates. */
-function SearchOptions({ info, index, setIndex, k, setK, where, setWhere, nearDuplicate, setNearDuplicate }: SearchOptionsProps) {
+function SearchOptions({
+  info,
+  index,
+  setIndex,
+  k,
+  setK,
+  where,
+  setWhere,
+  nearDuplicate,
+  setNearDuplicate,
+}: SearchOptionsProps) {
   return (
     <div class="row">
       <label>
@@ -114,11 +180,24 @@ function SearchOptions({ info, index, setIndex, k, setK, where, setWhere, nearDu
       </label>
       <label>
         Results
-        <input type="number" min={1} max={info.limits.results} value={k} onInput={(e) => setK(Math.max(1, Number(e.currentTarget.value) || 1))} />
+        <input
+          type="number"
+          min={1}
+          max={info.limits.results}
+          value={k}
+          onInput={(e) => setK(Math.max(1, Number(e.currentTarget.value) || 1))}
+        />
       </label>
       <label class="grow">
         Where (SQL on metadata)
-        <input type="text" value={where} onInput={(e) => setWhere(e.currentTarget.value)} placeholder={Object.keys(info.indices.find((i) => i.name === index)?.columns ?? {}).slice(0, 3).join(', ')} />
+        <input
+          type="text"
+          value={where}
+          onInput={(e) => setWhere(e.currentTarget.value)}
+          placeholder={Object.keys(info.indices.find((i) => i.name === index)?.columns ?? {})
+            .slice(0, 3)
+            .join(', ')}
+        />
       </label>
       <label class="check">
         <input type="checkbox" checked={nearDuplicate} onChange={(e) => setNearDuplicate(e.currentTarget.checked)} />
@@ -164,7 +243,14 @@ function Results({ searched, threshold, setThreshold, edge, index, taken, onAdd,
 
 function Tile({ index, row, onOpen }: { index: string; row: Row; onOpen: (r: Row) => void }) {
   return (
-    <button type="button" class="tile" data-id={row.id} data-similarity={row.similarity} onClick={() => onOpen(row)} aria-label={`row ${row.id}, similarity ${fmt(row.similarity)}: ${row.caption ?? ''}`}>
+    <button
+      type="button"
+      class="tile"
+      data-id={row.id}
+      data-similarity={row.similarity}
+      onClick={() => onOpen(row)}
+      aria-label={`row ${row.id}, similarity ${fmt(row.similarity)}: ${row.caption ?? ''}`}
+    >
       <Thumb src={thumbUrl(index, row.id)} alt={String(row.caption ?? `row ${row.id}`)} />
       <span class="sim">{fmt(row.similarity)}</span>
       <span class="caption">{row.caption ?? ''}</span>
@@ -172,21 +258,55 @@ function Tile({ index, row, onOpen }: { index: string; row: Row; onOpen: (r: Row
   );
 }
 
-function Threshold({ value, min, onChange, edge, index, onOpen }: { value: number; min: number; onChange: (v: number) => void; edge: ThresholdAnswer | null; index: string; onOpen: (r: Row) => void }) {
+function Threshold({
+  value,
+  min,
+  onChange,
+  edge,
+  index,
+  onOpen,
+}: {
+  value: number;
+  min: number;
+  onChange: (v: number) => void;
+  edge: ThresholdAnswer | null;
+  index: string;
+  onOpen: (r: Row) => void;
+}) {
   const current = edge && Math.abs(edge.min_similarity - value) < 1e-9;
   return (
     <div class="threshold">
       <div class="row">
         <label class="grow">
           Minimum similarity
-          <input type="range" min={min} max={1} step={0.001} value={value} onInput={(e) => onChange(Number(e.currentTarget.value))} />
+          <input
+            type="range"
+            min={min}
+            max={1}
+            step={0.001}
+            value={value}
+            onInput={(e) => onChange(Number(e.currentTarget.value))}
+          />
         </label>
         <label>
           Threshold
-          <input type="number" min={-1} max={1} step={0.001} value={value} onChange={(e) => onChange(Number(e.currentTarget.value))} />
+          <input
+            type="number"
+            min={-1}
+            max={1}
+            step={0.001}
+            value={value}
+            onChange={(e) => onChange(Number(e.currentTarget.value))}
+          />
         </label>
-        <output class={`count ${current ? '' : 'stale'}`} aria-live="polite" data-count={edge ? `${edge.count}${edge.more ? '+' : ''}` : ''}>
-          {edge ? `${edge.count.toLocaleString('en')}${edge.more ? '+' : ''} rows at or above ${fmt(edge.min_similarity)}` : '…'}
+        <output
+          class={`count ${current ? '' : 'stale'}`}
+          aria-live="polite"
+          data-count={edge ? `${edge.count}${edge.more ? '+' : ''}` : ''}
+        >
+          {edge
+            ? `${edge.count.toLocaleString('en')}${edge.more ? '+' : ''} rows at or above ${fmt(edge.min_similarity)}`
+            : '…'}
         </output>
       </div>
       {edge && !edge.more && (
@@ -195,12 +315,27 @@ function Threshold({ value, min, onChange, edge, index, onOpen }: { value: numbe
           <EdgeStrip title="Just below" rows={edge.below} index={index} onOpen={onOpen} />
         </div>
       )}
-      {edge?.more && <p class="note">More than {edge.count.toLocaleString('en')} rows lie above it: the edge is beyond what one request reads. Raise the threshold or add a where.</p>}
+      {edge?.more && (
+        <p class="note">
+          More than {edge.count.toLocaleString('en')} rows lie above it: the edge is beyond what one request reads.
+          Raise the threshold or add a where.
+        </p>
+      )}
     </div>
   );
 }
 
-function EdgeStrip({ title, rows, index, onOpen }: { title: string; rows: Row[]; index: string; onOpen: (r: Row) => void }) {
+function EdgeStrip({
+  title,
+  rows,
+  index,
+  onOpen,
+}: {
+  title: string;
+  rows: Row[];
+  index: string;
+  onOpen: (r: Row) => void;
+}) {
   return (
     <div class="edge">
       <h4>{title}</h4>
@@ -216,7 +351,19 @@ function EdgeStrip({ title, rows, index, onOpen }: { title: string; rows: Row[];
   );
 }
 
-function AddToSpec({ searched, threshold, count, taken, onAdd }: { searched: Searched; threshold: number; count: number | undefined; taken: string[]; onAdd: (q: DraftQuery) => void }) {
+function AddToSpec({
+  searched,
+  threshold,
+  count,
+  taken,
+  onAdd,
+}: {
+  searched: Searched;
+  threshold: number;
+  count: number | undefined;
+  taken: string[];
+  onAdd: (q: DraftQuery) => void;
+}) {
   const [name, setName] = useState('');
   const [wanted, setWanted] = useState(100);
   const [weight, setWeight] = useState('');
@@ -244,22 +391,49 @@ function AddToSpec({ searched, threshold, count, taken, onAdd }: { searched: Sea
     >
       <label>
         Query name
-        <input type="text" value={name} pattern="[A-Za-z0-9_\-]{1,64}" onInput={(e) => setName(e.currentTarget.value)} />
+        <input
+          type="text"
+          value={name}
+          pattern="[A-Za-z0-9_\-]{1,64}"
+          onInput={(e) => setName(e.currentTarget.value)}
+        />
       </label>
       <label>
         Count
-        <input type="number" min={1} value={wanted} onInput={(e) => setWanted(Math.max(1, Number(e.currentTarget.value) || 1))} />
+        <input
+          type="number"
+          min={1}
+          value={wanted}
+          onInput={(e) => setWanted(Math.max(1, Number(e.currentTarget.value) || 1))}
+        />
       </label>
       <label>
         Weight
-        <input type="number" min={0} step="any" value={weight} placeholder="auto" onInput={(e) => setWeight(e.currentTarget.value)} />
+        <input
+          type="number"
+          min={0}
+          step="any"
+          value={weight}
+          placeholder="auto"
+          onInput={(e) => setWeight(e.currentTarget.value)}
+        />
       </label>
       <button type="submit">Add to spec (≥ {fmt(threshold)})</button>
     </form>
   );
 }
 
-function Details({ index, row, onClose, onMoreLikeThis }: { index: string; row: Row; onClose: () => void; onMoreLikeThis: (r: Row) => void }) {
+function Details({
+  index,
+  row,
+  onClose,
+  onMoreLikeThis,
+}: {
+  index: string;
+  row: Row;
+  onClose: () => void;
+  onMoreLikeThis: (r: Row) => void;
+}) {
   const dialog = useRef<HTMLDialogElement>(null);
   useEffect(() => {
     dialog.current?.showModal();
@@ -273,15 +447,27 @@ function Details({ index, row, onClose, onMoreLikeThis }: { index: string; row: 
             {Object.entries(row).map(([k, v]) => (
               <tr key={k}>
                 <th scope="row">{k}</th>
-                <td>{k === 'url' && typeof v === 'string' ? <a href={v} target="_blank" rel="noreferrer noopener">{v}</a> : String(v)}</td>
+                <td>
+                  {k === 'url' && typeof v === 'string' ? (
+                    <a href={v} target="_blank" rel="noreferrer noopener">
+                      {v}
+                    </a>
+                  ) : (
+                    String(v)
+                  )}
+                </td>
               </tr>
             ))}
           </tbody>
         </table>
       </div>
       <div class="row">
-        <button type="button" onClick={() => onMoreLikeThis(row)}>More like this</button>
-        <button type="button" onClick={() => dialog.current?.close()}>Close</button>
+        <button type="button" onClick={() => onMoreLikeThis(row)}>
+          More like this
+        </button>
+        <button type="button" onClick={() => dialog.current?.close()}>
+          Close
+        </button>
       </div>
     </dialog>
   );

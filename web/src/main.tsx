@@ -15,7 +15,8 @@ const TABS: { id: Tab; label: string }[] = [
 ];
 
 // Opened as /?token=…: the server has set its cookie, so the token leaves the address bar (and the history).
-if (new URLSearchParams(location.search).has('token')) history.replaceState(null, '', location.pathname + location.hash);
+if (new URLSearchParams(location.search).has('token'))
+  history.replaceState(null, '', location.pathname + location.hash);
 
 const tabOf = (hash: string): Tab | undefined => TABS.find((t) => `#${t.id}` === hash)?.id;
 
@@ -45,7 +46,12 @@ function App() {
   // A spec has one index: the first query added from another index starts a new spec (after asking).
   const add = (q: DraftQuery) => {
     if (draft.queries.length > 0 && draft.index !== index) {
-      if (!confirm(`The spec holds ${draft.queries.length} queries of index ${draft.index}; a spec has one index. Start a new spec for ${index}?`)) return;
+      if (
+        !confirm(
+          `The spec holds ${draft.queries.length} queries of index ${draft.index}; a spec has one index. Start a new spec for ${index}?`,
+        )
+      )
+        return;
       setDraft({ ...draft, index, queries: [q] });
       return;
     }
@@ -66,9 +72,19 @@ function App() {
         </nav>
       </header>
       <main>
-        {error && <p class="error" role="alert">{error}</p>}
+        {error && (
+          <p class="error" role="alert">
+            {error}
+          </p>
+        )}
         {info && tab === 'explorer' && index && (
-          <Explorer info={info} index={index} setIndex={setIndex} taken={draft.queries.map((q) => q.name)} onAdd={add} />
+          <Explorer
+            info={info}
+            index={index}
+            setIndex={setIndex}
+            taken={draft.queries.map((q) => q.name)}
+            onAdd={add}
+          />
         )}
         {info && tab === 'spec' && <SpecBuilder info={info} draft={draft} setDraft={setDraft} />}
         {tab === 'dashboard' && <Dashboard />}

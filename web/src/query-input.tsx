@@ -19,7 +19,15 @@ const readAsDataUrl = (file: Blob) =>
  * What to search by: a text (when the server has a model), an image (file, paste anywhere on the page, or drop), or
  * an image URL the server downloads. "More like this" comes from a result's details instead.
  */
-export function QueryInput({ hasModel, busy, onAsk }: { hasModel: boolean; busy: boolean; onAsk: (q: AskedQuery) => void }) {
+export function QueryInput({
+  hasModel,
+  busy,
+  onAsk,
+}: {
+  hasModel: boolean;
+  busy: boolean;
+  onAsk: (q: AskedQuery) => void;
+}) {
   const [text, setText] = useState('');
 
   const askImage = async (file: File | undefined | null) => {
@@ -41,7 +49,12 @@ export function QueryInput({ hasModel, busy, onAsk }: { hasModel: boolean; busy:
   }, [hasModel]);
 
   if (!hasModel) {
-    return <p class="note">This server has no model (<code>--model</code>): query by a result's "more like this", or restart it with a CLIP model to search by text and image.</p>;
+    return (
+      <p class="note">
+        This server has no model (<code>--model</code>): query by a result's "more like this", or restart it with a CLIP
+        model to search by text and image.
+      </p>
+    );
   }
   return (
     <div class="query-input">
@@ -54,9 +67,17 @@ export function QueryInput({ hasModel, busy, onAsk }: { hasModel: boolean; busy:
       >
         <label class="grow">
           Text query
-          <input type="search" name="text" value={text} onInput={(e) => setText(e.currentTarget.value)} placeholder="a photo of a cat" />
+          <input
+            type="search"
+            name="text"
+            value={text}
+            onInput={(e) => setText(e.currentTarget.value)}
+            placeholder="a photo of a cat"
+          />
         </label>
-        <button type="submit" disabled={busy || !text.trim()}>Search</button>
+        <button type="submit" disabled={busy || !text.trim()}>
+          Search
+        </button>
       </form>
       <div class="row">
         <UrlForm busy={busy} onAsk={onAsk} />
@@ -74,14 +95,30 @@ function UrlForm({ busy, onAsk }: { busy: boolean; onAsk: (q: AskedQuery) => voi
       class="row grow"
       onSubmit={(e) => {
         e.preventDefault();
-        if (url.trim()) onAsk({ query: { image_url: url.trim() }, label: url.trim().split('/').pop()?.replace(/\.[^.]*$/, '') || 'image' });
+        if (url.trim())
+          onAsk({
+            query: { image_url: url.trim() },
+            label:
+              url
+                .trim()
+                .split('/')
+                .pop()
+                ?.replace(/\.[^.]*$/, '') || 'image',
+          });
       }}
     >
       <label class="grow">
         Image URL
-        <input type="url" value={url} onInput={(e) => setUrl(e.currentTarget.value)} placeholder="https://…/picture.jpg" />
+        <input
+          type="url"
+          value={url}
+          onInput={(e) => setUrl(e.currentTarget.value)}
+          placeholder="https://…/picture.jpg"
+        />
       </label>
-      <button type="submit" disabled={busy || !url.trim()}>Search by URL</button>
+      <button type="submit" disabled={busy || !url.trim()}>
+        Search by URL
+      </button>
     </form>
   );
 }

@@ -74,7 +74,12 @@ export function specYaml(spec: Record<string, unknown>): string {
 
 /** A query name from what was searched: letters, digits, _ and - (the spec's rule). */
 export function queryName(label: string, taken: string[]): string {
-  const base = label.toLowerCase().replace(/[^a-z0-9_-]+/g, '-').replace(/^-+|-+$/g, '').slice(0, 40) || 'query';
+  const base =
+    label
+      .toLowerCase()
+      .replace(/[^a-z0-9_-]+/g, '-')
+      .replace(/^-+|-+$/g, '')
+      .slice(0, 40) || 'query';
   let name = base;
   for (let i = 2; taken.includes(name); i++) name = `${base}-${i}`;
   return name;

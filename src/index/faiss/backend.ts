@@ -9,7 +9,8 @@ import { ClipstreamError } from '../../core/errors.js';
 import type { SearchBackend, SearchQuery, SearchResult, SearchResults } from '../search.js';
 import { openFaissFolder, type FaissFolder, type OpenFaissFolderOptions } from './folder.js';
 
-const queryInvalid = (message: string, hint?: string) => new ClipstreamError('QUERY_INVALID', message, hint ? { hint } : {});
+const queryInvalid = (message: string, hint?: string) =>
+  new ClipstreamError('QUERY_INVALID', message, hint ? { hint } : {});
 
 /**
  * The largest float32 strictly below x: faiss keeps only scores strictly past the radius, and a threshold keeps the
@@ -40,7 +41,9 @@ export async function openFaissBackend(folder: string, opts: OpenFaissFolderOpti
 
   async function neighbours(q: SearchQuery, limit: number, withVectors: boolean) {
     if (q.minSimilarity === undefined) {
-      const found = withVectors ? await index.searchAndReconstruct(q.vector, limit) : (await index.search(q.vector, limit))[0]!;
+      const found = withVectors
+        ? await index.searchAndReconstruct(q.vector, limit)
+        : (await index.search(q.vector, limit))[0]!;
       return { ...found, truncated: found.ids.length >= limit };
     }
     const radius = ip ? float32Below(q.minSimilarity) : float32Above(2 * (1 - q.minSimilarity));
@@ -50,10 +53,18 @@ export async function openFaissBackend(folder: string, opts: OpenFaissFolderOpti
   return {
     folder: opened,
     async search(q): Promise<SearchResults> {
-      if (q.where) throw queryInvalid(`where predicates are not supported on the faiss index ${folder}`, 'Filter the results on their metadata instead, or build a clipstream index (clipstream index).');
-      if ((q.column ?? 'vector') !== 'vector') throw queryInvalid(`the faiss index ${folder} is searched by its ${opts.modality ?? 'image'} embeddings only`);
+      if (q.where)
+        throw queryInvalid(
+          `where predicates are not supported on the faiss index ${folder}`,
+          'Filter the results on their metadata instead, or build a clipstream index (clipstream index).',
+        );
+      if ((q.column ?? 'vector') !== 'vector')
+        throw queryInvalid(`the faiss index ${folder} is searched by its ${opts.modality ?? 'image'} embeddings only`);
       if (q.vector.length !== index.info.d) {
-        throw queryInvalid(`the query has ${q.vector.length} dimensions but the index at ${folder} has ${index.info.d}`, 'Embed the query with the model that built the index.');
+        throw queryInvalid(
+          `the query has ${q.vector.length} dimensions but the index at ${folder} has ${index.info.d}`,
+          'Embed the query with the model that built the index.',
+        );
       }
       const limit = q.minSimilarity !== undefined ? (q.maxResults ?? 10_000) : (q.k ?? 10);
       const found = await neighbours(q, limit, q.nearDuplicate !== undefined);

@@ -38,7 +38,8 @@ export class Cursor {
 
   /** Makes `[position, position + n)` available in the buffer. */
   private async need(n: number): Promise<number> {
-    if (n > this.remaining) throw this.fail(`truncated: needs ${n} more bytes, the file has ${Math.max(0, this.remaining)}`);
+    if (n > this.remaining)
+      throw this.fail(`truncated: needs ${n} more bytes, the file has ${Math.max(0, this.remaining)}`);
     const at = this.position - this.bufferStart;
     if (at >= 0 && at + n <= this.buffer.length) return at;
     // Keep the buffered bytes from `position` on and read only what follows them: no byte is fetched twice.
@@ -83,7 +84,9 @@ export class Cursor {
     this.position += 8;
     const value = this.view.getBigInt64(at, true);
     if (value > BigInt(Number.MAX_SAFE_INTEGER) || value < -BigInt(Number.MAX_SAFE_INTEGER)) {
-      throw indexInvalid(`${this.source.name} (byte ${this.position - 8}): ${what} is ${value}, beyond what any index holds`);
+      throw indexInvalid(
+        `${this.source.name} (byte ${this.position - 8}): ${what} is ${value}, beyond what any index holds`,
+      );
     }
     return Number(value);
   }
@@ -115,7 +118,9 @@ export class Cursor {
   async vectorLength(elementBytes: number, what: string): Promise<number> {
     const n = await this.count(`${what} length`);
     if (n * elementBytes > this.remaining) {
-      throw this.fail(`${what} claims ${n} elements (${n * elementBytes} bytes) but only ${this.remaining} bytes are left`);
+      throw this.fail(
+        `${what} claims ${n} elements (${n * elementBytes} bytes) but only ${this.remaining} bytes are left`,
+      );
     }
     return n;
   }
@@ -128,11 +133,14 @@ export class Cursor {
   /** `into.byteLength` bytes into a fresh typed array (little-endian hosts only, as faiss's files). */
   async fill<T extends Float32Array | Int32Array | Uint8Array>(into: T): Promise<T> {
     const bytes = new Uint8Array(into.buffer, into.byteOffset, into.byteLength);
-    if (bytes.length > this.remaining) throw this.fail(`truncated: needs ${bytes.length} more bytes, the file has ${this.remaining}`);
+    if (bytes.length > this.remaining)
+      throw this.fail(`truncated: needs ${bytes.length} more bytes, the file has ${this.remaining}`);
     const at = this.position - this.bufferStart;
-    const buffered = at >= 0 && at < this.buffer.length ? this.buffer.subarray(at, at + bytes.length) : new Uint8Array(0);
+    const buffered =
+      at >= 0 && at < this.buffer.length ? this.buffer.subarray(at, at + bytes.length) : new Uint8Array(0);
     bytes.set(buffered);
-    if (buffered.length < bytes.length) await this.source.readInto(this.position + buffered.length, bytes.subarray(buffered.length));
+    if (buffered.length < bytes.length)
+      await this.source.readInto(this.position + buffered.length, bytes.subarray(buffered.length));
     this.position += bytes.length;
     return into;
   }

@@ -38,10 +38,19 @@ export function residentBytes(node: IndexNode): number {
       return node.vectors?.byteLength ?? 0;
     case 'hnsw': {
       const g = node.graph;
-      return g.cum.byteLength + g.levels.byteLength + g.offsets.byteLength + g.neighbors.byteLength + residentBytes(node.storage);
+      return (
+        g.cum.byteLength +
+        g.levels.byteLength +
+        g.offsets.byteLength +
+        g.neighbors.byteLength +
+        residentBytes(node.storage)
+      );
     }
     case 'pretransform':
-      return node.chain.reduce((sum, t) => sum + (t.kind === 'linear' ? t.A.byteLength + (t.b?.byteLength ?? 0) : 0), 0) + residentBytes(node.inner);
+      return (
+        node.chain.reduce((sum, t) => sum + (t.kind === 'linear' ? t.A.byteLength + (t.b?.byteLength ?? 0) : 0), 0) +
+        residentBytes(node.inner)
+      );
     case 'idmap':
       return node.idMap.byteLength + residentBytes(node.inner);
     case 'ivf':

@@ -15,7 +15,13 @@ import { join } from 'node:path';
 import { ClipstreamError, inputNotFound } from '../../core/errors.js';
 import { isHttpUrl, openByteSource, readBytes, type HttpSourceOptions } from '../../io/byte-source.js';
 import { openMetadata, openMetadataFiles, type Metadata, type MetadataFormat } from './metadata.js';
-import { openFaissIndex, openFaissParts, type FaissIndex, type FaissSearchParams, type OpenFaissOptions } from './open.js';
+import {
+  openFaissIndex,
+  openFaissParts,
+  type FaissIndex,
+  type FaissSearchParams,
+  type OpenFaissOptions,
+} from './open.js';
 
 export interface OpenFaissFolderOptions extends OpenFaissOptions {
   /** Which embeddings: `image` (default) or `text` (text.index, text.json). */
@@ -50,19 +56,29 @@ export async function openFaissFolder(folder: string, opts: OpenFaissFolderOptio
   const http = isHttpUrl(folder);
   const base = http ? (folder.endsWith('/') ? folder : `${folder}/`) : folder;
   const at = (relative: string) => (http ? new URL(relative, base).href : join(base, relative));
-  const exists: Exists = http ? (r) => urlExists(at(r), opts.http) : (r) => stat(at(r)).then(() => true, () => false);
+  const exists: Exists = http
+    ? (r) => urlExists(at(r), opts.http)
+    : (r) =>
+        stat(at(r)).then(
+          () => true,
+          () => false,
+        );
   const modality = opts.modality ?? 'image';
   const infos = await readInfos(at(`${modality}.json`), http, opts.http);
   const fromInfos = infos ? parseParams(String(infos.index_param ?? '')) : {};
   const explicit = opts.nprobe !== undefined || opts.efSearch !== undefined;
-  const params: FaissSearchParams = { ...fromInfos, ...dropUndefined({ nprobe: opts.nprobe, efSearch: opts.efSearch }) };
+  const params: FaissSearchParams = {
+    ...fromInfos,
+    ...dropUndefined({ nprobe: opts.nprobe, efSearch: opts.efSearch }),
+  };
   const index = await openFolderIndex(folder, modality, at, exists, http, { ...opts, ...params });
   let metadata: Metadata | undefined;
   try {
     metadata = await openFolderMetadata(at, exists, http, opts);
-    const misalignment = metadata && metadata.rows !== index.info.ntotal
-      ? `${folder}: the metadata has ${metadata.rows} rows (${metadata.files.length} files, ${metadata.files[0]!.name} … ${metadata.files.at(-1)!.name}) but the index has ${index.info.ntotal} vectors`
-      : undefined;
+    const misalignment =
+      metadata && metadata.rows !== index.info.ntotal
+        ? `${folder}: the metadata has ${metadata.rows} rows (${metadata.files.length} files, ${metadata.files[0]!.name} … ${metadata.files.at(-1)!.name}) but the index has ${index.info.ntotal} vectors`
+        : undefined;
     if (misalignment && !opts.allowMisaligned) {
       throw new ClipstreamError('EMBEDDINGS_MISALIGNED', misalignment, {
         hint: 'Row i of the metadata (files in path order) must describe vector i: a missing or extra metadata file shifts every caption after it. Check the files against the embeddings the index was built from.',
@@ -85,7 +101,14 @@ export async function openFaissFolder(folder: string, opts: OpenFaissFolderOptio
   }
 }
 
-async function openFolderIndex(folder: string, modality: string, at: (r: string) => string, exists: Exists, http: boolean, opts: OpenFaissOptions): Promise<FaissIndex> {
+async function openFolderIndex(
+  folder: string,
+  modality: string,
+  at: (r: string) => string,
+  exists: Exists,
+  http: boolean,
+  opts: OpenFaissOptions,
+): Promise<FaissIndex> {
   const name = `${modality}.index`;
   if (http) {
     if (await exists(name)) return openFaissIndex(at(name), opts);
@@ -97,15 +120,21 @@ async function openFolderIndex(folder: string, modality: string, at: (r: string)
   }
   const parts = await listParts(at, exists, http);
   if (parts.length > 0) return openFaissParts(parts, opts);
-  throw inputNotFound(`no faiss index in ${folder}: expected ${name} (a file, or a folder holding populated.index) or index-parts/*.index`, {
-    hint: 'Point at a clip-retrieval / LAION index folder.',
-  });
+  throw inputNotFound(
+    `no faiss index in ${folder}: expected ${name} (a file, or a folder holding populated.index) or index-parts/*.index`,
+    {
+      hint: 'Point at a clip-retrieval / LAION index folder.',
+    },
+  );
 }
 
 async function listParts(at: (r: string) => string, exists: Exists, http: boolean): Promise<string[]> {
   if (!http) {
     const names = await readdir(at('index-parts')).catch(() => [] as string[]);
-    return names.filter((n) => n.endsWith('.index')).sort().map((n) => at(`index-parts/${n}`));
+    return names
+      .filter((n) => n.endsWith('.index'))
+      .sort()
+      .map((n) => at(`index-parts/${n}`));
   }
   const parts: string[] = [];
   while (parts.length < 10_000 && (await exists(`index-parts/${String(parts.length).padStart(2, '0')}.index`))) {
@@ -116,9 +145,19 @@ async function listParts(at: (r: string) => string, exists: Exists, http: boolea
 
 const ARROW_NAMES = [['0_en.arrow', '1_multi.arrow', '2_nolang.arrow'], ['0.arrow']];
 
-async function openFolderMetadata(at: (r: string) => string, exists: Exists, http: boolean, opts: OpenFaissFolderOptions): Promise<Metadata | undefined> {
+async function openFolderMetadata(
+  at: (r: string) => string,
+  exists: Exists,
+  http: boolean,
+  opts: OpenFaissFolderOptions,
+): Promise<Metadata | undefined> {
   const common = { columns: opts.columns, http: opts.http };
-  if (opts.metadataFiles) return openMetadataFiles(opts.metadataFiles, opts.metadataFormat ?? (opts.metadataFiles.some((f) => /\.arrow$/i.test(f)) ? 'arrow' : 'parquet'), common);
+  if (opts.metadataFiles)
+    return openMetadataFiles(
+      opts.metadataFiles,
+      opts.metadataFormat ?? (opts.metadataFiles.some((f) => /\.arrow$/i.test(f)) ? 'arrow' : 'parquet'),
+      common,
+    );
   if (!http) {
     const info = await stat(at('metadata')).catch(() => undefined);
     return info?.isDirectory() ? openMetadata(at('metadata'), { ...common, format: opts.metadataFormat }) : undefined;
@@ -144,12 +183,17 @@ async function urlExists(url: string, http: HttpSourceOptions | undefined): Prom
     await source.close();
     return true;
   } catch (err) {
-    if (err instanceof ClipstreamError && err.code === 'INPUT_NOT_FOUND' && /HTTP 40[34]|HTTP 410/.test(err.message)) return false;
+    if (err instanceof ClipstreamError && err.code === 'INPUT_NOT_FOUND' && /HTTP 40[34]|HTTP 410/.test(err.message))
+      return false;
     throw err;
   }
 }
 
-async function readInfos(path: string, http: boolean, opts: HttpSourceOptions | undefined): Promise<Record<string, unknown> | undefined> {
+async function readInfos(
+  path: string,
+  http: boolean,
+  opts: HttpSourceOptions | undefined,
+): Promise<Record<string, unknown> | undefined> {
   let text: string;
   try {
     if (http) {

@@ -119,13 +119,35 @@ export type IndexNode = FlatNode | HnswNode | IvfNode | PreTransformNode | IdMap
 
 /** Index tags faiss writes that this reader does not search, with their class names for the message. */
 const KNOWN_UNSUPPORTED: Record<string, string> = {
-  IwSq: 'IndexIVFScalarQuantizer', IwSQ: 'IndexIVFScalarQuantizer', IwQR: 'IndexIVFPQR', IxSQ: 'IndexScalarQuantizer',
-  IxPq: 'IndexPQ', IxPo: 'IndexPQ', IHNp: 'IndexHNSWPQ', IHNs: 'IndexHNSWSQ', IHN2: 'IndexHNSW2Level',
-  IHNc: 'IndexHNSWCagra', IHc2: 'IndexHNSWCagra', IHfP: 'IndexHNSWFlatPanorama', IxRF: 'IndexRefineFlat',
-  IxLS: 'IndexLSH', IwLS: 'IndexIVFLocalSearchQuantizer', IwRQ: 'IndexIVFResidualQuantizer', IxSh: 'IndexShards',
-  IvFl: 'legacy IndexIVFFlat', IvFL: 'legacy IndexIVFFlat', IvPQ: 'legacy IndexIVFPQ', IvSQ: 'legacy IndexIVFSQ',
-  IBxF: 'IndexBinaryFlat', IBwF: 'IndexBinaryIVF', IBHf: 'IndexBinaryHNSW', IwPF: 'IndexIVFPQFastScan',
-  IPfs: 'IndexPQFastScan', IxNS: 'IndexNSG', INSf: 'IndexNSGFlat', null: 'a null index',
+  IwSq: 'IndexIVFScalarQuantizer',
+  IwSQ: 'IndexIVFScalarQuantizer',
+  IwQR: 'IndexIVFPQR',
+  IxSQ: 'IndexScalarQuantizer',
+  IxPq: 'IndexPQ',
+  IxPo: 'IndexPQ',
+  IHNp: 'IndexHNSWPQ',
+  IHNs: 'IndexHNSWSQ',
+  IHN2: 'IndexHNSW2Level',
+  IHNc: 'IndexHNSWCagra',
+  IHc2: 'IndexHNSWCagra',
+  IHfP: 'IndexHNSWFlatPanorama',
+  IxRF: 'IndexRefineFlat',
+  IxLS: 'IndexLSH',
+  IwLS: 'IndexIVFLocalSearchQuantizer',
+  IwRQ: 'IndexIVFResidualQuantizer',
+  IxSh: 'IndexShards',
+  IvFl: 'legacy IndexIVFFlat',
+  IvFL: 'legacy IndexIVFFlat',
+  IvPQ: 'legacy IndexIVFPQ',
+  IvSQ: 'legacy IndexIVFSQ',
+  IBxF: 'IndexBinaryFlat',
+  IBwF: 'IndexBinaryIVF',
+  IBHf: 'IndexBinaryHNSW',
+  IwPF: 'IndexIVFPQFastScan',
+  IPfs: 'IndexPQFastScan',
+  IxNS: 'IndexNSG',
+  INSf: 'IndexNSGFlat',
+  null: 'a null index',
 };
 
 const SUPPORTED = 'Flat, HNSW (flat storage), IVF-Flat, IVF-PQ (8-bit codes), OPQ/PCA pre-transforms and IDMap';
@@ -166,7 +188,9 @@ export class Parser {
     await c.bool();
     const metricCode = await c.i32();
     if (metricCode !== 0 && metricCode !== 1) {
-      throw indexInvalid(`${c.source.name}: metric type ${metricCode} is not supported (only inner product (0) and L2 (1))`);
+      throw indexInvalid(
+        `${c.source.name}: metric type ${metricCode} is not supported (only inner product (0) and L2 (1))`,
+      );
     }
     return { d, ntotal, metric: metricCode === 0 ? 'inner_product' : 'l2' };
   }
@@ -195,7 +219,9 @@ export class Parser {
         const known = KNOWN_UNSUPPORTED[tag];
         throw indexInvalid(
           `${this.cursor.source.name}: faiss index type ${printable}${known ? ` (${known})` : ''} at byte ${at} is not supported`,
-          known ? `clipstream reads ${SUPPORTED}.` : `Not a faiss index written by write_index? clipstream reads ${SUPPORTED}.`,
+          known
+            ? `clipstream reads ${SUPPORTED}.`
+            : `Not a faiss index written by write_index? clipstream reads ${SUPPORTED}.`,
         );
       }
     }
@@ -204,7 +230,8 @@ export class Parser {
   private async flat(tag: string, resident: boolean): Promise<FlatNode> {
     const header = await this.header();
     const n = await this.cursor.vectorLength(4, 'flat vectors');
-    if (n !== header.ntotal * header.d) throw this.fail(`flat index holds ${n} floats, expected ntotal × d = ${header.ntotal * header.d}`);
+    if (n !== header.ntotal * header.d)
+      throw this.fail(`flat index holds ${n} floats, expected ntotal × d = ${header.ntotal * header.d}`);
     const vectorsOffset = this.cursor.position;
     if (resident) return { kind: 'flat', tag, header, vectors: await this.resident(n, 'flat vectors'), vectorsOffset };
     this.cursor.skip(n * 4, 'flat vectors');
@@ -219,7 +246,9 @@ export class Parser {
     const levels = await c.int32Vector('levels');
     const offsets = await c.int64Vector('offsets');
     const neighborCount = await c.vectorLength(4, 'neighbors');
-    const neighbors = this.opts.skim ? (c.skip(neighborCount * 4, 'neighbors'), new Int32Array(0)) : await c.fill(new Int32Array(neighborCount));
+    const neighbors = this.opts.skim
+      ? (c.skip(neighborCount * 4, 'neighbors'), new Int32Array(0))
+      : await c.fill(new Int32Array(neighborCount));
     const entryPoint = await c.i32();
     const maxLevel = await c.i32();
     const efConstruction = await c.i32();
@@ -240,7 +269,11 @@ export class Parser {
     const nlist = await c.count('nlist');
     const nprobe = await c.count('nprobe');
     const quantizer = await this.index(depth + 1, true);
-    if ((quantizer.kind !== 'flat' && quantizer.kind !== 'hnsw') || quantizer.header.d !== header.d || quantizer.header.ntotal !== nlist) {
+    if (
+      (quantizer.kind !== 'flat' && quantizer.kind !== 'hnsw') ||
+      quantizer.header.d !== header.d ||
+      quantizer.header.ntotal !== nlist
+    ) {
       throw this.fail(`the IVF quantizer must be a Flat or HNSW index of nlist (${nlist}) × d (${header.d}) vectors`);
     }
     const directMap = await c.u8();
@@ -265,9 +298,12 @@ export class Parser {
     const pqD = await c.count('PQ d');
     const M = await c.count('PQ M');
     const nbits = await c.count('PQ nbits');
-    if (pqD !== d || M === 0 || d % M !== 0) throw this.fail(`PQ of d ${pqD} and M ${M} does not fit the index's d ${d}`);
+    if (pqD !== d || M === 0 || d % M !== 0)
+      throw this.fail(`PQ of d ${pqD} and M ${M} does not fit the index's d ${d}`);
     if (nbits !== 8) {
-      throw indexInvalid(`${c.source.name}: PQ codes of ${nbits} bits are not supported (autofaiss and LAION use PQ{M}x8)`);
+      throw indexInvalid(
+        `${c.source.name}: PQ codes of ${nbits} bits are not supported (autofaiss and LAION use PQ{M}x8)`,
+      );
     }
     const n = await c.vectorLength(4, 'PQ centroids');
     if (n !== d * 256) throw this.fail(`PQ holds ${n} centroid floats, expected d × 256 = ${d * 256}`);
@@ -278,13 +314,17 @@ export class Parser {
     const c = this.cursor;
     const tag = await c.fourcc();
     const empty = () => new Float64Array(nlist);
-    if (tag === 'il00') return { kind: 'none', nlist, codeSize, offsets: empty().fill(-1), sizes: empty(), capacities: empty() };
+    if (tag === 'il00')
+      return { kind: 'none', nlist, codeSize, offsets: empty().fill(-1), sizes: empty(), capacities: empty() };
     if (tag !== 'ilar' && tag !== 'ilod') {
-      throw indexInvalid(`${c.source.name}: inverted lists of type '${tag}' are not supported (only inline 'ilar' and on-disk 'ilod')`);
+      throw indexInvalid(
+        `${c.source.name}: inverted lists of type '${tag}' are not supported (only inline 'ilar' and on-disk 'ilod')`,
+      );
     }
     const n = await c.count('invlists nlist');
     const size = await c.count('invlists code_size');
-    if (n !== nlist || size !== codeSize) throw this.fail(`inverted lists of ${n} × ${size} bytes do not match the IVF's ${nlist} × ${codeSize}`);
+    if (n !== nlist || size !== codeSize)
+      throw this.fail(`inverted lists of ${n} × ${size} bytes do not match the IVF's ${nlist} × ${codeSize}`);
     return tag === 'ilar' ? this.arrayLists(nlist, codeSize) : this.onDiskLists(nlist, codeSize);
   }
 
@@ -300,7 +340,8 @@ export class Parser {
       const pairs = await c.int64Vector('sparse list sizes');
       if (pairs.length % 2 !== 0) throw this.fail('odd number of sparse list size entries');
       for (let j = 0; j < pairs.length; j += 2) {
-        if (pairs[j]! < 0 || pairs[j]! >= nlist) throw this.fail(`sparse list number ${pairs[j]} is not below nlist ${nlist}`);
+        if (pairs[j]! < 0 || pairs[j]! >= nlist)
+          throw this.fail(`sparse list number ${pairs[j]} is not below nlist ${nlist}`);
         sizes[pairs[j]!] = pairs[j + 1]!;
       }
     } else {
@@ -313,7 +354,8 @@ export class Parser {
       if (sizes[i] === 0) continue;
       offsets[i] = at;
       at += sizes[i]! * (codeSize + 8);
-      if (at > c.source.size) throw this.fail(`list ${i} of ${sizes[i]} entries ends past the end of the file (${c.source.size} bytes)`);
+      if (at > c.source.size)
+        throw this.fail(`list ${i} of ${sizes[i]} entries ends past the end of the file (${c.source.size} bytes)`);
     }
     c.skip(at - c.position, 'list contents');
     return { kind: 'inline', nlist, codeSize, offsets, sizes, capacities: sizes };
@@ -342,7 +384,9 @@ export class Parser {
     const totalSize = await c.count('ivfdata size');
     for (let i = 0; i < nlist; i++) {
       if (sizes[i]! > 0 && offsets[i]! + capacities[i]! * (codeSize + 8) > totalSize) {
-        throw this.fail(`on-disk list ${i} (${sizes[i]} entries at byte ${offsets[i]}) ends past the data file's recorded size ${totalSize}`);
+        throw this.fail(
+          `on-disk list ${i} (${sizes[i]} entries at byte ${offsets[i]}) ends past the data file's recorded size ${totalSize}`,
+        );
       }
     }
     return { kind: 'ondisk', nlist, codeSize, offsets, sizes, capacities, dataFile, totalSize };
@@ -361,7 +405,8 @@ export class Parser {
       if (t.dIn !== d) throw this.fail(`pre-transform expects ${t.dIn} dimensions but receives ${d}`);
       d = t.dOut;
     }
-    if (d !== inner.header.d) throw this.fail(`pre-transform gives ${d} dimensions but the inner index has ${inner.header.d}`);
+    if (d !== inner.header.d)
+      throw this.fail(`pre-transform gives ${d} dimensions but the inner index has ${inner.header.d}`);
     return { kind: 'pretransform', header, chain, inner };
   }
 
@@ -374,7 +419,8 @@ export class Parser {
         if (tag === 'Pcam') await c.f32(); // epsilon
         await c.bool(); // random_rotation
         if (tag !== 'PCAm') await c.i32(); // balanced_bins
-        for (const what of ['PCA mean', 'PCA eigenvalues', 'PCA matrix']) c.skip((await c.vectorLength(4, what)) * 4, what);
+        for (const what of ['PCA mean', 'PCA eigenvalues', 'PCA matrix'])
+          c.skip((await c.vectorLength(4, what)) * 4, what);
       }
       const haveBias = await c.bool();
       const aLength = await c.vectorLength(4, 'transform matrix');
@@ -389,7 +435,8 @@ export class Parser {
     if (tag === 'RmDT') {
       const map = await c.int32Vector('dimension map');
       const { dIn, dOut } = await this.transformTail();
-      if (map.length !== dOut || map.some((j) => j >= dIn)) throw this.fail('dimension map does not fit its dimensions');
+      if (map.length !== dOut || map.some((j) => j >= dIn))
+        throw this.fail('dimension map does not fit its dimensions');
       return { kind: 'remap', dIn, dOut, map };
     }
     if (tag === 'VNrm') {
@@ -404,14 +451,18 @@ export class Parser {
       if (mean.length !== dIn || dIn !== dOut) throw this.fail('centering mean does not fit its dimensions');
       return { kind: 'center', dIn, dOut, mean };
     }
-    throw indexInvalid(`${c.source.name}: vector transform '${tag}' at byte ${c.position - 4} is not supported`, `clipstream reads ${SUPPORTED}.`);
+    throw indexInvalid(
+      `${c.source.name}: vector transform '${tag}' at byte ${c.position - 4} is not supported`,
+      `clipstream reads ${SUPPORTED}.`,
+    );
   }
 
   private async transformTail(): Promise<{ dIn: number; dOut: number }> {
     const dIn = await this.cursor.i32();
     const dOut = await this.cursor.i32();
     await this.cursor.bool();
-    if (dIn <= 0 || dOut <= 0 || dIn > 1 << 20 || dOut > 1 << 20) throw this.fail(`transform dimensions ${dIn} → ${dOut}`);
+    if (dIn <= 0 || dOut <= 0 || dIn > 1 << 20 || dOut > 1 << 20)
+      throw this.fail(`transform dimensions ${dIn} → ${dOut}`);
     return { dIn, dOut };
   }
 
@@ -420,25 +471,33 @@ export class Parser {
     const inner = await this.index(depth + 1);
     const idMap = await this.cursor.int64Vector('id map');
     if (idMap.length !== header.ntotal || inner.header.ntotal !== header.ntotal) {
-      throw this.fail(`id map of ${idMap.length} ids for ${header.ntotal} vectors (inner index: ${inner.header.ntotal})`);
+      throw this.fail(
+        `id map of ${idMap.length} ids for ${header.ntotal} vectors (inner index: ${inner.header.ntotal})`,
+      );
     }
     return { kind: 'idmap', tag, header, inner, idMap };
   }
 }
 
 function validateGraph(g: HnswGraph, ntotal: number, neighborCount: number, fail: (m: string) => Error): void {
-  if (g.levels.length !== ntotal || g.offsets.length !== ntotal + 1) throw fail(`HNSW graph sized for ${g.levels.length} nodes, the index has ${ntotal}`);
+  if (g.levels.length !== ntotal || g.offsets.length !== ntotal + 1)
+    throw fail(`HNSW graph sized for ${g.levels.length} nodes, the index has ${ntotal}`);
   if (g.cum.length < 2 || g.cum[0] !== 0) throw fail('HNSW neighbour counts per level are malformed');
-  if (ntotal > 0 && (g.entryPoint < 0 || g.entryPoint >= ntotal)) throw fail(`HNSW entry point ${g.entryPoint} is not a node`);
+  if (ntotal > 0 && (g.entryPoint < 0 || g.entryPoint >= ntotal))
+    throw fail(`HNSW entry point ${g.entryPoint} is not a node`);
   if (g.maxLevel < 0 || g.maxLevel >= g.cum.length - 1) throw fail(`HNSW max level ${g.maxLevel} is out of range`);
   for (let i = 0; i < ntotal; i++) {
     const level = g.levels[i]!;
     if (level < 1 || level >= g.cum.length || g.offsets[i + 1]! - g.offsets[i]! !== g.cum[level]) {
-      throw fail(`HNSW node ${i} has ${level} levels and ${g.offsets[i + 1]! - g.offsets[i]!} neighbour slots, which do not agree`);
+      throw fail(
+        `HNSW node ${i} has ${level} levels and ${g.offsets[i + 1]! - g.offsets[i]!} neighbour slots, which do not agree`,
+      );
     }
   }
-  if (g.offsets[ntotal] !== neighborCount) throw fail(`HNSW offsets end at ${g.offsets[ntotal]}, the neighbour array holds ${neighborCount}`);
+  if (g.offsets[ntotal] !== neighborCount)
+    throw fail(`HNSW offsets end at ${g.offsets[ntotal]}, the neighbour array holds ${neighborCount}`);
   for (let j = 0; j < neighborCount; j++) {
-    if (g.neighbors[j]! >= ntotal || g.neighbors[j]! < -1) throw fail(`HNSW neighbour slot ${j} holds ${g.neighbors[j]}, not a node`);
+    if (g.neighbors[j]! >= ntotal || g.neighbors[j]! < -1)
+      throw fail(`HNSW neighbour slot ${j} holds ${g.neighbors[j]}, not a node`);
   }
 }

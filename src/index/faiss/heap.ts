@@ -28,7 +28,14 @@ const INDEX_SPAN = 2097152;
  * Sorted natively: each entry becomes one exact integer key, (float32 bits made order-preserving) · 2^21 + index, in a
  * Float64Array (a comparator sort of 5 000 hits took most of a range search).
  */
-function sortHits(count: number, values: Float32Array, ids: Float64Array, payloads: Float64Array, higherIsBetter: boolean, limit: number): SortedHits {
+function sortHits(
+  count: number,
+  values: Float32Array,
+  ids: Float64Array,
+  payloads: Float64Array,
+  higherIsBetter: boolean,
+  limit: number,
+): SortedHits {
   const bits = new Uint32Array(values.buffer, values.byteOffset, count);
   const keys = new Float64Array(count);
   let n = 0;
@@ -42,12 +49,16 @@ function sortHits(count: number, values: Float32Array, ids: Float64Array, payloa
   const order = Array.from(sorted, (k) => k % INDEX_SPAN);
   orderTiesById(order, sorted, ids, higherIsBetter);
   order.length = Math.min(order.length, limit);
-  return { ids: order.map((i) => ids[i]!), distances: order.map((i) => values[i]!), payloads: order.map((i) => payloads[i]!) };
+  return {
+    ids: order.map((i) => ids[i]!),
+    distances: order.map((i) => values[i]!),
+    payloads: order.map((i) => payloads[i]!),
+  };
 }
 
 /** Runs of equal values (rare) put in faiss's id order. */
 function orderTiesById(order: number[], keys: Float64Array, ids: Float64Array, higherIsBetter: boolean): void {
-  for (let start = 0; start < order.length; ) {
+  for (let start = 0; start < order.length;) {
     let end = start + 1;
     const value = Math.floor(keys[start]! / INDEX_SPAN);
     while (end < order.length && Math.floor(keys[end]! / INDEX_SPAN) === value) end++;

@@ -120,7 +120,9 @@ export class HnswSearcher {
   }
 
   private score(q: Float32Array, node: number): number {
-    return Math.fround(this.ip ? dot(q, 0, this.vectors, node * this.d, this.d) : l2sq(q, 0, this.vectors, node * this.d, this.d));
+    return Math.fround(
+      this.ip ? dot(q, 0, this.vectors, node * this.d, this.d) : l2sq(q, 0, this.vectors, node * this.d, this.d),
+    );
   }
 
   private better(a: number, b: number): boolean {

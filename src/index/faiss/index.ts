@@ -4,7 +4,14 @@
  * SearchBackend), openFaissIndex / openFaissParts (an index alone), openMetadata, faissFolderInfo (index info).
  */
 export { openFaissIndex, openFaissParts } from './open.js';
-export type { FaissIndex, FaissIndexInfo, FaissSearchParams, Neighbors, OpenFaissOptions, RangeOptions } from './open.js';
+export type {
+  FaissIndex,
+  FaissIndexInfo,
+  FaissSearchParams,
+  Neighbors,
+  OpenFaissOptions,
+  RangeOptions,
+} from './open.js';
 export { openFaissFolder, parseParams } from './folder.js';
 export type { FaissFolder, OpenFaissFolderOptions } from './folder.js';
 export { openFaissBackend } from './backend.js';

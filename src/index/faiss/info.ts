@@ -33,7 +33,16 @@ export async function faissFolderInfo(folder: string, opts: OpenFaissFolderOptio
       paramsFrom: opened.paramsFrom,
       ...(typeof infos?.index_key === 'string' ? { indexKey: infos.index_key } : {}),
       ...(typeof infos?.index_param === 'string' ? { indexParam: infos.index_param } : {}),
-      ...(metadata ? { metadata: { format: metadata.files[0]!.format, files: files!, rows: metadata.rows, columns: metadata.columns } } : {}),
+      ...(metadata
+        ? {
+            metadata: {
+              format: metadata.files[0]!.format,
+              files: files!,
+              rows: metadata.rows,
+              columns: metadata.columns,
+            },
+          }
+        : {}),
       aligned: opened.aligned,
       ...(opened.misalignment ? { misalignment: opened.misalignment } : {}),
       totalBytesOnDisk: index.info.bytesOnDisk + (files ?? []).reduce((sum, f) => sum + f.bytes, 0),

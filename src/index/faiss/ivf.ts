@@ -19,7 +19,6 @@ export interface ListPart {
   lists: InvertedLists;
 }
 
-
 const EMPTY: ListContent = { n: 0, codes: new Uint8Array(0), ids: new Int32Array(0) };
 
 export async function readList(parts: ListPart[], list: number, codeSize: number): Promise<ListContent> {
@@ -44,7 +43,9 @@ async function readListPart({ source, lists }: ListPart, list: number, codeSize:
   const offset = lists.offsets[list]!;
   const capacity = lists.capacities[list]!;
   if (offset + capacity * (codeSize + 8) > source.size) {
-    throw indexInvalid(`${source.name}: inverted list ${list} (${n} entries at byte ${offset}) ends past the end of the file (${source.size} bytes)`);
+    throw indexInvalid(
+      `${source.name}: inverted list ${list} (${n} entries at byte ${offset}) ends past the end of the file (${source.size} bytes)`,
+    );
   }
   if (capacity === n && (n * codeSize) % 4 === 0) {
     const bytes = new Uint8Array(n * (codeSize + 8));
@@ -83,7 +84,10 @@ export class IvfSearcher {
     const q = node.quantizer;
     this.ip = node.header.metric === 'inner_product';
     this.centroids = (q.kind === 'flat' ? q.vectors : q.storage.vectors)!;
-    this.hnsw = q.kind === 'hnsw' ? new HnswSearcher(q.graph, this.centroids, q.header.d, q.header.metric === 'inner_product') : undefined;
+    this.hnsw =
+      q.kind === 'hnsw'
+        ? new HnswSearcher(q.graph, this.centroids, q.header.d, q.header.metric === 'inner_product')
+        : undefined;
   }
 
   /** The lists to probe, best first (faiss's quantizer.search(q, nprobe)). */
@@ -101,7 +105,8 @@ export class IvfSearcher {
     const scan = this.node.pq ? this.pqScanner(q, this.node.pq) : this.flatScanner(q);
     for (let i = 0; i < probes.length; i++) {
       // Lists the next few probes need are fetched while this one is scanned.
-      for (let j = i + 1; j < Math.min(probes.length, i + this.listConcurrency); j++) void Promise.resolve(this.lists.get(probes[j]!)).catch(() => {});
+      for (let j = i + 1; j < Math.min(probes.length, i + this.listConcurrency); j++)
+        void Promise.resolve(this.lists.get(probes[j]!)).catch(() => {});
       const got = this.lists.get(probes[i]!);
       const content = got instanceof Promise ? await got : got;
       if (content.n > 0) scan(probes[i]!, content, sink);
@@ -112,7 +117,10 @@ export class IvfSearcher {
     const d = this.node.header.d;
     const ip = this.ip;
     return (list: number, c: ListContent, sink: ResultSink) => {
-      const rows = c.codes.byteOffset % 4 === 0 ? new Float32Array(c.codes.buffer, c.codes.byteOffset, c.n * d) : new Float32Array(c.codes.slice().buffer);
+      const rows =
+        c.codes.byteOffset % 4 === 0
+          ? new Float32Array(c.codes.buffer, c.codes.byteOffset, c.n * d)
+          : new Float32Array(c.codes.slice().buffer);
       for (let i = 0; i < c.n; i++) {
         const s = Math.fround(ip ? dot(q, 0, rows, i * d, d) : l2sq(q, 0, rows, i * d, d));
         if (ip ? s > sink.threshold : s < sink.threshold) sink.add(s, idAt(c.ids, i), list * 4294967296 + i);
@@ -139,7 +147,10 @@ export class IvfSearcher {
       }
       const codes = c.codes;
       // Four codes bytes per load when the layout allows it (M % 4 = 0, aligned): fewer loads and bounds checks.
-      const words = M % 4 === 0 && codes.byteOffset % 4 === 0 ? new Uint32Array(codes.buffer, codes.byteOffset, (c.n * M) / 4) : undefined;
+      const words =
+        M % 4 === 0 && codes.byteOffset % 4 === 0
+          ? new Uint32Array(codes.buffer, codes.byteOffset, (c.n * M) / 4)
+          : undefined;
       for (let i = 0; i < c.n; i++) {
         const s = words ? sumWords(table, words, (i * M) / 4, M) : sumBytes(table, codes, i * M, M);
         const dis = Math.fround(dis0 + Math.fround(s));
@@ -203,13 +214,15 @@ function sumWords(table: Float64Array, words: Uint32Array, w: number, M: number)
 /** T[m][j] = ⟨q_m, C_m[j]⟩ (ProductQuantizer::compute_inner_prod_table). */
 function innerProductTable(pq: ProductQuantizer, q: Float32Array, out: Float64Array): void {
   for (let m = 0; m < pq.M; m++) {
-    for (let j = 0; j < pq.ksub; j++) out[m * pq.ksub + j] = Math.fround(dot(q, m * pq.dsub, pq.centroids, (m * pq.ksub + j) * pq.dsub, pq.dsub));
+    for (let j = 0; j < pq.ksub; j++)
+      out[m * pq.ksub + j] = Math.fround(dot(q, m * pq.dsub, pq.centroids, (m * pq.ksub + j) * pq.dsub, pq.dsub));
   }
 }
 
 /** T[m][j] = ‖x_m − C_m[j]‖² (ProductQuantizer::compute_distance_table). */
 function distanceTable(pq: ProductQuantizer, x: Float32Array, out: Float64Array): void {
   for (let m = 0; m < pq.M; m++) {
-    for (let j = 0; j < pq.ksub; j++) out[m * pq.ksub + j] = Math.fround(l2sq(x, m * pq.dsub, pq.centroids, (m * pq.ksub + j) * pq.dsub, pq.dsub));
+    for (let j = 0; j < pq.ksub; j++)
+      out[m * pq.ksub + j] = Math.fround(l2sq(x, m * pq.dsub, pq.centroids, (m * pq.ksub + j) * pq.dsub, pq.dsub));
   }
 }

@@ -34,9 +34,10 @@ function fileHandleOf(source: ByteSource) {
 }
 
 export async function openArrowFooter(source: ByteSource): Promise<RowGroupFile> {
-  const bad = (why: string) => inputMalformed(`not an Arrow IPC file: ${source.name} ${why}`, {
-    hint: 'clip back reads the IPC *file* format (pyarrow.ipc.new_file, parquet_to_arrow); convert streams with it.',
-  });
+  const bad = (why: string) =>
+    inputMalformed(`not an Arrow IPC file: ${source.name} ${why}`, {
+      hint: 'clip back reads the IPC *file* format (pyarrow.ipc.new_file, parquet_to_arrow); convert streams with it.',
+    });
   if (source.size < 18) throw bad(`is ${source.size} bytes`);
   const tail = await readBytes(source, source.size - 10, 10);
   const head = await readBytes(source, 0, 6);
@@ -44,7 +45,8 @@ export async function openArrowFooter(source: ByteSource): Promise<RowGroupFile>
     throw bad('does not start and end with ARROW1');
   }
   const footerLength = new DataView(tail.buffer).getInt32(0, true);
-  if (footerLength <= 0 || footerLength > Math.min(MAX_FOOTER, source.size - 18)) throw bad(`claims a footer of ${footerLength} bytes`);
+  if (footerLength <= 0 || footerLength > Math.min(MAX_FOOTER, source.size - 18))
+    throw bad(`claims a footer of ${footerLength} bytes`);
   let footer: ReturnType<typeof Footer.decode>;
   try {
     footer = Footer.decode(await readBytes(source, source.size - 10 - footerLength, footerLength));
@@ -97,8 +99,14 @@ async function openReader(source: ByteSource) {
 }
 
 /** Rows of the record batch whose metadata message is at `offset` (continuation marker, length, flatbuffer). */
-async function batchLength(source: ByteSource, offset: number, length: number, bad: (why: string) => Error): Promise<number> {
-  if (length < 8 || length > MAX_MESSAGE || offset + length > source.size) throw bad(`has a record batch block of ${length} bytes at ${offset}`);
+async function batchLength(
+  source: ByteSource,
+  offset: number,
+  length: number,
+  bad: (why: string) => Error,
+): Promise<number> {
+  if (length < 8 || length > MAX_MESSAGE || offset + length > source.size)
+    throw bad(`has a record batch block of ${length} bytes at ${offset}`);
   const bytes = await readBytes(source, offset, length);
   const view = new DataView(bytes.buffer);
   const continued = view.getInt32(0, true) === -1;
@@ -106,6 +114,7 @@ async function batchLength(source: ByteSource, offset: number, length: number, b
   const start = continued ? 8 : 4;
   if (size <= 0 || start + size > length) throw bad(`has a malformed record batch message at ${offset}`);
   const header = Message.decode(bytes.subarray(start, start + size)).header() as { length?: number } | null;
-  if (!header || typeof header.length !== 'number' || header.length < 0) throw bad(`has a block at ${offset} that is not a record batch`);
+  if (!header || typeof header.length !== 'number' || header.length < 0)
+    throw bad(`has a block at ${offset} that is not a record batch`);
   return header.length;
 }

@@ -35,7 +35,8 @@ export async function openParquetFooter(source: ByteSource): Promise<RowGroupFil
   const tail = await readBytes(source, source.size - 8, 8);
   const view = new DataView(tail.buffer);
   const footer = view.getUint32(0, true);
-  if (view.getUint32(4, true) !== 0x31524150) throw inputMalformed(`not a parquet file: ${source.name} does not end with PAR1`);
+  if (view.getUint32(4, true) !== 0x31524150)
+    throw inputMalformed(`not a parquet file: ${source.name} does not end with PAR1`);
   if (footer > Math.min(MAX_FOOTER, source.size - 12)) {
     throw inputMalformed(`${source.name}: its parquet footer claims ${footer} bytes (the file is ${source.size})`);
   }
@@ -58,14 +59,23 @@ export async function openParquetFooter(source: ByteSource): Promise<RowGroupFil
       const rowStart = starts[group]! + from;
       try {
         await parquetRead({
-          file, metadata, compressors, columns: wanted, rowStart, rowEnd: starts[group]! + to, rowFormat: 'object',
+          file,
+          metadata,
+          compressors,
+          columns: wanted,
+          rowStart,
+          rowEnd: starts[group]! + to,
+          rowFormat: 'object',
           onComplete: (r) => {
             rows = r as Record<string, unknown>[];
           },
         });
       } catch (err) {
         if (isClipstreamError(err)) throw err;
-        throw inputMalformed(`cannot read rows ${rowStart}–${starts[group]! + to - 1} of ${source.name}: ${(err as Error).message}`, { cause: err });
+        throw inputMalformed(
+          `cannot read rows ${rowStart}–${starts[group]! + to - 1} of ${source.name}: ${(err as Error).message}`,
+          { cause: err },
+        );
       }
       for (const row of rows) for (const key of Object.keys(row)) row[key] = naturalValue(row[key]);
       return rows;

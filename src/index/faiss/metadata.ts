@@ -48,7 +48,10 @@ const OPEN_FILES = 16;
 const FOOTER_PARALLEL = 8;
 
 /** Metadata files of a local folder (recursively), of one format, sorted by path as clip back sorts them. */
-export async function listMetadataFolder(folder: string, format?: MetadataFormat): Promise<{ files: string[]; format: MetadataFormat }> {
+export async function listMetadataFolder(
+  folder: string,
+  format?: MetadataFormat,
+): Promise<{ files: string[]; format: MetadataFormat }> {
   const entries = await readdir(folder, { recursive: true, withFileTypes: true }).catch((err: unknown) => {
     throw inputNotFound(`cannot read the metadata folder ${folder}: ${(err as Error).message}`);
   });
@@ -69,7 +72,11 @@ const byPath = (folder: string) => (a: string, b: string) => {
 };
 
 /** Opens metadata files (paths or URLs, already in id order) and reads their footers. */
-export async function openMetadataFiles(names: string[], format: MetadataFormat, opts: OpenMetadataOptions = {}): Promise<Metadata> {
+export async function openMetadataFiles(
+  names: string[],
+  format: MetadataFormat,
+  opts: OpenMetadataOptions = {},
+): Promise<Metadata> {
   const pool = new SourcePool(opts);
   try {
     const footers = new Array<RowGroupFile>(names.length);
@@ -80,7 +87,9 @@ export async function openMetadataFiles(names: string[], format: MetadataFormat,
         const i = next++;
         const source = await pool.facade(names[i]!);
         sizes[i] = source.size;
-        footers[i] = await pool.use(names[i]!, () => (format === 'arrow' ? openArrowFooter(source) : openParquetFooter(source)));
+        footers[i] = await pool.use(names[i]!, () =>
+          format === 'arrow' ? openArrowFooter(source) : openParquetFooter(source),
+        );
       }
     };
     await Promise.all(Array.from({ length: Math.min(FOOTER_PARALLEL, names.length) }, worker));
@@ -96,7 +105,14 @@ export async function openMetadata(folder: string, opts: OpenMetadataOptions = {
   return openMetadataFiles(files, format, opts);
 }
 
-function makeMetadata(names: string[], format: MetadataFormat, footers: RowGroupFile[], sizes: number[], pool: SourcePool, opts: OpenMetadataOptions): Metadata {
+function makeMetadata(
+  names: string[],
+  format: MetadataFormat,
+  footers: RowGroupFile[],
+  sizes: number[],
+  pool: SourcePool,
+  opts: OpenMetadataOptions,
+): Metadata {
   const files: MetadataFileInfo[] = [];
   let rows = 0;
   for (let i = 0; i < names.length; i++) {
@@ -108,7 +124,10 @@ function makeMetadata(names: string[], format: MetadataFormat, footers: RowGroup
   const pick = (wanted: string[] | undefined) => {
     const chosen = wanted ?? columns;
     const unknown = chosen.filter((c) => !columns.includes(c));
-    if (unknown.length > 0) throw missingColumn(`no column ${unknown.map((c) => JSON.stringify(c)).join(', ')} in the metadata (${names[0]}, …); it has ${columns.join(', ')}`);
+    if (unknown.length > 0)
+      throw missingColumn(
+        `no column ${unknown.map((c) => JSON.stringify(c)).join(', ')} in the metadata (${names[0]}, …); it has ${columns.join(', ')}`,
+      );
     return chosen;
   };
   const defaultColumns = pick(opts.columns);
@@ -122,7 +141,8 @@ function makeMetadata(names: string[], format: MetadataFormat, footers: RowGroup
       // Group the ids by (file, group): each group is read once, over the span its ids need.
       const byGroup = new Map<string, { file: number; group: number; rows: number[]; at: number[] }>();
       ids.forEach((id, at) => {
-        if (!Number.isSafeInteger(id) || id < 0) throw invalidOption(`Expected metadata row ids ≥ 0 but received ${id}`);
+        if (!Number.isSafeInteger(id) || id < 0)
+          throw invalidOption(`Expected metadata row ids ≥ 0 but received ${id}`);
         if (id >= rows) return;
         const file = lastAtOrBefore(files, id);
         const footer = footers[file]!;
@@ -138,7 +158,14 @@ function makeMetadata(names: string[], format: MetadataFormat, footers: RowGroup
       for (const { file, group, rows: wantedRows, at } of byGroup.values()) {
         const from = Math.min(...wantedRows);
         const to = Math.max(...wantedRows) + 1;
-        const got = await pool.use(names[file]!, () => footers[file]!.readGroupRows(group, from, to, cols.filter((c) => footers[file]!.columns.includes(c))));
+        const got = await pool.use(names[file]!, () =>
+          footers[file]!.readGroupRows(
+            group,
+            from,
+            to,
+            cols.filter((c) => footers[file]!.columns.includes(c)),
+          ),
+        );
         wantedRows.forEach((r, i) => {
           const row = got[r - from]!;
           for (const c of cols) if (!(c in row)) row[c] = null;
@@ -184,7 +211,12 @@ class SourcePool {
   /** A ByteSource for `name` that survives eviction: each read goes through the pool (reopening the file if needed). */
   async facade(name: string): Promise<ByteSource> {
     const { size } = await this.get(name);
-    return { name, size, readInto: async (offset, into) => (await this.get(name)).readInto(offset, into), close: async () => {} };
+    return {
+      name,
+      size,
+      readInto: async (offset, into) => (await this.get(name)).readInto(offset, into),
+      close: async () => {},
+    };
   }
 
   /** Runs `fn` with `name` kept open. */

@@ -67,9 +67,17 @@ export interface FaissIndex {
    * distance < radius) in the probed lists, best first, at most `maxResults` (default 10 000); `truncated` when
    * that limit was reached.
    */
-  rangeSearch(query: Float32Array, radius: number, opts?: RangeOptions): Promise<Neighbors & { truncated: boolean; vectors?: Float32Array[] }>;
+  rangeSearch(
+    query: Float32Array,
+    radius: number,
+    opts?: RangeOptions,
+  ): Promise<Neighbors & { truncated: boolean; vectors?: Float32Array[] }>;
   /** Top-k of one query with each result's vector decoded from the index (PQ: c_L + residual), in query space. */
-  searchAndReconstruct(query: Float32Array, k: number, params?: FaissSearchParams): Promise<Neighbors & { vectors: Float32Array[] }>;
+  searchAndReconstruct(
+    query: Float32Array,
+    k: number,
+    params?: FaissSearchParams,
+  ): Promise<Neighbors & { vectors: Float32Array[] }>;
   close(): Promise<void>;
 }
 
@@ -127,21 +135,33 @@ async function parseFile(pathOrUrl: string, opts: OpenFaissOptions, skim: boolea
  * Where each list's bytes are: this file, or (ilod) the .ivfdata next to it. Uncached sources: the IVF caches whole
  * lists (list-cache.ts), so one list is one read (one HTTP request), with no block rounding.
  */
-async function listParts(node: IndexNode, source: ByteSource, pathOrUrl: string, opts: OpenFaissOptions, opened: ByteSource[]): Promise<ListPart[]> {
+async function listParts(
+  node: IndexNode,
+  source: ByteSource,
+  pathOrUrl: string,
+  opts: OpenFaissOptions,
+  opened: ByteSource[],
+): Promise<ListPart[]> {
   const { core } = unwrap(node);
   if (core.kind !== 'ivf') return [];
   if (core.lists.kind !== 'ondisk') return [{ source, lists: core.lists }];
   // As faiss's IO_FLAG_ONDISK_SAME_DIR (how clip back opens populated.index): the stored name's base name, next to the index.
   const name = basename(core.lists.dataFile!.replace(/\\/g, '/'));
-  const dataPath = isHttpUrl(pathOrUrl) ? new URL(encodeURIComponent(name), pathOrUrl).href : join(dirname(pathOrUrl), name);
+  const dataPath = isHttpUrl(pathOrUrl)
+    ? new URL(encodeURIComponent(name), pathOrUrl).href
+    : join(dirname(pathOrUrl), name);
   const { source: raw } = await openByteSource(dataPath, { http: opts.http }).catch((err: unknown) => {
-    throw indexInvalid(`${pathOrUrl} keeps its lists in ${name}, which cannot be opened at ${dataPath}: ${(err as Error).message}`,
-      'Put the .ivfdata file next to the index (clip-retrieval folders: image.index/merged_index.ivfdata beside populated.index).');
+    throw indexInvalid(
+      `${pathOrUrl} keeps its lists in ${name}, which cannot be opened at ${dataPath}: ${(err as Error).message}`,
+      'Put the .ivfdata file next to the index (clip-retrieval folders: image.index/merged_index.ivfdata beside populated.index).',
+    );
   });
   const data = raw;
   opened.push(data);
   if (data.size < core.lists.totalSize!) {
-    throw indexInvalid(`truncated: ${dataPath} is ${data.size} bytes but ${pathOrUrl} records ${core.lists.totalSize} bytes of lists`);
+    throw indexInvalid(
+      `truncated: ${dataPath} is ${data.size} bytes but ${pathOrUrl} records ${core.lists.totalSize} bytes of lists`,
+    );
   }
   return [{ source: data, lists: core.lists }];
 }
@@ -156,19 +176,27 @@ async function checkSameTraining(
   const refRegions = first.regions;
   for (const other of others) {
     if (shape(other.node) !== shape(first.node) || other.regions.length !== refRegions.length) {
-      throw indexInvalid(`${other.source.name} is not a part of the same index as ${first.source.name} (${shape(other.node)} vs ${shape(first.node)})`);
+      throw indexInvalid(
+        `${other.source.name} is not a part of the same index as ${first.source.name} (${shape(other.node)} vs ${shape(first.node)})`,
+      );
     }
     for (let i = 0; i < other.regions.length; i++) {
       const a = refRegions[i]!;
       const b = other.regions[i]!;
       const sample = Math.min(4096, a.length);
-      const same = a.length === b.length && (await Promise.all([
-        readBytes(first.source, a.offset, sample), readBytes(other.source, b.offset, sample),
-        readBytes(first.source, a.offset + a.length - sample, sample), readBytes(other.source, b.offset + b.length - sample, sample),
-      ]).then(([x, y, z, w]) => Buffer.compare(x!, y!) === 0 && Buffer.compare(z!, w!) === 0));
+      const same =
+        a.length === b.length &&
+        (await Promise.all([
+          readBytes(first.source, a.offset, sample),
+          readBytes(other.source, b.offset, sample),
+          readBytes(first.source, a.offset + a.length - sample, sample),
+          readBytes(other.source, b.offset + b.length - sample, sample),
+        ]).then(([x, y, z, w]) => Buffer.compare(x!, y!) === 0 && Buffer.compare(z!, w!) === 0));
       if (!same) {
-        throw indexInvalid(`${other.source.name} was trained apart from ${first.source.name} (their ${a.what} differ): not parts of one index`,
-          'Index parts must come from one trained index (autofaiss distributed builds, LAION index-parts/).');
+        throw indexInvalid(
+          `${other.source.name} was trained apart from ${first.source.name} (their ${a.what} differ): not parts of one index`,
+          'Index parts must come from one trained index (autofaiss distributed builds, LAION index-parts/).',
+        );
       }
     }
   }
@@ -178,13 +206,24 @@ async function checkSameTraining(
 function searchDefaults(node: IndexNode, opts: FaissSearchParams) {
   const { core } = unwrap(node);
   const ivf: IvfNode | undefined = core.kind === 'ivf' ? core : undefined;
-  const fileEfSearch = core.kind === 'hnsw' ? core.graph.efSearch : ivf?.quantizer.kind === 'hnsw' ? ivf.quantizer.graph.efSearch : undefined;
+  const fileEfSearch =
+    core.kind === 'hnsw'
+      ? core.graph.efSearch
+      : ivf?.quantizer.kind === 'hnsw'
+        ? ivf.quantizer.graph.efSearch
+        : undefined;
   const defaults = { nprobe: opts.nprobe ?? ivf?.nprobe ?? 1, efSearch: opts.efSearch ?? fileEfSearch ?? 16 };
   checkParams(defaults);
   return { ivf, defaults, usesHnsw: fileEfSearch !== undefined };
 }
 
-function indexInfo(node: IndexNode, parts: ListPart[], paths: string[], opened: ByteSource[], opts: FaissSearchParams): FaissIndexInfo {
+function indexInfo(
+  node: IndexNode,
+  parts: ListPart[],
+  paths: string[],
+  opened: ByteSource[],
+  opts: FaissSearchParams,
+): FaissIndexInfo {
   const { ivf, defaults, usesHnsw } = searchDefaults(node, opts);
   const listed = parts.reduce((sum, p) => sum + p.lists.sizes.reduce((a, b) => a + b, 0), 0);
   const files = opened.map((s) => ({ name: s.name, bytes: s.size }));
@@ -200,30 +239,44 @@ function indexInfo(node: IndexNode, parts: ListPart[], paths: string[], opened: 
     lists: ivf?.lists.kind,
     files,
     bytesOnDisk: files.reduce((sum, f) => sum + f.bytes, 0),
-    residentBytes: residentBytes(node) + parts.reduce((sum, { lists: l }) => {
-      const arrays = new Set([l.offsets, l.sizes, l.capacities]); // inline lists share sizes and capacities
-      return sum + [...arrays].reduce((bytes, a) => bytes + a.byteLength, 0);
-    }, 0),
+    residentBytes:
+      residentBytes(node) +
+      parts.reduce((sum, { lists: l }) => {
+        const arrays = new Set([l.offsets, l.sizes, l.capacities]); // inline lists share sizes and capacities
+        return sum + [...arrays].reduce((bytes, a) => bytes + a.byteLength, 0);
+      }, 0),
   };
 }
 
-function makeIndex(node: IndexNode, source: ByteSource, parts: ListPart[], paths: string[], opened: ByteSource[], opts: OpenFaissOptions): FaissIndex {
+function makeIndex(
+  node: IndexNode,
+  source: ByteSource,
+  parts: ListPart[],
+  paths: string[],
+  opened: ByteSource[],
+  opts: OpenFaissOptions,
+): FaissIndex {
   const searcher = new TreeSearcher(node, source, parts, opts.listConcurrency ?? 8, opts.cacheBytes ?? DEFAULT_CACHE);
   const { defaults } = searchDefaults(node, opts);
   const info = indexInfo(node, parts, paths, opened, opts);
   const settings = (k: number, params: FaissSearchParams = {}, radius?: number) => {
     const merged = { nprobe: params.nprobe ?? defaults.nprobe, efSearch: params.efSearch ?? defaults.efSearch };
     checkParams(merged);
-    if (!Number.isSafeInteger(k) || k < 1 || k > MAX_K) throw invalidOption(`Expected k between 1 and ${MAX_K} but received ${k}`);
+    if (!Number.isSafeInteger(k) || k < 1 || k > MAX_K)
+      throw invalidOption(`Expected k between 1 and ${MAX_K} but received ${k}`);
     return { ...merged, k, radius, hnswK: radius === undefined ? k : 1 };
   };
   const checkQuery = (q: Float32Array, many: boolean) => {
     if (q.length === 0 || q.length % info.d !== 0 || (!many && q.length !== info.d)) {
-      throw invalidOption(`Expected ${many ? 'a multiple of ' : ''}${info.d} floats for a query of this index but received ${q.length}`, {
-        hint: 'Embed the query with the model that built the index.',
-      });
+      throw invalidOption(
+        `Expected ${many ? 'a multiple of ' : ''}${info.d} floats for a query of this index but received ${q.length}`,
+        {
+          hint: 'Embed the query with the model that built the index.',
+        },
+      );
     }
-    if (!q.every(Number.isFinite)) throw invalidOption('Expected finite numbers in the query vector but received NaN or Infinity');
+    if (!q.every(Number.isFinite))
+      throw invalidOption('Expected finite numbers in the query vector but received NaN or Infinity');
   };
   return {
     info,
@@ -257,6 +310,7 @@ function makeIndex(node: IndexNode, source: ByteSource, parts: ListPart[], paths
 
 function checkParams(p: { nprobe: number; efSearch: number }) {
   for (const [name, value] of Object.entries(p)) {
-    if (!Number.isSafeInteger(value) || value < 1) throw invalidOption(`Expected a positive integer for ${name} but received ${value}`);
+    if (!Number.isSafeInteger(value) || value < 1)
+      throw invalidOption(`Expected a positive integer for ${name} but received ${value}`);
   }
 }

@@ -110,7 +110,11 @@ export class TreeSearcher {
 }
 
 /** The searched index inside the wrappers, the transforms to apply (in order) and the id maps (innermost first). */
-export function unwrap(node: IndexNode): { core: FlatNode | HnswNode | IvfNode; chain: Transform[]; idMaps: Float64Array[] } {
+export function unwrap(node: IndexNode): {
+  core: FlatNode | HnswNode | IvfNode;
+  chain: Transform[];
+  idMaps: Float64Array[];
+} {
   const chain: Transform[] = [];
   const idMaps: Float64Array[] = [];
   let at = node;

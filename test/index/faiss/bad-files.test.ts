@@ -33,7 +33,8 @@ async function expectRefused(bytes: Uint8Array, ...parts: RegExp[]): Promise<Cli
 }
 
 const lastIndexOf = (bytes: Uint8Array, ascii: string) => Buffer.from(bytes).lastIndexOf(Buffer.from(ascii, 'latin1'));
-const setU64 = (bytes: Uint8Array, at: number, value: bigint) => new DataView(bytes.buffer, bytes.byteOffset).setBigUint64(at, value, true);
+const setU64 = (bytes: Uint8Array, at: number, value: bigint) =>
+  new DataView(bytes.buffer, bytes.byteOffset).setBigUint64(at, value, true);
 
 describe('bad index files: clear errors, no crash, no huge allocation', () => {
   let autofaiss: Uint8Array;
@@ -82,7 +83,10 @@ describe('bad index files: clear errors, no crash, no huge allocation', () => {
     const populated = new Uint8Array(await readFile(join(dir, 'folders/ondisk/image.index/populated.index')));
     const folder = await tempDir();
     await mkdir(join(folder, 'image.index'));
-    await copyFile(join(dir, 'folders/ondisk/image.index/merged_index.ivfdata'), join(folder, 'image.index/merged_index.ivfdata'));
+    await copyFile(
+      join(dir, 'folders/ondisk/image.index/merged_index.ivfdata'),
+      join(folder, 'image.index/merged_index.ivfdata'),
+    );
     const first = lastIndexOf(populated, 'ilod') + 4 + 8 + 8 + 8; // fourcc, nlist, code_size, vector length
     const lie = populated.slice();
     setU64(lie, first, 1n << 40n); // size
@@ -90,7 +94,10 @@ describe('bad index files: clear errors, no crash, no huge allocation', () => {
     const path = join(folder, 'image.index/populated.index');
     await writeFile(path, lie);
     const err = await openFaissIndex(path).catch((e: unknown) => e);
-    expect(err).toMatchObject({ code: 'INDEX_INVALID', message: expect.stringMatching(/on-disk list 0 .* ends past the data file's recorded size 288000/) });
+    expect(err).toMatchObject({
+      code: 'INDEX_INVALID',
+      message: expect.stringMatching(/on-disk list 0 .* ends past the data file's recorded size 288000/),
+    });
   });
 });
 
@@ -99,10 +106,21 @@ describe('bad queries and parameters', () => {
     const index = await openFaissIndex(join(dir, 'indexes/hnsw_ip.index'));
     try {
       const q = new Float32Array(64).fill(0.125);
-      await expect(index.search(new Float32Array(63), 10)).rejects.toMatchObject({ code: 'INVALID_OPTION', message: expect.stringMatching(/64 floats .* received 63/) });
-      await expect(index.search(q.map((x, i) => (i === 3 ? NaN : x)), 10)).rejects.toMatchObject({ code: 'INVALID_OPTION', message: /NaN/ });
+      await expect(index.search(new Float32Array(63), 10)).rejects.toMatchObject({
+        code: 'INVALID_OPTION',
+        message: expect.stringMatching(/64 floats .* received 63/),
+      });
+      await expect(
+        index.search(
+          q.map((x, i) => (i === 3 ? NaN : x)),
+          10,
+        ),
+      ).rejects.toMatchObject({ code: 'INVALID_OPTION', message: /NaN/ });
       await expect(index.search(q, 0)).rejects.toMatchObject({ code: 'INVALID_OPTION' });
-      await expect(index.search(q, 10, { nprobe: 0 })).rejects.toMatchObject({ code: 'INVALID_OPTION', message: /nprobe/ });
+      await expect(index.search(q, 10, { nprobe: 0 })).rejects.toMatchObject({
+        code: 'INVALID_OPTION',
+        message: /nprobe/,
+      });
       const before = process.memoryUsage().arrayBuffers;
       const wide = await index.search(q, 10, { efSearch: 2 ** 31 - 1 }); // 8 000 nodes: the whole graph is explored
       expect(wide[0]!.ids).toHaveLength(10);

@@ -16,22 +16,34 @@ export function expectSameTopK(ours: Neighbors, faissIds: number[], faissDistanc
   expect(ours.ids.length, `${label}: result count`).toBe(n);
   let reordered = 0;
   for (let i = 0; i < n; i++) {
-    expect(Math.abs(ours.distances[i]! - faissDistances[i]!), `${label}: distance at ${i}`).toBeLessThanOrEqual(TOLERANCE);
+    expect(Math.abs(ours.distances[i]! - faissDistances[i]!), `${label}: distance at ${i}`).toBeLessThanOrEqual(
+      TOLERANCE,
+    );
     if (ours.ids[i] === faissIds[i]) continue;
     const j = faissIds.indexOf(ours.ids[i]!);
     const tied = j >= 0 && Math.abs(faissDistances[j]! - ours.distances[i]!) <= TIE;
-    expect(tied, `${label}: id ${ours.ids[i]} at ${i} (faiss: ${faissIds[i]}, ${faissDistances[i]} vs ${ours.distances[i]})`).toBe(true);
+    expect(
+      tied,
+      `${label}: id ${ours.ids[i]} at ${i} (faiss: ${faissIds[i]}, ${faissDistances[i]} vs ${ours.distances[i]})`,
+    ).toBe(true);
     reordered++;
   }
   return reordered;
 }
 
 /** Range results as sets: every id faiss returns, and no other, except scores within TIE of the radius. */
-export function expectSameRange(ours: Neighbors, faissIds: number[], faissDistances: number[], radius: number, label: string): void {
+export function expectSameRange(
+  ours: Neighbors,
+  faissIds: number[],
+  faissDistances: number[],
+  radius: number,
+  label: string,
+): void {
   const theirs = new Map(faissIds.map((id, i) => [id, faissDistances[i]!]));
   const mine = new Map(ours.ids.map((id, i) => [id, ours.distances[i]!]));
   for (const [id, dist] of theirs) {
-    if (!mine.has(id)) expect(Math.abs(dist - radius), `${label}: faiss's ${id} (${dist}) missing`).toBeLessThanOrEqual(TIE);
+    if (!mine.has(id))
+      expect(Math.abs(dist - radius), `${label}: faiss's ${id} (${dist}) missing`).toBeLessThanOrEqual(TIE);
     else expect(Math.abs(mine.get(id)! - dist), `${label}: distance of ${id}`).toBeLessThanOrEqual(TOLERANCE);
   }
   for (const [id, dist] of mine) {

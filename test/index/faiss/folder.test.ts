@@ -29,9 +29,18 @@ describe('index folders', () => {
     const folder = await openFaissFolder(join(dir, 'folders/autofaiss'));
     try {
       expect(folder.aligned).toBe(true);
-      expect(folder.infos).toMatchObject({ index_key: 'OPQ16_64,IVF256_HNSW32,PQ16x8', index_param: 'nprobe=16,efSearch=32,ht=2048' });
+      expect(folder.infos).toMatchObject({
+        index_key: 'OPQ16_64,IVF256_HNSW32,PQ16x8',
+        index_param: 'nprobe=16,efSearch=32,ht=2048',
+      });
       expect(folder.paramsFrom).toBe('infos');
-      expect(folder.index.info).toMatchObject({ type: 'LT64_64,IVF256_HNSW32,PQ16x8', nprobe: 16, efSearch: 32, pqSubQuantizers: 16, ntotal: 12_000 });
+      expect(folder.index.info).toMatchObject({
+        type: 'LT64_64,IVF256_HNSW32,PQ16x8',
+        nprobe: 16,
+        efSearch: 32,
+        pqSubQuantizers: 16,
+        ntotal: 12_000,
+      });
       expect(folder.metadata!.rows).toBe(12_000);
     } finally {
       await folder.close();
@@ -56,7 +65,9 @@ describe('index folders', () => {
     const err = await openFaissFolder(join(dir, 'folders/misaligned')).catch((e: unknown) => e);
     expect(err).toMatchObject({
       code: 'EMBEDDINGS_MISALIGNED',
-      message: expect.stringMatching(/the metadata has 11999 rows \(2 files, .*metadata_0\.parquet … .*metadata_1\.parquet\) but the index has 12000 vectors/),
+      message: expect.stringMatching(
+        /the metadata has 11999 rows \(2 files, .*metadata_0\.parquet … .*metadata_1\.parquet\) but the index has 12000 vectors/,
+      ),
     });
     const folder = await openFaissFolder(join(dir, 'folders/misaligned'), { allowMisaligned: true });
     expect(folder.aligned).toBe(false);
@@ -87,7 +98,10 @@ describe('index folders', () => {
       const expected = await answers(dir, 'ondisk');
       const top = await backend.search({ vector: q0(), k: 10 });
       expect(top.map((r) => r.id)).toEqual(expected.top10.ids[0]);
-      expect(top[0]).toMatchObject({ url: `https://img.example/${top[0]!.id}.jpg`, caption: `caption of row ${top[0]!.id}` });
+      expect(top[0]).toMatchObject({
+        url: `https://img.example/${top[0]!.id}.jpg`,
+        caption: `caption of row ${top[0]!.id}`,
+      });
       const threshold = top[4]!.similarity; // exactly a result's similarity: it must be kept
       const above = await backend.search({ vector: q0(), minSimilarity: threshold });
       expect(above.map((r) => r.id)).toEqual(top.slice(0, 5).map((r) => r.id));
@@ -99,10 +113,23 @@ describe('index folders', () => {
       expect(dedup.map((r) => r.id)).toEqual([top[0]!.id]);
       expect(await backend.getByIds([5, 11_999, 12_000])).toEqual([
         { id: 5, metadata: { url: 'https://img.example/5.jpg', caption: 'caption of row 5', row: 5, width: 6 } },
-        { id: 11_999, metadata: { url: 'https://img.example/11999.jpg', caption: 'caption of row 11999', row: 11_999, width: 11_999 % 997 + 1 } },
+        {
+          id: 11_999,
+          metadata: {
+            url: 'https://img.example/11999.jpg',
+            caption: 'caption of row 11999',
+            row: 11_999,
+            width: (11_999 % 997) + 1,
+          },
+        },
       ]);
-      await expect(backend.search({ vector: q0(), where: 'width > 3' })).rejects.toMatchObject({ code: 'QUERY_INVALID' });
-      await expect(backend.search({ vector: q0().subarray(0, 10) })).rejects.toMatchObject({ code: 'QUERY_INVALID', message: expect.stringMatching(/10 dimensions/) });
+      await expect(backend.search({ vector: q0(), where: 'width > 3' })).rejects.toMatchObject({
+        code: 'QUERY_INVALID',
+      });
+      await expect(backend.search({ vector: q0().subarray(0, 10) })).rejects.toMatchObject({
+        code: 'QUERY_INVALID',
+        message: expect.stringMatching(/10 dimensions/),
+      });
     } finally {
       backend.close();
     }
@@ -111,8 +138,17 @@ describe('index folders', () => {
   it('index info: type, sizes, parameters, metadata files and rows, alignment', async () => {
     const info = await faissFolderInfo(join(dir, 'folders/misaligned'));
     expect(info).toMatchObject({
-      type: 'LT64_64,IVF256_HNSW32,PQ16x8', d: 64, ntotal: 12_000, metric: 'inner_product', nlist: 256, pqSubQuantizers: 16,
-      nprobe: 16, efSearch: 32, paramsFrom: 'index file', lists: 'inline', aligned: false,
+      type: 'LT64_64,IVF256_HNSW32,PQ16x8',
+      d: 64,
+      ntotal: 12_000,
+      metric: 'inner_product',
+      nlist: 256,
+      pqSubQuantizers: 16,
+      nprobe: 16,
+      efSearch: 32,
+      paramsFrom: 'index file',
+      lists: 'inline',
+      aligned: false,
       metadata: { format: 'parquet', rows: 11_999, columns: ['url', 'caption', 'row', 'width'] },
     });
     expect(info.metadata!.files.map((f) => f.rows)).toEqual([6000, 5999]);

@@ -4,8 +4,11 @@ import { RangeSink, TopK } from '../../../src/index/faiss/heap.js';
 /** Candidates with many exact ties (values from a small set), and negative, zero and positive values. */
 function candidates(n: number, seed: number) {
   let s = seed;
-  const rand = () => ((s = (Math.imul(s, 1103515245) + 12345) >>> 0) / 4294967296);
-  return Array.from({ length: n }, (_, i) => ({ value: Math.fround(Math.floor(rand() * 40) / 8 - 2.5), id: i * 7 + Math.floor(rand() * 5) }));
+  const rand = () => (s = (Math.imul(s, 1103515245) + 12345) >>> 0) / 4294967296;
+  return Array.from({ length: n }, (_, i) => ({
+    value: Math.fround(Math.floor(rand() * 40) / 8 - 2.5),
+    id: i * 7 + Math.floor(rand() * 5),
+  }));
 }
 
 /** faiss's final order: best first, equal values larger id first (IP) / smaller id first (L2). */
@@ -23,14 +26,19 @@ describe('result heaps', () => {
       expect(got.distances).toEqual(want.map((x) => x.value));
       // Which of several tied ids survive at the cut depends on scan order (as in faiss); above the cut, all do.
       const cut = want.at(-1)!.value;
-      expect(got.ids.filter((_, i) => got.distances[i] !== cut)).toEqual(want.filter((x) => x.value !== cut).map((x) => x.id));
+      expect(got.ids.filter((_, i) => got.distances[i] !== cut)).toEqual(
+        want.filter((x) => x.value !== cut).map((x) => x.id),
+      );
     }
   });
 
   it.each([true, false])('RangeSink keeps every value strictly past the radius, best first, bounded (ip %s)', (ip) => {
     const xs = candidates(3000, 9);
     const radius = 0.25;
-    const past = reference(xs.filter((x) => (ip ? x.value > radius : x.value < radius)), ip);
+    const past = reference(
+      xs.filter((x) => (ip ? x.value > radius : x.value < radius)),
+      ip,
+    );
     const all = new RangeSink(ip, radius, 100_000);
     for (const x of xs) all.add(x.value, x.id);
     const got = all.sorted();

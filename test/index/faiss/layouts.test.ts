@@ -39,7 +39,13 @@ describe('index layouts', () => {
   it('index-parts/NN.index searched as one index = the merged on-disk index faiss searched', async () => {
     const index = await openFaissParts(parts.map((p) => join(dir, p)));
     try {
-      expect(index.info).toMatchObject({ ntotal: ondisk.ntotal, nlist: 256, nprobe: 16, efSearch: 32, lists: 'inline' });
+      expect(index.info).toMatchObject({
+        ntotal: ondisk.ntotal,
+        nlist: 256,
+        nprobe: 16,
+        efSearch: 32,
+        lists: 'inline',
+      });
       expect(index.info.files).toHaveLength(3);
       expectOndiskAnswers(await index.search(queries, 10));
     } finally {
@@ -48,14 +54,20 @@ describe('index layouts', () => {
   });
 
   it('refuses parts trained apart, naming both files', async () => {
-    const err = await openFaissParts([join(dir, parts[0]!), join(dir, 'folders/autofaiss/image.index')]).catch((e: unknown) => e);
-    expect(err).toMatchObject({ code: 'INDEX_INVALID', message: expect.stringMatching(/autofaiss\/image\.index was trained apart from .*00\.index/) });
+    const err = await openFaissParts([join(dir, parts[0]!), join(dir, 'folders/autofaiss/image.index')]).catch(
+      (e: unknown) => e,
+    );
+    expect(err).toMatchObject({
+      code: 'INDEX_INVALID',
+      message: expect.stringMatching(/autofaiss\/image\.index was trained apart from .*00\.index/),
+    });
   });
 
   it('populated.index finds merged_index.ivfdata next to it, though it was merged elsewhere', async () => {
     const moved = await tempDir();
     await mkdir(join(moved, 'image.index'));
-    for (const f of ['populated.index', 'merged_index.ivfdata']) await copyFile(join(dir, 'folders/ondisk/image.index', f), join(moved, 'image.index', f));
+    for (const f of ['populated.index', 'merged_index.ivfdata'])
+      await copyFile(join(dir, 'folders/ondisk/image.index', f), join(moved, 'image.index', f));
     const index = await openFaissIndex(join(moved, 'image.index/populated.index'));
     expect(index.info.lists).toBe('ondisk');
     expectOndiskAnswers(await index.search(queries, 10));
@@ -63,7 +75,12 @@ describe('index layouts', () => {
     // Without its data file: a clear error naming both.
     await writeFile(join(moved, 'image.index', 'merged_index.ivfdata'), new Uint8Array(100));
     const err = await openFaissIndex(join(moved, 'image.index/populated.index')).catch((e: unknown) => e);
-    expect(err).toMatchObject({ code: 'INDEX_INVALID', message: expect.stringMatching(/truncated: .*merged_index\.ivfdata is 100 bytes but .*populated\.index records 288000/) });
+    expect(err).toMatchObject({
+      code: 'INDEX_INVALID',
+      message: expect.stringMatching(
+        /truncated: .*merged_index\.ivfdata is 100 bytes but .*populated\.index records 288000/,
+      ),
+    });
   });
 
   it('over HTTP: opening reads no list; a query reads exactly its probed lists; a repeat reads nothing', async () => {

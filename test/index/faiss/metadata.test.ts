@@ -17,7 +17,12 @@ afterEach(async () => {
 });
 
 /** The fixture's metadata: row r has url …/r.jpg, caption "caption of row r", row r, width r % 997 + 1. */
-const rowOf = (r: number) => ({ url: `https://img.example/${r}.jpg`, caption: `caption of row ${r}`, row: r, width: (r % 997) + 1 });
+const rowOf = (r: number) => ({
+  url: `https://img.example/${r}.jpg`,
+  caption: `caption of row ${r}`,
+  row: r,
+  width: (r % 997) + 1,
+});
 const IDS = [0, 1, 699, 700, 4999, 5000, 5001, 8999, 9000, 11_999, 3, 6000];
 
 describe('metadata in place', () => {
@@ -26,14 +31,19 @@ describe('metadata in place', () => {
     try {
       expect(meta.rows).toBe(12_000);
       expect(meta.files.map((f) => [f.name.split('/').at(-1), f.start, f.rows])).toEqual([
-        ['metadata_0.parquet', 0, 5000], ['metadata_1.parquet', 5000, 4000], ['metadata_2.parquet', 9000, 3000],
+        ['metadata_0.parquet', 0, 5000],
+        ['metadata_1.parquet', 5000, 4000],
+        ['metadata_2.parquet', 9000, 3000],
       ]);
       expect(meta.columns).toEqual(['url', 'caption', 'row', 'width']);
       const rows = await meta.get([...IDS, 12_000]);
       expect(rows.slice(0, -1)).toEqual(IDS.map((r) => ({ url: rowOf(r).url, caption: rowOf(r).caption })));
       expect(rows.at(-1)).toBeUndefined();
       expect(await meta.get([42], ['row', 'width'])).toEqual([{ row: 42, width: 43 }]);
-      await expect(meta.get([1], ['nope'])).rejects.toMatchObject({ code: 'MISSING_COLUMN', message: expect.stringMatching(/"nope".*url, caption, row, width/) });
+      await expect(meta.get([1], ['nope'])).rejects.toMatchObject({
+        code: 'MISSING_COLUMN',
+        message: expect.stringMatching(/"nope".*url, caption, row, width/),
+      });
     } finally {
       await meta.close();
     }
@@ -43,7 +53,8 @@ describe('metadata in place', () => {
     const meta = await openMetadata(join(dir, 'folders/ondisk/metadata'));
     try {
       expect(meta.files.map((f) => [f.name.split('/').at(-1), f.format, f.start, f.rows])).toEqual([
-        ['0_en.arrow', 'arrow', 0, 7000], ['1_multi.arrow', 'arrow', 7000, 5000],
+        ['0_en.arrow', 'arrow', 0, 7000],
+        ['1_multi.arrow', 'arrow', 7000, 5000],
       ]);
       expect(await meta.get(IDS)).toEqual(IDS.map(rowOf));
     } finally {
@@ -62,7 +73,11 @@ describe('metadata in place', () => {
       const size = (await stat(join(dir, 'folders/ondisk/metadata/0_en.arrow'))).size;
       expect(read).toBeGreaterThan(0);
       expect(read / size).toBeLessThan(0.4); // its batch (~21 %) and the footer, not the file
-      const parquet = await openMetadataFiles([0, 1, 2].map((p) => `${server!.base}/autofaiss/metadata/metadata_${p}.parquet`), 'parquet', { cacheBytes: 0 });
+      const parquet = await openMetadataFiles(
+        [0, 1, 2].map((p) => `${server!.base}/autofaiss/metadata/metadata_${p}.parquet`),
+        'parquet',
+        { cacheBytes: 0 },
+      );
       expect(await parquet.get([9001, 2])).toEqual([rowOf(9001), rowOf(2)]);
       await parquet.close();
     } finally {

@@ -44,14 +44,20 @@ describe.each(Object.entries(FILES))('%s: same results as faiss-cpu', (name, fil
   it('settings read from the file, top-10 and top-300 (past what nprobe reaches), ids and distances', async () => {
     const index = await openFaissIndex(join(dir, file));
     try {
-      expect(index.info).toMatchObject({ d: expected.d, ntotal: expected.ntotal, metric: expected.metric === 'ip' ? 'inner_product' : 'l2' });
+      expect(index.info).toMatchObject({
+        d: expected.d,
+        ntotal: expected.ntotal,
+        metric: expected.metric === 'ip' ? 'inner_product' : 'l2',
+      });
       if (expected.settings.nprobe !== undefined) expect(index.info.nprobe).toBe(expected.settings.nprobe);
       if (expected.settings.efSearch !== undefined) expect(index.info.efSearch).toBe(expected.settings.efSearch);
       let reordered = 0;
       for (const k of [10, 300] as const) {
         const ours = await index.search(concat(queries), k);
         const theirs = expected[`top${k}`];
-        ours.forEach((o, q) => (reordered += expectSameTopK(o, theirs.ids[q]!, theirs.distances[q]!, `query ${q} k=${k}`)));
+        ours.forEach(
+          (o, q) => (reordered += expectSameTopK(o, theirs.ids[q]!, theirs.distances[q]!, `query ${q} k=${k}`)),
+        );
       }
       expect(reordered).toBeLessThanOrEqual(4);
     } finally {
@@ -66,7 +72,13 @@ describe.each(Object.entries(FILES))('%s: same results as faiss-cpu', (name, fil
       for (let q = 0; q < queries.length; q++) {
         const ours = await index.rangeSearch(queries[q]!, radius, { maxResults: 100_000 });
         expect(ours.truncated).toBe(false);
-        expectSameRange(ours, ids.slice(lims[q], lims[q + 1]), distances.slice(lims[q], lims[q + 1]), radius, `query ${q}`);
+        expectSameRange(
+          ours,
+          ids.slice(lims[q], lims[q + 1]),
+          distances.slice(lims[q], lims[q + 1]),
+          radius,
+          `query ${q}`,
+        );
       }
     } finally {
       await index.close();
@@ -77,9 +89,21 @@ describe.each(Object.entries(FILES))('%s: same results as faiss-cpu', (name, fil
     if (!expected.override) return;
     const index = await openFaissIndex(join(dir, file));
     try {
-      const params = Object.fromEntries(expected.override.params.split(',').map((kv) => kv.split('=')).map(([k, v]) => [k, Number(v)]));
+      const params = Object.fromEntries(
+        expected.override.params
+          .split(',')
+          .map((kv) => kv.split('='))
+          .map(([k, v]) => [k, Number(v)]),
+      );
       const ours = await index.search(concat(queries), 10, params);
-      ours.forEach((o, q) => expectSameTopK(o, expected.override!.ids[q]!, expected.override!.distances[q]!, `query ${q} ${expected.override!.params}`));
+      ours.forEach((o, q) =>
+        expectSameTopK(
+          o,
+          expected.override!.ids[q]!,
+          expected.override!.distances[q]!,
+          `query ${q} ${expected.override!.params}`,
+        ),
+      );
     } finally {
       await index.close();
     }
@@ -101,7 +125,9 @@ describe.each(Object.entries(FILES))('%s: same results as faiss-cpu', (name, fil
           const j = recorded.ids[q]!.indexOf(id);
           if (j < 0) return; // a tie reordered at the cut
           const theirs = recorded.vectors[q]![j]!;
-          expect(Math.max(...theirs.map((x, c) => Math.abs(x - ours.vectors[i]![c]!))), `vector of ${id}`).toBeLessThan(1e-4);
+          expect(Math.max(...theirs.map((x, c) => Math.abs(x - ours.vectors[i]![c]!))), `vector of ${id}`).toBeLessThan(
+            1e-4,
+          );
         });
       }
     } finally {
