@@ -32,4 +32,18 @@ export default tseslint.config(
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
     },
   },
+  {
+    // one helper per error code (src/core/errors.ts): the catalogue is the only place an error is constructed
+    files: ['src/**/*.ts'],
+    ignores: ['src/core/errors.ts'],
+    rules: {
+      'no-restricted-syntax': [
+        'error',
+        {
+          selector: "NewExpression[callee.name='ClipstreamError']",
+          message: "Use the code's helper from src/core/errors.ts (invalidOption(…), indexInvalid(…), …).",
+        },
+      ],
+    },
+  },
 );

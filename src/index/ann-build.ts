@@ -1,5 +1,5 @@
 import * as lancedb from '@lancedb/lancedb';
-import { ClipstreamError, invalidOption } from '../core/errors.js';
+import { indexInvalid, invalidOption } from '../core/errors.js';
 import type { IndexInfo } from './info.js';
 
 /**
@@ -56,7 +56,7 @@ export async function buildAnn(
       .replace(/,\s*\/\S+\.rs:\d+:\d+/g, '')
       .replace(/\s+Caused by:[\s\S]*$/, '')
       .replace(/^lance error:\s*/, '');
-    throw new ClipstreamError('INDEX_INVALID', `building the ${type} index failed: ${message}`, {
+    throw indexInvalid(`building the ${type} index failed: ${message}`, {
       hint: 'Nothing was kept; rerun with --index-type flat for exact search, which needs no training.',
       cause: err,
     });

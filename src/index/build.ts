@@ -2,7 +2,7 @@ import { mkdir, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as lancedb from '@lancedb/lancedb';
 import { Bool, Field, FixedSizeList, Float32, Float64, Int64, Schema, Utf8, type DataType } from 'apache-arrow';
-import { ClipstreamError } from '../core/errors.js';
+import { indexInvalid } from '../core/errors.js';
 import {
   openEmbeddingFolder,
   readEmbeddingBatches,
@@ -68,7 +68,7 @@ export async function buildIndex(o: BuildIndexOptions): Promise<IndexInfo> {
   const { columns, notes } = resolveColumns(folder, todo, previous?.columns);
   for (const note of notes) o.onNote?.(note);
   const total = (previous?.count ?? 0) + todo.reduce((n, p) => n + p.rows, 0);
-  if (total === 0) throw new ClipstreamError('INDEX_INVALID', `${o.embeddings} has no rows to index`);
+  if (total === 0) throw indexInvalid(`${o.embeddings} has no rows to index`);
   const type = chooseIndexType(o.indexType ?? 'auto', total);
   checkTrainable(type, total, o.embeddings);
   const job: Job = { o, folder, metric, todo, columns, type, total };
@@ -80,8 +80,7 @@ async function createIndex(job: Job): Promise<IndexInfo> {
   const { output } = job.o;
   const final = join(output, `${TABLE}.lance`);
   if (await exists(final)) {
-    throw new ClipstreamError(
-      'INDEX_INVALID',
+    throw indexInvalid(
       `${output} holds ${TABLE}.lance but no ${INFO_FILE}: a build stopped between its last two steps, or the folder is not a clipstream index`,
       {
         hint: `Remove ${final} and rerun, or pass another --output.`,
@@ -115,8 +114,7 @@ async function extendIndex(job: Job, previous: IndexInfo): Promise<IndexInfo> {
   const db = await lancedb.connect(job.o.output);
   const table = await db.openTable(TABLE).catch((err: unknown) => {
     db.close();
-    throw new ClipstreamError(
-      'INDEX_INVALID',
+    throw indexInvalid(
       `${job.o.output} holds ${INFO_FILE} but no readable ${TABLE} table: ${(err as Error).message.split('\n')[0]}`,
       {
         hint: 'Build the index again into an empty --output.',
@@ -153,8 +151,7 @@ function checkSameSpace(
   o: BuildIndexOptions,
 ): void {
   if (previous.has_text !== folder.hasText) {
-    throw new ClipstreamError(
-      'INDEX_INVALID',
+    throw indexInvalid(
       `${o.output} was built ${previous.has_text ? 'with' : 'without'} text embeddings but ${o.embeddings} ${folder.hasText ? 'has' : 'has no'} text_emb/`,
       {
         hint: 'Extend an index with partitions of the same kind, or build a new one with another --output.',
@@ -162,8 +159,7 @@ function checkSameSpace(
     );
   }
   if (previous.dim === folder.dim && previous.metric === metric) return;
-  throw new ClipstreamError(
-    'INDEX_INVALID',
+  throw indexInvalid(
     `${o.output} holds ${previous.dim}-dimensional ${previous.metric} vectors; ${o.embeddings} has ${folder.dim} dimensions and ${metric} was asked`,
     { hint: 'Use another --output folder, or the same --metric.' },
   );
@@ -182,8 +178,7 @@ function newPartitions(previous: IndexInfo, folder: EmbeddingFolder, o: BuildInd
   if (head.length === k && head.every((p) => done.has(p.name)) && rows === previous.count)
     return folder.partitions.slice(k);
   const stray = folder.partitions.find((p, i) => i < k !== done.has(p.name));
-  throw new ClipstreamError(
-    'INDEX_INVALID',
+  throw indexInvalid(
     `${o.output} holds partitions ${previous.partitions.join(', ')} (${previous.count} rows), which are no longer the first ${k} of ${o.embeddings}` +
       `${stray ? ` (partition ${stray.name} sorts among them)` : head.length === k ? ` (they have ${rows} rows now)` : ''}: the new rows' ids would collide with indexed ones`,
     {
@@ -226,7 +221,7 @@ async function importRows(
     done += rows.length;
     o.onProgress?.(done, job.total);
   }
-  if (!table) throw new ClipstreamError('INDEX_INVALID', `${o.embeddings} has no rows to index`);
+  if (!table) throw indexInvalid(`${o.embeddings} has no rows to index`);
   return { table, unit };
 }
 
@@ -235,13 +230,9 @@ async function indexAndMeasure(job: Job, table: lancedb.Table, unitNorm: boolean
   const { folder, type } = job;
   const count = await table.countRows();
   if (type === 'ivf_hnsw_sq' && !unitNorm) {
-    throw new ClipstreamError(
-      'INDEX_INVALID',
-      `${job.o.embeddings} holds vectors that are not unit length, and ivf_hnsw_sq ranks by cosine`,
-      {
-        hint: 'Use --metric cosine (vectors are normalised at import), or --index-type ivf_pq (ranks by dot product).',
-      },
-    );
+    throw indexInvalid(`${job.o.embeddings} holds vectors that are not unit length, and ivf_hnsw_sq ranks by cosine`, {
+      hint: 'Use --metric cosine (vectors are normalised at import), or --index-type ivf_pq (ranks by dot product).',
+    });
   }
   const ann = await buildAnn(table, type, count, folder.dim);
   const recall = ann.type === 'flat' ? 1 : await measureRecall(table, ann, folder.dim);

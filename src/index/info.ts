@@ -1,6 +1,6 @@
 import { readFile, writeFile, rename } from 'node:fs/promises';
 import { join } from 'node:path';
-import { ClipstreamError } from '../core/errors.js';
+import { indexInvalid } from '../core/errors.js';
 
 export type ColumnType = 'string' | 'float64' | 'int64' | 'bool';
 
@@ -53,14 +53,14 @@ export async function readIndexInfo(dir: string): Promise<IndexInfo | undefined>
   try {
     return JSON.parse(text) as IndexInfo;
   } catch (err) {
-    throw new ClipstreamError('INDEX_INVALID', `${join(dir, INFO_FILE)} is not valid JSON`, { cause: err });
+    throw indexInvalid(`${join(dir, INFO_FILE)} is not valid JSON`, { cause: err });
   }
 }
 
 export async function requireIndexInfo(dir: string): Promise<IndexInfo> {
   const info = await readIndexInfo(dir);
   if (!info) {
-    throw new ClipstreamError('INDEX_INVALID', `${dir} is not a clipstream index (no ${INFO_FILE})`, {
+    throw indexInvalid(`${dir} is not a clipstream index (no ${INFO_FILE})`, {
       hint: 'Build one with: clipstream index --embeddings EMBEDDING_FOLDER --output DIR',
     });
   }

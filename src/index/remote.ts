@@ -1,5 +1,5 @@
 import { request } from 'undici';
-import { ClipstreamError } from '../core/errors.js';
+import { indexInvalid, queryInvalid } from '../core/errors.js';
 import { resultLimit, type SearchBackend, type SearchQuery, type SearchResult, type SearchResults } from './search.js';
 
 export interface RemoteIndexOptions {
@@ -29,33 +29,27 @@ export function openRemoteIndex(o: RemoteIndexOptions): SearchBackend {
         bodyTimeout: timeout,
       });
     } catch (err) {
-      throw new ClipstreamError('INDEX_INVALID', `cannot reach the remote index at ${url}: ${(err as Error).message}`, {
+      throw indexInvalid(`cannot reach the remote index at ${url}: ${(err as Error).message}`, {
         cause: err,
       });
     }
     const text = await res.body.text();
     if (res.statusCode === 400) {
       const message = (JSON.parse(text) as { error?: string }).error ?? text;
-      throw new ClipstreamError('QUERY_INVALID', `the remote index at ${url} refused the query: ${message}`);
+      throw queryInvalid(`the remote index at ${url} refused the query: ${message}`);
     }
     if (res.statusCode !== 200)
-      throw new ClipstreamError(
-        'INDEX_INVALID',
-        `the remote index at ${url} answered HTTP ${res.statusCode}: ${text.slice(0, 200)}`,
-      );
+      throw indexInvalid(`the remote index at ${url} answered HTTP ${res.statusCode}: ${text.slice(0, 200)}`);
     try {
       return JSON.parse(text) as T;
     } catch {
-      throw new ClipstreamError('INDEX_INVALID', `the remote index at ${url} did not answer JSON`);
+      throw indexInvalid(`the remote index at ${url} did not answer JSON`);
     }
   }
 
   async function search(q: SearchQuery): Promise<SearchResults> {
     if (q.where)
-      throw new ClipstreamError(
-        'QUERY_INVALID',
-        `where is not supported by a remote index (${knnUrl}): clip back's API has no filter`,
-      );
+      throw queryInvalid(`where is not supported by a remote index (${knnUrl}): clip back's API has no filter`);
     const n = resultLimit(q);
     const results = await post<SearchResult[]>(knnUrl, {
       embedding_input: [...q.vector],

@@ -1,5 +1,5 @@
 import * as lancedb from '@lancedb/lancedb';
-import { ClipstreamError } from '../core/errors.js';
+import { queryInvalid } from '../core/errors.js';
 import { requireIndexInfo, TABLE, type IndexInfo } from './info.js';
 import { annQuery } from './ann.js';
 import { MAX_SEARCH_RESULTS } from './limits.js';
@@ -42,10 +42,9 @@ export type SearchResults = SearchResult[] & { truncated?: boolean };
 export function resultLimit(q: SearchQuery): number {
   const [name, limit] = q.minSimilarity !== undefined ? ['maxResults', q.maxResults ?? 10_000] : ['k', q.k ?? 10];
   if (!Number.isInteger(limit) || limit < 1 || limit > MAX_SEARCH_RESULTS) {
-    throw queryInvalid(
-      `Expected an integer from 1 to ${MAX_SEARCH_RESULTS} for ${name} but received ${limit}`,
-      'One search returns at most 2^32 − 1 rows (the index takes a 32-bit limit).',
-    );
+    throw queryInvalid(`Expected an integer from 1 to ${MAX_SEARCH_RESULTS} for ${name} but received ${limit}`, {
+      hint: 'One search returns at most 2^32 − 1 rows (the index takes a 32-bit limit).',
+    });
   }
   return limit;
 }
@@ -74,9 +73,6 @@ const PROBED_ROWS_PER_RESULT = 1.25;
 /** Past this share of the partitions probed, an exact scan costs less than the ANN search and its refinement. */
 const MAX_PROBED_FRACTION = 0.25;
 
-const queryInvalid = (message: string, hint?: string) =>
-  new ClipstreamError('QUERY_INVALID', message, hint ? { hint } : {});
-
 export async function openIndex(dir: string): Promise<Index> {
   const info = await requireIndexInfo(dir);
   const db = await lancedb.connect(dir);
@@ -85,10 +81,9 @@ export async function openIndex(dir: string): Promise<Index> {
 
   function checkDimension(vector: Float32Array) {
     if (vector.length !== info.dim) {
-      throw queryInvalid(
-        `the query has ${vector.length} dimensions but the index at ${dir} has ${info.dim}`,
-        'Embed the query with the model that built the index.',
-      );
+      throw queryInvalid(`the query has ${vector.length} dimensions but the index at ${dir} has ${info.dim}`, {
+        hint: 'Embed the query with the model that built the index.',
+      });
     }
   }
 
@@ -102,10 +97,9 @@ export async function openIndex(dir: string): Promise<Index> {
   function vectorQuery(q: RunQuery, limit: number) {
     const column = q.column ?? 'vector';
     if (column === 'text_vector' && !info.has_text) {
-      throw queryInvalid(
-        `the index at ${dir} has no text embeddings (its embedding folder had no text_emb/)`,
-        'Search the image embeddings instead.',
-      );
+      throw queryInvalid(`the index at ${dir} has no text embeddings (its embedding folder had no text_emb/)`, {
+        hint: 'Search the image embeddings instead.',
+      });
     }
     // Only the image vectors have an ANN index.
     const exact = q.exact || column !== 'vector' || info.ann.type === 'flat';
@@ -131,7 +125,7 @@ export async function openIndex(dir: string): Promise<Index> {
       if (q.where && /field|column|parse|sql|syntax/i.test(message)) {
         throw queryInvalid(
           `the predicate ${JSON.stringify(q.where)} cannot be applied: ${message.replace(/^.*?(lance error: )?/, '')}`,
-          `Columns of this index: ${metaColumns.join(', ')}`,
+          { hint: `Columns of this index: ${metaColumns.join(', ')}` },
         );
       }
       throw err;

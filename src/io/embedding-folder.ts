@@ -19,7 +19,7 @@
  */
 import { readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { ClipstreamError, defineError, inputMalformed, inputNotFound, invalidOption } from '../core/errors.js';
+import { defineError, inputMalformed, inputNotFound, invalidOption, npyMalformed } from '../core/errors.js';
 import { openNpy, type NpyDtype, type NpyFile } from './npy.js';
 import { formatShape } from './npy-header.js';
 import { columnKinds, type ColumnKind } from './parquet-kinds.js';
@@ -231,13 +231,9 @@ async function readNpyShape(path: string): Promise<{ rows: number; dim: number; 
   await npy.close();
   const { shape, dtype } = npy.header;
   if (shape.length !== 2) {
-    throw new ClipstreamError(
-      'NPY_MALFORMED',
-      `expected a 2-D [n, d] embedding array in ${path} but found shape ${formatShape(shape)}`,
-      {
-        hint: 'Save embeddings as one row per sample: numpy.save(path, arr.reshape(len(arr), -1)).',
-      },
-    );
+    throw npyMalformed(`expected a 2-D [n, d] embedding array in ${path} but found shape ${formatShape(shape)}`, {
+      hint: 'Save embeddings as one row per sample: numpy.save(path, arr.reshape(len(arr), -1)).',
+    });
   }
   return { rows: shape[0]!, dim: shape[1]!, dtype };
 }

@@ -9,7 +9,7 @@
  * holding NaN or ±Infinity is refused when read, naming the row.
  */
 import { open, rename, rm } from 'node:fs/promises';
-import { ClipstreamError, invalidOption } from '../core/errors.js';
+import { internalError, invalidOption } from '../core/errors.js';
 import { firstNonFinite, nonFiniteMessage } from '../core/validation.js';
 import { float16BitsToFloat32Array, float32ToFloat16BitsArray } from './npy-float16.js';
 import {
@@ -280,10 +280,7 @@ export async function writeNpy(
     const header = encodeNpyHeader([count, dim], dtype);
     if (header.length !== placeholder.length) {
       // numpy's 21-digit growth room makes this impossible for any row count below 10^21.
-      throw new ClipstreamError(
-        'INTERNAL',
-        `the .npy header for ${count} rows does not fit the space reserved in ${path}`,
-      );
+      throw internalError(`the .npy header for ${count} rows does not fit the space reserved in ${path}`);
     }
     await handle.write(header, 0, header.length, 0);
     await handle.sync();

@@ -229,7 +229,7 @@ function asInputError(err: unknown, file: string, rows: number): unknown {
   }
   if (code === 'ENOENT') return inputNotFound(`url list not found: ${file}`, { cause: err });
   if (code.startsWith('E')) {
-    return new ClipstreamError('INPUT_NOT_FOUND', `cannot read ${file}: ${message}`, { cause: err });
+    return inputNotFound(`cannot read ${file}: ${message}`, { cause: err });
   }
   return err;
 }

@@ -1,4 +1,4 @@
-import { ClipstreamError, streamExhausted } from '../core/errors.js';
+import { ClipstreamError, internalError, invalidOption, streamExhausted } from '../core/errors.js';
 import { formatReasons, hintForReasons } from '../core/failure-hints.js';
 import { shuffleInPlace } from '../select/random.js';
 import type { Candidate } from '../select/plan.js';
@@ -131,7 +131,7 @@ export class StripeReader {
   }
 
   async next(): Promise<StripeHit> {
-    if (this.delivered >= this.quota) throw new ClipstreamError('INTERNAL', `query ${this.query}: read past its quota`);
+    if (this.delivered >= this.quota) throw internalError(`query ${this.query}: read past its quota`);
     // A resume state is checked against the stripe before anything is delivered from it.
     for (let fits = this.startFits(); fits !== true; fits = this.startFits()) {
       if (fits === false) throw this.startError!;
@@ -342,8 +342,7 @@ export class StripeReader {
 
   private unfit(why: string): ClipstreamError {
     const { delivered, tail } = this.start;
-    return new ClipstreamError(
-      'INVALID_OPTION',
+    return invalidOption(
       `the resume state (delivered ${delivered}, tail ${tail}) does not fit query ${this.query}'s stripe (${this.stripe.known} candidates, quota ${this.quota}): ${why}`,
       { hint: 'Resume with the state of the last sample received, unchanged, or start without one.' },
     );

@@ -5,12 +5,9 @@
  * Similarity: the inner product for IP indexes (what clip back returns); for L2 indexes of unit vectors,
  * 1 − d/2 (d the squared distance), which is the same cosine.
  */
-import { ClipstreamError } from '../../core/errors.js';
+import { queryInvalid } from '../../core/errors.js';
 import type { SearchBackend, SearchQuery, SearchResult, SearchResults } from '../search.js';
 import { openFaissFolder, type FaissFolder, type OpenFaissFolderOptions } from './folder.js';
-
-const queryInvalid = (message: string, hint?: string) =>
-  new ClipstreamError('QUERY_INVALID', message, hint ? { hint } : {});
 
 /**
  * The largest float32 strictly below x: faiss keeps only scores strictly past the radius, and a threshold keeps the
@@ -54,16 +51,15 @@ export async function openFaissBackend(folder: string, opts: OpenFaissFolderOpti
     folder: opened,
     async search(q): Promise<SearchResults> {
       if (q.where)
-        throw queryInvalid(
-          `where predicates are not supported on the faiss index ${folder}`,
-          'Filter the results on their metadata instead, or build a clipstream index (clipstream index).',
-        );
+        throw queryInvalid(`where predicates are not supported on the faiss index ${folder}`, {
+          hint: 'Filter the results on their metadata instead, or build a clipstream index (clipstream index).',
+        });
       if ((q.column ?? 'vector') !== 'vector')
         throw queryInvalid(`the faiss index ${folder} is searched by its ${opts.modality ?? 'image'} embeddings only`);
       if (q.vector.length !== index.info.d) {
         throw queryInvalid(
           `the query has ${q.vector.length} dimensions but the index at ${folder} has ${index.info.d}`,
-          'Embed the query with the model that built the index.',
+          { hint: 'Embed the query with the model that built the index.' },
         );
       }
       const limit = q.minSimilarity !== undefined ? (q.maxResults ?? 10_000) : (q.k ?? 10);

@@ -4,13 +4,14 @@
  * file claims is checked against the bytes left before anything is allocated, so a lying header fails with
  * INDEX_INVALID naming the file and the offset, never with a huge allocation.
  */
-import { ClipstreamError } from '../../core/errors.js';
+import { ClipstreamError, indexInvalid } from '../../core/errors.js';
 import type { ByteSource } from '../../io/byte-source.js';
 
 const READ_AHEAD = 64 * 1024;
 
-export function indexInvalid(message: string, hint?: string): ClipstreamError {
-  return new ClipstreamError('INDEX_INVALID', message, {
+/** INDEX_INVALID for a file that is not a complete faiss index, with what to do about it by default. */
+export function faissFileInvalid(message: string, hint?: string): ClipstreamError {
+  return indexInvalid(message, {
     hint: hint ?? 'The file is not a complete faiss index (cut short, or another format); copy or rebuild it.',
   });
 }
@@ -33,7 +34,7 @@ export class Cursor {
   }
 
   fail(message: string): ClipstreamError {
-    return indexInvalid(`${this.source.name} (byte ${this.position}): ${message}`);
+    return faissFileInvalid(`${this.source.name} (byte ${this.position}): ${message}`);
   }
 
   /** Makes `[position, position + n)` available in the buffer. */
@@ -84,7 +85,7 @@ export class Cursor {
     this.position += 8;
     const value = this.view.getBigInt64(at, true);
     if (value > BigInt(Number.MAX_SAFE_INTEGER) || value < -BigInt(Number.MAX_SAFE_INTEGER)) {
-      throw indexInvalid(
+      throw faissFileInvalid(
         `${this.source.name} (byte ${this.position - 8}): ${what} is ${value}, beyond what any index holds`,
       );
     }

@@ -12,7 +12,7 @@
  */
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { ClipstreamError, inputNotFound } from '../../core/errors.js';
+import { ClipstreamError, embeddingsMisaligned, inputNotFound } from '../../core/errors.js';
 import { isHttpUrl, openByteSource, readBytes, type HttpSourceOptions } from '../../io/byte-source.js';
 import { openMetadata, openMetadataFiles, type Metadata, type MetadataFormat } from './metadata.js';
 import {
@@ -80,7 +80,7 @@ export async function openFaissFolder(folder: string, opts: OpenFaissFolderOptio
         ? `${folder}: the metadata has ${metadata.rows} rows (${metadata.files.length} files, ${metadata.files[0]!.name} … ${metadata.files.at(-1)!.name}) but the index has ${index.info.ntotal} vectors`
         : undefined;
     if (misalignment && !opts.allowMisaligned) {
-      throw new ClipstreamError('EMBEDDINGS_MISALIGNED', misalignment, {
+      throw embeddingsMisaligned(misalignment, {
         hint: 'Row i of the metadata (files in path order) must describe vector i: a missing or extra metadata file shifts every caption after it. Check the files against the embeddings the index was built from.',
       });
     }

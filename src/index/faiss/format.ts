@@ -8,7 +8,7 @@
  * (inline, full or sparse) and ilod (OnDiskInvertedLists: a separate .ivfdata file). Any other tag → INDEX_INVALID
  * naming the tag and the file.
  */
-import { Cursor, indexInvalid } from './cursor.js';
+import { Cursor, faissFileInvalid } from './cursor.js';
 
 export type Metric = 'inner_product' | 'l2';
 
@@ -188,7 +188,7 @@ export class Parser {
     await c.bool();
     const metricCode = await c.i32();
     if (metricCode !== 0 && metricCode !== 1) {
-      throw indexInvalid(
+      throw faissFileInvalid(
         `${c.source.name}: metric type ${metricCode} is not supported (only inner product (0) and L2 (1))`,
       );
     }
@@ -217,7 +217,7 @@ export class Parser {
       default: {
         const printable = /^[\x20-\x7e]{4}$/.test(tag) ? `'${tag}'` : `0x${Buffer.from(tag, 'latin1').toString('hex')}`;
         const known = KNOWN_UNSUPPORTED[tag];
-        throw indexInvalid(
+        throw faissFileInvalid(
           `${this.cursor.source.name}: faiss index type ${printable}${known ? ` (${known})` : ''} at byte ${at} is not supported`,
           known
             ? `clipstream reads ${SUPPORTED}.`
@@ -301,7 +301,7 @@ export class Parser {
     if (pqD !== d || M === 0 || d % M !== 0)
       throw this.fail(`PQ of d ${pqD} and M ${M} does not fit the index's d ${d}`);
     if (nbits !== 8) {
-      throw indexInvalid(
+      throw faissFileInvalid(
         `${c.source.name}: PQ codes of ${nbits} bits are not supported (autofaiss and LAION use PQ{M}x8)`,
       );
     }
@@ -317,7 +317,7 @@ export class Parser {
     if (tag === 'il00')
       return { kind: 'none', nlist, codeSize, offsets: empty().fill(-1), sizes: empty(), capacities: empty() };
     if (tag !== 'ilar' && tag !== 'ilod') {
-      throw indexInvalid(
+      throw faissFileInvalid(
         `${c.source.name}: inverted lists of type '${tag}' are not supported (only inline 'ilar' and on-disk 'ilod')`,
       );
     }
@@ -451,7 +451,7 @@ export class Parser {
       if (mean.length !== dIn || dIn !== dOut) throw this.fail('centering mean does not fit its dimensions');
       return { kind: 'center', dIn, dOut, mean };
     }
-    throw indexInvalid(
+    throw faissFileInvalid(
       `${c.source.name}: vector transform '${tag}' at byte ${c.position - 4} is not supported`,
       `clipstream reads ${SUPPORTED}.`,
     );

@@ -6,7 +6,7 @@
  * T[m][j] = ⟨q_m, C_m[j]⟩ (faiss's IP tables); with L2: Σ_m ‖(q − c_L)_m − C_m[j]‖² (the residual's distance table).
  */
 import type { ByteSource } from '../../io/byte-source.js';
-import { indexInvalid } from './cursor.js';
+import { faissFileInvalid } from './cursor.js';
 import type { InvertedLists, IvfNode, ProductQuantizer } from './format.js';
 import { TopK, type ResultSink } from './heap.js';
 import { HnswSearcher } from './hnsw.js';
@@ -43,7 +43,7 @@ async function readListPart({ source, lists }: ListPart, list: number, codeSize:
   const offset = lists.offsets[list]!;
   const capacity = lists.capacities[list]!;
   if (offset + capacity * (codeSize + 8) > source.size) {
-    throw indexInvalid(
+    throw faissFileInvalid(
       `${source.name}: inverted list ${list} (${n} entries at byte ${offset}) ends past the end of the file (${source.size} bytes)`,
     );
   }
@@ -178,7 +178,8 @@ export class IvfSearcher {
   /** Entry `offset` of `list` (counted across the parts in order), through the list cache: hits were just scanned. */
   private async readCode(list: number, offset: number): Promise<Uint8Array> {
     const content = await this.lists.get(list);
-    if (offset >= content.n) throw indexInvalid(`no entry ${offset} in list ${list} of ${this.parts[0]?.source.name}`);
+    if (offset >= content.n)
+      throw faissFileInvalid(`no entry ${offset} in list ${list} of ${this.parts[0]?.source.name}`);
     const size = this.node.codeSize;
     return content.codes.slice(offset * size, (offset + 1) * size);
   }

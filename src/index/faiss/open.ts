@@ -8,7 +8,7 @@ import { basename, dirname, join } from 'node:path';
 import { invalidOption } from '../../core/errors.js';
 import { withBlockCache } from '../../io/block-cache.js';
 import { isHttpUrl, openByteSource, readBytes, type ByteSource, type HttpSourceOptions } from '../../io/byte-source.js';
-import { Cursor, indexInvalid } from './cursor.js';
+import { Cursor, faissFileInvalid } from './cursor.js';
 import { Parser, type IndexNode, type IvfNode, type Metric, type Region } from './format.js';
 import { describe, residentBytes } from './describe.js';
 import type { ListPart } from './ivf.js';
@@ -151,7 +151,7 @@ async function listParts(
     ? new URL(encodeURIComponent(name), pathOrUrl).href
     : join(dirname(pathOrUrl), name);
   const { source: raw } = await openByteSource(dataPath, { http: opts.http }).catch((err: unknown) => {
-    throw indexInvalid(
+    throw faissFileInvalid(
       `${pathOrUrl} keeps its lists in ${name}, which cannot be opened at ${dataPath}: ${(err as Error).message}`,
       'Put the .ivfdata file next to the index (clip-retrieval folders: image.index/merged_index.ivfdata beside populated.index).',
     );
@@ -159,7 +159,7 @@ async function listParts(
   const data = raw;
   opened.push(data);
   if (data.size < core.lists.totalSize!) {
-    throw indexInvalid(
+    throw faissFileInvalid(
       `truncated: ${dataPath} is ${data.size} bytes but ${pathOrUrl} records ${core.lists.totalSize} bytes of lists`,
     );
   }
@@ -176,7 +176,7 @@ async function checkSameTraining(
   const refRegions = first.regions;
   for (const other of others) {
     if (shape(other.node) !== shape(first.node) || other.regions.length !== refRegions.length) {
-      throw indexInvalid(
+      throw faissFileInvalid(
         `${other.source.name} is not a part of the same index as ${first.source.name} (${shape(other.node)} vs ${shape(first.node)})`,
       );
     }
@@ -193,7 +193,7 @@ async function checkSameTraining(
           readBytes(other.source, b.offset + b.length - sample, sample),
         ]).then(([x, y, z, w]) => Buffer.compare(x!, y!) === 0 && Buffer.compare(z!, w!) === 0));
       if (!same) {
-        throw indexInvalid(
+        throw faissFileInvalid(
           `${other.source.name} was trained apart from ${first.source.name} (their ${a.what} differ): not parts of one index`,
           'Index parts must come from one trained index (autofaiss distributed builds, LAION index-parts/).',
         );

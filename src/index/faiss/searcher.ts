@@ -4,7 +4,7 @@
  * top-k and range search: a TopK heap (started at the radius for a range search).
  */
 import type { ByteSource } from '../../io/byte-source.js';
-import { indexInvalid } from './cursor.js';
+import { faissFileInvalid } from './cursor.js';
 import type { FlatNode, HnswNode, IndexNode, IvfNode, Transform } from './format.js';
 import { RangeSink, TopK, type ResultSink } from './heap.js';
 import { HnswSearcher } from './hnsw.js';
@@ -99,7 +99,7 @@ export class TreeSearcher {
       if (core.kind === 'ivf') v = await this.ivf!.decode(p);
       else if (core.kind === 'hnsw') v = core.storage.vectors!.slice(p * core.header.d, (p + 1) * core.header.d);
       else {
-        if (p < 0 || p >= core.header.ntotal) throw indexInvalid(`${this.source.name}: no vector at position ${p}`);
+        if (p < 0 || p >= core.header.ntotal) throw faissFileInvalid(`${this.source.name}: no vector at position ${p}`);
         v = new Float32Array(core.header.d);
         await this.source.readInto(core.vectorsOffset + p * core.header.d * 4, new Uint8Array(v.buffer));
       }
