@@ -88,10 +88,12 @@ export class StripeReader {
   private delivered: number;
   private tailUsed: number;
   private tailLaunched: number;
-  /** Tail positions known to be needed and not launched yet: one per failure seen, plus deliveries past the head. */
+  /**
+   * Tail positions known to be needed and not launched yet: one per failure seen, plus the deliveries past the head
+   * (a stripe shorter than the quota), minus the tail positions launched. Kept by hand: a failure is known when its
+   * download ends, in a callback, and fill() must see it at once.
+   */
   private owed = 0;
-  /** The current slot's head failed: it is being filled from the tail. */
-  private inChain = false;
   /**
    * Distinct positions that failed since the last success: all of them means nothing can succeed. `failedSince[i]`
    * is the delivered count when position i last failed (stamps instead of a set cleared at every success).
@@ -130,6 +132,14 @@ export class StripeReader {
     this.fill();
   }
 
+  /**
+   * The current slot's head failed and it is being filled from the tail. Derived: every head slot consumed (launched
+   * and taken off `heads`) but not delivered is the current one (slots are delivered in order).
+   */
+  private get inChain(): boolean {
+    return this.headLaunched !== null && this.headLaunched - this.heads.length > this.delivered;
+  }
+
   async next(): Promise<StripeHit> {
     if (this.delivered >= this.quota) throw internalError(`query ${this.query}: read past its quota`);
     // A resume state is checked against the stripe before anything is delivered from it.
@@ -158,8 +168,7 @@ export class StripeReader {
           const outcome = await slot.result;
           this.fill();
           if (outcome.ok) return this.hit(slot, outcome);
-          this.inChain = true;
-          this.failed(slot.position);
+          this.failed(slot.position); // inChain from now on: the slot was consumed, not delivered
         }
       }
       if (this.tails.length === 0) {
@@ -174,10 +183,7 @@ export class StripeReader {
       const outcome = await tail.result;
       this.tailUsed++;
       this.fill();
-      if (outcome.ok) {
-        this.inChain = false;
-        return this.hit(tail, outcome);
-      }
+      if (outcome.ok) return this.hit(tail, outcome); // delivered: the chain ends
       this.failed(tail.position);
     }
   }
