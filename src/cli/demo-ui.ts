@@ -4,7 +4,8 @@ import { createFetcher } from '../fetch/index.js';
 import { openIndex } from '../index/index.js';
 import { loadPlan } from '../select/index.js';
 import { createServer } from '../server/app.js';
-import { openServedStream } from './serve.js';
+import { openServedStream } from '../server/streams.js';
+import { tellOnStderr } from './serve.js';
 
 /**
  * `clipstream demo --ui`: the demo world served again (its images, index and model) and the page of `clipstream
@@ -14,7 +15,7 @@ export async function serveDemoUi(worldDir: string, count: number, port: number)
   const { world, server: images } = await startDemoWorld(worldDir, count);
   const index = await openIndex(world.indexDir);
   const model = await loadClipModel(world.modelDir);
-  const { stream, context } = await openServedStream('demo', await loadPlan(world.specPath));
+  const { stream, context } = await openServedStream('demo', await loadPlan(world.specPath), tellOnStderr);
   // The demo world lives on 127.0.0.1: thumbnails and streams must reach it.
   const fetcher = createFetcher({ allowPrivateNetworks: true, timeoutMs: 10_000, maxBytes: 20 * 1024 * 1024 });
   const app = createServer({

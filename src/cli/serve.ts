@@ -7,12 +7,10 @@ import { invalidOption, portInUse } from '../core/errors.js';
 import { localPathOf } from '../core/validation.js';
 import { createFetcher } from '../fetch/index.js';
 import { openIndex, type Index } from '../index/index.js';
-import { loadPlan, type Plan } from '../select/index.js';
+import { loadPlan } from '../select/index.js';
 import { createServer } from '../server/app.js';
-import { servedStream, type ServedStream } from '../server/streams.js';
-import { createStreamContext } from '../stream/api.js';
+import { openServedStream, type ServedStream } from '../server/streams.js';
 import { toLocalPath, toNumber } from './parse.js';
-import { warnWhenResolved } from './plan-warnings.js';
 
 /** `clipstream serve`: clip back's HTTP API over our indexes. Binds 127.0.0.1 unless --host says otherwise. */
 export function serveCommand(): Command {
@@ -48,7 +46,7 @@ export function serveCommand(): Command {
       const streams = new Map<string, ServedStream>();
       const contexts: { close(): Promise<void> }[] = [];
       for (const [name, source] of streamSources) {
-        const { stream, context } = await openServedStream(name, await loadPlan(source));
+        const { stream, context } = await openServedStream(name, await loadPlan(source), tellOnStderr);
         contexts.push(context);
         streams.set(name, stream);
       }
@@ -119,20 +117,9 @@ function tokenOf(flags: ServeFlags): string | undefined {
   return token;
 }
 
-/**
- * A stream to serve. From a spec it is served from each query's first block on while the long search runs (as
- * `clipstream stream`); its warnings, and a failure of the long search, are told when it ends.
- */
-export async function openServedStream(
-  name: string,
-  plan: Plan,
-): Promise<{ stream: ServedStream; context: { close(): Promise<void> } }> {
-  warnWhenResolved(plan, `stream ${name}: `, (err) => {
-    process.stderr.write(`clipstream: error: stream ${name}: ${err instanceof Error ? err.message : String(err)}\n`);
-  });
-  const context = await createStreamContext(plan);
-  return { stream: servedStream(plan, context), context };
-}
+/** How a served stream's warnings and its plan's failure are told on the command line. */
+export const tellOnStderr = (level: 'warning' | 'error', line: string) =>
+  process.stderr.write(`clipstream: ${level}: ${line}\n`);
 
 /** Fails fast on a port in use or an address not of this machine (listen() checks again at the end). */
 async function checkPortFree(port: number, host: string): Promise<void> {

@@ -3,6 +3,7 @@ import { Gauge } from 'prom-client';
 import { invalidOption, notFound } from '../core/errors.js';
 import type { Plan } from '../select/index.js';
 import type { CandidateContext } from '../stream/candidate.js';
+import { createStreamContext } from '../stream/api.js';
 import {
   checkPartition,
   MAX_PARTITIONS,
@@ -27,6 +28,24 @@ export interface ServedStream {
 
 export function servedStream(plan: Plan, context: CandidateContext): ServedStream {
   return { plan, context, stats: new StreamStats(), progress: new StreamProgress() };
+}
+
+/**
+ * A stream to serve, with the fetcher and cache it owns (close the context when the server stops). From a spec it
+ * is served from each query's first block on while the long search runs (as `clipstream stream`); the plan's
+ * warnings, and a failure of the long search, are told through `tell` when it ends.
+ */
+export async function openServedStream(
+  name: string,
+  plan: Plan,
+  tell: (level: 'warning' | 'error', line: string) => void,
+): Promise<{ stream: ServedStream; context: { close(): Promise<void> } }> {
+  const warn = () => plan.warnings.forEach((w) => tell('warning', `stream ${name}: ${w}`));
+  const failed = (err: unknown) => tell('error', `stream ${name}: ${err instanceof Error ? err.message : String(err)}`);
+  if (plan.pending) plan.pending.then(warn, failed);
+  else warn();
+  const context = await createStreamContext(plan);
+  return { stream: servedStream(plan, context), context };
 }
 
 /**

@@ -7,10 +7,9 @@ import type { Index } from '../index/search.js';
 import { embedQuery } from '../select/query-embedding.js';
 import { openPlan, resolvePlan, type Plan } from '../select/plan.js';
 import { parseSpec, type Spec } from '../select/spec.js';
-import { createStreamContext } from '../stream/api.js';
 import { MAX_PARTITIONS, quotas } from '../stream/partition.js';
 import type { ServerContext } from './app.js';
-import { servedStream } from './streams.js';
+import { openServedStream } from './streams.js';
 
 const API_HINT = "The page's JSON API: see docs/server.md; a spec's fields: docs/spec.md.";
 /** Samples one spec from the page may ask for: a plan keeps ~3.75 candidates per sample in memory. */
@@ -67,13 +66,9 @@ export function registerSpecRoutes(app: FastifyInstance, ctx: ServerContext): vo
       });
     const { spec } = specFromPage(body.spec, ctx, true);
     const plan = await ctx.bounded(() => openPlan(spec, { model: ctx.model }));
-    plan.pending?.then(
-      () => plan.warnings.forEach((w) => ctx.log(`stream ${body.name}: warning: ${w}`)),
-      (err: unknown) => ctx.log(`stream ${body.name}: the plan's long search failed: ${(err as Error).message}`),
-    );
-    const context = await createStreamContext(plan);
+    const { stream, context } = await openServedStream(body.name, plan, (level, line) => ctx.log(`${level}: ${line}`));
     contexts.push(context);
-    ctx.streams.set(body.name, servedStream(plan, context));
+    ctx.streams.set(body.name, stream);
     ctx.log(`stream ${body.name} started from the API`);
     return { name: body.name, ...streamUsage(req, body.name, body.partitions), ...planSummary(plan, body.partitions) };
   });

@@ -2,12 +2,12 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, test, vi } from 'vitest';
-import { openServedStream } from '../../src/cli/serve.js';
+import { tellOnStderr } from '../../src/cli/serve.js';
 import { createFetcher } from '../../src/fetch/index.js';
 import { readTarSamples } from '../../src/io/tar-read.js';
 import { loadPlan, type Plan } from '../../src/select/index.js';
 import { createServer } from '../../src/server/app.js';
-import { servedStream, type ServedStream } from '../../src/server/streams.js';
+import { openServedStream, servedStream, type ServedStream } from '../../src/server/streams.js';
 import { createStreamContext } from '../../src/stream/index.js';
 import { ClipstreamError } from '../../src/core/errors.js';
 import { tempDir } from '../helpers/tmp.js';
@@ -243,7 +243,7 @@ describe('a stream served while its plan is still being resolved', () => {
       const told = () => stderr.mock.calls.map((c) => String(c[0])).join('');
       const ok = await growingPlan();
       const opened = await Promise.race([
-        openServedStream('g', ok.plan),
+        openServedStream('g', ok.plan, tellOnStderr),
         new Promise<null>((r) => setTimeout(() => r(null), 5000)),
       ]);
       expect(opened).not.toBeNull(); // returned while the plan is still pending
@@ -255,7 +255,7 @@ describe('a stream served while its plan is still being resolved', () => {
       await opened!.context.close();
 
       const bad = await growingPlan();
-      const failing = await openServedStream('b', bad.plan);
+      const failing = await openServedStream('b', bad.plan, tellOnStderr);
       bad.fail(new Error('the index went away'));
       await new Promise((r) => setImmediate(r));
       expect(told()).toMatch(/clipstream: error: stream b: the index went away\n/);
@@ -267,7 +267,7 @@ describe('a stream served while its plan is still being resolved', () => {
 
   test('a long search that fails after the first block: the tar ends with __error__.json and no end blocks; logged', async () => {
     const { plan, fail } = await growingPlan();
-    const { stream: failing, context } = await openServedStream('failing', plan);
+    const { stream: failing, context } = await openServedStream('failing', plan, tellOnStderr);
     const fetcher = createFetcher({});
     const logs: string[] = [];
     const app = createServer({
@@ -305,7 +305,7 @@ describe('a stream served while its plan is still being resolved', () => {
 
   test('serves the first block at once and the rest when the long search ends', async () => {
     const { plan, live, release } = await growingPlan();
-    const { stream: growing, context } = await openServedStream('growing', plan);
+    const { stream: growing, context } = await openServedStream('growing', plan, tellOnStderr);
     const fetcher = createFetcher({});
     const app = createServer({ indices: new Map(), fetcher, streams: new Map([['growing', growing]]) });
     const url = await app.listen({ port: 0, host: '127.0.0.1' });
