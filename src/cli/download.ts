@@ -4,8 +4,16 @@ import { IMAGE_FORMATS } from '../core/types.js';
 import { basename } from 'node:path';
 import type { ProgressCounter } from '../download/progress.js';
 import { download, type DownloadSummary } from '../download/run.js';
-import { downloadNotices, type DownloadOptionsInput } from '../download/options.js';
+import {
+  downloadNotices,
+  HASH_TYPES,
+  INCREMENTAL_MODES,
+  OUTPUT_FORMATS,
+  type DownloadOptionsInput,
+} from '../download/options.js';
+import { RESIZE_MODES } from '../image/geometry.js';
 import { INTERPOLATION_NAMES } from '../image/interpolation.js';
+import { INPUT_FORMATS } from '../io/url-list.js';
 import { formatDuration, showProgress } from './progress-view.js';
 import { toBoolean, toList, toLocalPath, toNumber } from './parse.js';
 
@@ -22,11 +30,7 @@ export function downloadCommand(): Command {
     .description("Download, resize and package a url list (img2dataset's options and output layout)")
     .requiredOption('--url-list <path>', 'url list: a file or a folder of files', toLocalPath('--url-list'))
     .option('--output-folder <dir>', 'output folder', toLocalPath('--output-folder'), 'images')
-    .addOption(
-      new Option('--input-format <fmt>', 'input format')
-        .choices(['txt', 'txt.gz', 'csv', 'csv.gz', 'tsv', 'tsv.gz', 'json', 'json.gz', 'jsonl', 'jsonl.gz', 'parquet'])
-        .default('txt'),
-    )
+    .addOption(new Option('--input-format <fmt>', 'input format').choices([...INPUT_FORMATS]).default('txt'))
     .option('--url-col <name>', 'column holding the url', 'url')
     .option('--caption-col <name>', 'column holding the caption (written as {key}.txt)')
     .option(
@@ -38,17 +42,9 @@ export function downloadCommand(): Command {
       'more input columns to keep, as a JSON list or comma-separated',
       toList('save-additional-columns'),
     )
-    .addOption(
-      new Option('--output-format <fmt>', 'output format')
-        .choices(['files', 'webdataset', 'parquet', 'dummy'])
-        .default('files'),
-    )
+    .addOption(new Option('--output-format <fmt>', 'output format').choices([...OUTPUT_FORMATS]).default('files'))
     .option('--image-size <px>', 'target size in pixels', num('image-size'), 256)
-    .addOption(
-      new Option('--resize-mode <mode>', 'how to resize')
-        .choices(['no', 'keep_ratio', 'keep_ratio_largest', 'center_crop', 'border'])
-        .default('border'),
-    )
+    .addOption(new Option('--resize-mode <mode>', 'how to resize').choices([...RESIZE_MODES]).default('border'))
     .option('--resize-only-if-bigger [bool]', 'only downscale', bool('resize-only-if-bigger'), false)
     .addOption(
       new Option('--upscale-interpolation <name>', 'filter when enlarging (cv2 names)')
@@ -92,7 +88,7 @@ export function downloadCommand(): Command {
     .option('--retries <n>', 'retries for retryable failures (timeouts, 5xx, 429)', num('retries'), 0)
     .addOption(
       new Option('--compute-hash <type>', 'hash of the original bytes')
-        .choices(['md5', 'sha256', 'sha512', 'none'])
+        .choices([...HASH_TYPES])
         .argParser(lower)
         .default('sha256'),
     )
@@ -109,7 +105,7 @@ export function downloadCommand(): Command {
     )
     .addOption(
       new Option('--incremental-mode <mode>', 'what to do with an existing output folder')
-        .choices(['incremental', 'overwrite', 'extend'])
+        .choices([...INCREMENTAL_MODES])
         .default('incremental'),
     )
     .option(

@@ -1,6 +1,8 @@
 import { z } from 'zod';
 import { IMAGE_FORMATS } from '../core/types.js';
+import { RESIZE_MODES } from '../image/geometry.js';
 import { interpolationSchema } from '../image/interpolation.js';
+import { INPUT_FORMATS } from '../io/url-list.js';
 import { parseOptions } from '../core/validation.js';
 
 /**
@@ -8,23 +10,10 @@ import { parseOptions } from '../core/validation.js';
  * allowPrivateNetworks). The CLI maps kebab-case flags 1:1 onto these names. Parsed once, here; inside, trusted.
  */
 
-const inputFormats = [
-  'txt',
-  'txt.gz',
-  'csv',
-  'csv.gz',
-  'tsv',
-  'tsv.gz',
-  'json',
-  'json.gz',
-  'jsonl',
-  'jsonl.gz',
-  'parquet',
-] as const;
-const outputFormats = ['files', 'webdataset', 'parquet', 'dummy'] as const;
-const resizeModes = ['no', 'keep_ratio', 'keep_ratio_largest', 'center_crop', 'border'] as const;
-const hashes = ['md5', 'sha256', 'sha512', 'none'] as const;
-const incrementalModes = ['incremental', 'overwrite', 'extend'] as const;
+/** The choices of img2dataset's enumerated options, for the schema below and the CLI's --help. */
+export const OUTPUT_FORMATS = ['files', 'webdataset', 'parquet', 'dummy'] as const;
+export const HASH_TYPES = ['md5', 'sha256', 'sha512', 'none'] as const;
+export const INCREMENTAL_MODES = ['incremental', 'overwrite', 'extend'] as const;
 const textFormats: readonly string[] = ['txt', 'txt.gz'];
 
 /**
@@ -63,15 +52,15 @@ const baseShape = z
   .object({
     urlList: z.string().min(1),
     outputFolder: z.string().min(1).default('images'),
-    inputFormat: z.enum(inputFormats).default('txt'),
+    inputFormat: z.enum(INPUT_FORMATS).default('txt'),
     urlCol: z.string().min(1).default('url'),
     captionCol: z.string().min(1).optional(),
     /** Column of face boxes `[[x_min, y_min, x_max, y_max], …]` in [0, 1] to blur (img2dataset's bbox_col). */
     bboxCol: z.string().min(1).optional(),
     saveAdditionalColumns: z.array(z.string().min(1)).default([]),
-    outputFormat: z.enum(outputFormats).default('files'),
+    outputFormat: z.enum(OUTPUT_FORMATS).default('files'),
     imageSize: positiveInt.default(256),
-    resizeMode: z.enum(resizeModes).default('border'),
+    resizeMode: z.enum(RESIZE_MODES).default('border'),
     resizeOnlyIfBigger: z.boolean().default(false),
     upscaleInterpolation: interpolationSchema.default('lanczos'),
     downscaleInterpolation: interpolationSchema.default('area'),
@@ -90,12 +79,12 @@ const baseShape = z
     /** Seconds: the TOTAL deadline of one request (connect + headers + body), not a socket timeout. */
     timeout: z.number().positive().max(3600).default(10),
     retries: z.number().int().min(0).max(20).default(0),
-    computeHash: z.enum(hashes).default('sha256'),
+    computeHash: z.enum(HASH_TYPES).default('sha256'),
     /** The original image's EXIF tags as a JSON string in the `exif` field (exifread's names, as img2dataset). */
     extractExif: z.boolean().default(true),
     /** `[column, hash type]`, as img2dataset. */
     verifyHash: z.tuple([z.string().min(1), z.enum(['md5', 'sha256', 'sha512'])]).optional(),
-    incrementalMode: z.enum(incrementalModes).default('incremental'),
+    incrementalMode: z.enum(INCREMENTAL_MODES).default('incremental'),
     /** How many more times shards that failed are run at the end of the job (img2dataset's retrier). */
     maxShardRetry: z.number().int().min(0).max(100).default(1),
     distributor: z.string().default('multiprocessing'),

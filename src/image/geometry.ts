@@ -2,7 +2,9 @@
  * The output geometry of img2dataset's resizer (resizer.py + albumentations), computed without touching pixels,
  * so output sizes match img2dataset's exactly.
  */
-export type ResizeMode = 'no' | 'keep_ratio' | 'keep_ratio_largest' | 'center_crop' | 'border';
+/** img2dataset's resize modes. */
+export const RESIZE_MODES = ['no', 'keep_ratio', 'keep_ratio_largest', 'center_crop', 'border'] as const;
+export type ResizeMode = (typeof RESIZE_MODES)[number];
 
 export interface ResizePlan {
   /** Size after the resize step, or undefined when the image is not resized. */

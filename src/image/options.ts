@@ -1,6 +1,6 @@
 import { invalidOption } from '../core/errors.js';
 import { IMAGE_FORMATS, type ImageFormat } from '../core/types.js';
-import type { ResizeMode } from './geometry.js';
+import { RESIZE_MODES, type ResizeMode } from './geometry.js';
 import { INTERPOLATIONS, type Interpolation } from './interpolation.js';
 
 /** What to do to every image: img2dataset's options (camelCased), for the download job and for streams alike. */
@@ -92,8 +92,6 @@ export function imageOptionsOf(o: Omit<ImageOptions, 'maxPixels'>): ImageOptions
 const IMAGE_OPTION_KEYS = (Object.keys(defaultImageOptions) as (keyof ImageOptions)[]).filter(
   (k): k is Exclude<keyof ImageOptions, 'maxPixels'> => k !== 'maxPixels',
 );
-
-const RESIZE_MODES: readonly ResizeMode[] = ['no', 'keep_ratio', 'keep_ratio_largest', 'center_crop', 'border'];
 
 /**
  * Throws INVALID_OPTION ("Expected X for Y but received Z") for options sharp would refuse or that make no sense.

@@ -13,10 +13,8 @@ import { fileRecords, type BaseFormat, type ColumnRequest, type Cursor, type Raw
  * size of the list.
  */
 
-export type InputFormat =
-  'txt' | 'txt.gz' | 'csv' | 'csv.gz' | 'tsv' | 'tsv.gz' | 'json' | 'json.gz' | 'jsonl' | 'jsonl.gz' | 'parquet';
-
-export const inputFormats: readonly InputFormat[] = Object.freeze([
+/** img2dataset's input formats (`--input-format`). */
+export const INPUT_FORMATS = Object.freeze([
   'txt',
   'txt.gz',
   'csv',
@@ -29,6 +27,7 @@ export const inputFormats: readonly InputFormat[] = Object.freeze([
   'jsonl.gz',
   'parquet',
 ] as const);
+export type InputFormat = (typeof INPUT_FORMATS)[number];
 
 export interface UrlListOptions {
   /** A file, or a folder: every file whose name ends with `.${inputFormat}`, sorted lexicographically. */
@@ -128,9 +127,9 @@ export async function listUrlFiles(urlList: string, inputFormat: InputFormat): P
 }
 
 function checkOptions(options: UrlListOptions): void {
-  if (!inputFormats.includes(options.inputFormat)) {
+  if (!(INPUT_FORMATS as readonly string[]).includes(options.inputFormat)) {
     throw invalidOption(
-      `Expected one of ${inputFormats.join(', ')} for inputFormat but received ${JSON.stringify(options.inputFormat)}`,
+      `Expected one of ${INPUT_FORMATS.join(', ')} for inputFormat but received ${JSON.stringify(options.inputFormat)}`,
     );
   }
   if (typeof options.urlList !== 'string' || options.urlList === '') {

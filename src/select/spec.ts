@@ -4,6 +4,7 @@ import { z } from 'zod';
 import { ClipstreamError, inputNotFound, invalidOption } from '../core/errors.js';
 import { IMAGE_FORMATS } from '../core/types.js';
 import { localPathOf, MAX_QUERY_DIM, parseOptions } from '../core/validation.js';
+import { RESIZE_MODES } from '../image/geometry.js';
 import { interpolationSchema } from '../image/interpolation.js';
 import { MAX_SEARCH_RESULTS } from '../index/limits.js';
 
@@ -64,7 +65,7 @@ const remoteIndex = z.object({ url: z.string().url(), indice_name: z.string().mi
 export const imageSpecSchema = z
   .object({
     size: z.number().int().min(1).max(16384).default(256),
-    resize_mode: z.enum(['no', 'keep_ratio', 'keep_ratio_largest', 'center_crop', 'border']).default('center_crop'),
+    resize_mode: z.enum(RESIZE_MODES).default('center_crop'),
     resize_only_if_bigger: z.boolean().default(false),
     upscale_interpolation: interpolationSchema.default('lanczos'),
     downscale_interpolation: interpolationSchema.default('area'),

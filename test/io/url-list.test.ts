@@ -6,7 +6,7 @@ import { parquetWriteBuffer } from 'hyparquet-writer';
 import { describe, expect, it } from 'vitest';
 import type { UrlRow } from '../../src/core/types.js';
 import {
-  inputFormats,
+  INPUT_FORMATS as inputFormats,
   inspectUrlList,
   readUrlList,
   type InputFormat,
