@@ -110,14 +110,29 @@ export async function openSampleCache(o: { dir: string; maxBytes: number; namesp
     return join(root, h.slice(0, 2), `${h}.bin`);
   };
 
+  /**
+   * Down to 90 % of the limit, least recently used first: one sort per tenth of the cache written. One eviction at
+   * a time: puts that land while it runs would each sort the whole cache again and count the same entries twice.
+   */
+  let evicting: Promise<void> | null = null;
   async function evict() {
-    if (bytes <= o.maxBytes) return;
-    const oldest = [...entries].sort((a, b) => a[1].lastUsed - b[1].lastUsed);
-    for (const [path] of oldest) {
-      if (bytes <= o.maxBytes * 0.9) break;
-      await forget(path);
-      counters.evictions++;
-    }
+    if (bytes <= o.maxBytes || evicting) return;
+    evicting = (async () => {
+      // puts go on during the awaits below: sort again while they keep the cache over its limit
+      while (bytes > o.maxBytes * 0.9) {
+        const oldest = [...entries].sort((a, b) => a[1].lastUsed - b[1].lastUsed);
+        let evicted = 0;
+        for (const [path, entry] of oldest) {
+          if (bytes <= o.maxBytes * 0.9) break;
+          if (entries.get(path) !== entry) continue; // used or rewritten since the sort: no longer the oldest
+          await forget(path);
+          counters.evictions++;
+          evicted++;
+        }
+        if (evicted === 0) break;
+      }
+    })().finally(() => (evicting = null));
+    await evicting;
   }
 
   // Every partition's window reads ahead (hundreds of attempts each): bound the files open at once, or a server
