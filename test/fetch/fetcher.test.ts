@@ -104,7 +104,7 @@ describe('HTTP errors and retries', () => {
     const [out, ms] = await timed(fetcher({ retries: 2 }).fetch(`${server.url}/ratelimit/c?fail=1&retry_after=1`));
     expect(out).toMatchObject({ ok: true, attempts: 2 });
     expect(ms).toBeGreaterThanOrEqual(1000);
-    expect(ms).toBeLessThan(2500);
+    expect(ms).toBeLessThan(4000);
   });
 
   it('is rate_limited when 429s outlast the retries', async () => {
@@ -119,16 +119,18 @@ describe('HTTP errors and retries', () => {
     );
     expect(failure(out)).toMatchObject({ reason: 'rate_limited', attempts: 1 });
     expect(failure(out).message).toMatch(/Retry-After 3600 s exceeds the 5 s cap/);
-    expect(ms).toBeLessThan(500);
+    expect(ms).toBeLessThan(1500); // at once: not the 5 s cap
   });
 
   it('cools the host down after a 429: concurrent requests to it wait instead of piling on', async () => {
     const f = fetcher({ retries: 1 });
     const limited = f.fetch(`${server.url}/ratelimit/f?fail=1&retry_after=1`);
-    await new Promise((r) => setTimeout(r, 150)); // the 429 has arrived, the host is cooling down
+    // the 429 has been answered and heard: the host is cooling down (polled: a loaded machine is slow to get there)
+    while (!server.requests.get('/ratelimit/f')) await new Promise((r) => setTimeout(r, 10));
+    await new Promise((r) => setTimeout(r, 250));
     const [other, ms] = await timed(f.fetch(`${server.url}/img/10x10.jpg`));
     expect(other.ok).toBe(true);
-    expect(ms).toBeGreaterThanOrEqual(700);
+    expect(ms).toBeGreaterThanOrEqual(600); // waited out the rest of the 1 s cool-down
     expect((await limited).ok).toBe(true);
     expect(server.requests.get('/ratelimit/f')).toBe(2);
   });
@@ -141,7 +143,7 @@ describe('deadline: every fault costs at most its timeout', () => {
       const [out, ms] = await timed(fetcher({ timeoutMs: 500 }).fetch(`${server.url}${path}`));
       expect(failure(out).reason).toBe('timeout');
       expect(ms).toBeGreaterThanOrEqual(450);
-      expect(ms).toBeLessThan(1500);
+      expect(ms).toBeLessThan(3000); // not the 60 s the fault lasts (slack for a loaded machine)
     },
   );
 
@@ -150,7 +152,7 @@ describe('deadline: every fault costs at most its timeout', () => {
       fetcher({ timeoutMs: 300, retries: 1 }).fetch(`${server.url}/slow-first-byte?ms=60000`),
     );
     expect(failure(out)).toMatchObject({ reason: 'timeout', attempts: 2 });
-    expect(ms).toBeLessThan(1500);
+    expect(ms).toBeLessThan(3000);
   });
 
   it('succeeds when the slow first byte is within the deadline', async () => {
