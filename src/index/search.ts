@@ -2,6 +2,7 @@ import * as lancedb from '@lancedb/lancedb';
 import { queryInvalid } from '../core/errors.js';
 import { requireIndexInfo, TABLE, type IndexInfo } from './info.js';
 import { annQuery } from './ann.js';
+import { keptRows } from './dedup.js';
 import { MAX_SEARCH_RESULTS } from './limits.js';
 
 export { MAX_SEARCH_RESULTS } from './limits.js';
@@ -168,20 +169,16 @@ export async function openIndex(dir: string): Promise<Index> {
         q.minSimilarity !== undefined
           ? await aboveThreshold(withColumns, q.minSimilarity, limit)
           : await run(withColumns, limit);
-      const seenUrls = new Set<unknown>();
-      const kept: Float32Array[] = [];
       const out: SearchResults = [];
       out.truncated = rows.length >= limit;
-      for (const row of rows) {
-        if (q.dedupUrls && row.url != null) {
-          if (seenUrls.has(row.url)) continue;
-          seenUrls.add(row.url);
-        }
-        if (q.nearDuplicate !== undefined) {
-          const v = Float32Array.from(row[column] as Iterable<number>);
-          if (kept.some((k) => dot(k, v) >= q.nearDuplicate!)) continue;
-          kept.push(v);
-        }
+      const keep = await keptRows(
+        rows.length,
+        { urls: q.dedupUrls, nearDuplicate: q.nearDuplicate },
+        (i) => rows[i]!.url,
+        (i) => Float32Array.from(rows[i]![column] as Iterable<number>),
+      );
+      for (const i of keep) {
+        const row = rows[i]!;
         const result: SearchResult = { id: Number(row.id), similarity: 1 - Number(row._distance) };
         for (const c of metaColumns) result[c] = typeof row[c] === 'bigint' ? Number(row[c]) : row[c];
         out.push(result);
@@ -218,10 +215,4 @@ export async function openIndex(dir: string): Promise<Index> {
     },
     close: () => table.close(),
   };
-}
-
-function dot(a: Float32Array, b: Float32Array): number {
-  let s = 0;
-  for (let i = 0; i < a.length; i++) s += a[i]! * b[i]!;
-  return s;
 }

@@ -7,6 +7,7 @@
  */
 import { queryInvalid } from '../../core/errors.js';
 import type { SearchBackend, SearchQuery, SearchResult, SearchResults } from '../search.js';
+import { keptRows } from '../dedup.js';
 import { openFaissFolder, type FaissFolder, type OpenFaissFolderOptions } from './folder.js';
 
 /**
@@ -67,22 +68,18 @@ export async function openFaissBackend(folder: string, opts: OpenFaissFolderOpti
       const rows = metadata ? await metadata.get(found.ids) : [];
       const out: SearchResults = [];
       out.truncated = found.truncated;
-      const seenUrls = new Set<unknown>();
-      const kept: Float32Array[] = [];
-      found.ids.forEach((id, i) => {
-        const row: Record<string, unknown> = rows[i] ?? {};
-        if (q.dedupUrls && row.url != null) {
-          if (seenUrls.has(row.url)) return;
-          seenUrls.add(row.url);
-        }
-        if (q.nearDuplicate !== undefined) {
-          const v = (found as { vectors?: Float32Array[] }).vectors![i]!;
-          if (kept.some((k) => dot(k, v) >= q.nearDuplicate!)) return;
-          kept.push(v);
-        }
-        const result: SearchResult = { ...row, id, similarity: similarity(found.distances[i]!) };
-        out.push(result);
-      });
+      const keep = await keptRows(
+        found.ids.length,
+        { urls: q.dedupUrls, nearDuplicate: q.nearDuplicate },
+        (i) => (rows[i] as Record<string, unknown> | undefined)?.url,
+        (i) => (found as { vectors?: Float32Array[] }).vectors![i]!,
+      );
+      for (const i of keep)
+        out.push({
+          ...(rows[i] ?? {}),
+          id: found.ids[i]!,
+          similarity: similarity(found.distances[i]!),
+        } as SearchResult);
       return out;
     },
     async getByIds(ids) {
@@ -95,10 +92,4 @@ export async function openFaissBackend(folder: string, opts: OpenFaissFolderOpti
       void opened.close();
     },
   };
-}
-
-function dot(a: Float32Array, b: Float32Array): number {
-  let s = 0;
-  for (let i = 0; i < a.length; i++) s += a[i]! * b[i]!;
-  return s;
 }
