@@ -148,13 +148,17 @@ const rssSlope = slope(
   second.map((p) => p.rssMb),
 );
 // The heap saws up and down with each GC: what a leak raises is its floor, the lowest sample of each 5 minutes.
-const floors = [];
+const buckets = new Map();
 for (const p of second) {
-  const bucket = Math.floor(p.t / 5);
-  const f = floors.find((x) => x.bucket === bucket);
-  if (!f) floors.push({ bucket, t: p.t, heapMb: p.heapMb });
-  else if (p.heapMb < f.heapMb) Object.assign(f, { t: p.t, heapMb: p.heapMb });
+  const b = buckets.get(Math.floor(p.t / 5)) ?? [];
+  b.push(p);
+  buckets.set(Math.floor(p.t / 5), b);
 }
+// whole buckets only: the run's last, cut short, has few samples and a floor that says nothing
+const fullSize = Math.max(...[...buckets.values()].map((b) => b.length));
+const floors = [...buckets.values()]
+  .filter((b) => b.length >= 0.8 * fullSize)
+  .map((b) => b.reduce((lo, p) => (p.heapMb < lo.heapMb ? p : lo)));
 const heapSlope =
   floors.length > 1
     ? slope(

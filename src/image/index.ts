@@ -1,5 +1,4 @@
 import { createHash } from 'node:crypto';
-import sharp from 'sharp';
 
 export { processImage, type ImageExtras } from './process.js';
 export {
@@ -22,10 +21,4 @@ export type HashAlgorithm = 'md5' | 'sha256' | 'sha512';
 /** Hex digest of the original downloaded bytes (img2dataset's compute_hash). */
 export function hashBytes(bytes: Uint8Array, algorithm: HashAlgorithm): string {
   return createHash(algorithm).update(bytes).digest('hex');
-}
-
-/** Every image is seen once: libvips' operation cache only costs memory. */
-export function configureSharp({ threads, cache = false }: { threads?: number; cache?: boolean } = {}): void {
-  sharp.cache(cache);
-  if (threads !== undefined) sharp.concurrency(threads);
 }

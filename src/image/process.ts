@@ -9,6 +9,10 @@ import { blurBoxes, blursAnything, type BlurBox } from './blur.js';
 import { withJfif } from './jfif.js';
 import { sniffImageFormat, type SniffedFormat } from './sniff.js';
 
+// Every image is seen once: libvips' operation cache (up to 50 MB and 100 operations by default) only holds memory
+// in every process that resizes (download workers, stream, serve). Set when the image brick loads.
+sharp.cache(false);
+
 /**
  * cv2's filters in libvips. libvips widens every kernel but nearest by the shrink factor when shrinking, so all
  * downscales are anti-aliased (cv2's linear and cubic are not). cv2's area (a box over each output pixel's

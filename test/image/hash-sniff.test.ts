@@ -1,6 +1,6 @@
 import sharp from 'sharp';
 import { describe, expect, it } from 'vitest';
-import { configureSharp, hashBytes, sniffImageFormat } from '../../src/image/index.js';
+import { hashBytes, sniffImageFormat } from '../../src/image/index.js';
 
 describe('hashBytes', () => {
   // FIPS 180 / RFC 1321 test vectors
@@ -46,17 +46,9 @@ describe('sniffImageFormat', () => {
   });
 });
 
-describe('configureSharp', () => {
-  it('turns the operation cache off and sets threads only when asked', () => {
-    const threads = sharp.concurrency();
-    try {
-      configureSharp({});
-      expect(sharp.cache().items.max).toBe(0);
-      expect(sharp.concurrency()).toBe(threads);
-      configureSharp({ threads: 1 });
-      expect(sharp.concurrency()).toBe(1);
-    } finally {
-      sharp.concurrency(threads);
-    }
+describe('libvips in the processes that resize', () => {
+  it('has its operation cache off once the image brick is loaded (every image is seen once)', () => {
+    expect(sharp.cache().items.max).toBe(0);
+    expect(sharp.cache().memory.max).toBe(0);
   });
 });
