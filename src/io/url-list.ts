@@ -1,6 +1,6 @@
 import { readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { ClipstreamError, inputMalformed, inputNotFound, invalidOption, isClipstreamError } from '../core/errors.js';
+import { inputMalformed, inputNotFound, invalidOption, isClipstreamError } from '../core/errors.js';
 import type { UrlRow } from '../core/types.js';
 import { MAX_JSON_DEPTH, nestedDeeperThan } from './json-value.js';
 import { naturalValue } from './parquet-read.js';

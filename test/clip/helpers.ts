@@ -16,9 +16,8 @@ export function solidImage(
   height = 48,
 ): Promise<Buffer> {
   const [r, g, b] = rgb;
-  return sharp({ create: { width, height, channels: 3, background: { r, g, b } } })
-    [format]()
-    .toBuffer();
+  const image = sharp({ create: { width, height, channels: 3, background: { r, g, b } } });
+  return image[format]().toBuffer();
 }
 
 /** A mostly-`rgb` image: every pixel jittered by up to ±`noise`, and one pixel in `strayEvery` of a random colour. */

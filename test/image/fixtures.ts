@@ -19,10 +19,10 @@ export const solid = (
   height: number,
   format: 'jpeg' | 'png' | 'webp' | 'gif' | 'tiff' = 'png',
   background = '#ff0000',
-) =>
-  sharp({ create: { width, height, channels: 3, background } })
-    [format]()
-    .toBuffer();
+) => {
+  const image = sharp({ create: { width, height, channels: 3, background } });
+  return image[format]().toBuffer();
+};
 
 /** Deterministic noise: a JPEG of it is mostly entropy-coded data, as a photo is. */
 export function noise(width: number, height: number): Buffer {
