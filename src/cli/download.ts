@@ -20,8 +20,17 @@ export function downloadCommand(): Command {
   const lower = (value: string) => value.toLowerCase();
   return new Command('download')
     .description("Download, resize and package a url list (img2dataset's options and output layout)")
-    .requiredOption('--url-list <path>', 'url list: a file or a folder of files', toLocalPath('--url-list'))
-    .option('--output-folder <dir>', 'output folder', toLocalPath('--output-folder'), 'images')
+    .requiredOption(
+      '--url-list <path>',
+      'url list: a file or a folder of files, local or s3://bucket/prefix',
+      toLocalPath('--url-list', { s3: true }),
+    )
+    .option(
+      '--output-folder <dir>',
+      'output folder, local or s3://bucket/prefix',
+      toLocalPath('--output-folder', { s3: true }),
+      'images',
+    )
     .addOption(
       new Option('--input-format <fmt>', 'input format')
         .choices(['txt', 'txt.gz', 'csv', 'csv.gz', 'tsv', 'tsv.gz', 'json', 'json.gz', 'jsonl', 'jsonl.gz', 'parquet'])
