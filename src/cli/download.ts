@@ -129,8 +129,12 @@ export function downloadCommand(): Command {
     )
     .option(
       '--distributor <name>',
-      'multiprocessing: shards on --processes-count worker threads (pyspark and ray are not available)',
+      'multiprocessing: shards on --processes-count worker threads; queue: on many machines (--queue, clipstream worker); pyspark and ray are not available',
       'multiprocessing',
+    )
+    .option(
+      '--queue <url>',
+      "with --distributor queue: the job queue's Redis, redis://HOST:PORT/DB (every machine must reach it)",
     )
     .option(
       '--subjob-size <n>',
@@ -184,7 +188,9 @@ export function downloadCommand(): Command {
       const onSigint = () => {
         if (controller.signal.aborted) process.exit(130);
         process.stderr.write(
-          '\nstopping: finishing the shards in flight (Ctrl-C again to quit now; rerun to resume)\n',
+          options.distributor === 'queue'
+            ? '\nleaving the run: it goes on in the queue (run the same command to re-attach; clipstream jobs cancel stops it)\n'
+            : '\nstopping: finishing the shards in flight (Ctrl-C again to quit now; rerun to resume)\n',
         );
         controller.abort();
       };
@@ -208,7 +214,8 @@ export function downloadCommand(): Command {
         stop();
         printSummary(summary);
         // img2dataset exits 0 whatever happened; a job that saved nothing or left shards failed is a failure
-        if (summary.failedShards.length > 0 || summary.noSuccessHint !== undefined) process.exitCode = 1;
+        if (summary.detached) process.exitCode = 130;
+        else if (summary.failedShards.length > 0 || summary.noSuccessHint !== undefined) process.exitCode = 1;
       } finally {
         stop();
         process.off('SIGINT', onSigint);
@@ -246,6 +253,7 @@ export function printSummary(s: DownloadSummary): void {
         : '';
     out.push(`  ${retried}rerun the same command to retry the failed shards (--incremental-mode incremental)`);
   }
-  if (s.noSuccessHint !== undefined) out.push(`  ${s.noSuccessHint}`);
+  if (s.noSuccessHint !== undefined && !s.detached) out.push(`  ${s.noSuccessHint}`);
+  if (s.detached) out.push('  left while the run goes on in the queue: run the same command to re-attach');
   process.stdout.write(out.join('\n') + '\n');
 }

@@ -27,6 +27,8 @@ export interface DownloadSummary {
   durationSeconds: number;
   /** When rows were processed and none succeeded: why, and what to do (diagnose.ts). */
   noSuccessHint: string | undefined;
+  /** --distributor queue: the command stopped following before the run ended (the run goes on). */
+  detached?: boolean;
 }
 
 export interface DownloadHooks {
@@ -43,18 +45,14 @@ export interface DownloadHooks {
  */
 export async function download(input: DownloadOptionsInput, hooks: DownloadHooks = {}): Promise<DownloadSummary> {
   const options = parseDownloadOptions(input);
-  const listOptions: UrlListOptions = {
-    urlList: options.urlList,
-    inputFormat: options.inputFormat,
-    urlCol: options.urlCol,
-    captionCol: options.captionCol,
-    additionalColumns: [
-      ...new Set([
-        ...options.saveAdditionalColumns,
-        ...[options.bboxCol, options.verifyHash?.[0]].filter((c) => c !== undefined),
-      ]),
-    ],
-  };
+  if (options.distributor === 'queue') {
+    const { downloadQueued } = await import('../queue/head.js');
+    return downloadQueued(options, options.queue!, {
+      signal: hooks.signal,
+      onCounter: (counter) => hooks.onStart?.(counter, options),
+    });
+  }
+  const listOptions = listOptionsOf(options);
   const files = await inspectUrlList(listOptions);
 
   const { skip, firstShardId } = await prepareOutputFolder(options);
@@ -92,6 +90,22 @@ export async function download(input: DownloadOptionsInput, hooks: DownloadHooks
       { count: snap.done, successes: snap.successes, reasons: snap.reasons, firstUrl: job.firstUrl },
       options,
     ),
+  };
+}
+
+/** What the url list is read with: the input columns the options ask for. */
+export function listOptionsOf(options: DownloadOptions): UrlListOptions {
+  return {
+    urlList: options.urlList,
+    inputFormat: options.inputFormat,
+    urlCol: options.urlCol,
+    captionCol: options.captionCol,
+    additionalColumns: [
+      ...new Set([
+        ...options.saveAdditionalColumns,
+        ...[options.bboxCol, options.verifyHash?.[0]].filter((c) => c !== undefined),
+      ]),
+    ],
   };
 }
 

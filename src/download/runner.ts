@@ -24,7 +24,7 @@ export interface ShardRunner {
  * ones keep the connections busy (img2dataset processes idle at every shard end). The fetcher still caps
  * connections at --thread-count per process.
  */
-const SHARDS_PER_PROCESS = 4;
+export const SHARDS_PER_PROCESS = 4;
 
 export function createInProcessRunner(
   options: DownloadOptions,

@@ -87,7 +87,8 @@ describe('download with s3:// paths', () => {
     for (const name of await s3List('s3://data/run1/out')) {
       await writeFile(join(copy, name), await objectBytes(`s3://data/run1/out/${name}`));
     }
-    const keysOf = async (folder: string) => (await readAllTars(folder)).map((s) => s.key).sort();
+    const keysOf = async (folder: string) => (await readAllTars(folder)).map((s) => s.__key__).sort();
+    expect(await keysOf(copy)).toHaveLength(21);
     expect(await keysOf(copy)).toEqual(await keysOf(join(dir, 'out')));
     const rows = await readParquetRows(join(copy, '00001.parquet'));
     expect(rows.map((r) => r.status)).toHaveLength(10);

@@ -1,0 +1,154 @@
+import { rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Queue } from 'bullmq';
+import type { Redis } from 'ioredis';
+import { explainNoSuccess } from '../download/diagnose.js';
+import { shardName } from '../download/keys.js';
+import { parseDownloadOptions, type DownloadOptions, type DownloadOptionsInput } from '../download/options.js';
+import { shardTarget } from '../download/output.js';
+import { listOptionsOf, prepareOutputFolder, shardTasks, type DownloadSummary } from '../download/run.js';
+import type { ShardTask } from '../download/shard.js';
+import { inspectUrlList, readUrlList } from '../io/url-list.js';
+import { encodeValue } from './codec.js';
+import { connectQueue } from './connection.js';
+import { followRun, type FollowHooks } from './follow.js';
+import { jobIdOf, openShardQueue, type ShardJobData } from './jobs.js';
+import { createRun, getRun, runIdOf, updateRun, type RunRecord } from './runs.js';
+
+/** A shard's input rows, next to the output (img2dataset's `_tmp/{shard}.feather`). */
+export function shardInputName(shardId: number, oomShardCount: number): string {
+  return `_tmp/${shardName(shardId, oomShardCount)}.rows`;
+}
+
+export interface QueuedDownloadHooks extends FollowHooks {
+  /** Called once the run is known: started afresh, or re-attached. */
+  onRun?: (run: RunRecord, attached: boolean) => void;
+}
+
+/**
+ * `download --distributor queue`: reads the url list once, writes each shard's rows next to the output, enqueues one
+ * job per shard (workers run them: `clipstream worker`), then follows the run until every shard is done or failed.
+ * The same command again re-attaches to a run still going; on a finished run it starts a new one, which skips
+ * the shards that have their stats (incremental) as a single-machine download does.
+ */
+export async function downloadQueued(
+  input: DownloadOptionsInput,
+  queueUrl: string,
+  hooks: QueuedDownloadHooks = {},
+): Promise<DownloadSummary> {
+  const options = parseDownloadOptions(input);
+  const redis = await connectQueue(queueUrl);
+  const queue = openShardQueue(queueUrl);
+  try {
+    const id = runIdOf(options.outputFolder);
+    const existing = await getRun(redis, id);
+    const attached = existing?.state === 'running' && existing.enqueued;
+    const run = attached ? existing : await startRun(redis, queue, id, options);
+    hooks.onRun?.(run, attached);
+    const counts = await followRun(redis, queue, run, hooks);
+    const failed = Object.keys(counts.failed).length;
+    const finished = counts.shardsDone + failed >= run.shards;
+    if (finished && failed === 0) await finish(redis, run);
+    const state = (await getRun(redis, id))?.state;
+    const summary = summaryOf(run, counts);
+    if (!finished && state === 'running') summary.detached = true;
+    if (state === 'cancelled') summary.failedShards.push(...cancelledShards(run, counts));
+    return summary;
+  } finally {
+    await queue.close();
+    redis.disconnect();
+  }
+}
+
+async function startRun(
+  redis: Redis,
+  queue: Queue<ShardJobData>,
+  id: string,
+  options: DownloadOptions,
+): Promise<RunRecord> {
+  const listOptions = listOptionsOf(options);
+  await inspectUrlList(listOptions);
+  const { skip, firstShardId } = await prepareOutputFolder(options);
+  await createRun(redis, id, options.outputFolder, options);
+  const run = (await getRun(redis, id))!;
+  const target = shardTarget(options.outputFolder);
+  let pending: ShardTask[] = [];
+  const flush = async () => {
+    await enqueue(queue, target, run, pending);
+    run.shards += pending.length;
+    pending = [];
+    await updateRun(redis, id, { shards: run.shards });
+  };
+  for await (const task of shardTasks(readUrlList(listOptions), options.numberSamplePerShard, firstShardId)) {
+    if (skip.has(task.shardId)) run.skipped++;
+    else pending.push(task);
+    if (pending.length >= 16) await flush();
+  }
+  await flush();
+  run.enqueued = true;
+  await updateRun(redis, id, { shards: run.shards, skipped: run.skipped, enqueued: true });
+  return run;
+}
+
+/** Writes the shards' inputs, then adds their jobs; a finished job of the same shard (an earlier run) goes first. */
+async function enqueue(
+  queue: Queue<ShardJobData>,
+  target: ReturnType<typeof shardTarget>,
+  run: RunRecord,
+  tasks: ShardTask[],
+): Promise<void> {
+  const o = run.options;
+  await Promise.all(tasks.map((t) => target.writeFile(shardInputName(t.shardId, o.oomShardCount), encodeValue(t))));
+  for (const t of tasks) {
+    const old = await queue.getJob(jobIdOf(run.id, t.shardId));
+    const state = await old?.getState();
+    if (old && (state === 'completed' || state === 'failed')) await old.remove();
+  }
+  await queue.addBulk(
+    tasks.map((t) => ({
+      name: 'download',
+      data: { runId: run.id, shardId: t.shardId },
+      opts: {
+        jobId: jobIdOf(run.id, t.shardId),
+        attempts: o.maxShardRetry + 1,
+        backoff: { type: 'fixed', delay: 1_000 },
+        removeOnComplete: { count: 1_000 },
+      },
+    })),
+  );
+}
+
+/** Every shard done: the run is over; the shard inputs and staging folders of a local output go. */
+async function finish(redis: Redis, run: RunRecord): Promise<void> {
+  await updateRun(redis, run.id, { state: 'done' });
+  if (!shardTarget(run.output).remote) await rm(join(run.output, '_tmp'), { recursive: true, force: true });
+}
+
+/** A cancelled run's shards that were not done, as failed shards ("cancelled"). */
+function cancelledShards(run: RunRecord, c: Awaited<ReturnType<typeof followRun>>) {
+  const left = run.shards - c.shardsDone - Object.keys(c.failed).length;
+  return left > 0 ? [{ shardId: -1, message: `the run was cancelled with ${left} shard(s) not done` }] : [];
+}
+
+function summaryOf(run: RunRecord, c: Awaited<ReturnType<typeof followRun>>): DownloadSummary {
+  const failedShards = Object.entries(c.failed)
+    .map(([shardId, message]) => ({ shardId: Number(shardId), message }))
+    .sort((a, b) => a.shardId - b.shardId);
+  return {
+    outputFolder: run.output,
+    shardsWritten: c.shardsDone,
+    shardsSkipped: run.skipped,
+    failedShards,
+    shardRetryRounds: failedShards.length > 0 ? run.options.maxShardRetry : 0,
+    count: c.count,
+    successes: c.successes,
+    failedToDownload: c.failedToDownload,
+    failedToResize: c.failedToResize,
+    reasons: c.reasons,
+    durationSeconds: (Date.now() - run.started) / 1000,
+    noSuccessHint: explainNoSuccess(
+      { count: c.count, successes: c.successes, reasons: c.reasons, firstUrl: undefined },
+      run.options,
+    ),
+  };
+}

@@ -1,0 +1,208 @@
+import { hostname } from 'node:os';
+import { UnrecoverableError, WaitingError, Worker, type Job } from 'bullmq';
+import type { Redis } from 'ioredis';
+import { isClipstreamError } from '../core/errors.js';
+import { shardTarget, type ShardTarget } from '../download/output.js';
+import { emptyDelta, type SampleDelta } from '../download/progress.js';
+import { createWorkerRunner, SHARDS_PER_PROCESS, type ShardRunner } from '../download/runner.js';
+import type { ShardTask } from '../download/shard.js';
+import type { ShardStats } from '../sink/index.js';
+import { decodeValue } from './codec.js';
+import { connectQueue, KEY_PREFIX, SHARD_QUEUE } from './connection.js';
+import { shardInputName } from './head.js';
+import { bullConnection, type ShardJobData } from './jobs.js';
+import { startHeartbeat, type WorkerActivity } from './heartbeat.js';
+import { addLive, getRun, recordDone, recordFailed, type RunRecord } from './runs.js';
+
+export interface QueueWorkerOptions {
+  queue: string;
+  /** Worker threads per run, as `download --processes-count`. */
+  processesCount: number;
+  /** A worker silent this long loses its shards to another (BullMQ's lock; renewed at half of it). */
+  lockDurationMs: number;
+  /** Shown by `jobs status`. Default host:pid. */
+  name?: string;
+  /** Stop taking shards; the ones in flight finish, then `runWorker` returns. */
+  stop: AbortSignal;
+  /** Give the shards in flight back to the queue now (another worker takes them). */
+  giveBack: AbortSignal;
+  onEvent?: (line: string) => void;
+}
+
+/** A run's shards on this machine: its options, its worker threads (created on first use), its output. */
+interface RunSlot {
+  run: RunRecord;
+  runner: ShardRunner;
+  target: ShardTarget;
+  live: SampleDelta;
+}
+
+/** A shard of a run too big to be a shard input: 10 000 rows are ~2 MB; refused beyond. */
+const MAX_SHARD_INPUT_BYTES = 256 * 1024 * 1024;
+
+/**
+ * `clipstream worker`: takes shard jobs from the queue and runs them with the same shard code as a single-machine
+ * download (worker threads, the sink, publishing stats last), `processesCount × 4` shards at a time as the local
+ * runner does. BullMQ's lock is the heartbeat: a worker that dies (kill -9, a lost machine) stops renewing it and
+ * its shards go back to the queue after `lockDurationMs`; the retaken shard is rewritten and published whole.
+ */
+export async function runWorker(o: QueueWorkerOptions): Promise<WorkerActivity> {
+  const redis = await connectQueue(o.queue);
+  const name = o.name ?? `${hostname()}:${process.pid}`;
+  const slots = new Map<string, RunSlot>();
+  const activity: WorkerActivity = {
+    name,
+    processes: o.processesCount,
+    active: new Set(),
+    samples: 0,
+    done: 0,
+    failed: 0,
+  };
+  const inFlight = new Map<string, AbortController>();
+  const worker = new Worker<ShardJobData, ShardStats>(
+    SHARD_QUEUE,
+    (job, token) => processShard(job, token ?? '', { redis, slots, activity, inFlight, o }),
+    {
+      connection: bullConnection(o.queue),
+      prefix: KEY_PREFIX,
+      concurrency: o.processesCount * SHARDS_PER_PROCESS,
+      lockDuration: o.lockDurationMs,
+      stalledInterval: o.lockDurationMs,
+      maxStalledCount: 2,
+      name,
+    },
+  );
+  worker.on('error', () => {}); // connection errors while Redis restarts: BullMQ reconnects
+  worker.on('failed', (job, err) => {
+    if (!job || err instanceof WaitingError) return;
+    activity.failed++;
+    o.onEvent?.(`shard ${job.data.shardId} of run ${job.data.runId} failed: ${err.message}`);
+    if (job.attemptsMade >= (job.opts.attempts ?? 1)) {
+      recordFailed(redis, job.data.runId, job.data.shardId, err.message).catch(() => {});
+    }
+  });
+  const heartbeat = startHeartbeat(redis, activity, {
+    flush: () => flushLive(redis, slots),
+    runs: () => [...slots.keys()],
+    cancel: (runId) => cancelRun(runId, inFlight),
+  });
+  const giveBack = () => inFlight.forEach((c) => c.abort(new WaitingError('given back')));
+  o.giveBack.addEventListener('abort', giveBack, { once: true });
+  await new Promise<void>((resolve) => {
+    if (o.stop.aborted) resolve();
+    o.stop.addEventListener('abort', () => resolve(), { once: true });
+  });
+  await worker.close();
+  await heartbeat.stop();
+  await flushLive(redis, slots).catch(() => {});
+  await Promise.all([...slots.values()].map((s) => s.runner.close()));
+  redis.disconnect();
+  return activity;
+}
+
+interface ShardScope {
+  redis: Redis;
+  slots: Map<string, RunSlot>;
+  activity: WorkerActivity;
+  inFlight: Map<string, AbortController>;
+  o: QueueWorkerOptions;
+}
+
+async function processShard(job: Job<ShardJobData>, token: string, s: ShardScope): Promise<ShardStats> {
+  const { runId, shardId } = job.data;
+  const slot = await slotFor(runId, s);
+  const inputName = shardInputName(shardId, slot.run.options.oomShardCount);
+  const bytes = await slot.target.readFile(inputName, MAX_SHARD_INPUT_BYTES);
+  if (bytes === undefined) {
+    throw new UnrecoverableError(`its input ${inputName} is missing in ${slot.target.url} (the head writes it)`);
+  }
+  const task = decodeValue<ShardTask>(bytes, `${slot.target.url}/${inputName}`);
+  const controller = new AbortController();
+  s.inFlight.set(job.id!, controller);
+  const label = `${runId}/${shardId}`;
+  s.activity.active.add(label);
+  s.o.onEvent?.(`shard ${shardId} of run ${runId}: started`);
+  try {
+    const stats = await untilAborted(slot.runner.run(task), controller.signal);
+    await recordDone(s.redis, runId, shardId, stats);
+    await slot.target.removeFiles([inputName]);
+    s.activity.done++;
+    s.o.onEvent?.(`shard ${shardId} of run ${runId}: done, ${stats.successes}/${stats.count} ok`);
+    return stats;
+  } catch (err) {
+    if (err instanceof WaitingError) {
+      await job.moveToWait(token);
+      s.o.onEvent?.(`shard ${shardId} of run ${runId}: given back to the queue`);
+    }
+    if (isClipstreamError(err) && err.code === 'WORKER_FAILED') await dropSlot(runId, s.slots);
+    throw err;
+  } finally {
+    s.inFlight.delete(job.id!);
+    s.activity.active.delete(label);
+  }
+}
+
+/** The run's slot: its record read once, its worker threads made on first use. */
+async function slotFor(runId: string, s: ShardScope): Promise<RunSlot> {
+  const existing = s.slots.get(runId);
+  if (existing) return existing;
+  const run = await getRun(s.redis, runId);
+  if (run === undefined) throw new UnrecoverableError(`run ${runId} is not in the queue's Redis any more`);
+  if (run.state === 'cancelled') throw new UnrecoverableError(`run ${runId} was cancelled`);
+  const live = emptyDelta();
+  const slot: RunSlot = {
+    run,
+    live,
+    target: shardTarget(run.output),
+    runner: createWorkerRunner(
+      run.options,
+      (d) => {
+        addDelta(live, d);
+        s.activity.samples += d.successes + d.failedToDownload + d.failedToResize;
+      },
+      { staged: true },
+    ),
+  };
+  s.slots.set(runId, slot);
+  return slot;
+}
+
+/** A run whose worker thread died gets new threads for its next shard. */
+async function dropSlot(runId: string, slots: Map<string, RunSlot>): Promise<void> {
+  const slot = slots.get(runId);
+  slots.delete(runId);
+  await slot?.runner.close();
+}
+
+/** Shards of a cancelled run stop where they are (failed for good: the run is over). */
+function cancelRun(runId: string, inFlight: Map<string, AbortController>): void {
+  for (const [jobId, controller] of inFlight) {
+    if (jobId.startsWith(`${runId}-`)) controller.abort(new UnrecoverableError(`run ${runId} was cancelled`));
+  }
+}
+
+function addDelta(into: SampleDelta, d: SampleDelta): void {
+  into.successes += d.successes;
+  into.failedToDownload += d.failedToDownload;
+  into.failedToResize += d.failedToResize;
+}
+
+/** The live counts of every run since the last flush, added to the runs' progress counters in Redis. */
+async function flushLive(redis: Redis, slots: Map<string, RunSlot>): Promise<void> {
+  for (const [runId, slot] of slots) {
+    const d = slot.live;
+    if (d.successes + d.failedToDownload + d.failedToResize === 0) continue;
+    slot.live = emptyDelta();
+    await addLive(redis, runId, d);
+  }
+}
+
+function untilAborted<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
+  work.catch(() => {}); // a shard given back may still fail in its thread; nobody waits for it then
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason as Error);
+    if (signal.aborted) return onAbort();
+    signal.addEventListener('abort', onAbort, { once: true });
+    work.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
+  });
+}
