@@ -214,8 +214,9 @@ export function downloadCommand(): Command {
         stop();
         printSummary(summary);
         // img2dataset exits 0 whatever happened; a job that saved nothing or left shards failed is a failure
+        const failed = summary.failedShards.length > 0 || summary.cancelledShards !== undefined;
         if (summary.detached) process.exitCode = 130;
-        else if (summary.failedShards.length > 0 || summary.noSuccessHint !== undefined) process.exitCode = 1;
+        else if (failed || summary.noSuccessHint !== undefined) process.exitCode = 1;
       } finally {
         stop();
         process.off('SIGINT', onSigint);
@@ -255,5 +256,8 @@ export function printSummary(s: DownloadSummary): void {
   }
   if (s.noSuccessHint !== undefined && !s.detached) out.push(`  ${s.noSuccessHint}`);
   if (s.detached) out.push('  left while the run goes on in the queue: run the same command to re-attach');
+  if (s.cancelledShards !== undefined) {
+    out.push(`  the run was cancelled: ${s.cancelledShards} shard(s) not done; rerun the same command to do them`);
+  }
   process.stdout.write(out.join('\n') + '\n');
 }

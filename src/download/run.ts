@@ -29,6 +29,8 @@ export interface DownloadSummary {
   noSuccessHint: string | undefined;
   /** --distributor queue: the command stopped following before the run ended (the run goes on). */
   detached?: boolean;
+  /** --distributor queue: the run was cancelled (jobs cancel) with this many shards neither done nor failed. */
+  cancelledShards?: number;
 }
 
 export interface DownloadHooks {

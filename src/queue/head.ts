@@ -48,11 +48,11 @@ export async function downloadQueued(
     const counts = await followRun(redis, queue, run, hooks);
     const failed = Object.keys(counts.failed).length;
     const finished = counts.shardsDone + failed >= run.shards;
-    if (finished && failed === 0) await finish(redis, run);
+    if (finished) await finish(redis, run, failed === 0);
     const state = (await getRun(redis, id))?.state;
     const summary = summaryOf(run, counts);
-    if (!finished && state === 'running') summary.detached = true;
-    if (state === 'cancelled') summary.failedShards.push(...cancelledShards(run, counts));
+    if (!finished && state !== 'cancelled') summary.detached = true;
+    if (state === 'cancelled') summary.cancelledShards = Math.max(0, run.shards - counts.shardsDone - failed);
     return summary;
   } finally {
     await queue.close();
@@ -118,16 +118,13 @@ async function enqueue(
   );
 }
 
-/** Every shard done: the run is over; the shard inputs and staging folders of a local output go. */
-async function finish(redis: Redis, run: RunRecord): Promise<void> {
-  await updateRun(redis, run.id, { state: 'done' });
-  if (!shardTarget(run.output).remote) await rm(join(run.output, '_tmp'), { recursive: true, force: true });
-}
-
-/** A cancelled run's shards that were not done, as failed shards ("cancelled"). */
-function cancelledShards(run: RunRecord, c: Awaited<ReturnType<typeof followRun>>) {
-  const left = run.shards - c.shardsDone - Object.keys(c.failed).length;
-  return left > 0 ? [{ shardId: -1, message: `the run was cancelled with ${left} shard(s) not done` }] : [];
+/**
+ * Every shard done or failed for good: the run is over (`jobs retry` reopens it). When none failed, the shard
+ * inputs and staging folders of a local output go (failed shards keep their inputs for a retry).
+ */
+async function finish(redis: Redis, run: RunRecord, allDone: boolean): Promise<void> {
+  if ((await getRun(redis, run.id))?.state === 'running') await updateRun(redis, run.id, { state: 'done' });
+  if (allDone && !shardTarget(run.output).remote) await rm(join(run.output, '_tmp'), { recursive: true, force: true });
 }
 
 function summaryOf(run: RunRecord, c: Awaited<ReturnType<typeof followRun>>): DownloadSummary {

@@ -49,7 +49,7 @@ const MAX_SHARD_INPUT_BYTES = 256 * 1024 * 1024;
 export async function runWorker(o: QueueWorkerOptions): Promise<WorkerActivity> {
   const redis = await connectQueue(o.queue);
   const name = o.name ?? `${hostname()}:${process.pid}`;
-  const slots = new Map<string, RunSlot>();
+  const slots = new Map<string, Promise<RunSlot>>();
   const activity: WorkerActivity = {
     name,
     processes: o.processesCount,
@@ -77,7 +77,7 @@ export async function runWorker(o: QueueWorkerOptions): Promise<WorkerActivity> 
     if (!job || err instanceof WaitingError) return;
     activity.failed++;
     o.onEvent?.(`shard ${job.data.shardId} of run ${job.data.runId} failed: ${err.message}`);
-    if (job.attemptsMade >= (job.opts.attempts ?? 1)) {
+    if (err instanceof UnrecoverableError || job.attemptsMade >= (job.opts.attempts ?? 1)) {
       recordFailed(redis, job.data.runId, job.data.shardId, err.message).catch(() => {});
     }
   });
@@ -95,14 +95,14 @@ export async function runWorker(o: QueueWorkerOptions): Promise<WorkerActivity> 
   await worker.close();
   await heartbeat.stop();
   await flushLive(redis, slots).catch(() => {});
-  await Promise.all([...slots.values()].map((s) => s.runner.close()));
+  await Promise.all([...slots.keys()].map((id) => dropSlot(id, slots)));
   redis.disconnect();
   return activity;
 }
 
 interface ShardScope {
   redis: Redis;
-  slots: Map<string, RunSlot>;
+  slots: Map<string, Promise<RunSlot>>;
   activity: WorkerActivity;
   inFlight: Map<string, AbortController>;
   o: QueueWorkerOptions;
@@ -142,36 +142,45 @@ async function processShard(job: Job<ShardJobData>, token: string, s: ShardScope
   }
 }
 
-/** The run's slot: its record read once, its worker threads made on first use. */
-async function slotFor(runId: string, s: ShardScope): Promise<RunSlot> {
-  const existing = s.slots.get(runId);
-  if (existing) return existing;
+/**
+ * The run's slot: its record read once, its worker threads made on first use. The promise is what is kept, so the
+ * shards that start together share one slot (four concurrent first shards once made four sets of threads).
+ */
+function slotFor(runId: string, s: ShardScope): Promise<RunSlot> {
+  let slot = s.slots.get(runId);
+  if (slot === undefined) {
+    slot = makeSlot(runId, s);
+    s.slots.set(runId, slot);
+    slot.catch(() => s.slots.delete(runId));
+  }
+  return slot;
+}
+
+async function makeSlot(runId: string, s: ShardScope): Promise<RunSlot> {
   const run = await getRun(s.redis, runId);
   if (run === undefined) throw new UnrecoverableError(`run ${runId} is not in the queue's Redis any more`);
   if (run.state === 'cancelled') throw new UnrecoverableError(`run ${runId} was cancelled`);
-  const live = emptyDelta();
   const slot: RunSlot = {
     run,
-    live,
+    live: emptyDelta(),
     target: shardTarget(run.output),
     runner: createWorkerRunner(
       run.options,
       (d) => {
-        addDelta(live, d);
+        addDelta(slot.live, d);
         s.activity.samples += d.successes + d.failedToDownload + d.failedToResize;
       },
       { staged: true },
     ),
   };
-  s.slots.set(runId, slot);
   return slot;
 }
 
 /** A run whose worker thread died gets new threads for its next shard. */
-async function dropSlot(runId: string, slots: Map<string, RunSlot>): Promise<void> {
+async function dropSlot(runId: string, slots: Map<string, Promise<RunSlot>>): Promise<void> {
   const slot = slots.get(runId);
   slots.delete(runId);
-  await slot?.runner.close();
+  await (await slot?.catch(() => undefined))?.runner.close();
 }
 
 /** Shards of a cancelled run stop where they are (failed for good: the run is over). */
@@ -188,8 +197,10 @@ function addDelta(into: SampleDelta, d: SampleDelta): void {
 }
 
 /** The live counts of every run since the last flush, added to the runs' progress counters in Redis. */
-async function flushLive(redis: Redis, slots: Map<string, RunSlot>): Promise<void> {
-  for (const [runId, slot] of slots) {
+async function flushLive(redis: Redis, slots: Map<string, Promise<RunSlot>>): Promise<void> {
+  for (const [runId, pending] of slots) {
+    const slot = await pending.catch(() => undefined);
+    if (slot === undefined) continue;
     const d = slot.live;
     if (d.successes + d.failedToDownload + d.failedToResize === 0) continue;
     slot.live = emptyDelta();

@@ -122,6 +122,7 @@ export async function startRedis({ persistence = false } = {}): Promise<RedisSer
       maxRetriesPerRequest: 0,
       retryStrategy: () => null,
     });
+    client.on('error', () => {}); // refused while the server starts: the next try tells
     try {
       await client.connect();
       return (await client.ping()) === 'PONG';
