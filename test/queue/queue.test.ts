@@ -2,7 +2,8 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startImageServer, type ImageServer } from '../helpers/image-server.js';
-import { startRedis, type RedisServer } from '../helpers/services.js';
+import { s3List, s3ReadSmall } from '../../src/io/s3.js';
+import { startRedis, startS3Server, type RedisServer, type S3Server } from '../helpers/services.js';
 import { tempDir } from '../helpers/tmp.js';
 import { downloadFlags, readShards, run, startWorker, stopWorkers, writeList, type WorkerProcess } from './helpers.js';
 
@@ -13,16 +14,18 @@ import { downloadFlags, readShards, run, startWorker, stopWorkers, writeList, ty
 
 let images: ImageServer;
 let redis: RedisServer;
+let s3: S3Server;
 const workers: WorkerProcess[] = [];
 
 beforeAll(async () => {
-  [images, redis] = await Promise.all([startImageServer({ latencyMs: [5, 40] }), startRedis()]);
+  [images, redis, s3] = await Promise.all([startImageServer({ latencyMs: [5, 40] }), startRedis(), startS3Server()]);
+  await s3.createBucket('cluster');
 }, 600_000);
 afterEach(async () => {
   await stopWorkers(workers.splice(0));
 });
 afterAll(async () => {
-  await Promise.all([images?.close(), redis?.stop()]);
+  await Promise.all([images?.close(), redis?.stop(), s3?.stop()]);
 });
 
 const queued = (list: string, out: string) => [
@@ -59,6 +62,25 @@ describe('download --distributor queue with clipstream worker', () => {
     const logs = workers.map((w) => w.log());
     expect(logs.filter((log) => /: done, /.test(log)).length).toBeGreaterThan(1);
     expect(logs.join('').match(/: done, /g)).toHaveLength(10);
+  });
+
+  it('workers write an s3:// output: the same objects as a single-machine run, the shard inputs gone', async () => {
+    const dir = await tempDir();
+    const list = await writeList(dir, images, 35);
+    const env = { ...process.env, ...s3.env };
+    workers.push(startWorker(redis.url, 's3-a', [], env), startWorker(redis.url, 's3-b', [], env));
+    const head = await run(queued(list, 's3://cluster/queued'), env);
+    expect(head.stderr).not.toMatch(/error/i);
+    expect(head.code).toBe(0);
+    const local = await run(downloadFlags(list, 's3://cluster/local'), env);
+    expect(local.code).toBe(0);
+    const names = await s3List('s3://cluster/queued');
+    expect(names).toEqual(await s3List('s3://cluster/local'));
+    expect(names.filter((n) => n.endsWith('.tar'))).toHaveLength(4);
+    expect(await s3List('s3://cluster/queued/_tmp')).toEqual([]); // each input removed once its shard was done
+    const stats = async (out: string) =>
+      JSON.parse(String(await s3ReadSmall(`${out}/00003_stats.json`, 1 << 20))) as Record<string, number>;
+    expect((await stats('s3://cluster/queued')).successes).toBe((await stats('s3://cluster/local')).successes);
   });
 
   it('jobs status shows the run done, and the workers with their rates while they run', async () => {
