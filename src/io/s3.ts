@@ -6,6 +6,7 @@
  * listing and deletes are here.
  */
 import { createReadStream } from 'node:fs';
+import { join } from 'node:path';
 import {
   DeleteObjectsCommand,
   GetObjectCommand,
@@ -48,6 +49,11 @@ export function s3Url(loc: S3Location): string {
 /** A child of an S3 "folder": `join(s3://b/out, 00000.tar)` → `s3://b/out/00000.tar`. */
 export function s3Join(folderUrl: string, name: string): string {
   return folderUrl.replace(/\/+$/, '') + '/' + name;
+}
+
+/** `path.join` for a local path, `s3Join` for an `s3://` URL (path.join would fold its `//`). */
+export function joinAt(base: string, ...parts: string[]): string {
+  return isS3Url(base) ? parts.reduce(s3Join, base) : join(base, ...parts);
 }
 
 let shared: Promise<S3Client> | undefined;
