@@ -31,7 +31,7 @@ export async function followRun(
   hooks: FollowHooks = {},
 ): Promise<RunCounts> {
   const counter = new ProgressCounter();
-  if (run.enqueued) counter.setInputRows(run.shards * run.options.numberSamplePerShard);
+  if (run.enqueued && run.kind === 'download') counter.setInputRows(run.shards * run.options.numberSamplePerShard);
   hooks.onCounter?.(counter, run);
   const seen = { successes: 0, failedToDownload: 0, failedToResize: 0, shards: 0 };
   for (;;) {

@@ -5,7 +5,7 @@ import type { Redis } from 'ioredis';
 import { explainNoSuccess } from '../download/diagnose.js';
 import { shardName } from '../download/keys.js';
 import { parseDownloadOptions, type DownloadOptions, type DownloadOptionsInput } from '../download/options.js';
-import { shardTarget } from '../download/output.js';
+import { shardTarget, type ShardTarget } from '../download/output.js';
 import { listOptionsOf, prepareOutputFolder, shardTasks, type DownloadSummary } from '../download/run.js';
 import type { ShardTask } from '../download/shard.js';
 import { inspectUrlList, readUrlList } from '../io/url-list.js';
@@ -13,7 +13,7 @@ import { encodeValue } from './codec.js';
 import { connectQueue } from './connection.js';
 import { followRun, type FollowHooks } from './follow.js';
 import { jobIdOf, openShardQueue, type ShardJobData } from './jobs.js';
-import { createRun, getRun, runIdOf, updateRun, type RunRecord } from './runs.js';
+import { createRun, getRun, runIdOf, updateRun, type RunCounts, type RunRecord } from './runs.js';
 
 /** A shard's input rows, next to the output (img2dataset's `_tmp/{shard}.feather`). */
 export function shardInputName(shardId: number, oomShardCount: number): string {
@@ -23,6 +23,49 @@ export function shardInputName(shardId: number, oomShardCount: number): string {
 export interface QueuedDownloadHooks extends FollowHooks {
   /** Called once the run is known: started afresh, or re-attached. */
   onRun?: (run: RunRecord, attached: boolean) => void;
+}
+
+/** How a queued run ended, as the head saw it. */
+export interface RunOutcome {
+  run: RunRecord;
+  counts: RunCounts;
+  /** Every shard done or failed for good. */
+  finished: boolean;
+  /** Following stopped first (Ctrl-C); the run goes on. */
+  detached: boolean;
+  /** Cancelled (jobs cancel) with this many shards neither done nor failed. */
+  cancelledShards: number | undefined;
+}
+
+/**
+ * The head's part of any queued run: re-attaches to the run of this output if it is still going, else starts it
+ * (`start` enqueues its shards), follows it, and closes it when every shard is done or failed for good.
+ */
+export async function runOnQueue(
+  queueUrl: string,
+  output: string,
+  start: (redis: Redis, queue: Queue<ShardJobData>, id: string) => Promise<RunRecord>,
+  hooks: QueuedDownloadHooks,
+): Promise<RunOutcome> {
+  const redis = await connectQueue(queueUrl);
+  const queue = openShardQueue(queueUrl);
+  try {
+    const id = runIdOf(output);
+    const existing = await getRun(redis, id);
+    const attached = existing?.state === 'running' && existing.enqueued;
+    const run = attached ? existing : await start(redis, queue, id);
+    hooks.onRun?.(run, attached);
+    const counts = await followRun(redis, queue, run, hooks);
+    const failed = Object.keys(counts.failed).length;
+    const finished = counts.shardsDone + failed >= run.shards;
+    if (finished) await finish(redis, run, failed === 0);
+    const state = (await getRun(redis, id))?.state;
+    const cancelledShards = state === 'cancelled' ? Math.max(0, run.shards - counts.shardsDone - failed) : undefined;
+    return { run, counts, finished, detached: !finished && state !== 'cancelled', cancelledShards };
+  } finally {
+    await queue.close();
+    redis.disconnect();
+  }
 }
 
 /**
@@ -37,27 +80,16 @@ export async function downloadQueued(
   hooks: QueuedDownloadHooks = {},
 ): Promise<DownloadSummary> {
   const options = parseDownloadOptions(input);
-  const redis = await connectQueue(queueUrl);
-  const queue = openShardQueue(queueUrl);
-  try {
-    const id = runIdOf(options.outputFolder);
-    const existing = await getRun(redis, id);
-    const attached = existing?.state === 'running' && existing.enqueued;
-    const run = attached ? existing : await startRun(redis, queue, id, options);
-    hooks.onRun?.(run, attached);
-    const counts = await followRun(redis, queue, run, hooks);
-    const failed = Object.keys(counts.failed).length;
-    const finished = counts.shardsDone + failed >= run.shards;
-    if (finished) await finish(redis, run, failed === 0);
-    const state = (await getRun(redis, id))?.state;
-    const summary = summaryOf(run, counts);
-    if (!finished && state !== 'cancelled') summary.detached = true;
-    if (state === 'cancelled') summary.cancelledShards = Math.max(0, run.shards - counts.shardsDone - failed);
-    return summary;
-  } finally {
-    await queue.close();
-    redis.disconnect();
-  }
+  const outcome = await runOnQueue(
+    queueUrl,
+    options.outputFolder,
+    (redis, queue, id) => startRun(redis, queue, id, options),
+    hooks,
+  );
+  const summary = summaryOf(options, outcome.run, outcome.counts);
+  if (outcome.detached) summary.detached = true;
+  if (outcome.cancelledShards !== undefined) summary.cancelledShards = outcome.cancelledShards;
+  return summary;
 }
 
 async function startRun(
@@ -69,12 +101,17 @@ async function startRun(
   const listOptions = listOptionsOf(options);
   await inspectUrlList(listOptions);
   const { skip, firstShardId } = await prepareOutputFolder(options);
-  await createRun(redis, id, options.outputFolder, options);
+  await createRun(redis, id, options.outputFolder, { kind: 'download', options });
   const run = (await getRun(redis, id))!;
   const target = shardTarget(options.outputFolder);
   let pending: ShardTask[] = [];
   const flush = async () => {
-    await enqueue(queue, target, run, pending);
+    await writeInputs(target, pending, options.oomShardCount);
+    await enqueue(
+      queue,
+      run,
+      pending.map((t) => ({ shardId: t.shardId })),
+    );
     run.shards += pending.length;
     pending = [];
     await updateRun(redis, id, { shards: run.shards });
@@ -90,15 +127,17 @@ async function startRun(
   return run;
 }
 
-/** Writes the shards' inputs, then adds their jobs; a finished job of the same shard (an earlier run) goes first. */
-async function enqueue(
+/** The shards' rows next to the output, where every worker reads them. */
+async function writeInputs(target: ShardTarget, tasks: ShardTask[], oomShardCount: number): Promise<void> {
+  await Promise.all(tasks.map((t) => target.writeFile(shardInputName(t.shardId, oomShardCount), encodeValue(t))));
+}
+
+/** Adds shard jobs of a run; a finished job of the same shard (an earlier run) goes first. */
+export async function enqueue(
   queue: Queue<ShardJobData>,
-  target: ReturnType<typeof shardTarget>,
   run: RunRecord,
-  tasks: ShardTask[],
+  tasks: { shardId: number; input?: string }[],
 ): Promise<void> {
-  const o = run.options;
-  await Promise.all(tasks.map((t) => target.writeFile(shardInputName(t.shardId, o.oomShardCount), encodeValue(t))));
   for (const t of tasks) {
     const old = await queue.getJob(jobIdOf(run.id, t.shardId));
     const state = await old?.getState();
@@ -106,11 +145,11 @@ async function enqueue(
   }
   await queue.addBulk(
     tasks.map((t) => ({
-      name: 'download',
-      data: { runId: run.id, shardId: t.shardId },
+      name: run.kind,
+      data: { runId: run.id, shardId: t.shardId, ...(t.input === undefined ? {} : { input: t.input }) },
       opts: {
         jobId: jobIdOf(run.id, t.shardId),
-        attempts: o.maxShardRetry + 1,
+        attempts: run.options.maxShardRetry + 1,
         backoff: { type: 'fixed', delay: 1_000 },
         removeOnComplete: { count: 1_000 },
       },
@@ -127,7 +166,7 @@ async function finish(redis: Redis, run: RunRecord, allDone: boolean): Promise<v
   if (allDone && !shardTarget(run.output).remote) await rm(join(run.output, '_tmp'), { recursive: true, force: true });
 }
 
-function summaryOf(run: RunRecord, c: Awaited<ReturnType<typeof followRun>>): DownloadSummary {
+function summaryOf(options: DownloadOptions, run: RunRecord, c: RunCounts): DownloadSummary {
   const failedShards = Object.entries(c.failed)
     .map(([shardId, message]) => ({ shardId: Number(shardId), message }))
     .sort((a, b) => a.shardId - b.shardId);
@@ -136,7 +175,7 @@ function summaryOf(run: RunRecord, c: Awaited<ReturnType<typeof followRun>>): Do
     shardsWritten: c.shardsDone,
     shardsSkipped: run.skipped,
     failedShards,
-    shardRetryRounds: failedShards.length > 0 ? run.options.maxShardRetry : 0,
+    shardRetryRounds: failedShards.length > 0 ? options.maxShardRetry : 0,
     count: c.count,
     successes: c.successes,
     failedToDownload: c.failedToDownload,
@@ -145,7 +184,7 @@ function summaryOf(run: RunRecord, c: Awaited<ReturnType<typeof followRun>>): Do
     durationSeconds: (Date.now() - run.started) / 1000,
     noSuccessHint: explainNoSuccess(
       { count: c.count, successes: c.successes, reasons: c.reasons, firstUrl: undefined },
-      run.options,
+      options,
     ),
   };
 }

@@ -5,6 +5,8 @@ import { KEY_PREFIX, parseQueueUrl, SHARD_QUEUE } from './connection.js';
 export interface ShardJobData {
   runId: string;
   shardId: number;
+  /** An inference partition's tar (its shard id is the tar's position in the input). */
+  input?: string;
 }
 
 /** `{runId}-{shard}`: the same shard of the same run is one job (adding it again is a no-op while it exists). */

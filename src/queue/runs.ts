@@ -9,10 +9,10 @@ import { decodeValue, encodeValue } from './codec.js';
 import { KEY_PREFIX } from './connection.js';
 
 /**
- * A run: one `download --distributor queue` job, named after its output folder (the same command again re-attaches
+ * A run: one `download` (or `inference`) `--distributor queue` job, named after its output folder (the same command again re-attaches
  * to it). Its record and counters live in Redis next to BullMQ's keys:
  *   {p}:runs                  sorted set of run ids by start time
- *   {p}:run:{id}              hash: output, options, shards, skipped, enqueued, state, started
+ *   {p}:run:{id}              hash: kind, output, options, shards, skipped, enqueued, state, started
  *   {p}:run:{id}:done         hash: shard id → its stats json (what the worker published)
  *   {p}:run:{id}:counts       hash: shards_done, count, successes, failed_to_download, failed_to_resize
  *   {p}:run:{id}:reasons      hash: failure reason → samples
@@ -24,10 +24,24 @@ export const RUN_FORMAT = 1;
 
 export type RunState = 'running' | 'done' | 'cancelled';
 
-export interface RunRecord {
+/** `inference --distributor queue`: what every worker needs to embed one tar of the input. */
+export interface InferenceRunOptions {
+  input: string;
+  outputFolder: string;
+  /** A model folder at the same path on every worker, or a hub id with allowRemote. */
+  model: string;
+  allowRemote: boolean;
+  batchSize: number;
+  maxShardRetry: number;
+}
+
+/** What a run does: a download's shards, or an inference's partitions (one tar each). */
+export type RunJob =
+  { kind: 'download'; options: DownloadOptions } | { kind: 'inference'; options: InferenceRunOptions };
+
+export type RunRecord = RunJob & {
   id: string;
   output: string;
-  options: DownloadOptions;
   /** Shards enqueued (known once `enqueued`). */
   shards: number;
   /** Shards skipped because they were done before the run started (incremental). */
@@ -36,7 +50,7 @@ export interface RunRecord {
   state: RunState;
   /** Epoch ms. */
   started: number;
-}
+};
 
 export interface RunCounts {
   shardsDone: number;
@@ -61,10 +75,12 @@ export function runIdOf(output: string): string {
 export async function getRun(redis: Redis, id: string): Promise<RunRecord | undefined> {
   const h = await redis.hgetallBuffer(key(id));
   if (h.options === undefined) return undefined;
+  const kind = String(h.kind ?? 'download') as RunJob['kind'];
+  const options = decodeValue<RunJob['options']>(h.options, `the options of run ${id}`);
   return {
+    ...({ kind, options } as RunJob),
     id,
     output: String(h.output),
-    options: decodeValue<DownloadOptions>(h.options, `the options of run ${id}`),
     shards: Number(h.shards ?? 0),
     skipped: Number(h.skipped ?? 0),
     enqueued: String(h.enqueued) === '1',
@@ -74,15 +90,16 @@ export async function getRun(redis: Redis, id: string): Promise<RunRecord | unde
 }
 
 /** Starts a run afresh: its old record and counters are dropped. */
-export async function createRun(redis: Redis, id: string, output: string, options: DownloadOptions): Promise<void> {
+export async function createRun(redis: Redis, id: string, output: string, job: RunJob): Promise<void> {
   const started = Date.now();
   await redis
     .multi()
     .del(key(id), ...PARTS.map((p) => key(id, p)))
     .hset(key(id), {
       format: RUN_FORMAT,
+      kind: job.kind,
       output,
-      options: encodeValue(options),
+      options: encodeValue(job.options),
       shards: 0,
       skipped: 0,
       enqueued: 0,

@@ -2,17 +2,14 @@ import { hostname } from 'node:os';
 import { UnrecoverableError, WaitingError, Worker, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { isClipstreamError } from '../core/errors.js';
-import { shardTarget, type ShardTarget } from '../download/output.js';
-import { emptyDelta, type SampleDelta } from '../download/progress.js';
-import { createWorkerRunner, SHARDS_PER_PROCESS, type ShardRunner } from '../download/runner.js';
-import type { ShardTask } from '../download/shard.js';
+import { emptyDelta } from '../download/progress.js';
+import { SHARDS_PER_PROCESS } from '../download/runner.js';
 import type { ShardStats } from '../sink/index.js';
-import { decodeValue } from './codec.js';
 import { connectQueue, KEY_PREFIX, SHARD_QUEUE } from './connection.js';
-import { shardInputName } from './head.js';
 import { bullConnection, type ShardJobData } from './jobs.js';
 import { startHeartbeat, type WorkerActivity } from './heartbeat.js';
-import { addLive, getRun, recordDone, recordFailed, type RunRecord } from './runs.js';
+import { addLive, getRun, recordDone, recordFailed } from './runs.js';
+import { makeRunSlot, type RunSlot } from './slots.js';
 
 export interface QueueWorkerOptions {
   queue: string;
@@ -28,17 +25,6 @@ export interface QueueWorkerOptions {
   giveBack: AbortSignal;
   onEvent?: (line: string) => void;
 }
-
-/** A run's shards on this machine: its options, its worker threads (created on first use), its output. */
-interface RunSlot {
-  run: RunRecord;
-  runner: ShardRunner;
-  target: ShardTarget;
-  live: SampleDelta;
-}
-
-/** A shard of a run too big to be a shard input: 10 000 rows are ~2 MB; refused beyond. */
-const MAX_SHARD_INPUT_BYTES = 256 * 1024 * 1024;
 
 /**
  * `clipstream worker`: takes shard jobs from the queue and runs them with the same shard code as a single-machine
@@ -111,21 +97,15 @@ interface ShardScope {
 async function processShard(job: Job<ShardJobData>, token: string, s: ShardScope): Promise<ShardStats> {
   const { runId, shardId } = job.data;
   const slot = await slotFor(runId, s);
-  const inputName = shardInputName(shardId, slot.run.options.oomShardCount);
-  const bytes = await slot.target.readFile(inputName, MAX_SHARD_INPUT_BYTES);
-  if (bytes === undefined) {
-    throw new UnrecoverableError(`its input ${inputName} is missing in ${slot.target.url} (the head writes it)`);
-  }
-  const task = decodeValue<ShardTask>(bytes, `${slot.target.url}/${inputName}`);
   const controller = new AbortController();
   s.inFlight.set(job.id!, controller);
   const label = `${runId}/${shardId}`;
   s.activity.active.add(label);
   s.o.onEvent?.(`shard ${shardId} of run ${runId}: started`);
   try {
-    const stats = await untilAborted(slot.runner.run(task), controller.signal);
+    const { stats, cleanup } = await untilAborted(slot.process(job.data), controller.signal);
     await recordDone(s.redis, runId, shardId, stats);
-    await slot.target.removeFiles([inputName]);
+    await cleanup();
     s.activity.done++;
     s.o.onEvent?.(`shard ${shardId} of run ${runId}: done, ${stats.successes}/${stats.count} ok`);
     return stats;
@@ -143,36 +123,22 @@ async function processShard(job: Job<ShardJobData>, token: string, s: ShardScope
 }
 
 /**
- * The run's slot: its record read once, its worker threads made on first use. The promise is what is kept, so the
- * shards that start together share one slot (four concurrent first shards once made four sets of threads).
+ * The run's slot: its record read once, its worker threads or model made on first use. The promise is what is
+ * kept, so the shards that start together share one slot (four concurrent first shards once made four sets of
+ * threads).
  */
 function slotFor(runId: string, s: ShardScope): Promise<RunSlot> {
   let slot = s.slots.get(runId);
   if (slot === undefined) {
-    slot = makeSlot(runId, s);
+    slot = (async () => {
+      const run = await getRun(s.redis, runId);
+      if (run === undefined) throw new UnrecoverableError(`run ${runId} is not in the queue's Redis any more`);
+      if (run.state === 'cancelled') throw new UnrecoverableError(`run ${runId} was cancelled`);
+      return makeRunSlot(run, (n) => (s.activity.samples += n));
+    })();
     s.slots.set(runId, slot);
     slot.catch(() => s.slots.delete(runId));
   }
-  return slot;
-}
-
-async function makeSlot(runId: string, s: ShardScope): Promise<RunSlot> {
-  const run = await getRun(s.redis, runId);
-  if (run === undefined) throw new UnrecoverableError(`run ${runId} is not in the queue's Redis any more`);
-  if (run.state === 'cancelled') throw new UnrecoverableError(`run ${runId} was cancelled`);
-  const slot: RunSlot = {
-    run,
-    live: emptyDelta(),
-    target: shardTarget(run.output),
-    runner: createWorkerRunner(
-      run.options,
-      (d) => {
-        addDelta(slot.live, d);
-        s.activity.samples += d.successes + d.failedToDownload + d.failedToResize;
-      },
-      { staged: true },
-    ),
-  };
   return slot;
 }
 
@@ -180,7 +146,7 @@ async function makeSlot(runId: string, s: ShardScope): Promise<RunSlot> {
 async function dropSlot(runId: string, slots: Map<string, Promise<RunSlot>>): Promise<void> {
   const slot = slots.get(runId);
   slots.delete(runId);
-  await (await slot?.catch(() => undefined))?.runner.close();
+  await (await slot?.catch(() => undefined))?.close();
 }
 
 /** Shards of a cancelled run stop where they are (failed for good: the run is over). */
@@ -188,12 +154,6 @@ function cancelRun(runId: string, inFlight: Map<string, AbortController>): void 
   for (const [jobId, controller] of inFlight) {
     if (jobId.startsWith(`${runId}-`)) controller.abort(new UnrecoverableError(`run ${runId} was cancelled`));
   }
-}
-
-function addDelta(into: SampleDelta, d: SampleDelta): void {
-  into.successes += d.successes;
-  into.failedToDownload += d.failedToDownload;
-  into.failedToResize += d.failedToResize;
 }
 
 /** The live counts of every run since the last flush, added to the runs' progress counters in Redis. */
