@@ -12,9 +12,15 @@ export function jobsCommand(): Command {
     .requiredOption('--queue <url>', "the job queue's Redis, redis://HOST:PORT/DB")
     .option('--json', 'print the status as JSON', false)
     .option('--watch <s>', 'print it again every S seconds until Ctrl-C', toNumber('--watch'))
-    .action(async (flags: { queue: string; json: boolean; watch?: number }) => {
+    .option(
+      '--port <port>',
+      "serve the runs' counts on the dashboard page at http://127.0.0.1:PORT/#dashboard until Ctrl-C (0: any port)",
+      toNumber('--port'),
+    )
+    .action(async (flags: { queue: string; json: boolean; watch?: number; port?: number }) => {
       await withQueue(flags.queue, async ({ redis, queue }) => {
         const { queueStatus } = await import('../queue/status.js');
+        if (flags.port !== undefined) return serveDashboard(flags.port, () => queueStatus(redis, queue));
         for (;;) {
           const status = await queueStatus(redis, queue);
           process.stdout.write(flags.json ? JSON.stringify(status, null, 2) + '\n' : formatStatus(status));
@@ -76,6 +82,29 @@ async function withQueue<T>(
     await queue.close();
     redis.disconnect();
   }
+}
+
+/**
+ * The dashboard of `clipstream serve` (src/server/job-dashboard.ts) with one job per run, its counts read from Redis
+ * every second: samples/s, attempts, failures and reasons, shards done / skipped / active / waiting / failed.
+ */
+async function serveDashboard(port: number, status: () => Promise<QueueStatus>): Promise<void> {
+  const { startJobDashboard } = await import('../server/job-dashboard.js');
+  const { runJobs } = await import('../queue/dashboard.js');
+  let latest = await status();
+  const jobs = runJobs(() => latest);
+  const dashboard = await startJobDashboard({ port, jobs });
+  process.stderr.write(`queue dashboard: ${dashboard.url}/#dashboard (Ctrl-C stops it)\n`);
+  const stopped = new Promise<void>((resolve) => process.once('SIGINT', () => resolve()));
+  const timer = setInterval(() => {
+    status().then(
+      (s) => (latest = s),
+      () => {},
+    ); // Redis away: the page keeps the last counts
+  }, 1000);
+  await stopped;
+  clearInterval(timer);
+  await dashboard.close();
 }
 
 /** The status as text: the queue's counts, one block per run, one line per worker. */

@@ -1,3 +1,4 @@
+import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -5,7 +6,16 @@ import { startImageServer, type ImageServer } from '../helpers/image-server.js';
 import { s3List, s3ReadSmall } from '../../src/io/s3.js';
 import { startRedis, startS3Server, type RedisServer, type S3Server } from '../helpers/services.js';
 import { tempDir } from '../helpers/tmp.js';
-import { downloadFlags, readShards, run, startWorker, stopWorkers, writeList, type WorkerProcess } from './helpers.js';
+import {
+  cli,
+  downloadFlags,
+  readShards,
+  run,
+  startWorker,
+  stopWorkers,
+  writeList,
+  type WorkerProcess,
+} from './helpers.js';
 
 /**
  * `download --distributor queue` + `clipstream worker` processes on one machine, through Debian's redis-server
@@ -102,6 +112,41 @@ describe('download --distributor queue with clipstream worker', () => {
     const text = await run(['jobs', 'status', '--queue', redis.url]);
     expect(text.stdout).toMatch(/workers: 2, [\d.]+ samples\/s in all/);
     expect(text.stdout).toMatch(/shards: 4 done, 0 active, 0 waiting, 0 failed of 4/);
+  });
+
+  it('jobs status --port serves the runs on the dashboard page: shards done / skipped / active / waiting / failed', async () => {
+    const dir = await tempDir();
+    const list = await writeList(dir, images, 20);
+    workers.push(startWorker(redis.url, 'dash'));
+    expect((await run(queued(list, join(dir, 'dash')))).code).toBe(0);
+    const child = spawn(process.execPath, [cli, 'jobs', 'status', '--queue', redis.url, '--port', '0'], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    try {
+      let stderr = '';
+      const url = await new Promise<string>((resolve, reject) => {
+        child.stderr.on('data', (d: Buffer) => {
+          stderr += String(d);
+          const m = /queue dashboard: (http:\/\/127\.0\.0\.1:\d+)\/#dashboard/.exec(stderr);
+          if (m) resolve(m[1]!);
+        });
+        child.on('close', () => reject(new Error(`exited before the dashboard: ${stderr}`)));
+      });
+      const res = await fetch(`${url}/api/events`);
+      let text = '';
+      for await (const chunk of res.body!) {
+        text += Buffer.from(chunk).toString('utf8');
+        if (/event: snapshot\ndata: .*\n\n/.test(text)) break;
+      }
+      const snapshot = JSON.parse(/event: snapshot\ndata: (.*)\n\n/.exec(text)![1]!) as {
+        jobs: { name: string; successes: number; shards: Record<string, number> }[];
+      };
+      const job = snapshot.jobs.find((j) => j.name.includes(join(dir, 'dash')))!;
+      expect(job.shards).toEqual({ done: 2, skipped: 0, active: 0, waiting: 0, failed: 0 });
+      expect(job.successes).toBe(20 - 2);
+    } finally {
+      child.kill('SIGINT');
+    }
   });
 
   it('a bad queue URL and an unreachable Redis are clear errors (exit 2 and 1), without a hang', async () => {
