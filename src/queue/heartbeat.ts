@@ -43,6 +43,8 @@ interface BeatHooks {
   runs: () => string[];
   /** Called for a run found cancelled. */
   cancel: (runId: string) => void;
+  /** Called for a run found over (done, cancelled, or gone from Redis): its slot may go. */
+  ended: (runId: string) => Promise<void>;
 }
 
 /** Every BEAT_MS: the worker's line with its rate, the live counts, and a look for cancelled runs. */
@@ -69,7 +71,9 @@ export function startHeartbeat(redis: Redis, a: WorkerActivity, hooks: BeatHooks
     await redis.hset(WORKERS_KEY, a.name, JSON.stringify(line));
     await hooks.flush();
     for (const runId of hooks.runs()) {
-      if ((await getRun(redis, runId))?.state === 'cancelled') hooks.cancel(runId);
+      const state = (await getRun(redis, runId))?.state;
+      if (state === 'cancelled') hooks.cancel(runId);
+      if (state !== 'running') await hooks.ended(runId);
     }
   };
   let running: Promise<void> = beat().catch(() => {});

@@ -71,6 +71,12 @@ export async function runWorker(o: QueueWorkerOptions): Promise<WorkerActivity> 
     flush: () => flushLive(redis, slots),
     runs: () => [...slots.keys()],
     cancel: (runId) => cancelRun(runId, inFlight),
+    // a run that is over frees its worker threads or model once its last shard here has stopped
+    ended: async (runId) => {
+      if (!slots.has(runId) || [...inFlight.keys()].some((id) => id.startsWith(`${runId}-`))) return;
+      await dropSlot(runId, slots);
+      o.onEvent?.(`run ${runId} is over: its worker threads (or model) are closed`);
+    },
   });
   const giveBack = () => inFlight.forEach((c) => c.abort(new WaitingError('given back')));
   o.giveBack.addEventListener('abort', giveBack, { once: true });

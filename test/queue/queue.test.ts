@@ -112,6 +112,11 @@ describe('download --distributor queue with clipstream worker', () => {
     const text = await run(['jobs', 'status', '--queue', redis.url]);
     expect(text.stdout).toMatch(/workers: 2, [\d.]+ samples\/s in all/);
     expect(text.stdout).toMatch(/shards: 4 done, 0 active, 0 waiting, 0 failed of 4/);
+    // the run is over: each worker that ran some of it closes what it held for it at its next beat
+    await new Promise((r) => setTimeout(r, 2_500));
+    const busy = workers.filter((w) => /: done, /.test(w.log()));
+    expect(busy.length).toBeGreaterThan(0);
+    for (const w of busy) expect(w.log()).toMatch(/run \w+ is over/);
   });
 
   it('jobs status --port serves the runs on the dashboard page: shards done / skipped / active / waiting / failed', async () => {
