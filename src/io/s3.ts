@@ -69,7 +69,13 @@ async function makeClient(): Promise<S3Client> {
   // Buckets under another endpoint (MinIO, moto, a gateway at an IP) are not DNS names: path-style addressing.
   const forcePathStyle =
     endpoint !== undefined || /^(1|true|yes)$/i.test(process.env.CLIPSTREAM_S3_FORCE_PATH_STYLE ?? '');
-  const base = { forcePathStyle, maxAttempts: 4 };
+  // Bounded: an endpoint that does not answer fails in seconds (the SDK has no timeout of its own); a socket idle
+  // for 2 minutes mid-transfer is a failure too (retried, maxAttempts).
+  const base = {
+    forcePathStyle,
+    maxAttempts: 4,
+    requestHandler: { connectionTimeout: 10_000, requestTimeout: 120_000 },
+  };
   const client = new S3Client(base);
   try {
     await client.config.region();
