@@ -62,7 +62,9 @@ export async function connectQueue(url: string): Promise<Redis> {
     enableOfflineQueue: true,
     retryStrategy: (times) => Math.min(200 * times, 2_000),
   });
-  client.on('error', () => {}); // reconnection errors: the commands that need Redis report them
+  let lastError: Error | undefined;
+  // reconnection errors: the commands that need Redis report them; the last one explains a failed connect
+  client.on('error', (err: Error) => (lastError = err));
   const deadline = new Promise<never>((_, reject) => {
     const timer = setTimeout(
       () => reject(new Error(`no answer within ${CONNECT_TIMEOUT_MS / 1000} s`)),
@@ -80,8 +82,12 @@ export async function connectQueue(url: string): Promise<Redis> {
     ]);
   } catch (err) {
     client.disconnect();
-    throw queueUnavailable(`cannot reach the queue's Redis at ${displayUrl(url)}: ${(err as Error).message}`, {
-      hint: 'Start Redis there (redis-server, with persistence: --appendonly yes), or check --queue and the firewall.',
+    const why = [(err as Error).message, lastError?.message].filter((m) => m !== undefined);
+    const auth = why.some((m) => /NOAUTH|WRONGPASS|AUTH/.test(m));
+    throw queueUnavailable(`cannot reach the queue's Redis at ${displayUrl(url)}: ${[...new Set(why)].join('; ')}`, {
+      hint: auth
+        ? 'Redis wants a password: give it in --queue as redis://:PASSWORD@HOST:PORT/DB (or USER:PASSWORD@).'
+        : 'Start Redis there (redis-server, with persistence: --appendonly yes), or check --queue and the firewall.',
       cause: err,
     });
   }

@@ -90,9 +90,10 @@ export interface RedisServer {
 
 /**
  * Debian's redis-server (installed by scripts/redis-env.sh when missing) on 127.0.0.1 at a free port, with a folder
- * of its own; `persistence` turns the append-only file on (fsync every write), so a restart keeps the queue.
+ * of its own; `persistence` turns the append-only file on (fsync every write), so a restart keeps the queue;
+ * `password` requires it (requirepass).
  */
-export async function startRedis({ persistence = false } = {}): Promise<RedisServer> {
+export async function startRedis({ persistence = false, password = '' } = {}): Promise<RedisServer> {
   const binary = await setUp('redis-env.sh');
   const port = await freePort();
   const dir = await mkdtemp(join(tmpdir(), 'clipstream-redis-'));
@@ -111,6 +112,7 @@ export async function startRedis({ persistence = false } = {}): Promise<RedisSer
     'always',
     '--daemonize',
     'no',
+    ...(password === '' ? [] : ['--requirepass', password]),
   ];
   let child = spawn(binary, args, { stdio: 'ignore' });
   const ping = async () => {
@@ -118,6 +120,7 @@ export async function startRedis({ persistence = false } = {}): Promise<RedisSer
     const client = new Redis({
       host: '127.0.0.1',
       port,
+      password: password || undefined,
       lazyConnect: true,
       maxRetriesPerRequest: 0,
       retryStrategy: () => null,
