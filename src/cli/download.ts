@@ -28,8 +28,17 @@ export function downloadCommand(): Command {
   const lower = (value: string) => value.toLowerCase();
   return new Command('download')
     .description("Download, resize and package a url list (img2dataset's options and output layout)")
-    .requiredOption('--url-list <path>', 'url list: a file or a folder of files', toLocalPath('--url-list'))
-    .option('--output-folder <dir>', 'output folder', toLocalPath('--output-folder'), 'images')
+    .requiredOption(
+      '--url-list <path>',
+      'url list: a file or a folder of files, local or s3://bucket/prefix',
+      toLocalPath('--url-list', { s3: true }),
+    )
+    .option(
+      '--output-folder <dir>',
+      'output folder, local or s3://bucket/prefix',
+      toLocalPath('--output-folder', { s3: true }),
+      'images',
+    )
     .addOption(new Option('--input-format <fmt>', 'input format').choices([...INPUT_FORMATS]).default('txt'))
     .option('--url-col <name>', 'column holding the url', 'url')
     .option('--caption-col <name>', 'column holding the caption (written as {key}.txt)')
@@ -116,8 +125,12 @@ export function downloadCommand(): Command {
     )
     .option(
       '--distributor <name>',
-      'multiprocessing: shards on --processes-count worker threads (pyspark and ray are not available)',
+      'multiprocessing: shards on --processes-count worker threads; queue: on many machines (--queue, clipstream worker); pyspark and ray are not available',
       'multiprocessing',
+    )
+    .option(
+      '--queue <url>',
+      "with --distributor queue: the job queue's Redis, redis://HOST:PORT/DB (every machine must reach it)",
     )
     .option(
       '--subjob-size <n>',
@@ -171,7 +184,9 @@ export function downloadCommand(): Command {
       const onSigint = () => {
         if (controller.signal.aborted) process.exit(130);
         process.stderr.write(
-          '\nstopping: finishing the shards in flight (Ctrl-C again to quit now; rerun to resume)\n',
+          options.distributor === 'queue'
+            ? '\nleaving the run: it goes on in the queue (run the same command to re-attach; clipstream jobs cancel stops it)\n'
+            : '\nstopping: finishing the shards in flight (Ctrl-C again to quit now; rerun to resume)\n',
         );
         controller.abort();
       };
@@ -195,7 +210,9 @@ export function downloadCommand(): Command {
         stop();
         printSummary(summary);
         // img2dataset exits 0 whatever happened; a job that saved nothing or left shards failed is a failure
-        if (summary.failedShards.length > 0 || summary.noSuccessHint !== undefined) process.exitCode = 1;
+        const failed = summary.failedShards.length > 0 || summary.cancelledShards !== undefined;
+        if (summary.detached) process.exitCode = 130;
+        else if (failed || summary.noSuccessHint !== undefined) process.exitCode = 1;
       } finally {
         stop();
         process.off('SIGINT', onSigint);
@@ -233,6 +250,10 @@ export function printSummary(s: DownloadSummary): void {
         : '';
     out.push(`  ${retried}rerun the same command to retry the failed shards (--incremental-mode incremental)`);
   }
-  if (s.noSuccessHint !== undefined) out.push(`  ${s.noSuccessHint}`);
+  if (s.noSuccessHint !== undefined && !s.detached) out.push(`  ${s.noSuccessHint}`);
+  if (s.detached) out.push('  left while the run goes on in the queue: run the same command to re-attach');
+  if (s.cancelledShards !== undefined) {
+    out.push(`  the run was cancelled: ${s.cancelledShards} shard(s) not done; rerun the same command to do them`);
+  }
   process.stdout.write(out.join('\n') + '\n');
 }

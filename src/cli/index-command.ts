@@ -12,8 +12,8 @@ export function indexCommand(): Command {
     )
     .requiredOption(
       '--embeddings <dir>',
-      'embedding folder: img_emb/img_emb_{P}.npy + metadata/metadata_{P}.parquet',
-      toLocalPath('--embeddings'),
+      'embedding folder: img_emb/img_emb_{P}.npy + metadata/metadata_{P}.parquet, local or s3://bucket/prefix',
+      toLocalPath('--embeddings', { s3: true }),
     )
     .requiredOption('--output <dir>', 'index folder to create or extend', toLocalPath('--output'))
     .addOption(new Option('--metric <m>', 'similarity').choices(['ip', 'cosine']).default('ip'))

@@ -14,6 +14,8 @@ const commands: Record<string, () => Promise<Command>> = {
   stream: async () => (await import('./stream.js')).streamCommand(),
   serve: async () => (await import('./serve.js')).serveCommand(),
   demo: async () => (await import('./demo.js')).demoCommand(),
+  worker: async () => (await import('./worker.js')).workerCommand(),
+  jobs: async () => (await import('./jobs.js')).jobsCommand(),
 };
 
 const program = new Command('clipstream')

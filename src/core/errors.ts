@@ -49,6 +49,10 @@ export const ERROR_CATALOGUE = {
   IMAGE_UNAVAILABLE: environment(502),
   PORT_IN_USE: input(),
   WORKER_FAILED: environment(),
+  /** Object storage (S3 and compatible) that cannot be reached, or refuses us for a reason of its own. */
+  STORAGE_UNAVAILABLE: environment(),
+  /** The job queue's Redis cannot be reached (or went away and did not come back in time). */
+  QUEUE_UNAVAILABLE: environment(),
   INTERNAL: { kind: 'bug', exit: 70, http: 500 },
 } as const satisfies Record<string, ErrorEntry>;
 
@@ -110,6 +114,8 @@ export const streamFailed = defineError('STREAM_FAILED');
 export const streamExhausted = defineError('STREAM_EXHAUSTED');
 export const portInUse = defineError('PORT_IN_USE');
 export const workerFailed = defineError('WORKER_FAILED');
+export const storageUnavailable = defineError('STORAGE_UNAVAILABLE');
+export const queueUnavailable = defineError('QUEUE_UNAVAILABLE');
 /** A broken invariant of ours, not the user's input. */
 export const internalError = defineError('INTERNAL');
 
@@ -135,6 +141,8 @@ export const ERROR_HELPERS: { [C in ErrorCode]: (message: string, options?: Erro
   STREAM_EXHAUSTED: streamExhausted,
   PORT_IN_USE: portInUse,
   WORKER_FAILED: workerFailed,
+  STORAGE_UNAVAILABLE: storageUnavailable,
+  QUEUE_UNAVAILABLE: queueUnavailable,
   INTERNAL: internalError,
 };
 

@@ -69,10 +69,12 @@ export function parseList(value: string): string[] {
  * A local path from a path or a `file://` URL; any other `scheme://` (fsspec's s3://, gs://, hf://… as img2dataset
  * users type them) is refused with a message naming `what` (the flag or spec field): taken as a path, it would
  * read or write a local folder named "s3:". `urls`: the input may also be read over http(s), which stays a URL.
+ * `s3`: an `s3://bucket/prefix` is accepted too (object storage), normalised to lower-case `s3://`.
  */
-export function localPathOf(value: string, what: string, { urls = false } = {}): string {
+export function localPathOf(value: string, what: string, { urls = false, s3 = false } = {}): string {
   const scheme = /^([a-z][a-z0-9+.-]*):\/\//i.exec(value)?.[1]?.toLowerCase();
   if (scheme === undefined || (urls && (scheme === 'http' || scheme === 'https'))) return value;
+  if (s3 && scheme === 's3') return 's3' + value.slice(2);
   if (scheme === 'file') {
     try {
       return fileURLToPath(value);
@@ -82,9 +84,14 @@ export function localPathOf(value: string, what: string, { urls = false } = {}):
       );
     }
   }
-  const accepted = urls ? 'only local paths and http(s) URLs are' : `${scheme}:// paths are not`;
+  const kinds = ['a local path', ...(urls ? ['an http(s) URL'] : []), ...(s3 ? ['an s3:// URL'] : [])];
+  const schemes = [...(urls ? ['http(s)'] : []), ...(s3 ? ['s3://'] : [])].join(' and ');
+  const accepted = schemes === '' ? `${scheme}:// paths are not` : `only local paths and ${schemes} URLs are`;
+  const instead = s3
+    ? 'other clouds are read through their S3 API: s3://BUCKET with AWS_ENDPOINT_URL_S3 set, or mount the bucket'
+    : 'mount the bucket, e.g. with s3fs or gcsfuse, or copy to and from a local folder';
   throw invalidOption(
-    `Expected a local path${urls ? ' or an http(s) URL' : ''} for ${what} but received ${JSON.stringify(value)}: ${accepted} supported (mount the bucket, e.g. with s3fs or gcsfuse, or copy to and from a local folder)`,
+    `Expected ${kinds.join(' or ')} for ${what} but received ${JSON.stringify(value)}: ${accepted} supported (${instead})`,
   );
 }
 

@@ -17,10 +17,10 @@ export const INCREMENTAL_MODES = ['incremental', 'overwrite', 'extend'] as const
 const textFormats: readonly string[] = ['txt', 'txt.gz'];
 
 /**
- * Where shards run. img2dataset's multiprocessing is our worker threads (--processes-count); its pyspark and ray
- * are not here. A list, so a queue distributor for many machines is one more entry.
+ * Where shards run. img2dataset's multiprocessing is our worker threads (--processes-count); `queue` is many
+ * machines through a BullMQ queue on Redis (--queue, `clipstream worker`); img2dataset's pyspark and ray are not here.
  */
-export const DISTRIBUTORS = ['multiprocessing'] as const;
+export const DISTRIBUTORS = ['multiprocessing', 'queue'] as const;
 const OTHER_DISTRIBUTORS: Record<string, string> = {
   pyspark: 'pyspark is not available here',
   ray: 'ray is not available here',
@@ -88,6 +88,8 @@ const baseShape = z
     /** How many more times shards that failed are run at the end of the job (img2dataset's retrier). */
     maxShardRetry: z.number().int().min(0).max(100).default(1),
     distributor: z.string().default('multiprocessing'),
+    /** With --distributor queue: the Redis of the job queue, redis://HOST:PORT/DB. */
+    queue: z.string().min(1).optional(),
     /** img2dataset: shards per pyspark batch. Accepted; no effect here (no pyspark). */
     subjobSize: positiveInt.default(1000),
     /** Accepted; clipstream does not log to Weights & Biases (see downloadNotices). */
@@ -139,8 +141,17 @@ function checkCombinations(o: Parsed, ctx: Issues): void {
       `Expected one of ${DISTRIBUTORS.join(', ')} but received ${JSON.stringify(o.distributor)}`;
     issue(
       'distributor',
-      `${why}: clipstream runs shards on --processes-count worker threads of one machine (--distributor multiprocessing)`,
+      `${why}: clipstream runs shards on --processes-count worker threads of one machine (--distributor multiprocessing) or on many machines (--distributor queue --queue redis://HOST:PORT/DB)`,
     );
+  }
+  if (o.distributor === 'queue' && o.queue === undefined) {
+    issue(
+      'queue',
+      'is required with --distributor queue: the Redis every machine reaches, e.g. redis://10.0.0.5:6379/0',
+    );
+  }
+  if (o.queue !== undefined && o.distributor !== 'queue') {
+    issue('queue', `goes with --distributor queue (received --distributor ${o.distributor}); add --distributor queue`);
   }
   if (o.bboxCol !== undefined && textFormats.includes(o.inputFormat)) {
     issue(

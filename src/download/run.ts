@@ -1,11 +1,11 @@
-import { mkdir, rm } from 'node:fs/promises';
-import { isClipstreamError, outputConflict } from '../core/errors.js';
+import { isClipstreamError } from '../core/errors.js';
 import type { UrlRow } from '../core/types.js';
 import { openParquet } from '../io/parquet-read.js';
 import { inspectUrlList, readUrlList, type UrlListOptions } from '../io/url-list.js';
-import { listDoneShards, removePartialShards, type ShardStats } from '../sink/index.js';
+import type { ShardStats } from '../sink/index.js';
 import { explainNoSuccess } from './diagnose.js';
 import { parseDownloadOptions, type DownloadOptions, type DownloadOptionsInput } from './options.js';
+import { shardTarget } from './output.js';
 import { ProgressCounter, type SampleDelta } from './progress.js';
 import { retryFailedShards, type FailedShard } from './retry.js';
 import { createInProcessRunner, createWorkerRunner, type ShardRunner } from './runner.js';
@@ -27,6 +27,10 @@ export interface DownloadSummary {
   durationSeconds: number;
   /** When rows were processed and none succeeded: why, and what to do (diagnose.ts). */
   noSuccessHint: string | undefined;
+  /** --distributor queue: the command stopped following before the run ended (the run goes on). */
+  detached?: boolean;
+  /** --distributor queue: the run was cancelled (jobs cancel) with this many shards neither done nor failed. */
+  cancelledShards?: number;
 }
 
 export interface DownloadHooks {
@@ -43,18 +47,14 @@ export interface DownloadHooks {
  */
 export async function download(input: DownloadOptionsInput, hooks: DownloadHooks = {}): Promise<DownloadSummary> {
   const options = parseDownloadOptions(input);
-  const listOptions: UrlListOptions = {
-    urlList: options.urlList,
-    inputFormat: options.inputFormat,
-    urlCol: options.urlCol,
-    captionCol: options.captionCol,
-    additionalColumns: [
-      ...new Set([
-        ...options.saveAdditionalColumns,
-        ...[options.bboxCol, options.verifyHash?.[0]].filter((c) => c !== undefined),
-      ]),
-    ],
-  };
+  if (options.distributor === 'queue') {
+    const { downloadQueued } = await import('../queue/head.js');
+    return downloadQueued(options, options.queue!, {
+      signal: hooks.signal,
+      onCounter: (counter) => hooks.onStart?.(counter, options),
+    });
+  }
+  const listOptions = listOptionsOf(options);
   const files = await inspectUrlList(listOptions);
 
   const { skip, firstShardId } = await prepareOutputFolder(options);
@@ -92,6 +92,22 @@ export async function download(input: DownloadOptionsInput, hooks: DownloadHooks
       { count: snap.done, successes: snap.successes, reasons: snap.reasons, firstUrl: job.firstUrl },
       options,
     ),
+  };
+}
+
+/** What the url list is read with: the input columns the options ask for. */
+export function listOptionsOf(options: DownloadOptions): UrlListOptions {
+  return {
+    urlList: options.urlList,
+    inputFormat: options.inputFormat,
+    urlCol: options.urlCol,
+    captionCol: options.captionCol,
+    additionalColumns: [
+      ...new Set([
+        ...options.saveAdditionalColumns,
+        ...[options.bboxCol, options.verifyHash?.[0]].filter((c) => c !== undefined),
+      ]),
+    ],
   };
 }
 
@@ -223,19 +239,17 @@ export async function* shardTasks(
 
 /**
  * incremental: shards with a stats file are done and skipped; leftovers of interrupted shards are removed.
- * overwrite: start from an empty folder. extend: append after the highest existing shard.
+ * overwrite: start from an empty folder. extend: append after the highest existing shard. Local or s3://.
  */
-async function prepareOutputFolder(o: DownloadOptions): Promise<{ skip: Set<number>; firstShardId: number }> {
-  if (o.incrementalMode === 'overwrite') await rm(o.outputFolder, { recursive: true, force: true });
-  try {
-    await mkdir(o.outputFolder, { recursive: true });
-  } catch (err) {
-    throw outputConflict(`cannot create the output folder ${o.outputFolder}: ${(err as Error).message}`, {
-      hint: 'Choose another --output-folder or fix its permissions.',
-    });
+export async function prepareOutputFolder(o: DownloadOptions): Promise<{ skip: Set<number>; firstShardId: number }> {
+  const target = shardTarget(o.outputFolder);
+  await target.prepare();
+  if (o.incrementalMode === 'overwrite') {
+    await target.clear();
+    await target.prepare();
   }
-  const done = await listDoneShards(o.outputFolder);
-  await removePartialShards(o.outputFolder, done);
+  const done = await target.listDone();
+  await target.removePartial(done);
   if (o.incrementalMode === 'extend') {
     return { skip: new Set(), firstShardId: done.size === 0 ? 0 : Math.max(...done) + 1 };
   }

@@ -1,10 +1,12 @@
 import { existsSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { setFlagsFromString } from 'node:v8';
 import { Worker } from 'node:worker_threads';
 import { internalError, workerFailed } from '../core/errors.js';
+import { isS3Url } from '../io/s3.js';
 import type { ShardStats } from '../sink/index.js';
-import { createShardContext } from './context.js';
+import { createShardContext, remoteStagingRoot, type ShardPlacement } from './context.js';
 import type { DownloadOptions } from './options.js';
 import { addToDelta, emptyDelta, type SampleDelta } from './progress.js';
 import { downloadShard, type ShardTask } from './shard.js';
@@ -22,10 +24,14 @@ export interface ShardRunner {
  * ones keep the connections busy (img2dataset processes idle at every shard end). The fetcher still caps
  * connections at --thread-count per process.
  */
-const SHARDS_PER_PROCESS = 4;
+export const SHARDS_PER_PROCESS = 4;
 
-export function createInProcessRunner(options: DownloadOptions, onDelta: (d: SampleDelta) => void): ShardRunner {
-  const ctx = createShardContext(options);
+export function createInProcessRunner(
+  options: DownloadOptions,
+  onDelta: (d: SampleDelta) => void,
+  placement: ShardPlacement = {},
+): ShardRunner {
+  const ctx = createShardContext(options, placement);
   return {
     capacity: SHARDS_PER_PROCESS,
     run: (task) =>
@@ -44,13 +50,17 @@ type WorkerMessage =
   | { type: 'failed'; shardId: number; message: string; code?: string };
 
 /** Worker threads, each with its own fetcher and event loop; sharp/libvips work runs on the shared thread pool. */
-export function createWorkerRunner(options: DownloadOptions, onDelta: (d: SampleDelta) => void): ShardRunner {
+export function createWorkerRunner(
+  options: DownloadOptions,
+  onDelta: (d: SampleDelta) => void,
+  placement: ShardPlacement = {},
+): ShardRunner {
   const script = workerScript();
   roomierWorkerHeaps();
   const pending = new Map<number, { resolve: (s: ShardStats) => void; reject: (e: Error) => void; worker: Worker }>();
   const load = new Map<Worker, number>();
   const workers = Array.from({ length: options.processesCount }, () => {
-    const worker = new Worker(script, { workerData: { options } });
+    const worker = new Worker(script, { workerData: { options, placement } });
     load.set(worker, 0);
     worker.on('message', (msg: WorkerMessage) => {
       if (msg.type === 'delta') return onDelta(msg.delta);
@@ -88,6 +98,7 @@ export function createWorkerRunner(options: DownloadOptions, onDelta: (d: Sample
     },
     async close() {
       await Promise.all(workers.map((w) => w.terminate()));
+      if (isS3Url(options.outputFolder)) await rm(remoteStagingRoot(), { recursive: true, force: true });
     },
   };
 }

@@ -1,13 +1,13 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { isClipstreamError } from '../core/errors.js';
-import { createShardContext } from './context.js';
+import { createShardContext, type ShardPlacement } from './context.js';
 import type { DownloadOptions } from './options.js';
 import { addToDelta, DELTA_INTERVAL_MS, emptyDelta } from './progress.js';
 import { downloadShard, type ShardTask } from './shard.js';
 
 const port = parentPort!;
-const { options } = workerData as { options: DownloadOptions };
-const ctx = createShardContext(options);
+const { options, placement } = workerData as { options: DownloadOptions; placement: ShardPlacement };
+const ctx = createShardContext(options, placement);
 
 let delta = emptyDelta();
 let dirty = false;

@@ -1,4 +1,6 @@
-import { readdir, stat, mkdir, readFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { Readable } from 'node:stream';
 import { basename, extname, join, relative } from 'node:path';
 import { batch } from '../core/async.js';
 import sharp from 'sharp';
@@ -6,7 +8,9 @@ import { inputNotFound } from '../core/errors.js';
 import { readNpyImage } from '../image/index.js';
 import { loadClipModel, type ClipModel } from '../clip/index.js';
 import { MAX_JSON_DEPTH, nestedDeeperThan } from '../io/json-value.js';
+import { openByteSource, sequentialChunks } from '../io/byte-source.js';
 import { writeNpy } from '../io/npy.js';
+import { checkBucket, isS3Url, s3Join, s3List, s3Put } from '../io/s3.js';
 import { inferColumnTypeOf, openParquetWriter, type ParquetColumn } from '../io/parquet-write.js';
 import { readTarSamples } from '../io/tar-read.js';
 
@@ -42,8 +46,10 @@ interface Item {
   meta: Record<string, unknown>;
 }
 
-interface Partition {
+export interface Partition {
   name: string;
+  /** The tar it is read from (tar partitions). */
+  source?: string;
   items: AsyncIterable<Item>;
   /** Filled while `items` is read: samples whose json fields were left out, and why. */
   metadataLeftOut: string[];
@@ -60,8 +66,7 @@ const IMAGE_EXTENSIONS = new Set(['.jpg', '.jpeg', '.png', '.webp']);
 export async function runInference(o: InferenceOptions): Promise<InferenceSummary> {
   const partitions = await listPartitions(o.input, o.partitionSize ?? 10_000);
   const model = await loadClipModel(o.model, { allowRemote: o.allowRemote ?? false });
-  const dirs = ['img_emb', 'text_emb', 'metadata'].map((d) => join(o.outputFolder, d));
-  await Promise.all(dirs.map((d) => mkdir(d, { recursive: true })));
+  await prepareOutput(o.outputFolder);
   let count = 0;
   let withText = false;
   const skipped: string[] = [];
@@ -93,7 +98,7 @@ export async function runInference(o: InferenceOptions): Promise<InferenceSummar
  * Embeddings of one partition are held in memory until it is written (≤ partition size × dim floats: 20 MB for
  * 10 000 × 512), so the three files are written once each and stay aligned row for row.
  */
-async function embedPartition(p: Partition, model: ClipModel, o: InferenceOptions, tick: () => void) {
+export async function embedPartition(p: Partition, model: ClipModel, o: InferenceOptions, tick: () => void) {
   const imageRows: Float32Array[] = [];
   const textRows: Float32Array[] = [];
   const metas: Record<string, unknown>[] = [];
@@ -117,11 +122,51 @@ async function embedPartition(p: Partition, model: ClipModel, o: InferenceOption
       tick();
     }
   }
-  await writeNpy(join(o.outputFolder, 'img_emb', `img_emb_${p.name}.npy`), imageRows, model.dim, 'float16');
-  if (anyCaption)
-    await writeNpy(join(o.outputFolder, 'text_emb', `text_emb_${p.name}.npy`), textRows, model.dim, 'float16');
-  await writeMetadata(join(o.outputFolder, 'metadata', `metadata_${p.name}.parquet`), metas);
-  return { withText: anyCaption, skipped };
+  await writePartition(
+    o.outputFolder,
+    p.name,
+    { imageRows, textRows: anyCaption ? textRows : undefined, metas },
+    model.dim,
+  );
+  return { withText: anyCaption, skipped, count: metas.length };
+}
+
+/** The output's folders (local), or a check that its bucket exists (s3://). */
+export async function prepareOutput(outputFolder: string): Promise<void> {
+  if (isS3Url(outputFolder)) return checkBucket(outputFolder);
+  const dirs = ['img_emb', 'text_emb', 'metadata'].map((d) => join(outputFolder, d));
+  await Promise.all(dirs.map((d) => mkdir(d, { recursive: true })));
+}
+
+/** The partition file holding its metadata: written last, so a partition with it is done. */
+export function metadataName(partition: string): string {
+  return `metadata/metadata_${partition}.parquet`;
+}
+
+/**
+ * A partition's three files: in place in a local folder; for s3:// written in a local staging folder, then uploaded
+ * embeddings first and the metadata last (each object whole or absent).
+ */
+async function writePartition(
+  outputFolder: string,
+  name: string,
+  rows: { imageRows: Float32Array[]; textRows: Float32Array[] | undefined; metas: Record<string, unknown>[] },
+  dim: number,
+): Promise<void> {
+  const remote = isS3Url(outputFolder);
+  const folder = remote ? await mkdtemp(join(tmpdir(), 'clipstream-inference-')) : outputFolder;
+  const files = [`img_emb/img_emb_${name}.npy`, ...(rows.textRows ? [`text_emb/text_emb_${name}.npy`] : [])];
+  try {
+    if (remote) await Promise.all(['img_emb', 'text_emb', 'metadata'].map((d) => mkdir(join(folder, d))));
+    await writeNpy(join(folder, files[0]!), rows.imageRows, dim, 'float16');
+    if (rows.textRows) await writeNpy(join(folder, files[1]!), rows.textRows, dim, 'float16');
+    await writeMetadata(join(folder, metadataName(name)), rows.metas);
+    if (!remote) return;
+    for (const file of [...files, metadataName(name)])
+      await s3Put(s3Join(outputFolder, file), { file: join(folder, file) });
+  } finally {
+    if (remote) await rm(folder, { recursive: true, force: true });
+  }
 }
 
 async function writeMetadata(path: string, rows: Record<string, unknown>[]): Promise<void> {
@@ -137,7 +182,8 @@ async function writeMetadata(path: string, rows: Record<string, unknown>[]): Pro
   }
 }
 
-async function listPartitions(input: string, partitionSize: number): Promise<Partition[]> {
+export async function listPartitions(input: string, partitionSize: number): Promise<Partition[]> {
+  if (isS3Url(input)) return listObjectPartitions(input);
   const info = await stat(input).catch(() => undefined);
   if (!info)
     throw inputNotFound(`inference input not found: ${input}`, {
@@ -161,19 +207,43 @@ async function listPartitions(input: string, partitionSize: number): Promise<Par
   return partitions;
 }
 
+/** An s3:// tar, or every `.tar` object under a prefix (at any depth), sorted: one partition each. */
+async function listObjectPartitions(input: string): Promise<Partition[]> {
+  if (input.endsWith('.tar')) return [tarPartition(input, 0)];
+  const tars = (await s3List(input, { recursive: true })).filter((n) => n.endsWith('.tar'));
+  if (tars.length === 0) {
+    throw inputNotFound(`no .tar objects under ${input}`, {
+      hint: 'On S3, inference reads webdataset tars (clipstream download --output-format webdataset); copy an image folder locally.',
+    });
+  }
+  return tars.map((name, i) => tarPartition(s3Join(input, name), i));
+}
+
 /** `00042.tar` → `00042`; other names get their position, zero-padded. */
 function tarPartitionName(path: string, position: number): string {
   const stem = basename(path, '.tar');
   return /^\d+$/.test(stem) ? stem : String(position).padStart(5, '0');
 }
 
-function tarPartition(path: string, position: number): Partition {
+export function tarPartition(path: string, position: number): Partition {
   const metadataLeftOut: string[] = [];
-  return { name: tarPartitionName(path, position), items: tarItems(path, metadataLeftOut), metadataLeftOut };
+  return {
+    name: tarPartitionName(path, position),
+    source: path,
+    items: tarItems(path, metadataLeftOut),
+    metadataLeftOut,
+  };
+}
+
+/** A tar's bytes: the local file, or an s3:// object read sequentially through its byte source. */
+async function tarStream(path: string): Promise<string | Readable> {
+  if (!isS3Url(path)) return path;
+  const { source } = await openByteSource(path);
+  return Readable.from(sequentialChunks(source));
 }
 
 async function* tarItems(path: string, metadataLeftOut: string[]): AsyncGenerator<Item> {
-  for await (const sample of readTarSamples(path)) {
+  for await (const sample of readTarSamples(await tarStream(path))) {
     const imageKey = ['jpg', 'jpeg', 'png', 'webp', 'npy'].find((ext) => sample[ext] !== undefined);
     if (!imageKey) continue;
     const image = imageKey === 'npy' ? await npyAsPng(sample.npy as Buffer) : (sample[imageKey] as Buffer);

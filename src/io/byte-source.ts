@@ -2,13 +2,14 @@
  * The one way to read bytes of a file in place (.npy, faiss indexes, parquet and Arrow metadata): a local file
  * (positioned reads on one FileHandle) or an http(s) URL (one HTTP Range request per read, on a small keep-alive
  * undici Agent with connect/headers/body timeouts, redirects followed). A read fetches exactly the bytes asked for,
- * so memory follows the caller's range, never the file. `openByteSource` picks the kind by URL scheme (s3:// can
- * join it there); `withBlockCache` (block-cache.ts) adds a cache bounded in bytes in front of any source.
+ * so memory follows the caller's range, never the file. An `s3://` object (s3.ts: one ranged GetObject per read).
+ * `openByteSource` picks the kind by URL scheme; `withBlockCache` (block-cache.ts) adds a cache bounded in bytes in front of any source.
  */
 import { open, type FileHandle } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { Agent, interceptors, request, type Dispatcher } from 'undici';
 import { ClipstreamError, inputMalformed, inputNotFound } from '../core/errors.js';
+import { isS3Url, s3ReadRange, s3Size } from './s3.js';
 
 const truncated = (message: string) =>
   inputMalformed(`truncated: ${message}`, {
@@ -202,20 +203,52 @@ export interface OpenByteSourceOptions {
   http?: HttpSourceOptions;
 }
 
-/** Opens a local path, a `file://` URL or an http(s) URL as a ByteSource, by scheme. */
+/** Opens an `s3://bucket/key` object: its size from a HEAD request, then one ranged GET per read. */
+export async function openS3Source(url: string, probe: number): Promise<{ source: ByteSource; head: Uint8Array }> {
+  const size = await s3Size(url);
+  if (size === undefined) throw inputNotFound(`no such object: ${url}`);
+  const source: ByteSource = {
+    name: url,
+    size,
+    async readInto(offset, into) {
+      if (offset + into.length > size) throw truncated(`${url} ends at byte ${size}, expected ${offset + into.length}`);
+      await s3ReadRange(url, offset, into);
+    },
+    close: async () => {},
+  };
+  const head = new Uint8Array(Math.min(probe, size));
+  await source.readInto(0, head);
+  return { source, head };
+}
+
+/** Opens a local path, a `file://` URL, an http(s) URL or an `s3://` URL as a ByteSource, by scheme. */
 export async function openByteSource(
   pathOrUrl: string,
   opts: OpenByteSourceOptions = {},
 ): Promise<{ source: ByteSource; head: Uint8Array }> {
   const probe = opts.probe ?? 0;
   if (isHttpUrl(pathOrUrl)) return openHttpSource(pathOrUrl, probe, opts.http);
+  if (isS3Url(pathOrUrl)) return openS3Source(pathOrUrl, probe);
   if (/^file:\/\//i.test(pathOrUrl)) return openFileSource(fileURLToPath(pathOrUrl), probe);
   if (/^[a-z][a-z0-9+.-]+:\/\//i.test(pathOrUrl)) {
-    throw inputNotFound(`cannot read ${pathOrUrl}: only local paths, file:// and http(s):// URLs are supported`, {
-      hint: 'Download the file first, or serve it over HTTP with range support.',
-    });
+    throw inputNotFound(
+      `cannot read ${pathOrUrl}: only local paths, file://, http(s):// and s3:// URLs are supported`,
+      {
+        hint: 'Download the file first, or serve it over HTTP with range support.',
+      },
+    );
   }
   return openFileSource(pathOrUrl, probe);
+}
+
+/**
+ * The bytes of a source from `start`, read sequentially in `chunk`-byte reads: a text file (a url list) streamed
+ * from any kind of source with memory bounded by one chunk.
+ */
+export async function* sequentialChunks(source: ByteSource, start = 0, chunk = 4 << 20): AsyncGenerator<Uint8Array> {
+  for (let offset = start; offset < source.size; offset += chunk) {
+    yield await readBytes(source, offset, Math.min(chunk, source.size - offset));
+  }
 }
 
 /** The bytes at `[offset, offset + length)` in a new buffer. */

@@ -18,7 +18,7 @@
  * re-decode the chunk for every batch; holding the group makes the metadata pass linear.
  */
 import { readdir, stat } from 'node:fs/promises';
-import { join } from 'node:path';
+import { isS3Url, joinAt, s3List } from './s3.js';
 import { defineError, inputMalformed, inputNotFound, invalidOption, npyMalformed } from '../core/errors.js';
 import { openNpy, type NpyDtype, type NpyFile } from './npy.js';
 import { formatShape } from './npy-header.js';
@@ -73,18 +73,19 @@ function byName(a: string, b: string): number {
 async function listPartitions(dir: string, prefix: string, ext: string): Promise<Map<string, string> | null> {
   let names: string[];
   try {
-    names = await readdir(dir);
+    names = isS3Url(dir) ? await s3List(dir) : await readdir(dir);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
     throw err;
   }
+  if (isS3Url(dir) && names.length === 0) return null; // a prefix without objects: no such folder
   const found = new Map<string, string>();
   const pattern = new RegExp(`^${prefix}_(.+)\\${ext}$`);
   for (const name of names) {
     if (!name.endsWith(ext)) continue;
     const match = pattern.exec(name);
     if (!match) {
-      throw inputMalformed(`unexpected file ${join(dir, name)}: ${LAYOUT}`, {
+      throw inputMalformed(`unexpected file ${joinAt(dir, name)}: ${LAYOUT}`, {
         hint: `Only ${prefix}_{P}${ext} files may sit in ${prefix}/ — another ${ext} would shift every global id in tools that glob the folder.`,
       });
     }
@@ -112,6 +113,10 @@ function unpartnered(
 }
 
 async function requireFolder(root: string): Promise<void> {
+  if (isS3Url(root)) {
+    if ((await s3List(root)).length === 0) throw inputNotFound(`no embedding folder at ${root}: ${LAYOUT}`);
+    return;
+  }
   try {
     if (!(await stat(root)).isDirectory())
       throw inputMalformed(`expected an embedding folder but ${root} is a file: ${LAYOUT}`);
@@ -125,18 +130,18 @@ async function requireFolder(root: string): Promise<void> {
 /** Opens and validates an embedding folder. Reads only npy headers and parquet footers. */
 export async function openEmbeddingFolder(root: string): Promise<EmbeddingFolder> {
   await requireFolder(root);
-  const images = await listPartitions(join(root, 'img_emb'), 'img_emb', '.npy');
+  const images = await listPartitions(joinAt(root, 'img_emb'), 'img_emb', '.npy');
   if (!images)
     throw inputNotFound(`no img_emb/ folder in ${root}: ${LAYOUT}`, {
       hint: 'Make one with `clipstream inference --input SHARDS --output-folder DIR --model MODEL` (or clip-retrieval inference with enable_image=True), or point at such a folder.',
     });
   if (images.size === 0) throw inputNotFound(`img_emb/ in ${root} holds no img_emb_{P}.npy files: ${LAYOUT}`);
-  const metadata = await listPartitions(join(root, 'metadata'), 'metadata', '.parquet');
+  const metadata = await listPartitions(joinAt(root, 'metadata'), 'metadata', '.parquet');
   if (!metadata)
     throw inputNotFound(
       `no metadata/ folder in ${root}: every img_emb/img_emb_{P}.npy needs metadata/metadata_{P}.parquet`,
     );
-  const texts = await listPartitions(join(root, 'text_emb'), 'text_emb', '.npy');
+  const texts = await listPartitions(joinAt(root, 'text_emb'), 'text_emb', '.npy');
   const hasText = texts !== null && texts.size > 0;
 
   const problems = unpartnered(images, metadata, hasText ? texts : null);
@@ -153,16 +158,16 @@ export async function openEmbeddingFolder(root: string): Promise<EmbeddingFolder
   }
   const checked = await mapBounded(order, OPEN_PARALLEL, async (p): Promise<Checked> => {
     const imageFile = images.get(p)!;
-    const npyPath = join(root, 'img_emb', imageFile);
+    const npyPath = joinAt(root, 'img_emb', imageFile);
     const image = await readNpyShape(npyPath);
     const metaFile = metadata.get(p)!;
-    const meta = await readParquetFooter(join(root, 'metadata', metaFile));
+    const meta = await readParquetFooter(joinAt(root, 'metadata', metaFile));
     if (meta.numRows !== image.rows) {
       problems.push(`img_emb/${imageFile} has ${image.rows} rows but metadata/${metaFile} has ${meta.numRows}`);
     }
     if (hasText) {
       const textFile = texts.get(p)!;
-      const text = await readNpyShape(join(root, 'text_emb', textFile));
+      const text = await readNpyShape(joinAt(root, 'text_emb', textFile));
       if (text.rows !== image.rows)
         problems.push(`img_emb/${imageFile} has ${image.rows} rows but text_emb/${textFile} has ${text.rows}`);
       if (text.dim !== image.dim)
@@ -186,14 +191,14 @@ export async function openEmbeddingFolder(root: string): Promise<EmbeddingFolder
   for (const c of checked) {
     const partition: EmbeddingPartition = {
       name: c.p,
-      npyPath: join(root, 'img_emb', images.get(c.p)!),
-      metadataPath: join(root, 'metadata', metadata.get(c.p)!),
+      npyPath: joinAt(root, 'img_emb', images.get(c.p)!),
+      metadataPath: joinAt(root, 'metadata', metadata.get(c.p)!),
       rows: c.rows,
       firstId,
       dtype: c.dtype,
       metadataKinds: c.kinds,
     };
-    if (hasText) partition.textNpyPath = join(root, 'text_emb', texts.get(c.p)!);
+    if (hasText) partition.textNpyPath = joinAt(root, 'text_emb', texts.get(c.p)!);
     partitions.push(partition);
     firstId += c.rows;
     for (const column of c.columns) columns.add(column);

@@ -23,7 +23,7 @@ import {
   type NpyDtype,
   type NpyHeader,
 } from './npy-header.js';
-import { isHttpUrl, openFileSource, openHttpSource, type ByteSource, type HttpSourceOptions } from './byte-source.js';
+import { isHttpUrl, openByteSource, openHttpSource, type ByteSource, type HttpSourceOptions } from './byte-source.js';
 
 export type { NpyDtype, NpyHeader } from './npy-header.js';
 export { parseNpyHeader, encodeNpyHeader, parsePythonLiteral, formatShape } from './npy-header.js';
@@ -61,11 +61,11 @@ const MAX_READ_VALUES = 2 ** 30;
 /** `checkFinite` (default true): refuse NaN and infinite values when read; options for http(s) sources. */
 export type OpenNpyOptions = HttpSourceOptions & { checkFinite?: boolean };
 
-/** Opens a .npy file (local path, or http(s) URL read with Range requests) and validates header and size. */
+/** Opens a .npy file (local path, http(s) URL read with Range requests, or s3:// object) and validates header and size. */
 export async function openNpy(pathOrUrl: string, opts: OpenNpyOptions = {}): Promise<NpyFile> {
   const { source, head } = isHttpUrl(pathOrUrl)
     ? await openHttpSource(pathOrUrl, PROBE_BYTES, opts)
-    : await openFileSource(pathOrUrl, PROBE_BYTES);
+    : await openByteSource(pathOrUrl, { probe: PROBE_BYTES });
   try {
     let bytes = head;
     const headerLength = npyHeaderLength(bytes, pathOrUrl);

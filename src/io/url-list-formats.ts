@@ -1,11 +1,13 @@
 import { open } from 'node:fs/promises';
-import { pipeline, type Readable } from 'node:stream';
+import { pipeline, Readable } from 'node:stream';
 import { createGunzip } from 'node:zlib';
 import { inputMalformed, missingColumn } from '../core/errors.js';
+import { openByteSource, sequentialChunks } from './byte-source.js';
 import { CsvParser, convertCell, inferColumnKind, type ColumnKind, type CsvRecord } from './csv.js';
 import { JsonArraySplitter, parseJsonLine, type JsonElement } from './json-stream.js';
 import { decodeUtf8, splitLines } from './lines.js';
 import { openParquet } from './parquet-read.js';
+import { isS3Url } from './s3.js';
 
 /** One file format, without its compression. */
 export type BaseFormat = 'txt' | 'csv' | 'tsv' | 'json' | 'jsonl' | 'parquet';
@@ -106,6 +108,7 @@ const GZIP_MAGIC = [0x1f, 0x8b] as const;
  * way. Errors of the gunzip stream (corrupt or truncated data) surface while iterating and are mapped by the caller.
  */
 async function openBytes(file: string, gz: boolean, format: BaseFormat): Promise<Readable> {
+  if (isS3Url(file)) return openObjectBytes(file, gz, format);
   const handle = await open(file, 'r');
   let isGzip: boolean;
   let empty: boolean;
@@ -114,16 +117,7 @@ async function openBytes(file: string, gz: boolean, format: BaseFormat): Promise
     const { bytesRead } = await handle.read(head, 0, 2, 0);
     empty = bytesRead === 0;
     isGzip = bytesRead === 2 && head[0] === GZIP_MAGIC[0] && head[1] === GZIP_MAGIC[1];
-    if (gz && !isGzip && !empty) {
-      throw inputMalformed(`${file} is not gzip-compressed (no gzip magic bytes) but --input-format is ${format}.gz`, {
-        hint: `Use --input-format ${format} for an uncompressed file.`,
-      });
-    }
-    if (!gz && isGzip) {
-      throw inputMalformed(`${file} is gzip-compressed but --input-format is ${format}`, {
-        hint: `Use --input-format ${format}.gz.`,
-      });
-    }
+    checkGzipMagic(file, gz, format, isGzip, empty);
   } catch (err) {
     await handle.close();
     throw err;
@@ -131,6 +125,29 @@ async function openBytes(file: string, gz: boolean, format: BaseFormat): Promise
   const raw = handle.createReadStream({ start: 0 });
   if (!gz || empty) return raw;
   // pipeline: destroying the gunzip end (consumer stopped early) also closes the file, and errors travel downstream.
+  return pipeline(raw, createGunzip(), () => {});
+}
+
+function checkGzipMagic(file: string, gz: boolean, format: BaseFormat, isGzip: boolean, empty: boolean): void {
+  if (gz && !isGzip && !empty) {
+    throw inputMalformed(`${file} is not gzip-compressed (no gzip magic bytes) but --input-format is ${format}.gz`, {
+      hint: `Use --input-format ${format} for an uncompressed file.`,
+    });
+  }
+  if (!gz && isGzip) {
+    throw inputMalformed(`${file} is gzip-compressed but --input-format is ${format}`, {
+      hint: `Use --input-format ${format}.gz.`,
+    });
+  }
+}
+
+/** An object's bytes (s3://), read sequentially through its byte source; the same checks as a local file. */
+async function openObjectBytes(url: string, gz: boolean, format: BaseFormat): Promise<Readable> {
+  const { source, head } = await openByteSource(url, { probe: 2 });
+  const isGzip = head.length === 2 && head[0] === GZIP_MAGIC[0] && head[1] === GZIP_MAGIC[1];
+  checkGzipMagic(url, gz, format, isGzip, head.length === 0);
+  const raw = Readable.from(sequentialChunks(source));
+  if (!gz || head.length === 0) return raw;
   return pipeline(raw, createGunzip(), () => {});
 }
 

@@ -4,6 +4,7 @@ import { inputMalformed, inputNotFound, invalidOption, isClipstreamError } from 
 import type { UrlRow } from '../core/types.js';
 import { MAX_JSON_DEPTH, nestedDeeperThan } from './json-value.js';
 import { naturalValue } from './parquet-read.js';
+import { isS3Url, s3Join, s3List, s3Size } from './s3.js';
 import { fileRecords, type BaseFormat, type ColumnRequest, type Cursor, type RawRecord } from './url-list-formats.js';
 
 /**
@@ -98,6 +99,7 @@ export async function* readUrlList(options: UrlListOptions, startIndex = 0): Asy
 
 /** The files of a url list: the file itself, or a folder's `*.{inputFormat}` files sorted (img2dataset's glob). */
 export async function listUrlFiles(urlList: string, inputFormat: InputFormat): Promise<string[]> {
+  if (isS3Url(urlList)) return listUrlObjects(urlList, inputFormat);
   let info;
   try {
     info = await stat(urlList);
@@ -124,6 +126,19 @@ export async function listUrlFiles(urlList: string, inputFormat: InputFormat): P
   }
   // Code-unit order, as Python's sorted() on the glob.
   return files.sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+}
+
+/** An `s3://` url list: the object itself, or the `*.{inputFormat}` objects right under the prefix, sorted. */
+async function listUrlObjects(urlList: string, inputFormat: InputFormat): Promise<string[]> {
+  const suffix = `.${inputFormat}`;
+  if ((await s3Size(urlList)) !== undefined) return [urlList];
+  const names = (await s3List(urlList)).filter((n) => n.endsWith(suffix) && n !== suffix && !n.endsWith('/'));
+  if (names.length === 0) {
+    throw inputNotFound(`no object ${urlList} and no *${suffix} objects under ${urlList.replace(/\/*$/, '/')}`, {
+      hint: `Check --url-list and --input-format (a prefix is read as every object matching *${suffix}).`,
+    });
+  }
+  return names.map((n) => s3Join(urlList, n));
 }
 
 function checkOptions(options: UrlListOptions): void {

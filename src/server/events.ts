@@ -23,9 +23,9 @@ export interface JobCounters {
   bytes: number | null;
   cache_hits: number | null;
   cache_misses: number | null;
-  /** Stream: partitions open now; download: shards done and skipped. */
+  /** Stream: partitions open now; download: shards done and skipped (a queued run: also active, waiting, failed). */
   active_partitions?: number;
-  shards?: { done: number; skipped: number };
+  shards?: { done: number; skipped: number; active?: number; waiting?: number; failed?: number };
   /** Stream: per query and partition, and the latest samples (src/server/stream-progress.ts). */
   progress?: unknown;
 }

@@ -1,5 +1,5 @@
 /** Sinks: webdataset tar (shard file and stream), files, parquet, `_stats.json`, crash-safe shard layout. */
-export { listDoneShards, removePartialShards, shardPaths, PARTIAL } from './layout.js';
+export { fsyncPath, listDoneShards, removePartialShards, renameReplacing, shardPaths, PARTIAL } from './layout.js';
 export { assertKey, metaJson, sampleMembers, type SampleMember } from './members.js';
 export {
   openShardWriter,

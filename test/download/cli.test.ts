@@ -58,15 +58,15 @@ const common = [
 ];
 
 describe('clipstream download (CLI)', () => {
-  it('refuses an fsspec URL (s3://, gs://…) for a folder or list instead of writing a local folder named "s3:"', async () => {
+  it('refuses an fsspec URL other than s3:// (gs://, hf://…) for a folder or list instead of writing a local folder named "gs:"', async () => {
     const dir = await tempDir();
     const list = await urlList(dir, 1);
-    const out = await run(['download', '--url-list', list, '--output-folder', 's3://bucket/out', ...common], {
+    const out = await run(['download', '--url-list', list, '--output-folder', 'gs://bucket/out', ...common], {
       cwd: dir,
     });
     expect(out.code).not.toBe(0);
     expect(out.stderr).toMatch(
-      /Expected a local path for --output-folder but received "s3:\/\/bucket\/out": s3:\/\/ paths are not supported/,
+      /Expected a local path or an s3:\/\/ URL for --output-folder but received "gs:\/\/bucket\/out": only local paths and s3:\/\/ URLs are supported \(other clouds are read through their S3 API/,
     );
     expect(await readdir(dir)).toEqual(['urls.txt']);
     const remoteList = await run(
@@ -74,7 +74,7 @@ describe('clipstream download (CLI)', () => {
       { cwd: dir },
     );
     expect(remoteList.code).not.toBe(0);
-    expect(remoteList.stderr).toMatch(/local path for --url-list/);
+    expect(remoteList.stderr).toMatch(/local path or an s3:\/\/ URL for --url-list/);
     const fileUrl = await run(
       ['download', '--url-list', `file://${list}`, '--output-folder', join(dir, 'o'), ...common],
       { cwd: dir },

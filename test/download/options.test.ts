@@ -75,7 +75,17 @@ describe('download options', () => {
     [
       'an unknown distributor',
       { distributor: 'dask' },
-      /--distributor: Expected one of multiprocessing but received "dask"/,
+      /--distributor: Expected one of multiprocessing, queue but received "dask"/,
+    ],
+    [
+      'the queue distributor without a queue',
+      { distributor: 'queue' },
+      /--queue: is required with --distributor queue/,
+    ],
+    [
+      'a queue without the queue distributor',
+      { queue: 'redis://127.0.0.1:6379/0' },
+      /--queue: goes with --distributor queue \(received --distributor multiprocessing\)/,
     ],
     ['a bbox column in a txt list', { bboxCol: 'faces' }, /--bbox-col: a txt url list has only a url column/],
     ['a reserved bbox column', { inputFormat: 'csv', bboxCol: 'exif' }, /--bbox-col: Column "exif" is reserved/],

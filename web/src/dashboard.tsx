@@ -23,7 +23,7 @@ interface Job {
   cache_hits: number | null;
   cache_misses: number | null;
   active_partitions?: number;
-  shards?: { done: number; skipped: number };
+  shards?: { done: number; skipped: number; active?: number; waiting?: number; failed?: number };
   rate: RatePoint;
   progress?: {
     partitions: number;
@@ -143,6 +143,8 @@ function Counters({ job }: { job: Job }) {
           <dt>shards</dt>
           <dd>
             {job.shards.done} done, {job.shards.skipped} skipped
+            {job.shards.active !== undefined &&
+              `, ${job.shards.active} active, ${job.shards.waiting ?? 0} waiting, ${job.shards.failed ?? 0} failed`}
           </dd>
         </div>
       )}
