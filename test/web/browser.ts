@@ -2,6 +2,7 @@
 /// <reference lib="dom.iterable" />
 /// <reference lib="dom.asynciterable" />
 // The browser tests' page.evaluate and waitForFunction callbacks run in the page: they need the DOM's types.
+import { tmpdir } from 'node:os';
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
@@ -30,8 +31,14 @@ export async function cli(...args: string[]): Promise<string> {
   return stdout;
 }
 
-/** Where the screenshots the README shows are written. */
-export const SCREENSHOTS = join(import.meta.dirname, '../../docs/img');
+/**
+ * Where the screenshots are written: the README's (docs/img) with CLIPSTREAM_SCREENSHOTS=1, else a temporary folder,
+ * so a test run does not change the checkout.
+ */
+export const SCREENSHOTS =
+  process.env.CLIPSTREAM_SCREENSHOTS === '1'
+    ? join(import.meta.dirname, '../../docs/img')
+    : join(tmpdir(), 'clipstream-screenshots');
 
 export async function screenshot(page: Page, name: string): Promise<void> {
   await mkdir(SCREENSHOTS, { recursive: true });
