@@ -78,3 +78,30 @@ export function registerOriginCheck(app: FastifyInstance): void {
       });
   });
 }
+
+/**
+ * Without a token the server listens on loopback only, and its one protection is that only this machine reaches it.
+ * DNS rebinding gets around that: a web site the user opens points its own name at 127.0.0.1 and its scripts then
+ * read this server's API as same-origin. Their requests carry the site's name as Host, so without a token a Host
+ * other than a loopback name or address is refused. Scripts and the page send `127.0.0.1:PORT` or `localhost:PORT`.
+ */
+export function registerHostCheck(app: FastifyInstance): void {
+  app.addHook('onRequest', async (req: FastifyRequest) => {
+    const host = req.headers.host;
+    if (host === undefined || isLoopbackHost(host)) return;
+    throw forbidden(`a request for the host name "${host.slice(0, 100)}" is refused by a server without a token`, {
+      hint: 'Address it as 127.0.0.1, localhost or [::1], or start clipstream serve with --token to reach it by another name.',
+    });
+  });
+}
+
+/** `localhost`, `*.localhost`, 127.0.0.0/8 or [::1], with or without a port. */
+export function isLoopbackHost(host: string): boolean {
+  const name = host.toLowerCase().replace(/:\d+$/, '').replace(/\.$/, '');
+  return (
+    name === 'localhost' ||
+    name.endsWith('.localhost') ||
+    name === '[::1]' ||
+    /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(name)
+  );
+}

@@ -4,7 +4,7 @@ import type { ClipModel } from '../clip/index.js';
 import { inputMalformed, isClipstreamError, notFound, serverBusy, type ClipstreamError } from '../core/errors.js';
 import type { Fetcher } from '../fetch/index.js';
 import type { Index } from '../index/index.js';
-import { registerAccessCheck, registerOriginCheck } from './access.js';
+import { registerAccessCheck, registerHostCheck, registerOriginCheck } from './access.js';
 import { registerClipBackRoutes } from './clip-back.js';
 import { registerEvents } from './events.js';
 import { registerPage } from './page.js';
@@ -139,6 +139,7 @@ export function createServer(o: ServerOptions): FastifyInstance {
   });
 
   if (o.token !== undefined) registerAccessCheck(app, o.token);
+  else registerHostCheck(app);
   registerOriginCheck(app);
   registerClipBackRoutes(app, ctx);
   registerStreamRoutes(app, ctx);

@@ -1,3 +1,4 @@
+import { request } from 'node:http';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import sharp from 'sharp';
@@ -478,6 +479,28 @@ describe('access', () => {
         )
       ).status,
     ).toBe(200);
+  });
+
+  it('without a token, a request naming another host is refused (DNS rebinding); loopback names are served', async () => {
+    const port = Number(new URL(base).port);
+    const get = (host: string) =>
+      new Promise<{ status: number; body: string }>((resolve, reject) => {
+        const req = request({ host: '127.0.0.1', port, path: '/api/info', headers: { host } }, (res) => {
+          let body = '';
+          res.on('data', (c: Buffer) => (body += c.toString()));
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+        });
+        req.on('error', reject);
+        req.end();
+      });
+    const rebound = await get(`attacker.example:${port}`);
+    expect(rebound.status).toBe(403);
+    expect(JSON.parse(rebound.body)).toMatchObject({ code: 'FORBIDDEN' });
+    expect(rebound.body).toContain('attacker.example');
+    expect(rebound.body).toContain('--token');
+    for (const host of [`127.0.0.1:${port}`, `localhost:${port}`, `[::1]:${port}`, 'LOCALHOST', `127.1.2.3:${port}`])
+      expect((await get(host)).status, host).toBe(200);
+    expect((await get(`127.0.0.1.attacker.example:${port}`)).status).toBe(403);
   });
 
   const TOKEN = 'correct-horse-battery';
