@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `npm run lint` and the test script: ESLint, prettier (format check) and the function-length check on the
 # TypeScript, ruff (lint + format check) on the Python client. `--fix` formats and fixes what can be.
-# ruff comes from PyPI, pinned, into a small venv of its own (~/.cache/clipstream/venv-tools) made on first use.
+# ruff comes from PyPI, pinned in scripts/lint/requirements.txt, into a small venv of its own
+# (~/.cache/clipstream/venv-tools) made on first use.
 #   scripts/lint.sh [--fix]
 set -uo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -26,14 +27,10 @@ fi
 # functions over ~60 lines of their own, without a reason written above them
 node scripts/long-functions.mjs || status=1
 
-RUFF_VERSION=0.8.6
 tools="${CLIPSTREAM_TOOLS_VENV:-$HOME/.cache/clipstream/venv-tools}"
-python="${CLIPSTREAM_SYSTEM_PYTHON:-/usr/bin/python3}"
-if ! "$tools/bin/ruff" --version 2>/dev/null | grep -q "ruff $RUFF_VERSION"; then
-  echo "lint: installing ruff $RUFF_VERSION into $tools …" >&2
-  { "$python" -m venv "$tools" && "$tools/bin/python" -m pip install -q --disable-pip-version-check "ruff==$RUFF_VERSION"; } >&2 ||
-    { echo "lint: could not install ruff (python3-venv and PyPI needed)" >&2; exit 1; }
-fi
+source "$root/scripts/lib/pinned-venv.sh"
+pinned_venv lint "$tools" "$root/scripts/lint/requirements.txt" ||
+  { echo "lint: could not install ruff (python3-venv and PyPI needed)" >&2; exit 1; }
 if [ $fix = 1 ]; then
   "$tools/bin/ruff" check --fix python examples && "$tools/bin/ruff" format python examples || status=1
 else
