@@ -3,42 +3,12 @@ import type { FastifyInstance } from 'fastify';
 import { serverBusy } from '../core/errors.js';
 import type { ServerContext } from './app.js';
 import type { ServedStream } from './streams.js';
+import type { EventsSnapshot, JobCounters, RatePoint } from './wire.js';
 
-/**
- * What one dashboard panel shows: a served stream, or a running `clipstream download`. Counters are totals since
- * the job started; the hub derives the rates from one reading to the next.
- */
-export interface JobCounters {
-  name: string;
-  kind: 'stream' | 'download';
-  /** Samples delivered (a stream) or written successfully (a download). */
-  delivered: number;
-  /** Samples the job will deliver, when known. */
-  target: number | null;
-  attempts: number;
-  successes: number;
-  failures: number;
-  reasons: Record<string, number>;
-  repeats: number | null;
-  bytes: number | null;
-  cache_hits: number | null;
-  cache_misses: number | null;
-  /** Stream: partitions open now; download: shards done and skipped (a queued run: also active, waiting, failed). */
-  active_partitions?: number;
-  shards?: { done: number; skipped: number; active?: number; waiting?: number; failed?: number };
-  /** Stream: per query and partition, and the latest samples (src/server/stream-progress.ts). */
-  progress?: unknown;
-}
+export type { JobCounters } from './wire.js';
 
 /** A dashboard of another job in this process (src/cli/download.ts's `--port`). */
 export type JobSource = () => JobCounters;
-
-export interface RatePoint {
-  /** Seconds since the epoch. */
-  t: number;
-  samples_per_second: number;
-  bytes_per_second: number | null;
-}
 
 /** A minute and a half of history per job at one point a second: what a chart opened late still shows. */
 const HISTORY_POINTS = 90;
@@ -103,11 +73,12 @@ export function registerEvents(app: FastifyInstance, ctx: ServerContext): void {
       history.set(job.name, points);
       return point;
     });
-    snapshot = JSON.stringify({
+    const message: EventsSnapshot = {
       time: now / 1000,
       rss: process.memoryUsage.rss(),
-      jobs: list.map((job, i) => ({ ...job, rate: rates[i] })),
-    });
+      jobs: list.map((job, i) => ({ ...job, rate: rates[i]! })),
+    };
+    snapshot = JSON.stringify(message);
     for (const res of clients)
       if (res.writableLength < SLOW_CLIENT_BYTES) res.write(`event: snapshot\ndata: ${snapshot}\n\n`);
   }

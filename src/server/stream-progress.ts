@@ -2,18 +2,10 @@ import type { ImageFormat } from '../core/types.js';
 import type { Plan } from '../select/plan.js';
 import type { StreamSample } from '../stream/engine.js';
 import { quotas } from '../stream/partition.js';
+import type { StreamProgressSnapshot, RecentSample as WireRecentSample } from './wire.js';
 
-/** A delivered sample as the dashboard shows it; its image is kept while it is among the latest. */
-export interface RecentSample {
-  key: string;
-  query: string;
-  id: number | null;
-  similarity: number | null;
-  caption: string | null;
-  partition: number;
-  repeat: boolean;
-  format: ImageFormat;
-}
+/** A recent sample as the server keeps it: its format narrowed to what a browser shows. */
+type RecentSample = WireRecentSample & { format: ImageFormat };
 
 interface PartitionProgress {
   P: number;
@@ -81,7 +73,7 @@ export class StreamProgress {
    * Per query: the quota of a partition and of the run, and what was delivered (of the partition count the latest
    * sample used: a client that changes P starts a new run). Then the partitions of that run, newest epoch counts.
    */
-  snapshot(plan: Plan) {
+  snapshot(plan: Plan): StreamProgressSnapshot {
     const P = this.lastP;
     const quota = quotas(plan, P);
     const run = [...this.partitions.values()].filter((x) => x.P === P).sort((a, b) => a.p - b.p);

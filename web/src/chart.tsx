@@ -1,12 +1,7 @@
+import type { RatePoint } from '../../src/server/wire';
 import { useEffect, useRef } from 'preact/hooks';
 import uPlot from 'uplot';
 import 'uplot/dist/uPlot.min.css';
-
-export interface RatePoint {
-  t: number;
-  samples_per_second: number;
-  bytes_per_second: number | null;
-}
 
 /** Samples/s and bytes/s over time, one point a second (the server keeps the last 90). */
 export function RateChart({ points, label }: { points: RatePoint[]; label: string }) {

@@ -1,51 +1,9 @@
 import { useEffect, useState } from 'preact/hooks';
-import { RateChart, type RatePoint } from './chart';
+import type { EventsSnapshot as Snapshot, RatePoint } from '../../src/server/wire';
+import { RateChart } from './chart';
 import { Thumb } from './thumb';
 
-interface QueryProgress {
-  name: string;
-  quota: number;
-  target: number;
-  delivered: number;
-}
-
-interface Job {
-  name: string;
-  kind: 'stream' | 'download';
-  delivered: number;
-  target: number | null;
-  attempts: number;
-  successes: number;
-  failures: number;
-  reasons: Record<string, number>;
-  repeats: number | null;
-  bytes: number | null;
-  cache_hits: number | null;
-  cache_misses: number | null;
-  active_partitions?: number;
-  shards?: { done: number; skipped: number; active?: number; waiting?: number; failed?: number };
-  rate: RatePoint;
-  progress?: {
-    partitions: number;
-    partitions_seen: number;
-    queries: QueryProgress[];
-    per_partition: { p: number; epoch: number; delivered: number[] }[];
-    recent: {
-      key: string;
-      query: string;
-      similarity: number | null;
-      caption: string | null;
-      format: string;
-      repeat: boolean;
-    }[];
-  };
-}
-
-interface Snapshot {
-  time: number;
-  rss: number;
-  jobs: Job[];
-}
+type Job = Snapshot['jobs'][number];
 
 const MB = (b: number) => (b < 1024 * 1024 ? `${(b / 1024).toFixed(1)} KB` : `${(b / 1024 / 1024).toFixed(1)} MB`);
 
