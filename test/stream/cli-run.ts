@@ -5,13 +5,17 @@ import { readTarSamples } from '../../src/io/tar-read.js';
 
 export const CLI = join(import.meta.dirname, '../../dist/cli/main.js');
 
-/** Runs the CLI; with `killWhen`, SIGKILLs it `killDelayMs` after the condition (polled every 10 ms) first holds. */
+/**
+ * Runs the CLI (with `env` added to this process's environment); with `killWhen`, SIGKILLs it `killDelayMs` after
+ * the condition (polled every 10 ms) first holds.
+ */
 export function run(
   args: string[],
-  o: { killWhen?: () => Promise<boolean>; killDelayMs?: number } = {},
+  o: { killWhen?: () => Promise<boolean>; killDelayMs?: number; env?: NodeJS.ProcessEnv } = {},
 ): Promise<{ code: number | null; signal: string | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const env = { ...process.env, ...o.env };
+    const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString('latin1')));

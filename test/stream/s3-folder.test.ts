@@ -172,7 +172,7 @@ describe('clipstream stream --output-folder s3://…', () => {
     expect((await manifestOf(copy)).map((m) => m.key)).toEqual(expected.map((e) => e.split(':')[0]));
   }, 240_000);
 
-  test('a missing bucket is a clear error naming the URL, before the index is searched', async () => {
+  test('a missing bucket (exit 2) and missing credentials (exit 1) are clear errors naming the URL', async () => {
     const w = world();
     const spec = await w.spec([{ name: 'red', count: 4 }]);
     const r = await run(['stream', spec, '--output-folder', 's3://nosuchbucket/shards']);
@@ -180,5 +180,43 @@ describe('clipstream stream --output-folder s3://…', () => {
     expect(r.stderr).toMatch(/the bucket "nosuchbucket" of s3:\/\/nosuchbucket\/shards does not exist/);
     expect(r.stderr).toMatch(/Create the bucket first/);
     expect(r.stderr).not.toMatch(/\n\s+at /);
+    const home = await tempDir();
+    const bare = { AWS_ACCESS_KEY_ID: undefined, AWS_SECRET_ACCESS_KEY: undefined, HOME: home };
+    const noCredentials = await run(['stream', spec, '--output-folder', 's3://streams/x'], {
+      env: { ...bare, AWS_EC2_METADATA_DISABLED: 'true' },
+    });
+    expect(noCredentials.code).toBe(1);
+    expect(noCredentials.stderr).toMatch(/cannot check s3:\/\/streams\/x: no AWS credentials found/);
   });
+
+  test('the endpoint going away mid-run: exit 1 STORAGE_UNAVAILABLE naming the object, the staging removed', async () => {
+    const w = world();
+    const dir = await tempDir();
+    const spec = await w.spec([{ name: 'red', count: 60 }], {
+      fetch: { allow_private_networks: true, concurrency: 3 },
+    });
+    const plan = await planOf(dir, spec);
+    const other = await startS3Server(); // its own server, stopped below; this process keeps the first one's
+    Object.assign(process.env, s3.env);
+    await other.createBucket('gone');
+    const tmp = join(dir, 'tmp');
+    await mkdir(tmp);
+    let stopped = false;
+    const r = await run(['stream', plan, '--output-folder', 's3://gone/out', '--number-sample-per-shard', '20'], {
+      env: { ...other.env, TMPDIR: tmp },
+      killWhen: async () => {
+        // the first shard is being staged: the server goes away before it is uploaded
+        if (!stopped && (await readdir(tmp)).some((n) => n.startsWith('clipstream-stream-'))) {
+          stopped = true;
+          await other.stop();
+        }
+        return false;
+      },
+    });
+    expect(stopped).toBe(true);
+    expect(r.code, r.stderr).toBe(1);
+    expect(r.stderr).toMatch(/clipstream: error: cannot (write|delete in) s3:\/\/gone\/out/); // not an internal error (70)
+    expect(r.stderr).not.toMatch(/\n\s+at /);
+    expect((await readdir(tmp)).filter((n) => n.startsWith('clipstream-stream-'))).toEqual([]);
+  }, 120_000);
 });
