@@ -163,6 +163,7 @@ function s3Store(prefix: string): StreamFolderStore {
     },
     discardShard: dropShard,
     async finish(progress) {
+      if (!progress.done) return;
       const names = await s3List(parts);
       if ((await s3Size(manifestUrl)) !== progress.manifest_bytes) {
         staging ??= await mkdtemp(join(tmpdir(), 'clipstream-stream-'));
