@@ -1,4 +1,4 @@
-"""`clipstream download --output-folder s3://…` writes shards that the webdataset package reads from the bucket.
+"""`clipstream download|stream --output-folder s3://…` write shards that the webdataset package reads from the bucket.
 
 The S3-compatible server is moto's server mode from the pinned venv of scripts/s3-env.sh, started here on
 127.0.0.1 at a free port. webdataset reads the shards as its users read S3 (`pipe:aws s3 cp s3://… -`), here with
@@ -55,16 +55,19 @@ def s3():
     server.wait(timeout=10)
 
 
+def s3_cat(moto_server, key):
+    """A webdataset url of an object of the bucket "shards": boto3 (moto's venv has it) in place of `aws s3 cp`."""
+    python = os.path.join(os.path.dirname(moto_server), "python")
+    code = f"import boto3, sys; boto3.client('s3').download_fileobj('shards', '{key}', sys.stdout.buffer)"
+    return f'pipe:{python} -c "{code}"'
+
+
 def test_webdataset_reads_download_shards_from_s3(world, tmp_path, s3):
     import webdataset as wds
 
     moto_server, env = s3
     os.environ.update(env)  # for the pipe: commands webdataset runs
     python = os.path.join(os.path.dirname(moto_server), "python")
-
-    def s3_cat(key):
-        code = f"import boto3, sys; boto3.client('s3').download_fileobj('shards', '{key}', sys.stdout.buffer)"
-        return f'pipe:{python} -c "{code}"'
 
     urls = tmp_path / "urls.csv"
     urls.write_text("url,caption\n" + "".join(f"{world.images_url}/images/{i}.jpg,image {i}\n" for i in range(30)))
@@ -90,7 +93,7 @@ def test_webdataset_reads_download_shards_from_s3(world, tmp_path, s3):
     ]
     run = subprocess.run(cli_command() + args, capture_output=True, text=True, timeout=180, env=env)
     assert run.returncode == 0, run.stderr
-    shards = [s3_cat(f"out/{i:05d}.tar") for i in range(3)]
+    shards = [s3_cat(moto_server, f"out/{i:05d}.tar") for i in range(3)]
     samples = list(wds.WebDataset(shards, shardshuffle=False).decode("pil").to_tuple("__key__", "jpg", "txt", "json"))
     cat = [
         python,
@@ -104,3 +107,24 @@ def test_webdataset_reads_download_shards_from_s3(world, tmp_path, s3):
     for key, image, caption, meta in samples:
         assert image.size == (48, 48)
         assert meta["key"] == key and caption == meta["caption"] and meta["status"] == "success"
+
+
+def test_webdataset_reads_stream_shards_from_s3(spec, s3):
+    import webdataset as wds
+
+    moto_server, env = s3
+    os.environ.update(env)
+    args = ["stream", str(spec), "--output-folder", "s3://shards/stream/p0", "--number-sample-per-shard", "25"]
+    run = subprocess.run(cli_command() + args, capture_output=True, text=True, timeout=180, env=env)
+    assert run.returncode == 0, run.stderr
+    assert "done: 60/60 samples in 3 shard(s) in s3://shards/stream/p0" in run.stdout  # 30 red, 18 blue, 12 green
+    shards = [s3_cat(moto_server, f"stream/p0/{i:05d}.tar") for i in range(3)]
+    samples = list(wds.WebDataset(shards, shardshuffle=False).decode("pil").to_tuple("__key__", "jpg", "json", "txt"))
+    cat = subprocess.run(
+        [s3_cat(moto_server, "stream/p0/manifest.jsonl")[len("pipe:") :]], shell=True, capture_output=True, env=env
+    )
+    manifest = [json.loads(line) for line in cat.stdout.decode().splitlines()]
+    assert [key for key, *_ in samples] == [m["key"] for m in manifest] == [f"e0p0s{n}" for n in range(60)]
+    assert sorted(meta["query"] for _, _, meta, _ in samples) == ["blue"] * 18 + ["green"] * 12 + ["red"] * 30
+    for key, image, meta, caption in samples:
+        assert image.size == (32, 32) and meta["key"] == key and meta["caption"] == caption

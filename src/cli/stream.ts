@@ -33,7 +33,11 @@ export function streamCommand(): Command {
       'Stream one partition of a spec or plan: download, resize, back-fill; into webdataset shards (+ parquet, manifest) or a tar on stdout',
     )
     .argument('<spec-or-plan>', 'spec file, or a plan folder made by `clipstream plan`', toLocalPath('<spec-or-plan>'))
-    .option('--output-folder <dir>', 'write shards here (one folder per partition)', toLocalPath('--output-folder'))
+    .option(
+      '--output-folder <dir>',
+      'write shards here (one folder or s3://bucket/prefix per partition)',
+      toLocalPath('--output-folder', { s3: true }),
+    )
     .option('--output <dash>', 'with "-": one webdataset tar on stdout instead')
     .option('--rank <r>', "this process's rank", toNumber('--rank'), 0)
     .option('--world-size <w>', 'number of ranks', toNumber('--world-size'), 1)
@@ -55,6 +59,9 @@ export function streamCommand(): Command {
         );
       }
       const partition = partitionOf(flags);
+      // A missing bucket is said before the index is searched.
+      const remote = flags.outputFolder?.startsWith('s3://') === true; // toLocalPath lower-cases the scheme
+      if (remote) await (await import('../io/s3.js')).checkBucket(flags.outputFolder!);
       const { loadPlan } = await import('../select/plan-file.js');
       // The engine's modules load while the index searches (time to the first sample of a spec: −0.1 s).
       let loading: ReturnType<typeof engine> | undefined;
@@ -80,7 +87,7 @@ export function streamCommand(): Command {
           progress.stop();
           const resumed = summary.resumedFrom ? ` (resumed at ${summary.resumedFrom})` : '';
           process.stdout.write(
-            `done: ${summary.delivered}/${summary.size} samples${resumed} in ${summary.shards} shard(s) in ${resolve(summary.folder)}, ` +
+            `done: ${summary.delivered}/${summary.size} samples${resumed} in ${summary.shards} shard(s) in ${remote ? summary.folder : resolve(summary.folder)}, ` +
               `${seconds(start)}s\n  per query: ${Object.entries(summary.byQuery)
                 .map(([k, v]) => `${k} ${v}`)
                 .join(', ')}\n${failureLine(summary.stats)}`,

@@ -1,33 +1,17 @@
-import { mkdir, open, readFile, rename, truncate, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import { outputConflict } from '../core/errors.js';
 import type { ParquetColumn } from '../io/parquet-write.js';
 import { manifestLine, streamedSampleColumns } from '../sample/fields.js';
 import type { Plan } from '../select/plan.js';
-import { openShardWriter, removePartialShards, StatsCollector } from '../sink/index.js';
+import { openShardWriter, StatsCollector } from '../sink/index.js';
 import type { CandidateContext } from './candidate.js';
 import { streamPartition, type StreamSample } from './engine.js';
+import { streamFolderStore, type FolderProgress, type StreamFolderStore } from './folder-store.js';
 import type { Partition } from './partition.js';
 import { toRecord } from './record.js';
-import { parseState, type StreamState } from './state.js';
+import type { StreamState } from './state.js';
 import type { StreamStats } from './stats.js';
 
-/** `_stream.json`: which stream a folder holds and how far it got; rewritten after every completed shard. */
-export const PROGRESS_FILE = '_stream.json';
-export const MANIFEST_FILE = 'manifest.jsonl';
-
-interface FolderProgress {
-  plan: string;
-  partition: Partition;
-  epoch: number;
-  /** Completed shards, 0 … shards-1. */
-  shards: number;
-  /** Bytes of manifest.jsonl that belong to completed shards. */
-  manifest_bytes: number;
-  /** Engine state after the last completed shard; null before the first. */
-  state: StreamState | null;
-  done: boolean;
-}
+export { MANIFEST_FILE, PROGRESS_FILE } from './folder-store.js';
 
 export interface StreamFolderOptions {
   folder: string;
@@ -53,18 +37,35 @@ export interface StreamFolderSummary {
 
 /**
  * One partition of a plan into a folder of webdataset shards (`00000.tar`, `00000.parquet`, `00000_stats.json`),
- * a manifest of delivered samples and `_stream.json`. Shards are written under temporary names and renamed
- * (src/sink), then the manifest is appended, then `_stream.json` records the engine state: after a SIGKILL at any
- * moment, `resume` continues from the last completed shard — nothing lost, nothing twice, no truncated tar left.
+ * a manifest of delivered samples and `_stream.json`, locally or under an `s3://` prefix (folder-store.ts). A shard
+ * is put in place whole (renamed locally; staged and uploaded on S3), then its manifest lines are written, then
+ * `_stream.json` records the engine state: after a SIGKILL at any moment, `resume` continues from the last
+ * completed shard — nothing lost, nothing twice, no truncated tar left.
  */
 export async function streamToFolder(plan: Plan, o: StreamFolderOptions): Promise<StreamFolderSummary> {
-  const progressPath = join(o.folder, PROGRESS_FILE);
-  const manifestPath = join(o.folder, MANIFEST_FILE);
-  const progress = await openProgress(plan, o, progressPath);
-  await removePartialShards(o.folder, new Set(Array.from({ length: progress.shards }, (_, i) => i)));
-  await writeFile(manifestPath, '', { flag: 'a' });
-  await truncate(manifestPath, progress.manifest_bytes);
+  const store = streamFolderStore(o.folder);
+  try {
+    const progress = await openProgress(plan, o, store);
+    await store.restore(progress);
+    const { stream, resumedFrom, byQuery } = await writeShards(plan, o, store, progress);
+    await store.finish(progress);
+    return {
+      folder: o.folder,
+      delivered: progress.state?.delivered ?? 0,
+      size: stream.size,
+      shards: progress.shards,
+      resumedFrom,
+      repeats: stream.stats.repeats,
+      byQuery,
+      stats: stream.stats,
+    };
+  } finally {
+    await store.close();
+  }
+}
 
+/** Streams the partition from `progress` on, shard after shard, each committed before `progress` is written. */
+async function writeShards(plan: Plan, o: StreamFolderOptions, store: StreamFolderStore, progress: FolderProgress) {
   const stream = streamPartition(plan, {
     partition: o.partition,
     epoch: o.epoch,
@@ -82,36 +83,25 @@ export async function streamToFolder(plan: Plan, o: StreamFolderOptions): Promis
   };
   try {
     while (!progress.done) {
-      const written = await writeShard(plan, o, progress, shard, (sample) => {
+      const written = await writeShard(plan, o, store, progress, shard, (sample) => {
         byQuery[sample.query] = (byQuery[sample.query] ?? 0) + 1;
         o.onSample?.(sample.state.delivered, stream.size);
       });
-      await appendManifest(manifestPath, written.manifest);
       progress.manifest_bytes += Buffer.byteLength(written.manifest);
       progress.state = written.last;
       progress.done = (written.last?.delivered ?? 0) >= stream.size;
-      await writeProgress(progressPath, progress);
+      await store.writeProgress(progress);
     }
   } finally {
     await stream.close();
   }
-  const delivered = progress.state?.delivered ?? 0;
-  return {
-    folder: o.folder,
-    delivered,
-    size: stream.size,
-    shards: progress.shards,
-    resumedFrom,
-    repeats: stream.stats.repeats,
-    byQuery,
-    stats: stream.stats,
-  };
+  return { stream, resumedFrom, byQuery };
 }
 
 /** The folder's progress: a new one, or the one there when it is this stream's and `resume` is asked. */
-async function openProgress(plan: Plan, o: StreamFolderOptions, path: string): Promise<FolderProgress> {
-  await mkdir(o.folder, { recursive: true });
-  const previous = await readProgress(path);
+async function openProgress(plan: Plan, o: StreamFolderOptions, store: StreamFolderStore): Promise<FolderProgress> {
+  await store.prepare();
+  const previous = await store.readProgress();
   if (!previous) {
     const progress: FolderProgress = {
       plan: plan.header.id,
@@ -122,7 +112,7 @@ async function openProgress(plan: Plan, o: StreamFolderOptions, path: string): P
       state: null,
       done: false,
     };
-    await writeProgress(path, progress);
+    await store.writeProgress(progress);
     return progress;
   }
   const same =
@@ -146,23 +136,25 @@ async function openProgress(plan: Plan, o: StreamFolderOptions, path: string): P
 }
 
 /**
- * The next shard: up to numberSamplePerShard samples, written and renamed into place (counted in
+ * The next shard: up to numberSamplePerShard samples, written, put in place with its manifest lines (counted in
  * `progress.shards`), or nothing when the stream had ended. Returns its manifest lines and the state after it.
  */
 async function writeShard(
   plan: Plan,
   o: StreamFolderOptions,
+  store: StreamFolderStore,
   progress: FolderProgress,
   shard: { samples: AsyncIterator<StreamSample>; columns: ParquetColumn[] },
   onSample: (sample: StreamSample) => void,
 ): Promise<{ manifest: string; last: StreamState | null }> {
   const shardName = String(progress.shards).padStart(5, '0');
   const writer = await openShardWriter({
-    outputFolder: o.folder,
+    outputFolder: await store.shardFolder(),
     shardName,
     outputFormat: 'webdataset',
     encodeFormat: plan.header.image.encode_format,
     metaColumns: shard.columns,
+    durable: !store.remote,
   });
   const stats = new StatsCollector();
   let manifest = '';
@@ -181,47 +173,16 @@ async function writeShard(
     }
     if (n === 0 && progress.shards > 0) {
       await writer.abort(); // the stream had ended with the last shard
-    } else {
-      await writer.close(stats.finish());
-      progress.shards++;
+      await store.discardShard();
+      return { manifest, last };
     }
+    await writer.close(stats.finish());
+    await store.commitShard(shardName, manifest);
   } catch (err) {
     await writer.abort();
+    await store.discardShard();
     throw err;
   }
+  progress.shards++;
   return { manifest, last };
-}
-
-async function appendManifest(path: string, lines: string): Promise<void> {
-  if (!lines) return;
-  const handle = await open(path, 'a');
-  try {
-    await handle.write(lines);
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-}
-
-async function readProgress(path: string): Promise<FolderProgress | undefined> {
-  let text: string;
-  try {
-    text = await readFile(path, 'utf8');
-  } catch {
-    return undefined;
-  }
-  try {
-    const p = JSON.parse(text) as FolderProgress;
-    if (p.state) p.state = parseState(p.state, path);
-    return p;
-  } catch (err) {
-    throw outputConflict(`${path} is unreadable (${(err as Error).message})`, {
-      hint: 'Remove the folder or choose another one.',
-    });
-  }
-}
-
-async function writeProgress(path: string, progress: FolderProgress): Promise<void> {
-  await writeFile(`${path}.tmp`, JSON.stringify(progress, null, 2) + '\n');
-  await rename(`${path}.tmp`, path);
 }

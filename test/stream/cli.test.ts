@@ -4,47 +4,10 @@ import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
 import { readTarSamples } from '../../src/io/tar-read.js';
 import { tempDir } from '../helpers/tmp.js';
+import { CLI, folderSamples, run } from './cli-run.js';
 import { streamWorld } from './world.js';
 
-const CLI = join(import.meta.dirname, '../../dist/cli/main.js');
 const world = streamWorld({ counts: { red: 150, blue: 150 }, deadFraction: 0.3, latencyMs: [5, 30] });
-
-/** Runs the CLI; with `killWhen`, SIGKILLs it `killDelayMs` after the condition (polled every 10 ms) first holds. */
-function run(
-  args: string[],
-  o: { killWhen?: () => Promise<boolean>; killDelayMs?: number } = {},
-): Promise<{ code: number | null; signal: string | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString('latin1')));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    let poll: NodeJS.Timeout | undefined;
-    if (o.killWhen) {
-      const check = async () => {
-        if (await o.killWhen!()) setTimeout(() => child.kill('SIGKILL'), o.killDelayMs ?? 0);
-        else poll = setTimeout(() => void check(), 10);
-      };
-      void check();
-    }
-    child.on('close', (code, signal) => {
-      clearTimeout(poll);
-      resolve({ code, signal, stdout, stderr });
-    });
-  });
-}
-
-async function folderSamples(dir: string): Promise<string[]> {
-  const ids: string[] = [];
-  for (const f of (await readdir(dir)).filter((n) => n.endsWith('.tar')).sort()) {
-    for await (const s of readTarSamples(join(dir, f))) {
-      const json = JSON.parse(String(s.json)) as { id: number; query: string };
-      ids.push(`${s.__key__ as string}:${json.query}:${json.id}`);
-    }
-  }
-  return ids;
-}
 
 describe('clipstream plan', () => {
   test('prints requested / available / planned per query and warns when a query cannot be satisfied', async () => {
@@ -90,7 +53,10 @@ describe('clipstream plan', () => {
       ],
       [['plan', 'file://relative/spec.yaml', '--output', out], /local path for <spec>.*file:\/\/\/absolute\/path/],
       [['plan', 'spec.yaml', '--output', 's3://bucket/plan'], /local path for --output/],
-      [['stream', 'spec.yaml', '--output-folder', 'gs://bucket/shards'], /local path for --output-folder/],
+      [
+        ['stream', 'spec.yaml', '--output-folder', 'gs://bucket/shards'],
+        /local path or an s3:\/\/ URL for --output-folder/,
+      ],
       [['serve', '--indices-paths', indicesPaths, '--port', '0'], /local path for index laion in .*indices\.json/],
     ];
     for (const [args, message] of cases) {
