@@ -2,7 +2,7 @@ import { rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { isS3Url } from '../io/s3.js';
-import { shardTarget } from './output.js';
+import { shardTarget } from '../sink/index.js';
 import { createFetcher } from '../fetch/index.js';
 import { defaultImageSlots } from '../sample/fetch-image.js';
 import { imageOptionsOf } from '../image/index.js';

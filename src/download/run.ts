@@ -5,7 +5,7 @@ import { inspectUrlList, readUrlList, type UrlListOptions } from '../io/url-list
 import type { ShardStats } from '../sink/index.js';
 import { explainNoSuccess } from './diagnose.js';
 import { parseDownloadOptions, type DownloadOptions, type DownloadOptionsInput } from './options.js';
-import { shardTarget } from './output.js';
+import { shardTarget } from '../sink/index.js';
 import { ProgressCounter, type SampleDelta } from './progress.js';
 import { retryFailedShards, type FailedShard } from './retry.js';
 import { createInProcessRunner, createWorkerRunner, type ShardRunner } from './runner.js';

@@ -2,10 +2,15 @@ import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parallelMapUnordered } from '../core/async.js';
 import type { SampleRecord, UrlRow } from '../core/types.js';
-import { openShardWriter, StatsCollector, type OutputFormat, type ShardStats } from '../sink/index.js';
+import {
+  openShardWriter,
+  StatsCollector,
+  type OutputFormat,
+  type ShardStats,
+  type ShardTarget,
+} from '../sink/index.js';
 import { metaColumns, type MetaLayout } from './columns.js';
 import { keyFormatter, shardName } from './keys.js';
-import type { ShardTarget } from './output.js';
 import { downloadSample, type SampleContext } from './sample.js';
 
 export interface ShardTask {

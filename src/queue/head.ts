@@ -5,7 +5,7 @@ import type { Redis } from 'ioredis';
 import { explainNoSuccess } from '../download/diagnose.js';
 import { shardName } from '../download/keys.js';
 import { parseDownloadOptions, type DownloadOptions, type DownloadOptionsInput } from '../download/options.js';
-import { shardTarget, type ShardTarget } from '../download/output.js';
+import { shardTarget, type ShardTarget } from '../sink/index.js';
 import { listOptionsOf, prepareOutputFolder, shardTasks, type DownloadSummary } from '../download/run.js';
 import type { ShardTask } from '../download/shard.js';
 import { inspectUrlList, readUrlList } from '../io/url-list.js';

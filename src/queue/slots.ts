@@ -1,10 +1,9 @@
 import { UnrecoverableError } from 'bullmq';
 import type { ClipModel } from '../clip/index.js';
-import { shardTarget } from '../download/output.js';
+import { shardTarget, type ShardStats } from '../sink/index.js';
 import { emptyDelta, type SampleDelta } from '../download/progress.js';
 import { createWorkerRunner } from '../download/runner.js';
 import type { ShardTask } from '../download/shard.js';
-import type { ShardStats } from '../sink/index.js';
 import { decodeValue } from './codec.js';
 import { shardInputName } from './head.js';
 import type { ShardJobData } from './jobs.js';

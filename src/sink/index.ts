@@ -1,4 +1,4 @@
-/** Sinks: webdataset tar (shard file and stream), files, parquet, `_stats.json`, crash-safe shard layout. */
+/** Sinks: webdataset tar (shard file and stream), files, parquet, `_stats.json`, crash-safe shard layout, where shards are published (a folder or s3://). */
 export { fsyncPath, listDoneShards, removePartialShards, renameReplacing, shardPaths, PARTIAL } from './layout.js';
 export { assertKey, metaJson, sampleMembers, type SampleMember } from './members.js';
 export {
@@ -16,3 +16,4 @@ export {
   type StatsCollectorOptions,
 } from './stats.js';
 export { createTarSampleStream, type TarSampleStream, type TarSampleStreamOptions } from './tar.js';
+export { shardTarget, type ShardTarget } from './target.js';

@@ -2,10 +2,9 @@ import { mkdir, mkdtemp, open, readFile, rename, rm, truncate, writeFile } from 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { outputConflict } from '../core/errors.js';
-import { shardTarget } from '../download/output.js';
+import { shardTarget, removePartialShards } from '../sink/index.js';
 import { openByteSource, sequentialChunks } from '../io/byte-source.js';
 import { isS3Url, s3Delete, s3Join, s3List, s3Put, s3Size } from '../io/s3.js';
-import { removePartialShards } from '../sink/index.js';
 import { parseState, type StreamState } from './state.js';
 import type { Partition } from './partition.js';
 

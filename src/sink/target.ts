@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { outputConflict } from '../core/errors.js';
 import { collect, parallelMapUnordered } from '../core/async.js';
 import { checkBucket, isS3Url, s3Delete, s3Join, s3List, s3Put, s3ReadSmall } from '../io/s3.js';
-import { fsyncPath, listDoneShards, removePartialShards, renameReplacing, shardPaths } from '../sink/index.js';
+import { fsyncPath, listDoneShards, removePartialShards, renameReplacing, shardPaths } from './layout.js';
 
 /**
  * Where a job's shards end up: a local folder, or an `s3://bucket/prefix`. A shard is written whole in a staging
