@@ -4,9 +4,11 @@ faiss, flask…); its `clip_client` module needs only `requests`, so it is loade
 
 import importlib.metadata
 import importlib.util
+import json
 import re
 import subprocess
 import threading
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -27,21 +29,10 @@ clip_client = load_clip_client()
 ClipClient, Modality = clip_client.ClipClient, clip_client.Modality
 
 
-@pytest.fixture(scope="module")
-def back(world):
-    """`clipstream serve --index demo=… --model …`, as a clip back user would start it."""
+def start_serve(args):
+    """`clipstream serve ARGS --port 0`; yields (base url, log lines) once it listens, stops it after."""
     process = subprocess.Popen(
-        cli_command()
-        + [
-            "serve",
-            "--index",
-            f"demo={world.dir / 'index'}",
-            "--model",
-            str(world.dir / "model"),
-            "--port",
-            "0",
-            "--allow-private-networks",
-        ],
+        cli_command() + ["serve", *args, "--port", "0"],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -63,6 +54,14 @@ def back(world):
     yield url["base"], lines
     process.terminate()
     process.wait(10)
+
+
+@pytest.fixture(scope="module")
+def back(world):
+    """`clipstream serve --index demo=… --model …`, as a clip back user would start it."""
+    yield from start_serve(
+        ["--index", f"demo={world.dir / 'index'}", "--model", str(world.dir / "model"), "--allow-private-networks"]
+    )
 
 
 def colours(results):
@@ -136,3 +135,54 @@ def test_a_bad_request_is_a_json_error_not_a_decode_error(back):
     )
     assert reply.status_code == 400
     assert "unknown indice_name" in reply.json()["error"]
+
+
+@pytest.fixture(scope="module")
+def faiss_fixtures():
+    """The faiss test fixtures (built once with faiss-cpu and autofaiss by scripts/faiss-fixtures.sh, cached)."""
+    from live import REPO
+
+    out = subprocess.run(
+        ["bash", str(REPO / "scripts" / "faiss-fixtures.sh")], capture_output=True, text=True, timeout=900, check=True
+    )
+    return Path(out.stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture(scope="module")
+def faiss_back(faiss_fixtures, tmp_path_factory):
+    """`clipstream serve --indices-paths` with clip back's keys, over a faiss folder (IVF-Flat, planted near-duplicates)."""
+    indices = tmp_path_factory.mktemp("indices") / "indices_paths.json"
+    indices.write_text(
+        json.dumps(
+            {
+                "laion": {
+                    "indice_folder": str(faiss_fixtures / "folders" / "dups"),
+                    "columns_to_return": ["url", "caption"],
+                    "enable_faiss_memory_mapping": True,
+                    "clip_model": "ViT-L/14",
+                    "provide_safety_model": True,
+                }
+            }
+        )
+    )
+    yield from start_serve(["--indices-paths", str(indices)])
+
+
+def test_clip_client_over_a_faiss_index_answers_what_clip_back_answers(faiss_back, faiss_fixtures):
+    base, lines = faiss_back
+    queries = np.load(faiss_fixtures / "folders" / "dups" / "queries.npy")
+    clip_back = json.loads((faiss_fixtures / "answers" / "dups_clip_back.json").read_text())
+    k = clip_back["k"]
+    for query, want in zip(queries, clip_back["queries"]):
+        # ClipClient's defaults: deduplicate, safety model, violence detector, aesthetic score 9
+        results = ClipClient(url=f"{base}/knn-service", indice_name="laion", num_images=k).query(
+            embedding_input=query.tolist()
+        )
+        assert [r["id"] for r in results] == want["ids"]
+        assert [r["similarity"] for r in results] == pytest.approx(want["similarities"], abs=1e-5)
+        assert all(set(r) == {"id", "similarity", "url", "caption"} for r in results)  # columns_to_return
+        plain = ClipClient(url=f"{base}/knn-service", indice_name="laion", num_images=k, deduplicate=False)
+        assert [r["id"] for r in plain.query(embedding_input=query.tolist())] == want["all"]
+    # clip back's keys that mean nothing here are accepted and said once, at start
+    assert sum("clip_model (laion) accepted without effect" in line for line in lines) == 1
+    assert sum("provide_safety_model (laion) accepted without effect" in line for line in lines) == 1

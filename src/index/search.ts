@@ -1,6 +1,7 @@
 import * as lancedb from '@lancedb/lancedb';
 import { ClipstreamError } from '../core/errors.js';
-import { requireIndexInfo, TABLE, type IndexInfo } from './info.js';
+import { requireIndexInfo, TABLE, type ColumnType, type IndexInfo } from './info.js';
+import { nearDuplicatesKept } from './near-duplicates.js';
 import { annQuery } from './ann.js';
 import { MAX_SEARCH_RESULTS } from './limits.js';
 
@@ -18,8 +19,8 @@ export interface SearchQuery {
   /** Drop repeated urls (the best-ranked one is kept). Ids are unique by construction. */
   dedupUrls?: boolean;
   /**
-   * Drop near-duplicates among the results: a result whose cosine with a better-ranked kept result is ≥ this
-   * (clip-retrieval uses 0.94) is left out.
+   * Drop near-duplicates among the results, as clip back does: results whose vectors have a cosine above this
+   * (clip back uses 0.94) are linked, and of each group of linked results only the best-ranked one is kept.
    */
   nearDuplicate?: number;
   /** Which embeddings to search: the images' (default) or the captions' (`text_vector`, when the folder had them). */
@@ -63,7 +64,24 @@ export interface SearchBackend {
   close(): void;
 }
 
+/** What the server and the page need to know of an index, whatever its kind. */
+export interface IndexSummary {
+  count: number;
+  dim: number;
+  /** Metadata columns and their types. */
+  columns: Record<string, ColumnType>;
+  /** Caption embeddings can be searched (`column: 'text_vector'`, clip back's modality text). */
+  has_text: boolean;
+  model: string | null;
+}
+
+/** An index opened from a folder or URL: LanceDB (clipstream index) or faiss (clip-retrieval / LAION). */
 export interface Index extends SearchBackend {
+  info: IndexSummary;
+}
+
+/** A clipstream (LanceDB) index: its clipstream.json. */
+export interface LanceIndex extends Index {
   info: IndexInfo;
 }
 
@@ -77,7 +95,7 @@ const MAX_PROBED_FRACTION = 0.25;
 const queryInvalid = (message: string, hint?: string) =>
   new ClipstreamError('QUERY_INVALID', message, hint ? { hint } : {});
 
-export async function openIndex(dir: string): Promise<Index> {
+export async function openIndex(dir: string): Promise<LanceIndex> {
   const info = await requireIndexInfo(dir);
   const db = await lancedb.connect(dir);
   const table = await db.openTable(TABLE);
@@ -175,18 +193,20 @@ export async function openIndex(dir: string): Promise<Index> {
           ? await aboveThreshold(withColumns, q.minSimilarity, limit)
           : await run(withColumns, limit);
       const seenUrls = new Set<unknown>();
-      const kept: Float32Array[] = [];
+      const unique =
+        q.nearDuplicate === undefined
+          ? undefined
+          : nearDuplicatesKept(
+              rows.map((row) => Float32Array.from(row[column] as Iterable<number>)),
+              q.nearDuplicate,
+            );
       const out: SearchResults = [];
       out.truncated = rows.length >= limit;
-      for (const row of rows) {
+      for (const [i, row] of rows.entries()) {
+        if (unique && !unique[i]) continue;
         if (q.dedupUrls && row.url != null) {
           if (seenUrls.has(row.url)) continue;
           seenUrls.add(row.url);
-        }
-        if (q.nearDuplicate !== undefined) {
-          const v = Float32Array.from(row[column] as Iterable<number>);
-          if (kept.some((k) => dot(k, v) >= q.nearDuplicate!)) continue;
-          kept.push(v);
         }
         const result: SearchResult = { id: Number(row.id), similarity: 1 - Number(row._distance) };
         for (const c of metaColumns) result[c] = typeof row[c] === 'bigint' ? Number(row[c]) : row[c];
@@ -224,10 +244,4 @@ export async function openIndex(dir: string): Promise<Index> {
     },
     close: () => table.close(),
   };
-}
-
-function dot(a: Float32Array, b: Float32Array): number {
-  let s = 0;
-  for (let i = 0; i < a.length; i++) s += a[i]! * b[i]!;
-  return s;
 }

@@ -1,9 +1,8 @@
 import { createHash } from 'node:crypto';
 import { loadClipModel, type ClipModel } from '../clip/index.js';
-import { inputNotFound, invalidOption, queryInvalid } from '../core/errors.js';
-import { readIndexInfo } from '../index/info.js';
-import { openRemoteIndex } from '../index/remote.js';
-import { openIndex, type SearchBackend, type SearchResult, type SearchResults } from '../index/search.js';
+import { invalidOption, isClipstreamError, queryInvalid } from '../core/errors.js';
+import { openSearchBackend, type IndexIdentity } from '../index/open-backend.js';
+import type { SearchBackend, SearchResult, SearchResults } from '../index/search.js';
 import { embedQuery, needsModel } from './query-embedding.js';
 import { shuffleInPlace, stringSeed } from './random.js';
 import { queryKind, type QueryKind, type QuerySpec, type Spec } from './spec.js';
@@ -39,13 +38,7 @@ export interface PlannedQuery {
   weight: number;
 }
 
-/** Identifies the index a plan was made from, so that a plan is never streamed against another one. */
-export interface IndexIdentity {
-  location: string | { url: string; indice_name: string };
-  count: number | null;
-  dim: number | null;
-  created_at: string | null;
-}
+export type { IndexIdentity } from '../index/open-backend.js';
 
 export interface PlanHeader {
   format_version: 1;
@@ -154,14 +147,18 @@ class PlanResolver {
 
   async search(qi: number, maxResults: number): Promise<SearchResults> {
     const q = this.spec.queries[qi]!;
-    const results = await this.backend.search({
-      vector: this.vectors[qi]!,
-      minSimilarity: q.min_similarity,
-      maxResults,
-      where: q.where,
-      dedupUrls: this.spec.dedup.urls,
-      nearDuplicate: this.spec.dedup.near_duplicate ?? undefined,
-    });
+    const results = await this.backend
+      .search({
+        vector: this.vectors[qi]!,
+        minSimilarity: q.min_similarity,
+        maxResults,
+        where: q.where,
+        dedupUrls: this.spec.dedup.urls,
+        nearDuplicate: this.spec.dedup.near_duplicate ?? undefined,
+      })
+      .catch((err: unknown) => {
+        throw isClipstreamError(err) && err.code === 'QUERY_INVALID' ? prefixed(err, `query ${q.name}: `) : err;
+      });
     // Ties (identical embeddings are common: re-uploads) in a stable order, so every process plans alike.
     results.sort((a, b) => b.similarity - a.similarity || a.id - b.id);
     return results;
@@ -290,24 +287,27 @@ async function queryVectors(spec: Spec, given: ClipModel | undefined, dim: numbe
   }
 }
 
+/** The spec's index, of whatever kind; its rows must have urls to download. */
 async function openBackend(spec: Spec): Promise<{ backend: SearchBackend; identity: IndexIdentity }> {
-  if (typeof spec.index !== 'string') {
-    const backend = openRemoteIndex({ url: spec.index.url, indiceName: spec.index.indice_name });
-    return { backend, identity: { location: spec.index, count: null, dim: null, created_at: null } };
-  }
-  const info = await readIndexInfo(spec.index);
-  if (!info) {
-    throw inputNotFound(`index: ${spec.index} is not a clipstream index (no clipstream.json)`, {
-      hint: 'Point `index` at a folder made by `clipstream index`, or at {url, indice_name} of a clip back.',
+  const { backend, kind, identity, columns } = await openSearchBackend(spec.index).catch((err: unknown) => {
+    throw prefixed(err, 'index: ');
+  });
+  if (columns && !columns.includes('url')) {
+    backend.close();
+    throw invalidOption(`index: ${spec.index as string} has no url column, so its rows cannot be downloaded`, {
+      hint:
+        kind === 'faiss'
+          ? 'A faiss folder needs metadata/ (parquet or arrow files with a url column, row i describing vector i).'
+          : 'Import an embedding folder whose metadata parquet has a url column.',
     });
   }
-  if (!('url' in info.columns)) {
-    throw invalidOption(`index: ${spec.index} has no url column, so its rows cannot be downloaded`, {
-      hint: 'Import an embedding folder whose metadata parquet has a url column.',
-    });
-  }
-  const backend = await openIndex(spec.index);
-  return { backend, identity: { location: spec.index, count: info.count, dim: info.dim, created_at: info.created_at } };
+  return { backend, identity };
+}
+
+/** The error with its message prefixed (which spec field it concerns). */
+function prefixed(err: unknown, prefix: string): unknown {
+  if (err instanceof Error && !err.message.startsWith(prefix)) err.message = prefix + err.message;
+  return err;
 }
 
 async function queryVector(q: QuerySpec, model: ClipModel | undefined, dim: number | null): Promise<Float32Array> {

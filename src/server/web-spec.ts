@@ -10,6 +10,7 @@ import { parseSpec, type Spec } from '../select/spec.js';
 import { createStreamContext } from '../stream/api.js';
 import { MAX_PARTITIONS, quotas } from '../stream/partition.js';
 import type { ServerContext } from './app.js';
+import { sameLocation } from './indices-paths.js';
 import { servedStream } from './streams.js';
 
 const API_HINT = "The page's JSON API: see docs/server.md; a spec's fields: docs/spec.md.";
@@ -86,8 +87,8 @@ function specFromPage(
   downloads: boolean,
 ): { spec: Spec; index: Index } {
   const dirs = [...(ctx.web.indexDirs ?? [])];
-  const location = typeof input.index === 'string' ? resolve(input.index) : undefined;
-  const served = dirs.find(([, dir]) => resolve(dir) === location);
+  const location = typeof input.index === 'string' ? input.index : undefined;
+  const served = location === undefined ? undefined : dirs.find(([, dir]) => sameLocation(dir, location));
   if (!served)
     throw invalidOption(
       `index: expected the folder of an index this server serves (${dirs.map(([, d]) => d).join(', ') || 'none'}) but received ${JSON.stringify(input.index)}`,

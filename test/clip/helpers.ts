@@ -17,7 +17,7 @@ export function solidImage(
 ): Promise<Buffer> {
   const [r, g, b] = rgb;
   return sharp({ create: { width, height, channels: 3, background: { r, g, b } } })
-    [format]()
+    .toFormat(format)
     .toBuffer();
 }
 

@@ -21,7 +21,7 @@ export const solid = (
   background = '#ff0000',
 ) =>
   sharp({ create: { width, height, channels: 3, background } })
-    [format]()
+    .toFormat(format)
     .toBuffer();
 
 /** Deterministic noise: a JPEG of it is mostly entropy-coded data, as a photo is. */

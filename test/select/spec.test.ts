@@ -118,8 +118,9 @@ describe('spec validation: every error names the field', () => {
 
   test('paths: fsspec URLs are refused naming the field, file:// URLs are paths, http(s) stays a URL', () => {
     expect(() => parse({ ...base, index: 's3://bucket/idx' })).toThrow(
-      /Expected a local path for index in spec\.yaml but received "s3:\/\/bucket\/idx": s3:\/\/ paths are not supported/,
+      /Expected a local path or an http\(s\) URL for index in spec\.yaml but received "s3:\/\/bucket\/idx"/,
     );
+    expect(parse({ ...base, index: 'https://host/laion5B-index' }).index).toBe('https://host/laion5B-index'); // a faiss folder
     expect(() => parse({ ...base, cache: { dir: 'gs://b/cache' } })).toThrow(/for cache\.dir in spec\.yaml/);
     expect(() => parse({ ...base, cache: { dir: 'https://host/cache' } })).toThrow(
       /for cache\.dir in spec\.yaml.*https:\/\/ paths are not supported/,
@@ -183,7 +184,7 @@ describe('plan', () => {
     const w = world();
     const dir = await tempDir();
     await expect(resolvePlan(parse({ ...base, index: join(dir, 'none') }))).rejects.toThrow(
-      /index: .*none is not a clipstream index/,
+      /index: no index at .*none/,
     );
     await expect(
       resolvePlan(parse({ index: w.indexDir, queries: [{ name: 'v', embedding: [1, 0, 0], count: 2 }] })),

@@ -5,12 +5,10 @@
  * Similarity: the inner product for IP indexes (what clip back returns); for L2 indexes of unit vectors,
  * 1 − d/2 (d the squared distance), which is the same cosine.
  */
-import { ClipstreamError } from '../../core/errors.js';
-import type { SearchBackend, SearchQuery, SearchResult, SearchResults } from '../search.js';
+import { queryInvalid } from '../../core/errors.js';
+import { nearDuplicatesKept } from '../near-duplicates.js';
+import type { Index, IndexSummary, SearchQuery, SearchResult, SearchResults } from '../search.js';
 import { openFaissFolder, type FaissFolder, type OpenFaissFolderOptions } from './folder.js';
-
-const queryInvalid = (message: string, hint?: string) =>
-  new ClipstreamError('QUERY_INVALID', message, hint ? { hint } : {});
 
 /**
  * The largest float32 strictly below x: faiss keeps only scores strictly past the radius, and a threshold keeps the
@@ -29,7 +27,7 @@ function float32Above(x: number): number {
   return -float32Below(-x);
 }
 
-export interface FaissBackend extends SearchBackend {
+export interface FaissBackend extends Index {
   folder: FaissFolder;
 }
 
@@ -50,20 +48,27 @@ export async function openFaissBackend(folder: string, opts: OpenFaissFolderOpti
     return index.rangeSearch(q.vector, radius, { maxResults: limit, reconstruct: withVectors });
   }
 
+  const info: IndexSummary = {
+    count: index.info.ntotal,
+    dim: index.info.d,
+    columns: metadata?.types ?? {},
+    has_text: false,
+    model: null,
+  };
   return {
     folder: opened,
+    info,
     async search(q): Promise<SearchResults> {
       if (q.where)
-        throw queryInvalid(
-          `where predicates are not supported on the faiss index ${folder}`,
-          'Filter the results on their metadata instead, or build a clipstream index (clipstream index).',
-        );
+        throw queryInvalid(`where predicates are not supported on the faiss index ${folder}`, {
+          hint: 'Filter the results on their metadata instead, or build a clipstream index (clipstream index).',
+        });
       if ((q.column ?? 'vector') !== 'vector')
         throw queryInvalid(`the faiss index ${folder} is searched by its ${opts.modality ?? 'image'} embeddings only`);
       if (q.vector.length !== index.info.d) {
         throw queryInvalid(
           `the query has ${q.vector.length} dimensions but the index at ${folder} has ${index.info.d}`,
-          'Embed the query with the model that built the index.',
+          { hint: 'Embed the query with the model that built the index.' },
         );
       }
       const limit = q.minSimilarity !== undefined ? (q.maxResults ?? 10_000) : (q.k ?? 10);
@@ -72,17 +77,16 @@ export async function openFaissBackend(folder: string, opts: OpenFaissFolderOpti
       const out: SearchResults = [];
       out.truncated = found.truncated;
       const seenUrls = new Set<unknown>();
-      const kept: Float32Array[] = [];
+      const unique =
+        q.nearDuplicate === undefined
+          ? undefined
+          : nearDuplicatesKept((found as { vectors?: Float32Array[] }).vectors!, q.nearDuplicate);
       found.ids.forEach((id, i) => {
+        if (unique && !unique[i]) return;
         const row: Record<string, unknown> = rows[i] ?? {};
         if (q.dedupUrls && row.url != null) {
           if (seenUrls.has(row.url)) return;
           seenUrls.add(row.url);
-        }
-        if (q.nearDuplicate !== undefined) {
-          const v = (found as { vectors?: Float32Array[] }).vectors![i]!;
-          if (kept.some((k) => dot(k, v) >= q.nearDuplicate!)) return;
-          kept.push(v);
         }
         const result: SearchResult = { ...row, id, similarity: similarity(found.distances[i]!) };
         out.push(result);
@@ -99,10 +103,4 @@ export async function openFaissBackend(folder: string, opts: OpenFaissFolderOpti
       void opened.close();
     },
   };
-}
-
-function dot(a: Float32Array, b: Float32Array): number {
-  let s = 0;
-  for (let i = 0; i < a.length; i++) s += a[i]! * b[i]!;
-  return s;
 }
