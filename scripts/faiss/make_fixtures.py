@@ -11,6 +11,8 @@ purpose (≤ 20 000 vectors of 64 dimensions, ~1 min on 2 cores). Writes:
   manifest.json                  faiss / numpy / pyarrow versions, the SIMD level, the fixture list
   folders/dups/ + answers/dups_clip_back.json   planted near-duplicates, and what clip back's /knn-service answers
                                  with deduplicate (its connected-components dedup, recomputed here as clip back does)
+  folders/large/                 1 000 000 vectors of 8 dimensions (IVF64,Flat, every list probed) and an Arrow
+                                 metadata file: a plan of a million candidates, for the bounded-memory test
 """
 import json
 import os
@@ -256,6 +258,26 @@ def build_dups():
     json.dump(answer, open(path("answers", "dups_clip_back.json"), "w"))
 
 
+def build_large():
+    """A million small vectors, all within a wide threshold of the query (1, 0, …, 0): a plan of 1 M candidates."""
+    rng = np.random.default_rng(5)
+    n, d = 1_000_000, 8
+    x = rng.standard_normal((n, d)).astype(np.float32)
+    x[:, 0] = np.abs(x[:, 0]) + 0.5  # every row on the query's side
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    folder = os.path.join("folders", "large")
+    index = faiss.index_factory(d, "IVF64,Flat", IP)
+    index.train(x[:20_000])
+    index.add(x)
+    faiss.ParameterSpace().set_index_parameters(index, "nprobe=64")
+    faiss.write_index(index, path(folder, "image.index"))
+    table = pa.table({"url": [f"https://img.example/l/{i}.jpg" for i in range(n)]})
+    with pa.OSFile(path(folder, "metadata", "0.arrow"), "wb") as sink:
+        with pa.ipc.new_file(sink, table.schema) as writer:
+            for batch in table.to_batches(max_chunksize=65_536):
+                writer.write_batch(batch)
+
+
 def main():
     os.makedirs(OUT, exist_ok=True)
     np.save(path("queries.npy"), XQ)
@@ -309,6 +331,7 @@ def main():
     write_parquet_metadata(os.path.join("folders", "misaligned"), [0, 6000, N - 1])
 
     build_dups()
+    build_large()
 
     manifest = {
         "faiss": faiss.__version__, "numpy": np.__version__, "pyarrow": pa.__version__,

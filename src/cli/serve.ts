@@ -52,8 +52,14 @@ export function serveCommand(): Command {
       const streams = new Map<string, ServedStream>();
       const contexts: { close(): Promise<void> }[] = [];
       for (const [name, source] of streamSources) {
-        const { stream, context } = await openServedStream(name, await loadPlan(source));
-        contexts.push(context);
+        const plan = await loadPlan(source);
+        const { stream, context } = await openServedStream(name, plan);
+        contexts.push({
+          close: async () => {
+            await context.close();
+            await plan.close?.();
+          },
+        });
         streams.set(name, stream);
       }
       const indices = new Map<string, Index>();

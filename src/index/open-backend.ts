@@ -133,6 +133,13 @@ async function openFaissFolderIndex(location: string, opts: OpenIndexOptions): P
         });
       return (await textBackend()).search({ ...q, column: 'vector' });
     },
+    async *searchBatches(q) {
+      if ((q.column ?? 'vector') === 'vector') yield* image.searchBatches!(q);
+      else {
+        if (!hasText) throw queryInvalid(`the faiss index ${location} has no text.index (caption embeddings)`);
+        yield* (await textBackend()).searchBatches!({ ...q, column: 'vector' });
+      }
+    },
     getByIds: (ids) => image.getByIds(ids),
     close() {
       image.close();

@@ -3,6 +3,7 @@ import { ClipstreamError } from '../core/errors.js';
 import { requireIndexInfo, TABLE, type ColumnType, type IndexInfo } from './info.js';
 import { nearDuplicatesKept } from './near-duplicates.js';
 import { annQuery } from './ann.js';
+import { scanAbove } from './lance-scan.js';
 import { MAX_SEARCH_RESULTS } from './limits.js';
 
 export { MAX_SEARCH_RESULTS } from './limits.js';
@@ -51,9 +52,33 @@ export function resultLimit(q: SearchQuery): number {
   return limit;
 }
 
+/** A query of a streamed search: every row at or above `minSimilarity` (matching `where`). */
+export interface StreamQuery {
+  vector: Float32Array;
+  minSimilarity: number;
+  where?: string;
+  column?: 'vector' | 'text_vector';
+}
+
+/** Results of a streamed search, in the order the index found them (not sorted). */
+export interface ResultBatch {
+  ids: number[];
+  similarities: number[];
+  /** Each row's metadata columns, when the search read them anyway (a table scan); else ask getByIds. */
+  rows?: Record<string, unknown>[];
+  /** How far the search is, when it knows (lists probed, rows scanned). */
+  progress?: { done: number; total: number };
+}
+
 /** What the loader needs from an index, local (LanceDB) or remote (a clip back `/knn-service`). */
 export interface SearchBackend {
   search(q: SearchQuery): Promise<SearchResults>;
+  /**
+   * Every row at or above the threshold, streamed in batches, so that memory holds a batch whatever the number of
+   * rows (a plan of millions). No url or near-duplicate dedup: the caller dedups. Optional: a remote clip back
+   * cannot stream (its API returns at most 10 000 results).
+   */
+  searchBatches?(q: StreamQuery): AsyncIterable<ResultBatch>;
   /** Metadata rows of the given ids, in the order asked; unknown ids are left out. */
   getByIds(ids: number[]): Promise<{ id: number; metadata: Record<string, unknown> }[]>;
   /**
@@ -138,6 +163,18 @@ export async function openIndex(dir: string): Promise<LanceIndex> {
     return query;
   }
 
+  /** LanceDB's error for a predicate it cannot apply, as a QUERY_INVALID naming the predicate. */
+  function predicateError(err: unknown, where: string | undefined): unknown {
+    const message = (err as Error).message;
+    if (where && /field|column|parse|sql|syntax/i.test(message)) {
+      return queryInvalid(
+        `the predicate ${JSON.stringify(where)} cannot be applied: ${message.replace(/^.*?(lance error: )?/, '')}`,
+        `Columns of this index: ${metaColumns.join(', ')}`,
+      );
+    }
+    return err;
+  }
+
   async function run(q: RunQuery, limit: number) {
     checkDimension(q.vector);
     try {
@@ -145,14 +182,7 @@ export async function openIndex(dir: string): Promise<LanceIndex> {
         .select([...(q.columns ?? ['id', ...metaColumns]), '_distance'])
         .toArray();
     } catch (err) {
-      const message = (err as Error).message;
-      if (q.where && /field|column|parse|sql|syntax/i.test(message)) {
-        throw queryInvalid(
-          `the predicate ${JSON.stringify(q.where)} cannot be applied: ${message.replace(/^.*?(lance error: )?/, '')}`,
-          `Columns of this index: ${metaColumns.join(', ')}`,
-        );
-      }
-      throw err;
+      throw predicateError(err, q.where);
     }
   }
 
@@ -213,6 +243,12 @@ export async function openIndex(dir: string): Promise<LanceIndex> {
         out.push(result);
       }
       return out;
+    },
+    searchBatches(q) {
+      checkDimension(q.vector);
+      if ((q.column ?? 'vector') === 'text_vector' && !info.has_text)
+        throw queryInvalid(`the index at ${dir} has no text embeddings (its embedding folder had no text_emb/)`);
+      return scanAbove(table, info, q, (err) => predicateError(err, q.where));
     },
     async getByIds(ids) {
       const wanted = ids.filter((id) => Number.isSafeInteger(id) && id >= 0);

@@ -14,7 +14,10 @@ import { sameLocation } from './indices-paths.js';
 import { servedStream } from './streams.js';
 
 const API_HINT = "The page's JSON API: see docs/server.md; a spec's fields: docs/spec.md.";
-/** Samples one spec from the page may ask for: a plan keeps ~3.75 candidates per sample in memory. */
+/**
+ * Samples one spec from the page may ask for: its plan (~3.75 candidates a sample) is searched and written to the
+ * server's disk by one request; larger plans are for `clipstream plan`.
+ */
 export const MAX_PAGE_SPEC_SAMPLES = 200_000;
 
 const planShape = z
@@ -48,7 +51,11 @@ export function registerSpecRoutes(app: FastifyInstance, ctx: ServerContext): vo
     const { spec, index } = specFromPage(body.spec, ctx, false);
     return ctx.bounded(async () => {
       const plan = await resolvePlan(spec, { model: ctx.model });
-      return { ...planSummary(plan, body.partitions), overlap: await overlaps(spec, index, ctx) };
+      try {
+        return { ...planSummary(plan, body.partitions), overlap: await overlaps(spec, index, ctx) };
+      } finally {
+        await plan.close?.();
+      }
     });
   });
 
@@ -73,7 +80,12 @@ export function registerSpecRoutes(app: FastifyInstance, ctx: ServerContext): vo
       (err: unknown) => ctx.log(`stream ${body.name}: the plan's long search failed: ${(err as Error).message}`),
     );
     const context = await createStreamContext(plan);
-    contexts.push(context);
+    contexts.push({
+      close: async () => {
+        await context.close();
+        await plan.close?.();
+      },
+    });
     ctx.streams.set(body.name, servedStream(plan, context));
     ctx.log(`stream ${body.name} started from the API`);
     return { name: body.name, ...streamUsage(req, body.name, body.partitions), ...planSummary(plan, body.partitions) };

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { outputConflict } from '../core/errors.js';
 import type { ParquetColumn } from '../io/parquet-write.js';
 import { manifestLine, streamedSampleColumns } from '../sample/fields.js';
-import type { Plan } from '../select/plan.js';
+import type { Candidate, Plan } from '../select/plan.js';
 import { openShardWriter, removePartialShards, StatsCollector } from '../sink/index.js';
 import type { CandidateContext } from './candidate.js';
 import { streamPartition, type StreamSample } from './engine.js';
@@ -78,7 +78,7 @@ export async function streamToFolder(plan: Plan, o: StreamFolderOptions): Promis
   );
   const shard = {
     samples: stream[Symbol.asyncIterator](),
-    columns: streamedSampleColumns(plan.candidates.flatMap((list) => list.slice(0, 100))),
+    columns: streamedSampleColumns(await firstCandidates(plan, 100)),
   };
   try {
     while (!progress.done) {
@@ -224,4 +224,16 @@ async function readProgress(path: string): Promise<FolderProgress | undefined> {
 async function writeProgress(path: string, progress: FolderProgress): Promise<void> {
   await writeFile(`${path}.tmp`, JSON.stringify(progress, null, 2) + '\n');
   await rename(`${path}.tmp`, path);
+}
+
+/** The first `n` candidates of each query (those known so far): what a shard's parquet columns are inferred from. */
+async function firstCandidates(plan: Plan, n: number): Promise<Candidate[]> {
+  const out: Candidate[] = [];
+  for (const list of plan.candidates) {
+    for (let i = 0; i < Math.min(n, list.length); i++) {
+      const c = await list.at(i);
+      if (c) out.push(c);
+    }
+  }
+  return out;
 }

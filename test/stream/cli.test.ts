@@ -59,7 +59,7 @@ describe('clipstream plan', () => {
     expect(r.stdout).toMatch(/red\s+40\s+150\s+120\s+40\s+10/);
     expect(r.stdout).toMatch(/blue\s+500\s+150\s+150\s+500\s+125/);
     expect(r.stderr).toMatch(/warning: query blue: 500 requested but only 150 candidates/);
-    expect((await stat(join(dir, 'plan', 'candidates.parquet'))).size).toBeGreaterThan(0);
+    expect((await stat(join(dir, 'plan', 'candidates.jsonl'))).size).toBeGreaterThan(0);
   });
 
   test('a bad spec names the field', async () => {
@@ -82,8 +82,11 @@ describe('clipstream plan', () => {
       ],
       [['stream', 's3://bucket/plan', '--output', '-'], /local path for <spec-or-plan>/],
       [['serve', '--spec', 'train=s3://bucket/spec.yaml', '--port', '0'], /local path for --spec train/],
-      [['serve', '--index', 'laion=hf://org/index', '--port', '0'], /local path for --index laion/],
-      [['query', '--index', 's3://bucket/index', '--embedding-file', 'q.npy'], /local path for --index/],
+      [['serve', '--index', 'laion=hf://org/index', '--port', '0'], /local path or an http\(s\) URL for --index laion/],
+      [
+        ['query', '--index', 's3://bucket/index', '--embedding-file', 'q.npy'],
+        /local path or an http\(s\) URL for --index/,
+      ],
       [
         ['query', '--index', 'idx', '--embedding-file', 'gs://b/q.npy'],
         /local path or an http\(s\) URL for --embedding-file/,
@@ -91,7 +94,10 @@ describe('clipstream plan', () => {
       [['plan', 'file://relative/spec.yaml', '--output', out], /local path for <spec>.*file:\/\/\/absolute\/path/],
       [['plan', 'spec.yaml', '--output', 's3://bucket/plan'], /local path for --output/],
       [['stream', 'spec.yaml', '--output-folder', 'gs://bucket/shards'], /local path for --output-folder/],
-      [['serve', '--indices-paths', indicesPaths, '--port', '0'], /local path for index laion in .*indices\.json/],
+      [
+        ['serve', '--indices-paths', indicesPaths, '--port', '0'],
+        /local path or an http\(s\) URL for index laion in .*indices\.json/,
+      ],
     ];
     for (const [args, message] of cases) {
       const r = await run(args);

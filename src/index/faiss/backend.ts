@@ -55,22 +55,31 @@ export async function openFaissBackend(folder: string, opts: OpenFaissFolderOpti
     has_text: false,
     model: null,
   };
+  function check(q: { where?: string; column?: string; vector: Float32Array }): void {
+    if (q.where)
+      throw queryInvalid(`where predicates are not supported on the faiss index ${folder}`, {
+        hint: 'Filter the results on their metadata instead, or build a clipstream index (clipstream index).',
+      });
+    if ((q.column ?? 'vector') !== 'vector')
+      throw queryInvalid(`the faiss index ${folder} is searched by its ${opts.modality ?? 'image'} embeddings only`);
+    if (q.vector.length !== index.info.d) {
+      throw queryInvalid(`the query has ${q.vector.length} dimensions but the index at ${folder} has ${index.info.d}`, {
+        hint: 'Embed the query with the model that built the index.',
+      });
+    }
+  }
+
   return {
     folder: opened,
     info,
+    async *searchBatches(q) {
+      check(q);
+      const radius = ip ? float32Below(q.minSimilarity) : float32Above(2 * (1 - q.minSimilarity));
+      for await (const b of index.rangeBatches(q.vector, radius))
+        yield { ids: b.ids, similarities: b.distances.map(similarity), progress: b.progress };
+    },
     async search(q): Promise<SearchResults> {
-      if (q.where)
-        throw queryInvalid(`where predicates are not supported on the faiss index ${folder}`, {
-          hint: 'Filter the results on their metadata instead, or build a clipstream index (clipstream index).',
-        });
-      if ((q.column ?? 'vector') !== 'vector')
-        throw queryInvalid(`the faiss index ${folder} is searched by its ${opts.modality ?? 'image'} embeddings only`);
-      if (q.vector.length !== index.info.d) {
-        throw queryInvalid(
-          `the query has ${q.vector.length} dimensions but the index at ${folder} has ${index.info.d}`,
-          { hint: 'Embed the query with the model that built the index.' },
-        );
-      }
+      check(q);
       const limit = q.minSimilarity !== undefined ? (q.maxResults ?? 10_000) : (q.k ?? 10);
       const found = await neighbours(q, limit, q.nearDuplicate !== undefined);
       const rows = metadata ? await metadata.get(found.ids) : [];

@@ -72,6 +72,15 @@ export interface FaissIndex {
     radius: number,
     opts?: RangeOptions,
   ): Promise<Neighbors & { truncated: boolean; vectors?: Float32Array[] }>;
+  /**
+   * The same results as rangeSearch without its limit, streamed: in batches, in the order scanned (not sorted), so
+   * that memory holds one batch whatever the number of results (a plan of millions of rows).
+   */
+  rangeBatches(
+    query: Float32Array,
+    radius: number,
+    params?: FaissSearchParams,
+  ): AsyncIterable<Neighbors & { progress?: { done: number; total: number } }>;
   /** Top-k of one query with each result's vector decoded from the index (PQ: c_L + residual), in query space. */
   searchAndReconstruct(
     query: Float32Array,
@@ -296,6 +305,11 @@ function makeIndex(
       const hits = await searcher.search(query, settings(opt.maxResults ?? 10_000, opt, radius));
       const vectors = opt.reconstruct ? await searcher.reconstruct(hits.payloads) : undefined;
       return { ids: hits.ids, distances: hits.distances, truncated: hits.full, ...(vectors ? { vectors } : {}) };
+    },
+    rangeBatches(query, radius, params) {
+      checkQuery(query, false);
+      if (!Number.isFinite(radius)) throw invalidOption(`Expected a finite radius but received ${radius}`);
+      return searcher.rangeBatches(query, radius, settings(1, params, radius));
     },
     async searchAndReconstruct(query, k, params) {
       checkQuery(query, false);

@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createFetcher } from '../../../src/fetch/index.js';
 import { indexKindAt, openIndexAt } from '../../../src/index/open-backend.js';
 import type { Index } from '../../../src/index/search.js';
-import { readSpec, resolvePlan, type Plan } from '../../../src/select/index.js';
+import { candidatesOf, readSpec, resolvePlan, type Plan } from '../../../src/select/index.js';
 import { createServer } from '../../../src/server/app.js';
 import { readIndicesPaths } from '../../../src/server/indices-paths.js';
 import { openStream, type StreamSample } from '../../../src/stream/index.js';
@@ -90,10 +90,11 @@ describe('a spec over a faiss folder, planned and streamed', () => {
     const local = await plan(world.folder);
     expect(local.header.index).toMatchObject({ location: world.folder, count: 12_000, dim: 64 });
     expect(local.header.queries[0]).toMatchObject({ available: 100, available_more: false, planned: 90 });
-    const ids = local.candidates[0]!.map((c) => c.id);
+    const [candidates] = await candidatesOf(local);
+    const ids = candidates!.map((c) => c.id);
     expect(new Set(ids.slice(0, 20))).toEqual(new Set(best(20))); // the first block: the 20 best
     expect(new Set(ids)).toEqual(new Set(best(90)));
-    const c = local.candidates[0]![0]!;
+    const c = candidates![0]!;
     expect(c).toMatchObject({ url: world.urls[c.id], caption: `row ${c.id}`, metadata: { width: 40 } });
   });
 
@@ -101,7 +102,8 @@ describe('a spec over a faiss folder, planned and streamed', () => {
     const local = await plan(world.folder);
     const remote = await plan(folderUrl());
     expect(remote.header.index.location).toBe(folderUrl());
-    expect(remote.candidates[0]!.map((c) => c.id)).toEqual(local.candidates[0]!.map((c) => c.id));
+    const ids = async (p: Plan) => (await candidatesOf(p))[0]!.map((c) => c.id);
+    expect(await ids(remote)).toEqual(await ids(local));
   });
 
   it.each([
@@ -112,7 +114,7 @@ describe('a spec over a faiss folder, planned and streamed', () => {
     const stream = await openStream(planned, { partition: { index: 1, count: 2 } });
     const samples = await drain(stream);
     expect(samples).toHaveLength(15);
-    const allowed = new Set(planned.candidates[0]!.filter((_, i) => i % 2 === 1).map((c) => c.id));
+    const allowed = new Set((await candidatesOf(planned))[0]!.filter((_, i) => i % 2 === 1).map((c) => c.id));
     for (const s of samples) {
       expect(allowed.has(s.json.id as number)).toBe(true);
       expect(isDead(s.json.id as number)).toBe(false);
