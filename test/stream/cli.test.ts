@@ -218,6 +218,34 @@ describe('clipstream stream', () => {
     expect(requests).toBeLessThan(120);
   });
 
+  test.each(['SIGINT', 'SIGTERM'] as const)(
+    'stream SPEC stopped by %s leaves no temporary plan folder behind',
+    async (signal) => {
+      const w = world();
+      const tmp = await tempDir();
+      const spec = await w.spec([{ name: 'red', count: 150 }], {
+        fetch: { allow_private_networks: true, timeout: 5, retries: 0, concurrency: 2 },
+      });
+      const child = spawn(process.execPath, [CLI, 'stream', spec, '--output', '-'], {
+        stdio: ['ignore', 'pipe', 'pipe'],
+        env: { ...process.env, TMPDIR: tmp },
+      });
+      let planned = false;
+      child.stdout.on('data', () => {
+        if (planned) return;
+        planned = true; // a first sample: the plan's temporary folder exists
+        void readdir(tmp).then((names) => {
+          expect(names.filter((n) => n.startsWith('clipstream-plan-'))).toHaveLength(1);
+          child.kill(signal);
+        });
+      });
+      const [code] = await new Promise<[number | null]>((r) => child.on('close', (c) => r([c])));
+      expect(planned).toBe(true);
+      expect(code).toBe(signal === 'SIGINT' ? 130 : 143);
+      expect((await readdir(tmp)).filter((n) => n.startsWith('clipstream-plan-'))).toEqual([]);
+    },
+  );
+
   test('a partition outside the world is refused with its name', async () => {
     const w = world();
     const spec = await w.spec([{ name: 'red', count: 4 }]);
