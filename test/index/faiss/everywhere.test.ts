@@ -146,6 +146,50 @@ describe('a spec over a faiss folder, planned and streamed', () => {
   });
 });
 
+describe("a folder built by autofaiss (clip-retrieval index's image.index + image.json), and its URL", () => {
+  let auto: LaionWorld;
+  let autoAnswers: FaissAnswers;
+  beforeAll(async () => {
+    auto = await laionWorld(fixtures, images, dir, 'autofaiss', 'auto');
+    autoAnswers = await answers(fixtures, 'autofaiss');
+  });
+
+  it.each([
+    ['its folder', () => auto.folder],
+    ['its URL', () => `${http.base}/auto`],
+  ])('query, plan and stream over %s', async (_what, index) => {
+    const run = promisify(execFile);
+    const { stdout } = await run(process.execPath, [
+      resolve('dist/cli/main.js'),
+      'query',
+      '--index',
+      index(),
+      '--embedding-file',
+      auto.queryNpy,
+      '--format',
+      'jsonl',
+    ]);
+    expect(
+      stdout
+        .trim()
+        .split('\n')
+        .map((l) => (JSON.parse(l) as { id: number }).id),
+    ).toEqual(autoAnswers.top10.ids[0]);
+    const d = autoAnswers.top300.distances[0]!;
+    const spec = await laionSpec(dir, index(), [
+      { name: 'q0', embedding: q0(), count: 20, min_similarity: (d[79]! + d[80]!) / 2 },
+    ]);
+    const planned = await resolvePlan(await readSpec(spec), { firstBlock: 16 });
+    expect(planned.header.queries[0]).toMatchObject({ available: 80, planned: 60 });
+    const [candidates] = await candidatesOf(planned);
+    expect(new Set(candidates!.map((c) => c.id))).toEqual(new Set(autoAnswers.top300.ids[0]!.slice(0, 60)));
+    const samples = await drain(await openStream(planned));
+    expect(samples).toHaveLength(20);
+    for (const s of samples) expect(s.json.url).toBe(auto.urls[s.json.id as number]);
+    await planned.close?.();
+  });
+});
+
 describe('clipstream query --index DIR|URL', () => {
   const run = promisify(execFile);
   it.each([

@@ -21,11 +21,21 @@ export interface LaionWorld {
 
 export const isDead = (id: number) => id % 10 === 3;
 
-export async function laionWorld(fixtures: string, server: ImageServer, dir: string): Promise<LaionWorld> {
-  const folder = join(dir, 'laion');
+/**
+ * `source`: the fixture folder whose index is used — `ondisk` (clip-retrieval's index_combiner output) or `autofaiss`
+ * (one image.index file, as `clip-retrieval index` writes it with autofaiss); the world is `dir/name`.
+ */
+export async function laionWorld(
+  fixtures: string,
+  server: ImageServer,
+  dir: string,
+  source: 'ondisk' | 'autofaiss' = 'ondisk',
+  name = 'laion',
+): Promise<LaionWorld> {
+  const folder = join(dir, name);
   await mkdir(join(folder, 'metadata'), { recursive: true });
-  await cp(join(fixtures, 'folders/ondisk/image.index'), join(folder, 'image.index'), { recursive: true });
-  await cp(join(fixtures, 'folders/ondisk/image.json'), join(folder, 'image.json'));
+  await cp(join(fixtures, `folders/${source}/image.index`), join(folder, 'image.index'), { recursive: true });
+  await cp(join(fixtures, `folders/${source}/image.json`), join(folder, 'image.json'));
   const rows = 12_000;
   const urls = Array.from({ length: rows }, (_, i) =>
     isDead(i)
@@ -52,7 +62,7 @@ export async function laionWorld(fixtures: string, server: ImageServer, dir: str
   const npy = await openNpy(join(fixtures, 'queries.npy'));
   const queries = await npy.readRows(0, npy.header.rowCount);
   await npy.close();
-  const queryNpy = join(dir, 'q0.npy');
+  const queryNpy = join(dir, `${name}-q0.npy`);
   await writeNpy(queryNpy, [queries.slice(0, 64)], 64, 'float32');
   return { folder, urls, queries, queryNpy };
 }
