@@ -141,6 +141,11 @@ async function openFaissFolderIndex(location: string, opts: OpenIndexOptions): P
       }
     },
     getByIds: (ids) => image.getByIds(ids),
+    async vectorsOf(ids, column = 'vector') {
+      if (column === 'vector') return image.vectorsOf!(ids);
+      if (!hasText) throw queryInvalid(`the faiss index ${location} has no text.index (caption embeddings)`);
+      return (await textBackend()).vectorsOf!(ids);
+    },
     close() {
       image.close();
       void text?.then(

@@ -27,6 +27,24 @@ function float32Above(x: number): number {
   return -float32Below(-x);
 }
 
+/**
+ * `where` on a faiss folder: refused, as filtering after the search would break a promise either way — a top-k
+ * would return fewer rows than asked (or an unbounded over-fetch), a plan would read and test the metadata of
+ * every candidate above its threshold (millions of rows at LAION scale) to keep a few.
+ */
+function whereRefused(where: string, folder: string) {
+  return queryInvalid(
+    `where ${JSON.stringify(where)} cannot be applied to the faiss index ${folder}: faiss has no metadata filter, ` +
+      'and filtering its results afterwards would return fewer rows than asked (a top-k search) or read the ' +
+      'metadata of every row above the threshold (a plan)',
+    {
+      hint:
+        'Remove where and filter the samples on their metadata columns as they arrive, or build a clipstream ' +
+        'index from the same embeddings (clipstream index --embeddings DIR --output DIR), whose where filters before ranking.',
+    },
+  );
+}
+
 export interface FaissBackend extends Index {
   folder: FaissFolder;
 }
@@ -56,10 +74,7 @@ export async function openFaissBackend(folder: string, opts: OpenFaissFolderOpti
     model: null,
   };
   function check(q: { where?: string; column?: string; vector: Float32Array }): void {
-    if (q.where)
-      throw queryInvalid(`where predicates are not supported on the faiss index ${folder}`, {
-        hint: 'Filter the results on their metadata instead, or build a clipstream index (clipstream index).',
-      });
+    if (q.where) throw whereRefused(q.where, folder);
     if ((q.column ?? 'vector') !== 'vector')
       throw queryInvalid(`the faiss index ${folder} is searched by its ${opts.modality ?? 'image'} embeddings only`);
     if (q.vector.length !== index.info.d) {
@@ -101,6 +116,18 @@ export async function openFaissBackend(folder: string, opts: OpenFaissFolderOpti
         out.push(result);
       });
       return out;
+    },
+    async vectorsOf(ids, column = 'vector') {
+      if (column !== 'vector')
+        throw queryInvalid(`the faiss index ${folder} holds its ${opts.modality ?? 'image'} embeddings only`);
+      if (!index.vectorsOf)
+        throw queryInvalid(
+          `the faiss index ${folder} (${index.info.type}) cannot give a row's embedding from its id ("more like ` +
+            `this"): an IVF index keeps each row's codes in one of its ${index.info.nlist} lists and has no id → ` +
+            'list map, so finding one row means reading the ids of every list (the whole index)',
+          { hint: "Search by the row's image URL instead (its image embeds to nearly the same vector), or by text." },
+        );
+      return index.vectorsOf(ids);
     },
     async getByIds(ids) {
       if (!metadata) return [];

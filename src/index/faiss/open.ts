@@ -87,6 +87,11 @@ export interface FaissIndex {
     k: number,
     params?: FaissSearchParams,
   ): Promise<Neighbors & { vectors: Float32Array[] }>;
+  /**
+   * Vectors of rows by id, in query space; unknown ids are left out. Only where a row can be found from its id
+   * (Flat, HNSW, through IDMaps): undefined for an IVF index, which has no id → list map.
+   */
+  vectorsOf?(ids: number[]): Promise<Map<number, Float32Array>>;
   close(): Promise<void>;
 }
 
@@ -316,6 +321,7 @@ function makeIndex(
       const hits = await searcher.search(query, settings(k, params));
       return { ids: hits.ids, distances: hits.distances, vectors: await searcher.reconstruct(hits.payloads) };
     },
+    ...(searcher.reconstructsIds ? { vectorsOf: (ids: number[]) => searcher.vectorsOfIds(ids) } : {}),
     async close() {
       await Promise.all(opened.map((s) => s.close()));
     },

@@ -138,6 +138,28 @@ export class TreeSearcher {
     }
   }
 
+  /**
+   * Whether a row's vector can be found from its id: a Flat or HNSW storage is in id order (through the id maps);
+   * an IVF index keeps each row in one of its lists with no id → list map (finding one means reading every list's ids).
+   */
+  get reconstructsIds(): boolean {
+    return this.core.kind !== 'ivf';
+  }
+
+  /** Vectors of the given ids (Flat, HNSW: see reconstructsIds), in the input space; unknown ids are left out. */
+  async vectorsOfIds(ids: number[]): Promise<Map<number, Float32Array>> {
+    if (!this.reconstructsIds) throw new Error('an IVF index cannot reconstruct a row from its id');
+    const out = new Map<number, Float32Array>();
+    for (const id of ids) {
+      // The id maps reversed, outermost first: a position in each inner index.
+      let p = Number.isSafeInteger(id) ? id : -1;
+      for (let i = this.idMaps.length - 1; i >= 0 && p >= 0; i--) p = this.idMaps[i]!.indexOf(p);
+      if (p < 0 || p >= this.core.header.ntotal) continue;
+      out.set(id, (await this.reconstruct([p]))[0]!);
+    }
+    return out;
+  }
+
   /** Vectors of search hits (their payloads), in the input space (the pre-transform reversed). */
   async reconstruct(payloads: number[]): Promise<Float32Array[]> {
     const core = this.core;

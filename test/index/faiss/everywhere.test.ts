@@ -129,7 +129,10 @@ describe('a spec over a faiss folder, planned and streamed', () => {
     ]);
     await expect(resolvePlan(await readSpec(spec))).rejects.toMatchObject({
       code: 'QUERY_INVALID',
-      message: expect.stringMatching(/query wide: where .* faiss/),
+      message: expect.stringMatching(
+        /^query wide: where "width > 30" cannot be applied to the faiss index .*: faiss has no metadata filter, and filtering its results afterwards would return fewer rows than asked/,
+      ),
+      hint: expect.stringMatching(/Remove where .* or build a clipstream index/),
     });
   });
 
@@ -216,6 +219,17 @@ describe('clipstream query --index DIR|URL', () => {
     rows.forEach((r, i) => expect(r.similarity).toBeCloseTo(expected.top10.distances[0]![i]!, 4));
     expect(rows[0]!.url).toBe(world.urls[rows[0]!.id]);
   });
+
+  it('--where is refused with why and what to do (exit status 2), nothing printed', async () => {
+    const args = ['query', '--index', world.folder, '--embedding-file', world.queryNpy, '--where', 'width > 30'];
+    const err = await run(process.execPath, [resolve('dist/cli/main.js'), ...args]).catch(
+      (e: { code: number; stdout: string; stderr: string }) => e,
+    );
+    expect(err).toMatchObject({ code: 2, stdout: '' });
+    expect((err as { stderr: string }).stderr).toMatch(
+      /where "width > 30" cannot be applied .* faiss has no metadata filter[^]*Remove where/,
+    );
+  });
 });
 
 describe('clipstream serve over a faiss folder', () => {
@@ -275,7 +289,13 @@ describe('clipstream serve over a faiss folder', () => {
     });
     const like = await post('/api/search', { index: 'laion', query: { like: 5 } });
     expect(like.status).toBe(400);
-    expect(like.json.error).toMatch(/cannot give a row's embedding/);
+    expect(like.json.error).toMatch(/\(.*IVF.*\) cannot give a row's embedding from its id .* no id → list map/);
+  });
+
+  it('a search with where is a 400 that says why and what to do, not fewer rows', async () => {
+    const res = await post('/api/search', { index: 'laion', query: { embedding: q0() }, where: 'width > 30' });
+    expect(res.status).toBe(400);
+    expect(res.json.error).toMatch(/where "width > 30" cannot be applied .* fewer rows than asked/);
   });
 
   it('/api/plan plans a spec over it (the page names the index by its location)', async () => {
