@@ -1,10 +1,10 @@
 import { Command } from 'commander';
-import { resolve } from 'node:path';
+import { readdir, stat } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
 import { invalidOption } from '../core/errors.js';
 import type { Plan } from '../select/plan.js';
 import { quotas } from '../stream/partition.js';
-import type { PlanProgress } from '../select/long-search.js';
-import { countProgress } from './count-progress.js';
+import { planProgress } from './plan-progress.js';
 import { toLocalPath, toNumber } from './parse.js';
 import { warnWhenResolved } from './plan-warnings.js';
 
@@ -43,37 +43,9 @@ export function planCommand(): Command {
       }
       process.stdout.write(planTable(plan, flags.partitions));
       warnWhenResolved(plan, '');
-      process.stdout.write(
-        `plan ${plan.header.id} written to ${resolve(flags.output)} in ${((performance.now() - start) / 1000).toFixed(1)}s\n`,
-      );
+      const bytes = await folderBytes(flags.output);
+      process.stdout.write(planSummary(plan, resolve(flags.output), (performance.now() - start) / 1000, bytes));
     });
-}
-
-/**
- * What a long plan is doing, on stderr: rows found per query (and lists or rows searched), buckets deduplicated,
- * candidates written — a bar on a terminal, a line every few seconds otherwise.
- */
-function planProgress() {
-  let bar: ReturnType<typeof countProgress> | undefined;
-  let shown = '';
-  return {
-    update: (p: PlanProgress) => {
-      const key = `${p.stage}:${p.query ?? ''}`;
-      if (key !== shown) {
-        bar?.stop();
-        const [label, unit] =
-          p.stage === 'search'
-            ? [`plan: searching ${p.query}`, p.total === undefined ? 'rows found' : 'steps']
-            : p.stage === 'dedup'
-              ? ['plan: dedup across queries', 'buckets']
-              : [`plan: ordering ${p.query}`, 'candidates'];
-        bar = countProgress(label, unit);
-        shown = key;
-      }
-      bar!.update(p.done ?? p.rows, p.total);
-    },
-    stop: () => bar?.stop(),
-  };
 }
 
 export function planTable(plan: Plan, partitions: number): string {
@@ -89,4 +61,30 @@ export function planTable(plan: Plan, partitions: number): string {
     cells.map((s, c) => (c === 0 ? s.padEnd(widths[c]!) : s.padStart(widths[c]!))).join('  ');
   const total = q.reduce((a, b) => a + b, 0);
   return [line(head), ...rows.map(line), `total: ${total * partitions} samples, ${total} per partition`, ''].join('\n');
+}
+
+async function folderBytes(dir: string): Promise<number> {
+  const names = await readdir(dir).catch(() => [] as string[]);
+  const sizes = await Promise.all(names.map((n) => stat(join(dir, n)).then((s) => (s.isFile() ? s.size : 0))));
+  return sizes.reduce((a, b) => a + b, 0);
+}
+
+/**
+ * The closing line: the plan's id and folder, candidates written of rows found (`+`: the search stopped at what
+ * the plan can use), bytes on disk, time and rate, and the process's peak memory (RSS), which does not grow with
+ * the plan (docs/streaming.md).
+ */
+export function planSummary(plan: Plan, dir: string, seconds: number, bytes: number): string {
+  const queries = plan.header.queries;
+  const planned = queries.reduce((sum, q) => sum + q.planned, 0);
+  const found = queries.reduce((sum, q) => sum + q.available, 0);
+  const more = queries.some((q) => q.available_more) ? '+' : '';
+  const n = (x: number) => x.toLocaleString('en-US');
+  const mb = (b: number) => (b / 2 ** 20).toFixed(b < 2 ** 20 ? 2 : 0);
+  return (
+    `plan ${plan.header.id} written to ${dir} in ${seconds.toFixed(1)}s: ` +
+    `${n(planned)} candidates for ${queries.length} ${queries.length === 1 ? 'query' : 'queries'} ` +
+    `(${n(found)}${more} rows found), ${mb(bytes)} MB on disk, ${n(Math.round(planned / Math.max(seconds, 1e-3)))} ` +
+    `candidates/s, peak memory ${mb(process.resourceUsage().maxRSS * 1024)} MB\n`
+  );
 }

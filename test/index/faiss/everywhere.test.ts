@@ -4,7 +4,7 @@
  * test image server (the fixture's metadata is rewritten so that its urls point there).
  */
 import { execFile } from 'node:child_process';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -228,6 +228,40 @@ describe('clipstream query --index DIR|URL', () => {
     expect(err).toMatchObject({ code: 2, stdout: '' });
     expect((err as { stderr: string }).stderr).toMatch(
       /where "width > 30" cannot be applied .* faiss has no metadata filter[^]*Remove where/,
+    );
+  });
+});
+
+describe('clipstream plan over a faiss URL', () => {
+  it('logs each stage of the long search off a terminal, then the table and a closing summary', async () => {
+    // Every row of the 16 probed lists (several hundred): more than the first block, so the long search runs.
+    const spec = await laionSpec(dir, folderUrl(), [{ name: 'q0', embedding: q0(), count: 300, min_similarity: -1 }]);
+    const out = join(dir, 'plan-cli');
+    const { stdout, stderr } = await promisify(execFile)(process.execPath, [
+      resolve('dist/cli/main.js'),
+      'plan',
+      spec,
+      '--output',
+      out,
+    ]);
+    const header = JSON.parse(await readFile(join(out, 'plan.json'), 'utf8')) as {
+      id: string;
+      queries: { available: number; planned: number }[];
+    };
+    const { available, planned } = header.queries[0]!;
+    expect(planned).toBeGreaterThan(512);
+    const n = (x: number) => x.toLocaleString('en-US');
+    expect(stderr).toMatch(
+      new RegExp(`^plan: searching q0: ${n(available)} rows found, searched 16/16 \\(100 %\\), \\d+\\.\\d s$`, 'm'),
+    );
+    expect(stderr).toMatch(/^plan: dedup across queries: 1\/1 buckets \(100 %\), [\d,]+ rows, \d+\.\d s$/m);
+    expect(stderr).toMatch(new RegExp(`^plan: writing q0: ${n(planned - 512)} candidates of at most 388 `, 'm'));
+    expect(stdout).toMatch(
+      new RegExp(
+        `^plan ${header.id} written to ${out} in [\\d.]+s: ${n(planned)} candidates for 1 query ` +
+          `\\(${n(available)} rows found\\), [\\d.]+ MB on disk, [\\d,]+ candidates/s, peak memory \\d+ MB$`,
+        'm',
+      ),
     );
   });
 });
