@@ -5,9 +5,12 @@
 //   B  `clipstream stream DIR --output -` from that plan folder: time to the first sample, RSS over --samples samples
 //   C  `clipstream stream SPEC --output -`: time to the first sample (the first block) and RSS while the long search
 //      writes every candidate to the plan's temporary folder in the background, samples streaming all along
+// --heap MB runs them with V8's heap capped (--max-old-space-size): a plan that held its candidates would not fit;
+// --phases picks which of A, B, C run (B needs A).
 // Usage: node bench/plan/run.mjs [--count 20000000] [--dim 8] [--port 47613] [--samples 20000] [--concurrency 64]
+//        [--heap 256] [--phases ABC]
 import { execFileSync, spawn } from 'node:child_process';
-import { mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { arg, cli, embeddingSpec, rssSampler, root, startImageServer, tarWalker } from '../stream/common.mjs';
@@ -17,6 +20,9 @@ const dim = Number(arg('dim', 8));
 const port = Number(arg('port', 47613));
 const samples = Number(arg('samples', 20_000));
 const concurrency = Number(arg('concurrency', 64));
+const heap = arg('heap', '');
+const phases = String(arg('phases', 'ABC'));
+const nodeArgs = heap ? [`--max-old-space-size=${Number(heap)}`] : [];
 
 const mbOf = (kb) => Math.round(kb / 1024);
 const seconds = (ms) => (ms / 1000).toFixed(1);
@@ -41,7 +47,8 @@ async function ensureIndex() {
 }
 
 /** RSS samples summarised at 0 %, 25 %, 50 %, 75 % and 100 % of the run, and the peak. */
-function profile(rss) {
+function profile(all) {
+  const rss = all.filter((s) => s.rssKb > 0); // a sample taken as the process exited reads 0
   if (rss.length === 0) return 'no samples';
   const at = (f) => mbOf(rss[Math.min(rss.length - 1, Math.floor(f * (rss.length - 1)))].rssKb);
   const peak = mbOf(Math.max(...rss.map((s) => s.hwmKb)));
@@ -57,13 +64,16 @@ async function folderBytes(dir) {
 /** A: the plan written to a folder. */
 async function planToFolder(specPath, out) {
   const t = performance.now();
-  const child = spawn(process.execPath, [cli, 'plan', specPath, '--output', out], {
+  const child = spawn(process.execPath, [...nodeArgs, cli, 'plan', specPath, '--output', out], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let stderr = '';
+  let stdout = '';
   child.stderr.on('data', (d) => (stderr = (stderr + d.toString()).slice(-4000)));
+  child.stdout.on('data', (d) => (stdout += d.toString()));
   const sampler = rssSampler(child.pid, () => 0, 200);
   const code = await new Promise((r) => child.on('close', r));
+  console.log(`   clipstream plan's summary: ${stdout.trim().split('\n').at(-1)}`);
   const rss = await sampler.stop();
   if (code !== 0) throw new Error(`clipstream plan failed (${code}):\n${stderr}`);
   const header = JSON.parse(await readFile(join(out, 'plan.json'), 'utf8'));
@@ -82,7 +92,7 @@ async function planToFolder(specPath, out) {
  */
 async function streamOf(source, { limit, env = {}, until = async () => true, label }) {
   const t = performance.now();
-  const child = spawn(process.execPath, [cli, 'stream', source, '--output', '-'], {
+  const child = spawn(process.execPath, [...nodeArgs, cli, 'stream', source, '--output', '-'], {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, ...env },
   });
@@ -114,6 +124,27 @@ async function streamOf(source, { limit, env = {}, until = async () => true, lab
   );
 }
 
+/**
+ * C: the plan's temporary folder lives under TMPDIR=work/tmp; its positions file reaches 12 bytes a candidate once
+ * the long search has written its block (published at once when complete).
+ */
+async function streamWhilePlanning(specPath, work, planned) {
+  const tmp = join(work, 'tmp');
+  await mkdir(tmp);
+  const written = async () => {
+    const [folder] = (await readdir(tmp)).filter((n) => n.startsWith('clipstream-plan-'));
+    if (!folder) return 0;
+    return (await stat(join(tmp, folder, 'positions-0000.bin')).catch(() => ({ size: 0 }))).size / 12;
+  };
+  await streamOf(specPath, {
+    limit: samples,
+    env: { TMPDIR: tmp },
+    until: async () => (await written()) >= planned,
+    label: 'C  stream from the spec, while the long search runs',
+  });
+  console.log(`   (C ran until the long search had written all ${planned} candidates)`);
+}
+
 const index = await ensureIndex();
 const server = await startImageServer({ port, tiny: true, latency: false });
 const work = await mkdtemp(join(tmpdir(), 'clipstream-bench-plan-'));
@@ -127,26 +158,15 @@ try {
   });
   const specPath = join(work, 'spec.json');
   await writeFile(specPath, JSON.stringify(spec));
-  console.log(`index: ${count} × ${dim} (${index}); spec: one query, count ${spec.queries[0].count} × oversample 3`);
-  const planned = await planToFolder(specPath, join(work, 'plan'));
-  await streamOf(join(work, 'plan'), { limit: samples, label: 'B  stream from the plan folder' });
+  console.log(
+    `index: ${count} × ${dim} (${index}); spec: one query, count ${spec.queries[0].count} × oversample 3` +
+      (heap ? `; V8 heap capped at ${heap} MB` : ''),
+  );
+  const planned = phases.includes('A') ? await planToFolder(specPath, join(work, 'plan')) : count;
+  if (phases.includes('B'))
+    await streamOf(join(work, 'plan'), { limit: samples, label: 'B  stream from the plan folder' });
   await rm(join(work, 'plan'), { recursive: true, force: true });
-  // C: the plan's temporary folder lives under TMPDIR=work/tmp; its positions file reaches 12 bytes a candidate
-  // once the long search has written its block (published at once when complete).
-  const tmp = join(work, 'tmp');
-  await (await import('node:fs/promises')).mkdir(tmp);
-  const written = async () => {
-    const [folder] = (await readdir(tmp)).filter((n) => n.startsWith('clipstream-plan-'));
-    if (!folder) return 0;
-    return (await stat(join(tmp, folder, 'positions-0000.bin')).catch(() => ({ size: 0 }))).size / 12;
-  };
-  await streamOf(specPath, {
-    limit: samples,
-    env: { TMPDIR: tmp },
-    until: async () => (await written()) >= planned,
-    label: 'C  stream from the spec, while the long search runs',
-  });
-  console.log(`   (C ran until the long search had written all ${planned} candidates)`);
+  if (phases.includes('C')) await streamWhilePlanning(specPath, work, planned);
 } finally {
   server.stop();
   await rm(work, { recursive: true, force: true });
