@@ -9,6 +9,10 @@ purpose (≤ 20 000 vectors of 64 dimensions, ~1 min on 2 cores). Writes:
   queries.npy                    float32 (Q, 64) queries, L2-normalised
   answers/{name}.json            faiss's answers: settings read back, top-k, range search, probes, override search
   manifest.json                  faiss / numpy / pyarrow versions, the SIMD level, the fixture list
+  folders/dups/ + answers/dups_clip_back.json   planted near-duplicates, and what clip back's /knn-service answers
+                                 with deduplicate (its connected-components dedup, recomputed here as clip back does)
+  folders/large/                 1 000 000 vectors of 8 dimensions (IVF64,Flat, every list probed) and an Arrow
+                                 metadata file: a plan of a million candidates, for the bounded-memory test
 """
 import json
 import os
@@ -195,6 +199,85 @@ def write_arrow_metadata(folder, splits):
                     writer.write_batch(batch)
 
 
+def clip_back_dedup(index, xq, k):
+    """clip back's knn_search with deduplicate: search_and_reconstruct, cut at the first -1, reconstructions made unit
+    length, an IndexFlatIP range search at 0.94 over them, connected components, the first member of each kept."""
+    out = []
+    for q in xq:
+        dist, ids, recons = index.search_and_reconstruct(q[None, :], k)
+        n = int(np.argmax(ids[0] == -1)) if (ids[0] == -1).any() else k
+        ids, dist, emb = ids[0][:n], dist[0][:n], recons[0][:n]
+        emb = emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-30)
+        flat = faiss.IndexFlatIP(emb.shape[1])
+        flat.add(emb)
+        lims, _, nbr = flat.range_search(emb, 0.94)
+        neighbours = {i: [int(j) for j in nbr[lims[i] : lims[i + 1]]] for i in range(n)}
+        seen, dropped = set(), set()
+        for start in neighbours:
+            if start in seen:
+                continue
+            group, todo = [], {start}
+            while todo:
+                node = todo.pop()
+                seen.add(node)
+                todo |= set(neighbours[node]) - seen
+                group.append(node)
+            dropped |= set(group[1:])
+        keep = [i for i in range(n) if i not in dropped]
+        out.append({"all": ids.tolist(), "ids": ids[keep].tolist(), "similarities": dist[keep].tolist()})
+    return out
+
+
+def build_dups():
+    """Near-duplicates as LAION has them (re-uploads, crops): 200 pairs (cosine ~0.99) and 100 chains of three whose
+    neighbours are at cosine 0.965 and whose ends are at 0.86, among 400 singles, in a shuffled order; an exact
+    IVF-Flat index (reconstructions are the vectors), parquet metadata, and clip back's deduplicated answers."""
+    rng = np.random.default_rng(77)
+    unit = lambda x: (x / np.linalg.norm(x, axis=-1, keepdims=True)).astype(np.float32)
+    singles = unit(rng.standard_normal((400, D)))
+    first = unit(rng.standard_normal((200, D)))
+    pairs = np.concatenate([first, unit(first + 0.02 * rng.standard_normal((200, D)))])
+    u = unit(rng.standard_normal((100, D)))
+    w = unit(rng.standard_normal((100, D)))
+    w = unit(w - (w * u).sum(1, keepdims=True) * u)
+    theta = np.arccos(0.965)
+    chains = np.concatenate([unit(np.cos(k * theta) * u + np.sin(k * theta) * w) for k in range(3)])
+    xb = np.concatenate([singles, pairs, chains])[rng.permutation(1100)]
+    folder = os.path.join("folders", "dups")
+    index = faiss.index_factory(D, "IVF16,Flat", IP)
+    index.train(xb)
+    index.add(xb)
+    faiss.ParameterSpace().set_index_parameters(index, "nprobe=16")
+    faiss.write_index(index, path(folder, "image.index"))
+    write_parquet_metadata(folder, [0, 1100])
+    # Queries at a chain's end (clip back drops the far end with the middle; a greedy dedup would keep it), at a
+    # pair, at a single.
+    xq = unit(np.stack([chains[0], chains[201], pairs[0], singles[0]]) + 0.001 * rng.standard_normal((4, D)))
+    np.save(path(folder, "queries.npy"), xq)
+    answer = {"k": 40, "queries": clip_back_dedup(faiss.read_index(path(folder, "image.index")), xq, 40)}
+    json.dump(answer, open(path("answers", "dups_clip_back.json"), "w"))
+
+
+def build_large():
+    """A million small vectors, all within a wide threshold of the query (1, 0, …, 0): a plan of 1 M candidates."""
+    rng = np.random.default_rng(5)
+    n, d = 1_000_000, 8
+    x = rng.standard_normal((n, d)).astype(np.float32)
+    x[:, 0] = np.abs(x[:, 0]) + 0.5  # every row on the query's side
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    folder = os.path.join("folders", "large")
+    index = faiss.index_factory(d, "IVF64,Flat", IP)
+    index.train(x[:20_000])
+    index.add(x)
+    faiss.ParameterSpace().set_index_parameters(index, "nprobe=64")
+    faiss.write_index(index, path(folder, "image.index"))
+    table = pa.table({"url": [f"https://img.example/l/{i}.jpg" for i in range(n)]})
+    with pa.OSFile(path(folder, "metadata", "0.arrow"), "wb") as sink:
+        with pa.ipc.new_file(sink, table.schema) as writer:
+            for batch in table.to_batches(max_chunksize=65_536):
+                writer.write_batch(batch)
+
+
 def main():
     os.makedirs(OUT, exist_ok=True)
     np.save(path("queries.npy"), XQ)
@@ -246,6 +329,9 @@ def main():
     # The parts folder alone (searched as one index), with parquet metadata one row short: misaligned.
     shutil.copytree(path("folders", "ondisk", "index-parts"), path("folders", "misaligned", "index-parts"))
     write_parquet_metadata(os.path.join("folders", "misaligned"), [0, 6000, N - 1])
+
+    build_dups()
+    build_large()
 
     manifest = {
         "faiss": faiss.__version__, "numpy": np.__version__, "pyarrow": pa.__version__,

@@ -1,21 +1,24 @@
 import { Command, Option } from 'commander';
+import { invalidOption } from '../core/errors.js';
 import { buildIndex, type IndexType } from '../index/index.js';
 import { TARGET_RECALL } from '../index/recall.js';
 import { countProgress } from './count-progress.js';
+import { indexInfoCommand } from './index-info.js';
 import { toLocalPath } from './parse.js';
 
-/** `clipstream index`: a clip-retrieval embedding folder → a LanceDB index folder. */
+/** `clipstream index`: a clip-retrieval embedding folder → a LanceDB index folder; `clipstream index info`. */
 export function indexCommand(): Command {
-  return new Command('index')
+  const command = new Command('index')
     .description(
       'Import a clip-retrieval embedding folder (img_emb/, metadata/) into an index folder; rerun to append new partitions',
     )
-    .requiredOption(
+    // Not requiredOption: commander checks those before it dispatches `index info`.
+    .option(
       '--embeddings <dir>',
-      'embedding folder: img_emb/img_emb_{P}.npy + metadata/metadata_{P}.parquet, local or s3://bucket/prefix',
+      '(required) embedding folder: img_emb/img_emb_{P}.npy + metadata/metadata_{P}.parquet, local or s3://bucket/prefix',
       toLocalPath('--embeddings', { s3: true }),
     )
-    .requiredOption('--output <dir>', 'index folder to create or extend', toLocalPath('--output'))
+    .option('--output <dir>', '(required) index folder to create or extend', toLocalPath('--output'))
     .addOption(new Option('--metric <m>', 'similarity').choices(['ip', 'cosine']).default('ip'))
     .addOption(
       new Option(
@@ -28,17 +31,24 @@ export function indexCommand(): Command {
     .option('--model <name>', 'the model that made the embeddings, recorded in clipstream.json')
     .action(
       async (flags: {
-        embeddings: string;
-        output: string;
+        embeddings?: string;
+        output?: string;
         metric: 'ip' | 'cosine';
         indexType: IndexType;
         model?: string;
       }) => {
+        const { embeddings, output } = flags;
+        if (embeddings === undefined || output === undefined)
+          throw invalidOption('Expected --embeddings DIR and --output DIR', {
+            hint: 'clipstream index --embeddings EMBEDDING_FOLDER --output DIR builds an index; clipstream index info DIR|URL describes one.',
+          });
         const start = performance.now();
         const progress = countProgress('index', 'rows');
         const notes: string[] = [];
         const info = await buildIndex({
           ...flags,
+          embeddings,
+          output,
           onProgress: (done, total) => progress.update(done, total),
           onNote: (note) => notes.push(note),
         }).finally(() => {
@@ -46,7 +56,7 @@ export function indexCommand(): Command {
           for (const note of notes) process.stderr.write(`clipstream: note: ${note}\n`);
         });
         process.stdout.write(
-          `done in ${((performance.now() - start) / 1000).toFixed(1)}s: ${info.count} rows × ${info.dim} dims in ${flags.output}, ` +
+          `done in ${((performance.now() - start) / 1000).toFixed(1)}s: ${info.count} rows × ${info.dim} dims in ${output}, ` +
             `${info.ann.type} search, recall@10 ${info.recall_at_10.toFixed(3)}, partitions ${info.partitions.join(', ')}\n`,
         );
         if (info.ann.type !== 'flat' && info.recall_at_10 < TARGET_RECALL) {
@@ -59,4 +69,5 @@ export function indexCommand(): Command {
         }
       },
     );
+  return command.addCommand(indexInfoCommand());
 }

@@ -37,7 +37,11 @@ try {
   const argv = normalizeFlags(process.argv);
   const asked = argv[2] !== undefined && Object.hasOwn(commands, argv[2]) ? [argv[2]] : Object.keys(commands);
   // addCommand does not pass exitOverride on (commander would exit 1 itself): copy it, so usage errors exit 2
-  for (const name of asked) program.addCommand((await commands[name]!()).copyInheritedSettings(program));
+  for (const name of asked) {
+    const command = (await commands[name]!()).copyInheritedSettings(program);
+    for (const sub of command.commands) sub.copyInheritedSettings(command); // `index info`
+    program.addCommand(command);
+  }
   await program.parseAsync(argv);
 } catch (err) {
   process.exitCode = reportError(err, (text) => process.stderr.write(text));

@@ -1,8 +1,10 @@
 import { Command } from 'commander';
-import { resolve } from 'node:path';
+import { readdir, stat } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
 import { invalidOption } from '../core/errors.js';
 import type { Plan } from '../select/plan.js';
 import { quotas } from '../stream/partition.js';
+import { planProgress } from './plan-progress.js';
 import { toLocalPath, toNumber } from './parse.js';
 import { warnWhenResolved } from './plan-warnings.js';
 
@@ -14,7 +16,7 @@ const planning = () =>
 export function planCommand(): Command {
   return new Command('plan')
     .description(
-      'Resolve a spec against its index: per query, the ordered candidates that will be streamed (plan.json + candidates.parquet)',
+      'Resolve a spec against its index: per query, the ordered candidates that will be streamed (a plan folder: plan.json + candidates.jsonl + positions-*.bin, written as the search finds them)',
     )
     .argument('<spec>', 'spec file (YAML or JSON, see docs/streaming.md)', toLocalPath('<spec>'))
     .requiredOption('--output <dir>', 'plan folder to write', toLocalPath('--output'))
@@ -29,13 +31,20 @@ export function planCommand(): Command {
         throw invalidOption(`Expected a positive integer for --partitions but received ${flags.partitions}`);
       const start = performance.now();
       const [{ resolvePlan }, { writePlan }, { readSpec }] = await planning();
-      const plan = await resolvePlan(await readSpec(specPath));
-      await writePlan(flags.output, plan);
+      const progress = planProgress();
+      const plan = await resolvePlan(await readSpec(specPath), {
+        dir: flags.output,
+        onProgress: progress.update,
+      }).finally(progress.stop);
+      try {
+        await writePlan(flags.output, plan);
+      } finally {
+        await plan.close?.();
+      }
       process.stdout.write(planTable(plan, flags.partitions));
       warnWhenResolved(plan, '');
-      process.stdout.write(
-        `plan ${plan.header.id} written to ${resolve(flags.output)} in ${((performance.now() - start) / 1000).toFixed(1)}s\n`,
-      );
+      const bytes = await folderBytes(flags.output);
+      process.stdout.write(planSummary(plan, resolve(flags.output), (performance.now() - start) / 1000, bytes));
     });
 }
 
@@ -52,4 +61,30 @@ export function planTable(plan: Plan, partitions: number): string {
     cells.map((s, c) => (c === 0 ? s.padEnd(widths[c]!) : s.padStart(widths[c]!))).join('  ');
   const total = q.reduce((a, b) => a + b, 0);
   return [line(head), ...rows.map(line), `total: ${total * partitions} samples, ${total} per partition`, ''].join('\n');
+}
+
+async function folderBytes(dir: string): Promise<number> {
+  const names = await readdir(dir).catch(() => [] as string[]);
+  const sizes = await Promise.all(names.map((n) => stat(join(dir, n)).then((s) => (s.isFile() ? s.size : 0))));
+  return sizes.reduce((a, b) => a + b, 0);
+}
+
+/**
+ * The closing line: the plan's id and folder, candidates written of rows found (`+`: the search stopped at what
+ * the plan can use), bytes on disk, time and rate, and the process's peak memory (RSS), which does not grow with
+ * the plan (docs/streaming.md).
+ */
+export function planSummary(plan: Plan, dir: string, seconds: number, bytes: number): string {
+  const queries = plan.header.queries;
+  const planned = queries.reduce((sum, q) => sum + q.planned, 0);
+  const found = queries.reduce((sum, q) => sum + q.available, 0);
+  const more = queries.some((q) => q.available_more) ? '+' : '';
+  const n = (x: number) => x.toLocaleString('en-US');
+  const mb = (b: number) => (b / 2 ** 20).toFixed(b < 2 ** 20 ? 2 : 0);
+  return (
+    `plan ${plan.header.id} written to ${dir} in ${seconds.toFixed(1)}s: ` +
+    `${n(planned)} candidates for ${queries.length} ${queries.length === 1 ? 'query' : 'queries'} ` +
+    `(${n(found)}${more} rows found), ${mb(bytes)} MB on disk, ${n(Math.round(planned / Math.max(seconds, 1e-3)))} ` +
+    `candidates/s, peak memory ${mb(process.resourceUsage().maxRSS * 1024)} MB\n`
+  );
 }

@@ -1,7 +1,8 @@
 import { Command, Option } from 'commander';
 import { loadClipModel } from '../clip/index.js';
 import { invalidOption } from '../core/errors.js';
-import { openIndex, type SearchResult } from '../index/index.js';
+import { openIndexAt } from '../index/open-backend.js';
+import type { SearchResult } from '../index/search.js';
 import { MAX_SEARCH_RESULTS } from '../index/limits.js';
 import { embedQuery, needsModel } from '../select/query-embedding.js';
 import { toLocalPath, toNumber } from './parse.js';
@@ -10,7 +11,11 @@ import { toLocalPath, toNumber } from './parse.js';
 export function queryCommand(): Command {
   return new Command('query')
     .description('Search an index by text, image or embedding; prints the results best first')
-    .requiredOption('--index <dir>', 'index folder (clipstream index --output)', toLocalPath('--index'))
+    .requiredOption(
+      '--index <dir-or-url>',
+      'index folder (clipstream index --output), or a clip-retrieval / LAION faiss folder (a path or an http(s) URL)',
+      toLocalPath('--index', { urls: true }),
+    )
     .option('--text <text>', 'query text (needs --model)')
     .option(
       '--image <path-or-url>',
@@ -56,7 +61,7 @@ export function queryCommand(): Command {
           );
         }
         const vector = await queryVector(flags);
-        const index = await openIndex(flags.index);
+        const { index } = await openIndexAt(flags.index);
         try {
           const results = await index.search({
             vector,

@@ -1,14 +1,15 @@
-import { readFile } from 'node:fs/promises';
 import * as net from 'node:net';
-import { dirname, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import { Command } from 'commander';
 import { loadClipModel } from '../clip/index.js';
 import { invalidOption, portInUse } from '../core/errors.js';
 import { localPathOf } from '../core/validation.js';
 import { createFetcher } from '../fetch/index.js';
-import { openIndex, type Index } from '../index/index.js';
+import { openIndexAt } from '../index/open-backend.js';
+import type { Index } from '../index/search.js';
 import { loadPlan } from '../select/index.js';
 import { createServer } from '../server/app.js';
+import { indexLocation, readIndicesPaths, type IndexEntry } from '../server/indices-paths.js';
 import { openServedStream, type ServedStream } from '../server/streams.js';
 import { toLocalPath, toNumber } from './parse.js';
 
@@ -19,10 +20,13 @@ export function serveCommand(): Command {
       "Serve streams (webdataset tars per partition, see docs/streaming.md) and indexes over clip-retrieval's back API (/indices-list, /knn-service, /metadata), with /metrics",
     )
     .option('--spec <name=spec...>', 'a stream to serve, as NAME=SPEC_FILE_OR_PLAN_DIR (repeatable)')
-    .option('--index <name=dir...>', 'an index to serve, as NAME=DIR (repeatable)')
+    .option(
+      '--index <name=dir...>',
+      'an index to serve, as NAME=DIR or NAME=URL: a clipstream index, or a clip-retrieval / LAION faiss folder (repeatable)',
+    )
     .option(
       '--indices-paths <json>',
-      "clip back's indices_paths.json: {name: dir} or {name: {indice_folder: dir}}",
+      "clip back's indices_paths.json: {name: dir} or {name: {indice_folder: dir, columns_to_return, use_arrow, …}}",
       toLocalPath('--indices-paths'),
     )
     .option('--model <dir>', 'CLIP model folder to embed text and image queries', toLocalPath('--model'))
@@ -39,10 +43,10 @@ export function serveCommand(): Command {
     )
     .option('--allow-new-streams', 'let the page (POST /api/streams) start streams', false)
     .action(async (flags: ServeFlags) => {
-      const streamSources = namedPairs(flags.spec ?? [], '--spec', 'NAME=SPEC');
+      const streamSources = namedPairs(flags.spec ?? [], '--spec', 'NAME=SPEC', (v, what) => localPathOf(v, what));
       const token = tokenOf(flags);
       await checkPortFree(flags.port, flags.host); // before plans and indexes are opened, which may take minutes
-      const paths = await indexPaths(flags, streamSources.size > 0);
+      const paths = await indexEntries(flags, streamSources.size > 0);
       const streams = new Map<string, ServedStream>();
       const contexts: { close(): Promise<void> }[] = [];
       for (const [name, source] of streamSources) {
@@ -51,7 +55,12 @@ export function serveCommand(): Command {
         streams.set(name, stream);
       }
       const indices = new Map<string, Index>();
-      for (const [name, dir] of paths) indices.set(name, await openIndex(dir));
+      for (const [name, entry] of paths) {
+        const opened = await openIndexAt(entry.location, entry).catch((err: unknown) => {
+          throw Object.assign(err as Error, { message: `index ${name}: ${(err as Error).message}` });
+        });
+        indices.set(name, opened.index);
+      }
       const model = flags.model ? await loadClipModel(flags.model) : undefined;
       const fetcher = createFetcher({
         allowPrivateNetworks: flags.allowPrivateNetworks,
@@ -59,7 +68,7 @@ export function serveCommand(): Command {
         maxBytes: 20 * 1024 * 1024,
       });
       const web = {
-        indexDirs: new Map([...paths].map(([name, dir]) => [name, resolve(dir)])),
+        indexDirs: new Map([...paths].map(([name, entry]) => [name, entry.location])),
         modelDir: flags.model && resolve(flags.model),
         allowNewStreams: flags.allowNewStreams,
         allowPrivateNetworks: flags.allowPrivateNetworks,
@@ -163,7 +172,12 @@ async function listen(app: ReturnType<typeof createServer>, port: number, host: 
 
 const isLoopback = (host: string) => host === 'localhost' || host === '::1' || /^127\./.test(host);
 
-function namedPairs(values: string[], flag: string, form: string): Map<string, string> {
+function namedPairs(
+  values: string[],
+  flag: string,
+  form: string,
+  location: (value: string, what: string) => string,
+): Map<string, string> {
   const out = new Map<string, string>();
   for (const value of values) {
     const eq = value.indexOf('=');
@@ -175,30 +189,26 @@ function namedPairs(values: string[], flag: string, form: string): Map<string, s
         `Expected a name of letters, digits, _ or - for ${flag} but received ${JSON.stringify(name)}`,
       );
     if (out.has(name)) throw invalidOption(`${flag} ${name} is given twice`);
-    out.set(name, localPathOf(value.slice(eq + 1), `${flag} ${name}`));
+    out.set(name, location(value.slice(eq + 1), `${flag} ${name}`));
   }
   return out;
 }
 
-async function indexPaths(
+/** --index NAME=DIR|URL and the indexes of --indices-paths; what the file asked for without effect is said once. */
+async function indexEntries(
   flags: { index?: string[]; indicesPaths?: string },
   hasStreams: boolean,
-): Promise<Map<string, string>> {
-  const out = namedPairs(flags.index ?? [], '--index', 'NAME=DIR');
+): Promise<Map<string, IndexEntry>> {
+  const named = namedPairs(flags.index ?? [], '--index', 'NAME=DIR or NAME=URL', (v, what) =>
+    indexLocation(v, what, process.cwd()),
+  );
+  const out = new Map<string, IndexEntry>([...named].map(([name, location]) => [name, { location }]));
   if (flags.indicesPaths) {
-    let parsed: unknown;
-    try {
-      parsed = JSON.parse(await readFile(flags.indicesPaths, 'utf8'));
-    } catch (err) {
-      throw invalidOption(`cannot read ${flags.indicesPaths} as JSON: ${(err as Error).message}`);
-    }
-    if (typeof parsed !== 'object' || parsed === null)
-      throw invalidOption(`${flags.indicesPaths}: expected an object {name: folder}`);
-    for (const [name, value] of Object.entries(parsed)) {
-      const dir = typeof value === 'string' ? value : (value as { indice_folder?: unknown })?.indice_folder;
-      if (typeof dir !== 'string')
-        throw invalidOption(`${flags.indicesPaths}: index ${name} has no folder (a string or {indice_folder})`);
-      out.set(name, resolve(dirname(flags.indicesPaths), localPathOf(dir, `index ${name} in ${flags.indicesPaths}`)));
+    const { entries, notes } = await readIndicesPaths(flags.indicesPaths);
+    for (const note of notes) process.stderr.write(`clipstream serve: note: ${note}\n`);
+    for (const [name, entry] of entries) {
+      if (out.has(name)) throw invalidOption(`index ${name} is given by --index and in ${flags.indicesPaths}`);
+      out.set(name, entry);
     }
   }
   if (out.size === 0 && !hasStreams)

@@ -104,6 +104,7 @@ export function streamCommand(): Command {
       } finally {
         progress.stop();
         await context.close();
+        await plan.close?.(); // a spec's plan: its temporary folder goes
       }
     });
 }

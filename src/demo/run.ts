@@ -65,6 +65,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
       });
     } finally {
       await context.close();
+      await plan.close?.();
     }
     const shards = (await readdir(shardsDir))
       .filter((f) => f.endsWith('.tar'))

@@ -19,6 +19,9 @@ const STORED_AS: Record<ValueKind, ColumnType> = {
   object: 'string',
 };
 
+/** The type an index stores a parquet column of this kind as. */
+export const storedTypeOf = (kind: ValueKind): ColumnType => STORED_AS[kind];
+
 const MIXED_HINT =
   'Write that column with one type in every metadata parquet (e.g. df["width"] = df["width"].astype("int64")) and rerun; nothing was written.';
 

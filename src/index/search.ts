@@ -1,8 +1,9 @@
 import * as lancedb from '@lancedb/lancedb';
 import { queryInvalid } from '../core/errors.js';
-import { requireIndexInfo, TABLE, type IndexInfo } from './info.js';
+import { requireIndexInfo, TABLE, type ColumnType, type IndexInfo } from './info.js';
 import { annQuery } from './ann.js';
 import { keptRows } from './dedup.js';
+import { scanAbove } from './lance-scan.js';
 import { MAX_SEARCH_RESULTS } from './limits.js';
 
 export { MAX_SEARCH_RESULTS } from './limits.js';
@@ -19,8 +20,8 @@ export interface SearchQuery {
   /** Drop repeated urls (the best-ranked one is kept). Ids are unique by construction. */
   dedupUrls?: boolean;
   /**
-   * Drop near-duplicates among the results: a result whose cosine with a better-ranked kept result is ≥ this
-   * (clip-retrieval uses 0.94) is left out.
+   * Drop near-duplicates among the results, as clip back does: results whose vectors have a cosine above this
+   * (clip back uses 0.94) are linked, and of each group of linked results only the best-ranked one is kept.
    */
   nearDuplicate?: number;
   /** Which embeddings to search: the images' (default) or the captions' (`text_vector`, when the folder had them). */
@@ -50,9 +51,33 @@ export function resultLimit(q: SearchQuery): number {
   return limit;
 }
 
+/** A query of a streamed search: every row at or above `minSimilarity` (matching `where`). */
+export interface StreamQuery {
+  vector: Float32Array;
+  minSimilarity: number;
+  where?: string;
+  column?: 'vector' | 'text_vector';
+}
+
+/** Results of a streamed search, in the order the index found them (not sorted). */
+export interface ResultBatch {
+  ids: number[];
+  similarities: number[];
+  /** Each row's metadata columns, when the search read them anyway (a table scan); else ask getByIds. */
+  rows?: Record<string, unknown>[];
+  /** How far the search is, when it knows (lists probed, rows scanned). */
+  progress?: { done: number; total: number };
+}
+
 /** What the loader needs from an index, local (LanceDB) or remote (a clip back `/knn-service`). */
 export interface SearchBackend {
   search(q: SearchQuery): Promise<SearchResults>;
+  /**
+   * Every row at or above the threshold, streamed in batches, so that memory holds a batch whatever the number of
+   * rows (a plan of millions). No url or near-duplicate dedup: the caller dedups. Optional: a remote clip back
+   * cannot stream (its API returns at most 10 000 results).
+   */
+  searchBatches?(q: StreamQuery): AsyncIterable<ResultBatch>;
   /** Metadata rows of the given ids, in the order asked; unknown ids are left out. */
   getByIds(ids: number[]): Promise<{ id: number; metadata: Record<string, unknown> }[]>;
   /**
@@ -63,7 +88,24 @@ export interface SearchBackend {
   close(): void;
 }
 
+/** What the server and the page need to know of an index, whatever its kind. */
+export interface IndexSummary {
+  count: number;
+  dim: number;
+  /** Metadata columns and their types. */
+  columns: Record<string, ColumnType>;
+  /** Caption embeddings can be searched (`column: 'text_vector'`, clip back's modality text). */
+  has_text: boolean;
+  model: string | null;
+}
+
+/** An index opened from a folder or URL: LanceDB (clipstream index) or faiss (clip-retrieval / LAION). */
 export interface Index extends SearchBackend {
+  info: IndexSummary;
+}
+
+/** A clipstream (LanceDB) index: its clipstream.json. */
+export interface LanceIndex extends Index {
   info: IndexInfo;
 }
 
@@ -74,7 +116,7 @@ const PROBED_ROWS_PER_RESULT = 1.25;
 /** Past this share of the partitions probed, an exact scan costs less than the ANN search and its refinement. */
 const MAX_PROBED_FRACTION = 0.25;
 
-export async function openIndex(dir: string): Promise<Index> {
+export async function openIndex(dir: string): Promise<LanceIndex> {
   const info = await requireIndexInfo(dir);
   const db = await lancedb.connect(dir);
   const table = await db.openTable(TABLE);
@@ -115,6 +157,18 @@ export async function openIndex(dir: string): Promise<Index> {
     return query;
   }
 
+  /** LanceDB's error for a predicate it cannot apply, as a QUERY_INVALID naming the predicate. */
+  function predicateError(err: unknown, where: string | undefined): unknown {
+    const message = (err as Error).message;
+    if (where && /field|column|parse|sql|syntax/i.test(message)) {
+      return queryInvalid(
+        `the predicate ${JSON.stringify(where)} cannot be applied: ${message.replace(/^.*?(lance error: )?/, '')}`,
+        { hint: `Columns of this index: ${metaColumns.join(', ')}` },
+      );
+    }
+    return err;
+  }
+
   async function run(q: RunQuery, limit: number) {
     checkDimension(q.vector);
     try {
@@ -122,14 +176,7 @@ export async function openIndex(dir: string): Promise<Index> {
         .select([...(q.columns ?? ['id', ...metaColumns]), '_distance'])
         .toArray();
     } catch (err) {
-      const message = (err as Error).message;
-      if (q.where && /field|column|parse|sql|syntax/i.test(message)) {
-        throw queryInvalid(
-          `the predicate ${JSON.stringify(q.where)} cannot be applied: ${message.replace(/^.*?(lance error: )?/, '')}`,
-          { hint: `Columns of this index: ${metaColumns.join(', ')}` },
-        );
-      }
-      throw err;
+      throw predicateError(err, q.where);
     }
   }
 
@@ -184,6 +231,12 @@ export async function openIndex(dir: string): Promise<Index> {
         out.push(result);
       }
       return out;
+    },
+    searchBatches(q) {
+      checkDimension(q.vector);
+      if ((q.column ?? 'vector') === 'text_vector' && !info.has_text)
+        throw queryInvalid(`the index at ${dir} has no text embeddings (its embedding folder had no text_emb/)`);
+      return scanAbove(table, info, q, (err) => predicateError(err, q.where));
     },
     async getByIds(ids) {
       const wanted = ids.filter((id) => Number.isSafeInteger(id) && id >= 0);

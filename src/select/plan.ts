@@ -1,12 +1,18 @@
 import { createHash } from 'node:crypto';
+import { join } from 'node:path';
 import { loadClipModel, type ClipModel } from '../clip/index.js';
-import { inputNotFound, invalidOption, queryInvalid } from '../core/errors.js';
-import { readIndexInfo } from '../index/info.js';
-import { openRemoteIndex } from '../index/remote.js';
-import { openIndex, type SearchBackend, type SearchResult, type SearchResults } from '../index/search.js';
+import { invalidOption, isClipstreamError, queryInvalid } from '../core/errors.js';
+import { openSearchBackend, type IndexIdentity } from '../index/open-backend.js';
+import type { SearchBackend, SearchResult, SearchResults } from '../index/search.js';
+import { longSearch, type PlanProgress } from './long-search.js';
+import { planFolder } from './plan-folder.js';
+import { PlanStore, type CandidateList } from './plan-store.js';
 import { embedQuery, needsModel } from './query-embedding.js';
-import { shuffleInPlace, stringSeed } from './random.js';
+import { orderKey, stringSeed } from './random.js';
 import { queryKind, type QueryKind, type QuerySpec, type Spec } from './spec.js';
+
+export type { CandidateList } from './plan-store.js';
+export type { PlanProgress } from './long-search.js';
 
 /**
  * A plan: every query resolved against the index into an ordered list of candidates (more than asked, so dead
@@ -39,16 +45,11 @@ export interface PlannedQuery {
   weight: number;
 }
 
-/** Identifies the index a plan was made from, so that a plan is never streamed against another one. */
-export interface IndexIdentity {
-  location: string | { url: string; indice_name: string };
-  count: number | null;
-  dim: number | null;
-  created_at: string | null;
-}
+export type { IndexIdentity } from '../index/open-backend.js';
 
 export interface PlanHeader {
-  format_version: 1;
+  /** 2: candidates in candidates.jsonl + positions-{q}.bin (1 was one candidates.parquet, read whole). */
+  format_version: 2;
   /** Hash of the index identity, the candidates and the seed: resume states carry it. */
   id: string;
   created_at: string;
@@ -63,8 +64,11 @@ export interface PlanHeader {
 
 export interface Plan {
   header: PlanHeader;
-  /** Per query (same order as header.queries), the candidates in delivery order. */
-  candidates: Candidate[][];
+  /**
+   * Per query (same order as header.queries), the candidates in delivery order: on disk in the plan's folder,
+   * read one at a time (`await list.at(i)`), never all in memory. (An array is a CandidateList too.)
+   */
+  candidates: CandidateList[];
   /** Human-readable warnings (a query that cannot be satisfied). */
   warnings: string[];
   /**
@@ -73,6 +77,10 @@ export interface Plan {
    * It is removed once it has resolved; it rejects if the search failed.
    */
   pending?: Promise<void>;
+  /** The folder holding the candidates: `clipstream plan --output`, a plan folder read, or a temporary one. */
+  dir?: string;
+  /** Waits for the long search, releases the files, and removes the folder when it was temporary. */
+  close?(): Promise<void>;
 }
 
 export interface ResolveOptions {
@@ -85,7 +93,17 @@ export interface ResolveOptions {
    * start-up work on this one, such as loading the modules that will stream the plan.
    */
   whileSearching?: () => void;
+  /**
+   * The plan folder the candidates are written to as they are found (`clipstream plan --output`); default: a
+   * temporary folder, removed by `plan.close()` or when the process exits.
+   */
+  dir?: string;
+  /** How the long search is going (rows found, buckets deduplicated, candidates written). */
+  onProgress?: (p: PlanProgress) => void;
 }
+
+/** near_duplicate compares every pair of a query's results: past this many, a plan refuses it. */
+export const NEAR_DUPLICATE_MAX_RESULTS = 20_000;
 
 /**
  * Each query's candidates come in two blocks: its best FIRST_BLOCK rows (a quick search: a stream can start on
@@ -103,7 +121,13 @@ export async function resolvePlan(spec: Spec, opts: ResolveOptions = {}): Promis
 
 /** The plan as soon as every query's first block is known; the rest arrives through `plan.pending`. */
 export async function openPlan(spec: Spec, opts: ResolveOptions = {}): Promise<Plan> {
+  checkNearDuplicate(spec);
   const { backend, identity } = await openBackend(spec);
+  const folder = await planFolder(opts.dir).catch((err: unknown) => {
+    backend.close();
+    throw err;
+  });
+  let store: PlanStore | undefined;
   let handedOver = false;
   try {
     const vectors = await queryVectors(spec, opts.model, identity.dim);
@@ -112,28 +136,68 @@ export async function openPlan(spec: Spec, opts: ResolveOptions = {}): Promise<P
     const candidates = assignAcrossQueries(first, spec).map((owned, qi) =>
       ordered(owned.slice(0, resolver.keep[qi]), spec, qi, 0),
     );
-    const header = planHeader(
-      spec,
-      identity,
-      planId(identity, spec, vectors, resolver.firstBlock, candidates),
-      first,
-      candidates,
+    store = await PlanStore.create(
+      folder.dir,
+      spec.queries.map((q) => q.name),
     );
-    const plan: Plan = { header, candidates, warnings: [] };
+    for (const [qi, list] of candidates.entries()) await store.append(qi, list);
+    const id = planId(identity, spec, vectors, resolver.firstBlock, candidates);
+    const header = planHeader(spec, identity, id, first, candidates);
+    const plan = openedPlan(header, store, folder);
     const more = resolver.queriesNeedingMore(first, candidates);
+    handedOver = true;
     if (more.length === 0) {
+      backend.close();
       plan.warnings = warningsOf(header.queries);
       return plan;
     }
-    const rest = resolver.rest(plan, first, more).finally(() => backend.close());
+    const rest = resolver
+      .rest(plan, store, first, more, { identity, dir: folder.dir, onProgress: opts.onProgress })
+      .finally(() => backend.close());
     rest.catch(() => {}); // observed by whoever awaits plan.pending
     plan.pending = rest;
-    handedOver = true;
     return plan;
   } finally {
-    if (!handedOver) backend.close();
+    if (!handedOver) {
+      backend.close();
+      await store?.close();
+      await folder.release();
+    }
   }
 }
+
+/** A plan over its store; closing it waits for the long search and removes a temporary folder. */
+function openedPlan(header: PlanHeader, store: PlanStore, folder: Awaited<ReturnType<typeof planFolder>>): Plan {
+  const plan: Plan = {
+    header,
+    candidates: header.queries.map((_, qi) => store.list(qi)),
+    warnings: [],
+    dir: folder.dir,
+    close: async () => {
+      await plan.pending?.catch(() => {});
+      await store.close();
+      await folder.release();
+    },
+  };
+  return plan;
+}
+
+/** near_duplicate compares every pair of a query's results: a query that may search more is refused by name. */
+function checkNearDuplicate(spec: Spec): void {
+  if (spec.dedup.near_duplicate === null) return;
+  for (const q of spec.queries) {
+    const keep = Math.ceil(q.count * spec.oversample);
+    const limit = searchLimit(keep);
+    if (limit > NEAR_DUPLICATE_MAX_RESULTS)
+      throw invalidOption(
+        `query ${q.name}: dedup.near_duplicate compares every pair of a query's results, and this query may search ${limit} rows (count ${q.count} × oversample ${spec.oversample}, and room for dedup); at most ${NEAR_DUPLICATE_MAX_RESULTS} can be compared`,
+        { hint: 'Ask for fewer samples of this query, lower oversample, or set dedup.near_duplicate: null.' },
+      );
+  }
+}
+
+/** Rows a query's search keeps at most: what it keeps, plus room for what cross-query dedup removes. */
+const searchLimit = (keep: number) => keep + Math.ceil(keep * 0.25) + 16;
 
 /** The searches behind a plan: per query, what it keeps, how far it searches, its first block and the rest. */
 class PlanResolver {
@@ -149,19 +213,23 @@ class PlanResolver {
     readonly firstBlock: number,
   ) {
     this.keep = spec.queries.map((q) => Math.ceil(q.count * spec.oversample));
-    this.limits = this.keep.map((k) => k + Math.ceil(k * 0.25) + 16);
+    this.limits = this.keep.map(searchLimit);
   }
 
   async search(qi: number, maxResults: number): Promise<SearchResults> {
     const q = this.spec.queries[qi]!;
-    const results = await this.backend.search({
-      vector: this.vectors[qi]!,
-      minSimilarity: q.min_similarity,
-      maxResults,
-      where: q.where,
-      dedupUrls: this.spec.dedup.urls,
-      nearDuplicate: this.spec.dedup.near_duplicate ?? undefined,
-    });
+    const results = await this.backend
+      .search({
+        vector: this.vectors[qi]!,
+        minSimilarity: q.min_similarity,
+        maxResults,
+        where: q.where,
+        dedupUrls: this.spec.dedup.urls,
+        nearDuplicate: this.spec.dedup.near_duplicate ?? undefined,
+      })
+      .catch((err: unknown) => {
+        throw isClipstreamError(err) && err.code === 'QUERY_INVALID' ? prefixed(err, `query ${q.name}: `) : err;
+      });
     // Ties (identical embeddings are common: re-uploads) in a stable order, so every process plans alike.
     results.sort((a, b) => b.similarity - a.similarity || a.id - b.id);
     return results;
@@ -188,28 +256,38 @@ class PlanResolver {
   }
 
   /**
-   * The long searches of `more`: the second block of each query, appended to its candidates, and the header's
-   * counts and the warnings made final. The second block leaves out the first blocks' rows: every query's with
-   * dedup.ids, else the query's own.
+   * The long searches of `more`: the second block of each query, appended to its candidates in the store, and the
+   * header's counts and the warnings made final. The second block leaves out the first blocks' rows: every query's
+   * with dedup.ids, else the query's own (src/select/long-search.ts, in memory that does not grow with the plan).
    */
-  async rest(plan: Plan, first: SearchResults[], more: number[]): Promise<void> {
-    const { spec } = this;
-    const idsOf = (results: SearchResult[]) => new Set(results.map((r) => r.id));
-    const allIds = idsOf(first.flat());
-    const knownUrls = new Set(spec.dedup.urls ? first.flat().flatMap((r) => (r.url == null ? [] : [r.url])) : []);
-    const full = new Map<number, SearchResults>();
-    for (const qi of more) full.set(qi, await this.search(qi, this.limits[qi]!));
-    const second = spec.queries.map((_, qi) => {
-      const known = spec.dedup.ids ? allIds : idsOf(first[qi]!);
-      return (full.get(qi) ?? []).filter((r) => !known.has(r.id) && !(r.url != null && knownUrls.has(r.url)));
-    });
-    assignAcrossQueries(second, spec).forEach((owned, qi) => {
-      const list = plan.candidates[qi]!;
-      for (const c of ordered(owned.slice(0, this.keep[qi]! - list.length), spec, qi, 1)) list.push(c); // push(...list) overflows at ~10⁵
-      const results = full.get(qi);
-      const q = plan.header.queries[qi]!;
-      if (results) Object.assign(q, { available: results.length, available_more: results.truncated === true });
-      q.planned = list.length;
+  async rest(
+    plan: Plan,
+    store: PlanStore,
+    first: SearchResults[],
+    more: number[],
+    o: { identity: IndexIdentity; dir: string; onProgress?: (p: PlanProgress) => void },
+  ): Promise<void> {
+    const found = await longSearch(
+      {
+        spec: this.spec,
+        backend: this.backend,
+        vectors: this.vectors,
+        idSpan: o.identity.count,
+        keep: this.keep,
+        limits: this.limits,
+        store,
+        workDir: join(o.dir, '.work'),
+        first,
+        firstLengths: plan.header.queries.map((q) => q.planned),
+        onProgress: o.onProgress,
+      },
+      more,
+    );
+    await store.publish();
+    plan.header.queries.forEach((q, qi) => {
+      const f = found.get(qi);
+      if (f) Object.assign(q, { available: f.available, available_more: f.more });
+      q.planned = store.length(qi);
     });
     plan.warnings.push(...warningsOf(plan.header.queries));
     delete plan.pending;
@@ -225,7 +303,7 @@ function planHeader(
 ): PlanHeader {
   const totalCount = spec.queries.reduce((sum, q) => sum + q.count, 0);
   return {
-    format_version: 1,
+    format_version: 2,
     id,
     created_at: new Date().toISOString(),
     index: identity,
@@ -247,13 +325,17 @@ function planHeader(
   };
 }
 
-/** One block of a query's candidates in delivery order: a seeded shuffle (per query and block) or by similarity. */
+/**
+ * One block of a query's candidates in delivery order: sorted by a seeded per-row key (shuffle; the long search
+ * orders its block by the same key, on disk) or by similarity.
+ */
 function ordered(results: SearchResult[], spec: Spec, qi: number, block: number): Candidate[] {
   const list = results.map(toCandidate);
+  if (spec.order !== 'shuffle') return list;
   const name = spec.queries[qi]!.name;
-  if (spec.order === 'shuffle')
-    shuffleInPlace(list, stringSeed(block === 0 ? `${spec.seed}:${name}` : `${spec.seed}:${name}:${block}`));
-  return list;
+  const seed = stringSeed(block === 0 ? `${spec.seed}:${name}` : `${spec.seed}:${name}:${block}`);
+  const keys = new Map(list.map((c) => [c, orderKey(seed, c.id)]));
+  return list.sort((a, b) => keys.get(a)! - keys.get(b)! || a.id - b.id);
 }
 
 function warningsOf(queries: PlannedQuery[]): string[] {
@@ -290,24 +372,27 @@ async function queryVectors(spec: Spec, given: ClipModel | undefined, dim: numbe
   }
 }
 
+/** The spec's index, of whatever kind; its rows must have urls to download. */
 async function openBackend(spec: Spec): Promise<{ backend: SearchBackend; identity: IndexIdentity }> {
-  if (typeof spec.index !== 'string') {
-    const backend = openRemoteIndex({ url: spec.index.url, indiceName: spec.index.indice_name });
-    return { backend, identity: { location: spec.index, count: null, dim: null, created_at: null } };
-  }
-  const info = await readIndexInfo(spec.index);
-  if (!info) {
-    throw inputNotFound(`index: ${spec.index} is not a clipstream index (no clipstream.json)`, {
-      hint: 'Point `index` at a folder made by `clipstream index`, or at {url, indice_name} of a clip back.',
+  const { backend, kind, identity, columns } = await openSearchBackend(spec.index).catch((err: unknown) => {
+    throw prefixed(err, 'index: ');
+  });
+  if (columns && !columns.includes('url')) {
+    backend.close();
+    throw invalidOption(`index: ${spec.index as string} has no url column, so its rows cannot be downloaded`, {
+      hint:
+        kind === 'faiss'
+          ? 'A faiss folder needs metadata/ (parquet or arrow files with a url column, row i describing vector i).'
+          : 'Import an embedding folder whose metadata parquet has a url column.',
     });
   }
-  if (!('url' in info.columns)) {
-    throw invalidOption(`index: ${spec.index} has no url column, so its rows cannot be downloaded`, {
-      hint: 'Import an embedding folder whose metadata parquet has a url column.',
-    });
-  }
-  const backend = await openIndex(spec.index);
-  return { backend, identity: { location: spec.index, count: info.count, dim: info.dim, created_at: info.created_at } };
+  return { backend, identity };
+}
+
+/** The error with its message prefixed (which spec field it concerns). */
+function prefixed(err: unknown, prefix: string): unknown {
+  if (err instanceof Error && !err.message.startsWith(prefix)) err.message = prefix + err.message;
+  return err;
 }
 
 async function queryVector(q: QuerySpec, model: ClipModel | undefined, dim: number | null): Promise<Float32Array> {
@@ -378,9 +463,21 @@ function planId(
       image: spec.image,
       queries,
       firstBlock,
+      format: 2,
     }),
   );
   for (const v of vectors) h.update(new Uint8Array(v.buffer, v.byteOffset, v.byteLength));
   for (const list of firstBlocks) h.update(`|${list.map((c) => c.id).join(',')}`);
   return h.digest('hex').slice(0, 16);
+}
+
+/** Every candidate of every query, in memory: for small plans, tools and tests (a stream reads them lazily). */
+export async function candidatesOf(plan: Plan): Promise<Candidate[][]> {
+  const out: Candidate[][] = [];
+  for (const list of plan.candidates) {
+    const all: Candidate[] = [];
+    for (let i = 0; i < list.length; i++) all.push((await list.at(i))!);
+    out.push(all);
+  }
+  return out;
 }

@@ -59,6 +59,7 @@ const querySchema = z
     }
   });
 
+/** A remote clip back (`/knn-service`). A folder or URL string is an index folder: clipstream's or a faiss one. */
 const remoteIndex = z.object({ url: z.string().url(), indice_name: z.string().min(1) }).strict();
 
 /** A spec's `image:` block; also what a plan folder's header is read with (an older one lacks newer keys). */
@@ -178,7 +179,7 @@ export function parseSpec(input: unknown, source: string, baseDir: string): Spec
     const local = localPathOf(p, `${field} in ${source}`, { urls });
     return isAbsolute(local) || /^https?:\/\//i.test(local) ? local : resolve(baseDir, local);
   };
-  if (typeof spec.index === 'string') spec.index = at(spec.index, 'index');
+  if (typeof spec.index === 'string') spec.index = at(spec.index, 'index', true);
   if (spec.model) spec.model = at(spec.model, 'model');
   if (spec.cache.dir) spec.cache.dir = at(spec.cache.dir, 'cache.dir');
   spec.queries.forEach((q, i) => {

@@ -79,10 +79,10 @@ export function registerClipBackRoutes(app: FastifyInstance, ctx: ServerContext)
         indexName: body.indice_name,
         embeddingField: 'embedding_input',
       });
+      // clip back's deduplicate is its near-duplicate removal only (urls are deduplicated by its front)
       const results = await index.search({
         vector,
         k: numResultIds,
-        dedupUrls: body.deduplicate,
         nearDuplicate: body.deduplicate ? 0.94 : undefined, // clip back's threshold
         column: body.modality === 'text' ? 'text_vector' : 'vector',
       });

@@ -45,7 +45,11 @@ export async function openServedStream(
   if (plan.pending) plan.pending.then(warn, failed);
   else warn();
   const context = await createStreamContext(plan);
-  return { stream: servedStream(plan, context), context };
+  const close = async () => {
+    await context.close();
+    await plan.close?.(); // a plan resolved here lives in a temporary folder
+  };
+  return { stream: servedStream(plan, context), context: { close } };
 }
 
 /**

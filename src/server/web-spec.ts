@@ -9,10 +9,14 @@ import { openPlan, resolvePlan, type Plan } from '../select/plan.js';
 import { parseSpec, type Spec } from '../select/spec.js';
 import { MAX_PARTITIONS, quotas } from '../stream/partition.js';
 import type { ServerContext } from './app.js';
+import { sameLocation } from './indices-paths.js';
 import { openServedStream } from './streams.js';
 
 const API_HINT = "The page's JSON API: see docs/server.md; a spec's fields: docs/spec.md.";
-/** Samples one spec from the page may ask for: a plan keeps ~3.75 candidates per sample in memory. */
+/**
+ * Samples one spec from the page may ask for: its plan (~3.75 candidates a sample) is searched and written to the
+ * server's disk by one request; larger plans are for `clipstream plan`.
+ */
 export const MAX_PAGE_SPEC_SAMPLES = 200_000;
 
 const planShape = z
@@ -46,7 +50,11 @@ export function registerSpecRoutes(app: FastifyInstance, ctx: ServerContext): vo
     const { spec, index } = specFromPage(body.spec, ctx, false);
     return ctx.bounded(async () => {
       const plan = await resolvePlan(spec, { model: ctx.model });
-      return { ...planSummary(plan, body.partitions), overlap: await overlaps(spec, index, ctx) };
+      try {
+        return { ...planSummary(plan, body.partitions), overlap: await overlaps(spec, index, ctx) };
+      } finally {
+        await plan.close?.();
+      }
     });
   });
 
@@ -81,8 +89,8 @@ function specFromPage(
   downloads: boolean,
 ): { spec: Spec; index: Index } {
   const dirs = [...(ctx.web.indexDirs ?? [])];
-  const location = typeof input.index === 'string' ? resolve(input.index) : undefined;
-  const served = dirs.find(([, dir]) => resolve(dir) === location);
+  const location = typeof input.index === 'string' ? input.index : undefined;
+  const served = location === undefined ? undefined : dirs.find(([, dir]) => sameLocation(dir, location));
   if (!served)
     throw invalidOption(
       `index: expected the folder of an index this server serves (${dirs.map(([, d]) => d).join(', ') || 'none'}) but received ${JSON.stringify(input.index)}`,

@@ -43,7 +43,12 @@ export interface OpenStreamOptions {
  */
 export async function openStream(specOrPlan: string | Plan, o: OpenStreamOptions = {}): Promise<Stream> {
   const plan = typeof specOrPlan === 'string' ? await loadPlan(specOrPlan) : specOrPlan;
-  const context = await createStreamContext(plan);
+  // A plan this call loaded is this stream's to close (a spec's: its temporary folder).
+  const ownPlan = typeof specOrPlan === 'string' ? plan : undefined;
+  const context = await createStreamContext(plan).catch(async (err: unknown) => {
+    await ownPlan?.close?.();
+    throw err;
+  });
   let stream: Stream;
   try {
     stream = streamPartition(plan, {
@@ -56,6 +61,7 @@ export async function openStream(specOrPlan: string | Plan, o: OpenStreamOptions
     });
   } catch (err) {
     await context.close();
+    await ownPlan?.close?.();
     throw err;
   }
   const iterator = stream[Symbol.asyncIterator]();
@@ -65,6 +71,7 @@ export async function openStream(specOrPlan: string | Plan, o: OpenStreamOptions
     released = true;
     await stream.close();
     await context.close();
+    await ownPlan?.close?.();
   };
   return {
     get size() {

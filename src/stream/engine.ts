@@ -55,7 +55,7 @@ export interface Stream extends AsyncIterable<StreamSample> {
  * One partition of a plan as a stream of resized samples (docs/streaming.md): exactly `floor(count / P)` samples per
  * query, failures replaced from the partition's own stripe, queries interleaved by weight with a PRNG seeded by
  * (seed, epoch, partition), each stripe's order reshuffled by epoch, a resume state after every sample. Memory is
- * bounded by the window of each stripe reader plus the plan's candidates, which the plan holds (docs/streaming.md).
+ * bounded by the window of each stripe reader: candidates are read from the plan's folder as they are needed.
  */
 export function streamPartition(plan: Plan, o: PartitionStreamOptions): Stream {
   checkPartition(o.partition);

@@ -1,7 +1,7 @@
 import { outputConflict } from '../core/errors.js';
 import type { ParquetColumn } from '../io/parquet-write.js';
 import { manifestLine, streamedSampleColumns } from '../sample/fields.js';
-import type { Plan } from '../select/plan.js';
+import type { Candidate, Plan } from '../select/plan.js';
 import { openShardWriter, StatsCollector } from '../sink/index.js';
 import type { CandidateContext } from './candidate.js';
 import { streamPartition, type StreamSample } from './engine.js';
@@ -79,7 +79,7 @@ async function writeShards(plan: Plan, o: StreamFolderOptions, store: StreamFold
   );
   const shard = {
     samples: stream[Symbol.asyncIterator](),
-    columns: streamedSampleColumns(plan.candidates.flatMap((list) => list.slice(0, 100))),
+    columns: streamedSampleColumns(await firstCandidates(plan, 100)),
   };
   try {
     while (!progress.done) {
@@ -185,4 +185,16 @@ async function writeShard(
   }
   progress.shards++;
   return { manifest, last };
+}
+
+/** The first `n` candidates of each query (those known so far): what a shard's parquet columns are inferred from. */
+async function firstCandidates(plan: Plan, n: number): Promise<Candidate[]> {
+  const out: Candidate[] = [];
+  for (const list of plan.candidates) {
+    for (let i = 0; i < Math.min(n, list.length); i++) {
+      const c = await list.at(i);
+      if (c) out.push(c);
+    }
+  }
+  return out;
 }

@@ -1,8 +1,10 @@
-import { ClipstreamError, internalError, invalidOption, streamExhausted } from '../core/errors.js';
+import { internalError, invalidOption, streamExhausted, type ClipstreamError } from '../core/errors.js';
 import { formatReasons, hintForReasons } from '../core/failure-hints.js';
-import { shuffleInPlace } from '../select/random.js';
-import type { Candidate } from '../select/plan.js';
+import { Permutation } from '../select/random.js';
+import type { Candidate, CandidateList } from '../select/plan.js';
 import type { CachedOutcome } from './cache.js';
+
+const NO_STREAK = { head: null, firstTail: null, lastTail: -1 };
 
 export interface StripeHit {
   candidate: Candidate;
@@ -19,15 +21,16 @@ export interface StripeHit {
 }
 
 /**
- * Partition `p`'s stripe of one query's candidates: positions 0, 1, 2… are candidates p, p + P, p + 2P…. The list
- * may still be growing: while `pending` is set, a plan is being resolved and more candidates will be appended.
+ * Partition `p`'s stripe of one query's candidates: positions 0, 1, 2… are candidates p, p + P, p + 2P…, read from
+ * the plan (on disk) as they are needed. The list may still be growing: while `pending` is set, a plan is being
+ * resolved and more candidates will be appended.
  */
 export class Stripe {
   /** `pending` has resolved (a plan may keep the settled promise: completion must not depend on its removal). */
   private settled = false;
 
   constructor(
-    private readonly list: Candidate[],
+    private readonly list: CandidateList,
     private readonly p: number,
     private readonly P: number,
     private readonly plan: { pending?: Promise<void> },
@@ -42,8 +45,10 @@ export class Stripe {
     return this.settled || this.plan.pending === undefined;
   }
 
-  at(position: number): Candidate {
-    return this.list[this.p + position * this.P]!;
+  async at(position: number): Promise<Candidate> {
+    const c = await this.list.at(this.p + position * this.P);
+    if (!c) throw internalError(`no candidate at position ${position} of a stripe of ${this.known}`);
+    return c;
   }
 
   /** Resolves when the plan is complete; rejects with the plan's error if its resolution failed. */
@@ -56,7 +61,8 @@ export class Stripe {
 interface Attempt {
   position: number;
   pass: number;
-  result: Promise<CachedOutcome>;
+  /** The candidate read from the plan, then its download (or the cache's answer). */
+  result: Promise<{ candidate: Candidate; outcome: CachedOutcome }>;
 }
 
 /**
@@ -80,9 +86,8 @@ export class StripeReader {
   private readonly tails: Attempt[] = [];
   /** min(quota, stripe length), once known. */
   private headLength: number | null = null;
-  private order: Uint32Array | null = null;
-  /** order's inverse (position → head slot), made when a repeat pass needs it. */
-  private slots: Uint32Array | null = null;
+  /** A later epoch's head order: slot → position (and back), computed, not stored (a head may hold millions). */
+  private order: Permutation | null = null;
   /** Head slots launched; null until the walk can start (a resumed or reordered walk needs the head). */
   private headLaunched: number | null;
   private delivered: number;
@@ -95,11 +100,11 @@ export class StripeReader {
    */
   private owed = 0;
   /**
-   * Distinct positions that failed since the last success: all of them means nothing can succeed. `failedSince[i]`
-   * is the delivered count when position i last failed (stamps instead of a set cleared at every success).
+   * Failures since the last success (counted once the stripe is complete): the current slot's head position, and a
+   * run of consecutive tail indices, which are consecutive positions modulo the stripe's length — so the distinct
+   * positions that failed are counted without a set, and all of them failing means nothing can succeed.
    */
-  private failedSince: Uint32Array | null = null;
-  private failedPositions = 0;
+  private streak: { head: number | null; firstTail: number | null; lastTail: number } = NO_STREAK;
   /** Failure reason → count, for the message when nothing can succeed. Bounded: reasons are stable codes. */
   private readonly reasons = new Map<string, number>();
   private closed = false;
@@ -165,10 +170,10 @@ export class StripeReader {
             this.launchHead();
           }
           const slot = this.heads.shift()!;
-          const outcome = await slot.result;
+          const { candidate, outcome } = await slot.result;
           this.fill();
-          if (outcome.ok) return this.hit(slot, outcome);
-          this.failed(slot.position); // inChain from now on: the slot was consumed, not delivered
+          if (outcome.ok) return this.hit(slot, candidate, outcome);
+          this.failed(slot.position, null); // inChain from now on: the slot was consumed, not delivered
         }
       }
       if (this.tails.length === 0) {
@@ -180,11 +185,11 @@ export class StripeReader {
         this.launchTail(next); // the window may be full of ready samples: one more is fine
       }
       const tail = this.tails.shift()!;
-      const outcome = await tail.result;
-      this.tailUsed++;
+      const { candidate, outcome } = await tail.result;
+      const tailIndex = this.tailUsed++;
       this.fill();
-      if (outcome.ok) return this.hit(tail, outcome); // delivered: the chain ends
-      this.failed(tail.position);
+      if (outcome.ok) return this.hit(tail, candidate, outcome); // delivered: the chain ends
+      this.failed(tail.position, tailIndex);
     }
   }
 
@@ -212,7 +217,7 @@ export class StripeReader {
     const { known, complete } = this.stripe;
     if (known < this.quota && !complete) return;
     this.headLength = Math.min(this.quota, known);
-    if (this.shuffleSeed !== null) this.order = permutation(this.headLength, this.shuffleSeed);
+    if (this.shuffleSeed !== null) this.order = new Permutation(this.headLength, this.shuffleSeed);
     this.headLaunched ??= Math.min(this.delivered, this.headLength);
     // Deliveries past the head (a stripe shorter than the quota) come from the tail: repeats.
     this.owed += Math.max(0, this.quota - Math.max(this.headLength, this.delivered));
@@ -234,11 +239,11 @@ export class StripeReader {
     return { position: r % known, pass: 1 + Math.floor(r / known) };
   }
 
-  private hit(a: Attempt, outcome: Extract<CachedOutcome, { ok: true }>): StripeHit {
+  private hit(a: Attempt, candidate: Candidate, outcome: Extract<CachedOutcome, { ok: true }>): StripeHit {
     const repeat = this.isRepeat(a);
     this.delivered++;
-    this.failedPositions = 0;
-    return { candidate: this.stripe.at(a.position), outcome, pass: a.pass, repeat, tail: this.tailUsed };
+    this.streak = NO_STREAK;
+    return { candidate, outcome, pass: a.pass, repeat, tail: this.tailUsed };
   }
 
   /**
@@ -257,19 +262,26 @@ export class StripeReader {
       return this.stripe.known - headLength + a.position < this.tailUsed;
     }
     if (a.pass > 1 || a.position >= headLength) return true;
-    if (this.order) this.slots ??= inverse(this.order);
-    const slot = this.slots ? this.slots[a.position]! : a.position;
+    const slot = this.order ? this.order.slotOf(a.position) : a.position;
     return slot < this.delivered; // its head slot came first (the current slot's own retry does not)
   }
 
-  private failed(position: number): void {
+  /** A failure of the current slot: its head position (`tailIndex` null) or tail index `tailIndex`. */
+  private failed(position: number, tailIndex: number | null): void {
     if (!this.stripe.complete) return; // more candidates are coming
     const known = this.stripe.known; // final once the stripe is complete
-    this.failedSince ??= new Uint32Array(known).fill(0xffffffff);
-    if (this.failedSince[position] !== this.delivered) {
-      this.failedSince[position] = this.delivered;
-      if (++this.failedPositions >= known) throw this.exhausted();
+    const s = { ...this.streak };
+    if (tailIndex === null) s.head = position;
+    else {
+      s.firstTail ??= tailIndex;
+      s.lastTail = tailIndex;
     }
+    this.streak = s;
+    const run = s.firstTail === null ? 0 : Math.min(known, s.lastTail - s.firstTail + 1);
+    // Tail index k is position (headLength + k) mod known (tailAt).
+    const runStart = s.firstTail === null ? 0 : (this.headLength! + s.firstTail) % known;
+    const headInRun = s.head !== null && run > 0 && (((s.head - runStart) % known) + known) % known < run;
+    if (run + (s.head !== null && !headInRun ? 1 : 0) >= known) throw this.exhausted();
   }
 
   private fill(): void {
@@ -289,7 +301,7 @@ export class StripeReader {
   private launchHead(): void {
     const slot = this.headLaunched!;
     this.headLaunched = slot + 1;
-    this.heads.push(this.launch(this.order ? this.order[slot]! : slot, 0));
+    this.heads.push(this.launch(this.order ? this.order.at(slot) : slot, 0));
   }
 
   private launchTail(at: { position: number; pass: number }): void {
@@ -299,9 +311,11 @@ export class StripeReader {
   }
 
   private launch(position: number, pass: number): Attempt {
-    const result = this.attempt(this.stripe.at(position));
+    const result = this.stripe
+      .at(position)
+      .then(async (candidate) => ({ candidate, outcome: await this.attempt(candidate) }));
     result.then(
-      (outcome) => {
+      ({ outcome }) => {
         if (outcome.ok || this.closed) return;
         if (this.reasons.size < 50 || this.reasons.has(outcome.reason))
           this.reasons.set(outcome.reason, (this.reasons.get(outcome.reason) ?? 0) + 1);
@@ -369,17 +383,4 @@ export class StripeReader {
       },
     );
   }
-}
-
-/** A seeded permutation of 0…n-1: 4 bytes per head position. */
-function permutation(n: number, seed: number): Uint32Array {
-  const order = new Uint32Array(n);
-  for (let i = 0; i < n; i++) order[i] = i;
-  return shuffleInPlace(order, seed);
-}
-
-function inverse(order: Uint32Array): Uint32Array {
-  const out = new Uint32Array(order.length);
-  order.forEach((position, slot) => (out[position] = slot));
-  return out;
 }

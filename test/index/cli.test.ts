@@ -38,6 +38,12 @@ describe('clipstream inference → index → query (CLI)', () => {
     const built = await cli(['index', '--embeddings', join(dir, 'emb'), '--output', join(dir, 'idx')]);
     expect(built.code).toBe(0);
     expect(built.stdout).toMatch(/rows × 64 dims .* flat search, recall@10 1\.000/);
+    const info = await cli(['index', 'info', join(dir, 'idx')]);
+    const rows = /: (\d+) rows × 64 dims/.exec(built.stdout)![1]!;
+    expect(info.stdout).toMatch(
+      new RegExp(`\\(clipstream index\\)\\n  type +exact search \\(flat\\)\\n  dimension +64\\n  vectors +${rows}\\n`),
+    );
+    expect(info.stdout).toMatch(/columns +.*url \(string\)/);
     const q = await cli([
       'query',
       '--index',

@@ -2,7 +2,16 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
 import { buildIndex } from '../../src/index/index.js';
-import { loadPlan, parseByteSize, parseSpec, readSpec, resolvePlan, writePlan } from '../../src/select/index.js';
+import {
+  candidatesOf,
+  loadPlan,
+  parseByteSize,
+  parseSpec,
+  readSpec,
+  resolvePlan,
+  writePlan,
+  type Plan,
+} from '../../src/select/index.js';
 import { tempDir } from '../helpers/tmp.js';
 import { streamWorld } from '../stream/world.js';
 
@@ -118,8 +127,9 @@ describe('spec validation: every error names the field', () => {
 
   test('paths: fsspec URLs are refused naming the field, file:// URLs are paths, http(s) stays a URL', () => {
     expect(() => parse({ ...base, index: 's3://bucket/idx' })).toThrow(
-      /Expected a local path for index in spec\.yaml but received "s3:\/\/bucket\/idx": s3:\/\/ paths are not supported/,
+      /Expected a local path or an http\(s\) URL for index in spec\.yaml but received "s3:\/\/bucket\/idx"/,
     );
+    expect(parse({ ...base, index: 'https://host/laion5B-index' }).index).toBe('https://host/laion5B-index'); // a faiss folder
     expect(() => parse({ ...base, cache: { dir: 'gs://b/cache' } })).toThrow(/for cache\.dir in spec\.yaml/);
     expect(() => parse({ ...base, cache: { dir: 'https://host/cache' } })).toThrow(
       /for cache\.dir in spec\.yaml.*https:\/\/ paths are not supported/,
@@ -183,7 +193,7 @@ describe('plan', () => {
     const w = world();
     const dir = await tempDir();
     await expect(resolvePlan(parse({ ...base, index: join(dir, 'none') }))).rejects.toThrow(
-      /index: .*none is not a clipstream index/,
+      /index: no index at .*none/,
     );
     await expect(
       resolvePlan(parse({ index: w.indexDir, queries: [{ name: 'v', embedding: [1, 0, 0], count: 2 }] })),
@@ -232,7 +242,7 @@ describe('plan', () => {
       }),
     );
     expect(byEmbedding.candidates[0]!.length).toBe(12);
-    expect(byEmbedding.candidates[0]!.every((c) => w.rows[c.id]!.colour === 'blue')).toBe(true);
+    expect((await candidatesOf(byEmbedding))[0]!.every((c) => w.rows[c.id]!.colour === 'blue')).toBe(true);
     expect(red.header.queries[0]).toMatchObject({
       name: 'red',
       requested: 5,
@@ -249,11 +259,11 @@ describe('plan', () => {
       }),
     );
     expect(few.header.queries[0]).toMatchObject({ available: 18, available_more: true, planned: 1 });
-    expect(red.candidates[0]!.every((c) => w.rows[c.id]!.colour === 'red')).toBe(true);
+    expect((await candidatesOf(red))[0]!.every((c) => w.rows[c.id]!.colour === 'red')).toBe(true);
     await writePlan(join(dir, 'plan'), red);
     const back = await loadPlan(join(dir, 'plan'));
     expect(back.header).toEqual(red.header);
-    expect(back.candidates).toEqual(red.candidates);
+    expect(await candidatesOf(back)).toEqual(await candidatesOf(red));
     // a plan folder written before the interpolation options: read with img2dataset's defaults, same id
     const planJson = join(dir, 'plan', 'plan.json');
     const stored = JSON.parse(await readFile(planJson, 'utf8')) as { id: string; image: Record<string, unknown> };
@@ -285,8 +295,9 @@ describe('plan', () => {
         ],
       }),
     );
-    const any = new Set(plan.candidates[0]!.map((c) => c.id));
-    const red = plan.candidates[1]!.map((c) => c.id);
+    const [anyRows, redRows] = await candidatesOf(plan);
+    const any = new Set(anyRows!.map((c) => c.id));
+    const red = redRows!.map((c) => c.id);
     expect(red.length).toBe(30);
     for (const id of red) expect(any.has(id)).toBe(false);
   });
@@ -324,7 +335,8 @@ describe('plan against a remote index', () => {
         parse({ index: { url: `${url}/knn-service`, indice_name: 'colours' }, model: w.modelDir, queries }),
       );
       const local = await resolvePlan(parse({ index: w.indexDir, model: w.modelDir, queries }));
-      expect(remote.candidates[0]!.map((c) => c.id)).toEqual(local.candidates[0]!.map((c) => c.id));
+      const ids = async (p: Plan) => (await candidatesOf(p))[0]!.map((c) => c.id);
+      expect(await ids(remote)).toEqual(await ids(local));
       expect(remote.header.queries[0]).toMatchObject({ available: 30, planned: 12 });
       await expect(
         resolvePlan(parse({ index: { url: `${url}/knn-service`, indice_name: 'nope' }, model: w.modelDir, queries })),

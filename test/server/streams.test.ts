@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, test, vi } from 'vitest';
 import { tellOnStderr } from '../../src/cli/serve.js';
 import { createFetcher } from '../../src/fetch/index.js';
 import { readTarSamples } from '../../src/io/tar-read.js';
-import { loadPlan, type Plan } from '../../src/select/index.js';
+import { candidatesOf, loadPlan, type Plan } from '../../src/select/index.js';
 import { createServer } from '../../src/server/app.js';
 import { openServedStream, servedStream, type ServedStream } from '../../src/server/streams.js';
 import { createStreamContext } from '../../src/stream/index.js';
@@ -223,15 +223,16 @@ describe('a stream served while its plan is still being resolved', () => {
     const w = world();
     const full = await loadPlan(await w.spec([{ name: 'red', count: 40 }], { seed: 5 }));
     await full.pending;
-    const reds = full.candidates[0]!;
+    const reds = (await candidatesOf(full))[0]!;
     const live = reds.filter((c) => !c.url.includes('/status/')).slice(0, 10);
     const ordered = [...live, ...reds.filter((c) => !live.includes(c))];
-    const plan: Plan = { header: full.header, candidates: [ordered.slice(0, 10)], warnings: [] };
+    const first = ordered.slice(0, 10);
+    const plan: Plan = { header: full.header, candidates: [first], warnings: [] };
     let release!: () => void;
     let fail!: (err: Error) => void;
     plan.pending = new Promise<void>((resolve, reject) => {
       release = () => {
-        plan.candidates[0]!.push(...ordered.slice(10));
+        first.push(...ordered.slice(10));
         plan.warnings.push('found late');
         delete plan.pending;
         resolve();

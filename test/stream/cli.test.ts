@@ -22,7 +22,7 @@ describe('clipstream plan', () => {
     expect(r.stdout).toMatch(/red\s+40\s+150\s+120\s+40\s+10/);
     expect(r.stdout).toMatch(/blue\s+500\s+150\s+150\s+500\s+125/);
     expect(r.stderr).toMatch(/warning: query blue: 500 requested but only 150 candidates/);
-    expect((await stat(join(dir, 'plan', 'candidates.parquet'))).size).toBeGreaterThan(0);
+    expect((await stat(join(dir, 'plan', 'candidates.jsonl'))).size).toBeGreaterThan(0);
   });
 
   test('a bad spec names the field', async () => {
@@ -45,8 +45,11 @@ describe('clipstream plan', () => {
       ],
       [['stream', 's3://bucket/plan', '--output', '-'], /local path for <spec-or-plan>/],
       [['serve', '--spec', 'train=s3://bucket/spec.yaml', '--port', '0'], /local path for --spec train/],
-      [['serve', '--index', 'laion=hf://org/index', '--port', '0'], /local path for --index laion/],
-      [['query', '--index', 's3://bucket/index', '--embedding-file', 'q.npy'], /local path for --index/],
+      [['serve', '--index', 'laion=hf://org/index', '--port', '0'], /local path or an http\(s\) URL for --index laion/],
+      [
+        ['query', '--index', 's3://bucket/index', '--embedding-file', 'q.npy'],
+        /local path or an http\(s\) URL for --index/,
+      ],
       [
         ['query', '--index', 'idx', '--embedding-file', 'gs://b/q.npy'],
         /local path or an http\(s\) URL for --embedding-file/,
@@ -57,7 +60,10 @@ describe('clipstream plan', () => {
         ['stream', 'spec.yaml', '--output-folder', 'gs://bucket/shards'],
         /local path or an s3:\/\/ URL for --output-folder/,
       ],
-      [['serve', '--indices-paths', indicesPaths, '--port', '0'], /local path for index laion in .*indices\.json/],
+      [
+        ['serve', '--indices-paths', indicesPaths, '--port', '0'],
+        /local path or an http\(s\) URL for index laion in .*indices\.json/,
+      ],
     ];
     for (const [args, message] of cases) {
       const r = await run(args);
@@ -181,6 +187,34 @@ describe('clipstream stream', () => {
     expect(requests).toBeLessThan(requestsAtClose + 40); // the window in flight, not the other ~150
     expect(requests).toBeLessThan(120);
   });
+
+  test.each(['SIGINT', 'SIGTERM'] as const)(
+    'stream SPEC stopped by %s leaves no temporary plan folder behind',
+    async (signal) => {
+      const w = world();
+      const tmp = await tempDir();
+      const spec = await w.spec([{ name: 'red', count: 150 }], {
+        fetch: { allow_private_networks: true, timeout: 5, retries: 0, concurrency: 2 },
+      });
+      const child = spawn(process.execPath, [CLI, 'stream', spec, '--output', '-'], {
+        stdio: ['ignore', 'pipe', 'pipe'],
+        env: { ...process.env, TMPDIR: tmp },
+      });
+      let planned = false;
+      child.stdout.on('data', () => {
+        if (planned) return;
+        planned = true; // a first sample: the plan's temporary folder exists
+        void readdir(tmp).then((names) => {
+          expect(names.filter((n) => n.startsWith('clipstream-plan-'))).toHaveLength(1);
+          child.kill(signal);
+        });
+      });
+      const [code] = await new Promise<[number | null]>((r) => child.on('close', (c) => r([c])));
+      expect(planned).toBe(true);
+      expect(code).toBe(signal === 'SIGINT' ? 130 : 143);
+      expect((await readdir(tmp)).filter((n) => n.startsWith('clipstream-plan-'))).toEqual([]);
+    },
+  );
 
   test('a partition outside the world is refused with its name', async () => {
     const w = world();

@@ -1,6 +1,6 @@
 import sharp from 'sharp';
 import { describe, expect, test } from 'vitest';
-import { loadPlan, resolvePlan, readSpec, type Plan } from '../../src/select/index.js';
+import { candidatesOf, loadPlan, resolvePlan, readSpec, type Plan } from '../../src/select/index.js';
 import { openStream, parseState, type StreamSample } from '../../src/stream/index.js';
 import { defaultWindow } from '../../src/stream/engine.js';
 import { readNpyImage } from '../../src/image/index.js';
@@ -241,7 +241,7 @@ describe('back-fill and repeats', () => {
     const fresh = samples.filter((s) => !s.repeat);
     const repeats = samples.filter((s) => s.repeat);
     expect(new Set(fresh.map((s) => s.json.id)).size).toBe(fresh.length);
-    const alive = plan.candidates[0]!.filter((c, i) => i % 2 === 0 && !w.rows[c.id]!.dead).length;
+    const alive = (await candidatesOf(plan))[0]!.filter((c, i) => i % 2 === 0 && !w.rows[c.id]!.dead).length;
     expect(alive).toBeGreaterThan(50);
     expect(fresh.length).toBe(alive);
     expect(repeats.length).toBe(125 - alive);
@@ -256,7 +256,7 @@ describe('back-fill and repeats', () => {
     // Every candidate points at a dead link.
     const dead: Plan = {
       ...plan,
-      candidates: plan.candidates.map((list) =>
+      candidates: (await candidatesOf(plan)).map((list) =>
         list.map((c) => ({ ...c, url: `${w.server.url}/status/404?x=${c.id}` })),
       ),
     };
@@ -373,7 +373,7 @@ describe('bounded memory', () => {
     );
     const slow = {
       ...plan,
-      candidates: plan.candidates.map((list) =>
+      candidates: (await candidatesOf(plan)).map((list) =>
         list.map((c) => ({ ...c, url: `${w.server.url}/slow-first-byte?ms=1500&id=${c.id}` })),
       ),
     };

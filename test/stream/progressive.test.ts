@@ -1,5 +1,5 @@
 import { describe, expect, test } from 'vitest';
-import { openPlan, readSpec, resolvePlan, type Plan } from '../../src/select/index.js';
+import { candidatesOf, openPlan, readSpec, resolvePlan, type Plan } from '../../src/select/index.js';
 import { openStream, type StreamSample } from '../../src/stream/index.js';
 import { streamWorld } from './world.js';
 
@@ -17,26 +17,24 @@ async function drain(stream: AsyncIterable<StreamSample>, limit = Infinity): Pro
   return out;
 }
 
-const ids = (plan: Plan) => plan.candidates.map((list) => list.map((c) => c.id));
+const ids = async (plan: Plan) => (await candidatesOf(plan)).map((list) => list.map((c) => c.id));
 
 /**
  * The complete plan as if its long search had not ended yet: each query holds its first block, and the rest is
  * appended when the test calls `release` (or the plan fails with `fail`).
  */
-function growing(
+async function growing(
   full: Plan,
   firstBlockSizes: number[],
-): { plan: Plan; release: () => void; fail: (err: Error) => void } {
-  const plan: Plan = {
-    header: full.header,
-    candidates: full.candidates.map((list, qi) => list.slice(0, firstBlockSizes[qi])),
-    warnings: [],
-  };
+): Promise<{ plan: Plan; release: () => void; fail: (err: Error) => void }> {
+  const lists = await candidatesOf(full);
+  const grown = lists.map((list, qi) => list.slice(0, firstBlockSizes[qi]));
+  const plan: Plan = { header: full.header, candidates: grown, warnings: [] };
   let release!: () => void;
   let fail!: (err: Error) => void;
   plan.pending = new Promise<void>((resolve, reject) => {
     release = () => {
-      full.candidates.forEach((list, qi) => plan.candidates[qi]!.push(...list.slice(firstBlockSizes[qi])));
+      lists.forEach((list, qi) => grown[qi]!.push(...list.slice(firstBlockSizes[qi])));
       delete plan.pending;
       resolve();
     };
@@ -61,16 +59,23 @@ describe('a plan in two blocks', () => {
     const plan = await openPlan(spec, { firstBlock: FIRST });
     expect(plan.pending).toBeInstanceOf(Promise);
     expect(plan.candidates.map((l) => l.length)).toEqual([FIRST, FIRST]);
-    // Ties by id: the first block holds the 20 lowest ids of the colour, in a seeded order.
+    // Ties by id: the first block holds the 20 lowest ids of the colour, in a seeded order. Read by position: the
+    // long search runs meanwhile, and what it publishes is appended to the same lists.
+    const firstBlocks = await Promise.all(
+      plan.candidates.map(async (list) => {
+        const out: number[] = [];
+        for (let i = 0; i < FIRST; i++) out.push((await list.at(i))!.id);
+        return out;
+      }),
+    );
     const reds = w.rows.flatMap((r, id) => (r.colour === 'red' ? [id] : []));
-    expect([...ids(plan)[0]!].sort((a, b) => a - b)).toEqual(reds.slice(0, FIRST));
-    const firstBlocks = ids(plan).map((l) => [...l]);
+    expect([...firstBlocks[0]!].sort((a, b) => a - b)).toEqual(reds.slice(0, FIRST));
     await plan.pending;
     expect(plan.pending).toBeUndefined();
     // oversample 3: 180 and 90 kept; the first block stays in front, nothing twice.
     expect(plan.candidates.map((l) => l.length)).toEqual([180, 90]);
-    expect(ids(plan).map((l) => l.slice(0, FIRST))).toEqual(firstBlocks);
-    for (const list of ids(plan)) expect(new Set(list).size).toBe(list.length);
+    expect((await ids(plan)).map((l) => l.slice(0, FIRST))).toEqual(firstBlocks);
+    for (const list of await ids(plan)) expect(new Set(list).size).toBe(list.length);
     expect(plan.header.queries.map((q) => [q.available, q.available_more, q.planned])).toEqual([
       [200, false, 180],
       [129, true, 90],
@@ -78,7 +83,7 @@ describe('a plan in two blocks', () => {
     const whole = await resolvePlan(spec, { firstBlock: FIRST });
     expect(whole.pending).toBeUndefined();
     expect(whole.header.id).toBe(plan.header.id);
-    expect(ids(whole)).toEqual(ids(plan));
+    expect(await ids(whole)).toEqual(await ids(plan));
     expect((await resolvePlan(spec)).header.id).not.toBe(plan.header.id); // the blocks are part of what the id names
   });
 
@@ -91,7 +96,7 @@ describe('a plan in two blocks', () => {
       ]),
     );
     const plan = await resolvePlan(spec, { firstBlock: FIRST });
-    const [a, b] = ids(plan);
+    const [a, b] = await ids(plan);
     // Equal similarities: the earlier query wins every row, in both blocks.
     expect(a).toHaveLength(120);
     expect(b).toHaveLength(0);
@@ -105,14 +110,14 @@ describe('a plan in two blocks', () => {
       { name: 'a', text: 'red', count: 5 },
       { name: 'b', text: 'blue', count: 100, min_similarity: -1, where: "colour <> 'green'" },
     ];
-    const [a, b] = ids(
+    const [a, b] = await ids(
       await resolvePlan(await readSpec(await w.spec(queries, { dedup: { ids: false, urls: false } })), {
         firstBlock: FIRST,
       }),
     );
     expect(a).toHaveLength(15);
     for (const id of a!) expect(b).toContain(id);
-    const [a2, b2] = ids(await resolvePlan(await readSpec(await w.spec(queries)), { firstBlock: FIRST }));
+    const [a2, b2] = await ids(await resolvePlan(await readSpec(await w.spec(queries)), { firstBlock: FIRST }));
     for (const id of a2!) expect(b2).not.toContain(id);
   });
 
@@ -148,10 +153,10 @@ describe('streaming a plan whose long search is still running', () => {
     );
     expect(reference).toHaveLength(30);
 
-    const { plan, release } = growing(full, [FIRST]);
+    const { plan, release } = await growing(full, [FIRST]);
     // Partition 1 of 2 knows stripe positions 0…9 (candidates 1, 3, …, 19): it delivers the alive ones up to the
     // first dead one, whose replacement comes from the tail, which is not known yet.
-    const stripe = full.candidates[0]!.filter((_, i) => i % 2 === 1).slice(0, FIRST / 2);
+    const stripe = (await candidatesOf(full))[0]!.filter((_, i) => i % 2 === 1).slice(0, FIRST / 2);
     const leading = stripe.findIndex((c) => w.rows[c.id]!.dead);
     expect(leading).toBeGreaterThanOrEqual(0);
     const stream = await openStream(plan, { partition: { index: 1, count: 2 } });
@@ -189,13 +194,13 @@ describe('streaming a plan whose long search is still running', () => {
       (s) => s.key + ':' + String(s.json.id),
     );
 
-    const g1 = growing(full, [FIRST, FIRST]);
+    const g1 = await growing(full, [FIRST, FIRST]);
     const early = drain(await openStream(g1.plan, { epoch: 1 }));
     await new Promise((r) => setTimeout(r, 200));
     g1.release();
     expect((await early).map((s) => s.key + ':' + String(s.json.id))).toEqual(epoch1);
 
-    const g2 = growing(full, [FIRST, FIRST]);
+    const g2 = await growing(full, [FIRST, FIRST]);
     const resumed = drain(await openStream(g2.plan, { state: cut.at(-1)!.state }));
     g2.release();
     expect((await resumed).map((s) => s.key + ':' + String(s.json.id))).toEqual(tail);
@@ -205,7 +210,7 @@ describe('streaming a plan whose long search is still running', () => {
     const w = world();
     const spec = await readSpec(await w.spec([{ name: 'red', count: 60 }]));
     const full = await resolvePlan(spec, { firstBlock: FIRST });
-    const { plan, fail } = growing(full, [FIRST]);
+    const { plan, fail } = await growing(full, [FIRST]);
     const stream = drain(await openStream(plan));
     fail(new Error('lance error: the index went away'));
     await expect(stream).rejects.toThrow(/the index went away/);

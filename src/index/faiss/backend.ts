@@ -6,8 +6,8 @@
  * 1 − d/2 (d the squared distance), which is the same cosine.
  */
 import { queryInvalid } from '../../core/errors.js';
-import type { SearchBackend, SearchQuery, SearchResult, SearchResults } from '../search.js';
 import { keptRows } from '../dedup.js';
+import type { Index, IndexSummary, SearchQuery, SearchResult, SearchResults } from '../search.js';
 import { openFaissFolder, type FaissFolder, type OpenFaissFolderOptions } from './folder.js';
 
 /**
@@ -27,7 +27,25 @@ function float32Above(x: number): number {
   return -float32Below(-x);
 }
 
-export interface FaissBackend extends SearchBackend {
+/**
+ * `where` on a faiss folder: refused, as filtering after the search would break a promise either way — a top-k
+ * would return fewer rows than asked (or an unbounded over-fetch), a plan would read and test the metadata of
+ * every candidate above its threshold (millions of rows at LAION scale) to keep a few.
+ */
+function whereRefused(where: string, folder: string) {
+  return queryInvalid(
+    `where ${JSON.stringify(where)} cannot be applied to the faiss index ${folder}: faiss has no metadata filter, ` +
+      'and filtering its results afterwards would return fewer rows than asked (a top-k search) or read the ' +
+      'metadata of every row above the threshold (a plan)',
+    {
+      hint:
+        'Remove where and filter the samples on their metadata columns as they arrive, or build a clipstream ' +
+        'index from the same embeddings (clipstream index --embeddings DIR --output DIR), whose where filters before ranking.',
+    },
+  );
+}
+
+export interface FaissBackend extends Index {
   folder: FaissFolder;
 }
 
@@ -48,21 +66,35 @@ export async function openFaissBackend(folder: string, opts: OpenFaissFolderOpti
     return index.rangeSearch(q.vector, radius, { maxResults: limit, reconstruct: withVectors });
   }
 
+  const info: IndexSummary = {
+    count: index.info.ntotal,
+    dim: index.info.d,
+    columns: metadata?.types ?? {},
+    has_text: false,
+    model: null,
+  };
+  function check(q: { where?: string; column?: string; vector: Float32Array }): void {
+    if (q.where) throw whereRefused(q.where, folder);
+    if ((q.column ?? 'vector') !== 'vector')
+      throw queryInvalid(`the faiss index ${folder} is searched by its ${opts.modality ?? 'image'} embeddings only`);
+    if (q.vector.length !== index.info.d) {
+      throw queryInvalid(`the query has ${q.vector.length} dimensions but the index at ${folder} has ${index.info.d}`, {
+        hint: 'Embed the query with the model that built the index.',
+      });
+    }
+  }
+
   return {
     folder: opened,
+    info,
+    async *searchBatches(q) {
+      check(q);
+      const radius = ip ? float32Below(q.minSimilarity) : float32Above(2 * (1 - q.minSimilarity));
+      for await (const b of index.rangeBatches(q.vector, radius))
+        yield { ids: b.ids, similarities: b.distances.map(similarity), progress: b.progress };
+    },
     async search(q): Promise<SearchResults> {
-      if (q.where)
-        throw queryInvalid(`where predicates are not supported on the faiss index ${folder}`, {
-          hint: 'Filter the results on their metadata instead, or build a clipstream index (clipstream index).',
-        });
-      if ((q.column ?? 'vector') !== 'vector')
-        throw queryInvalid(`the faiss index ${folder} is searched by its ${opts.modality ?? 'image'} embeddings only`);
-      if (q.vector.length !== index.info.d) {
-        throw queryInvalid(
-          `the query has ${q.vector.length} dimensions but the index at ${folder} has ${index.info.d}`,
-          { hint: 'Embed the query with the model that built the index.' },
-        );
-      }
+      check(q);
       const limit = q.minSimilarity !== undefined ? (q.maxResults ?? 10_000) : (q.k ?? 10);
       const found = await neighbours(q, limit, q.nearDuplicate !== undefined);
       const rows = metadata ? await metadata.get(found.ids) : [];
@@ -81,6 +113,18 @@ export async function openFaissBackend(folder: string, opts: OpenFaissFolderOpti
           similarity: similarity(found.distances[i]!),
         } as SearchResult);
       return out;
+    },
+    async vectorsOf(ids, column = 'vector') {
+      if (column !== 'vector')
+        throw queryInvalid(`the faiss index ${folder} holds its ${opts.modality ?? 'image'} embeddings only`);
+      if (!index.vectorsOf)
+        throw queryInvalid(
+          `the faiss index ${folder} (${index.info.type}) cannot give a row's embedding from its id ("more like ` +
+            `this"): an IVF index keeps each row's codes in one of its ${index.info.nlist} lists and has no id → ` +
+            'list map, so finding one row means reading the ids of every list (the whole index)',
+          { hint: "Search by the row's image URL instead (its image embeds to nearly the same vector), or by text." },
+        );
+      return index.vectorsOf(ids);
     },
     async getByIds(ids) {
       if (!metadata) return [];

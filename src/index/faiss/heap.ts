@@ -192,3 +192,34 @@ export class RangeSink implements ResultSink {
     return sortHits(this.count, this.values, this.ids, this.payloads, this.higherIsBetter, this.limit);
   }
 }
+
+/**
+ * Every candidate strictly past the radius, in the order scanned, handed over in batches (`take`): a streaming
+ * range search holds one batch, never the whole result.
+ */
+export class CollectSink implements ResultSink {
+  readonly threshold: number;
+  ids: number[] = [];
+  values: number[] = [];
+
+  constructor(
+    readonly higherIsBetter: boolean,
+    radius: number,
+  ) {
+    this.threshold = Math.fround(radius);
+  }
+
+  add(value: number, id: number): boolean {
+    if (!(this.higherIsBetter ? value > this.threshold : value < this.threshold)) return false;
+    this.ids.push(id);
+    this.values.push(value);
+    return true;
+  }
+
+  take(): { ids: number[]; distances: number[] } {
+    const out = { ids: this.ids, distances: this.values };
+    this.ids = [];
+    this.values = [];
+    return out;
+  }
+}

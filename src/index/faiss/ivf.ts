@@ -101,6 +101,11 @@ export class IvfSearcher {
   }
 
   async search(q: Float32Array, sink: ResultSink, params: IvfParams): Promise<void> {
+    for await (const scanned of this.scan(q, sink, params)) void scanned;
+  }
+
+  /** The probed lists scanned into `sink` one at a time, in probe order; yields after each (a streaming search). */
+  async *scan(q: Float32Array, sink: ResultSink, params: IvfParams): AsyncGenerator<number> {
     const probes = this.probes(q, params);
     const scan = this.node.pq ? this.pqScanner(q, this.node.pq) : this.flatScanner(q);
     for (let i = 0; i < probes.length; i++) {
@@ -110,6 +115,7 @@ export class IvfSearcher {
       const got = this.lists.get(probes[i]!);
       const content = got instanceof Promise ? await got : got;
       if (content.n > 0) scan(probes[i]!, content, sink);
+      yield probes[i]!;
     }
   }
 

@@ -4,12 +4,13 @@
  * decoding only its record batch, fetched by range through apache-arrow's file reader over our ByteSource.
  */
 import type { FileHandle } from 'node:fs/promises';
-import { RecordBatchReader, type RecordBatch } from 'apache-arrow';
+import { RecordBatchReader, Type, type DataType, type RecordBatch } from 'apache-arrow';
 import { Footer } from 'apache-arrow/ipc/metadata/file';
 import { Message } from 'apache-arrow/ipc/metadata/message';
 import { inputMalformed } from '../../core/errors.js';
 import { readBytes, type ByteSource } from '../../io/byte-source.js';
 import { naturalValue } from '../../io/parquet-read.js';
+import type { ColumnType } from '../info.js';
 import type { RowGroupFile } from './metadata-parquet.js';
 
 const MAGIC = 'ARROW1';
@@ -54,6 +55,7 @@ export async function openArrowFooter(source: ByteSource): Promise<RowGroupFile>
     throw bad(`has an unreadable footer (${(err as Error).message})`);
   }
   const columns = footer.schema.fields.map((f) => f.name);
+  const types = Object.fromEntries(footer.schema.fields.map((f) => [f.name, arrowColumnType(f.type)]));
   const blocks = Array.from({ length: footer.numRecordBatches }, (_, i) => footer.getRecordBatch(i)!);
   const groups = new Array<number>(blocks.length);
   let next = 0;
@@ -69,6 +71,7 @@ export async function openArrowFooter(source: ByteSource): Promise<RowGroupFile>
   const decoded = new Map<number, RecordBatch>(); // the last batches read, for neighbouring ids
   return {
     columns,
+    types,
     groups,
     async readGroupRows(group, from, to, wanted) {
       reader ??= openReader(source);
@@ -89,6 +92,21 @@ export async function openArrowFooter(source: ByteSource): Promise<RowGroupFile>
       return rows;
     },
   };
+}
+
+/** Integers stay integers (as the parquet reader keeps them); nested values, dates and bytes are text. */
+function arrowColumnType(type: DataType): ColumnType {
+  switch (type.typeId) {
+    case Type.Int:
+      return 'int64';
+    case Type.Float:
+    case Type.Decimal:
+      return 'float64';
+    case Type.Bool:
+      return 'bool';
+    default:
+      return 'string';
+  }
 }
 
 async function openReader(source: ByteSource) {

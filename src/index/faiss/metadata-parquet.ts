@@ -7,12 +7,17 @@ import { compressors } from 'hyparquet-compressors';
 import { inputMalformed, isClipstreamError } from '../../core/errors.js';
 import { readBytes, type ByteSource } from '../../io/byte-source.js';
 import { naturalValue } from '../../io/parquet-read.js';
+import { columnKinds } from '../../io/parquet-kinds.js';
+import { storedTypeOf } from '../columns.js';
+import type { ColumnType } from '../info.js';
 
 /** Footers past this are refused: LAION's are tens of KB. */
 const MAX_FOOTER = 64 * 1024 * 1024;
 
 export interface RowGroupFile {
   columns: string[];
+  /** Each column's type, as an index stores it (the page names them; nested values are text). */
+  types: Record<string, ColumnType>;
   /** Rows per group (parquet row group, Arrow record batch), in file order. */
   groups: number[];
   /** Rows [from, to) of one group (group-relative), as objects of the given columns. */
@@ -51,8 +56,10 @@ export async function openParquetFooter(source: ByteSource): Promise<RowGroupFil
   const groups = metadata.row_groups.map((g) => Number(g.num_rows));
   const starts: number[] = [];
   groups.reduce((at, n) => (starts.push(at), at + n), 0);
+  const types = Object.fromEntries([...columnKinds(metadata)].map(([name, k]) => [name, storedTypeOf(k.kind)]));
   return {
     columns,
+    types,
     groups,
     async readGroupRows(group, from, to, wanted) {
       let rows: Record<string, unknown>[] = [];

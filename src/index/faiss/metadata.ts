@@ -9,6 +9,7 @@ import { join, relative } from 'node:path';
 import { inputNotFound, invalidOption, missingColumn } from '../../core/errors.js';
 import { withBlockCache } from '../../io/block-cache.js';
 import { openByteSource, type ByteSource, type HttpSourceOptions } from '../../io/byte-source.js';
+import type { ColumnType } from '../info.js';
 import { openArrowFooter } from './metadata-arrow.js';
 import { openParquetFooter, type RowGroupFile } from './metadata-parquet.js';
 
@@ -29,6 +30,8 @@ export interface Metadata {
   files: MetadataFileInfo[];
   /** Columns of the files (union, first file's order first). */
   columns: string[];
+  /** The returned columns (the open options' `columns`, else all) and their types. */
+  types: Record<string, ColumnType>;
   /** Rows of `ids` (in the order asked; undefined for ids past the end), with `columns` (default: the open options'). */
   get(ids: number[], columns?: string[]): Promise<(Record<string, unknown> | undefined)[]>;
   close(): Promise<void>;
@@ -131,10 +134,14 @@ function makeMetadata(
     return chosen;
   };
   const defaultColumns = pick(opts.columns);
+  const types = Object.fromEntries(
+    defaultColumns.map((c) => [c, footers.find((f) => c in f.types)?.types[c] ?? 'string'] as const),
+  );
   return {
     rows,
     files,
     columns,
+    types,
     async get(ids, wanted) {
       const cols = wanted ? pick(wanted) : defaultColumns;
       const out = new Array<Record<string, unknown> | undefined>(ids.length);

@@ -72,12 +72,26 @@ export interface FaissIndex {
     radius: number,
     opts?: RangeOptions,
   ): Promise<Neighbors & { truncated: boolean; vectors?: Float32Array[] }>;
+  /**
+   * The same results as rangeSearch without its limit, streamed: in batches, in the order scanned (not sorted), so
+   * that memory holds one batch whatever the number of results (a plan of millions of rows).
+   */
+  rangeBatches(
+    query: Float32Array,
+    radius: number,
+    params?: FaissSearchParams,
+  ): AsyncIterable<Neighbors & { progress?: { done: number; total: number } }>;
   /** Top-k of one query with each result's vector decoded from the index (PQ: c_L + residual), in query space. */
   searchAndReconstruct(
     query: Float32Array,
     k: number,
     params?: FaissSearchParams,
   ): Promise<Neighbors & { vectors: Float32Array[] }>;
+  /**
+   * Vectors of rows by id, in query space; unknown ids are left out. Only where a row can be found from its id
+   * (Flat, HNSW, through IDMaps): undefined for an IVF index, which has no id → list map.
+   */
+  vectorsOf?(ids: number[]): Promise<Map<number, Float32Array>>;
   close(): Promise<void>;
 }
 
@@ -297,11 +311,17 @@ function makeIndex(
       const vectors = opt.reconstruct ? await searcher.reconstruct(hits.payloads) : undefined;
       return { ids: hits.ids, distances: hits.distances, truncated: hits.full, ...(vectors ? { vectors } : {}) };
     },
+    rangeBatches(query, radius, params) {
+      checkQuery(query, false);
+      if (!Number.isFinite(radius)) throw invalidOption(`Expected a finite radius but received ${radius}`);
+      return searcher.rangeBatches(query, radius, settings(1, params, radius));
+    },
     async searchAndReconstruct(query, k, params) {
       checkQuery(query, false);
       const hits = await searcher.search(query, settings(k, params));
       return { ids: hits.ids, distances: hits.distances, vectors: await searcher.reconstruct(hits.payloads) };
     },
+    ...(searcher.reconstructsIds ? { vectorsOf: (ids: number[]) => searcher.vectorsOfIds(ids) } : {}),
     async close() {
       await Promise.all(opened.map((s) => s.close()));
     },

@@ -6,13 +6,17 @@
 import type { ByteSource } from '../../io/byte-source.js';
 import { faissFileInvalid } from './cursor.js';
 import type { FlatNode, HnswNode, IndexNode, IvfNode, Transform } from './format.js';
-import { RangeSink, TopK, type ResultSink } from './heap.js';
+import { CollectSink, RangeSink, TopK, type ResultSink } from './heap.js';
 import { HnswSearcher } from './hnsw.js';
 import { IvfSearcher, type IvfParams, type ListPart } from './ivf.js';
 import { applyChain, reverseChain, scanRows } from './vectors.js';
 
 /** Vectors a top-level Flat scan reads at once (~1 MB at d = 64, 2 MB at 512). */
 const FLAT_CHUNK_VECTORS = 1024;
+/** A streaming range search hands over its results once it holds this many (and at its end). */
+const BATCH_RESULTS = 65_536;
+/** An HNSW range search explores as a top-1 search: what it finds is bounded by the nodes it visits. */
+const HNSW_RANGE_LIMIT = 1 << 20;
 
 export interface SearchSettings extends IvfParams {
   /** Results wanted: k, or maxResults for a range search. */
@@ -21,6 +25,13 @@ export interface SearchSettings extends IvfParams {
   radius?: number;
   /** Candidate-set size for HNSW: k for a top-k search, 1 for a range search (as faiss). */
   hnswK: number;
+}
+
+export interface Neighbours {
+  ids: number[];
+  distances: number[];
+  /** Lists (IVF) or chunks (Flat) scanned so far, of all. */
+  progress?: { done: number; total: number };
 }
 
 export interface Hits {
@@ -74,7 +85,43 @@ export class TreeSearcher {
     };
   }
 
+  /**
+   * faiss's range search, streamed: every result strictly past `radius` in the lists probed (IVF), the vectors
+   * (Flat) or the nodes visited (HNSW), in the order scanned (not sorted), in batches of about BATCH_RESULTS.
+   */
+  async *rangeBatches(query: Float32Array, radius: number, s: IvfParams): AsyncGenerator<Neighbours> {
+    const x = this.chain.length > 0 ? applyChain(this.chain, query) : query;
+    const core = this.core;
+    const mapped = (b: Neighbours): Neighbours => ({
+      ids: b.ids.map((id) => this.idMaps.reduce((inner, map) => map[inner]!, id)),
+      distances: b.distances,
+    });
+    if (core.kind === 'hnsw') {
+      const sink = new RangeSink(this.ip, radius, HNSW_RANGE_LIMIT);
+      this.hnsw!.search(x, sink, s.efSearch, 1);
+      const sorted = sink.sorted();
+      yield mapped({ ids: sorted.ids, distances: sorted.distances });
+      return;
+    }
+    const sink = new CollectSink(this.ip, radius);
+    const steps = core.kind === 'ivf' ? this.ivf!.scan(x, sink, s) : this.flatChunks(core, x, sink);
+    const total =
+      core.kind === 'ivf' ? Math.min(s.nprobe, core.nlist) : Math.ceil(core.header.ntotal / FLAT_CHUNK_VECTORS);
+    let done = 0;
+    for await (const step of steps) {
+      void step;
+      done++;
+      if (sink.ids.length >= BATCH_RESULTS) yield { ...mapped(sink.take()), progress: { done, total } };
+    }
+    yield { ...mapped(sink.take()), progress: { done: total, total } };
+  }
+
   private async scanFlat(node: FlatNode, q: Float32Array, sink: ResultSink): Promise<void> {
+    for await (const chunk of this.flatChunks(node, q, sink)) void chunk;
+  }
+
+  /** A top-level Flat index's vectors scanned into `sink` chunk by chunk (read ahead by one); yields after each. */
+  private async *flatChunks(node: FlatNode, q: Float32Array, sink: ResultSink): AsyncGenerator<number> {
     const { d, ntotal } = node.header;
     let next: Promise<Float32Array> | undefined;
     const read = (start: number) => {
@@ -87,7 +134,30 @@ export class TreeSearcher {
       next = start + FLAT_CHUNK_VECTORS < ntotal ? read(start + FLAT_CHUNK_VECTORS) : undefined;
       next?.catch(() => {});
       scanRows(q, rows, rows.length / d, d, this.ip, sink, start);
+      yield start;
     }
+  }
+
+  /**
+   * Whether a row's vector can be found from its id: a Flat or HNSW storage is in id order (through the id maps);
+   * an IVF index keeps each row in one of its lists with no id → list map (finding one means reading every list's ids).
+   */
+  get reconstructsIds(): boolean {
+    return this.core.kind !== 'ivf';
+  }
+
+  /** Vectors of the given ids (Flat, HNSW: see reconstructsIds), in the input space; unknown ids are left out. */
+  async vectorsOfIds(ids: number[]): Promise<Map<number, Float32Array>> {
+    if (!this.reconstructsIds) throw new Error('an IVF index cannot reconstruct a row from its id');
+    const out = new Map<number, Float32Array>();
+    for (const id of ids) {
+      // The id maps reversed, outermost first: a position in each inner index.
+      let p = Number.isSafeInteger(id) ? id : -1;
+      for (let i = this.idMaps.length - 1; i >= 0 && p >= 0; i--) p = this.idMaps[i]!.indexOf(p);
+      if (p < 0 || p >= this.core.header.ntotal) continue;
+      out.set(id, (await this.reconstruct([p]))[0]!);
+    }
+    return out;
   }
 
   /** Vectors of search hits (their payloads), in the input space (the pre-transform reversed). */

@@ -1,3 +1,4 @@
+import { mkdir, symlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { openNpy } from '../../../src/io/npy.js';
@@ -5,6 +6,7 @@ import { float32Below, openFaissBackend } from '../../../src/index/faiss/backend
 import { openFaissFolder } from '../../../src/index/faiss/folder.js';
 import { faissFolderInfo } from '../../../src/index/faiss/index.js';
 import { serveFolder, type RangeServer } from '../../helpers/range-server.js';
+import { tempDir } from '../../helpers/tmp.js';
 import { answers, faissFixtures, FIXTURE_TIMEOUT_MS } from './fixtures.js';
 
 let dir: string;
@@ -156,6 +158,61 @@ describe('index folders', () => {
     expect(info.totalBytesOnDisk).toBe(info.bytesOnDisk + info.metadata!.files.reduce((s, f) => s + f.bytes, 0));
     expect(info.residentBytes).toBeGreaterThan(256 * 64 * 4 + 64 * 256 * 4); // centroids + PQ codebooks at least
     expect(info.residentBytes).toBeLessThan(info.bytesOnDisk / 2);
+  });
+
+  /** A folder whose image.index is the fixture index `name` (no metadata). */
+  async function backendOf(name: string) {
+    const folder = join(await tempDir(), name);
+    await mkdir(folder);
+    await symlink(join(dir, 'indexes', `${name}.index`), join(folder, 'image.index'));
+    return openFaissBackend(folder);
+  }
+
+  it.each(['flat_ip', 'hnsw_ip'])(
+    '"more like this" on %s: vectorsOf(ids) gives what faiss reconstructs, unknown ids left out',
+    async (name) => {
+      const backend = await backendOf(name);
+      try {
+        const faiss = (await answers(dir, name)).search_and_reconstruct as { ids: number[][]; vectors: number[][][] };
+        const ids = faiss.ids[0]!;
+        const got = await backend.vectorsOf!([...ids, 1_000_000, -1]);
+        expect([...got.keys()]).toEqual(ids);
+        ids.forEach((id, i) => {
+          const v = got.get(id)!;
+          faiss.vectors[0]![i]!.forEach((x, j) => expect(v[j]).toBeCloseTo(x, 6));
+        });
+      } finally {
+        backend.close();
+      }
+    },
+  );
+
+  it('"more like this" through an IDMap: by the mapped id (row i of IDMap,Flat has id 7i + 5), a stored id only', async () => {
+    const [flat, idmap] = [await backendOf('flat_ip'), await backendOf('idmap_flat_ip')];
+    try {
+      const rows = await flat.vectorsOf!([1714, 2584]);
+      const got = await idmap.vectorsOf!([7 * 1714 + 5, 1714, 7 * 2584 + 5]);
+      expect([...got.entries()]).toEqual([
+        [7 * 1714 + 5, rows.get(1714)],
+        [7 * 2584 + 5, rows.get(2584)],
+      ]);
+    } finally {
+      flat.close();
+      idmap.close();
+    }
+  });
+
+  it('"more like this" on an IVF index is refused, saying why (no id → list map) and what to do', async () => {
+    const backend = await backendOf('ivfflat_ip');
+    try {
+      await expect(backend.vectorsOf!([5])).rejects.toMatchObject({
+        code: 'QUERY_INVALID',
+        message: expect.stringMatching(/IVF.*cannot give a row's embedding from its id .*no id → list map/),
+        hint: expect.stringMatching(/image URL/),
+      });
+    } finally {
+      backend.close();
+    }
   });
 
   it('float32Below: the largest float32 under x', () => {
