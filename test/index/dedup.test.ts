@@ -30,6 +30,28 @@ describe('dedup of search results', () => {
     expect(keep).toEqual([0, 3]);
   });
 
+  it("drops a chain whole behind its best member, as clip back's connected components do; a cosine equal to the threshold is no link", async () => {
+    // a·b = cos 20° ≈ 0.940, b·c ≈ 0.940, a·c = cos 40° ≈ 0.766: b is a's near-duplicate, c only b's
+    const at = (deg: number) => Float32Array.of(Math.cos((deg * Math.PI) / 180), Math.sin((deg * Math.PI) / 180));
+    const chain = [at(0), at(20), at(40), at(90)];
+    const keep = await keptRows(
+      chain.length,
+      { nearDuplicate: 0.93 },
+      () => null,
+      (i) => chain[i]!,
+    );
+    expect(keep).toEqual([0, 3]);
+    const pair = [Float32Array.of(1, 0), Float32Array.of(0.5, Math.sqrt(0.75))]; // cosine exactly 0.5
+    expect(
+      await keptRows(
+        2,
+        { nearDuplicate: 0.5 },
+        () => null,
+        (i) => pair[i]!,
+      ),
+    ).toEqual([0, 1]);
+  });
+
   it('a long near-duplicate scan lets the event loop run (one big request does not stall the server)', async () => {
     const rows = vectors(2500, 256);
     let last = performance.now();
