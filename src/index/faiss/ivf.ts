@@ -10,6 +10,7 @@ import { faissFileInvalid } from './cursor.js';
 import type { InvertedLists, IvfNode, ProductQuantizer } from './format.js';
 import { TopK, type ResultSink } from './heap.js';
 import { HnswSearcher } from './hnsw.js';
+import { PqScanKernel } from './kernels.js';
 import { ListCache, type ListContent } from './list-cache.js';
 import { dot, l2sq, scanRows } from './vectors.js';
 
@@ -72,6 +73,8 @@ export class IvfSearcher {
   private readonly hnsw: HnswSearcher | undefined;
   private readonly centroids: Float32Array;
   private readonly lists: ListCache;
+  /** The WebAssembly PQ scan, when it applies (else the JS loops below). */
+  private readonly kernel: PqScanKernel | undefined;
   readonly ip: boolean;
 
   constructor(
@@ -88,6 +91,8 @@ export class IvfSearcher {
       q.kind === 'hnsw'
         ? new HnswSearcher(q.graph, this.centroids, q.header.d, q.header.metric === 'inner_product')
         : undefined;
+    const pq = node.pq;
+    this.kernel = pq && PqScanKernel.fits(pq.M, pq.ksub) ? new PqScanKernel(pq.M) : undefined;
   }
 
   /** The lists to probe, best first (faiss's quantizer.search(q, nprobe)). */
@@ -133,8 +138,9 @@ export class IvfSearcher {
     const d = this.node.header.d;
     const ip = this.ip;
     const byResidual = this.node.byResidual;
-    // float32 values (faiss's tables are float32) held as doubles: no conversion on each of the M lookups per code.
-    const table = new Float64Array(M * ksub);
+    const kernel = this.kernel;
+    // float32, as faiss's tables (64 KB at M = 64: stays in L2); sums are in double all the same.
+    const table = new Float32Array(M * ksub);
     if (ip) innerProductTable(pq, q, table);
     else if (!byResidual) distanceTable(pq, q, table);
     const residual = new Float32Array(d);
@@ -144,6 +150,15 @@ export class IvfSearcher {
       else if (byResidual) {
         for (let j = 0; j < d; j++) residual[j] = q[j]! - this.centroids[list * d + j]!;
         distanceTable(pq, residual, table);
+        kernel?.forget(table); // the same array, new values
+      }
+      if (kernel) {
+        const scores = kernel.scan(table, c.codes, c.n, dis0);
+        for (let i = 0; i < c.n; i++) {
+          const dis = scores[i]!;
+          if (ip ? dis > sink.threshold : dis < sink.threshold) sink.add(dis, idAt(c.ids, i), list * 4294967296 + i);
+        }
+        return;
       }
       const codes = c.codes;
       // Four codes bytes per load when the layout allows it (M % 4 = 0, aligned): fewer loads and bounds checks.
@@ -186,7 +201,7 @@ export class IvfSearcher {
 }
 
 /** Σ_m T[m][code_m] over one code of M bytes (ksub = 256). */
-function sumBytes(table: Float64Array, codes: Uint8Array, o: number, M: number): number {
+function sumBytes(table: Float32Array, codes: Uint8Array, o: number, M: number): number {
   let s = 0;
   for (let m = 0; m < M; m++) s += table[(m << 8) + codes[o + m]!]!;
   return s;
@@ -197,7 +212,7 @@ function sumBytes(table: Float64Array, codes: Uint8Array, o: number, M: number):
  * chain of M dependent additions, not the loads, bounded the scan (4 cycles of latency each). Sums are in double of
  * float32 table values, so the order changes nothing once rounded to float32 (but for rare last-bit ties).
  */
-function sumWords(table: Float64Array, words: Uint32Array, w: number, M: number): number {
+function sumWords(table: Float32Array, words: Uint32Array, w: number, M: number): number {
   let s0 = 0;
   let s1 = 0;
   let s2 = 0;
@@ -213,17 +228,17 @@ function sumWords(table: Float64Array, words: Uint32Array, w: number, M: number)
 }
 
 /** T[m][j] = ⟨q_m, C_m[j]⟩ (ProductQuantizer::compute_inner_prod_table). */
-function innerProductTable(pq: ProductQuantizer, q: Float32Array, out: Float64Array): void {
+function innerProductTable(pq: ProductQuantizer, q: Float32Array, out: Float32Array): void {
   for (let m = 0; m < pq.M; m++) {
     for (let j = 0; j < pq.ksub; j++)
-      out[m * pq.ksub + j] = Math.fround(dot(q, m * pq.dsub, pq.centroids, (m * pq.ksub + j) * pq.dsub, pq.dsub));
+      out[m * pq.ksub + j] = dot(q, m * pq.dsub, pq.centroids, (m * pq.ksub + j) * pq.dsub, pq.dsub);
   }
 }
 
 /** T[m][j] = ‖x_m − C_m[j]‖² (ProductQuantizer::compute_distance_table). */
-function distanceTable(pq: ProductQuantizer, x: Float32Array, out: Float64Array): void {
+function distanceTable(pq: ProductQuantizer, x: Float32Array, out: Float32Array): void {
   for (let m = 0; m < pq.M; m++) {
     for (let j = 0; j < pq.ksub; j++)
-      out[m * pq.ksub + j] = Math.fround(l2sq(x, m * pq.dsub, pq.centroids, (m * pq.ksub + j) * pq.dsub, pq.dsub));
+      out[m * pq.ksub + j] = l2sq(x, m * pq.dsub, pq.centroids, (m * pq.ksub + j) * pq.dsub, pq.dsub);
   }
 }

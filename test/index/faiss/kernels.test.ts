@@ -1,0 +1,95 @@
+import { join } from 'node:path';
+import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { openNpy } from '../../../src/io/npy.js';
+import { kernelsEnabled, PqScanKernel } from '../../../src/index/faiss/kernels.js';
+import { openFaissIndex } from '../../../src/index/faiss/open.js';
+import { faissFixtures, FIXTURE_TIMEOUT_MS } from './fixtures.js';
+
+/** A deterministic generator (no Math.random: a failure must replay). */
+function random(seed: number) {
+  let s = seed;
+  return () => (s = (Math.imul(s, 1103515245) + 12345) >>> 0) / 4294967296;
+}
+
+/** What ivf.ts's JS loop computes for one code: double sums per byte lane, (s0 + s1) + (s2 + s3), then float32. */
+function reference(table: Float32Array, codes: Uint8Array, i: number, M: number, dis0: number): number {
+  const s = [0, 0, 0, 0];
+  for (let m = 0; m < M; m++) s[m % 4]! += table[m * 256 + codes[i * M + m]!]!;
+  return Math.fround(dis0 + Math.fround(s[0]! + s[1]! + (s[2]! + s[3]!)));
+}
+
+describe('WebAssembly PQ scan kernel', () => {
+  it('runs on this Node (else every search takes the JS fallback unnoticed)', () => {
+    expect(kernelsEnabled()).toBe(true);
+  });
+
+  it.each([4, 8, 64])('M = %i: the JS loop’s float32 scores, lists growing its memory, tables swapped', (M) => {
+    const rand = random(M);
+    const kernel = new PqScanKernel(M);
+    const tables = [0, 1].map(() => Float32Array.from({ length: M * 256 }, () => rand() * 2 - 1));
+    // 3 000 codes of 64 bytes outgrow the 2 pages the module starts with
+    for (const n of [1, 7, 3000, 5]) {
+      for (const table of tables) {
+        const codes = Uint8Array.from({ length: n * M }, () => Math.floor(rand() * 256));
+        const dis0 = Math.fround(rand());
+        const got = kernel.scan(table, codes, n, dis0);
+        const want = Array.from({ length: n }, (_, i) => reference(table, codes, i, M, dis0));
+        expect(Array.from(got.subarray(0, n))).toEqual(want);
+      }
+    }
+  });
+
+  it('a table whose values change in place is reloaded after forget()', () => {
+    const kernel = new PqScanKernel(4);
+    const table = new Float32Array(4 * 256).fill(1);
+    const codes = new Uint8Array([0, 1, 2, 3]);
+    expect(kernel.scan(table, codes, 1, 0)[0]).toBe(4);
+    table.fill(2);
+    kernel.forget(table);
+    expect(kernel.scan(table, codes, 1, 0)[0]).toBe(8);
+  });
+});
+
+describe('searches with the WebAssembly kernels and with the JS fallback', () => {
+  let dir: string;
+  let queries: Float32Array;
+  beforeAll(async () => {
+    dir = await faissFixtures();
+    const npy = await openNpy(join(dir, 'queries.npy'));
+    queries = await npy.readRows(0, npy.header.rowCount);
+    await npy.close();
+  }, FIXTURE_TIMEOUT_MS);
+  afterEach(() => {
+    delete process.env.CLIPSTREAM_FAISS_KERNELS;
+  });
+
+  const PQ_INDEXES = [
+    'indexes/ivfpq_ip.index',
+    'indexes/ivfpq_l2.index',
+    'indexes/opq_ivfpq_ip.index',
+    'indexes/opq_ivfhnswpq_l2.index',
+    'folders/autofaiss/image.index',
+    'folders/wide/image.index',
+  ];
+
+  it.each(PQ_INDEXES)('%s: identical ids and distances, top-300 and range', async (file) => {
+    const answers = [];
+    for (const mode of ['js', 'wasm']) {
+      if (mode === 'js') process.env.CLIPSTREAM_FAISS_KERNELS = 'js';
+      else delete process.env.CLIPSTREAM_FAISS_KERNELS;
+      const index = await openFaissIndex(join(dir, file));
+      try {
+        const top = await index.search(queries, 300);
+        const d = index.info.d;
+        const q0 = queries.subarray(0, d);
+        const radius = top[0]!.distances[150]!;
+        const range = await index.rangeSearch(q0, radius, { maxResults: 100_000 });
+        answers.push({ top, range: { ids: range.ids, distances: range.distances } });
+      } finally {
+        await index.close();
+      }
+    }
+    expect(answers[0]!.top.flatMap((r) => r.ids).length).toBeGreaterThan(0);
+    expect(answers[1]).toEqual(answers[0]);
+  });
+});
