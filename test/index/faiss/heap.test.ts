@@ -50,4 +50,26 @@ describe('result heaps', () => {
     expect(best.distances).toEqual(past.slice(0, 50).map((x) => x.value));
     expect(few.truncated).toBe(true);
   });
+
+  it.each([true, false])('RangeSink sorts 20 000 distinct float32 values of every sign and size (ip %s)', (ip) => {
+    // Values spread over many exponents, so each byte of the radix sort's keys varies (the tests above tie a lot).
+    let seed = 5;
+    const rand = () => (seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 4294967296;
+    const xs = Array.from({ length: 20_000 }, (_, i) => ({
+      value: Math.fround((rand() - 0.5) * 2 ** Math.floor(rand() * 40 - 20)),
+      id: i,
+    }));
+    xs.push(
+      { value: 0, id: 20_000 },
+      { value: -0, id: 20_001 },
+      { value: Math.fround(3e38), id: 20_002 },
+      { value: Math.fround(-3e38), id: 20_003 },
+    );
+    const sink = new RangeSink(ip, ip ? -3.4e38 : 3.4e38, 100_000);
+    for (const x of xs) sink.add(x.value, x.id);
+    const got = sink.sorted();
+    const want = reference(xs, ip);
+    expect(got.distances).toEqual(want.map((x) => x.value));
+    expect(got.ids).toEqual(want.map((x) => x.id)); // 0 and −0 are a tie, ordered by id
+  });
 });
