@@ -10,7 +10,7 @@ import { faissFileInvalid } from './cursor.js';
 import type { InvertedLists, IvfNode, ProductQuantizer } from './format.js';
 import { TopK, type ResultSink } from './heap.js';
 import { HnswSearcher } from './hnsw.js';
-import { PqScanKernel } from './kernels.js';
+import { MatrixKernel, PqScanKernel } from './kernels.js';
 import { ListCache, type ListContent } from './list-cache.js';
 import { dot, l2sq, scanRows } from './vectors.js';
 
@@ -75,6 +75,8 @@ export class IvfSearcher {
   private readonly lists: ListCache;
   /** The WebAssembly PQ scan, when it applies (else the JS loops below). */
   private readonly kernel: PqScanKernel | undefined;
+  /** The PQ codebooks in a WebAssembly kernel, for the inner-product tables. */
+  private readonly codebooks: MatrixKernel | undefined;
   readonly ip: boolean;
 
   constructor(
@@ -93,6 +95,7 @@ export class IvfSearcher {
         : undefined;
     const pq = node.pq;
     this.kernel = pq && PqScanKernel.fits(pq.M, pq.ksub) ? new PqScanKernel(pq.M) : undefined;
+    this.codebooks = pq && this.ip ? MatrixKernel.of(pq.centroids, node.header.d, pq.ksub) : undefined;
   }
 
   /** The lists to probe, best first (faiss's quantizer.search(q, nprobe)). */
@@ -141,7 +144,7 @@ export class IvfSearcher {
     const kernel = this.kernel;
     // float32, as faiss's tables (64 KB at M = 64: stays in L2); sums are in double all the same.
     const table = new Float32Array(M * ksub);
-    if (ip) innerProductTable(pq, q, table);
+    if (ip) innerProductTable(pq, q, table, this.codebooks);
     else if (!byResidual) distanceTable(pq, q, table);
     const residual = new Float32Array(d);
     return (list: number, c: ListContent, sink: ResultSink) => {
@@ -227,11 +230,13 @@ function sumWords(table: Float32Array, words: Uint32Array, w: number, M: number)
   return s0 + s1 + (s2 + s3);
 }
 
-/** T[m][j] = ⟨q_m, C_m[j]⟩ (ProductQuantizer::compute_inner_prod_table). */
-function innerProductTable(pq: ProductQuantizer, q: Float32Array, out: Float32Array): void {
-  for (let m = 0; m < pq.M; m++) {
-    for (let j = 0; j < pq.ksub; j++)
-      out[m * pq.ksub + j] = dot(q, m * pq.dsub, pq.centroids, (m * pq.ksub + j) * pq.dsub, pq.dsub);
+/** T[m][j] = ⟨q_m, C_m[j]⟩ (ProductQuantizer::compute_inner_prod_table), by the kernel when there is one. */
+function innerProductTable(pq: ProductQuantizer, q: Float32Array, out: Float32Array, kernel?: MatrixKernel): void {
+  const { M, ksub, dsub } = pq;
+  kernel?.setQuery(q);
+  for (let m = 0; m < M; m++) {
+    if (kernel) out.set(kernel.ipRows(m * dsub, m * ksub * dsub, ksub, dsub), m * ksub);
+    else for (let j = 0; j < ksub; j++) out[m * ksub + j] = dot(q, m * dsub, pq.centroids, (m * ksub + j) * dsub, dsub);
   }
 }
 

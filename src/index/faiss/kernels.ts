@@ -7,7 +7,7 @@
  * Why: the PQ code scan is M dependent table lookups per code (2 M lookups a query at nprobe 64); V8's loads from a
  * typed array pay bounds checks and index arithmetic that WebAssembly's constant memory offsets do without.
  */
-import { Code, encodeModule, F64, I32, op } from './wasm.js';
+import { Code, encodeModule, F64, I32, op, simd, V128 } from './wasm.js';
 
 /** The subset of the WebAssembly JS API used here (lib ES2023 does not declare it). */
 interface WasmApi {
@@ -138,5 +138,160 @@ export class PqScanKernel {
     this.codes.set(codes.length === n * this.M ? codes : codes.subarray(0, n * this.M));
     this.scanFn(this.codes.byteOffset, n, this.out.byteOffset, dis0);
     return this.out;
+  }
+}
+
+// ---- dot products and squared distances (f64x2 SIMD), for quantizer and HNSW vectors, PQ tables, OPQ ----
+
+const HIGH_HALF = [8, 9, 10, 11, 12, 13, 14, 15, 0, 1, 2, 3, 4, 5, 6, 7];
+
+/**
+ * ip(a, b, d) / l2(a, b, d) over float32 vectors at byte addresses a and b: what vectors.ts's dot / l2sq return,
+ * bit for bit. Products (exact in double) and sums are in double, in the JS loops' lanes and order: dot keeps
+ * four partial sums s_{j mod 4} (here two f64x2 accumulators: [s0, s1] and [s2, s3]), the d mod 4 tail into s0,
+ * then (s0 + s1) + (s2 + s3); l2 keeps two, s_{j mod 2} (one f64x2), the tail alternating, then s0 + s1.
+ */
+function distanceBody(l2: boolean): Code {
+  const [a, b, d, end, r] = [0, 1, 2, 3, 4];
+  const [va, vb, acc0, acc1] = [5, 6, 7, 8];
+  const s = [9, 10, 11, 12];
+  const c = new Code();
+  const zero = () => c.simd(simd.v128Const, ...new Array<number>(16).fill(0));
+  const low = (v: number) => c.get(v).simd(simd.f64x2PromoteLowF32x4);
+  const high = (v: number) =>
+    c
+      .get(v)
+      .get(v)
+      .simd(simd.i8x16Shuffle, ...HIGH_HALF)
+      .simd(simd.f64x2PromoteLowF32x4);
+  /** acc += lo·lo (dot) or (lo − lo)² (l2), `half` choosing the low or high two floats of va and vb. */
+  const accumulate = (acc: number, half: (v: number) => Code) => {
+    c.get(acc);
+    half(va);
+    half(vb);
+    if (l2) c.simd(simd.f64x2Sub).tee(acc1).get(acc1);
+    c.simd(simd.f64x2Mul).simd(simd.f64x2Add).set(acc);
+  };
+  c.get(d).i32(3).emit(op.i32And).set(r);
+  c.get(a).get(d).get(r).emit(op.i32Sub).i32(2).emit(op.i32Shl, op.i32Add).set(end);
+  zero().set(acc0);
+  zero().set(acc1);
+  c.emit(op.block, 0x40, op.loop, 0x40);
+  c.get(a).get(end).emit(op.i32GeU, op.brIf, 1);
+  c.get(a).simd(simd.v128Load, 0, 0).set(va);
+  c.get(b).simd(simd.v128Load, 0, 0).set(vb);
+  accumulate(acc0, low);
+  accumulate(l2 ? acc0 : acc1, high);
+  c.get(a).i32(16).emit(op.i32Add).set(a);
+  c.get(b).i32(16).emit(op.i32Add).set(b);
+  c.emit(op.br, 0, op.end, op.end);
+  c.get(acc0).simd(simd.f64x2ExtractLane, 0).set(s[0]!);
+  c.get(acc0).simd(simd.f64x2ExtractLane, 1).set(s[1]!);
+  if (!l2) c.get(acc1).simd(simd.f64x2ExtractLane, 0).set(s[2]!);
+  if (!l2) c.get(acc1).simd(simd.f64x2ExtractLane, 1).set(s[3]!);
+  for (let k = 0; k < 3; k++) {
+    const into = l2 ? s[k % 2]! : s[0]!;
+    c.get(r).i32(k).emit(op.i32GtU, op.if, 0x40).get(into);
+    c.get(a)
+      .mem(op.f32Load, 2, 4 * k)
+      .emit(op.f64PromoteF32);
+    c.get(b)
+      .mem(op.f32Load, 2, 4 * k)
+      .emit(op.f64PromoteF32);
+    if (l2) c.emit(op.f64Sub).tee(s[2]!).get(s[2]!);
+    c.emit(op.f64Mul, op.f64Add).set(into).emit(op.end);
+  }
+  c.get(s[0]!).get(s[1]!).emit(op.f64Add);
+  if (!l2) c.get(s[2]!).get(s[3]!).emit(op.f64Add, op.f64Add);
+  return c;
+}
+
+/** ipRows(q, rows, n, d, out): out[i] (f64) = ip(q, rows + i·d·4, d) for i < n. */
+function ipRowsBody(): Code {
+  const [q, rows, n, d, out, end] = [0, 1, 2, 3, 4, 5];
+  const c = new Code();
+  c.get(out).get(n).i32(3).emit(op.i32Shl, op.i32Add).set(end);
+  c.emit(op.block, 0x40, op.loop, 0x40);
+  c.get(out).get(end).emit(op.i32GeU, op.brIf, 1);
+  c.get(out).get(q).get(rows).get(d).emit(op.call, 0).mem(op.f64Store, 3, 0);
+  c.get(rows).get(d).i32(2).emit(op.i32Shl, op.i32Add).set(rows);
+  c.get(out).i32(8).emit(op.i32Add).set(out);
+  c.emit(op.br, 0, op.end, op.end);
+  return c;
+}
+
+let vectorModule: object | undefined;
+
+function vectorsModule(): object {
+  const locals = [I32, I32, V128, V128, V128, V128, F64, F64, F64, F64];
+  vectorModule ??= new wasmApi!.Module(
+    encodeModule(
+      [
+        { name: 'ip', params: [I32, I32, I32], results: [F64], locals, body: distanceBody(false) },
+        { name: 'l2', params: [I32, I32, I32], results: [F64], locals, body: distanceBody(true) },
+        { name: 'ipRows', params: [I32, I32, I32, I32, I32], results: [], locals: [I32], body: ipRowsBody() },
+      ],
+      1,
+    ),
+  );
+  return vectorModule;
+}
+
+/** Matrices past this size keep the JS loops (the kernel holds a copy: resident memory would double). */
+export const MATRIX_KERNEL_MAX_BYTES = 64 * 1048576;
+
+/**
+ * A copy of one resident matrix (quantizer centroids, HNSW vectors, PQ codebooks, an OPQ matrix) in a kernel's
+ * memory, a query slot of `queryFloats` and room for `outRows` results: [query | out | matrix]. Searches put their
+ * query in, then score rows; a search's scoring is synchronous, so interleaved searches cannot see another's query.
+ */
+export class MatrixKernel {
+  private readonly ipFn: (a: number, b: number, d: number) => number;
+  private readonly l2Fn: (a: number, b: number, d: number) => number;
+  private readonly ipRowsFn: (q: number, rows: number, n: number, d: number, out: number) => void;
+  private readonly query: Float32Array;
+  private readonly out: Float64Array;
+  private readonly matrix: number;
+
+  /** A kernel for `matrix`, or undefined when kernels are off or the matrix is too large to copy. */
+  static of(matrix: Float32Array, queryFloats: number, outRows = 0): MatrixKernel | undefined {
+    if (!kernelsEnabled() || matrix.byteLength > MATRIX_KERNEL_MAX_BYTES) return undefined;
+    return new MatrixKernel(matrix, queryFloats, outRows);
+  }
+
+  private constructor(matrix: Float32Array, queryFloats: number, outRows: number) {
+    const instance = new wasmApi!.Instance(vectorsModule(), {});
+    const e = instance.exports;
+    this.ipFn = e.ip as typeof this.ipFn;
+    this.l2Fn = e.l2 as typeof this.l2Fn;
+    this.ipRowsFn = e.ipRows as typeof this.ipRowsFn;
+    const memory = e.memory as WasmMemory;
+    const outAt = Math.ceil(queryFloats / 4) * 16;
+    this.matrix = outAt + outRows * 8;
+    const need = this.matrix + matrix.byteLength - memory.buffer.byteLength;
+    if (need > 0) memory.grow(Math.ceil(need / PAGE));
+    this.query = new Float32Array(memory.buffer, 0, queryFloats);
+    this.out = new Float64Array(memory.buffer, outAt, outRows);
+    new Float32Array(memory.buffer, this.matrix, matrix.length).set(matrix);
+  }
+
+  setQuery(q: Float32Array): void {
+    this.query.set(q);
+  }
+
+  /** dot(query[qAt, qAt + d), matrix[at, at + d)) as vectors.ts's dot. */
+  ip(qAt: number, at: number, d: number): number {
+    return this.ipFn(qAt * 4, this.matrix + at * 4, d);
+  }
+
+  /** l2sq(query[qAt, qAt + d), matrix[at, at + d)) as vectors.ts's l2sq. */
+  l2(qAt: number, at: number, d: number): number {
+    return this.l2Fn(qAt * 4, this.matrix + at * 4, d);
+  }
+
+  /** dot(query[qAt, qAt + d), row i) for the n rows of d floats from matrix[at] (a view valid until the next call). */
+  ipRows(qAt: number, at: number, n: number, d: number): Float64Array {
+    this.ipRowsFn(qAt * 4, this.matrix + at * 4, n, d, this.out.byteOffset);
+    return this.out.subarray(0, n);
   }
 }

@@ -1,7 +1,8 @@
 import { join } from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { openNpy } from '../../../src/io/npy.js';
-import { kernelsEnabled, PqScanKernel } from '../../../src/index/faiss/kernels.js';
+import { kernelsEnabled, MatrixKernel, PqScanKernel } from '../../../src/index/faiss/kernels.js';
+import { dot, l2sq } from '../../../src/index/faiss/vectors.js';
 import { openFaissIndex } from '../../../src/index/faiss/open.js';
 import { faissFixtures, FIXTURE_TIMEOUT_MS } from './fixtures.js';
 
@@ -50,6 +51,23 @@ describe('WebAssembly PQ scan kernel', () => {
   });
 });
 
+describe('WebAssembly dot products and squared distances', () => {
+  it.each([1, 2, 3, 4, 5, 7, 8, 64, 447, 448])('d = %i: vectors.ts’s dot and l2sq, bit for bit', (d) => {
+    const rand = random(d);
+    const rows = 40;
+    const matrix = Float32Array.from({ length: rows * d }, () => rand() - 0.5);
+    const q = Float32Array.from({ length: 2 * d }, () => rand() - 0.5);
+    const kernel = MatrixKernel.of(matrix, 2 * d, rows)!;
+    kernel.setQuery(q);
+    const ips = Array.from(kernel.ipRows(d, 0, rows, d)); // the query's second half against every row
+    for (let r = 0; r < rows; r++) {
+      expect(kernel.ip(0, r * d, d)).toBe(dot(q, 0, matrix, r * d, d));
+      expect(kernel.l2(d, r * d, d)).toBe(l2sq(q, d, matrix, r * d, d));
+      expect(ips[r]).toBe(dot(q, d, matrix, r * d, d));
+    }
+  });
+});
+
 describe('searches with the WebAssembly kernels and with the JS fallback', () => {
   let dir: string;
   let queries: Float32Array;
@@ -63,7 +81,9 @@ describe('searches with the WebAssembly kernels and with the JS fallback', () =>
     delete process.env.CLIPSTREAM_FAISS_KERNELS;
   });
 
-  const PQ_INDEXES = [
+  const INDEXES = [
+    'indexes/hnsw_ip.index',
+    'indexes/hnsw_l2.index',
     'indexes/ivfpq_ip.index',
     'indexes/ivfpq_l2.index',
     'indexes/opq_ivfpq_ip.index',
@@ -72,7 +92,7 @@ describe('searches with the WebAssembly kernels and with the JS fallback', () =>
     'folders/wide/image.index',
   ];
 
-  it.each(PQ_INDEXES)('%s: identical ids and distances, top-300 and range', async (file) => {
+  it.each(INDEXES)('%s: identical ids and distances, top-300 and range', async (file) => {
     const answers = [];
     for (const mode of ['js', 'wasm']) {
       if (mode === 'js') process.env.CLIPSTREAM_FAISS_KERNELS = 'js';
