@@ -94,7 +94,7 @@ export class IvfSearcher {
         ? new HnswSearcher(q.graph, this.centroids, q.header.d, q.header.metric === 'inner_product')
         : undefined;
     const pq = node.pq;
-    this.kernel = pq && PqScanKernel.fits(pq.M, pq.ksub) ? new PqScanKernel(pq.M) : undefined;
+    this.kernel = pq && PqScanKernel.fits(pq.M, pq.ksub) ? new PqScanKernel(pq.M, this.ip) : undefined;
     this.codebooks = pq && this.ip ? MatrixKernel.of(pq.centroids, node.header.d, pq.ksub) : undefined;
   }
 
@@ -156,8 +156,11 @@ export class IvfSearcher {
         kernel?.forget(table); // the same array, new values
       }
       if (kernel) {
-        const scores = kernel.scan(table, c.codes, c.n, dis0);
-        for (let i = 0; i < c.n; i++) {
+        // Only codes past the threshold at the list's start come back; it can only tighten as they are added.
+        const count = kernel.scan(table, c.codes, c.n, dis0, sink.threshold);
+        const { scores, hits } = kernel;
+        for (let h = 0; h < count; h++) {
+          const i = hits[h]!;
           const dis = scores[i]!;
           if (ip ? dis > sink.threshold : dis < sink.threshold) sink.add(dis, idAt(c.ids, i), list * 4294967296 + i);
         }

@@ -7,7 +7,7 @@
  * Why: the PQ code scan is M dependent table lookups per code (2 M lookups a query at nprobe 64); V8's loads from a
  * typed array pay bounds checks and index arithmetic that WebAssembly's constant memory offsets do without.
  */
-import { Code, encodeModule, F64, I32, op, simd, V128 } from './wasm.js';
+import { Code, encodeModule, F32, F64, I32, op, simd, V128 } from './wasm.js';
 
 /** The subset of the WebAssembly JS API used here (lib ES2023 does not declare it). */
 interface WasmApi {
@@ -29,18 +29,18 @@ export function kernelsEnabled(): boolean {
 const PAGE = 65536;
 
 /**
- * scan(codes, n, out, dis0): out[i] = f32(dis0 + f32(Σ_m T[m][code_i[m]])) for the n codes of M bytes at `codes`,
- * with the table T (M × 256 float32) at address 0. As `sumWords` in ivf.ts: the code read as 32-bit words, one
+ * scan(codes, n, out, dis0, threshold, hits) → count: out[i] = f32(dis0 + f32(Σ_m T[m][code_i[m]])) for the n codes
+ * of M bytes at `codes`, with the table T (M × 256 float32) at address 0, and the indices i whose score beats
+ * `threshold` (IP: >, L2: <) written to hits[0, count). As `sumWords` in ivf.ts: the code read as 32-bit words, one
  * double partial sum per byte lane, (s0 + s1) + (s2 + s3). The M lookups are unrolled, each a load at a constant
- * offset (m · 1024) from the code byte · 4, which is why the module is made for one M.
+ * offset (m · 1024) from the code byte · 4, which is why the module is made for one M (and one metric).
  */
-function pqScanBody(M: number): Code {
-  const [codes, n, out, dis0, end, x] = [0, 1, 2, 3, 4, 5];
-  const s = [6, 7, 8, 9];
+function pqScanBody(M: number, ip: boolean): Code {
+  const [codes, n, out, dis0, threshold, hits, i, count, x, v] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9];
+  const s = [10, 11, 12, 13];
   const c = new Code();
-  c.get(out).get(n).i32(2).emit(op.i32Shl, op.i32Add).set(end);
   c.emit(op.block, 0x40, op.loop, 0x40);
-  c.get(out).get(end).emit(op.i32GeU, op.brIf, 1);
+  c.get(i).get(n).emit(op.i32GeU, op.brIf, 1);
   for (let w = 0; w < M / 4; w++) {
     c.get(codes)
       .mem(op.i32Load, 2, 4 * w)
@@ -58,47 +58,58 @@ function pqScanBody(M: number): Code {
   }
   c.get(out).get(dis0);
   c.get(s[0]!).get(s[1]!).emit(op.f64Add).get(s[2]!).get(s[3]!).emit(op.f64Add, op.f64Add);
-  c.emit(op.f32DemoteF64, op.f64PromoteF32, op.f64Add, op.f32DemoteF64).mem(op.f32Store, 2, 0);
+  c.emit(op.f32DemoteF64, op.f64PromoteF32, op.f64Add, op.f32DemoteF64).tee(v).mem(op.f32Store, 2, 0);
+  c.get(v)
+    .get(threshold)
+    .emit(ip ? op.f32Gt : op.f32Lt, op.if, 0x40);
+  c.get(hits).get(count).i32(2).emit(op.i32Shl, op.i32Add).get(i).mem(op.i32Store, 2, 0);
+  c.get(count).i32(1).emit(op.i32Add).set(count).emit(op.end);
   c.get(codes).i32(M).emit(op.i32Add).set(codes);
   c.get(out).i32(4).emit(op.i32Add).set(out);
+  c.get(i).i32(1).emit(op.i32Add).set(i);
   c.emit(op.br, 0, op.end, op.end);
+  c.get(count);
   return c;
 }
 
-const modules = new Map<number, object>();
+const modules = new Map<string, object>();
 
-function pqModule(M: number): object {
-  let m = modules.get(M);
+function pqModule(M: number, ip: boolean): object {
+  let m = modules.get(`${M} ${ip}`);
   if (!m) {
-    const body = pqScanBody(M);
     const fn = {
       name: 'scan',
-      params: [I32, I32, I32, F64],
-      results: [],
-      locals: [I32, I32, F64, F64, F64, F64],
-      body,
+      params: [I32, I32, I32, F64, F32, I32],
+      results: [I32],
+      locals: [I32, I32, I32, F32, F64, F64, F64, F64],
+      body: pqScanBody(M, ip),
     };
     m = new wasmApi!.Module(encodeModule([fn], 2));
-    modules.set(M, m);
+    modules.set(`${M} ${ip}`, m);
   }
   return m;
 }
 
 /**
- * One PQ scanner's WebAssembly instance and memory: the table at 0, then room for one list's codes and its
- * distances (grown to the largest list seen). Searches may interleave (they await list reads), so the table in
- * memory is reloaded whenever a scan brings another one.
+ * One PQ scanner's WebAssembly instance and memory: the table at 0, then room for one list's codes, scores and
+ * hits (grown to the largest list seen). Searches may interleave (they await list reads), so the table in memory
+ * is reloaded whenever a scan brings another one.
  */
 export class PqScanKernel {
-  private readonly scanFn: (codes: number, n: number, out: number, dis0: number) => void;
+  private readonly scanFn: (codes: number, n: number, out: number, dis0: number, th: number, hits: number) => number;
   private readonly memory: WasmMemory;
   private loaded: Float32Array | undefined;
   private table!: Float32Array;
   private codes!: Uint8Array;
-  private out!: Float32Array;
+  /** After a scan: every code's score, and the indices of those that beat the threshold (a view, until the next). */
+  scores!: Float32Array;
+  hits!: Int32Array;
 
-  constructor(readonly M: number) {
-    const instance = new wasmApi!.Instance(pqModule(M), {});
+  constructor(
+    readonly M: number,
+    ip: boolean,
+  ) {
+    const instance = new wasmApi!.Instance(pqModule(M, ip), {});
     this.scanFn = instance.exports.scan as typeof this.scanFn;
     this.memory = instance.exports.memory as WasmMemory;
     this.layout();
@@ -109,14 +120,15 @@ export class PqScanKernel {
     return kernelsEnabled() && M % 4 === 0 && ksub === 256;
   }
 
-  /** Views of the table, the codes and the distances, over the memory as it is now. */
+  /** Views of the table, the codes, the scores and the hits, over the memory as it is now. */
   private layout(): void {
     const buffer = this.memory.buffer;
     const tableBytes = this.M * 1024;
-    const capacity = Math.floor((buffer.byteLength - tableBytes) / (this.M + 4));
+    const capacity = Math.floor((buffer.byteLength - tableBytes) / (this.M + 8));
     this.table = new Float32Array(buffer, 0, this.M * 256);
     this.codes = new Uint8Array(buffer, tableBytes, capacity * this.M);
-    this.out = new Float32Array(buffer, tableBytes + capacity * this.M, capacity);
+    this.scores = new Float32Array(buffer, tableBytes + capacity * this.M, capacity);
+    this.hits = new Int32Array(buffer, tableBytes + capacity * (this.M + 4), capacity);
   }
 
   /** The next scan reloads `table` (its values changed). */
@@ -124,10 +136,10 @@ export class PqScanKernel {
     if (this.loaded === table) this.loaded = undefined;
   }
 
-  /** The scores of the n codes: out[0, n) (a view of the kernel's memory, valid until the next scan). */
-  scan(table: Float32Array, codes: Uint8Array, n: number, dis0: number): Float32Array {
-    if (n > this.out.length) {
-      const need = this.M * 1024 + n * (this.M + 4) - this.memory.buffer.byteLength;
+  /** Scores the n codes; returns how many beat `threshold` (a float32 value): hits[0, count). */
+  scan(table: Float32Array, codes: Uint8Array, n: number, dis0: number, threshold: number): number {
+    if (n > this.scores.length) {
+      const need = this.M * 1024 + n * (this.M + 8) - this.memory.buffer.byteLength;
       this.memory.grow(Math.ceil(need / PAGE));
       this.layout(); // growing keeps the contents (the table) but replaces the buffer
     }
@@ -136,8 +148,7 @@ export class PqScanKernel {
       this.loaded = table;
     }
     this.codes.set(codes.length === n * this.M ? codes : codes.subarray(0, n * this.M));
-    this.scanFn(this.codes.byteOffset, n, this.out.byteOffset, dis0);
-    return this.out;
+    return this.scanFn(this.codes.byteOffset, n, this.scores.byteOffset, dis0, threshold, this.hits.byteOffset);
   }
 }
 

@@ -71,7 +71,10 @@ export class TreeSearcher {
     const sorted = sink.sorted();
     const payloads = core.kind === 'ivf' ? sorted.payloads : sorted.ids;
     return {
-      ids: sorted.ids.map((id) => this.idMaps.reduce((inner, map) => map[inner]!, id)),
+      ids:
+        this.idMaps.length > 0
+          ? sorted.ids.map((id) => this.idMaps.reduce((inner, map) => map[inner]!, id))
+          : sorted.ids,
       distances: sorted.distances,
       payloads,
       full: sink instanceof RangeSink && sink.truncated,

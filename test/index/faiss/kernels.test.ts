@@ -24,30 +24,43 @@ describe('WebAssembly PQ scan kernel', () => {
     expect(kernelsEnabled()).toBe(true);
   });
 
-  it.each([4, 8, 64])('M = %i: the JS loop’s float32 scores, lists growing its memory, tables swapped', (M) => {
-    const rand = random(M);
-    const kernel = new PqScanKernel(M);
-    const tables = [0, 1].map(() => Float32Array.from({ length: M * 256 }, () => rand() * 2 - 1));
-    // 3 000 codes of 64 bytes outgrow the 2 pages the module starts with
-    for (const n of [1, 7, 3000, 5]) {
-      for (const table of tables) {
-        const codes = Uint8Array.from({ length: n * M }, () => Math.floor(rand() * 256));
-        const dis0 = Math.fround(rand());
-        const got = kernel.scan(table, codes, n, dis0);
-        const want = Array.from({ length: n }, (_, i) => reference(table, codes, i, M, dis0));
-        expect(Array.from(got.subarray(0, n))).toEqual(want);
+  it.each([
+    [4, true],
+    [8, false],
+    [64, true],
+    [64, false],
+  ])(
+    'M = %i (ip %s): the JS loop’s float32 scores and the codes past the threshold; memory growth, table swaps',
+    (M, ip) => {
+      const rand = random(M);
+      const kernel = new PqScanKernel(M, ip);
+      const tables = [0, 1].map(() => Float32Array.from({ length: M * 256 }, () => rand() * 2 - 1));
+      // 3 000 codes of 64 bytes outgrow the 2 pages the module starts with
+      for (const n of [1, 7, 3000, 5]) {
+        for (const table of tables) {
+          const codes = Uint8Array.from({ length: n * M }, () => Math.floor(rand() * 256));
+          const dis0 = Math.fround(rand());
+          const want = Array.from({ length: n }, (_, i) => reference(table, codes, i, M, dis0));
+          const threshold = want[Math.floor(n / 3)]!; // some codes beat it, some tie with it, the rest do not
+          const count = kernel.scan(table, codes, n, dis0, threshold);
+          expect(Array.from(kernel.scores.subarray(0, n))).toEqual(want);
+          const past = want.flatMap((v, i) => ((ip ? v > threshold : v < threshold) ? [i] : []));
+          expect(Array.from(kernel.hits.subarray(0, count))).toEqual(past);
+        }
       }
-    }
-  });
+    },
+  );
 
   it('a table whose values change in place is reloaded after forget()', () => {
-    const kernel = new PqScanKernel(4);
+    const kernel = new PqScanKernel(4, true);
     const table = new Float32Array(4 * 256).fill(1);
     const codes = new Uint8Array([0, 1, 2, 3]);
-    expect(kernel.scan(table, codes, 1, 0)[0]).toBe(4);
+    kernel.scan(table, codes, 1, 0, -Infinity);
+    expect(kernel.scores[0]).toBe(4);
     table.fill(2);
     kernel.forget(table);
-    expect(kernel.scan(table, codes, 1, 0)[0]).toBe(8);
+    kernel.scan(table, codes, 1, 0, -Infinity);
+    expect(kernel.scores[0]).toBe(8);
   });
 });
 
