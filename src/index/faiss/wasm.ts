@@ -25,6 +25,7 @@ export const op = {
   localTee: 0x22,
   i32Load: 0x28,
   f32Load: 0x2a,
+  i32Load8U: 0x2d,
   i32Store: 0x36,
   f32Store: 0x38,
   f64Store: 0x39,
