@@ -34,17 +34,16 @@ function sortHits(
   limit: number,
 ): SortedHits {
   const bits = new Uint32Array(values.buffer, values.byteOffset, count);
-  let keys: Uint32Array = new Uint32Array(count);
-  let order: Uint32Array = new Uint32Array(count);
+  const [unsortedKeys, unsortedOrder, k2, o2] = sortBuffers(count);
   let n = 0;
   for (let i = 0; i < count; i++) {
     if (ids[i] === -1) continue;
     const b = bits[i] === 0x80000000 ? 0 : bits[i]!; // −0 ties with 0
     const ascending = b & 0x80000000 ? ~b >>> 0 : (b | 0x80000000) >>> 0;
-    keys[n] = higherIsBetter ? ~ascending >>> 0 : ascending;
-    order[n++] = i;
+    unsortedKeys[n] = higherIsBetter ? ~ascending >>> 0 : ascending;
+    unsortedOrder[n++] = i;
   }
-  ({ keys, order } = radixSort(keys, order, n));
+  const [keys, order] = radixSort(unsortedKeys, unsortedOrder, k2, o2, n);
   orderTiesById(order, keys, n, ids, higherIsBetter);
   const m = Math.min(n, limit);
   const out: SortedHits = {
@@ -61,16 +60,33 @@ function sortHits(
   return out;
 }
 
+/** Sorts up to this many entries in buffers kept from one sort to the next (1 MB), larger ones in their own. */
+const KEPT_SORT_ENTRIES = 65536;
+let kept = new Uint32Array(0);
+const byteStarts = new Uint32Array(256);
+
+/** keys, order and the radix sort's two spare arrays for `count` entries (a range search sorts once per query). */
+function sortBuffers(count: number): [Uint32Array, Uint32Array, Uint32Array, Uint32Array] {
+  let buffer = kept;
+  if (count > KEPT_SORT_ENTRIES) buffer = new Uint32Array(4 * count);
+  else if (kept.length < 4 * count) buffer = kept = new Uint32Array(4 * Math.max(count, 1024));
+  const part = (i: number) => buffer.subarray(i * count, (i + 1) * count);
+  return [part(0), part(1), part(2), part(3)];
+}
+
 /**
- * Stable LSD radix sort of keys[0, n) ascending, `order` moved along: 8 bits a pass, a pass skipped when every key
- * has the same byte there (scores of one query share their top bits).
+ * Stable LSD radix sort of keys[0, n) ascending, `order` moved along (k2, o2: as long, overwritten): 8 bits a pass,
+ * a pass skipped when every key has the same byte there (scores of one query share their top bits).
  */
-function radixSort(keys: Uint32Array, order: Uint32Array, n: number): { keys: Uint32Array; order: Uint32Array } {
-  if (n < 2) return { keys, order };
-  let k2: Uint32Array = new Uint32Array(n);
-  let o2: Uint32Array = new Uint32Array(n);
-  const start = new Uint32Array(256);
-  for (let shift = 0; shift < 32; shift += 8) {
+function radixSort(
+  keys: Uint32Array,
+  order: Uint32Array,
+  k2: Uint32Array,
+  o2: Uint32Array,
+  n: number,
+): [Uint32Array, Uint32Array] {
+  const start = byteStarts;
+  for (let shift = 0; shift < 32 && n > 1; shift += 8) {
     start.fill(0);
     for (let i = 0; i < n; i++) start[(keys[i]! >>> shift) & 255]!++;
     if (start[(keys[0]! >>> shift) & 255] === n) continue;
@@ -86,7 +102,7 @@ function radixSort(keys: Uint32Array, order: Uint32Array, n: number): { keys: Ui
     }
     [keys, k2, order, o2] = [k2, keys, o2, order];
   }
-  return { keys, order };
+  return [keys, order];
 }
 
 /** Runs of equal values (rare) put in faiss's id order. */
