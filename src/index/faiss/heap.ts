@@ -63,7 +63,7 @@ function sortHits(
 /** Sorts up to this many entries in buffers kept from one sort to the next (1 MB), larger ones in their own. */
 const KEPT_SORT_ENTRIES = 65536;
 let kept = new Uint32Array(0);
-const byteStarts = new Uint32Array(256);
+const byteStarts = new Uint32Array(1024);
 
 /** keys, order and the radix sort's two spare arrays for `count` entries (a range search sorts once per query). */
 function sortBuffers(count: number): [Uint32Array, Uint32Array, Uint32Array, Uint32Array] {
@@ -76,7 +76,8 @@ function sortBuffers(count: number): [Uint32Array, Uint32Array, Uint32Array, Uin
 
 /**
  * Stable LSD radix sort of keys[0, n) ascending, `order` moved along (k2, o2: as long, overwritten): 8 bits a pass,
- * a pass skipped when every key has the same byte there (scores of one query share their top bits).
+ * the four byte histograms counted in one read, a pass skipped when every key has the same byte there (scores of
+ * one query share their top bits).
  */
 function radixSort(
   keys: Uint32Array,
@@ -86,17 +87,25 @@ function radixSort(
   n: number,
 ): [Uint32Array, Uint32Array] {
   const start = byteStarts;
-  for (let shift = 0; shift < 32 && n > 1; shift += 8) {
-    start.fill(0);
-    for (let i = 0; i < n; i++) start[(keys[i]! >>> shift) & 255]!++;
-    if (start[(keys[0]! >>> shift) & 255] === n) continue;
-    for (let b = 0, sum = 0; b < 256; b++) {
+  start.fill(0);
+  for (let i = 0; i < n; i++) {
+    const k = keys[i]!;
+    start[k & 255]!++;
+    start[256 + ((k >>> 8) & 255)]!++;
+    start[512 + ((k >>> 16) & 255)]!++;
+    start[768 + (k >>> 24)]!++;
+  }
+  for (let pass = 0; pass < 4 && n > 1; pass++) {
+    const shift = 8 * pass;
+    const base = 256 * pass;
+    if (start[base + ((keys[0]! >>> shift) & 255)] === n) continue;
+    for (let b = base, sum = 0; b < base + 256; b++) {
       const c = start[b]!;
       start[b] = sum;
       sum += c;
     }
     for (let i = 0; i < n; i++) {
-      const at = start[(keys[i]! >>> shift) & 255]!++;
+      const at = start[base + ((keys[i]! >>> shift) & 255)]!++;
       k2[at] = keys[i]!;
       o2[at] = order[i]!;
     }
@@ -191,9 +200,10 @@ export class TopK implements ResultSink {
  */
 export class RangeSink implements ResultSink {
   threshold: number;
-  private values = new Float32Array(64);
-  private ids = new Float64Array(64);
-  private payloads = new Float64Array(64);
+  // 4 096 entries (80 KB) to start: a range search usually keeps thousands, and each doubling copies them all
+  private values = new Float32Array(4096);
+  private ids = new Float64Array(4096);
+  private payloads = new Float64Array(4096);
   private count = 0;
   /** More than `limit` results were past the radius. */
   truncated = false;
