@@ -200,10 +200,9 @@ export class TopK implements ResultSink {
  */
 export class RangeSink implements ResultSink {
   threshold: number;
-  // 4 096 entries (80 KB) to start: a range search usually keeps thousands, and each doubling copies them all
-  private values = new Float32Array(4096);
-  private ids = new Float64Array(4096);
-  private payloads = new Float64Array(4096);
+  private values: Float32Array;
+  private ids: Float64Array;
+  private payloads: Float64Array;
   private count = 0;
   /** More than `limit` results were past the radius. */
   truncated = false;
@@ -214,6 +213,10 @@ export class RangeSink implements ResultSink {
     readonly limit: number,
   ) {
     this.threshold = Math.fround(radius);
+    // Room for 4 096 entries (80 KB) to start, fewer for a small limit: a range search usually keeps thousands,
+    // and each doubling copies them all (it never holds more than 2 × limit).
+    const size = Math.max(1, Math.min(4096, 2 * limit));
+    [this.values, this.ids, this.payloads] = [new Float32Array(size), new Float64Array(size), new Float64Array(size)];
   }
 
   add(value: number, id: number, payload = -1): boolean {
