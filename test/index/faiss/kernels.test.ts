@@ -125,4 +125,23 @@ describe('searches with the WebAssembly kernels and with the JS fallback', () =>
     expect(answers[0]!.top.flatMap((r) => r.ids).length).toBeGreaterThan(0);
     expect(answers[1]).toEqual(answers[0]);
   });
+
+  it('searches running at once (each awaiting list reads) get the answers they get one at a time', async () => {
+    // The PQ kernel holds one table in its memory: interleaved searches must each scan with their own.
+    const file = join(dir, 'folders/autofaiss/image.index');
+    const d = 64;
+    const qs = Array.from({ length: 8 }, (_, i) => queries.subarray(i * d, (i + 1) * d));
+    const one = await openFaissIndex(file);
+    const alone = [];
+    for (const q of qs) alone.push(await one.rangeSearch(q, 0.2, { maxResults: 100_000 }));
+    await one.close();
+    const many = await openFaissIndex(file, { cacheBytes: 0 }); // every list read from the file: searches interleave
+    try {
+      const together = await Promise.all(qs.map((q) => many.rangeSearch(q, 0.2, { maxResults: 100_000 })));
+      expect(together.map((r) => r.ids.length).reduce((a, b) => a + b)).toBeGreaterThan(0);
+      expect(together).toEqual(alone);
+    } finally {
+      await many.close();
+    }
+  });
 });
