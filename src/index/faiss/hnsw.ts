@@ -7,6 +7,7 @@
  */
 import type { HnswGraph } from './format.js';
 import type { ResultSink } from './heap.js';
+import { MatrixKernel } from './kernels.js';
 import { dot, l2sq } from './vectors.js';
 
 /** The candidate set: a heap whose top is the worst candidate, with faiss's (value, id) sift order. */
@@ -107,6 +108,8 @@ export class HnswSearcher {
   private generation = 0;
   private readonly d: number;
   private readonly ip: boolean;
+  /** The vectors in a WebAssembly kernel's memory (undefined: the JS loops). */
+  private readonly kernel: MatrixKernel | undefined;
 
   constructor(
     readonly graph: HnswGraph,
@@ -117,9 +120,12 @@ export class HnswSearcher {
     this.visited = new Uint8Array(graph.levels.length);
     this.d = d;
     this.ip = metricIsIp;
+    this.kernel = MatrixKernel.of(vectors, d);
   }
 
   private score(q: Float32Array, node: number): number {
+    const k = this.kernel;
+    if (k) return Math.fround(this.ip ? k.ip(0, node * this.d, this.d) : k.l2(0, node * this.d, this.d));
     return Math.fround(
       this.ip ? dot(q, 0, this.vectors, node * this.d, this.d) : l2sq(q, 0, this.vectors, node * this.d, this.d),
     );
@@ -141,6 +147,7 @@ export class HnswSearcher {
   search(q: Float32Array, sink: ResultSink, efSearch: number, k: number): void {
     const g = this.graph;
     if (g.entryPoint < 0) return;
+    this.kernel?.setQuery(q);
     let nearest = g.entryPoint;
     let dNearest = this.score(q, nearest);
     for (let level = g.maxLevel; level >= 1; level--) {

@@ -10,6 +10,7 @@ import { faissFileInvalid } from './cursor.js';
 import type { InvertedLists, IvfNode, ProductQuantizer } from './format.js';
 import { TopK, type ResultSink } from './heap.js';
 import { HnswSearcher } from './hnsw.js';
+import { MatrixKernel, PqScanKernel } from './kernels.js';
 import { ListCache, type ListContent } from './list-cache.js';
 import { dot, l2sq, scanRows } from './vectors.js';
 
@@ -72,6 +73,10 @@ export class IvfSearcher {
   private readonly hnsw: HnswSearcher | undefined;
   private readonly centroids: Float32Array;
   private readonly lists: ListCache;
+  /** The WebAssembly PQ scan, when it applies (else the JS loops below). */
+  private readonly kernel: PqScanKernel | undefined;
+  /** The PQ codebooks in a WebAssembly kernel, for the inner-product tables. */
+  private readonly codebooks: MatrixKernel | undefined;
   readonly ip: boolean;
 
   constructor(
@@ -88,6 +93,9 @@ export class IvfSearcher {
       q.kind === 'hnsw'
         ? new HnswSearcher(q.graph, this.centroids, q.header.d, q.header.metric === 'inner_product')
         : undefined;
+    const pq = node.pq;
+    this.kernel = pq && PqScanKernel.fits(pq.M, pq.ksub) ? new PqScanKernel(pq.M, this.ip) : undefined;
+    this.codebooks = pq && this.ip ? MatrixKernel.of(pq.centroids, node.header.d, pq.ksub) : undefined;
   }
 
   /** The lists to probe, best first (faiss's quantizer.search(q, nprobe)). */
@@ -139,9 +147,10 @@ export class IvfSearcher {
     const d = this.node.header.d;
     const ip = this.ip;
     const byResidual = this.node.byResidual;
-    // float32 values (faiss's tables are float32) held as doubles: no conversion on each of the M lookups per code.
-    const table = new Float64Array(M * ksub);
-    if (ip) innerProductTable(pq, q, table);
+    const kernel = this.kernel;
+    // float32, as faiss's tables (64 KB at M = 64: stays in L2); sums are in double all the same.
+    const table = new Float32Array(M * ksub);
+    if (ip) innerProductTable(pq, q, table, this.codebooks);
     else if (!byResidual) distanceTable(pq, q, table);
     const residual = new Float32Array(d);
     return (list: number, c: ListContent, sink: ResultSink) => {
@@ -150,6 +159,18 @@ export class IvfSearcher {
       else if (byResidual) {
         for (let j = 0; j < d; j++) residual[j] = q[j]! - this.centroids[list * d + j]!;
         distanceTable(pq, residual, table);
+        kernel?.forget(table); // the same array, new values
+      }
+      if (kernel) {
+        // Only codes past the threshold at the list's start come back; it can only tighten as they are added.
+        const count = kernel.scan(table, c.codes, c.n, dis0, sink.threshold);
+        const { scores, hits } = kernel;
+        for (let h = 0; h < count; h++) {
+          const i = hits[h]!;
+          const dis = scores[i]!;
+          if (ip ? dis > sink.threshold : dis < sink.threshold) sink.add(dis, idAt(c.ids, i), list * 4294967296 + i);
+        }
+        return;
       }
       const codes = c.codes;
       // Four codes bytes per load when the layout allows it (M % 4 = 0, aligned): fewer loads and bounds checks.
@@ -192,7 +213,7 @@ export class IvfSearcher {
 }
 
 /** Σ_m T[m][code_m] over one code of M bytes (ksub = 256). */
-function sumBytes(table: Float64Array, codes: Uint8Array, o: number, M: number): number {
+function sumBytes(table: Float32Array, codes: Uint8Array, o: number, M: number): number {
   let s = 0;
   for (let m = 0; m < M; m++) s += table[(m << 8) + codes[o + m]!]!;
   return s;
@@ -203,7 +224,7 @@ function sumBytes(table: Float64Array, codes: Uint8Array, o: number, M: number):
  * chain of M dependent additions, not the loads, bounded the scan (4 cycles of latency each). Sums are in double of
  * float32 table values, so the order changes nothing once rounded to float32 (but for rare last-bit ties).
  */
-function sumWords(table: Float64Array, words: Uint32Array, w: number, M: number): number {
+function sumWords(table: Float32Array, words: Uint32Array, w: number, M: number): number {
   let s0 = 0;
   let s1 = 0;
   let s2 = 0;
@@ -218,18 +239,20 @@ function sumWords(table: Float64Array, words: Uint32Array, w: number, M: number)
   return s0 + s1 + (s2 + s3);
 }
 
-/** T[m][j] = ⟨q_m, C_m[j]⟩ (ProductQuantizer::compute_inner_prod_table). */
-function innerProductTable(pq: ProductQuantizer, q: Float32Array, out: Float64Array): void {
-  for (let m = 0; m < pq.M; m++) {
-    for (let j = 0; j < pq.ksub; j++)
-      out[m * pq.ksub + j] = Math.fround(dot(q, m * pq.dsub, pq.centroids, (m * pq.ksub + j) * pq.dsub, pq.dsub));
+/** T[m][j] = ⟨q_m, C_m[j]⟩ (ProductQuantizer::compute_inner_prod_table), by the kernel when there is one. */
+function innerProductTable(pq: ProductQuantizer, q: Float32Array, out: Float32Array, kernel?: MatrixKernel): void {
+  const { M, ksub, dsub } = pq;
+  kernel?.setQuery(q);
+  for (let m = 0; m < M; m++) {
+    if (kernel) out.set(kernel.ipRows(m * dsub, m * ksub * dsub, ksub, dsub), m * ksub);
+    else for (let j = 0; j < ksub; j++) out[m * ksub + j] = dot(q, m * dsub, pq.centroids, (m * ksub + j) * dsub, dsub);
   }
 }
 
 /** T[m][j] = ‖x_m − C_m[j]‖² (ProductQuantizer::compute_distance_table). */
-function distanceTable(pq: ProductQuantizer, x: Float32Array, out: Float64Array): void {
+function distanceTable(pq: ProductQuantizer, x: Float32Array, out: Float32Array): void {
   for (let m = 0; m < pq.M; m++) {
     for (let j = 0; j < pq.ksub; j++)
-      out[m * pq.ksub + j] = Math.fround(l2sq(x, m * pq.dsub, pq.centroids, (m * pq.ksub + j) * pq.dsub, pq.dsub));
+      out[m * pq.ksub + j] = l2sq(x, m * pq.dsub, pq.centroids, (m * pq.ksub + j) * pq.dsub, pq.dsub);
   }
 }

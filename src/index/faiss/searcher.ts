@@ -9,6 +9,7 @@ import type { FlatNode, HnswNode, IndexNode, IvfNode, Transform } from './format
 import { CollectSink, RangeSink, TopK, type ResultSink } from './heap.js';
 import { HnswSearcher } from './hnsw.js';
 import { IvfSearcher, type IvfParams, type ListPart } from './ivf.js';
+import { MatrixKernel } from './kernels.js';
 import { applyChain, reverseChain, scanRows } from './vectors.js';
 
 /** Vectors a top-level Flat scan reads at once (~1 MB at d = 64, 2 MB at 512). */
@@ -49,6 +50,8 @@ export class TreeSearcher {
   readonly ip: boolean;
   readonly core: FlatNode | HnswNode | IvfNode;
   private readonly chain: Transform[];
+  /** Per transform of the chain, its matrix in a WebAssembly kernel (linear transforms: OPQ, PCA). */
+  private readonly chainKernels: (MatrixKernel | undefined)[];
   private readonly idMaps: Float64Array[];
 
   constructor(
@@ -62,6 +65,7 @@ export class TreeSearcher {
     const { core, chain, idMaps } = unwrap(root);
     this.core = core;
     this.chain = chain;
+    this.chainKernels = chain.map((t) => (t.kind === 'linear' ? MatrixKernel.of(t.A, t.dIn, t.dOut) : undefined));
     this.idMaps = idMaps;
     this.ip = core.header.metric === 'inner_product';
     if (core.kind === 'hnsw') this.hnsw = new HnswSearcher(core.graph, core.storage.vectors!, core.header.d, this.ip);
@@ -69,7 +73,7 @@ export class TreeSearcher {
   }
 
   async search(query: Float32Array, s: SearchSettings): Promise<Hits> {
-    const x = this.chain.length > 0 ? applyChain(this.chain, query) : query;
+    const x = this.chain.length > 0 ? applyChain(this.chain, query, this.chainKernels) : query;
     const sink = s.radius === undefined ? new TopK(s.k, this.ip) : new RangeSink(this.ip, s.radius, s.k);
     const core = this.core;
     if (core.kind === 'ivf') await this.ivf!.search(x, sink, s);
@@ -78,7 +82,10 @@ export class TreeSearcher {
     const sorted = sink.sorted();
     const payloads = core.kind === 'ivf' ? sorted.payloads : sorted.ids;
     return {
-      ids: sorted.ids.map((id) => this.idMaps.reduce((inner, map) => map[inner]!, id)),
+      ids:
+        this.idMaps.length > 0
+          ? sorted.ids.map((id) => this.idMaps.reduce((inner, map) => map[inner]!, id))
+          : sorted.ids,
       distances: sorted.distances,
       payloads,
       full: sink instanceof RangeSink && sink.truncated,

@@ -6,6 +6,7 @@
  */
 import type { Transform } from './format.js';
 import type { ResultSink } from './heap.js';
+import type { MatrixKernel } from './kernels.js';
 
 /** Four partial sums, as faiss's SIMD loops keep lanes: ~3× faster in V8 than one chain of additions. */
 export function dot(a: Float32Array, aOffset: number, b: Float32Array, bOffset: number, d: number): number {
@@ -61,18 +62,26 @@ export function scanRows(
   }
 }
 
-export function applyChain(chain: Transform[], x: Float32Array): Float32Array {
+/** x through the chain; kernels[c], when given, holds transform c's matrix (a linear one's A). */
+export function applyChain(
+  chain: Transform[],
+  x: Float32Array,
+  kernels: (MatrixKernel | undefined)[] = [],
+): Float32Array {
   let v = x;
-  for (const t of chain) v = applyTransform(t, v);
+  chain.forEach((t, c) => (v = applyTransform(t, v, kernels[c])));
   return v;
 }
 
-function applyTransform(t: Transform, x: Float32Array): Float32Array {
+function applyTransform(t: Transform, x: Float32Array, kernel: MatrixKernel | undefined): Float32Array {
   const y = new Float32Array(t.dOut);
   switch (t.kind) {
-    case 'linear':
-      for (let i = 0; i < t.dOut; i++) y[i] = (t.b ? t.b[i]! : 0) + dot(t.A, i * t.dIn, x, 0, t.dIn);
+    case 'linear': {
+      kernel?.setQuery(x);
+      const ax = kernel?.ipRows(0, 0, t.dOut, t.dIn); // ⟨x, A_i⟩: the products and sums of dot(A_i, x)
+      for (let i = 0; i < t.dOut; i++) y[i] = (t.b ? t.b[i]! : 0) + (ax ? ax[i]! : dot(t.A, i * t.dIn, x, 0, t.dIn));
       return y;
+    }
     case 'remap':
       for (let j = 0; j < t.dOut; j++) y[j] = t.map[j]! >= 0 ? x[t.map[j]!]! : 0;
       return y;

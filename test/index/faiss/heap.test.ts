@@ -50,4 +50,30 @@ describe('result heaps', () => {
     expect(best.distances).toEqual(past.slice(0, 50).map((x) => x.value));
     expect(few.truncated).toBe(true);
   });
+
+  it.each([
+    [20_000, true],
+    [20_000, false],
+    [70_000, true], // more than the sort's kept buffers hold
+  ])('RangeSink sorts %i distinct float32 values of every sign and size (ip %s)', (n, ip) => {
+    // Values spread over many exponents, so each byte of the radix sort's keys varies (the tests above tie a lot).
+    let seed = 5;
+    const rand = () => (seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 4294967296;
+    const xs = Array.from({ length: n }, (_, i) => ({
+      value: Math.fround((rand() - 0.5) * 2 ** Math.floor(rand() * 40 - 20)),
+      id: i,
+    }));
+    xs.push(
+      { value: 0, id: n },
+      { value: -0, id: n + 1 },
+      { value: Math.fround(3e38), id: n + 2 },
+      { value: Math.fround(-3e38), id: n + 3 },
+    );
+    const sink = new RangeSink(ip, ip ? -3.4e38 : 3.4e38, 100_000);
+    for (const x of xs) sink.add(x.value, x.id);
+    const got = sink.sorted();
+    const want = reference(xs, ip);
+    expect(got.distances).toEqual(want.map((x) => x.value));
+    expect(got.ids).toEqual(want.map((x) => x.id)); // 0 and −0 are a tie, ordered by id
+  });
 });
