@@ -13,7 +13,14 @@ import { openFaissBackend, type FaissBackend } from './faiss/backend.js';
 import type { OpenFaissFolderOptions } from './faiss/folder.js';
 import { INFO_FILE } from './info.js';
 import { openRemoteIndex } from './remote.js';
-import { openIndex, type Index, type SearchBackend } from './search.js';
+import {
+  openIndex,
+  type Index,
+  type SearchBackend,
+  type SearchQuery,
+  type SearchResult,
+  type SearchResults,
+} from './search.js';
 
 export type IndexKind = 'clipstream' | 'faiss' | 'remote';
 
@@ -97,16 +104,18 @@ function withColumns(index: Index, columns: string[], location: string): Index {
   }
   const keep = (row: Record<string, unknown>, always: string[]) =>
     Object.fromEntries(Object.entries(row).filter(([k]) => always.includes(k) || columns.includes(k)));
+  const kept = (results: SearchResults): SearchResults =>
+    Object.assign(
+      results.map((r) => keep(r, ['id', 'similarity']) as SearchResult),
+      { truncated: results.truncated },
+    );
   return {
     ...index,
     info: { ...index.info, columns: keep(index.info.columns, []) as Index['info']['columns'] },
-    async search(q) {
-      const results = await index.search(q);
-      return Object.assign(
-        results.map((r) => keep(r, ['id', 'similarity']) as (typeof results)[number]),
-        { truncated: results.truncated },
-      );
-    },
+    search: async (q) => kept(await index.search(q)),
+    ...(index.searchBelow && {
+      searchBelow: async (q: SearchQuery, max: number) => kept(await index.searchBelow!(q, max)),
+    }),
     async getByIds(ids) {
       return (await index.getByIds(ids)).map((r) => ({ id: r.id, metadata: keep(r.metadata, []) }));
     },
@@ -132,6 +141,11 @@ async function openFaissFolderIndex(location: string, opts: OpenIndexOptions): P
           hint: 'Search the image embeddings instead.',
         });
       return (await textBackend()).search({ ...q, column: 'vector' });
+    },
+    async searchBelow(q, maxSimilarity) {
+      if ((q.column ?? 'vector') === 'vector') return image.searchBelow!(q, maxSimilarity);
+      if (!hasText) throw queryInvalid(`the faiss index ${location} has no text.index (caption embeddings)`);
+      return (await textBackend()).searchBelow!({ ...q, column: 'vector' }, maxSimilarity);
     },
     async *searchBatches(q) {
       if ((q.column ?? 'vector') === 'vector') yield* image.searchBatches!(q);

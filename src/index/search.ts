@@ -78,6 +78,12 @@ export interface SearchBackend {
    * cannot stream (its API returns at most 10 000 results).
    */
   searchBatches?(q: StreamQuery): AsyncIterable<ResultBatch>;
+  /**
+   * As search, over the rows whose similarity is strictly below `maxSimilarity` only: the rows just under a
+   * threshold, when more than a search returns lie above it (the page's threshold edge). Optional: a remote clip
+   * back cannot.
+   */
+  searchBelow?(q: SearchQuery, maxSimilarity: number): Promise<SearchResults>;
   /** Metadata rows of the given ids, in the order asked; unknown ids are left out. */
   getByIds(ids: number[]): Promise<{ id: number; metadata: Record<string, unknown> }[]>;
   /**
@@ -131,6 +137,8 @@ export async function openIndex(dir: string): Promise<LanceIndex> {
   }
 
   interface RunQuery extends SearchQuery {
+    /** Only rows below this similarity (searchBelow): always an exact scan, distanceRange applies only there. */
+    maxSimilarity?: number;
     columns?: string[];
     /** Scan every row (exact similarities, distanceRange applied exactly) instead of the ANN index. */
     exact?: boolean;
@@ -145,14 +153,16 @@ export async function openIndex(dir: string): Promise<LanceIndex> {
       });
     }
     // Only the image vectors have an ANN index.
-    const exact = q.exact || column !== 'vector' || info.ann.type === 'flat';
+    const exact = q.exact || column !== 'vector' || info.ann.type === 'flat' || q.maxSimilarity !== undefined;
     let query = table.vectorSearch(q.vector).column(column).distanceType('dot').limit(limit);
     if (exact) query = query.bypassVectorIndex();
     else if (info.ann.type !== 'flat')
       query = annQuery(query, { ...info.ann, nprobes: q.nprobes ?? info.ann.nprobes }, limit);
     // LanceDB's dot distance is 1 - dot: similarity ≥ s ⇔ distance ≤ 1 - s. Only on exact scans: through an ANN index
     // the range is applied to the quantized distances before refinement, and most qualifying rows are lost.
-    if (q.minSimilarity !== undefined && exact) query = query.distanceRange(undefined, 1 - q.minSimilarity + SLACK);
+    const lower = q.maxSimilarity !== undefined ? 1 - q.maxSimilarity : undefined;
+    const upper = q.minSimilarity !== undefined ? 1 - q.minSimilarity + SLACK : undefined;
+    if (exact && (lower !== undefined || upper !== undefined)) query = query.distanceRange(lower, upper);
     if (q.where) query = query.where(q.where);
     return query;
   }
@@ -206,32 +216,40 @@ export async function openIndex(dir: string): Promise<LanceIndex> {
     return run({ ...q, exact: true }, limit);
   }
 
-  return {
-    info,
-    async search(q) {
-      const column = q.column ?? 'vector';
-      const withColumns = { ...q, columns: q.nearDuplicate === undefined ? undefined : ['id', ...metaColumns, column] };
-      const limit = resultLimit(q);
-      const rows =
-        q.minSimilarity !== undefined
+  async function searchRows(q: RunQuery): Promise<SearchResults> {
+    const column = q.column ?? 'vector';
+    const withColumns = { ...q, columns: q.nearDuplicate === undefined ? undefined : ['id', ...metaColumns, column] };
+    const limit = resultLimit(q);
+    const found =
+      q.maxSimilarity !== undefined
+        ? await run({ ...withColumns, exact: true }, limit)
+        : q.minSimilarity !== undefined
           ? await aboveThreshold(withColumns, q.minSimilarity, limit)
           : await run(withColumns, limit);
-      const out: SearchResults = [];
-      out.truncated = rows.length >= limit;
-      const keep = await keptRows(
-        rows.length,
-        { urls: q.dedupUrls, nearDuplicate: q.nearDuplicate },
-        (i) => rows[i]!.url,
-        (i) => Float32Array.from(rows[i]![column] as Iterable<number>),
-      );
-      for (const i of keep) {
-        const row = rows[i]!;
-        const result: SearchResult = { id: Number(row.id), similarity: 1 - Number(row._distance) };
-        for (const c of metaColumns) result[c] = typeof row[c] === 'bigint' ? Number(row[c]) : row[c];
-        out.push(result);
-      }
-      return out;
-    },
+    // distanceRange's lower bound is inclusive: a row exactly at maxSimilarity is not below it
+    const rows =
+      q.maxSimilarity === undefined ? found : found.filter((r) => 1 - Number(r._distance) < q.maxSimilarity!);
+    const out: SearchResults = [];
+    out.truncated = found.length >= limit;
+    const keep = await keptRows(
+      rows.length,
+      { urls: q.dedupUrls, nearDuplicate: q.nearDuplicate },
+      (i) => rows[i]!.url,
+      (i) => Float32Array.from(rows[i]![column] as Iterable<number>),
+    );
+    for (const i of keep) {
+      const row = rows[i]!;
+      const result: SearchResult = { id: Number(row.id), similarity: 1 - Number(row._distance) };
+      for (const c of metaColumns) result[c] = typeof row[c] === 'bigint' ? Number(row[c]) : row[c];
+      out.push(result);
+    }
+    return out;
+  }
+
+  return {
+    info,
+    search: (q) => searchRows(q),
+    searchBelow: (q, maxSimilarity) => searchRows({ ...q, maxSimilarity }),
     searchBatches(q) {
       checkDimension(q.vector);
       if ((q.column ?? 'vector') === 'text_vector' && !info.has_text)

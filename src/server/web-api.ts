@@ -142,16 +142,40 @@ function filters(body: {
 
 /**
  * Rows at or above `min`: their count (exact up to `bound`, `more` beyond, as `clipstream query --min-similarity`
- * counts them) and the edge — the `edge` lowest rows above it and the `edge` best rows below it, from one top-k
- * search of count + edge rows. Beyond the bound the edge is not read (it would take a scan of the rows above).
+ * counts them) and the edge — the `edge` lowest rows above it and the `edge` best rows below it. Up to the bound,
+ * from one top-k search of count + edge rows; beyond it (a large index under a low threshold), where the backend
+ * searches below a similarity: the best rows under `min`, and the lowest of a narrow band [min, min + δ) whose width
+ * is adjusted until the band holds at least `edge` rows and no more than the bound.
  */
 export async function thresholdEdge(index: Index, q: SearchQuery, min: number, edge: number, bound: number) {
   const above = await index.search({ ...q, minSimilarity: min, maxResults: bound });
   const more = above.truncated === true;
-  let below: SearchResult[] = [];
   if (!more) {
     const top = await index.search({ ...q, k: above.length + edge });
-    below = top.filter((r) => r.similarity < min).slice(0, edge);
+    const below = top.filter((r) => r.similarity < min).slice(0, edge);
+    return { count: above.length, more, min_similarity: min, above: above.slice(-edge), below };
   }
-  return { count: above.length, more, min_similarity: min, above: more ? [] : above.slice(-edge), below };
+  if (!index.searchBelow) return { count: above.length, more, min_similarity: min, above: [], below: [] };
+  const below = await index.searchBelow({ ...q, k: edge }, min);
+  return { count: above.length, more, min_similarity: min, above: await bandEdge(index, q, min, edge, bound), below };
+}
+
+/** Band widths tried, at most: each try is one search (an exact scan on a LanceDB IVF index). */
+const BAND_TRIES = 8;
+
+/** The `edge` lowest rows at or above `min`, from a band [min, min + δ) holding ≥ edge and < bound rows; [] if none found. */
+async function bandEdge(index: Index, q: SearchQuery, min: number, edge: number, bound: number) {
+  let width = 0.01;
+  let best: SearchResult[] = [];
+  for (let i = 0; i < BAND_TRIES; i++) {
+    const band = await index.searchBelow!({ ...q, minSimilarity: min, maxResults: bound }, min + width);
+    if (band.truncated)
+      width /= 4; // more than the bound in the band: its lowest rows were not all read
+    else if (band.length >= edge || min + width >= 1) return band.slice(-edge);
+    else {
+      best = band; // all of the band, but fewer rows than the edge shows: widen
+      width *= 4;
+    }
+  }
+  return best.slice(-edge);
 }

@@ -216,14 +216,26 @@ describe('/api/threshold', () => {
     }
   });
 
-  it('beyond the bound the count is N+ (more: true) and the edge is not read', async () => {
+  it('beyond the bound the count is N+ (more: true) and the edge is still the rows just above and just below', async () => {
+    const all = await similarities('red');
+    const min = all[Math.floor(all.length * 0.6)]!.similarity - 1e-4;
+    const exact = (
+      await post(base, '/api/threshold', { index: 'colours', query: { text: 'red' }, min_similarity: min, edge: 4 })
+    ).json;
+    expect(exact.count).toBeGreaterThan(20);
     const small = await serve({ limits: { results: 20 } });
     const { json } = await post(small, '/api/threshold', {
       index: 'colours',
       query: { text: 'red' },
-      min_similarity: -1,
+      min_similarity: min,
+      edge: 4,
     });
-    expect(json).toEqual(expect.objectContaining({ count: 20, more: true, above: [], below: [] }));
+    expect(json).toEqual(expect.objectContaining({ count: 20, more: true }));
+    const ids = (rows: Json[]) => rows.map((r) => r.id);
+    expect(ids(json.above)).toEqual(ids(exact.above));
+    expect(ids(json.below)).toEqual(ids(exact.below));
+    expect(json.above).toHaveLength(4);
+    expect(json.below).toHaveLength(4);
   });
 });
 

@@ -55,15 +55,17 @@ export async function openFaissBackend(folder: string, opts: OpenFaissFolderOpti
   const ip = index.info.metric === 'inner_product';
   const similarity = (d: number) => (ip ? d : 1 - d / 2);
 
-  async function neighbours(q: SearchQuery, limit: number, withVectors: boolean) {
+  /** `maxSimilarity`: only rows strictly below it (searchBelow). */
+  async function neighbours(q: SearchQuery, limit: number, withVectors: boolean, maxSimilarity?: number) {
+    const params = maxSimilarity === undefined ? {} : { below: ip ? maxSimilarity : 2 * (1 - maxSimilarity) };
     if (q.minSimilarity === undefined) {
       const found = withVectors
-        ? await index.searchAndReconstruct(q.vector, limit)
-        : (await index.search(q.vector, limit))[0]!;
+        ? await index.searchAndReconstruct(q.vector, limit, params)
+        : (await index.search(q.vector, limit, params))[0]!;
       return { ...found, truncated: found.ids.length >= limit };
     }
     const radius = ip ? float32Below(q.minSimilarity) : float32Above(2 * (1 - q.minSimilarity));
-    return index.rangeSearch(q.vector, radius, { maxResults: limit, reconstruct: withVectors });
+    return index.rangeSearch(q.vector, radius, { ...params, maxResults: limit, reconstruct: withVectors });
   }
 
   const info: IndexSummary = {
@@ -84,6 +86,28 @@ export async function openFaissBackend(folder: string, opts: OpenFaissFolderOpti
     }
   }
 
+  async function searchRows(q: SearchQuery, maxSimilarity?: number): Promise<SearchResults> {
+    check(q);
+    const limit = q.minSimilarity !== undefined ? (q.maxResults ?? 10_000) : (q.k ?? 10);
+    const found = await neighbours(q, limit, q.nearDuplicate !== undefined, maxSimilarity);
+    const rows = metadata ? await metadata.get(found.ids) : [];
+    const out: SearchResults = [];
+    out.truncated = found.truncated;
+    const keep = await keptRows(
+      found.ids.length,
+      { urls: q.dedupUrls, nearDuplicate: q.nearDuplicate },
+      (i) => (rows[i] as Record<string, unknown> | undefined)?.url,
+      (i) => (found as { vectors?: Float32Array[] }).vectors![i]!,
+    );
+    for (const i of keep)
+      out.push({
+        ...(rows[i] ?? {}),
+        id: found.ids[i]!,
+        similarity: similarity(found.distances[i]!),
+      } as SearchResult);
+    return out;
+  }
+
   return {
     folder: opened,
     info,
@@ -93,27 +117,8 @@ export async function openFaissBackend(folder: string, opts: OpenFaissFolderOpti
       for await (const b of index.rangeBatches(q.vector, radius))
         yield { ids: b.ids, similarities: b.distances.map(similarity), progress: b.progress };
     },
-    async search(q): Promise<SearchResults> {
-      check(q);
-      const limit = q.minSimilarity !== undefined ? (q.maxResults ?? 10_000) : (q.k ?? 10);
-      const found = await neighbours(q, limit, q.nearDuplicate !== undefined);
-      const rows = metadata ? await metadata.get(found.ids) : [];
-      const out: SearchResults = [];
-      out.truncated = found.truncated;
-      const keep = await keptRows(
-        found.ids.length,
-        { urls: q.dedupUrls, nearDuplicate: q.nearDuplicate },
-        (i) => (rows[i] as Record<string, unknown> | undefined)?.url,
-        (i) => (found as { vectors?: Float32Array[] }).vectors![i]!,
-      );
-      for (const i of keep)
-        out.push({
-          ...(rows[i] ?? {}),
-          id: found.ids[i]!,
-          similarity: similarity(found.distances[i]!),
-        } as SearchResult);
-      return out;
-    },
+    search: (q) => searchRows(q),
+    searchBelow: (q, maxSimilarity) => searchRows(q, maxSimilarity),
     async vectorsOf(ids, column = 'vector') {
       if (column !== 'vector')
         throw queryInvalid(`the faiss index ${folder} holds its ${opts.modality ?? 'image'} embeddings only`);

@@ -14,6 +14,16 @@ export interface ResultSink {
   add(value: number, id: number, payload?: number): boolean;
 }
 
+/** `inner` fed only the values not as good as `bound` (IP: < bound; L2: > bound): the rows under a threshold. */
+export function belowSink(inner: ResultSink, ip: boolean, bound: number): ResultSink {
+  return {
+    get threshold() {
+      return inner.threshold;
+    },
+    add: (value, id, payload) => (ip ? value < bound : value > bound) && inner.add(value, id, payload),
+  };
+}
+
 export interface SortedHits {
   ids: number[];
   distances: number[];

@@ -19,6 +19,11 @@ export interface FaissSearchParams {
   nprobe?: number;
   /** HNSW search depth (an HNSW index, or an IVF's HNSW quantizer). Default: the index file's. */
   efSearch?: number;
+  /**
+   * Only results not as good as this value (IP: similarity < below; L2: distance > below): the rows under a
+   * threshold, among those the search visits (probed lists, visited nodes). Not faiss's: ours.
+   */
+  below?: number;
 }
 
 export interface OpenFaissOptions extends FaissSearchParams {
@@ -278,7 +283,9 @@ function makeIndex(
     checkParams(merged);
     if (!Number.isSafeInteger(k) || k < 1 || k > MAX_K)
       throw invalidOption(`Expected k between 1 and ${MAX_K} but received ${k}`);
-    return { ...merged, k, radius, hnswK: radius === undefined ? k : 1 };
+    if (params.below !== undefined && !Number.isFinite(params.below))
+      throw invalidOption(`Expected a finite bound for below but received ${params.below}`);
+    return { ...merged, k, radius, hnswK: radius === undefined ? k : 1, below: params.below };
   };
   const checkQuery = (q: Float32Array, many: boolean) => {
     if (q.length === 0 || q.length % info.d !== 0 || (!many && q.length !== info.d)) {

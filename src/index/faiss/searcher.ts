@@ -6,7 +6,7 @@
 import type { ByteSource } from '../../io/byte-source.js';
 import { faissFileInvalid } from './cursor.js';
 import type { FlatNode, HnswNode, IndexNode, IvfNode, Transform } from './format.js';
-import { CollectSink, RangeSink, TopK, type ResultSink } from './heap.js';
+import { belowSink, CollectSink, RangeSink, TopK, type ResultSink } from './heap.js';
 import { HnswSearcher } from './hnsw.js';
 import { IvfSearcher, type IvfParams, type ListPart } from './ivf.js';
 import { MatrixKernel } from './kernels.js';
@@ -26,6 +26,8 @@ export interface SearchSettings extends IvfParams {
   radius?: number;
   /** Candidate-set size for HNSW: k for a top-k search, 1 for a range search (as faiss). */
   hnswK: number;
+  /** Only results not as good as this (FaissSearchParams.below). */
+  below?: number;
 }
 
 export interface Neighbours {
@@ -74,12 +76,13 @@ export class TreeSearcher {
 
   async search(query: Float32Array, s: SearchSettings): Promise<Hits> {
     const x = this.chain.length > 0 ? applyChain(this.chain, query, this.chainKernels) : query;
-    const sink = s.radius === undefined ? new TopK(s.k, this.ip) : new RangeSink(this.ip, s.radius, s.k);
+    const kept = s.radius === undefined ? new TopK(s.k, this.ip) : new RangeSink(this.ip, s.radius, s.k);
+    const sink = s.below === undefined ? kept : belowSink(kept, this.ip, s.below);
     const core = this.core;
     if (core.kind === 'ivf') await this.ivf!.search(x, sink, s);
     else if (core.kind === 'hnsw') this.hnsw!.search(x, sink, s.efSearch, s.hnswK);
     else await this.scanFlat(core, x, sink);
-    const sorted = sink.sorted();
+    const sorted = kept.sorted();
     const payloads = core.kind === 'ivf' ? sorted.payloads : sorted.ids;
     return {
       ids:
@@ -88,7 +91,7 @@ export class TreeSearcher {
           : sorted.ids,
       distances: sorted.distances,
       payloads,
-      full: sink instanceof RangeSink && sink.truncated,
+      full: kept instanceof RangeSink && kept.truncated,
     };
   }
 

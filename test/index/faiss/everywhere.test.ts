@@ -293,6 +293,17 @@ describe('clipstream serve over a faiss folder', () => {
     return { status: res.status, json: (await res.json()) as Record<string, unknown>[] & Record<string, unknown> };
   };
 
+  it("searchBelow: faiss's ranking from a similarity down (the page's threshold edge beyond the result bound)", async () => {
+    const vector = Float32Array.from(q0());
+    const ids = expected.top300.ids[0]!;
+    const below = await index.searchBelow!({ vector, k: 5 }, between(9));
+    expect(below.map((r) => r.id)).toEqual(ids.slice(10, 15));
+    expect(below.every((r) => Object.keys(r).sort().join() === 'caption,id,similarity,url')).toBe(true);
+    const band = await index.searchBelow!({ vector, minSimilarity: between(19), maxResults: 100 }, between(9));
+    expect(band.map((r) => r.id)).toEqual(ids.slice(10, 20));
+    expect(band.truncated).toBe(false);
+  });
+
   it("/knn-service answers faiss's top-k with the columns to return; /metadata the rows", async () => {
     const { status, json } = await post('/knn-service', {
       embedding_input: q0(),
