@@ -6,6 +6,7 @@ import type { Index, SearchQuery, SearchResult } from '../index/search.js';
 import { normalise } from '../select/query-embedding.js';
 import type { ServerContext } from './app.js';
 import type { JobSource } from './events.js';
+import type { SearchAnswer, ServerInfo, ThresholdAnswer } from './wire.js';
 import { queryVectorOf } from './query-vector.js';
 import { registerSpecRoutes } from './web-spec.js';
 
@@ -78,7 +79,7 @@ export function registerWebApi(app: FastifyInstance, ctx: ServerContext): void {
     return index;
   };
 
-  app.get('/api/info', async () => ({
+  app.get('/api/info', async (): Promise<ServerInfo> => ({
     indices: [...ctx.indices].map(([name, index]) => ({
       name,
       location: ctx.web.indexDirs?.get(name) ?? null,
@@ -99,7 +100,7 @@ export function registerWebApi(app: FastifyInstance, ctx: ServerContext): void {
     if (body.k > ctx.limits.results)
       throw queryInvalid(`k: at most ${ctx.limits.results} results per request, asked for ${body.k}`);
     const index = indexNamed(body.index);
-    return ctx.bounded(async () => {
+    return ctx.bounded(async (): Promise<SearchAnswer> => {
       const vector = await vectorOf(body.query, body.index, index);
       const results = await index.search({ vector, k: body.k, ...filters(body) });
       return { results: [...results], truncated: results.truncated === true, vector: [...vector] };
@@ -147,7 +148,13 @@ function filters(body: {
  * searches below a similarity: the best rows under `min`, and the lowest of a narrow band [min, min + δ) whose width
  * is adjusted until the band holds at least `edge` rows and no more than the bound.
  */
-export async function thresholdEdge(index: Index, q: SearchQuery, min: number, edge: number, bound: number) {
+export async function thresholdEdge(
+  index: Index,
+  q: SearchQuery,
+  min: number,
+  edge: number,
+  bound: number,
+): Promise<ThresholdAnswer> {
   const above = await index.search({ ...q, minSimilarity: min, maxResults: bound });
   const more = above.truncated === true;
   if (!more) {

@@ -11,6 +11,7 @@ import { MAX_PARTITIONS, quotas } from '../stream/partition.js';
 import type { ServerContext } from './app.js';
 import { sameLocation } from './indices-paths.js';
 import { openServedStream } from './streams.js';
+import type { PlanAnswer, StartAnswer } from './wire.js';
 
 const API_HINT = "The page's JSON API: see docs/server.md; a spec's fields: docs/spec.md.";
 /**
@@ -48,7 +49,7 @@ export function registerSpecRoutes(app: FastifyInstance, ctx: ServerContext): vo
   app.post('/api/plan', async (req) => {
     const body = parseOptions(planShape, req.body ?? {}, undefined, API_HINT);
     const { spec, index } = specFromPage(body.spec, ctx, false);
-    return ctx.bounded(async () => {
+    return ctx.bounded(async (): Promise<PlanAnswer> => {
       const plan = await resolvePlan(spec, { model: ctx.model });
       try {
         return { ...planSummary(plan, body.partitions), overlap: await overlaps(spec, index, ctx) };
@@ -78,7 +79,12 @@ export function registerSpecRoutes(app: FastifyInstance, ctx: ServerContext): vo
     contexts.push(context);
     ctx.streams.set(body.name, stream);
     ctx.log(`stream ${body.name} started from the API`);
-    return { name: body.name, ...streamUsage(req, body.name, body.partitions), ...planSummary(plan, body.partitions) };
+    const answer: StartAnswer = {
+      name: body.name,
+      ...streamUsage(req, body.name, body.partitions),
+      ...planSummary(plan, body.partitions),
+    };
+    return answer;
   });
 }
 
@@ -130,7 +136,7 @@ function specFromPage(
 }
 
 /** `clipstream plan`'s table: per query requested, available (`+`: more qualify), planned, and what P partitions deliver. */
-export function planSummary(plan: Plan, partitions: number) {
+export function planSummary(plan: Plan, partitions: number): PlanAnswer {
   const quota = quotas(plan, partitions);
   return {
     id: plan.header.id,

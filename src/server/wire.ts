@@ -1,8 +1,78 @@
 /**
- * The JSON of `GET /api/events` (src/server/events.ts), as the page (web/src/dashboard.tsx) reads it: one set of
- * types for both sides. Types only, and self-contained: the page's type check (web/tsconfig.json) reads this file
- * without Node's types.
+ * The JSON the page reads (web/src/api.ts, dashboard.tsx) from the server's API (src/server/web-api.ts,
+ * web-spec.ts, events.ts): one set of types for both sides, and the server's handlers are typed with them. Types
+ * only, and self-contained: the page's type check (web/tsconfig.json) reads this file without Node's types.
  */
+
+export interface IndexInfo {
+  name: string;
+  location: string | null;
+  count: number;
+  dim: number;
+  columns: Record<string, string>;
+  has_text: boolean;
+  model: string | null;
+}
+
+export interface ServerInfo {
+  indices: IndexInfo[];
+  model: { name: string; location: string | null } | null;
+  streams: string[];
+  allow_new_streams: boolean;
+  limits: { results: number };
+}
+
+export interface Row {
+  id: number;
+  similarity: number;
+  url?: string;
+  caption?: string | null;
+  [column: string]: unknown;
+}
+
+/** Exactly one of these: what the user searched by. */
+export type Query =
+  { text: string } | { image: string } | { image_url: string } | { embedding: number[] } | { like: number };
+
+export interface SearchAnswer {
+  results: Row[];
+  truncated: boolean;
+  vector: number[];
+}
+
+export interface ThresholdAnswer {
+  count: number;
+  more: boolean;
+  min_similarity: number;
+  above: Row[];
+  below: Row[];
+}
+
+export interface PlannedQuery {
+  name: string;
+  requested: number;
+  available: number;
+  available_more: boolean;
+  planned: number;
+  quota: number;
+  delivered: number;
+}
+
+export interface PlanAnswer {
+  id: string;
+  partitions: number;
+  queries: PlannedQuery[];
+  per_partition: number;
+  total: number;
+  warnings: string[];
+  overlap?: { name: string; rows: number; rows_more: boolean; shared: number; with: Record<string, number> }[];
+}
+
+export interface StartAnswer extends PlanAnswer {
+  name: string;
+  url: string;
+  python: string;
+}
 
 /**
  * What one dashboard panel shows: a served stream, or a running `clipstream download`. Counters are totals since
