@@ -122,14 +122,17 @@ export async function openFaissBackend(folder: string, opts: OpenFaissFolderOpti
     async vectorsOf(ids, column = 'vector') {
       if (column !== 'vector')
         throw queryInvalid(`the faiss index ${folder} holds its ${opts.modality ?? 'image'} embeddings only`);
-      if (!index.vectorsOf)
+      const found = await index.vectorsOf(ids);
+      const missing = ids.find((id) => !found.has(id));
+      if (!index.reconstructsAnyId && missing !== undefined)
         throw queryInvalid(
-          `the faiss index ${folder} (${index.info.type}) cannot give a row's embedding from its id ("more like ` +
+          `the faiss index ${folder} (${index.info.type}) cannot give row ${missing}'s embedding ("more like ` +
             `this"): an IVF index keeps each row's codes in one of its ${index.info.nlist} lists and has no id → ` +
-            'list map, so finding one row means reading the ids of every list (the whole index)',
-          { hint: "Search by the row's image URL instead (its image embeds to nearly the same vector), or by text." },
+            'list map, so it gives back only the rows its recent searches returned (finding any other means ' +
+            'reading the ids of every list: the whole index)',
+          { hint: "Search first and pick a row of the results, or search by the row's image URL or by text." },
         );
-      return index.vectorsOf(ids);
+      return found;
     },
     async getByIds(ids) {
       if (!metadata) return [];

@@ -12,6 +12,7 @@ import { Cursor, faissFileInvalid } from './cursor.js';
 import { Parser, type IndexNode, type IvfNode, type Metric, type Region } from './format.js';
 import { describe, residentBytes } from './describe.js';
 import type { ListPart } from './ivf.js';
+import { RecentHits } from './recent-hits.js';
 import { TreeSearcher, unwrap } from './searcher.js';
 
 export interface FaissSearchParams {
@@ -93,10 +94,13 @@ export interface FaissIndex {
     params?: FaissSearchParams,
   ): Promise<Neighbors & { vectors: Float32Array[] }>;
   /**
-   * Vectors of rows by id, in query space; unknown ids are left out. Only where a row can be found from its id
-   * (Flat, HNSW, through IDMaps): undefined for an IVF index, which has no id → list map.
+   * Vectors of rows by id, in query space; unknown ids are left out. Flat and HNSW (through IDMaps) find any row;
+   * an IVF index, which has no id → list map, only the rows its recent searches returned (RecentHits), decoded
+   * from their codes as searchAndReconstruct does.
    */
-  vectorsOf?(ids: number[]): Promise<Map<number, Float32Array>>;
+  vectorsOf(ids: number[]): Promise<Map<number, Float32Array>>;
+  /** vectorsOf finds any row (not an IVF index). */
+  readonly reconstructsAnyId: boolean;
   close(): Promise<void>;
 }
 
@@ -287,6 +291,8 @@ function makeIndex(
       throw invalidOption(`Expected a finite bound for below but received ${params.below}`);
     return { ...merged, k, radius, hnswK: radius === undefined ? k : 1, below: params.below };
   };
+  // IVF: rows recent searches returned, whose vectors can then be decoded ("more like this")
+  const recent = searcher.reconstructsIds ? undefined : new RecentHits();
   const checkQuery = (q: Float32Array, many: boolean) => {
     if (q.length === 0 || q.length % info.d !== 0 || (!many && q.length !== info.d)) {
       throw invalidOption(
@@ -307,6 +313,7 @@ function makeIndex(
       const out: Neighbors[] = [];
       for (let i = 0; i < queries.length; i += info.d) {
         const hits = await searcher.search(queries.subarray(i, i + info.d), s);
+        recent?.remember(hits);
         out.push({ ids: hits.ids, distances: hits.distances });
       }
       return out;
@@ -315,6 +322,7 @@ function makeIndex(
       checkQuery(query, false);
       if (!Number.isFinite(radius)) throw invalidOption(`Expected a finite radius but received ${radius}`);
       const hits = await searcher.search(query, settings(opt.maxResults ?? 10_000, opt, radius));
+      recent?.remember(hits);
       const vectors = opt.reconstruct ? await searcher.reconstruct(hits.payloads) : undefined;
       return { ids: hits.ids, distances: hits.distances, truncated: hits.full, ...(vectors ? { vectors } : {}) };
     },
@@ -326,9 +334,19 @@ function makeIndex(
     async searchAndReconstruct(query, k, params) {
       checkQuery(query, false);
       const hits = await searcher.search(query, settings(k, params));
+      recent?.remember(hits);
       return { ids: hits.ids, distances: hits.distances, vectors: await searcher.reconstruct(hits.payloads) };
     },
-    ...(searcher.reconstructsIds ? { vectorsOf: (ids: number[]) => searcher.vectorsOfIds(ids) } : {}),
+    async vectorsOf(ids) {
+      if (!recent) return searcher.vectorsOfIds(ids);
+      const out = new Map<number, Float32Array>();
+      for (const id of ids) {
+        const payload = recent.payloadOf(id);
+        if (payload !== undefined) out.set(id, (await searcher.reconstruct([payload]))[0]!);
+      }
+      return out;
+    },
+    reconstructsAnyId: searcher.reconstructsIds,
     async close() {
       await Promise.all(opened.map((s) => s.close()));
     },

@@ -322,7 +322,7 @@ describe('clipstream serve over a faiss folder', () => {
     ]);
   });
 
-  it('/api/info describes it; "more like this" is a 400 that says why', async () => {
+  it('/api/info describes it; "more like this" works on a row a search returned, is a 400 that says why on another', async () => {
     const info = (await (await fetch(`${base}/api/info`)).json()) as { indices: Record<string, unknown>[] };
     expect(info.indices[0]).toMatchObject({
       name: 'laion',
@@ -334,7 +334,14 @@ describe('clipstream serve over a faiss folder', () => {
     });
     const like = await post('/api/search', { index: 'laion', query: { like: 5 } });
     expect(like.status).toBe(400);
-    expect(like.json.error).toMatch(/\(.*IVF.*\) cannot give a row's embedding from its id .* no id → list map/);
+    expect(like.json.error).toMatch(/\(.*IVF.*\) cannot give row 5's embedding .* no id → list map/);
+    const found = (await post('/api/search', { index: 'laion', query: { embedding: q0() }, k: 8 })).json as unknown as {
+      results: { id: number }[];
+    };
+    const row = found.results[3]!.id;
+    const more = await post('/api/search', { index: 'laion', query: { like: row }, k: 5 });
+    expect(more.status).toBe(200);
+    expect((more.json as unknown as { results: { id: number }[] }).results[0]!.id).toBe(row); // itself first
   });
 
   it('a search with where is a 400 that says why and what to do, not fewer rows', async () => {

@@ -202,18 +202,36 @@ describe('index folders', () => {
     }
   });
 
-  it('"more like this" on an IVF index is refused, saying why (no id → list map) and what to do', async () => {
-    const backend = await backendOf('ivfflat_ip');
-    try {
-      await expect(backend.vectorsOf!([5])).rejects.toMatchObject({
-        code: 'QUERY_INVALID',
-        message: expect.stringMatching(/IVF.*cannot give a row's embedding from its id .*no id → list map/),
-        hint: expect.stringMatching(/image URL/),
-      });
-    } finally {
-      backend.close();
-    }
-  });
+  it.each(['ivfflat_ip', 'ivfpq_ip'])(
+    '"more like this" on %s: the rows a search returned, decoded as faiss reconstructs them; any other row refused, saying why',
+    async (name) => {
+      const backend = await backendOf(name);
+      try {
+        await expect(backend.vectorsOf!([5])).rejects.toMatchObject({
+          code: 'QUERY_INVALID',
+          message: expect.stringMatching(/IVF.*cannot give row 5's embedding .*no id → list map/),
+          hint: expect.stringMatching(/pick a row of the results|image URL/),
+        });
+        const faiss = (await answers(dir, name)).search_and_reconstruct as { ids: number[][]; vectors: number[][][] };
+        const results = await backend.search({ vector: q0(), k: 5 });
+        const got = await backend.vectorsOf!(results.map((r) => r.id));
+        expect([...got.keys()]).toEqual(results.map((r) => r.id));
+        let compared = 0;
+        for (const r of results) {
+          const v = got.get(r.id)!;
+          // the decoded vector scores what the search scored (IP: ⟨query, vector⟩ = similarity)
+          expect(Math.abs(v.reduce((sum, x, j) => sum + x * q0()[j]!, 0) - r.similarity)).toBeLessThan(1e-4);
+          const j = faiss.ids[0]!.indexOf(r.id);
+          if (j < 0) continue; // faiss's recorded search used other settings
+          compared++;
+          faiss.vectors[0]![j]!.forEach((x, c) => expect(Math.abs(v[c]! - x)).toBeLessThan(1e-5));
+        }
+        expect(compared).toBeGreaterThan(0);
+      } finally {
+        backend.close();
+      }
+    },
+  );
 
   it('float32Below: the largest float32 under x', () => {
     for (const x of [0.28, 0.5, 1, -0.3, 0, 1e-40]) {
