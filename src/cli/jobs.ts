@@ -92,7 +92,7 @@ async function serveDashboard(port: number, status: () => Promise<QueueStatus>):
   const { startJobDashboard } = await import('../server/job-dashboard.js');
   const { runJobs } = await import('../queue/dashboard.js');
   let latest = await status();
-  const jobs = runJobs(() => latest);
+  const jobs = [runJobs(() => latest)];
   const dashboard = await startJobDashboard({ port, jobs });
   process.stderr.write(`queue dashboard: ${dashboard.url}/#dashboard (Ctrl-C stops it)\n`);
   const stopped = new Promise<void>((resolve) => process.once('SIGINT', () => resolve()));

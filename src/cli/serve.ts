@@ -42,11 +42,12 @@ export function serveCommand(): Command {
       'ask every request for this token (default: $CLIPSTREAM_TOKEN); required with a --host other than loopback',
     )
     .option('--allow-new-streams', 'let the page (POST /api/streams) start streams', false)
+    .option('--queue <url>', "show the runs of this job queue's Redis (redis://HOST:PORT/DB) on the page's dashboard")
     .action(async (flags: ServeFlags) => {
       const streamSources = namedPairs(flags.spec ?? [], '--spec', 'NAME=SPEC', (v, what) => localPathOf(v, what));
       const token = tokenOf(flags);
       await checkPortFree(flags.port, flags.host); // before plans and indexes are opened, which may take minutes
-      const paths = await indexEntries(flags, streamSources.size > 0);
+      const paths = await indexEntries(flags, streamSources.size > 0 || flags.queue !== undefined);
       const streams = new Map<string, ServedStream>();
       const contexts: { close(): Promise<void> }[] = [];
       for (const [name, source] of streamSources) {
@@ -67,7 +68,10 @@ export function serveCommand(): Command {
         timeoutMs: 10_000,
         maxBytes: 20 * 1024 * 1024,
       });
+      // loaded only when asked for: BullMQ and ioredis are the queue's
+      const queue = flags.queue ? await (await import('../queue/dashboard.js')).watchQueue(flags.queue) : undefined;
       const web = {
+        ...(queue && { jobs: [queue.jobs] }),
         indexDirs: new Map([...paths].map(([name, entry]) => [name, entry.location])),
         modelDir: flags.model && resolve(flags.model),
         allowNewStreams: flags.allowNewStreams,
@@ -78,6 +82,7 @@ export function serveCommand(): Command {
       const what = [
         ...[...streams.keys()].map((n) => `stream ${n}`),
         ...[...indices.keys()].map((n) => `index ${n}`),
+        ...(queue ? [`the runs of the queue ${queue.url}`] : []),
       ].join(', ');
       process.stdout.write(
         `clipstream serve: listening on ${address} with ${what || 'nothing yet'}${model ? ` and model ${model.name}` : ''}\n`,
@@ -92,6 +97,7 @@ export function serveCommand(): Command {
         await app.close();
         await fetcher.close();
         await model?.close();
+        await queue?.close();
         for (const context of contexts) await context.close();
         for (const index of indices.values()) index.close();
         process.exit(0);
@@ -102,6 +108,7 @@ export function serveCommand(): Command {
 }
 
 interface ServeFlags {
+  queue?: string;
   spec?: string[];
   index?: string[];
   indicesPaths?: string;
@@ -212,6 +219,8 @@ async function indexEntries(
     }
   }
   if (out.size === 0 && !hasStreams)
-    throw invalidOption('Expected at least one --spec NAME=SPEC, --index NAME=DIR or --indices-paths FILE');
+    throw invalidOption(
+      'Expected at least one --spec NAME=SPEC, --index NAME=DIR, --indices-paths FILE or --queue URL',
+    );
   return out;
 }

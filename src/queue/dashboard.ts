@@ -1,12 +1,14 @@
 import type { JobCounters, JobSource } from '../server/events.js';
-import type { QueueStatus, RunStatus } from './status.js';
+import { connectQueue, displayUrl } from './connection.js';
+import { openShardQueue } from './jobs.js';
+import { queueStatus, type QueueStatus, type RunStatus } from './status.js';
 
 /**
- * The runs of a queue as dashboard jobs (one per run known when the page starts), from the latest status: samples
+ * The runs of a queue as dashboard jobs (every run of the latest status, so runs started later appear): samples
  * processed so far count as attempts (shards in flight included), reasons are those of done shards.
  */
-export function runJobs(latest: () => QueueStatus): JobSource[] {
-  return latest().runs.map((first) => () => countersOf(latest().runs.find((r) => r.id === first.id) ?? first));
+export function runJobs(latest: () => QueueStatus | undefined): JobSource {
+  return () => (latest()?.runs ?? []).map(countersOf);
 }
 
 function countersOf(r: RunStatus): JobCounters {
@@ -25,5 +27,31 @@ function countersOf(r: RunStatus): JobCounters {
     cache_hits: null,
     cache_misses: null,
     shards: { done: r.done, skipped: r.skipped, active: r.active, waiting: r.waiting, failed: r.failed },
+  };
+}
+
+/**
+ * A queue's runs for the dashboard of `clipstream serve --queue`: the status read from Redis every second (Redis
+ * away: the last one kept). `close()` stops reading and disconnects.
+ */
+export async function watchQueue(url: string): Promise<{ url: string; jobs: JobSource; close(): Promise<void> }> {
+  const redis = await connectQueue(url);
+  const queue = openShardQueue(url);
+  let latest: QueueStatus | undefined;
+  const read = () =>
+    queueStatus(redis, queue).then(
+      (s) => void (latest = s),
+      () => {},
+    );
+  await read();
+  const timer = setInterval(() => void read(), 1000);
+  return {
+    url: displayUrl(url),
+    jobs: runJobs(() => latest),
+    close: async () => {
+      clearInterval(timer);
+      await queue.close();
+      redis.disconnect();
+    },
   };
 }

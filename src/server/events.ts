@@ -7,8 +7,11 @@ import type { EventsSnapshot, JobCounters, RatePoint } from './wire.js';
 
 export type { JobCounters } from './wire.js';
 
-/** A dashboard of another job in this process (src/cli/download.ts's `--port`). */
-export type JobSource = () => JobCounters;
+/**
+ * Dashboards of other jobs in this process, read once a second: a download's (src/cli/download.ts's `--port`), or
+ * the runs of a queue, which come and go (`jobs status --port`, `serve --queue`).
+ */
+export type JobSource = () => JobCounters[];
 
 /** A minute and a half of history per job at one point a second: what a chart opened late still shows. */
 const HISTORY_POINTS = 90;
@@ -51,7 +54,7 @@ export function registerEvents(app: FastifyInstance, ctx: ServerContext): void {
 
   const jobs = (): JobCounters[] => [
     ...[...ctx.streams].map(([name, s]) => streamCounters(name, s)),
-    ...(ctx.web.jobs ?? []).map((read) => read()),
+    ...(ctx.web.jobs ?? []).flatMap((read) => read()),
   ];
 
   function tick(): void {

@@ -6,9 +6,9 @@ import type { JobCounters, JobSource } from './events.js';
 
 /** A `clipstream download`'s progress in the dashboard's shape (the counter is there once the job has started). */
 export function downloadJob(name: string, counter: () => ProgressCounter | undefined): JobSource {
-  return (): JobCounters => {
+  return (): JobCounters[] => {
     const s = counter()?.snapshot();
-    return {
+    const job: JobCounters = {
       name,
       kind: 'download',
       delivered: s?.successes ?? 0,
@@ -23,6 +23,7 @@ export function downloadJob(name: string, counter: () => ProgressCounter | undef
       cache_misses: null,
       shards: { done: s?.shardsDone ?? 0, skipped: s?.shardsSkipped ?? 0 },
     };
+    return [job];
   };
 }
 

@@ -154,6 +154,42 @@ describe('download --distributor queue with clipstream worker', () => {
     }
   });
 
+  it("serve --queue shows the queue's runs on the page's dashboard, a run started after it too", async () => {
+    const child = spawn(process.execPath, [cli, 'serve', '--queue', redis.url, '--port', '0'], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    try {
+      let stdout = '';
+      const url = await new Promise<string>((resolve, reject) => {
+        child.stdout.on('data', (d: Buffer) => {
+          stdout += String(d);
+          const m = /listening on (http:\/\/127\.0\.0\.1:\d+) with the runs of the queue redis:/.exec(stdout);
+          if (m) resolve(m[1]!);
+        });
+        child.on('close', () => reject(new Error(`exited before listening: ${stdout}`)));
+      });
+      const dir = await tempDir();
+      const list = await writeList(dir, images, 10);
+      workers.push(startWorker(redis.url, 'late'));
+      expect((await run(queued(list, join(dir, 'late')))).code).toBe(0);
+      await new Promise((r) => setTimeout(r, 1_500)); // the server reads the queue once a second
+      const res = await fetch(`${url}/api/events`);
+      let text = '';
+      for await (const chunk of res.body!) {
+        text += Buffer.from(chunk).toString('utf8');
+        if (/event: snapshot\ndata: .*\n\n/.test(text)) break;
+      }
+      const snapshot = JSON.parse(/event: snapshot\ndata: (.*)\n\n/.exec(text)![1]!) as {
+        jobs: { name: string; successes: number; shards: Record<string, number> }[];
+      };
+      const job = snapshot.jobs.find((j) => j.name.includes(join(dir, 'late')))!;
+      expect(job.shards).toMatchObject({ done: 1, failed: 0 });
+      expect(job.successes).toBe(10 - 1);
+    } finally {
+      child.kill('SIGINT');
+    }
+  });
+
   it('a bad queue URL and an unreachable Redis are clear errors (exit 2 and 1), without a hang', async () => {
     const dir = await tempDir();
     const list = await writeList(dir, images, 3);
