@@ -115,7 +115,12 @@ export const FIRST_BLOCK = 512;
 /** The whole plan: every block resolved. */
 export async function resolvePlan(spec: Spec, opts: ResolveOptions = {}): Promise<Plan> {
   const plan = await openPlan(spec, opts);
-  await plan.pending;
+  try {
+    await plan.pending;
+  } catch (err) {
+    await plan.close?.(); // its folder's files, and the folder when it is a temporary one
+    throw err;
+  }
   return plan;
 }
 

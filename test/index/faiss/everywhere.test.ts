@@ -7,7 +7,7 @@ import { execFile } from 'node:child_process';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createFetcher } from '../../../src/fetch/index.js';
 import { indexKindAt, openIndexAt } from '../../../src/index/open-backend.js';
 import type { Index } from '../../../src/index/search.js';
@@ -75,6 +75,10 @@ describe('a spec over a faiss folder, planned and streamed', () => {
   // The 100 best rows of query 0 are above this similarity (faiss's own top-300, nprobe 16 from image.json).
   const threshold = () => between(99);
   const best = (n: number) => expected.top300.ids[0]!.slice(0, n);
+  const opened: Plan[] = [];
+  afterEach(async () => {
+    for (const p of opened.splice(0)) await p.close?.();
+  });
 
   async function plan(index: string, extra: Record<string, unknown> = {}): Promise<Plan> {
     const spec = await laionSpec(
@@ -83,7 +87,9 @@ describe('a spec over a faiss folder, planned and streamed', () => {
       [{ name: 'q0', embedding: q0(), count: 30, min_similarity: threshold() }],
       extra,
     );
-    return resolvePlan(await readSpec(spec), { firstBlock: 20 });
+    const planned = await resolvePlan(await readSpec(spec), { firstBlock: 20 });
+    opened.push(planned);
+    return planned;
   }
 
   it('plans the rows at or above min_similarity (faiss range search), the best count × oversample kept', async () => {
