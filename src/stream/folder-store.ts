@@ -1,4 +1,4 @@
-import { mkdir, mkdtemp, open, readFile, rename, rm, truncate, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, open, readdir, readFile, rename, rm, truncate, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { outputConflict } from '../core/errors.js';
@@ -43,6 +43,8 @@ export interface StreamFolderStore {
   /** Creates the folder / checks that the bucket exists. */
   prepare(): Promise<void>;
   readProgress(): Promise<FolderProgress | undefined>;
+  /** Names of what the folder holds (a few are enough): a new stream starts only in an empty folder. */
+  someNames(): Promise<string[]>;
   writeProgress(progress: FolderProgress): Promise<void>;
   /** Removes what a crash left after `progress` (shards and manifest lines past it). Before any shard is written. */
   restore(progress: FolderProgress): Promise<void>;
@@ -83,6 +85,7 @@ function localStore(folder: string): StreamFolderStore {
     url: folder,
     remote: false,
     prepare: async () => void (await mkdir(folder, { recursive: true })),
+    someNames: async () => (await readdir(folder).catch(() => [] as string[])).slice(0, 5),
     async readProgress() {
       const text = await readFile(progressPath, 'utf8').catch(() => undefined);
       return text === undefined ? undefined : parseProgress(text, progressPath);
@@ -138,6 +141,7 @@ function s3Store(prefix: string): StreamFolderStore {
     url: prefix,
     remote: true,
     prepare: () => target.prepare(),
+    someNames: async () => (await s3List(prefix)).slice(0, 5),
     async readProgress() {
       const bytes = await target.readFile(PROGRESS_FILE, MAX_PROGRESS_BYTES);
       return bytes === undefined ? undefined : parseProgress(bytes.toString('utf8'), s3Join(prefix, PROGRESS_FILE));

@@ -5,7 +5,7 @@ import type { Candidate, Plan } from '../select/plan.js';
 import { openShardWriter, StatsCollector } from '../sink/index.js';
 import type { CandidateContext } from './candidate.js';
 import { streamPartition, type StreamSample } from './engine.js';
-import { streamFolderStore, type FolderProgress, type StreamFolderStore } from './folder-store.js';
+import { PROGRESS_FILE, streamFolderStore, type FolderProgress, type StreamFolderStore } from './folder-store.js';
 import type { Partition } from './partition.js';
 import { toRecord } from './record.js';
 import type { StreamState } from './state.js';
@@ -103,6 +103,12 @@ async function openProgress(plan: Plan, o: StreamFolderOptions, store: StreamFol
   await store.prepare();
   const previous = await store.readProgress();
   if (!previous) {
+    const names = await store.someNames();
+    if (names.length > 0)
+      throw outputConflict(
+        `${o.folder} already holds files (${names.join(', ')}…) and no ${PROGRESS_FILE}: it is not a stream's folder, and a new stream would replace its shards`,
+        { hint: 'Give the stream an empty or new folder (--output-folder).' },
+      );
     const progress: FolderProgress = {
       plan: plan.header.id,
       partition: o.partition,

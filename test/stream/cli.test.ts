@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { readdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
 import { readTarSamples } from '../../src/io/tar-read.js';
@@ -133,6 +133,24 @@ describe('clipstream stream', () => {
       .map((l) => JSON.parse(l) as { key: string });
     expect(manifest.map((m) => m.key)).toEqual(expected.map((e) => e.split(':')[0]));
   }, 180_000);
+
+  test('a new stream into a folder that holds other files (an earlier download) is refused, and they are kept', async () => {
+    const w = world();
+    const dir = await tempDir();
+    const spec = await w.spec([{ name: 'red', count: 5 }], { fetch: { allow_private_networks: true } });
+    const out = join(dir, 'laion_dl');
+    await mkdir(out);
+    const kept = ['00000.tar', '00000.parquet', '00000_stats.json', 'manifest.jsonl'];
+    for (const name of kept) await writeFile(join(out, name), 'earlier data');
+    const r = await run(['stream', spec, '--output-folder', out]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(
+      /already holds files \(.*00000\.tar.*\) and no _stream\.json: it is not a stream's folder/,
+    );
+    expect(r.stderr).toMatch(/empty or new folder/);
+    expect((await readdir(out)).sort()).toEqual([...kept].sort());
+    for (const name of kept) expect(await readFile(join(out, name), 'utf8')).toBe('earlier data');
+  });
 
   test('--output - writes one webdataset tar with a resume state per sample', async () => {
     const w = world();
