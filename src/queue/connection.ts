@@ -38,14 +38,18 @@ export function parseQueueUrl(value: string, flag = '--queue'): RedisOptions {
 }
 
 function badUrl(value: string, flag: string, why: string) {
-  return invalidOption(`Expected redis://HOST:PORT/DB for ${flag} but received ${JSON.stringify(value)} (${why})`, {
-    hint: 'For example --queue redis://10.0.0.5:6379/0 (the Redis every machine of the job can reach).',
-  });
+  return invalidOption(
+    `Expected redis://HOST:PORT/DB for ${flag} but received ${JSON.stringify(displayUrl(value))} (${why})`,
+    {
+      hint: 'For example --queue redis://10.0.0.5:6379/0 (the Redis every machine of the job can reach).',
+    },
+  );
 }
 
 /** A queue URL without its password, for messages and logs. */
 export function displayUrl(value: string): string {
-  return value.replace(/\/\/([^:@/]*):[^@/]*@/, '//$1:***@');
+  // the last @ before the path ends the credentials (a password may hold @, :, / …)
+  return value.replace(/\/\/([^:@/]*):.*@(?=[^@]*$)/, '//$1:***@');
 }
 
 /**

@@ -76,7 +76,11 @@ function inferenceSlot(run: RunRecord, o: InferenceRunOptions, onSamples: (n: nu
         // loaded here, not at import: a download worker never loads the CLIP runtime
         const { embedPartition, tarPartition } = await import('../inference/run.js');
         const { loadClipModel } = await import('../clip/index.js');
-        model ??= loadClipModel(o.model, { allowRemote: o.allowRemote });
+        // a failed load is not kept: the shard's retry (or the next partition) loads again
+        model ??= loadClipModel(o.model, { allowRemote: o.allowRemote }).catch((err: unknown) => {
+          model = undefined;
+          throw err;
+        });
         const partition = tarPartition(data.input!, data.shardId);
         const result = await embedPartition(partition, await model, o, () => {
           slot.live.successes++;

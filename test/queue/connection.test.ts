@@ -23,7 +23,14 @@ describe('--queue URLs', () => {
     expect(() => parseQueueUrl(value)).toThrow(why);
   });
 
-  it('messages never show the password', () => {
+  it("messages never show the password, a malformed URL's included", () => {
+    for (const bad of ['redis://:hunter2@h:6379/db1', 'http://me:hunter2@h:6379/0', 'redis://:hun@ter2@h:1/x'])
+      expect(() => parseQueueUrl(bad)).toThrow(
+        expect.objectContaining({ message: expect.not.stringContaining('hunter2') }),
+      );
+    expect(() => parseQueueUrl('redis://:hun@ter2@h:1/x')).toThrow(
+      expect.objectContaining({ message: expect.not.stringContaining('ter2') }),
+    );
     expect(displayUrl('redis://:hunter2@h:6379/0')).toBe('redis://:***@h:6379/0');
     expect(displayUrl('redis://me:hunter2@h:6379/0')).toBe('redis://me:***@h:6379/0');
     expect(displayUrl('redis://h:6379/0')).toBe('redis://h:6379/0');
