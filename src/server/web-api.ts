@@ -143,10 +143,10 @@ function filters(body: {
 
 /**
  * Rows at or above `min`: their count (exact up to `bound`, `more` beyond, as `clipstream query --min-similarity`
- * counts them) and the edge — the `edge` lowest rows above it and the `edge` best rows below it. Up to the bound,
- * from one top-k search of count + edge rows; beyond it (a large index under a low threshold), where the backend
- * searches below a similarity: the best rows under `min`, and the lowest of a narrow band [min, min + δ) whose width
- * is adjusted until the band holds at least `edge` rows and no more than the bound.
+ * counts them) and the edge — the `edge` lowest rows above it and the `edge` best rows below it. Past the bound (a
+ * large index under a low threshold), where the backend searches below a similarity, the lowest rows above come
+ * from a narrow band [min, min + δ) whose width is adjusted until the band holds at least `edge` rows and no more
+ * than the bound (a remote clip back cannot: no edge there).
  */
 export async function thresholdEdge(
   index: Index,
@@ -157,32 +157,59 @@ export async function thresholdEdge(
 ): Promise<ThresholdAnswer> {
   const above = await index.search({ ...q, minSimilarity: min, maxResults: bound });
   const more = above.truncated === true;
-  if (!more) {
-    const top = await index.search({ ...q, k: above.length + edge });
-    const below = top.filter((r) => r.similarity < min).slice(0, edge);
-    return { count: above.length, more, min_similarity: min, above: above.slice(-edge), below };
+  const count = above.length;
+  if (more && !index.searchBelow) return { count, more, min_similarity: min, above: [], below: [] };
+  const lowest = more ? await bandEdge(index, q, min, edge, bound) : above.slice(-edge);
+  // a row within the search's rounding slack of `min` is counted above: never list it below as well
+  const shown = new Set((more ? lowest : above).map((r) => r.id));
+  const below = await rowsBelow(index, q, min, edge, bound, more ? 0 : count, shown);
+  return { count, more, min_similarity: min, above: lowest, below };
+}
+
+/**
+ * The `edge` best rows under `min`, none of `shown`. Urls are deduplicated after the search's limit, and rows of
+ * `shown` take slots too, so it asks for more rows until `edge` are left or nothing more qualifies.
+ */
+async function rowsBelow(
+  index: Index,
+  q: SearchQuery,
+  min: number,
+  edge: number,
+  bound: number,
+  aboveCount: number,
+  shown: Set<number>,
+): Promise<SearchResult[]> {
+  for (let extra = 2 * edge + 8; ; extra *= 4) {
+    const k = Math.min((index.searchBelow ? 0 : aboveCount) + extra, bound);
+    const rows = index.searchBelow ? await index.searchBelow({ ...q, k }, min) : await index.search({ ...q, k });
+    const below = rows.filter((r) => r.similarity < min && !shown.has(r.id)).slice(0, edge);
+    if (below.length >= edge || rows.truncated !== true || k >= bound) return below;
   }
-  if (!index.searchBelow) return { count: above.length, more, min_similarity: min, above: [], below: [] };
-  const below = await index.searchBelow({ ...q, k: edge }, min);
-  return { count: above.length, more, min_similarity: min, above: await bandEdge(index, q, min, edge, bound), below };
 }
 
 /** Band widths tried, at most: each try is one search (an exact scan on a LanceDB IVF index). */
-const BAND_TRIES = 8;
+const BAND_TRIES = 10;
 
-/** The `edge` lowest rows at or above `min`, from a band [min, min + δ) holding ≥ edge and < bound rows; [] if none found. */
+/**
+ * The `edge` lowest rows at or above `min`: of a band [min, min + δ) that holds ≥ edge rows and fits the bound,
+ * δ bisected between a width known too narrow and one known too wide; the fullest complete band found when none
+ * fits in BAND_TRIES searches (fewer rows then), [] when every band was over the bound.
+ */
 async function bandEdge(index: Index, q: SearchQuery, min: number, edge: number, bound: number) {
   let width = 0.01;
+  let narrow = 0; // widths ≤ this held fewer than `edge` rows
+  let wide = Infinity; // widths ≥ this held more than the bound
   let best: SearchResult[] = [];
   for (let i = 0; i < BAND_TRIES; i++) {
     const band = await index.searchBelow!({ ...q, minSimilarity: min, maxResults: bound }, min + width);
     if (band.truncated)
-      width /= 4; // more than the bound in the band: its lowest rows were not all read
+      wide = width; // its lowest rows were not all read
     else if (band.length >= edge || min + width >= 1) return band.slice(-edge);
     else {
-      best = band; // all of the band, but fewer rows than the edge shows: widen
-      width *= 4;
+      narrow = width;
+      best = band;
     }
+    width = wide === Infinity ? width * 4 : narrow === 0 ? width / 4 : (narrow + wide) / 2;
   }
   return best.slice(-edge);
 }
