@@ -140,6 +140,15 @@ async function parquetFromBuffer(path: string, file: AsyncBuffer, close: () => P
  * parquet INT64 arrives as bigint: a value that fits a double exactly becomes a number, so an int column reads the
  * same from parquet as from csv or json (and serialises to JSON). Larger values stay bigint.
  */
+/**
+ * naturalValue for values that go into JSON (search results, plans, sample json): an integer beyond 2^53 as its
+ * decimal string, exact (JSON.stringify refuses a bigint, and a number would round it).
+ */
+export function jsonSafeValue(value: unknown): unknown {
+  const v = naturalValue(value);
+  return typeof v === 'bigint' ? v.toString() : v;
+}
+
 export function naturalValue(value: unknown): unknown {
   if (typeof value === 'bigint') {
     return value >= BigInt(Number.MIN_SAFE_INTEGER) && value <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(value) : value;

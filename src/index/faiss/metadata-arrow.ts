@@ -9,7 +9,7 @@ import { Footer } from 'apache-arrow/ipc/metadata/file';
 import { Message } from 'apache-arrow/ipc/metadata/message';
 import { inputMalformed } from '../../core/errors.js';
 import { readBytes, type ByteSource } from '../../io/byte-source.js';
-import { naturalValue } from '../../io/parquet-read.js';
+import { jsonSafeValue } from '../../io/parquet-read.js';
 import type { ColumnType } from '../info.js';
 import type { RowGroupFile } from './metadata-parquet.js';
 
@@ -86,7 +86,7 @@ export async function openArrowFooter(source: ByteSource): Promise<RowGroupFile>
       const rows: Record<string, unknown>[] = [];
       for (let r = from; r < to; r++) {
         const row: Record<string, unknown> = {};
-        wanted.forEach((c, i) => (row[c] = vectors[i] ? naturalValue(vectors[i].get(r)) : null));
+        wanted.forEach((c, i) => (row[c] = vectors[i] ? jsonSafeValue(vectors[i].get(r)) : null));
         rows.push(row);
       }
       return rows;

@@ -6,7 +6,7 @@ import { parquetMetadataAsync, parquetRead, parquetSchema, type AsyncBuffer, typ
 import { compressors } from 'hyparquet-compressors';
 import { inputMalformed, isClipstreamError } from '../../core/errors.js';
 import { readBytes, type ByteSource } from '../../io/byte-source.js';
-import { naturalValue } from '../../io/parquet-read.js';
+import { jsonSafeValue } from '../../io/parquet-read.js';
 import { columnKinds } from '../../io/parquet-kinds.js';
 import { storedTypeOf } from '../columns.js';
 import type { ColumnType } from '../info.js';
@@ -84,7 +84,7 @@ export async function openParquetFooter(source: ByteSource): Promise<RowGroupFil
           { cause: err },
         );
       }
-      for (const row of rows) for (const key of Object.keys(row)) row[key] = naturalValue(row[key]);
+      for (const row of rows) for (const key of Object.keys(row)) row[key] = jsonSafeValue(row[key]);
       return rows;
     },
   };

@@ -1,4 +1,6 @@
-import { stat } from 'node:fs/promises';
+import { mkdir, stat } from 'node:fs/promises';
+import { openParquetWriter } from '../../../src/io/parquet-write.js';
+import { tempDir } from '../../helpers/tmp.js';
 import { join } from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { openMetadata, openMetadataFiles } from '../../../src/index/faiss/metadata.js';
@@ -44,6 +46,29 @@ describe('metadata in place', () => {
         code: 'MISSING_COLUMN',
         message: expect.stringMatching(/"nope".*url, caption, row, width/),
       });
+    } finally {
+      await meta.close();
+    }
+  });
+
+  it('an int64 beyond 2^53 (a hash, a snowflake id) comes back as its exact decimal string, so results stay JSON', async () => {
+    const folder = join(await tempDir(), 'metadata');
+    await mkdir(folder);
+    const w = await openParquetWriter(join(folder, 'metadata_0.parquet'), [
+      { name: 'url', type: 'STRING' },
+      { name: 'hash', type: 'INT64' },
+    ]);
+    await w.writeRow({ url: 'https://img.example/0.jpg', hash: 2n ** 60n + 1n });
+    await w.writeRow({ url: 'https://img.example/1.jpg', hash: 7n });
+    await w.close();
+    const meta = await openMetadata(folder);
+    try {
+      const rows = await meta.get([0, 1]);
+      expect(rows).toEqual([
+        { url: 'https://img.example/0.jpg', hash: '1152921504606846977' },
+        { url: 'https://img.example/1.jpg', hash: 7 },
+      ]);
+      expect(() => JSON.stringify(rows)).not.toThrow();
     } finally {
       await meta.close();
     }
