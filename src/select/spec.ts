@@ -17,6 +17,11 @@ const QUERY_KINDS = ['text', 'image', 'embedding', 'embedding_file'] as const;
  * which stays below what one search can return (MAX_SEARCH_RESULTS, 2^32 − 1) for every count up to this.
  */
 export const MAX_QUERY_CANDIDATES = 2 ** 31;
+/**
+ * Queries one spec may hold: a plan keeps one open file per query while it is written (positions-*.bin) and its
+ * long search tags rows with a 16-bit query number.
+ */
+export const MAX_QUERIES = 1000;
 export type QueryKind = (typeof QUERY_KINDS)[number];
 
 const byteSize = z.union([
@@ -83,7 +88,13 @@ export const specSchema = z
     index: z.union([z.string().min(1), remoteIndex]),
     /** CLIP model folder that embeds text and image queries (the one that built the index). */
     model: z.string().min(1).optional(),
-    queries: z.array(querySchema).min(1),
+    queries: z
+      .array(querySchema)
+      .min(1)
+      .max(
+        MAX_QUERIES,
+        `at most ${MAX_QUERIES} queries in one spec: split it, or merge queries that share a threshold`,
+      ),
     dedup: z
       .object({
         ids: z.boolean().default(true),

@@ -78,6 +78,12 @@ describe('spec validation: every error names the field', () => {
     expect(() => parse(spec)).toThrow(message);
   });
 
+  test('at most 1 000 queries in one spec, said with what to do', () => {
+    const queries = (n: number) => Array.from({ length: n }, (_, i) => ({ name: `q${i}`, text: 'a cat', count: 1 }));
+    expect(parse({ ...base, queries: queries(1000) }).queries).toHaveLength(1000);
+    expect(() => parse({ ...base, queries: queries(1001) })).toThrow(/at most 1000 queries in one spec: split it/);
+  });
+
   test('counts up to the documented maximum of candidates are accepted', () => {
     expect(parse({ ...base, queries: [{ ...base.queries[0], count: 2 ** 31 }], oversample: 1 }).queries[0]!.count).toBe(
       2 ** 31,
