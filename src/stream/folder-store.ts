@@ -2,7 +2,7 @@ import { mkdir, mkdtemp, open, readdir, readFile, rename, rm, truncate, writeFil
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { outputConflict } from '../core/errors.js';
-import { shardTarget, removePartialShards } from '../sink/index.js';
+import { fsyncPath, removePartialShards, shardTarget } from '../sink/index.js';
 import { openByteSource, sequentialChunks } from '../io/byte-source.js';
 import { isS3Url, s3Delete, s3Join, s3List, s3Put, s3Size } from '../io/s3.js';
 import { parseState, type StreamState } from './state.js';
@@ -91,8 +91,10 @@ function localStore(folder: string): StreamFolderStore {
       return text === undefined ? undefined : parseProgress(text, progressPath);
     },
     async writeProgress(progress) {
-      await writeFile(`${progressPath}.tmp`, progressText(progress));
+      // the commit point: on disk before the rename makes it the folder's, so a power loss leaves the old one
+      await writeFile(`${progressPath}.tmp`, progressText(progress), { flush: true });
       await rename(`${progressPath}.tmp`, progressPath);
+      await fsyncPath(folder, { folder: true });
     },
     async restore(progress) {
       await removePartialShards(folder, new Set(Array.from({ length: progress.shards }, (_, i) => i)));
