@@ -72,6 +72,11 @@ export class PlanStore {
   private readonly written: number[];
   private readonly blocks: Map<number, Buffer>[];
   private readonly dataBlocks = new Map<number, Buffer>();
+  /**
+   * Blocks being read, shared by the reads that need them meanwhile: a stream asks for a window of candidates at
+   * once (8 × fetch.concurrency), which without this would fetch the same block that many times (a GET each on S3).
+   */
+  private readonly reading = new Map<string, Promise<Buffer>>();
   private writing: Promise<void> = Promise.resolve();
 
   private constructor(
@@ -237,10 +242,7 @@ export class PlanStore {
     }
     let block = this.dataBlocks.get(index);
     if (block) this.dataBlocks.delete(index);
-    else {
-      block = Buffer.alloc(end - start);
-      await this.data.readInto(start, block);
-    }
+    else block = await this.readOnce(`d${index}`, this.data, start, end - start);
     this.dataBlocks.set(index, block);
     if (this.dataBlocks.size > this.sizes.dataCached) this.dataBlocks.delete(this.dataBlocks.keys().next().value!);
     return block.subarray(offset - start, offset - start + length);
@@ -269,11 +271,24 @@ export class PlanStore {
     const hit = cache.get(index);
     if (hit && (hit.length === per * ENTRY || !this.writable)) return hit;
     const count = Math.min(per, this.lengths[query]! - index * per);
-    const bytes = Buffer.alloc(count * ENTRY);
-    await this.positions[query]!.readInto(index * per * ENTRY, bytes);
+    // A block still being appended to is read on its own: a read begun earlier may hold fewer positions.
+    const key = count === per || !this.writable ? `p${query}:${index}` : undefined;
+    const bytes = await this.readOnce(key, this.positions[query]!, index * per * ENTRY, count * ENTRY);
     cache.set(index, bytes);
     if (cache.size > this.sizes.cachedPositions) cache.delete(cache.keys().next().value!);
     return bytes;
+  }
+
+  /** `length` bytes of a file at `offset`; one read for all who ask for the same `key` while it runs. */
+  private readOnce(key: string | undefined, file: FileReader, offset: number, length: number): Promise<Buffer> {
+    const running = key === undefined ? undefined : this.reading.get(key);
+    if (running) return running;
+    const bytes = Buffer.alloc(length);
+    const read = file.readInto(offset, bytes).then(() => bytes);
+    if (key === undefined) return read;
+    const shared = read.finally(() => this.reading.delete(key));
+    this.reading.set(key, shared);
+    return shared;
   }
 
   /** Waits for the appends, then closes the files. */

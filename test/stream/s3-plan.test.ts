@@ -150,6 +150,17 @@ describe('clipstream plan --output s3://…', () => {
     // 5 reads: 4 blocks of positions and 4 of lines (10 001 and 10 002 share theirs), each one GET.
     expect(ranged).toHaveLength(8);
     expect(ranged.reduce((sum, g) => sum + g.bytes!, 0)).toBeLessThan(source.size / 3);
+
+    // A stream asks for a window of candidates at once: the reads of one block share its one GET.
+    gets.length = 0;
+    const again = await readPlan('s3://plans/big');
+    try {
+      const window = await Promise.all(Array.from({ length: 200 }, (_, i) => again.candidates[1]!.at(i)));
+      expect(window).toEqual(lists[1]!.slice(0, 200));
+    } finally {
+      await again.close?.();
+    }
+    expect(gets.filter((g) => g.key !== 'big/plan.json')).toHaveLength(2); // a block of positions, one of lines
   }, 120_000);
 
   test('a missing bucket, a prefix without plan.json (an incomplete plan), a plan of another index: clear errors, exit 2', async () => {
