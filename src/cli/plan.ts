@@ -1,6 +1,5 @@
 import { Command } from 'commander';
-import { readdir, stat } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import { invalidOption } from '../core/errors.js';
 import type { Plan } from '../select/plan.js';
 import { quotas } from '../stream/partition.js';
@@ -19,7 +18,11 @@ export function planCommand(): Command {
       'Resolve a spec against its index: per query, the ordered candidates that will be streamed (a plan folder: plan.json + candidates.jsonl + positions-*.bin, written as the search finds them)',
     )
     .argument('<spec>', 'spec file (YAML or JSON, see docs/streaming.md)', toLocalPath('<spec>'))
-    .requiredOption('--output <dir>', 'plan folder to write', toLocalPath('--output'))
+    .requiredOption(
+      '--output <dir>',
+      'plan folder to write, or s3://bucket/prefix (staged locally, published when complete, plan.json last)',
+      toLocalPath('--output', { s3: true }),
+    )
     .option(
       '--partitions <n>',
       'show the per-partition quotas for this many partitions (world_size × num_workers)',
@@ -31,20 +34,26 @@ export function planCommand(): Command {
         throw invalidOption(`Expected a positive integer for --partitions but received ${flags.partitions}`);
       const start = performance.now();
       const [{ resolvePlan }, { writePlan }, { readSpec }] = await planning();
+      // toLocalPath lower-cases the scheme. On S3 the plan is staged in a temporary folder (S3 cannot append) and
+      // published when complete; a missing bucket is said, and an earlier plan there removed, before the search.
+      const remote = flags.output.startsWith('s3://');
+      const spec = await readSpec(specPath);
+      if (remote) await (await import('../select/plan-s3.js')).clearPlanObjects(flags.output);
       const progress = planProgress();
-      const plan = await resolvePlan(await readSpec(specPath), {
-        dir: flags.output,
+      const plan = await resolvePlan(spec, {
+        dir: remote ? undefined : flags.output,
         onProgress: progress.update,
       }).finally(progress.stop);
+      let bytes: number;
       try {
-        await writePlan(flags.output, plan);
+        bytes = await writePlan(flags.output, plan);
       } finally {
         await plan.close?.();
       }
       process.stdout.write(planTable(plan, flags.partitions));
       warnWhenResolved(plan, '');
-      const bytes = await folderBytes(flags.output);
-      process.stdout.write(planSummary(plan, resolve(flags.output), (performance.now() - start) / 1000, bytes));
+      const where = remote ? flags.output : resolve(flags.output);
+      process.stdout.write(planSummary(plan, where, (performance.now() - start) / 1000, bytes));
     });
 }
 
@@ -63,12 +72,6 @@ export function planTable(plan: Plan, partitions: number): string {
   return [line(head), ...rows.map(line), `total: ${total * partitions} samples, ${total} per partition`, ''].join('\n');
 }
 
-async function folderBytes(dir: string): Promise<number> {
-  const names = await readdir(dir).catch(() => [] as string[]);
-  const sizes = await Promise.all(names.map((n) => stat(join(dir, n)).then((s) => (s.isFile() ? s.size : 0))));
-  return sizes.reduce((a, b) => a + b, 0);
-}
-
 /**
  * The closing line: the plan's id and folder, candidates written of rows found (`+`: the search stopped at what
  * the plan can use), bytes on disk, time and rate, and the process's peak memory (RSS), which does not grow with
@@ -84,7 +87,7 @@ export function planSummary(plan: Plan, dir: string, seconds: number, bytes: num
   return (
     `plan ${plan.header.id} written to ${dir} in ${seconds.toFixed(1)}s: ` +
     `${n(planned)} candidates for ${queries.length} ${queries.length === 1 ? 'query' : 'queries'} ` +
-    `(${n(found)}${more} rows found), ${mb(bytes)} MB on disk, ${n(Math.round(planned / Math.max(seconds, 1e-3)))} ` +
+    `(${n(found)}${more} rows found), ${mb(bytes)} MB ${dir.startsWith('s3://') ? 'in the bucket' : 'on disk'}, ${n(Math.round(planned / Math.max(seconds, 1e-3)))} ` +
     `candidates/s, peak memory ${mb(process.resourceUsage().maxRSS * 1024)} MB\n`
   );
 }

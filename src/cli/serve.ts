@@ -19,7 +19,10 @@ export function serveCommand(): Command {
     .description(
       "Serve streams (webdataset tars per partition, see docs/streaming.md) and indexes over clip-retrieval's back API (/indices-list, /knn-service, /metadata), with /metrics",
     )
-    .option('--spec <name=spec...>', 'a stream to serve, as NAME=SPEC_FILE_OR_PLAN_DIR (repeatable)')
+    .option(
+      '--spec <name=spec...>',
+      'a stream to serve, as NAME=SPEC_FILE_OR_PLAN_DIR (a plan folder may be s3://bucket/prefix; repeatable)',
+    )
     .option(
       '--index <name=dir...>',
       'an index to serve, as NAME=DIR or NAME=URL: a clipstream index, or a clip-retrieval / LAION faiss folder (repeatable)',
@@ -44,7 +47,9 @@ export function serveCommand(): Command {
     .option('--allow-new-streams', 'let the page (POST /api/streams) start streams', false)
     .option('--queue <url>', "show the runs of this job queue's Redis (redis://HOST:PORT/DB) on the page's dashboard")
     .action(async (flags: ServeFlags) => {
-      const streamSources = namedPairs(flags.spec ?? [], '--spec', 'NAME=SPEC', (v, what) => localPathOf(v, what));
+      const streamSources = namedPairs(flags.spec ?? [], '--spec', 'NAME=SPEC', (v, what) =>
+        localPathOf(v, what, { s3: true }),
+      );
       const token = tokenOf(flags);
       await checkPortFree(flags.port, flags.host); // before plans and indexes are opened, which may take minutes
       const paths = await indexEntries(flags, streamSources.size > 0 || flags.queue !== undefined);

@@ -32,7 +32,11 @@ export function streamCommand(): Command {
     .description(
       'Stream one partition of a spec or plan: download, resize, back-fill; into webdataset shards (+ parquet, manifest) or a tar on stdout',
     )
-    .argument('<spec-or-plan>', 'spec file, or a plan folder made by `clipstream plan`', toLocalPath('<spec-or-plan>'))
+    .argument(
+      '<spec-or-plan>',
+      'spec file, or a plan folder made by `clipstream plan` (local or s3://bucket/prefix)',
+      toLocalPath('<spec-or-plan>', { s3: true }),
+    )
     .option(
       '--output-folder <dir>',
       'write shards here (one folder or s3://bucket/prefix per partition)',

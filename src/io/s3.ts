@@ -148,7 +148,8 @@ export async function s3Size(url: string): Promise<number | undefined> {
     return head.ContentLength ?? 0;
   } catch (err) {
     const mapped = s3Error(err, url, 'read');
-    if (isClipstreamError(mapped) && mapped.code === 'INPUT_NOT_FOUND' && !/bucket/.test(mapped.message)) {
+    // (not `/bucket/.test(message)`: the message names the URL, and s3://nosuchbucket/x holds the word.)
+    if (isClipstreamError(mapped) && mapped.code === 'INPUT_NOT_FOUND' && mapped.message.startsWith('no such object')) {
       return undefined;
     }
     throw mapped;

@@ -1,5 +1,5 @@
 /**
- * A plan's candidates on disk, read back lazily: `candidates.jsonl` holds one JSON line per candidate
+ * A plan's candidates on disk (or read in place from an `s3://` plan folder, through the byte source), read back lazily: `candidates.jsonl` holds one JSON line per candidate
  * (`{"query","id","similarity","url","caption","metadata"}`, in the order they were written: readable with
  * `pandas.read_json(path, lines=True)`), and `positions-{q}.bin` holds, per query, each position's line (offset as a
  * float64, length as a uint32, little-endian: 12 bytes). Position i of query q is `positions-q[i]`. Appends go to the
@@ -9,17 +9,32 @@
 import { copyFile, open, rm, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { inputMalformed } from '../core/errors.js';
+import { openByteSource, type ByteSource } from '../io/byte-source.js';
+import { isS3Url, joinAt } from '../io/s3.js';
 import type { Candidate } from './plan.js';
 
+/** A plan folder's header, written last: a folder without it is no plan (plan-file.ts). */
+export const PLAN_FILE = 'plan.json';
 export const DATA_FILE = 'candidates.jsonl';
 export const positionsFile = (query: number) => `positions-${String(query).padStart(4, '0')}.bin`;
 const ENTRY = 12;
-/** Positions read (and cached) at once per query: 1 024 × 12 bytes. */
-const BLOCK = 1024;
-const CACHED_BLOCKS = 8;
-/** Candidate lines are read through a cache of 64 KB blocks of the data file (32 of them: 2 MB a plan). */
-const DATA_BLOCK = 64 * 1024;
-const CACHED_DATA_BLOCKS = 32;
+/**
+ * How a store reads its files: positions a block of `positions` entries at a time (`cachedPositions` blocks kept
+ * per query), candidate lines through a cache of `dataCached` blocks of `dataBlock` bytes of the data file.
+ */
+interface ReadSizes {
+  positions: number;
+  cachedPositions: number;
+  dataBlock: number;
+  dataCached: number;
+}
+/** On disk: 1 024 positions (12 KB) a read, 8 blocks a query; 64 KB blocks of lines, 32 of them (2 MB a plan). */
+const LOCAL: ReadSizes = { positions: 1024, cachedPositions: 8, dataBlock: 64 * 1024, dataCached: 32 };
+/**
+ * On S3 a read is a GET (~10–50 ms, whatever its size up to a few hundred KB): 8 192 positions (96 KB) a read and
+ * 256 KB blocks of lines, 16 of them (4 MB a plan), so that one GET serves ~1 600 lines of ~160 bytes.
+ */
+const REMOTE: ReadSizes = { positions: 8192, cachedPositions: 4, dataBlock: 256 * 1024, dataCached: 16 };
 /** A candidate line longer than this is not one of ours. */
 const MAX_LINE = 16 * 1024 * 1024;
 
@@ -27,6 +42,26 @@ const MAX_LINE = 16 * 1024 * 1024;
 export interface CandidateList {
   readonly length: number;
   at(position: number): Candidate | undefined | Promise<Candidate | undefined>;
+}
+
+/** Reads of one of a store's files: `into.length` bytes at `offset`, all of them. */
+interface FileReader {
+  readInto(offset: number, into: Uint8Array): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** A file the store writes, read through its handle (a read never asks past what was written). */
+function handleReader(handle: FileHandle): FileReader {
+  return {
+    async readInto(offset, into) {
+      for (let done = 0; done < into.length;) {
+        const { bytesRead } = await handle.read(into, done, into.length - done, offset + done);
+        if (bytesRead === 0) throw inputMalformed(`a plan file ended at byte ${offset + done} while being read`);
+        done += bytesRead;
+      }
+    },
+    close: () => handle.close(),
+  };
 }
 
 export class PlanStore {
@@ -37,16 +72,23 @@ export class PlanStore {
   private readonly written: number[];
   private readonly blocks: Map<number, Buffer>[];
   private readonly dataBlocks = new Map<number, Buffer>();
+  /**
+   * Blocks being read, shared by the reads that need them meanwhile: a stream asks for a window of candidates at
+   * once (8 × fetch.concurrency), which without this would fetch the same block that many times (a GET each on S3).
+   */
+  private readonly reading = new Map<string, Promise<Buffer>>();
   private writing: Promise<void> = Promise.resolve();
 
   private constructor(
     readonly dir: string,
     private readonly names: string[],
-    private readonly data: FileHandle,
-    private readonly positions: FileHandle[],
+    private readonly data: FileReader,
+    private readonly positions: FileReader[],
     lengths: number[],
     dataSize: number,
-    readonly writable: boolean,
+    /** The files' handles when the store writes them (data, then positions per query); none when it reads a plan. */
+    private readonly handles: { data: FileHandle; positions: FileHandle[] } | undefined,
+    private readonly sizes: ReadSizes = LOCAL,
   ) {
     this.lengths = lengths;
     this.written = [...lengths];
@@ -54,42 +96,48 @@ export class PlanStore {
     this.blocks = names.map(() => new Map());
   }
 
-  /** A new store in `dir` (files of an earlier plan there are replaced). */
+  get writable(): boolean {
+    return this.handles !== undefined;
+  }
+
+  /** A new store in the local folder `dir` (files of an earlier plan there are replaced). */
   static async create(dir: string, names: string[]): Promise<PlanStore> {
     const data = await open(join(dir, DATA_FILE), 'w+');
     const positions = await Promise.all(names.map((_, q) => open(join(dir, positionsFile(q)), 'w+')));
     return new PlanStore(
       dir,
       names,
-      data,
-      positions,
+      handleReader(data),
+      positions.map(handleReader),
       names.map(() => 0),
       0,
-      true,
+      { data, positions },
     );
   }
 
-  /** The store of a written plan folder, whose header says how many candidates each query has. */
+  /**
+   * The store of a written plan folder, whose header says how many candidates each query has: a local folder or
+   * an `s3://` prefix, read in place through the byte source (range reads, never a whole download).
+   */
   static async open(dir: string, names: string[], planned: number[]): Promise<PlanStore> {
-    const opened: FileHandle[] = [];
+    const opened: ByteSource[] = [];
     try {
-      const data = await open(join(dir, DATA_FILE), 'r');
+      const { source: data } = await openByteSource(joinAt(dir, DATA_FILE));
       opened.push(data);
-      const dataSize = (await data.stat()).size;
-      const positions: FileHandle[] = [];
+      const positions: ByteSource[] = [];
       for (const [q, name] of names.entries()) {
-        const handle = await open(join(dir, positionsFile(q)), 'r');
-        opened.push(handle);
-        positions.push(handle);
-        const size = (await handle.stat()).size;
-        if (size !== planned[q]! * ENTRY)
+        const { source } = await openByteSource(joinAt(dir, positionsFile(q)));
+        opened.push(source);
+        positions.push(source);
+        if (source.size !== planned[q]! * ENTRY)
           throw inputMalformed(
-            `${join(dir, positionsFile(q))} holds ${Math.floor(size / ENTRY)} positions but the plan says query ${name} has ${planned[q]} candidates`,
+            `${source.name} holds ${Math.floor(source.size / ENTRY)} positions but the plan says query ${name} has ${planned[q]} candidates`,
           );
       }
-      return new PlanStore(dir, names, data, positions, [...planned], dataSize, false);
+      const sizes = isS3Url(dir) ? REMOTE : LOCAL;
+      return new PlanStore(dir, names, data, positions, [...planned], data.size, undefined, sizes);
     } catch (err) {
-      await Promise.all(opened.map((h) => h.close()));
+      await Promise.all(opened.map((s) => s.close()));
       throw err;
     }
   }
@@ -156,8 +204,9 @@ export class PlanStore {
       entries.writeUInt32LE(length, i * ENTRY + 8);
       offset += length;
     });
-    await writeAll(this.data, data, this.dataSize);
-    await writeAll(this.positions[query]!, entries, this.written[query]! * ENTRY);
+    if (!this.handles) throw new Error('a plan store opened for reading cannot be appended to');
+    await writeAll(this.handles.data, data, this.dataSize);
+    await writeAll(this.handles.positions[query]!, entries, this.written[query]! * ENTRY);
     this.dataSize = offset;
     this.written[query] = this.written[query]! + lengths.length;
     if (visible) this.lengths[query] = this.written[query]!;
@@ -166,65 +215,92 @@ export class PlanStore {
   /** Candidate `position` of `query`; undefined past the positions written. */
   async at(query: number, position: number): Promise<Candidate | undefined> {
     if (!Number.isInteger(position) || position < 0 || position >= this.lengths[query]!) return undefined;
-    const block = await this.block(query, Math.floor(position / BLOCK));
-    const at = (position % BLOCK) * ENTRY;
+    const per = this.sizes.positions;
+    const block = await this.block(query, Math.floor(position / per));
+    const at = (position % per) * ENTRY;
     const offset = block.readDoubleLE(at);
     const length = block.readUInt32LE(at + 8);
-    const where = `${join(this.dir, DATA_FILE)} (query ${this.names[query]}, position ${position})`;
+    const where = `${joinAt(this.dir, DATA_FILE)} (query ${this.names[query]}, position ${position})`;
     if (!Number.isSafeInteger(offset) || offset < 0 || length > MAX_LINE || offset + length > this.dataSize)
       throw inputMalformed(`${where}: the position points outside the file`);
     return parseLine(await this.readData(offset, length), where);
   }
 
-  /** Bytes of the data file: from a cached block when they lie in one that is complete (appends never touch it). */
+  /**
+   * Bytes of the data file: from a cached block when they lie in one that is complete (appends never touch it; a
+   * plan read, not written, never grows, so its last block is complete too).
+   */
   private async readData(offset: number, length: number): Promise<Buffer> {
-    const index = Math.floor(offset / DATA_BLOCK);
-    const start = index * DATA_BLOCK;
-    if (offset + length > start + DATA_BLOCK || start + DATA_BLOCK > this.dataSize) {
+    const size = this.sizes.dataBlock;
+    const index = Math.floor(offset / size);
+    const start = index * size;
+    const end = this.writable ? start + size : Math.min(start + size, this.dataSize);
+    if (offset + length > end || end > this.dataSize) {
       const bytes = Buffer.alloc(length);
-      await this.data.read(bytes, 0, length, offset);
+      await this.data.readInto(offset, bytes);
       return bytes;
     }
     let block = this.dataBlocks.get(index);
     if (block) this.dataBlocks.delete(index);
-    else {
-      block = Buffer.alloc(DATA_BLOCK);
-      await this.data.read(block, 0, DATA_BLOCK, start);
-    }
+    else block = await this.readOnce(`d${index}`, this.data, start, end - start);
     this.dataBlocks.set(index, block);
-    if (this.dataBlocks.size > CACHED_DATA_BLOCKS) this.dataBlocks.delete(this.dataBlocks.keys().next().value!);
+    if (this.dataBlocks.size > this.sizes.dataCached) this.dataBlocks.delete(this.dataBlocks.keys().next().value!);
     return block.subarray(offset - start, offset - start + length);
   }
 
-  /** The store's files copied to `dir` (a plan folder), once the appends under way are written. */
+  /** The names of the store's files (in its folder), once the appends under way are written. */
+  async files(): Promise<string[]> {
+    await this.writing;
+    return [DATA_FILE, ...this.names.map((_, q) => positionsFile(q))];
+  }
+
+  /** The files of a store written locally copied to `dir` (a plan folder), once the appends under way are written. */
   async copyTo(dir: string): Promise<void> {
     await this.writing;
     await copyFile(join(this.dir, DATA_FILE), join(dir, DATA_FILE));
     for (const q of this.names.keys()) await copyFile(join(this.dir, positionsFile(q)), join(dir, positionsFile(q)));
   }
 
-  /** A block of positions, cached (a block being appended to is read again until it is full). */
+  /**
+   * A block of positions, cached (a block being appended to is read again until it is full; a plan read, not
+   * written, never grows, so its last block is final).
+   */
   private async block(query: number, index: number): Promise<Buffer> {
+    const per = this.sizes.positions;
     const cache = this.blocks[query]!;
     const hit = cache.get(index);
-    if (hit && hit.length === BLOCK * ENTRY) return hit;
-    const count = Math.min(BLOCK, this.lengths[query]! - index * BLOCK);
-    const bytes = Buffer.alloc(count * ENTRY);
-    await this.positions[query]!.read(bytes, 0, bytes.length, index * BLOCK * ENTRY);
+    if (hit && (hit.length === per * ENTRY || !this.writable)) return hit;
+    const count = Math.min(per, this.lengths[query]! - index * per);
+    // A block still being appended to is read on its own: a read begun earlier may hold fewer positions.
+    const key = count === per || !this.writable ? `p${query}:${index}` : undefined;
+    const bytes = await this.readOnce(key, this.positions[query]!, index * per * ENTRY, count * ENTRY);
     cache.set(index, bytes);
-    if (cache.size > CACHED_BLOCKS) cache.delete(cache.keys().next().value!);
+    if (cache.size > this.sizes.cachedPositions) cache.delete(cache.keys().next().value!);
     return bytes;
+  }
+
+  /** `length` bytes of a file at `offset`; one read for all who ask for the same `key` while it runs. */
+  private readOnce(key: string | undefined, file: FileReader, offset: number, length: number): Promise<Buffer> {
+    const running = key === undefined ? undefined : this.reading.get(key);
+    if (running) return running;
+    const bytes = Buffer.alloc(length);
+    const read = file.readInto(offset, bytes).then(() => bytes);
+    if (key === undefined) return read;
+    const shared = read.finally(() => this.reading.delete(key));
+    this.reading.set(key, shared);
+    return shared;
   }
 
   /** Waits for the appends, then closes the files. */
   async close(): Promise<void> {
     await this.writing;
-    await Promise.all([this.data, ...this.positions].map((h) => h.close().catch(() => {})));
+    await Promise.all([this.data, ...this.positions].map((r) => r.close().catch(() => {})));
   }
 
-  /** Closes and deletes the store's files. */
+  /** Closes and deletes the store's files (of a store it wrote). */
   async remove(): Promise<void> {
     await this.close();
+    if (!this.writable) return;
     await Promise.all(
       [DATA_FILE, ...this.names.map((_, q) => positionsFile(q))].map((f) => rm(join(this.dir, f), { force: true })),
     );

@@ -43,8 +43,11 @@ describe('clipstream plan', () => {
         ['plan', 'gs://bucket/spec.yaml', '--output', out],
         /local path for <spec> but received "gs:\/\/bucket\/spec\.yaml"/,
       ],
-      [['stream', 's3://bucket/plan', '--output', '-'], /local path for <spec-or-plan>/],
-      [['serve', '--spec', 'train=s3://bucket/spec.yaml', '--port', '0'], /local path for --spec train/],
+      [['stream', 'gs://bucket/plan', '--output', '-'], /local path or an s3:\/\/ URL for <spec-or-plan>/],
+      [
+        ['serve', '--spec', 'train=gs://bucket/spec.yaml', '--port', '0'],
+        /local path or an s3:\/\/ URL for --spec train/,
+      ],
       [['serve', '--index', 'laion=hf://org/index', '--port', '0'], /local path or an http\(s\) URL for --index laion/],
       [
         ['query', '--index', 's3://bucket/index', '--embedding-file', 'q.npy'],
@@ -55,7 +58,7 @@ describe('clipstream plan', () => {
         /local path or an http\(s\) URL for --embedding-file/,
       ],
       [['plan', 'file://relative/spec.yaml', '--output', out], /local path for <spec>.*file:\/\/\/absolute\/path/],
-      [['plan', 'spec.yaml', '--output', 's3://bucket/plan'], /local path for --output/],
+      [['plan', 'spec.yaml', '--output', 'gs://bucket/plan'], /local path or an s3:\/\/ URL for --output/],
       [
         ['stream', 'spec.yaml', '--output-folder', 'gs://bucket/shards'],
         /local path or an s3:\/\/ URL for --output-folder/,
