@@ -103,7 +103,15 @@ export class PlanStore {
   /** A new store in the local folder `dir` (files of an earlier plan there are replaced). */
   static async create(dir: string, names: string[]): Promise<PlanStore> {
     const data = await open(join(dir, DATA_FILE), 'w+');
-    const positions = await Promise.all(names.map((_, q) => open(join(dir, positionsFile(q)), 'w+')));
+    const opening = await Promise.allSettled(names.map((_, q) => open(join(dir, positionsFile(q)), 'w+')));
+    const failed = opening.find((o) => o.status === 'rejected');
+    if (failed) {
+      // the handles that did open are closed (out of file handles, the others would leak)
+      for (const o of opening) if (o.status === 'fulfilled') await o.value.close();
+      await data.close();
+      throw failed.reason;
+    }
+    const positions = opening.map((o) => (o as PromiseFulfilledResult<FileHandle>).value);
     return new PlanStore(
       dir,
       names,
