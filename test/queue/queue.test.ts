@@ -5,6 +5,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startImageServer, type ImageServer } from '../helpers/image-server.js';
 import { s3List, s3ReadSmall } from '../../src/io/s3.js';
 import { startRedis, startS3Server, type RedisServer, type S3Server } from '../helpers/services.js';
+import { snapshotOf } from '../helpers/events.js';
 import { tempDir } from '../helpers/tmp.js';
 import {
   cli,
@@ -137,15 +138,7 @@ describe('download --distributor queue with clipstream worker', () => {
         });
         child.on('close', () => reject(new Error(`exited before the dashboard: ${stderr}`)));
       });
-      const res = await fetch(`${url}/api/events`);
-      let text = '';
-      for await (const chunk of res.body!) {
-        text += Buffer.from(chunk).toString('utf8');
-        if (/event: snapshot\ndata: .*\n\n/.test(text)) break;
-      }
-      const snapshot = JSON.parse(/event: snapshot\ndata: (.*)\n\n/.exec(text)![1]!) as {
-        jobs: { name: string; successes: number; shards: Record<string, number> }[];
-      };
+      const snapshot = await snapshotOf(url, (s) => s.jobs.some((j) => j.name.includes(join(dir, 'dash'))));
       const job = snapshot.jobs.find((j) => j.name.includes(join(dir, 'dash')))!;
       expect(job.shards).toEqual({ done: 2, skipped: 0, active: 0, waiting: 0, failed: 0 });
       expect(job.successes).toBe(20 - 2);
@@ -172,16 +165,8 @@ describe('download --distributor queue with clipstream worker', () => {
       const list = await writeList(dir, images, 10);
       workers.push(startWorker(redis.url, 'late'));
       expect((await run(queued(list, join(dir, 'late')))).code).toBe(0);
-      await new Promise((r) => setTimeout(r, 1_500)); // the server reads the queue once a second
-      const res = await fetch(`${url}/api/events`);
-      let text = '';
-      for await (const chunk of res.body!) {
-        text += Buffer.from(chunk).toString('utf8');
-        if (/event: snapshot\ndata: .*\n\n/.test(text)) break;
-      }
-      const snapshot = JSON.parse(/event: snapshot\ndata: (.*)\n\n/.exec(text)![1]!) as {
-        jobs: { name: string; successes: number; shards: Record<string, number> }[];
-      };
+      // the server reads the queue once a second: the run shows within a few snapshots
+      const snapshot = await snapshotOf(url, (s) => s.jobs.some((j) => j.name.includes(join(dir, 'late'))));
       const job = snapshot.jobs.find((j) => j.name.includes(join(dir, 'late')))!;
       expect(job.shards).toMatchObject({ done: 1, failed: 0 });
       expect(job.successes).toBe(10 - 1);

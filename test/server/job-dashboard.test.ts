@@ -5,32 +5,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ProgressCounter } from '../../src/download/progress.js';
 import { downloadJob, startJobDashboard } from '../../src/server/job-dashboard.js';
 import { startImageServer, type ImageServer } from '../helpers/image-server.js';
+import { snapshotOf } from '../helpers/events.js';
 import { tempDir } from '../helpers/tmp.js';
 
 const CLI = join(import.meta.dirname, '../../dist/cli/main.js');
 type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
-
-/** The first `snapshot` event of /api/events that `accept` takes. */
-async function snapshotOf(base: string, accept: (s: Json) => boolean, ms = 10_000): Promise<Json> {
-  const controller = new AbortController();
-  const timer = setTimeout(() => controller.abort(), ms);
-  try {
-    const res = await fetch(`${base}/api/events`, { signal: controller.signal });
-    let buffer = '';
-    for await (const chunk of res.body!) {
-      buffer += Buffer.from(chunk).toString('utf8');
-      for (const m of buffer.matchAll(/event: snapshot\ndata: (.*)\n\n/g)) {
-        const s = JSON.parse(m[1]!) as Json;
-        if (accept(s)) return s;
-      }
-      buffer = buffer.slice(buffer.lastIndexOf('\n\n') + 2);
-    }
-    throw new Error('the event stream ended');
-  } finally {
-    clearTimeout(timer);
-    controller.abort();
-  }
-}
 
 let images: ImageServer;
 beforeAll(async () => {
