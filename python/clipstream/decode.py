@@ -1,5 +1,5 @@
 """Decoding a sample's image member: JPEG/PNG/WebP through torchvision or PIL, `encode_format: npy` pixels with no
-decoding at all. torch and PIL are imported when first needed."""
+decoding at all. PIL and torchvision are imported when first needed."""
 
 import functools
 import io

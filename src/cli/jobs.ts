@@ -1,4 +1,5 @@
 import { Command } from 'commander';
+import { formatReasons } from '../core/failure-hints.js';
 import type { QueueStatus } from '../queue/status.js';
 import { formatDuration } from './progress-view.js';
 import { toNumber } from './parse.js';
@@ -20,7 +21,10 @@ export function jobsCommand(): Command {
     .action(async (flags: { queue: string; json: boolean; watch?: number; port?: number }) => {
       await withQueue(flags.queue, async ({ redis, queue }) => {
         const { queueStatus } = await import('../queue/status.js');
-        if (flags.port !== undefined) return serveDashboard(flags.port, () => queueStatus(redis, queue));
+        if (flags.port !== undefined) {
+          const { displayUrl } = await import('../queue/connection.js');
+          return serveDashboard(flags.port, () => queueStatus(redis, queue), displayUrl(flags.queue));
+        }
         for (;;) {
           const status = await queueStatus(redis, queue);
           process.stdout.write(flags.json ? JSON.stringify(status, null, 2) + '\n' : formatStatus(status));
@@ -88,22 +92,14 @@ async function withQueue<T>(
  * The dashboard of `clipstream serve` (src/server/job-dashboard.ts) with one job per run, its counts read from Redis
  * every second: samples/s, attempts, failures and reasons, shards done / skipped / active / waiting / failed.
  */
-async function serveDashboard(port: number, status: () => Promise<QueueStatus>): Promise<void> {
+async function serveDashboard(port: number, status: () => Promise<QueueStatus>, url: string): Promise<void> {
   const { startJobDashboard } = await import('../server/job-dashboard.js');
-  const { runJobs } = await import('../queue/dashboard.js');
-  let latest = await status();
-  const jobs = [runJobs(() => latest)];
-  const dashboard = await startJobDashboard({ port, jobs });
+  const { pollStatus } = await import('../queue/dashboard.js');
+  const poll = await pollStatus(status, url);
+  const dashboard = await startJobDashboard({ port, jobs: [poll.jobs] });
   process.stderr.write(`queue dashboard: ${dashboard.url}/#dashboard (Ctrl-C stops it)\n`);
-  const stopped = new Promise<void>((resolve) => process.once('SIGINT', () => resolve()));
-  const timer = setInterval(() => {
-    status().then(
-      (s) => (latest = s),
-      () => {},
-    ); // Redis away: the page keeps the last counts
-  }, 1000);
-  await stopped;
-  clearInterval(timer);
+  await new Promise<void>((resolve) => process.once('SIGINT', () => resolve()));
+  poll.close();
   await dashboard.close();
 }
 
@@ -127,8 +123,7 @@ export function formatStatus(s: QueueStatus): string {
       `  shards: ${r.done} done, ${r.active} active, ${r.waiting} waiting, ${r.failed} failed of ${r.shards}${r.enqueued ? '' : '+ (still enqueuing)'}; ${r.skipped} done before`,
       `  samples: ${r.successes} ok of ${r.count} in done shards; ${r.processed} processed`,
     );
-    const top = Object.entries(r.reasons).slice(0, 5);
-    if (top.length > 0) out.push(`  failure reasons: ${top.map(([k, n]) => `${k} ${n}`).join(', ')}`);
+    if (Object.keys(r.reasons).length > 0) out.push(`  failure reasons: ${formatReasons(r.reasons)}`);
     for (const f of r.failedShards.slice(0, 10)) out.push(`  shard ${f.shardId} FAILED: ${f.message}`);
   }
   return out.join('\n') + '\n';

@@ -39,8 +39,9 @@ export function normalizeFlags(argv: string[]): string[] {
 }
 
 /**
- * img2dataset and clip-retrieval take fsspec URLs (s3://, gs://, hf://…) for their folders; we read and write
- * local paths only. Without this check `s3://bucket/out` would quietly become a local folder named `s3:`.
+ * img2dataset and clip-retrieval take fsspec URLs (s3://, gs://, hf://…) for their folders; we take local paths,
+ * and s3:// (`s3`) or http(s) (`urls`) where the flag says so. Without this check `gs://bucket/out` would quietly
+ * become a local folder named `gs:`.
  */
 export function toLocalPath(flag: string, options: { urls?: boolean; s3?: boolean } = {}) {
   return (value: string): string => localPathOf(value, flag, options);

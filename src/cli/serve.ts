@@ -8,6 +8,7 @@ import { createFetcher } from '../fetch/index.js';
 import { openIndexAt } from '../index/open-backend.js';
 import type { Index } from '../index/search.js';
 import { loadPlan } from '../select/index.js';
+import { isLoopbackHost } from '../server/access.js';
 import { createServer } from '../server/app.js';
 import { indexLocation, readIndicesPaths, type IndexEntry } from '../server/indices-paths.js';
 import { openServedStream, type ServedStream } from '../server/streams.js';
@@ -130,7 +131,7 @@ function tokenOf(flags: ServeFlags): string | undefined {
   const token = flags.token ?? (process.env.CLIPSTREAM_TOKEN || undefined);
   if (token !== undefined && !/^[\x21-\x7e]{8,256}$/.test(token))
     throw invalidOption('Expected 8 to 256 printable characters without spaces for --token (or CLIPSTREAM_TOKEN)');
-  if (token === undefined && !isLoopback(flags.host)) {
+  if (token === undefined && !isLoopbackHost(flags.host)) {
     throw invalidOption(`--host ${flags.host} makes the server reachable from other machines: it then needs a token`, {
       hint: 'Pass --token TOKEN or set CLIPSTREAM_TOKEN (e.g. CLIPSTREAM_TOKEN=$(openssl rand -hex 16)); clients send it as "Authorization: Bearer TOKEN".',
     });
@@ -181,8 +182,6 @@ async function listen(app: ReturnType<typeof createServer>, port: number, host: 
     throw listenError(err, port, host);
   }
 }
-
-const isLoopback = (host: string) => host === 'localhost' || host === '::1' || /^127\./.test(host);
 
 function namedPairs(
   values: string[],

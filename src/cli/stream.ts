@@ -114,11 +114,6 @@ export function streamCommand(): Command {
 }
 
 /**
- * Streams the samples as one webdataset tar on stdout. A reader that goes away (`| head -c 1000` closes the pipe:
- * EPIPE) ends the run quietly, as it ends any Unix filter, and the stream is closed so that downloads stop at
- * once rather than at the next sample; false then.
- */
-/**
  * One partition as a tar on stdout (the shared partition loop). A reader that goes away (`| head -c 1000` closes
  * the pipe: EPIPE) ends the run quietly, stops the stream and returns false.
  */

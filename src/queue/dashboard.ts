@@ -31,25 +31,60 @@ function countersOf(r: RunStatus): JobCounters {
 }
 
 /**
- * A queue's runs for the dashboard of `clipstream serve --queue`: the status read from Redis every second (Redis
- * away: the last one kept). `close()` stops reading and disconnects.
+ * A queue's runs for a dashboard (`clipstream serve --queue`, `jobs status --port`): the status read every second,
+ * the next read starting when the last one ended (a slow Redis is not asked twice at once). Redis away: the page
+ * keeps the last counts and stderr says so once, and again when it answers. `close()` stops reading.
  */
+export async function pollStatus(
+  read: () => Promise<QueueStatus>,
+  url: string,
+): Promise<{ jobs: JobSource; close(): void }> {
+  let latest = await read();
+  let failing = false;
+  let timer: NodeJS.Timeout | undefined;
+  let closed = false;
+  const next = () => {
+    if (closed) return;
+    timer = setTimeout(() => {
+      read()
+        .then(
+          (s) => {
+            latest = s;
+            if (failing) process.stderr.write(`queue status: ${url} answers again\n`);
+            failing = false;
+          },
+          (err: unknown) => {
+            if (!failing)
+              process.stderr.write(
+                `queue status: cannot read ${url} (${(err as Error).message}); the dashboard shows the last counts\n`,
+              );
+            failing = true;
+          },
+        )
+        .finally(next);
+    }, 1000);
+  };
+  next();
+  return {
+    jobs: runJobs(() => latest),
+    close: () => {
+      closed = true;
+      clearTimeout(timer);
+    },
+  };
+}
+
+/** `serve --queue URL`: connects, polls the status for the dashboard; `close()` stops and disconnects. */
 export async function watchQueue(url: string): Promise<{ url: string; jobs: JobSource; close(): Promise<void> }> {
   const redis = await connectQueue(url);
   const queue = openShardQueue(url);
-  let latest: QueueStatus | undefined;
-  const read = () =>
-    queueStatus(redis, queue).then(
-      (s) => void (latest = s),
-      () => {},
-    );
-  await read();
-  const timer = setInterval(() => void read(), 1000);
+  const shown = displayUrl(url);
+  const poll = await pollStatus(() => queueStatus(redis, queue), shown);
   return {
-    url: displayUrl(url),
-    jobs: runJobs(() => latest),
+    url: shown,
+    jobs: poll.jobs,
     close: async () => {
-      clearInterval(timer);
+      poll.close();
       await queue.close();
       redis.disconnect();
     },

@@ -95,9 +95,14 @@ export function registerHostCheck(app: FastifyInstance): void {
   });
 }
 
-/** `localhost`, `*.localhost`, 127.0.0.0/8 or [::1], with or without a port. */
+/**
+ * `localhost`, `*.localhost`, 127.0.0.0/8 or ::1: a Host header (with or without a port, [::1] bracketed) or a
+ * --host value (::1 bare). The one test of "only this machine" for the token check and the Host check.
+ */
 export function isLoopbackHost(host: string): boolean {
-  const name = host.toLowerCase().replace(/:\d+$/, '').replace(/\.$/, '');
+  const lower = host.toLowerCase();
+  if (lower === '::1') return true;
+  const name = lower.replace(/:\d+$/, '').replace(/\.$/, '');
   return (
     name === 'localhost' ||
     name.endsWith('.localhost') ||

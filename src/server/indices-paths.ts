@@ -9,6 +9,7 @@ import { dirname, isAbsolute, resolve } from 'node:path';
 import { z } from 'zod';
 import { invalidOption } from '../core/errors.js';
 import { localPathOf, parseOptions } from '../core/validation.js';
+import { isHttpUrl } from '../io/byte-source.js';
 import type { OpenIndexOptions } from '../index/open-backend.js';
 
 export interface IndexEntry extends OpenIndexOptions {
@@ -95,12 +96,11 @@ const FILE_HINT =
 /** A folder (relative to `base`) or an http(s) URL. */
 export function indexLocation(value: string, what: string, base: string): string {
   const location = localPathOf(value, what, { urls: true });
-  return /^https?:\/\//i.test(location) || isAbsolute(location) ? location : resolve(base, location);
+  return isHttpUrl(location) || isAbsolute(location) ? location : resolve(base, location);
 }
 
 /** Whether two index locations name the same index: URLs compared as written (but a trailing slash), folders resolved. */
 export function sameLocation(a: string, b: string): boolean {
-  const url = (s: string) => /^https?:\/\//i.test(s);
-  if (url(a) || url(b)) return a.replace(/\/+$/, '') === b.replace(/\/+$/, '');
+  if (isHttpUrl(a) || isHttpUrl(b)) return a.replace(/\/+$/, '') === b.replace(/\/+$/, '');
   return resolve(a) === resolve(b);
 }

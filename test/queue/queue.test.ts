@@ -138,7 +138,9 @@ describe('download --distributor queue with clipstream worker', () => {
         });
         child.on('close', () => reject(new Error(`exited before the dashboard: ${stderr}`)));
       });
-      const snapshot = await snapshotOf(url, (s) => s.jobs.some((j) => j.name.includes(join(dir, 'dash'))));
+      const snapshot = await snapshotOf(url, (s) =>
+        s.jobs.some((j) => j.name.includes(join(dir, 'dash')) && j.shards?.done === 2),
+      );
       const job = snapshot.jobs.find((j) => j.name.includes(join(dir, 'dash')))!;
       expect(job.shards).toEqual({ done: 2, skipped: 0, active: 0, waiting: 0, failed: 0 });
       expect(job.successes).toBe(20 - 2);
@@ -166,7 +168,9 @@ describe('download --distributor queue with clipstream worker', () => {
       workers.push(startWorker(redis.url, 'late'));
       expect((await run(queued(list, join(dir, 'late')))).code).toBe(0);
       // the server reads the queue once a second: the run shows within a few snapshots
-      const snapshot = await snapshotOf(url, (s) => s.jobs.some((j) => j.name.includes(join(dir, 'late'))));
+      const snapshot = await snapshotOf(url, (s) =>
+        s.jobs.some((j) => j.name.includes(join(dir, 'late')) && j.shards?.done === 1),
+      );
       const job = snapshot.jobs.find((j) => j.name.includes(join(dir, 'late')))!;
       expect(job.shards).toMatchObject({ done: 1, failed: 0 });
       expect(job.successes).toBe(10 - 1);

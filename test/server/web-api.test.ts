@@ -8,6 +8,7 @@ import { createFetcher, type Fetcher } from '../../src/fetch/index.js';
 import { openIndex, type Index } from '../../src/index/index.js';
 import { readTarSamples } from '../../src/io/tar-read.js';
 import { readSpec, resolvePlan } from '../../src/select/index.js';
+import { isLoopbackHost } from '../../src/server/access.js';
 import { createServer, type ServerOptions } from '../../src/server/app.js';
 import { solidImage } from '../clip/helpers.js';
 import { tempDir } from '../helpers/tmp.js';
@@ -513,6 +514,10 @@ describe('access', () => {
     for (const host of [`127.0.0.1:${port}`, `localhost:${port}`, `[::1]:${port}`, 'LOCALHOST', `127.1.2.3:${port}`])
       expect((await get(host)).status, host).toBe(200);
     expect((await get(`127.0.0.1.attacker.example:${port}`)).status).toBe(403);
+    // the same test decides whether serve --host needs a token
+    for (const host of ['::1', '127.0.0.1', 'localhost']) expect(isLoopbackHost(host), host).toBe(true);
+    for (const host of ['0.0.0.0', '::', '10.0.0.5', '127.0.0.1.example'])
+      expect(isLoopbackHost(host), host).toBe(false);
   });
 
   const TOKEN = 'correct-horse-battery';
