@@ -42,10 +42,6 @@ export function parseS3Url(url: string): S3Location {
   return { bucket, key: (match?.[2] ?? '').replace(/\/+$/, '') };
 }
 
-export function s3Url(loc: S3Location): string {
-  return `s3://${loc.bucket}/${loc.key}`;
-}
-
 /** A child of an S3 "folder": `join(s3://b/out, 00000.tar)` → `s3://b/out/00000.tar`. */
 export function s3Join(folderUrl: string, name: string): string {
   return folderUrl.replace(/\/+$/, '') + '/' + name;

@@ -81,11 +81,17 @@ export async function connectQueue(url: string): Promise<Redis> {
       (async () => {
         await client.connect();
         await client.ping();
+        // ioredis's own SELECT on connect fails quietly (an 'error' event) and leaves the client on database 0
+        await client.select(options.db ?? 0);
       })(),
       deadline,
     ]);
   } catch (err) {
     client.disconnect();
+    if (/DB index is out of range/i.test((err as Error).message))
+      throw invalidOption(`--queue ${displayUrl(url)}: this Redis has no database ${options.db}`, {
+        hint: 'Redis has databases 0–15 unless its config says otherwise (databases N): pick one of those.',
+      });
     const why = [(err as Error).message, lastError?.message].filter((m) => m !== undefined);
     const auth = why.some((m) => /NOAUTH|WRONGPASS|AUTH/.test(m));
     throw queueUnavailable(`cannot reach the queue's Redis at ${displayUrl(url)}: ${[...new Set(why)].join('; ')}`, {

@@ -3,7 +3,6 @@ import { join } from 'node:path';
 import type { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { explainNoSuccess } from '../download/diagnose.js';
-import { shardName } from '../download/keys.js';
 import { parseDownloadOptions, type DownloadOptions, type DownloadOptionsInput } from '../download/options.js';
 import { shardTarget, type ShardTarget } from '../sink/index.js';
 import { listOptionsOf, prepareOutputFolder, shardTasks, type DownloadSummary } from '../download/run.js';
@@ -12,13 +11,8 @@ import { inspectUrlList, readUrlList } from '../io/url-list.js';
 import { encodeValue } from './codec.js';
 import { connectQueue } from './connection.js';
 import { followRun, type FollowHooks } from './follow.js';
-import { jobIdOf, openShardQueue, type ShardJobData } from './jobs.js';
+import { jobIdOf, openShardQueue, shardInputName, type ShardJobData } from './jobs.js';
 import { createRun, getRun, runIdOf, updateRun, type RunCounts, type RunRecord } from './runs.js';
-
-/** A shard's input rows, next to the output (img2dataset's `_tmp/{shard}.feather`). */
-export function shardInputName(shardId: number, oomShardCount: number): string {
-  return `_tmp/${shardName(shardId, oomShardCount)}.rows`;
-}
 
 export interface QueuedDownloadHooks extends FollowHooks {
   /** Called once the run is known: started afresh, or re-attached. */

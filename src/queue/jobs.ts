@@ -1,5 +1,6 @@
 import { Queue, type Job } from 'bullmq';
 import { KEY_PREFIX, parseQueueUrl, SHARD_QUEUE } from './connection.js';
+import { shardName } from '../download/keys.js';
 
 /** What a shard job carries: which run, which shard. Options and rows are in the run record and `_tmp/`. */
 export interface ShardJobData {
@@ -42,4 +43,9 @@ export async function jobsOfRun(
 ): Promise<Job<ShardJobData>[]> {
   const jobs = (await queue.getJobs(states)) as Job<ShardJobData>[];
   return jobs.filter((j) => j !== undefined && shardOfJob(runId, j.id) !== undefined);
+}
+
+/** A shard's input rows, next to the output (img2dataset's `_tmp/{shard}.feather`). */
+export function shardInputName(shardId: number, oomShardCount: number): string {
+  return `_tmp/${shardName(shardId, oomShardCount)}.rows`;
 }

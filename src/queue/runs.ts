@@ -203,8 +203,3 @@ export async function getCounts(redis: Redis, id: string): Promise<RunCounts> {
     },
   };
 }
-
-/** Shard ids recorded done. */
-export async function doneShards(redis: Redis, id: string): Promise<number[]> {
-  return (await redis.hkeys(key(id, 'done'))).map(Number);
-}

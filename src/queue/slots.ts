@@ -5,8 +5,7 @@ import { emptyDelta, type SampleDelta } from '../download/progress.js';
 import { createWorkerRunner } from '../download/runner.js';
 import type { ShardTask } from '../download/shard.js';
 import { decodeValue } from './codec.js';
-import { shardInputName } from './head.js';
-import type { ShardJobData } from './jobs.js';
+import { shardInputName, type ShardJobData } from './jobs.js';
 import type { InferenceRunOptions, RunRecord } from './runs.js';
 
 /** A run's work on this machine: what it needs loaded once (worker threads, a model), and one shard at a time. */

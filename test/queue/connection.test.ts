@@ -44,6 +44,17 @@ describe('a Redis with a password', () => {
   }, 600_000);
   afterAll(() => redis?.stop());
 
+  it('a database this Redis does not have is refused (ioredis would quietly stay on database 0)', async () => {
+    const err = await connectQueue(`redis://:hunter2@127.0.0.1:${redis.port}/42`).then(
+      () => undefined,
+      (e: unknown) => e as Error & { code: string; hint: string },
+    );
+    expect(err?.code).toBe('INVALID_OPTION');
+    expect(err?.message).toMatch(/has no database 42/);
+    expect(err?.message).not.toContain('hunter2');
+    expect(err?.hint).toMatch(/0–15/);
+  });
+
   it('connects with it; without it (or a wrong one) is a clear error that hides it', async () => {
     const ok = await connectQueue(`redis://:hunter2@127.0.0.1:${redis.port}/0`);
     expect(await ok.ping()).toBe('PONG');
