@@ -1,4 +1,5 @@
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
+import { dot } from './faiss/vectors.js';
 
 /** How a search's rows are deduplicated: urls seen before, and near-duplicates of a better-ranked row. */
 export interface DedupOptions {
@@ -61,7 +62,7 @@ export async function nearDuplicatesKept(vectors: Float32Array[], threshold: num
   let slice = performance.now();
   for (let i = 0; i < unit.length; i++) {
     for (let j = i + 1; j < unit.length; j++) {
-      if (dot(unit[i]!, unit[j]!) <= threshold) continue;
+      if (dot(unit[i]!, 0, unit[j]!, 0, unit[i]!.length) <= threshold) continue;
       const [a, b] = [root(i), root(j)];
       // The smaller index stays the root: a group's root is its best-ranked member.
       if (a !== b) parent[Math.max(a, b)] = Math.min(a, b);
@@ -79,10 +80,4 @@ function unitLength(v: Float32Array): Float32Array {
   for (const x of v) norm += x * x;
   norm = Math.sqrt(norm);
   return norm > 0 ? v.map((x) => x / norm) : v;
-}
-
-function dot(a: Float32Array, b: Float32Array): number {
-  let s = 0;
-  for (let i = 0; i < a.length; i++) s += a[i]! * b[i]!;
-  return s;
 }

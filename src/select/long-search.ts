@@ -443,12 +443,5 @@ function candidateLines(query: string, records: SpillRecord[]): { data: Buffer; 
   return { data, lengths };
 }
 
-/** FNV-1a of a string: which bucket a url (or an id outside the index's range) goes to. */
-function urlHash(text: string): number {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < text.length; i++) {
-    h ^= text.charCodeAt(i);
-    h = Math.imul(h, 0x01000193);
-  }
-  return h >>> 0;
-}
+/** Which bucket a url (or an id outside the index's range) goes to: FNV-1a, as seeds are made. */
+const urlHash = stringSeed;

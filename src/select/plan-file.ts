@@ -152,7 +152,9 @@ async function readHeader(dir: string): Promise<PlanHeader & { warnings?: string
     planned.length === 0 ||
     !planned.every((n) => Number.isSafeInteger(n) && n >= 0)
   ) {
-    throw inputMalformed(`${joinAt(dir, PLAN_FILE)} is not a plan of format_version 2`);
+    throw inputMalformed(`${joinAt(dir, PLAN_FILE)} is not a plan of format_version 2`, {
+      hint: `Is ${dir} a plan folder? Make it again with: clipstream plan SPEC --output ${dir}`,
+    });
   }
   // A plan written before an image option existed gets its default (the stored id stays the plan's id).
   try {

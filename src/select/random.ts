@@ -29,16 +29,6 @@ export function stringSeed(text: string): number {
   return h >>> 0;
 }
 
-/** Fisher–Yates with a seeded generator, on an array or a typed array. */
-export function shuffleInPlace<L extends { length: number; [i: number]: unknown }>(items: L, seed: number): L {
-  const rand = new Random(seed);
-  for (let i = items.length - 1; i > 0; i--) {
-    const j = Math.floor(rand.next() * (i + 1));
-    [items[i], items[j]] = [items[j]!, items[i]!];
-  }
-  return items;
-}
-
 /** murmur3's 32-bit finaliser: every input bit flips about half of the output bits. */
 function fmix32(h: number): number {
   h ^= h >>> 16;

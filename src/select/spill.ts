@@ -137,11 +137,17 @@ export class SpillWriter {
   }
 }
 
+/** A bucket never written to has no files: empty. Any other read error (EIO, EMFILE) must not lose its rows. */
+function emptyIfMissing(err: unknown): Buffer {
+  if ((err as NodeJS.ErrnoException).code === 'ENOENT') return Buffer.alloc(0);
+  throw err;
+}
+
 /** A bucket's records (flushed first by the caller), with their payloads unless `payloads` is false. */
 export async function readBucket(dir: string, bucket: number, payloads = true): Promise<SpillRecord[]> {
-  const records = await readFile(join(dir, `b${bucket}.rec`)).catch(() => Buffer.alloc(0));
+  const records = await readFile(join(dir, `b${bucket}.rec`)).catch(emptyIfMissing);
   const datPath = join(dir, `b${bucket}.dat`);
-  const data = payloads ? await readFile(datPath).catch(() => Buffer.alloc(0)) : undefined;
+  const data = payloads ? await readFile(datPath).catch(emptyIfMissing) : undefined;
   const out: SpillRecord[] = new Array(Math.floor(records.length / RECORD_BYTES));
   for (let i = 0, at = 0; i < out.length; i++, at += RECORD_BYTES) {
     const length = records.readUInt32LE(at + 20);
