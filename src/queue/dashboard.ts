@@ -14,7 +14,8 @@ export function runJobs(latest: () => QueueStatus | undefined): JobSource {
 function countersOf(r: RunStatus): JobCounters {
   const failures = Math.max(0, r.processed - r.successes);
   return {
-    name: `run ${r.id} → ${r.output} (${r.state})`,
+    name: `run ${r.id} → ${r.output}`,
+    state: r.state,
     kind: 'download',
     delivered: r.successes,
     target: null,

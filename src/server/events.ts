@@ -76,6 +76,10 @@ export function registerEvents(app: FastifyInstance, ctx: ServerContext): void {
       history.set(job.name, points);
       return point;
     });
+    // jobs that are gone (a queued run removed from Redis) take their history with them
+    const present = new Set(list.map((job) => job.name));
+    for (const name of [...history.keys()]) if (!present.has(name)) history.delete(name);
+    for (const name of [...last.keys()]) if (!present.has(name)) last.delete(name);
     const message: EventsSnapshot = {
       time: now / 1000,
       rss: process.memoryUsage.rss(),

@@ -98,6 +98,8 @@ export interface JobCounters {
   shards?: { done: number; skipped: number; active?: number; waiting?: number; failed?: number };
   /** Stream: per query and partition, and the latest samples (src/server/stream-progress.ts). */
   progress?: StreamProgressSnapshot;
+  /** A queued run's state (running, done, cancelled…): apart from the name, which keys the job's history. */
+  state?: string;
 }
 
 export interface RatePoint {

@@ -114,7 +114,8 @@ function JobPanel({ job, points }: { job: Job; points: RatePoint[] }) {
   return (
     <article class="job" aria-label={`${job.kind} ${job.name}`} data-job={job.name}>
       <h3>
-        {job.kind} <strong>{job.name}</strong>: <span data-field="delivered">{job.delivered}</span>
+        {job.kind} <strong>{job.name}</strong>
+        {job.state ? ` (${job.state})` : ''}: <span data-field="delivered">{job.delivered}</span>
         {job.target !== null && (
           <>
             {' '}
