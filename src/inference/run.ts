@@ -1,4 +1,4 @@
-import { mkdir, mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { Readable } from 'node:stream';
 import { basename, extname, join, relative } from 'node:path';
@@ -172,12 +172,16 @@ async function writePartition(
 async function writeMetadata(path: string, rows: Record<string, unknown>[]): Promise<void> {
   const names = [...new Set(rows.flatMap((r) => Object.keys(r)))];
   const columns: ParquetColumn[] = names.map((name) => ({ name, type: inferColumnTypeOf(rows.map((r) => r[name])) }));
-  const writer = await openParquetWriter(path, columns);
+  // the metadata file says its partition is done: written aside and renamed, never seen half-written
+  const partial = `${path}.partial`;
+  const writer = await openParquetWriter(partial, columns);
   try {
     for (const row of rows) await writer.writeRow(row);
     await writer.close();
+    await rename(partial, path);
   } catch (err) {
-    await writer.abort();
+    await writer.abort().catch(() => {}); // already closed when the rename failed
+    await rm(partial, { force: true });
     throw err;
   }
 }
