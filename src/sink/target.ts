@@ -1,4 +1,4 @@
-import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { outputConflict } from '../core/errors.js';
 import { collect, parallelMapUnordered } from '../core/async.js';
@@ -74,11 +74,19 @@ function localTarget(folder: string): ShardTarget {
       await writeFile(`${path}.partial`, bytes, { flush: true });
       await rename(`${path}.partial`, path);
     },
-    async readFile(name) {
-      return readFile(join(folder, name)).catch((err: NodeJS.ErrnoException) => {
-        if (err.code === 'ENOENT') return undefined;
-        throw err;
-      });
+    async readFile(name, maxBytes) {
+      const path = join(folder, name);
+      const size = await stat(path).then(
+        (s) => s.size,
+        (err: NodeJS.ErrnoException) => {
+          if (err.code === 'ENOENT') return undefined;
+          throw err;
+        },
+      );
+      if (size === undefined) return undefined;
+      // as s3ReadSmall: a damaged or foreign file is refused, not read whole
+      if (size > maxBytes) throw outputConflict(`${path} is ${size} bytes, more than the ${maxBytes} expected`);
+      return readFile(path);
     },
     removeFiles: async (names) => void (await Promise.all(names.map((n) => rm(join(folder, n), { force: true })))),
   };

@@ -189,7 +189,11 @@ async function joinManifest(prefix: string, shards: number, local: string): Prom
     for (let i = 0; i < shards; i++) {
       const url = s3Join(prefix, `${MANIFEST_PARTS}/${String(i).padStart(5, '0')}.jsonl`);
       const { source } = await openByteSource(url);
-      for await (const chunk of sequentialChunks(source)) await handle.write(chunk);
+      try {
+        for await (const chunk of sequentialChunks(source)) await handle.write(chunk);
+      } finally {
+        await source.close();
+      }
     }
   } finally {
     await handle.close();
