@@ -5,7 +5,7 @@ import { openIndex } from '../index/index.js';
 import { loadPlan } from '../select/index.js';
 import { createServer } from '../server/app.js';
 import { openServedStream } from '../server/streams.js';
-import { tellOnStderr } from './serve.js';
+import { tellOnStderr } from '../select/plan-warnings.js';
 
 /**
  * `clipstream demo --ui`: the demo world served again (its images, index and model) and the page of `clipstream

@@ -5,7 +5,7 @@ import type { Plan } from '../select/plan.js';
 import { quotas } from '../stream/partition.js';
 import { planProgress } from './plan-progress.js';
 import { toLocalPath, toNumber } from './parse.js';
-import { warnWhenResolved } from './plan-warnings.js';
+import { warningsOnStderr, warnWhenResolved } from '../select/plan-warnings.js';
 
 // Loaded when the command runs (`--help` needs none of it): LanceDB for the search, ~50–100 ms.
 const planning = () =>
@@ -51,7 +51,7 @@ export function planCommand(): Command {
         await plan.close?.();
       }
       process.stdout.write(planTable(plan, flags.partitions));
-      warnWhenResolved(plan, '');
+      warnWhenResolved(plan, '', warningsOnStderr);
       const where = remote ? flags.output : resolve(flags.output);
       process.stdout.write(planSummary(plan, where, (performance.now() - start) / 1000, bytes));
     });

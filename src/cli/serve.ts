@@ -8,6 +8,7 @@ import { createFetcher } from '../fetch/index.js';
 import { openIndexAt } from '../index/open-backend.js';
 import type { Index } from '../index/search.js';
 import { loadPlan } from '../select/index.js';
+import { tellOnStderr } from '../select/plan-warnings.js';
 import { isLoopbackHost } from '../server/access.js';
 import { createServer } from '../server/app.js';
 import { indexLocation, readIndicesPaths, type IndexEntry } from '../server/indices-paths.js';
@@ -138,10 +139,6 @@ function tokenOf(flags: ServeFlags): string | undefined {
   }
   return token;
 }
-
-/** How a served stream's warnings and its plan's failure are told on the command line. */
-export const tellOnStderr = (level: 'warning' | 'error', line: string) =>
-  process.stderr.write(`clipstream: ${level}: ${line}\n`);
 
 /** Fails fast on a port in use or an address not of this machine (listen() checks again at the end). */
 async function checkPortFree(port: number, host: string): Promise<void> {

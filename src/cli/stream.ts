@@ -7,7 +7,7 @@ import { partitionOf } from '../stream/partition.js';
 import type { StreamStats } from '../stream/stats.js';
 import { countProgress } from './count-progress.js';
 import { toLocalPath, toNumber } from './parse.js';
-import { warnWhenResolved } from './plan-warnings.js';
+import { warningsOnStderr, warnWhenResolved } from '../select/plan-warnings.js';
 
 // The command's work loads when it runs (`--help` needs none of it): LanceDB for a spec, undici and sharp for the
 // downloads, each ~50–100 ms to load.
@@ -72,7 +72,7 @@ export function streamCommand(): Command {
       const plan = await loadPlan(source, { whileSearching: () => (loading = engine()).catch(() => {}) });
       const [{ streamPartition }, { createStreamContext }] = await (loading ?? engine());
       // From a spec, streaming starts on each query's first block while the long search runs.
-      warnWhenResolved(plan, '');
+      warnWhenResolved(plan, '', warningsOnStderr);
       const context = await createStreamContext(plan);
       const progress = countProgress(`stream p${partition.index}/${partition.count}`, 'samples');
       const start = performance.now();

@@ -1,3 +1,4 @@
+import { warnWhenResolved, type Tell } from '../select/plan-warnings.js';
 import type { FastifyInstance } from 'fastify';
 import { Gauge } from 'prom-client';
 import { invalidOption, notFound } from '../core/errors.js';
@@ -38,12 +39,9 @@ export function servedStream(plan: Plan, context: CandidateContext): ServedStrea
 export async function openServedStream(
   name: string,
   plan: Plan,
-  tell: (level: 'warning' | 'error', line: string) => void,
+  tell: Tell,
 ): Promise<{ stream: ServedStream; context: { close(): Promise<void> } }> {
-  const warn = () => plan.warnings.forEach((w) => tell('warning', `stream ${name}: ${w}`));
-  const failed = (err: unknown) => tell('error', `stream ${name}: ${err instanceof Error ? err.message : String(err)}`);
-  if (plan.pending) plan.pending.then(warn, failed);
-  else warn();
+  warnWhenResolved(plan, `stream ${name}: `, tell);
   const context = await createStreamContext(plan);
   const close = async () => {
     await context.close();

@@ -2,7 +2,7 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, test, vi } from 'vitest';
-import { tellOnStderr } from '../../src/cli/serve.js';
+import { tellOnStderr } from '../../src/select/plan-warnings.js';
 import { createFetcher } from '../../src/fetch/index.js';
 import { readTarSamples } from '../../src/io/tar-read.js';
 import { candidatesOf, loadPlan, type Plan } from '../../src/select/index.js';
