@@ -1,4 +1,4 @@
-import { copyFile, readdir, rm } from 'node:fs/promises';
+import { copyFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startImageServer, type ImageServer } from '../helpers/image-server.js';
@@ -126,6 +126,21 @@ describe('queue faults', () => {
     const again = await run(queued(list, out));
     expect(again.code).toBe(0);
     await expectWhole(out, 30);
+  });
+
+  it('--max-shard-retry N: a shard whose failure may pass is tried N + 1 times, then reported', async () => {
+    const dir = await tempDir();
+    const out = join(dir, 'out');
+    const list = await writeList(dir, images, 30);
+    const head = run(queued(list, out, ['--max-shard-retry', '2']));
+    await until('the run to be enqueued', () => runEnqueued(out));
+    await writeFile(join(out, '_tmp', '00001.rows'), 'not the rows the head wrote'); // unreadable, not missing
+    const worker = startWorker(redis.url, 'n1');
+    workers.push(worker);
+    const failed = await head;
+    expect(failed.code).toBe(1);
+    expect(failed.stdout).toMatch(/shard 1 FAILED: /);
+    expect(worker.log().match(/shard 1 of run \S+ failed: /g)).toHaveLength(3);
   });
 
   it('jobs cancel: waiting shards leave the queue and the head ends saying so', async () => {
