@@ -213,3 +213,20 @@ export function errorReply(err: FastifyError | ClipstreamError): {
     },
   };
 }
+
+/**
+ * The index a request names, or the error that lists what this server has: clip back's routes answer a bad
+ * `indice_name` as clip back does (QUERY_INVALID, 400), the page's routes a missing resource (NOT_FOUND, 404).
+ */
+export function indexNamed(
+  ctx: ServerContext,
+  name: string,
+  { field = 'index', error = notFound }: { field?: string; error?: typeof notFound } = {},
+): Index {
+  const index = ctx.indices.get(name);
+  if (!index)
+    throw error(
+      `unknown ${field} ${JSON.stringify(name)}; this server has: ${[...ctx.indices.keys()].join(', ') || 'no index'}`,
+    );
+  return index;
+}

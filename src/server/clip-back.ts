@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { queryInvalid } from '../core/errors.js';
 import { parseOptions } from '../core/validation.js';
 import type { Index } from '../index/index.js';
-import type { ServerContext } from './app.js';
+import { indexNamed, type ServerContext } from './app.js';
 import { queryVectorOf } from './query-vector.js';
 
 /** Absent fields: ClipClient sends every query field, with null for the unused ones. */
@@ -63,7 +63,7 @@ export function registerClipBackRoutes(app: FastifyInstance, ctx: ServerContext)
 
   app.post('/knn-service', async (req, reply) => {
     const body = parseOptions(knnBody, req.body ?? {}, undefined, BODY_HINT);
-    const index = indexNamed(ctx, body.indice_name);
+    const index = indexNamedByClipBack(ctx, body.indice_name);
     const skipped = SKIPPED.filter(([, asked]) => asked(body));
     if (skipped.length > 0) {
       void reply.header('x-clipstream-skipped', skipped.map(([name]) => name).join(', '));
@@ -92,7 +92,7 @@ export function registerClipBackRoutes(app: FastifyInstance, ctx: ServerContext)
 
   app.post('/metadata', async (req) => {
     const body = parseOptions(metadataBody, req.body ?? {}, undefined, BODY_HINT);
-    const index = indexNamed(ctx, body.indice_name);
+    const index = indexNamedByClipBack(ctx, body.indice_name);
     if (body.ids.length > ctx.limits.metadataIds)
       throw queryInvalid(`ids: at most ${ctx.limits.metadataIds} per request, received ${body.ids.length}`, {
         hint: 'Split the ids over several requests.',
@@ -101,14 +101,8 @@ export function registerClipBackRoutes(app: FastifyInstance, ctx: ServerContext)
   });
 }
 
-function indexNamed(ctx: ServerContext, name: string): Index {
-  const index = ctx.indices.get(name);
-  if (!index)
-    throw queryInvalid(
-      `unknown indice_name ${JSON.stringify(name)}; this server has: ${[...ctx.indices.keys()].join(', ') || 'no index'}`,
-    );
-  return index;
-}
+const indexNamedByClipBack = (ctx: ServerContext, name: string): Index =>
+  indexNamed(ctx, name, { field: 'indice_name', error: queryInvalid });
 
 /** Exactly one query field, no multilingual text, a bounded result count; returns num_result_ids. */
 function checkKnnBody(body: KnnBody, maxResults: number): number {

@@ -2,7 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import { Semaphore } from '../core/async.js';
 import { imageUnavailable, notFound, queryInvalid, serverBusy } from '../core/errors.js';
 import { defaultImageOptions, processImage, type ImageOptions } from '../image/index.js';
-import type { ServerContext } from './app.js';
+import { indexNamed, type ServerContext } from './app.js';
 
 /** Thumbnails fit in 192 × 192 pixels, as jpg: ~6 KB each, so the default 64 MB cache holds ~10 000. */
 const THUMB: ImageOptions = {
@@ -88,10 +88,7 @@ export function registerThumbRoutes(app: FastifyInstance, ctx: ServerContext): v
 
   app.get<{ Params: { index: string; file: string } }>('/thumbs/:index/:file', async (req, reply) => {
     const { index, file } = req.params;
-    if (!ctx.indices.has(index))
-      throw notFound(
-        `unknown index ${JSON.stringify(index)}; this server has: ${[...ctx.indices.keys()].join(', ') || 'no index'}`,
-      );
+    indexNamed(ctx, index);
     const m = /^(\d{1,15})\.jpg$/.exec(file);
     if (!m) throw queryInvalid(`expected /thumbs/${index}/ID.jpg with a row id but received ${JSON.stringify(file)}`);
     const t = await thumb(index, Number(m[1]));

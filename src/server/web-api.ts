@@ -1,10 +1,10 @@
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
-import { notFound, queryInvalid } from '../core/errors.js';
+import { queryInvalid } from '../core/errors.js';
 import { parseOptions } from '../core/validation.js';
 import type { Index, SearchQuery, SearchResult } from '../index/search.js';
 import { normalise } from '../select/query-embedding.js';
-import type { ServerContext } from './app.js';
+import { indexNamed as namedIndex, type ServerContext } from './app.js';
 import type { JobSource } from './events.js';
 import type { SearchAnswer, ServerInfo, ThresholdAnswer } from './wire.js';
 import { queryVectorOf } from './query-vector.js';
@@ -70,14 +70,7 @@ const NEAR_DUPLICATE = 0.94;
  * (src/server/web-spec.ts). Searches run within the heavy-request limit.
  */
 export function registerWebApi(app: FastifyInstance, ctx: ServerContext): void {
-  const indexNamed = (name: string): Index => {
-    const index = ctx.indices.get(name);
-    if (!index)
-      throw notFound(
-        `unknown index ${JSON.stringify(name)}; this server has: ${[...ctx.indices.keys()].join(', ') || 'no index'}`,
-      );
-    return index;
-  };
+  const indexNamed = (name: string): Index => namedIndex(ctx, name);
 
   app.get('/api/info', async (): Promise<ServerInfo> => ({
     indices: [...ctx.indices].map(([name, index]) => ({
